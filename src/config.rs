@@ -1,0 +1,282 @@
+//! Configuration: read once at start-up from flags, the environment and an optional TOML
+//! file (in that order of precedence) into [`Config`]. Nothing else reads the environment.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use serde::Deserialize;
+
+use crate::domain::client::CredentialLimits;
+
+/// Command line.
+#[derive(Debug, Parser)]
+#[command(
+    name = "clavis",
+    version,
+    about = "Machine-to-machine authorization server speaking the Auth0 Management API v2"
+)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server.
+    Serve(ServeArgs),
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `clavis serve` options. Every option is also an environment variable and a key of the
+/// TOML file given with `--config`.
+#[derive(Debug, Args, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServeArgs {
+    /// TOML configuration file.
+    #[arg(long, env = "CLAVIS_CONFIG")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+    /// Address to listen on.
+    #[arg(long, env = "CLAVIS_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Directory for the database, keys and generated certificates.
+    #[arg(long, env = "CLAVIS_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Database URL (default: a SQLite file in the data directory).
+    #[arg(long, env = "CLAVIS_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Public base URL; the issuer is this URL with a trailing slash.
+    #[arg(long, env = "CLAVIS_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// TLS certificate chain (PEM). Without it a local CA and certificate are generated.
+    #[arg(long, env = "CLAVIS_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long, env = "CLAVIS_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Serve plain HTTP (behind a TLS-terminating proxy).
+    #[arg(long, env = "CLAVIS_INSECURE_HTTP", num_args = 0..=1, default_missing_value = "true")]
+    pub insecure_http: Option<bool>,
+    /// Audience used when a token request names none.
+    #[arg(long, env = "CLAVIS_DEFAULT_AUDIENCE")]
+    pub default_audience: Option<String>,
+    /// Maximum credentials per client (Auth0: 4).
+    #[arg(long, env = "CLAVIS_MAX_CREDENTIALS_PER_CLIENT")]
+    pub max_credentials_per_client: Option<usize>,
+    /// Maximum credentials attached to the authentication method (Auth0: 2).
+    #[arg(long, env = "CLAVIS_MAX_CREDENTIALS_PER_METHOD")]
+    pub max_credentials_per_method: Option<usize>,
+    /// Log format.
+    #[arg(long, env = "CLAVIS_LOG_FORMAT")]
+    pub log_format: Option<LogFormat>,
+    /// Log filter (tracing-subscriber syntax), e.g. `info,clavis=debug`.
+    #[arg(long, env = "CLAVIS_LOG")]
+    pub log: Option<String>,
+    /// Master key (base64, 32 bytes) sealing secrets at rest; default: `<data-dir>/master.key`.
+    #[arg(long, env = "CLAVIS_MASTER_KEY", hide_env_values = true)]
+    #[serde(skip)]
+    pub master_key: Option<String>,
+    /// client_id of the admin client created on first start.
+    #[arg(long, env = "CLAVIS_BOOTSTRAP_CLIENT_ID")]
+    #[serde(skip)]
+    pub bootstrap_client_id: Option<String>,
+    /// Secret of the admin client created on first start.
+    #[arg(long, env = "CLAVIS_BOOTSTRAP_CLIENT_SECRET", hide_env_values = true)]
+    #[serde(skip)]
+    pub bootstrap_client_secret: Option<String>,
+}
+
+/// A secret string whose `Debug` is redacted.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
+/// How HTTPS is served.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TlsMode {
+    /// Generate (first start) or reuse a local CA and server certificate in `<data-dir>/tls/`.
+    Generated,
+    /// Given certificate chain and key.
+    Files {
+        /// Chain (PEM).
+        cert: PathBuf,
+        /// Key (PEM).
+        key: PathBuf,
+    },
+    /// Plain HTTP.
+    Insecure,
+}
+
+/// The resolved configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Listen address (port 0 picks a free port).
+    pub listen: SocketAddr,
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// Database URL.
+    pub database_url: String,
+    /// Public URL; `None` = derived from the bound address.
+    pub public_url: Option<String>,
+    /// TLS.
+    pub tls: TlsMode,
+    /// Default audience.
+    pub default_audience: Option<String>,
+    /// Credential caps.
+    pub limits: CredentialLimits,
+    /// Master key from the environment.
+    pub master_key: Option<Secret>,
+    /// Fixed bootstrap client id.
+    pub bootstrap_client_id: Option<String>,
+    /// Fixed bootstrap secret.
+    pub bootstrap_client_secret: Option<Secret>,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// Log filter.
+    pub log: String,
+}
+
+impl Config {
+    /// Defaults for a data directory (used by tests and embedding).
+    pub fn for_data_dir(data_dir: &Path) -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8443)),
+            data_dir: data_dir.to_path_buf(),
+            database_url: sqlite_url(data_dir),
+            public_url: None,
+            tls: TlsMode::Generated,
+            default_audience: None,
+            limits: CredentialLimits::default(),
+            master_key: None,
+            bootstrap_client_id: None,
+            bootstrap_client_secret: None,
+            log_format: LogFormat::Text,
+            log: "info".into(),
+        }
+    }
+}
+
+fn sqlite_url(data_dir: &Path) -> String {
+    format!("sqlite://{}", data_dir.join("clavis.db").display())
+}
+
+impl ServeArgs {
+    /// Merges flags/environment over the TOML file over defaults.
+    pub fn into_config(self) -> Result<Config, String> {
+        let file: ServeArgs = match &self.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+                toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?
+            }
+            None => ServeArgs::default(),
+        };
+        let data_dir = self
+            .data_dir
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from("./clavis-data"));
+        let insecure = self.insecure_http.or(file.insecure_http).unwrap_or(false);
+        let tls = match (
+            self.tls_cert.or(file.tls_cert),
+            self.tls_key.or(file.tls_key),
+        ) {
+            _ if insecure => TlsMode::Insecure,
+            (Some(cert), Some(key)) => TlsMode::Files { cert, key },
+            (None, None) => TlsMode::Generated,
+            _ => return Err("--tls-cert and --tls-key go together".into()),
+        };
+        let defaults = CredentialLimits::default();
+        let limits = CredentialLimits {
+            per_client: self
+                .max_credentials_per_client
+                .or(file.max_credentials_per_client)
+                .unwrap_or(defaults.per_client),
+            per_method: self
+                .max_credentials_per_method
+                .or(file.max_credentials_per_method)
+                .unwrap_or(defaults.per_method),
+        };
+        if limits.per_client == 0 || limits.per_method == 0 {
+            return Err("credential limits must be at least 1".into());
+        }
+        Ok(Config {
+            listen: self
+                .listen
+                .or(file.listen)
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8443))),
+            database_url: self
+                .database_url
+                .or(file.database_url)
+                .unwrap_or_else(|| sqlite_url(&data_dir)),
+            data_dir,
+            public_url: self.public_url.or(file.public_url),
+            tls,
+            default_audience: self.default_audience.or(file.default_audience),
+            limits,
+            master_key: self.master_key.map(Secret),
+            bootstrap_client_id: self.bootstrap_client_id,
+            bootstrap_client_secret: self.bootstrap_client_secret.map(Secret),
+            log_format: self.log_format.or(file.log_format).unwrap_or_default(),
+            log: self.log.or(file.log).unwrap_or_else(|| "info".into()),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn flags_override_file_and_defaults_apply() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:9000\"\ndata_dir = \"/tmp/x\"\nmax_credentials_per_client = 6\n",
+        )
+        .unwrap();
+        let args = ServeArgs {
+            config: Some(path),
+            listen: Some("127.0.0.1:9100".parse().unwrap()),
+            ..Default::default()
+        };
+        let c = args.into_config().unwrap();
+        assert_eq!(c.listen.port(), 9100);
+        assert_eq!(c.data_dir, PathBuf::from("/tmp/x"));
+        assert_eq!(c.limits.per_client, 6);
+        assert_eq!(c.limits.per_method, 2);
+        assert_eq!(c.database_url, "sqlite:///tmp/x/clavis.db");
+        assert_eq!(c.tls, TlsMode::Generated);
+    }
+
+    #[test]
+    fn unknown_file_keys_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "lissten = \"x\"\n").unwrap();
+        let args = ServeArgs {
+            config: Some(path),
+            ..Default::default()
+        };
+        assert!(args.into_config().is_err());
+    }
+}

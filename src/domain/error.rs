@@ -1,0 +1,92 @@
+//! Errors raised by domain rules. Each maps to one Auth0 Management API error body in
+//! `http::error`; the message is what the caller sees.
+
+/// A request that the domain refuses. `message` is complete and safe to show.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DomainError {
+    /// The body is invalid (400 `invalid_body`).
+    #[error("{0}")]
+    InvalidBody(String),
+    /// A rule of the resource refuses the change (400, errorCode given).
+    #[error("{message}")]
+    Rule {
+        /// Auth0 errorCode, e.g. `invalid_body` or `operation_not_supported`.
+        code: &'static str,
+        /// Human-readable text.
+        message: String,
+    },
+    /// A referenced resource does not exist (404).
+    #[error("{message}")]
+    NotFound {
+        /// Auth0 errorCode such as `inexistent_client`.
+        code: &'static str,
+        /// Human-readable text.
+        message: String,
+    },
+    /// The change conflicts with existing state (409).
+    #[error("{message}")]
+    Conflict {
+        /// Auth0 errorCode.
+        code: &'static str,
+        /// Human-readable text.
+        message: String,
+    },
+    /// The operation is not allowed on this resource (403), e.g. changing the system API.
+    #[error("{message}")]
+    Forbidden {
+        /// Auth0 errorCode.
+        code: &'static str,
+        /// Human-readable text.
+        message: String,
+    },
+    /// The caller lacks a scope that this particular change needs (403).
+    #[error("Insufficient scope, expected any of: {}", .0.join(","))]
+    InsufficientScope(Vec<&'static str>),
+}
+
+impl DomainError {
+    /// 400 `invalid_body` with a free-form message.
+    pub fn invalid_body(message: impl Into<String>) -> Self {
+        Self::InvalidBody(message.into())
+    }
+
+    /// 400 with a specific error code.
+    pub fn rule(code: &'static str, message: impl Into<String>) -> Self {
+        Self::Rule {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// 404 for an unknown client.
+    pub fn client_not_found() -> Self {
+        Self::NotFound {
+            code: "inexistent_client",
+            message: "The client does not exist".into(),
+        }
+    }
+
+    /// 404 for an unknown credential (or one of another client).
+    pub fn credential_not_found() -> Self {
+        Self::NotFound {
+            code: "inexistent_credential",
+            message: "The credential does not exist".into(),
+        }
+    }
+
+    /// 404 for an unknown resource server.
+    pub fn resource_server_not_found() -> Self {
+        Self::NotFound {
+            code: "inexistent_resource_server",
+            message: "The resource server does not exist".into(),
+        }
+    }
+
+    /// 404 for an unknown client grant.
+    pub fn client_grant_not_found() -> Self {
+        Self::NotFound {
+            code: "inexistent_client_grant",
+            message: "The client grant does not exist".into(),
+        }
+    }
+}

@@ -1,0 +1,14 @@
+//! Clavis's resources and the rules that govern them. Nothing here performs I/O: handlers and
+//! the store call into these types, and most unit tests live next to them.
+
+pub mod client;
+pub mod client_grant;
+pub mod credential;
+pub mod error;
+pub mod ids;
+pub mod resource_server;
+pub mod scopes;
+pub mod time;
+pub mod validate;
+
+pub use error::DomainError;

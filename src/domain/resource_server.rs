@@ -1,0 +1,361 @@
+//! Resource servers (APIs): the audiences tokens are issued for.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::time::Timestamp;
+use super::validate::{Body, Str, expect_type, payload_error};
+use super::{DomainError, ids};
+
+/// Default access-token lifetime (seconds).
+pub const DEFAULT_TOKEN_LIFETIME: i64 = 86_400;
+/// Longest access-token lifetime (seconds).
+pub const MAX_TOKEN_LIFETIME: i64 = 2_592_000;
+
+/// A scope a resource server defines.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScopeDef {
+    /// The scope string.
+    pub value: String,
+    /// Optional description.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+/// A resource server.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ResourceServer {
+    /// 24 hex digits.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// The audience (immutable).
+    pub identifier: String,
+    /// Scopes it defines.
+    pub scopes: Vec<ScopeDef>,
+    /// Access-token signing algorithm (Clavis signs RS256).
+    pub signing_alg: String,
+    /// Access-token lifetime in seconds (`expires_in`).
+    pub token_lifetime: i64,
+    /// Whether refresh tokens may be issued (kept for compatibility).
+    pub allow_offline_access: bool,
+    /// Kept for compatibility.
+    pub skip_consent_for_verifiable_first_party_clients: bool,
+    /// The Management API itself: cannot be changed or deleted.
+    pub is_system: bool,
+    /// Auth0 properties kept verbatim.
+    pub extra: Map<String, Value>,
+    /// Creation time.
+    pub created_at: Timestamp,
+    /// Last change.
+    pub updated_at: Timestamp,
+}
+
+const STORED_PROPERTIES: &[(&str, &[&str])] = &[
+    ("allow_online_access", &["boolean"]),
+    ("token_dialect", &["string"]),
+    ("enforce_policies", &["boolean"]),
+    ("token_encryption", &["object", "null"]),
+    ("consent_policy", &["string", "null"]),
+    ("authorization_details", &["array", "null"]),
+    ("proof_of_possession", &["object", "null"]),
+    ("subject_type_authorization", &["object"]),
+    ("authorization_policy", &["object", "null"]),
+];
+
+impl ResourceServer {
+    /// The API representation.
+    pub fn to_json(&self) -> Map<String, Value> {
+        let mut m = Map::new();
+        m.insert("id".into(), Value::String(self.id.clone()));
+        m.insert("name".into(), Value::String(self.name.clone()));
+        if self.is_system {
+            m.insert("is_system".into(), Value::Bool(true));
+        }
+        m.insert("identifier".into(), Value::String(self.identifier.clone()));
+        m.insert(
+            "allow_offline_access".into(),
+            Value::Bool(self.allow_offline_access),
+        );
+        m.insert(
+            "skip_consent_for_verifiable_first_party_clients".into(),
+            Value::Bool(self.skip_consent_for_verifiable_first_party_clients),
+        );
+        m.insert("token_lifetime".into(), Value::from(self.token_lifetime));
+        m.insert(
+            "signing_alg".into(),
+            Value::String(self.signing_alg.clone()),
+        );
+        m.insert(
+            "scopes".into(),
+            serde_json::to_value(&self.scopes).unwrap_or(Value::Array(Vec::new())),
+        );
+        for (k, v) in &self.extra {
+            m.insert(k.clone(), v.clone());
+        }
+        m
+    }
+
+    /// Whether the resource server defines `scope`.
+    pub fn defines_scope(&self, scope: &str) -> bool {
+        self.scopes.iter().any(|s| s.value == scope)
+    }
+}
+
+fn name_pattern(s: &str) -> bool {
+    !s.contains(['<', '>'])
+}
+
+const NAME: Str = Str {
+    min: 1,
+    max: Some(200),
+    one_of: None,
+    pattern: Some((name_pattern, "^[^<>]+$")),
+};
+
+/// Fields shared by create and update.
+#[derive(Debug, Clone, Default)]
+pub struct ResourceServerFields {
+    name: Option<String>,
+    scopes: Option<Vec<ScopeDef>>,
+    signing_alg: Option<String>,
+    token_lifetime: Option<i64>,
+    allow_offline_access: Option<bool>,
+    skip_consent: Option<bool>,
+    extra: Map<String, Value>,
+}
+
+fn read_scopes(v: &Value) -> Result<Vec<ScopeDef>, DomainError> {
+    let Value::Array(items) = v else {
+        return Err(payload_error(
+            &format!(
+                "Expected type array but found type {}",
+                super::validate::type_name(v)
+            ),
+            "scopes",
+            "List of permissions (scopes) that this API uses.",
+        ));
+    };
+    if items.len() > 1000 {
+        return Err(payload_error(
+            &format!("Array is too long ({}), maximum 1000", items.len()),
+            "scopes",
+            "",
+        ));
+    }
+    let mut out: Vec<ScopeDef> = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let path = format!("scopes[{i}]");
+        let mut b = Body::nested(item, &path, false)?;
+        let value = b.required_string("value", Str::len(1, 280), "Value of this scope.")?;
+        let description = b.string(
+            "description",
+            Str::max(500),
+            "User-friendly description of this scope.",
+        )?;
+        b.finish()?;
+        if value.contains(char::is_whitespace) {
+            return Err(payload_error(
+                "Scope values cannot contain whitespace",
+                &path,
+                "",
+            ));
+        }
+        if out.iter().any(|s| s.value == value) {
+            return Err(payload_error(
+                &format!("Duplicate scope: {value}"),
+                "scopes",
+                "",
+            ));
+        }
+        out.push(ScopeDef { value, description });
+    }
+    Ok(out)
+}
+
+fn read_fields(body: &mut Body<'_>) -> Result<ResourceServerFields, DomainError> {
+    let mut f = ResourceServerFields {
+        name: body.string(
+            "name",
+            NAME,
+            "Friendly name for this resource server. Can not contain `<` or `>` characters.",
+        )?,
+        ..Default::default()
+    };
+    if let Some(v) = body.raw("scopes") {
+        f.scopes = Some(read_scopes(v)?);
+    }
+    f.signing_alg = body.string(
+        "signing_alg",
+        Str::one_of(&["HS256", "RS256", "RS512", "PS256"]),
+        "Algorithm used to sign JWTs.",
+    )?;
+    if let Some(alg) = &f.signing_alg
+        && alg != "RS256"
+    {
+        return Err(payload_error(
+            &format!("Clavis signs access tokens with RS256 only, not {alg}"),
+            "signing_alg",
+            "Algorithm used to sign JWTs.",
+        ));
+    }
+    f.token_lifetime = body.integer(
+        "token_lifetime",
+        0,
+        MAX_TOKEN_LIFETIME,
+        "Expiration value (in seconds) for access tokens issued for this API from the token endpoint.",
+    )?;
+    f.allow_offline_access = body.bool(
+        "allow_offline_access",
+        "Whether refresh tokens can be issued for this API (true) or not (false).",
+    )?;
+    f.skip_consent = body.bool(
+        "skip_consent_for_verifiable_first_party_clients",
+        "Whether to skip user consent for applications flagged as first party (true) or not (false).",
+    )?;
+    for (key, types) in STORED_PROPERTIES {
+        if let Some(v) = body.raw(key) {
+            expect_type(v, types, key)?;
+            f.extra.insert((*key).to_string(), v.clone());
+        }
+    }
+    Ok(f)
+}
+
+/// A validated `POST /resource-servers` body.
+#[derive(Debug, Clone)]
+pub struct NewResourceServer {
+    identifier: String,
+    fields: ResourceServerFields,
+}
+
+impl NewResourceServer {
+    /// Reads the body.
+    pub fn parse(mut body: Body<'_>) -> Result<Self, DomainError> {
+        let identifier = body.required_string(
+            "identifier",
+            Str::len(1, 600),
+            "Unique identifier for the API used as the audience parameter on authorization calls. Can not be changed once set.",
+        )?;
+        let fields = read_fields(&mut body)?;
+        body.finish()?;
+        Ok(Self { identifier, fields })
+    }
+
+    /// Builds the resource server.
+    pub fn build(self, now: Timestamp) -> ResourceServer {
+        let f = self.fields;
+        ResourceServer {
+            id: ids::new_resource_server_id(),
+            name: f.name.unwrap_or_else(|| self.identifier.clone()),
+            identifier: self.identifier,
+            scopes: f.scopes.unwrap_or_default(),
+            signing_alg: f.signing_alg.unwrap_or_else(|| "RS256".into()),
+            token_lifetime: f.token_lifetime.unwrap_or(DEFAULT_TOKEN_LIFETIME),
+            allow_offline_access: f.allow_offline_access.unwrap_or(false),
+            skip_consent_for_verifiable_first_party_clients: f.skip_consent.unwrap_or(false),
+            is_system: false,
+            extra: f.extra.into_iter().filter(|(_, v)| !v.is_null()).collect(),
+            created_at: now,
+            updated_at: now,
+        }
+    }
+}
+
+/// A validated `PATCH /resource-servers/{id}` body.
+#[derive(Debug, Clone)]
+pub struct ResourceServerUpdate {
+    fields: ResourceServerFields,
+}
+
+impl ResourceServerUpdate {
+    /// Reads the body.
+    pub fn parse(mut body: Body<'_>) -> Result<Self, DomainError> {
+        let fields = read_fields(&mut body)?;
+        body.finish()?;
+        Ok(Self { fields })
+    }
+
+    /// Applies the update; the system API refuses changes.
+    pub fn apply(&self, rs: &mut ResourceServer, now: Timestamp) -> Result<(), DomainError> {
+        if rs.is_system {
+            return Err(system_api_error());
+        }
+        let f = &self.fields;
+        if let Some(v) = &f.name {
+            rs.name = v.clone();
+        }
+        if let Some(v) = &f.scopes {
+            rs.scopes = v.clone();
+        }
+        if let Some(v) = &f.signing_alg {
+            rs.signing_alg = v.clone();
+        }
+        if let Some(v) = f.token_lifetime {
+            rs.token_lifetime = v;
+        }
+        if let Some(v) = f.allow_offline_access {
+            rs.allow_offline_access = v;
+        }
+        if let Some(v) = f.skip_consent {
+            rs.skip_consent_for_verifiable_first_party_clients = v;
+        }
+        for (k, v) in &f.extra {
+            if v.is_null() {
+                rs.extra.remove(k);
+            } else {
+                rs.extra.insert(k.clone(), v.clone());
+            }
+        }
+        rs.updated_at = now;
+        Ok(())
+    }
+}
+
+/// The error for changing or deleting the Management API's own resource server.
+pub fn system_api_error() -> DomainError {
+    DomainError::Forbidden {
+        code: "operation_not_supported",
+        message: "The system resource server (Management API) cannot be modified or deleted".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn defaults_and_order() {
+        let body =
+            json!({"identifier": "https://api.example.com/", "scopes": [{"value": "read:x"}]});
+        let rs = NewResourceServer::parse(Body::new(&body).unwrap())
+            .unwrap()
+            .build(Timestamp::now());
+        assert_eq!(rs.name, "https://api.example.com/");
+        assert_eq!(rs.token_lifetime, 86_400);
+        let keys: Vec<_> = rs.to_json().keys().cloned().collect();
+        assert_eq!(keys[0..3], ["id", "name", "identifier"]);
+    }
+
+    #[test]
+    fn identifier_is_immutable_and_lifetime_capped() {
+        let body = json!({"identifier": "x"});
+        assert!(ResourceServerUpdate::parse(Body::new(&body).unwrap()).is_err());
+        let body = json!({"identifier": "x", "token_lifetime": 2_592_001});
+        assert!(NewResourceServer::parse(Body::new(&body).unwrap()).is_err());
+    }
+
+    #[test]
+    fn system_api_cannot_change() {
+        let body = json!({"identifier": "https://h/api/v2/"});
+        let mut rs = NewResourceServer::parse(Body::new(&body).unwrap())
+            .unwrap()
+            .build(Timestamp::now());
+        rs.is_system = true;
+        let update =
+            ResourceServerUpdate::parse(Body::new(&json!({"name": "x"})).unwrap()).unwrap();
+        assert!(update.apply(&mut rs, Timestamp::now()).is_err());
+    }
+}

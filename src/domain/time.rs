@@ -1,0 +1,117 @@
+//! Timestamps as the Management API writes them: UTC, RFC 3339, exactly three fraction digits.
+
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use time::format_description::well_known::Rfc3339;
+use time::macros::format_description;
+use time::{OffsetDateTime, UtcOffset};
+
+/// An instant with millisecond precision, always UTC.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp(OffsetDateTime);
+
+impl Timestamp {
+    /// The current instant, truncated to milliseconds.
+    pub fn now() -> Self {
+        Self::from_datetime(OffsetDateTime::now_utc())
+    }
+
+    /// Converts any instant to UTC and drops sub-millisecond digits.
+    pub fn from_datetime(dt: OffsetDateTime) -> Self {
+        let dt = dt.to_offset(UtcOffset::UTC);
+        let millis = dt.millisecond();
+        // `replace_millisecond` only fails for values > 999, which `millisecond()` never returns.
+        let dt = dt.replace_millisecond(millis).unwrap_or(dt);
+        Self(dt)
+    }
+
+    /// Milliseconds since the Unix epoch.
+    pub fn unix_millis(self) -> i64 {
+        (self.0.unix_timestamp_nanos() / 1_000_000) as i64
+    }
+
+    /// Whole seconds since the Unix epoch.
+    pub fn unix_seconds(self) -> i64 {
+        self.0.unix_timestamp()
+    }
+
+    /// From milliseconds since the Unix epoch; `None` when out of range.
+    pub fn from_unix_millis(ms: i64) -> Option<Self> {
+        OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+            .ok()
+            .map(Self)
+    }
+
+    /// Parses an RFC 3339 date-time with or without fraction digits and with `Z` or an offset.
+    /// Also accepts a lowercase `t`/`z` as RFC 3339 allows.
+    pub fn parse(input: &str) -> Option<Self> {
+        if input.len() > 64 {
+            return None;
+        }
+        OffsetDateTime::parse(input, &Rfc3339)
+            .ok()
+            .map(Self::from_datetime)
+    }
+
+    /// The underlying date-time.
+    pub fn datetime(self) -> OffsetDateTime {
+        self.0
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let format = format_description!(
+            "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+        );
+        match self.0.format(&format) {
+            Ok(s) => f.write_str(&s),
+            Err(_) => Err(fmt::Error),
+        }
+    }
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(deserializer)?;
+        Self::parse(&s).ok_or_else(|| serde::de::Error::custom("invalid timestamp"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_three_fraction_digits_and_z() {
+        let t = Timestamp::parse("2023-11-07T05:31:56Z").map(|t| t.to_string());
+        assert_eq!(t.as_deref(), Some("2023-11-07T05:31:56.000Z"));
+    }
+
+    #[test]
+    fn truncates_microseconds_and_normalises_offsets() {
+        let t = Timestamp::parse("2023-11-07T05:31:56.123456+02:00").map(|t| t.to_string());
+        assert_eq!(t.as_deref(), Some("2023-11-07T03:31:56.123Z"));
+    }
+
+    #[test]
+    fn rejects_non_rfc3339() {
+        assert!(Timestamp::parse("2023-11-07").is_none());
+        assert!(Timestamp::parse("yesterday").is_none());
+        assert!(Timestamp::parse("2023-13-07T05:31:56Z").is_none());
+    }
+
+    #[test]
+    fn millis_round_trip() {
+        let t = Timestamp::parse("2031-02-03T04:05:06.789Z");
+        let back = t.and_then(|t| Timestamp::from_unix_millis(t.unix_millis()));
+        assert_eq!(t, back);
+    }
+}

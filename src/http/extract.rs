@@ -1,0 +1,330 @@
+//! Request extractors shared by the Management API handlers: the Bearer token with its
+//! scopes, the JSON (or form) body with Auth0's error messages, and paging parameters.
+
+use std::collections::HashMap;
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::header;
+use axum::http::request::Parts;
+use serde_json::{Map, Value};
+
+use super::AppState;
+use super::error::ApiError;
+use crate::domain::validate::Body;
+use crate::service::access::{Caller, TokenRejection};
+use crate::store::PageRequest;
+
+/// Largest request body accepted by the Management API and the token endpoint.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// The authenticated caller of a Management API endpoint.
+#[derive(Debug, Clone)]
+pub struct Auth(pub Caller);
+
+impl Auth {
+    /// Fails with 403 unless the caller holds one of `scopes`.
+    pub fn require(&self, scopes: &[&'static str]) -> Result<(), ApiError> {
+        if self.0.has_any(scopes) {
+            Ok(())
+        } else {
+            Err(ApiError::insufficient_scope(scopes))
+        }
+    }
+
+    /// Whether the caller holds one of `scopes`.
+    pub fn has_any(&self, scopes: &[&str]) -> bool {
+        self.0.has_any(scopes)
+    }
+}
+
+impl FromRequestParts<AppState> for Auth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let header = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or(TokenRejection::Missing)?;
+        let token = header
+            .split_once(' ')
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim())
+            .filter(|t| !t.is_empty())
+            .ok_or(TokenRejection::Missing)?;
+        Ok(Auth(state.verify_management_token(token)?))
+    }
+}
+
+/// A request body as JSON: parsed from `application/json`, or built from
+/// `application/x-www-form-urlencoded` (values are strings then).
+#[derive(Debug, Clone)]
+pub struct Payload {
+    /// The body.
+    pub value: Value,
+    /// Whether it came as a form.
+    pub form: bool,
+}
+
+impl Payload {
+    /// A validator over the body.
+    pub fn body(&self) -> Result<Body<'_>, ApiError> {
+        let body = if self.form {
+            Body::new_form(&self.value)
+        } else {
+            Body::new(&self.value)
+        };
+        Ok(body?)
+    }
+}
+
+/// Reads the whole body up to [`MAX_BODY_BYTES`]; 413 beyond.
+pub async fn read_body(req: Request) -> Result<Bytes, ApiError> {
+    axum::body::to_bytes(req.into_body(), MAX_BODY_BYTES)
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+                Some("payload_too_large"),
+                format!("Request payload is larger than {MAX_BODY_BYTES} bytes"),
+            )
+        })
+}
+
+/// Whether the request declares a form body.
+pub fn is_form(req: &Request) -> bool {
+    req.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| {
+            ct.split(';').next().is_some_and(|m| {
+                m.trim()
+                    .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+            })
+        })
+}
+
+/// Parses `a=b&c=d` into a JSON object of strings (the last value of a repeated key wins).
+pub fn form_to_json(bytes: &[u8]) -> Map<String, Value> {
+    url::form_urlencoded::parse(bytes)
+        .map(|(k, v)| (k.into_owned(), Value::String(v.into_owned())))
+        .collect()
+}
+
+impl<S: Send + Sync> FromRequest<S> for Payload {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
+        let form = is_form(&req);
+        let bytes = read_body(req).await?;
+        if form {
+            return Ok(Payload {
+                value: Value::Object(form_to_json(&bytes)),
+                form: true,
+            });
+        }
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Payload {
+                value: Value::Object(Map::new()),
+                form: false,
+            });
+        }
+        let value: Value = serde_json::from_slice(&bytes)
+            .map_err(|_| ApiError::invalid_body("Invalid request payload JSON format"))?;
+        Ok(Payload { value, form: false })
+    }
+}
+
+/// Query parameters, parsed once.
+#[derive(Debug, Default)]
+pub struct QueryParams(HashMap<String, String>);
+
+impl QueryParams {
+    /// From the raw query string.
+    pub fn parse(raw: Option<&str>) -> Self {
+        Self(
+            raw.map(|q| {
+                url::form_urlencoded::parse(q.as_bytes())
+                    .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        )
+    }
+
+    /// A string parameter.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).map(String::as_str)
+    }
+
+    fn integer(&self, key: &str, min: i64, max: i64, desc: &str) -> Result<Option<i64>, ApiError> {
+        let Some(raw) = self.get(key) else {
+            return Ok(None);
+        };
+        let value: i64 = raw.parse().map_err(|_| {
+            ApiError::invalid_query(format!(
+                "Query validation error: 'Expected type integer but found type string' on property {key} ({desc})."
+            ))
+        })?;
+        if value < min {
+            return Err(ApiError::invalid_query(format!(
+                "Query validation error: 'Value {value} is less than minimum {min}' on property {key} ({desc})."
+            )));
+        }
+        if value > max {
+            return Err(ApiError::invalid_query(format!(
+                "Query validation error: 'Value {value} is greater than maximum {max}' on property {key} ({desc})."
+            )));
+        }
+        Ok(Some(value))
+    }
+
+    /// A boolean parameter (`true`/`false`).
+    pub fn boolean(&self, key: &str) -> Result<Option<bool>, ApiError> {
+        match self.get(key) {
+            None => Ok(None),
+            Some("true") => Ok(Some(true)),
+            Some("false") => Ok(Some(false)),
+            Some(_) => Err(ApiError::invalid_query(format!(
+                "Query validation error: 'Expected type boolean but found type string' on property {key}."
+            ))),
+        }
+    }
+
+    /// The paging the caller asked for.
+    pub fn paging(&self) -> Result<Paging, ApiError> {
+        let include_totals = self.boolean("include_totals")?.unwrap_or(false);
+        let take = self.integer(
+            "take",
+            1,
+            100,
+            "Number of results per page. Defaults to 50.",
+        )?;
+        if let Some(from) = self.get("from").filter(|f| !f.is_empty()) {
+            let after = decode_cursor(from).ok_or_else(|| {
+                ApiError::invalid_query(
+                    "Query validation error: 'Invalid checkpoint' on property from (Optional Id from which to start selection.).",
+                )
+            })?;
+            return Ok(Paging {
+                request: PageRequest::Checkpoint {
+                    after: Some(after),
+                    take: take.unwrap_or(50) as u64,
+                },
+                include_totals,
+            });
+        }
+        if let Some(take) = take {
+            return Ok(Paging {
+                request: PageRequest::Checkpoint {
+                    after: None,
+                    take: take as u64,
+                },
+                include_totals,
+            });
+        }
+        let page = self.integer(
+            "page",
+            0,
+            i64::from(u32::MAX),
+            "Page index of the results to return. First page is 0.",
+        )?;
+        let per_page = self.integer(
+            "per_page",
+            1,
+            100,
+            "Number of results per page. Defaults to 50.",
+        )?;
+        Ok(Paging {
+            request: PageRequest::Offset {
+                page: page.unwrap_or(0) as u64,
+                per_page: per_page.unwrap_or(50) as u64,
+            },
+            include_totals,
+        })
+    }
+}
+
+/// Paging parameters plus `include_totals`.
+#[derive(Debug, Clone, Copy)]
+pub struct Paging {
+    /// What to fetch.
+    pub request: PageRequest,
+    /// Whether to wrap the list in an envelope with totals.
+    pub include_totals: bool,
+}
+
+/// Opaque checkpoint cursor.
+pub fn encode_cursor(seq: i64) -> String {
+    clavis_crypto::encoding::b64url(format!("seq:{seq}").as_bytes())
+}
+
+fn decode_cursor(s: &str) -> Option<i64> {
+    let bytes = clavis_crypto::encoding::b64url_decode(s).ok()?;
+    let text = std::str::from_utf8(&bytes).ok()?;
+    text.strip_prefix("seq:")?
+        .parse()
+        .ok()
+        .filter(|n: &i64| *n >= 0)
+}
+
+/// Renders a page as Auth0 does: a bare array, an offset envelope with totals, or a
+/// checkpoint envelope with `next`.
+pub fn page_json(collection: &str, paging: Paging, page: crate::store::Page<Value>) -> Value {
+    match paging.request {
+        PageRequest::Checkpoint { .. } => {
+            let mut m = Map::new();
+            if let Some(next) = page.next {
+                m.insert("next".into(), Value::String(encode_cursor(next)));
+            }
+            m.insert(collection.into(), Value::Array(page.items));
+            Value::Object(m)
+        }
+        PageRequest::Offset { page: p, per_page } if paging.include_totals => {
+            let mut m = Map::new();
+            m.insert("start".into(), Value::from(p.saturating_mul(per_page)));
+            m.insert("limit".into(), Value::from(per_page));
+            m.insert("total".into(), Value::from(page.total.unwrap_or(0)));
+            m.insert(collection.into(), Value::Array(page.items));
+            Value::Object(m)
+        }
+        PageRequest::Offset { .. } => Value::Array(page.items),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursor_round_trip_and_garbage() {
+        assert_eq!(decode_cursor(&encode_cursor(42)), Some(42));
+        assert_eq!(decode_cursor("nonsense!"), None);
+    }
+
+    #[test]
+    fn paging_rules() {
+        let q = QueryParams::parse(Some("per_page=101"));
+        assert!(q.paging().is_err());
+        let q = QueryParams::parse(Some("take=10&include_totals=true"));
+        assert!(matches!(
+            q.paging().map(|p| p.request),
+            Ok(PageRequest::Checkpoint {
+                after: None,
+                take: 10
+            })
+        ));
+        let q = QueryParams::parse(Some("page=2&per_page=5&include_totals=true"));
+        assert!(matches!(
+            q.paging().map(|p| p.request),
+            Ok(PageRequest::Offset {
+                page: 2,
+                per_page: 5
+            })
+        ));
+    }
+}

@@ -1,0 +1,100 @@
+//! `/api/v2/client-grants` — offset and checkpoint paging, filters `audience`, `client_id`.
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde_json::Value;
+
+use super::{no_content, path_param};
+use crate::domain::client_grant::{ClientGrantUpdate, NewClientGrant};
+use crate::domain::scopes::required;
+use crate::http::error::ApiError;
+use crate::http::extract::{Auth, Payload, QueryParams, page_json};
+use crate::http::{AppState, json_response};
+use crate::store::{GrantFilter, Page};
+
+/// `GET /client-grants`.
+pub async fn list(
+    State(app): State<AppState>,
+    auth: Auth,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    auth.require(required::READ_CLIENT_GRANTS)?;
+    let q = QueryParams::parse(query.as_deref());
+    let paging = q.paging()?;
+    let filter = GrantFilter {
+        audience: q
+            .get("audience")
+            .filter(|s| !s.is_empty())
+            .map(str::to_string),
+        client_id: q
+            .get("client_id")
+            .filter(|s| !s.is_empty())
+            .map(str::to_string),
+    };
+    let page = app
+        .store
+        .list_client_grants(&filter, paging.request)
+        .await?;
+    let page = Page {
+        items: page
+            .items
+            .iter()
+            .map(|g| Value::Object(g.to_json()))
+            .collect(),
+        total: page.total,
+        next: page.next,
+    };
+    Ok(json_response(
+        StatusCode::OK,
+        &page_json("client_grants", paging, page),
+    ))
+}
+
+/// `POST /client-grants`: 201; 404 for an unknown client or audience; 409 for a duplicate.
+pub async fn create(
+    State(app): State<AppState>,
+    auth: Auth,
+    payload: Payload,
+) -> Result<Response, ApiError> {
+    auth.require(required::CREATE_CLIENT_GRANTS)?;
+    let new = NewClientGrant::parse(payload.body()?)?;
+    let grant = app.create_client_grant(new).await?;
+    Ok(json_response(StatusCode::CREATED, &grant.to_json()))
+}
+
+/// `GET /client-grants/{id}`.
+pub async fn get(
+    State(app): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    auth.require(required::READ_CLIENT_GRANTS)?;
+    let grant = app.client_grant(path_param("id", &id)?).await?;
+    Ok(json_response(StatusCode::OK, &grant.to_json()))
+}
+
+/// `PATCH /client-grants/{id}`.
+pub async fn update(
+    State(app): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+    payload: Payload,
+) -> Result<Response, ApiError> {
+    auth.require(required::UPDATE_CLIENT_GRANTS)?;
+    let id = path_param("id", &id)?;
+    let update = ClientGrantUpdate::parse(payload.body()?)?;
+    let grant = app.update_client_grant(id, update).await?;
+    Ok(json_response(StatusCode::OK, &grant.to_json()))
+}
+
+/// `DELETE /client-grants/{id}`: 204.
+pub async fn delete(
+    State(app): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    auth.require(required::DELETE_CLIENT_GRANTS)?;
+    app.delete_client_grant(path_param("id", &id)?).await?;
+    Ok(no_content())
+}

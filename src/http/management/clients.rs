@@ -1,0 +1,205 @@
+//! `/api/v2/clients` — list, create, get, update, delete, rotate-secret.
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde_json::{Map, Value};
+
+use super::{no_content, path_param};
+use crate::domain::DomainError;
+use crate::domain::client::{Client, ClientUpdate, NewClient};
+use crate::domain::scopes::required;
+use crate::http::error::ApiError;
+use crate::http::extract::{Auth, Payload, QueryParams, page_json};
+use crate::http::{AppState, json_response};
+use crate::store::Page;
+
+/// `fields` / `include_fields` selection of client properties.
+struct FieldFilter {
+    fields: Vec<String>,
+    include: bool,
+}
+
+impl FieldFilter {
+    fn parse(q: &QueryParams) -> Result<Option<Self>, ApiError> {
+        let Some(fields) = q.get("fields").filter(|f| !f.is_empty()) else {
+            return Ok(None);
+        };
+        let fields: Vec<String> = fields
+            .split(',')
+            .map(|f| f.trim().to_string())
+            .filter(|f| !f.is_empty())
+            .collect();
+        if fields.iter().any(|f| f.len() > 100) {
+            return Err(ApiError::invalid_query(
+                "Query validation error: 'String does not match pattern' on property fields.",
+            ));
+        }
+        Ok(Some(Self {
+            fields,
+            include: q.boolean("include_fields")?.unwrap_or(true),
+        }))
+    }
+
+    fn apply(&self, mut m: Map<String, Value>) -> Map<String, Value> {
+        let selected = |key: &str| self.fields.iter().any(|f| f == key);
+        if self.include {
+            let mut out = Map::new();
+            for (k, v) in m {
+                if selected(&k) {
+                    out.insert(k, v);
+                } else if let Value::Object(inner) = v {
+                    // `jwt_configuration.alg` selects one nested key.
+                    let prefix = format!("{k}.");
+                    let nested: Map<String, Value> = inner
+                        .into_iter()
+                        .filter(|(ik, _)| selected(&format!("{prefix}{ik}")))
+                        .collect();
+                    if !nested.is_empty() {
+                        out.insert(k, Value::Object(nested));
+                    }
+                }
+            }
+            out
+        } else {
+            m.retain(|k, _| !selected(k));
+            m
+        }
+    }
+}
+
+/// Renders a client; the secret only for callers allowed to see it.
+fn render(client: &Client, secret: Option<&str>, auth: &Auth) -> Map<String, Value> {
+    let secret = secret.filter(|_| auth.has_any(required::SEE_SECRET));
+    client.to_json(secret)
+}
+
+/// `GET /clients`.
+pub async fn list(
+    State(app): State<AppState>,
+    auth: Auth,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    auth.require(required::READ_CLIENTS)?;
+    let q = QueryParams::parse(query.as_deref());
+    let paging = q.paging()?;
+    let filter = FieldFilter::parse(&q)?;
+    let page = app.store.list_clients(paging.request).await?;
+    let show_secrets = auth.has_any(required::SEE_SECRET)
+        && filter.as_ref().is_none_or(|f| {
+            (f.include && f.fields.iter().any(|x| x == "client_secret")) || !f.include
+        });
+    let mut items = Vec::with_capacity(page.items.len());
+    for row in &page.items {
+        let client = &row.client;
+        // Secrets are unsealed only when they will be shown.
+        let secret = if show_secrets && client.uses_secret() {
+            app.open_secret(&client.client_id, row.sealed_secret.as_deref())
+        } else {
+            None
+        };
+        let mut json = render(client, secret.as_deref(), &auth);
+        if let Some(f) = &filter {
+            json = f.apply(json);
+        }
+        items.push(Value::Object(json));
+    }
+    let page = Page {
+        items,
+        total: page.total,
+        next: page.next,
+    };
+    Ok(json_response(
+        StatusCode::OK,
+        &page_json("clients", paging, page),
+    ))
+}
+
+/// `POST /clients`: 201 with the client and its secret.
+pub async fn create(
+    State(app): State<AppState>,
+    auth: Auth,
+    payload: Payload,
+) -> Result<Response, ApiError> {
+    auth.require(required::CREATE_CLIENTS)?;
+    let new = NewClient::parse(payload.body()?)?;
+    if new.sets_authentication_methods() && !auth.has_any(required::CREATE_AUTH_METHODS) {
+        return Err(DomainError::InsufficientScope(required::CREATE_AUTH_METHODS.to_vec()).into());
+    }
+    let (aggregate, secret) = app.create_client(new).await?;
+    // The creator always sees the new secret: it is the only moment it is handed out
+    // without a read scope.
+    Ok(json_response(
+        StatusCode::CREATED,
+        &aggregate.client.to_json(Some(&secret)),
+    ))
+}
+
+/// `GET /clients/{client_id}`.
+pub async fn get(
+    State(app): State<AppState>,
+    auth: Auth,
+    Path(client_id): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    auth.require(required::READ_CLIENTS)?;
+    let q = QueryParams::parse(query.as_deref());
+    let filter = FieldFilter::parse(&q)?;
+    let client_id = path_param("client_id", &client_id)?;
+    let aggregate = app.client(client_id).await?;
+    let secret = app.open_secret(client_id, aggregate.sealed_secret.as_deref());
+    let mut json = render(&aggregate.client, secret.as_deref(), &auth);
+    if let Some(f) = &filter {
+        json = f.apply(json);
+    }
+    Ok(json_response(StatusCode::OK, &json))
+}
+
+/// `PATCH /clients/{client_id}`.
+pub async fn update(
+    State(app): State<AppState>,
+    auth: Auth,
+    Path(client_id): Path<String>,
+    payload: Payload,
+) -> Result<Response, ApiError> {
+    auth.require(required::UPDATE_CLIENTS)?;
+    let client_id = path_param("client_id", &client_id)?;
+    let update = ClientUpdate::parse(payload.body()?)?;
+    if update.touches_authentication_methods() && !auth.has_any(required::UPDATE_AUTH_METHODS) {
+        return Err(DomainError::InsufficientScope(required::UPDATE_AUTH_METHODS.to_vec()).into());
+    }
+    let aggregate = app.update_client(client_id, update).await?;
+    let secret = app.open_secret(client_id, aggregate.sealed_secret.as_deref());
+    Ok(json_response(
+        StatusCode::OK,
+        &render(&aggregate.client, secret.as_deref(), &auth),
+    ))
+}
+
+/// `DELETE /clients/{client_id}`: 204; credentials and grants go with it.
+pub async fn delete(
+    State(app): State<AppState>,
+    auth: Auth,
+    Path(client_id): Path<String>,
+) -> Result<Response, ApiError> {
+    auth.require(required::DELETE_CLIENTS)?;
+    app.delete_client(path_param("client_id", &client_id)?)
+        .await?;
+    Ok(no_content())
+}
+
+/// `POST /clients/{client_id}/rotate-secret`: 200 with the client and its new secret.
+pub async fn rotate_secret(
+    State(app): State<AppState>,
+    auth: Auth,
+    Path(client_id): Path<String>,
+) -> Result<Response, ApiError> {
+    auth.require(required::ROTATE_SECRET)?;
+    let (aggregate, secret) = app
+        .rotate_secret(path_param("client_id", &client_id)?)
+        .await?;
+    Ok(json_response(
+        StatusCode::OK,
+        &aggregate.client.to_json(Some(&secret)),
+    ))
+}

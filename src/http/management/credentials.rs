@@ -1,0 +1,86 @@
+//! `/api/v2/clients/{client_id}/credentials` — list, create, get, update (the seed's
+//! PATCH of `expires_at`), delete.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+
+use super::{no_content, path_param};
+use crate::domain::DomainError;
+use crate::domain::credential::{NewCredential, parse_patch};
+use crate::domain::scopes::required;
+use crate::http::error::ApiError;
+use crate::http::extract::{Auth, Payload};
+use crate::http::{AppState, json_response};
+
+/// `GET .../credentials`: every credential of the client, in creation order.
+pub async fn list(
+    State(app): State<AppState>,
+    auth: Auth,
+    Path(client_id): Path<String>,
+) -> Result<Response, ApiError> {
+    auth.require(required::READ_CREDENTIALS)?;
+    let aggregate = app.client(path_param("client_id", &client_id)?).await?;
+    let views: Vec<_> = aggregate.credentials.iter().map(|c| c.view()).collect();
+    Ok(json_response(StatusCode::OK, &views))
+}
+
+/// `POST .../credentials`: 201 with the credential.
+pub async fn create(
+    State(app): State<AppState>,
+    auth: Auth,
+    Path(client_id): Path<String>,
+    payload: Payload,
+) -> Result<Response, ApiError> {
+    auth.require(required::CREATE_CREDENTIALS)?;
+    let client_id = path_param("client_id", &client_id)?;
+    let new = NewCredential::parse(payload.body()?)?;
+    let credential = app.create_credential(client_id, new).await?;
+    Ok(json_response(StatusCode::CREATED, &credential.view()))
+}
+
+/// `GET .../credentials/{credential_id}`.
+pub async fn get(
+    State(app): State<AppState>,
+    auth: Auth,
+    Path((client_id, credential_id)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    auth.require(required::READ_CREDENTIALS)?;
+    let aggregate = app.client(path_param("client_id", &client_id)?).await?;
+    let credential = aggregate
+        .credential(path_param("credential_id", &credential_id)?)
+        .ok_or_else(DomainError::credential_not_found)?;
+    Ok(json_response(StatusCode::OK, &credential.view()))
+}
+
+/// `PATCH .../credentials/{credential_id}` with `{"expires_at": <date-time> | null}`.
+pub async fn update(
+    State(app): State<AppState>,
+    auth: Auth,
+    Path((client_id, credential_id)): Path<(String, String)>,
+    payload: Payload,
+) -> Result<Response, ApiError> {
+    auth.require(required::UPDATE_CREDENTIALS)?;
+    let client_id = path_param("client_id", &client_id)?;
+    let credential_id = path_param("credential_id", &credential_id)?;
+    let expires_at = parse_patch(payload.body()?)?;
+    let credential = app
+        .set_credential_expiry(client_id, credential_id, expires_at)
+        .await?;
+    Ok(json_response(StatusCode::OK, &credential.view()))
+}
+
+/// `DELETE .../credentials/{credential_id}`: 204; refused while attached.
+pub async fn delete(
+    State(app): State<AppState>,
+    auth: Auth,
+    Path((client_id, credential_id)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    auth.require(required::DELETE_CREDENTIALS)?;
+    app.delete_credential(
+        path_param("client_id", &client_id)?,
+        path_param("credential_id", &credential_id)?,
+    )
+    .await?;
+    Ok(no_content())
+}

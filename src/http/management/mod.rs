@@ -1,0 +1,78 @@
+//! The Management API (`/api/v2`). One file per resource; each handler checks its scope,
+//! reads its input, calls the service and renders the Auth0 shape.
+
+pub mod client_grants;
+pub mod clients;
+pub mod credentials;
+pub mod resource_servers;
+
+use axum::Router;
+use axum::routing::{get, post};
+
+use super::AppState;
+use super::error::ApiError;
+
+/// Routes under `/api/v2`.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/clients", get(clients::list).post(clients::create))
+        .route(
+            "/clients/{client_id}",
+            get(clients::get)
+                .patch(clients::update)
+                .delete(clients::delete),
+        )
+        .route(
+            "/clients/{client_id}/rotate-secret",
+            post(clients::rotate_secret),
+        )
+        .route(
+            "/clients/{client_id}/credentials",
+            get(credentials::list).post(credentials::create),
+        )
+        .route(
+            "/clients/{client_id}/credentials/{credential_id}",
+            get(credentials::get)
+                .patch(credentials::update)
+                .delete(credentials::delete),
+        )
+        .route(
+            "/resource-servers",
+            get(resource_servers::list).post(resource_servers::create),
+        )
+        .route(
+            "/resource-servers/{id}",
+            get(resource_servers::get)
+                .patch(resource_servers::update)
+                .delete(resource_servers::delete),
+        )
+        .route(
+            "/client-grants",
+            get(client_grants::list).post(client_grants::create),
+        )
+        .route(
+            "/client-grants/{id}",
+            get(client_grants::get)
+                .patch(client_grants::update)
+                .delete(client_grants::delete),
+        )
+}
+
+/// Path segments longer than this are refused before any lookup.
+const MAX_PATH_PARAM: usize = 600;
+
+/// Checks a path parameter's length (a 400 `invalid_uri` like Auth0's path validation).
+pub fn path_param<'a>(name: &str, value: &'a str) -> Result<&'a str, ApiError> {
+    if value.is_empty() || value.len() > MAX_PATH_PARAM {
+        return Err(ApiError::invalid_uri(format!(
+            "Path validation error: 'String length is out of range' on property {name}."
+        )));
+    }
+    Ok(value)
+}
+
+/// 204 No Content.
+pub fn no_content() -> axum::response::Response {
+    use axum::response::IntoResponse;
+    axum::http::StatusCode::NO_CONTENT.into_response()
+}

@@ -1,0 +1,159 @@
+//! `POST /oauth/token`, discovery and JWKS.
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use serde_json::{Value, json};
+
+use super::extract::{form_to_json, is_form, read_body};
+use super::{AppState, json_response};
+use crate::service::token::{OAuthError, TokenRequest};
+
+fn oauth_error(e: &OAuthError) -> Response {
+    let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST);
+    let mut response = json_response(
+        status,
+        &json!({"error": e.error, "error_description": e.description}),
+    );
+    no_store(response.headers_mut());
+    if status == StatusCode::UNAUTHORIZED && e.error == "invalid_client" {
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic"));
+    }
+    response
+}
+
+fn no_store(headers: &mut HeaderMap) {
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+}
+
+/// `client_id:client_secret` from `Authorization: Basic`, form-decoded per RFC 6749 §2.3.1.
+fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, OAuthError> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let value = value
+        .to_str()
+        .map_err(|_| OAuthError::invalid_request("Malformed Authorization header"))?;
+    let Some((scheme, encoded)) = value.split_once(' ') else {
+        return Err(OAuthError::invalid_request(
+            "Malformed Authorization header",
+        ));
+    };
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Ok(None);
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .map_err(|_| OAuthError::invalid_request("Malformed Basic credentials"))?;
+    let text = String::from_utf8(decoded)
+        .map_err(|_| OAuthError::invalid_request("Malformed Basic credentials"))?;
+    let (id, secret) = text
+        .split_once(':')
+        .ok_or_else(|| OAuthError::invalid_request("Malformed Basic credentials"))?;
+    let unescape = |s: &str| -> String {
+        url::form_urlencoded::parse(format!("v={s}").as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default()
+    };
+    Ok(Some((unescape(id), unescape(secret))))
+}
+
+/// Reads a token request from a form or JSON body. Unknown and null parameters are ignored;
+/// a parameter that is not a string is refused.
+async fn parse_token_request(req: Request) -> Result<TokenRequest, OAuthError> {
+    let basic = basic_credentials(req.headers())?;
+    let form = is_form(&req);
+    let bytes = read_body(req)
+        .await
+        .map_err(|_| OAuthError::invalid_request("Request body too large"))?;
+    let object = if form {
+        form_to_json(&bytes)
+    } else {
+        match serde_json::from_slice::<Value>(&bytes) {
+            Ok(Value::Object(m)) => m,
+            _ => {
+                return Err(OAuthError::invalid_request(
+                    "Invalid request body: expected a JSON object or a form",
+                ));
+            }
+        }
+    };
+    let field = |name: &str| -> Result<Option<String>, OAuthError> {
+        match object.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(_) => Err(OAuthError::invalid_request(format!(
+                "Invalid parameter {name}: expected a string"
+            ))),
+        }
+    };
+    Ok(TokenRequest {
+        grant_type: field("grant_type")?,
+        client_id: field("client_id")?,
+        client_secret: field("client_secret")?,
+        basic,
+        client_assertion_type: field("client_assertion_type")?,
+        client_assertion: field("client_assertion")?,
+        audience: field("audience")?,
+        scope: field("scope")?,
+    })
+}
+
+/// `POST /oauth/token`.
+pub async fn token(State(app): State<AppState>, req: Request) -> Response {
+    let request = match parse_token_request(req).await {
+        Ok(r) => r,
+        Err(e) => return oauth_error(&e),
+    };
+    match app.issue_token(&request) {
+        Ok(body) => {
+            let mut response = json_response(StatusCode::OK, &body);
+            no_store(response.headers_mut());
+            response
+        }
+        Err(e) => oauth_error(&e),
+    }
+}
+
+/// `GET /.well-known/jwks.json`.
+pub async fn jwks(State(app): State<AppState>) -> Response {
+    let keys = app.model.keys();
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json; charset=utf-8"),
+            ),
+            (
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=60"),
+            ),
+        ],
+        axum::body::Bytes::copy_from_slice(&keys.jwks),
+    )
+        .into_response()
+}
+
+/// `GET /.well-known/openid-configuration`.
+pub async fn openid_configuration(State(app): State<AppState>) -> Response {
+    let issuer = &app.issuer;
+    json_response(
+        StatusCode::OK,
+        &json!({
+            "issuer": issuer.issuer,
+            "token_endpoint": issuer.token_endpoint,
+            "jwks_uri": format!("{}.well-known/jwks.json", issuer.issuer),
+            "grant_types_supported": ["client_credentials"],
+            "response_types_supported": ["token"],
+            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt"],
+            "token_endpoint_auth_signing_alg_values_supported": ["RS256", "RS384", "PS256"],
+            "id_token_signing_alg_values_supported": ["RS256"],
+            "scopes_supported": [],
+        }),
+    )
+}

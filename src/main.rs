@@ -1,0 +1,36 @@
+//! The `clavis` binary: reads configuration and starts the application.
+
+use clap::Parser;
+use clavis::config::{Cli, Command};
+use clavis::startup::Application;
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => {
+            let config = match args.into_config() {
+                Ok(config) => config,
+                Err(err) => {
+                    eprintln!("clavis: {err}");
+                    return std::process::ExitCode::from(2);
+                }
+            };
+            clavis::startup::init_tracing(&config);
+            let app = match Application::build(config).await {
+                Ok(app) => app,
+                Err(err) => {
+                    eprintln!("clavis: {err:#}");
+                    return std::process::ExitCode::FAILURE;
+                }
+            };
+            match app.run_until_stopped().await {
+                Ok(()) => std::process::ExitCode::SUCCESS,
+                Err(err) => {
+                    eprintln!("clavis: {err:#}");
+                    std::process::ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}

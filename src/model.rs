@@ -1,0 +1,439 @@
+//! The in-memory read model: what the token endpoint and the Management API's token check
+//! read on every request, without touching the store.
+//!
+//! It holds, per client, only what authentication needs — the SHA-256 digest of the secret
+//! (never the secret), the attached credentials' public keys parsed once — plus the APIs,
+//! the grants and the signing keys. Every management write updates it in the same critical
+//! section that commits the write (see `service`), so a credential that is expired, detached
+//! or deleted stops authenticating with the very next request.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use clavis_crypto::jws::{JwsAlg, SigningKey};
+use clavis_crypto::rsa::{RsaPublicKey, parse_public_key_pem};
+use clavis_crypto::sealed::MasterKey;
+use clavis_crypto::secret::SecretDigest;
+use clavis_crypto::x509::DistinguishedName;
+
+use crate::domain::client::{AuthMethodKind, ClientAggregate};
+use crate::domain::client_grant::ClientGrant;
+use crate::domain::credential::Credential;
+use crate::domain::resource_server::ResourceServer;
+use crate::domain::time::Timestamp;
+use crate::store::{KeyState, SigningKeyRecord, Snapshot};
+
+/// A public key attached to a client's `private_key_jwt` method.
+#[derive(Debug, Clone)]
+pub struct AttachedKey {
+    /// Credential id (for logs).
+    pub credential_id: String,
+    /// Key id.
+    pub kid: String,
+    /// The only algorithm accepted with this key.
+    pub alg: JwsAlg,
+    /// Parsed key.
+    pub key: RsaPublicKey,
+    /// Effective expiry.
+    pub expires_at: Option<Timestamp>,
+}
+
+/// A subject DN attached to a client's `tls_client_auth` method.
+#[derive(Debug, Clone)]
+pub struct AttachedDn {
+    /// Credential id (for logs).
+    pub credential_id: String,
+    /// Parsed DN.
+    pub dn: DistinguishedName,
+    /// Effective expiry.
+    pub expires_at: Option<Timestamp>,
+}
+
+/// A pinned certificate attached to a client's `self_signed_tls_client_auth` method.
+#[derive(Debug, Clone)]
+pub struct AttachedCert {
+    /// Credential id (for logs).
+    pub credential_id: String,
+    /// base64url SHA-256 of the certificate DER.
+    pub thumbprint_sha256: String,
+    /// Effective expiry (the earlier of `expires_at` and notAfter).
+    pub expires_at: Option<Timestamp>,
+}
+
+/// How a client authenticates at the token endpoint.
+#[derive(Debug, Clone)]
+pub enum ClientAuth {
+    /// `client_secret_post` / `client_secret_basic`.
+    Secret(SecretDigest),
+    /// `private_key_jwt` with these keys.
+    PrivateKeyJwt(Vec<AttachedKey>),
+    /// `tls_client_auth` with these DNs.
+    TlsClientAuth(Vec<AttachedDn>),
+    /// `self_signed_tls_client_auth` with these certificates.
+    SelfSignedTlsClientAuth(Vec<AttachedCert>),
+    /// No usable method (`none`, or nothing configured).
+    Unavailable,
+}
+
+/// What the token endpoint knows of a client.
+#[derive(Debug, Clone)]
+pub struct ClientEntry {
+    /// The client id.
+    pub client_id: String,
+    /// Whether `client_credentials` is enabled.
+    pub allows_client_credentials: bool,
+    /// Its authentication method.
+    pub auth: ClientAuth,
+}
+
+fn attached<'a>(aggregate: &'a ClientAggregate, kind: AuthMethodKind) -> Vec<&'a Credential> {
+    aggregate
+        .client
+        .client_authentication_methods
+        .as_ref()
+        .filter(|m| m.kind == kind)
+        .map(|m| {
+            m.credential_ids
+                .iter()
+                .filter_map(|id| aggregate.credential(id))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+impl ClientEntry {
+    /// Derives the entry from a stored aggregate. Key material is parsed here, once; a
+    /// credential that fails to parse (which validation prevents) is left out and logged.
+    pub fn build(aggregate: &ClientAggregate, master_key: &MasterKey) -> Self {
+        let client = &aggregate.client;
+        let auth = match client.client_authentication_methods.as_ref().map(|m| m.kind) {
+            Some(kind @ AuthMethodKind::PrivateKeyJwt) => ClientAuth::PrivateKeyJwt(
+                attached(aggregate, kind)
+                    .into_iter()
+                    .filter_map(|c| {
+                        let parsed = parse_public_key_pem(c.pem.as_deref().unwrap_or_default());
+                        match (parsed, c.alg, &c.kid) {
+                            (Ok(material), Some(alg), Some(kid)) => Some(AttachedKey {
+                                credential_id: c.id.clone(),
+                                kid: kid.clone(),
+                                alg,
+                                key: material.key,
+                                expires_at: c.effective_expiry(),
+                            }),
+                            _ => {
+                                tracing::error!(credential_id = %c.id, "stored public key could not be loaded");
+                                None
+                            }
+                        }
+                    })
+                    .collect(),
+            ),
+            Some(kind @ AuthMethodKind::TlsClientAuth) => ClientAuth::TlsClientAuth(
+                attached(aggregate, kind)
+                    .into_iter()
+                    .filter_map(|c| {
+                        match DistinguishedName::parse(c.subject_dn.as_deref().unwrap_or_default()) {
+                            Ok(dn) => Some(AttachedDn {
+                                credential_id: c.id.clone(),
+                                dn,
+                                expires_at: c.effective_expiry(),
+                            }),
+                            Err(_) => {
+                                tracing::error!(credential_id = %c.id, "stored subject DN could not be parsed");
+                                None
+                            }
+                        }
+                    })
+                    .collect(),
+            ),
+            Some(kind @ AuthMethodKind::SelfSignedTlsClientAuth) => {
+                ClientAuth::SelfSignedTlsClientAuth(
+                    attached(aggregate, kind)
+                        .into_iter()
+                        .filter_map(|c| {
+                            Some(AttachedCert {
+                                credential_id: c.id.clone(),
+                                thumbprint_sha256: c.thumbprint_sha256.clone()?,
+                                expires_at: c.effective_expiry(),
+                            })
+                        })
+                        .collect(),
+                )
+            }
+            None if client.uses_secret() => match aggregate
+                .sealed_secret
+                .as_deref()
+                .map(|sealed| master_key.open(sealed, client.client_id.as_bytes()))
+            {
+                Some(Ok(secret)) => ClientAuth::Secret(SecretDigest::of(
+                    std::str::from_utf8(&secret).unwrap_or_default(),
+                )),
+                Some(Err(_)) => {
+                    tracing::error!(client_id = %client.client_id, "client secret could not be unsealed");
+                    ClientAuth::Unavailable
+                }
+                None => ClientAuth::Unavailable,
+            },
+            None => ClientAuth::Unavailable,
+        };
+        Self {
+            client_id: client.client_id.clone(),
+            allows_client_credentials: client.allows_client_credentials(),
+            auth,
+        }
+    }
+}
+
+/// What the token endpoint knows of an API.
+#[derive(Debug, Clone)]
+pub struct ApiEntry {
+    /// Audience.
+    pub identifier: String,
+    /// `expires_in` of its tokens.
+    pub token_lifetime: i64,
+    /// Scopes it defines.
+    pub scopes: Vec<String>,
+}
+
+impl From<&ResourceServer> for ApiEntry {
+    fn from(rs: &ResourceServer) -> Self {
+        Self {
+            identifier: rs.identifier.clone(),
+            token_lifetime: rs.token_lifetime,
+            scopes: rs.scopes.iter().map(|s| s.value.clone()).collect(),
+        }
+    }
+}
+
+/// What the token endpoint knows of a grant.
+#[derive(Debug, Clone)]
+pub struct GrantEntry {
+    /// Grant id.
+    pub id: String,
+    /// Granted scopes.
+    pub scope: Vec<String>,
+    /// Every scope of the API, present and future.
+    pub all_scopes: bool,
+}
+
+/// A key that verifies tokens, with its JWKS entry.
+#[derive(Debug, Clone)]
+pub struct VerifyKey {
+    /// Parsed public key.
+    pub key: RsaPublicKey,
+    /// Lifecycle state.
+    pub state: KeyState,
+}
+
+/// The signing keys in their current states.
+#[derive(Debug)]
+pub struct KeyRing {
+    /// Signs new tokens.
+    pub current: Arc<SigningKey>,
+    /// Keys that verify tokens (current, next, previous; not revoked), by kid.
+    pub verifiers: HashMap<String, VerifyKey>,
+    /// The JWKS document, rendered once.
+    pub jwks: Arc<[u8]>,
+}
+
+impl KeyRing {
+    /// Builds the ring from stored records, unsealing private keys of the current key only.
+    pub fn build(records: &[SigningKeyRecord], master_key: &MasterKey) -> Result<Self, String> {
+        let current = records
+            .iter()
+            .rev()
+            .find(|r| r.state == KeyState::Current && r.revoked_at.is_none())
+            .ok_or("no current signing key")?;
+        let der = master_key
+            .open(&current.sealed_pkcs8, current.kid.as_bytes())
+            .map_err(|_| "the current signing key cannot be unsealed with this master key")?;
+        let signer = SigningKey::from_pkcs8_der(&current.kid, &der)
+            .map_err(|e| format!("signing key {}: {e}", current.kid))?;
+        let mut verifiers = HashMap::new();
+        let mut jwks = Vec::new();
+        // Publish in a stable order: current, next, previous.
+        for state in [KeyState::Current, KeyState::Next, KeyState::Previous] {
+            for r in records
+                .iter()
+                .filter(|r| r.state == state && r.revoked_at.is_none())
+            {
+                let key = if r.kid == signer.kid() {
+                    signer.public_key().clone()
+                } else {
+                    let der = master_key
+                        .open(&r.sealed_pkcs8, r.kid.as_bytes())
+                        .map_err(|_| format!("signing key {} cannot be unsealed", r.kid))?;
+                    SigningKey::from_pkcs8_der(&r.kid, &der)
+                        .map_err(|e| format!("signing key {}: {e}", r.kid))?
+                        .public_key()
+                        .clone()
+                };
+                jwks.push(serde_json::json!({
+                    "kty": "RSA",
+                    "use": "sig",
+                    "alg": "RS256",
+                    "kid": r.kid,
+                    "n": key.jwk_n(),
+                    "e": key.jwk_e(),
+                }));
+                verifiers.insert(r.kid.clone(), VerifyKey { key, state });
+            }
+        }
+        let jwks =
+            serde_json::to_vec(&serde_json::json!({ "keys": jwks })).map_err(|e| e.to_string())?;
+        Ok(Self {
+            current: Arc::new(signer),
+            verifiers,
+            jwks: jwks.into(),
+        })
+    }
+}
+
+#[derive(Debug)]
+struct Model {
+    clients: HashMap<String, Arc<ClientEntry>>,
+    apis: HashMap<String, Arc<ApiEntry>>,
+    grants: HashMap<(String, String), Arc<GrantEntry>>,
+    grant_keys: HashMap<String, (String, String)>,
+    keys: Arc<KeyRing>,
+}
+
+/// See the module documentation.
+#[derive(Debug)]
+pub struct ReadModel {
+    inner: RwLock<Model>,
+}
+
+impl ReadModel {
+    /// Builds the model from a store snapshot.
+    pub fn load(snapshot: &Snapshot, master_key: &MasterKey) -> Result<Self, String> {
+        let keys = KeyRing::build(&snapshot.signing_keys, master_key)?;
+        let mut model = Model {
+            clients: HashMap::with_capacity(snapshot.clients.len()),
+            apis: HashMap::new(),
+            grants: HashMap::new(),
+            grant_keys: HashMap::new(),
+            keys: Arc::new(keys),
+        };
+        for aggregate in &snapshot.clients {
+            model.clients.insert(
+                aggregate.client.client_id.clone(),
+                Arc::new(ClientEntry::build(aggregate, master_key)),
+            );
+        }
+        for rs in &snapshot.resource_servers {
+            model
+                .apis
+                .insert(rs.identifier.clone(), Arc::new(ApiEntry::from(rs)));
+        }
+        for grant in &snapshot.client_grants {
+            insert_grant(&mut model, grant);
+        }
+        Ok(Self {
+            inner: RwLock::new(model),
+        })
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, Model> {
+        self.inner.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, Model> {
+        self.inner.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The client, if it exists.
+    pub fn client(&self, client_id: &str) -> Option<Arc<ClientEntry>> {
+        self.read().clients.get(client_id).cloned()
+    }
+
+    /// The API with this audience.
+    pub fn api(&self, audience: &str) -> Option<Arc<ApiEntry>> {
+        self.read().apis.get(audience).cloned()
+    }
+
+    /// The grant of `client_id` for `audience`.
+    pub fn grant(&self, client_id: &str, audience: &str) -> Option<Arc<GrantEntry>> {
+        self.read()
+            .grants
+            .get(&(client_id.to_string(), audience.to_string()))
+            .cloned()
+    }
+
+    /// The signing keys.
+    pub fn keys(&self) -> Arc<KeyRing> {
+        self.read().keys.clone()
+    }
+
+    /// Number of clients (for diagnostics and tests).
+    pub fn client_count(&self) -> usize {
+        self.read().clients.len()
+    }
+
+    /// Replaces one client's entry after a committed write.
+    pub fn put_client(&self, aggregate: &ClientAggregate, master_key: &MasterKey) {
+        let entry = Arc::new(ClientEntry::build(aggregate, master_key));
+        self.write()
+            .clients
+            .insert(aggregate.client.client_id.clone(), entry);
+    }
+
+    /// Removes a client and its grants after a committed delete.
+    pub fn remove_client(&self, client_id: &str, grant_ids: &[String]) {
+        let mut m = self.write();
+        m.clients.remove(client_id);
+        for id in grant_ids {
+            remove_grant(&mut m, id);
+        }
+    }
+
+    /// Replaces one API's entry.
+    pub fn put_api(&self, rs: &ResourceServer) {
+        self.write()
+            .apis
+            .insert(rs.identifier.clone(), Arc::new(ApiEntry::from(rs)));
+    }
+
+    /// Removes an API and its grants.
+    pub fn remove_api(&self, identifier: &str, grant_ids: &[String]) {
+        let mut m = self.write();
+        m.apis.remove(identifier);
+        for id in grant_ids {
+            remove_grant(&mut m, id);
+        }
+    }
+
+    /// Replaces one grant.
+    pub fn put_grant(&self, grant: &ClientGrant) {
+        insert_grant(&mut self.write(), grant);
+    }
+
+    /// Removes one grant.
+    pub fn remove_grant(&self, id: &str) {
+        remove_grant(&mut self.write(), id);
+    }
+
+    /// Replaces the signing keys.
+    pub fn put_keys(&self, keys: KeyRing) {
+        self.write().keys = Arc::new(keys);
+    }
+}
+
+fn insert_grant(m: &mut Model, grant: &ClientGrant) {
+    let key = (grant.client_id.clone(), grant.audience.clone());
+    m.grant_keys.insert(grant.id.clone(), key.clone());
+    m.grants.insert(
+        key,
+        Arc::new(GrantEntry {
+            id: grant.id.clone(),
+            scope: grant.scope.clone(),
+            all_scopes: grant.allows_all_scopes(),
+        }),
+    );
+}
+
+fn remove_grant(m: &mut Model, id: &str) {
+    if let Some(key) = m.grant_keys.remove(id) {
+        m.grants.remove(&key);
+    }
+}

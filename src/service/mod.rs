@@ -1,0 +1,385 @@
+//! The operations that change state. Each one commits to the store and then updates the
+//! read model while holding the node's write lock, so the model never applies an older
+//! version of a row after a newer one.
+
+pub mod access;
+pub mod token;
+
+use std::sync::Arc;
+
+use clavis_crypto::sealed::MasterKey;
+use clavis_crypto::secret::generate_client_secret;
+use tokio::sync::Mutex;
+
+use crate::domain::DomainError;
+use crate::domain::client::{ClientAggregate, ClientUpdate, CredentialLimits, NewClient};
+use crate::domain::client_grant::{ClientGrant, ClientGrantUpdate, NewClientGrant};
+use crate::domain::credential::{Credential, NewCredential};
+use crate::domain::resource_server::{
+    NewResourceServer, ResourceServer, ResourceServerUpdate, system_api_error,
+};
+use crate::domain::time::Timestamp;
+use crate::model::ReadModel;
+use crate::store::{Entity, Store, StoreError, StoreResult};
+
+/// Issuer-level settings the services need.
+#[derive(Debug, Clone)]
+pub struct Issuer {
+    /// `https://host:port/` — always with a trailing slash.
+    pub issuer: String,
+    /// `<issuer>oauth/token`.
+    pub token_endpoint: String,
+    /// `<issuer>api/v2/`.
+    pub management_audience: String,
+    /// Audience used when a token request names none.
+    pub default_audience: Option<String>,
+}
+
+impl Issuer {
+    /// Derives the URLs from the public base URL.
+    pub fn new(public_url: &str, default_audience: Option<String>) -> Self {
+        let issuer = if public_url.ends_with('/') {
+            public_url.to_string()
+        } else {
+            format!("{public_url}/")
+        };
+        Self {
+            token_endpoint: format!("{issuer}oauth/token"),
+            management_audience: format!("{issuer}api/v2/"),
+            issuer,
+            default_audience,
+        }
+    }
+}
+
+/// The application core: store, read model, keys and limits.
+pub struct Clavis {
+    /// Persistence.
+    pub store: Arc<dyn Store>,
+    /// What the hot paths read.
+    pub model: ReadModel,
+    /// Seals secrets and private keys at rest.
+    pub master_key: MasterKey,
+    /// Credential caps.
+    pub limits: CredentialLimits,
+    /// URLs.
+    pub issuer: Issuer,
+    write_lock: Mutex<()>,
+}
+
+impl std::fmt::Debug for Clavis {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Clavis")
+            .field("issuer", &self.issuer)
+            .finish_non_exhaustive()
+    }
+}
+
+fn not_found(entity: Entity) -> impl FnOnce(StoreError) -> StoreError {
+    move |e| match e {
+        StoreError::NotFound(_) => StoreError::Rejected(match entity {
+            Entity::Client => DomainError::client_not_found(),
+            Entity::Credential => DomainError::credential_not_found(),
+            Entity::ResourceServer => DomainError::resource_server_not_found(),
+            Entity::ClientGrant => DomainError::client_grant_not_found(),
+            Entity::SigningKey => DomainError::NotFound {
+                code: "inexistent_key",
+                message: "The signing key does not exist".into(),
+            },
+        }),
+        other => other,
+    }
+}
+
+impl Clavis {
+    /// Assembles the core.
+    pub fn new(
+        store: Arc<dyn Store>,
+        model: ReadModel,
+        master_key: MasterKey,
+        limits: CredentialLimits,
+        issuer: Issuer,
+    ) -> Self {
+        Self {
+            store,
+            model,
+            master_key,
+            limits,
+            issuer,
+            write_lock: Mutex::new(()),
+        }
+    }
+
+    /// Seals a client secret (bound to the client id).
+    pub fn seal_secret(&self, client_id: &str, secret: &str) -> Vec<u8> {
+        self.master_key
+            .seal(secret.as_bytes(), client_id.as_bytes())
+    }
+
+    /// The client's secret in clear, for responses that show it.
+    pub fn open_secret(&self, client_id: &str, sealed: Option<&[u8]>) -> Option<String> {
+        let plain = self.master_key.open(sealed?, client_id.as_bytes()).ok()?;
+        String::from_utf8(plain).ok()
+    }
+
+    // ----- clients -----
+
+    /// Creates a client (with inline credentials); returns it with its new secret.
+    pub async fn create_client(&self, new: NewClient) -> StoreResult<(ClientAggregate, String)> {
+        let mut aggregate = new.build(None, self.limits, Timestamp::now())?;
+        let secret = generate_client_secret();
+        aggregate.sealed_secret = Some(self.seal_secret(&aggregate.client.client_id, &secret));
+        let _guard = self.write_lock.lock().await;
+        self.store.insert_client(&aggregate).await?;
+        self.model.put_client(&aggregate, &self.master_key);
+        Ok((aggregate, secret))
+    }
+
+    /// Reads a client.
+    pub async fn client(&self, client_id: &str) -> StoreResult<ClientAggregate> {
+        self.store
+            .client(client_id)
+            .await?
+            .ok_or(StoreError::Rejected(DomainError::client_not_found()))
+    }
+
+    /// Changes a client.
+    pub async fn update_client(
+        &self,
+        client_id: &str,
+        update: ClientUpdate,
+    ) -> StoreResult<ClientAggregate> {
+        let new_secret = update
+            .client_secret
+            .as_deref()
+            .map(|s| self.seal_secret(client_id, s));
+        let limits = self.limits;
+        let now = Timestamp::now();
+        self.mutate_client(client_id, &mut |aggregate| {
+            update.apply(aggregate, limits, now)?;
+            if let Some(sealed) = &new_secret {
+                aggregate.sealed_secret = Some(sealed.clone());
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Generates a new secret; refused for clients that use credentials.
+    pub async fn rotate_secret(&self, client_id: &str) -> StoreResult<(ClientAggregate, String)> {
+        let secret = generate_client_secret();
+        let sealed = self.seal_secret(client_id, &secret);
+        let now = Timestamp::now();
+        let aggregate = self
+            .mutate_client(client_id, &mut |aggregate| {
+                if aggregate.client.client_authentication_methods.is_some() {
+                    return Err(DomainError::rule(
+                        "invalid_body",
+                        "Cannot rotate the secret of a client that uses client_authentication_methods",
+                    ));
+                }
+                aggregate.sealed_secret = Some(sealed.clone());
+                aggregate.client.updated_at = now;
+                Ok(())
+            })
+            .await?;
+        Ok((aggregate, secret))
+    }
+
+    /// Deletes a client with its credentials and grants.
+    pub async fn delete_client(&self, client_id: &str) -> StoreResult<()> {
+        let _guard = self.write_lock.lock().await;
+        let grants = self
+            .store
+            .delete_client(client_id)
+            .await
+            .map_err(not_found(Entity::Client))?;
+        self.model.remove_client(client_id, &grants);
+        Ok(())
+    }
+
+    async fn mutate_client(
+        &self,
+        client_id: &str,
+        mutation: &mut (dyn FnMut(&mut ClientAggregate) -> Result<(), DomainError> + Send),
+    ) -> StoreResult<ClientAggregate> {
+        let _guard = self.write_lock.lock().await;
+        let aggregate = self
+            .store
+            .update_client(client_id, mutation)
+            .await
+            .map_err(not_found(Entity::Client))?;
+        self.model.put_client(&aggregate, &self.master_key);
+        Ok(aggregate)
+    }
+
+    // ----- credentials -----
+
+    /// Creates a credential on a client.
+    pub async fn create_credential(
+        &self,
+        client_id: &str,
+        new: NewCredential,
+    ) -> StoreResult<Credential> {
+        // Key material is parsed before the transaction: it needs no state.
+        let credential = new.build(client_id, Timestamp::now())?;
+        let limits = self.limits;
+        self.mutate_client(client_id, &mut |aggregate| {
+            aggregate.add_credential(credential.clone(), limits)
+        })
+        .await?;
+        Ok(credential)
+    }
+
+    /// The seed's PATCH: sets, moves or removes `expires_at`.
+    pub async fn set_credential_expiry(
+        &self,
+        client_id: &str,
+        credential_id: &str,
+        expires_at: Option<Timestamp>,
+    ) -> StoreResult<Credential> {
+        let now = Timestamp::now();
+        let aggregate = self
+            .mutate_client(client_id, &mut |aggregate| {
+                aggregate
+                    .set_credential_expiry(credential_id, expires_at, now)
+                    .map(|_| ())
+            })
+            .await?;
+        aggregate
+            .credential(credential_id)
+            .cloned()
+            .ok_or(StoreError::Rejected(DomainError::credential_not_found()))
+    }
+
+    /// Deletes a credential that is not attached.
+    pub async fn delete_credential(&self, client_id: &str, credential_id: &str) -> StoreResult<()> {
+        self.mutate_client(client_id, &mut |aggregate| {
+            aggregate.remove_credential(credential_id).map(|_| ())
+        })
+        .await?;
+        Ok(())
+    }
+
+    // ----- resource servers -----
+
+    /// Creates a resource server.
+    pub async fn create_resource_server(
+        &self,
+        new: NewResourceServer,
+    ) -> StoreResult<ResourceServer> {
+        let rs = new.build(Timestamp::now());
+        let _guard = self.write_lock.lock().await;
+        self.store.insert_resource_server(&rs).await?;
+        self.model.put_api(&rs);
+        Ok(rs)
+    }
+
+    /// Reads a resource server by id or identifier.
+    pub async fn resource_server(&self, key: &str) -> StoreResult<ResourceServer> {
+        self.store
+            .resource_server(key)
+            .await?
+            .ok_or(StoreError::Rejected(
+                DomainError::resource_server_not_found(),
+            ))
+    }
+
+    /// Changes a resource server.
+    pub async fn update_resource_server(
+        &self,
+        key: &str,
+        update: ResourceServerUpdate,
+    ) -> StoreResult<ResourceServer> {
+        let now = Timestamp::now();
+        let _guard = self.write_lock.lock().await;
+        let rs = self
+            .store
+            .update_resource_server(key, &mut |rs| update.apply(rs, now))
+            .await
+            .map_err(not_found(Entity::ResourceServer))?;
+        self.model.put_api(&rs);
+        Ok(rs)
+    }
+
+    /// Deletes a resource server and its grants.
+    pub async fn delete_resource_server(&self, key: &str) -> StoreResult<()> {
+        let _guard = self.write_lock.lock().await;
+        let (rs, grants) = self
+            .store
+            .delete_resource_server(key, &mut |rs| {
+                if rs.is_system {
+                    Err(system_api_error())
+                } else {
+                    Ok(())
+                }
+            })
+            .await
+            .map_err(not_found(Entity::ResourceServer))?;
+        self.model.remove_api(&rs.identifier, &grants);
+        Ok(())
+    }
+
+    // ----- client grants -----
+
+    /// Creates a grant.
+    pub async fn create_client_grant(&self, new: NewClientGrant) -> StoreResult<ClientGrant> {
+        let rs = self
+            .store
+            .resource_server(&new.audience)
+            .await?
+            .filter(|rs| rs.identifier == new.audience)
+            .ok_or(StoreError::Rejected(
+                DomainError::resource_server_not_found(),
+            ))?;
+        let grant = new.build(&rs, Timestamp::now())?;
+        let _guard = self.write_lock.lock().await;
+        self.store
+            .insert_client_grant(&grant)
+            .await
+            .map_err(|e| match e {
+                StoreError::NotFound(entity) => not_found(entity)(StoreError::NotFound(entity)),
+                other => other,
+            })?;
+        self.model.put_grant(&grant);
+        Ok(grant)
+    }
+
+    /// Reads a grant.
+    pub async fn client_grant(&self, id: &str) -> StoreResult<ClientGrant> {
+        self.store
+            .client_grant(id)
+            .await?
+            .ok_or(StoreError::Rejected(DomainError::client_grant_not_found()))
+    }
+
+    /// Changes a grant's scopes or settings.
+    pub async fn update_client_grant(
+        &self,
+        id: &str,
+        update: ClientGrantUpdate,
+    ) -> StoreResult<ClientGrant> {
+        let existing = self.client_grant(id).await?;
+        let rs = self.store.resource_server(&existing.audience).await?;
+        let now = Timestamp::now();
+        let _guard = self.write_lock.lock().await;
+        let grant = self
+            .store
+            .update_client_grant(id, &mut |g| update.apply(g, rs.as_ref(), now))
+            .await
+            .map_err(not_found(Entity::ClientGrant))?;
+        self.model.put_grant(&grant);
+        Ok(grant)
+    }
+
+    /// Deletes a grant.
+    pub async fn delete_client_grant(&self, id: &str) -> StoreResult<()> {
+        let _guard = self.write_lock.lock().await;
+        self.store
+            .delete_client_grant(id)
+            .await
+            .map_err(not_found(Entity::ClientGrant))?;
+        self.model.remove_grant(id);
+        Ok(())
+    }
+}

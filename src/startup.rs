@@ -1,0 +1,223 @@
+//! Process start: configuration → store → keys → bootstrap → read model → listener.
+//! [`Application`] binds first (port 0 picks a free port, which tests use) and exposes the
+//! real address before serving.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use axum_server::Handle;
+use axum_server::tls_rustls::RustlsConfig;
+
+use crate::bootstrap::{self, AdminCredentials};
+use crate::config::{Config, LogFormat, TlsMode};
+use crate::http;
+use crate::model::ReadModel;
+use crate::service::{Clavis, Issuer};
+use crate::store::Store;
+use crate::store::sqlite::SqliteStore;
+use crate::tls;
+
+/// How long in-flight requests may take to finish after SIGTERM/SIGINT.
+const GRACE_PERIOD: Duration = Duration::from_secs(30);
+
+/// Installs the global log subscriber (once; later calls are ignored).
+pub fn init_tracing(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&config.log)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match config.log_format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+/// A built, bound, not yet serving Clavis.
+pub struct Application {
+    listener: std::net::TcpListener,
+    address: SocketAddr,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    clavis: Arc<Clavis>,
+    handle: Handle<SocketAddr>,
+    /// The generated CA to trust, when HTTPS uses the local CA.
+    pub ca_cert: Option<PathBuf>,
+    /// The admin credentials, on the first start only.
+    pub admin: Option<AdminCredentials>,
+}
+
+/// Opens the store named by the URL.
+pub async fn open_store(url: &str) -> Result<Arc<dyn Store>> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(
+            SqliteStore::connect(url)
+                .await
+                .context("cannot open the SQLite database")?,
+        ))
+    } else {
+        anyhow::bail!("unsupported database URL (expected sqlite:...)")
+    }
+}
+
+impl Application {
+    /// Builds everything and binds the listener.
+    pub async fn build(config: Config) -> Result<Self> {
+        bootstrap::ensure_data_dir(&config.data_dir)?;
+        let listener = std::net::TcpListener::bind(config.listen)
+            .with_context(|| format!("cannot listen on {}", config.listen))?;
+        listener.set_nonblocking(true)?;
+        let address = listener.local_addr()?;
+        let scheme = if config.tls == TlsMode::Insecure {
+            "http"
+        } else {
+            "https"
+        };
+        let public_url = config
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("{scheme}://{address}/"));
+        let issuer = Issuer::new(&public_url, config.default_audience.clone());
+
+        let store = open_store(&config.database_url).await?;
+        let master_key = bootstrap::load_master_key(&config)?;
+        bootstrap::check_master_key(store.as_ref(), &master_key).await?;
+        let admin = bootstrap::bootstrap(store.as_ref(), &config, &master_key, &issuer).await?;
+        let snapshot = store.snapshot().await.context("cannot load the store")?;
+        let model = ReadModel::load(&snapshot, &master_key)
+            .map_err(|e| anyhow::anyhow!("cannot build the read model: {e}"))?;
+        let clavis = Arc::new(Clavis::new(store, model, master_key, config.limits, issuer));
+
+        let (tls, ca_cert) = match &config.tls {
+            TlsMode::Insecure => (None, None),
+            TlsMode::Files { cert, key } => (Some(tls::server_config(cert, key)?), None),
+            TlsMode::Generated => {
+                let mut names = vec!["localhost".to_string(), "127.0.0.1".to_string()];
+                let ip = address.ip().to_string();
+                if !address.ip().is_unspecified() && !names.contains(&ip) {
+                    names.push(ip);
+                }
+                if let Some(host) = url::Url::parse(&public_url)
+                    .ok()
+                    .and_then(|u| u.host_str().map(|h| h.trim_matches(['[', ']']).to_string()))
+                    && !names.contains(&host)
+                {
+                    names.push(host);
+                }
+                let files = tls::ensure_local_tls(&config.data_dir, &names)?;
+                (
+                    Some(tls::server_config(&files.server_cert, &files.server_key)?),
+                    Some(files.ca_cert),
+                )
+            }
+        };
+        Ok(Self {
+            listener,
+            address,
+            tls,
+            clavis,
+            handle: Handle::new(),
+            ca_cert,
+            admin,
+        })
+    }
+
+    /// The bound address.
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// The application core (tests use it to inspect state).
+    pub fn clavis(&self) -> Arc<Clavis> {
+        self.clavis.clone()
+    }
+
+    /// A handle that stops the server gracefully.
+    pub fn handle(&self) -> Handle<SocketAddr> {
+        self.handle.clone()
+    }
+
+    /// Prints where to reach the server and, on first start, the admin credentials.
+    pub fn print_banner(&self) {
+        println!("Clavis listening on {}", self.clavis.issuer.issuer);
+        println!("  issuer:              {}", self.clavis.issuer.issuer);
+        println!(
+            "  token endpoint:      {}",
+            self.clavis.issuer.token_endpoint
+        );
+        println!(
+            "  management audience: {}",
+            self.clavis.issuer.management_audience
+        );
+        if let Some(ca) = &self.ca_cert {
+            println!("  local CA:            {}", ca.display());
+            println!(
+                "  trust it with:       export NODE_EXTRA_CA_CERTS={0} SSL_CERT_FILE={0} REQUESTS_CA_BUNDLE={0}",
+                ca.display()
+            );
+        }
+        if let Some(admin) = &self.admin {
+            println!("First start: created the admin client (shown only now):");
+            println!("  client_id:     {}", admin.client_id);
+            println!("  client_secret: {}", admin.client_secret);
+        }
+    }
+
+    /// Serves until SIGTERM/SIGINT (or the handle) asks it to stop, lets in-flight requests
+    /// finish, then closes the store.
+    pub async fn run_until_stopped(self) -> Result<()> {
+        self.print_banner();
+        let handle = self.handle.clone();
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            tracing::info!("shutting down: finishing in-flight requests");
+            handle.graceful_shutdown(Some(GRACE_PERIOD));
+        });
+        self.serve().await
+    }
+
+    /// Serves until the handle stops it (no signal handling; for tests).
+    pub async fn serve(self) -> Result<()> {
+        let router = http::router(self.clavis.clone());
+        let service = router.into_make_service_with_connect_info::<SocketAddr>();
+        match self.tls {
+            Some(config) => {
+                axum_server::from_tcp_rustls(self.listener, RustlsConfig::from_config(config))?
+                    .handle(self.handle)
+                    .serve(service)
+                    .await?
+            }
+            None => {
+                axum_server::from_tcp(self.listener)?
+                    .handle(self.handle)
+                    .serve(service)
+                    .await?
+            }
+        }
+        self.clavis.store.close().await;
+        Ok(())
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

@@ -1,0 +1,266 @@
+//! Persistence. [`Store`] is the one interface the rest of Clavis uses; SQLite implements it
+//! today and PostgreSQL will implement the same trait and pass the same test suite.
+//!
+//! Design rules that keep the trait backend-neutral:
+//! - Writes that must respect a rule across rows (credential caps, attachment, deletion of an
+//!   attached credential) are expressed as a *mutation* of one aggregate: the store loads the
+//!   aggregate inside a write transaction (locking it), runs the pure domain closure, and
+//!   writes back what changed. The closure is `FnMut` so a backend may retry it after a
+//!   serialization failure.
+//! - Uniqueness and existence are reported as [`StoreError::Conflict`] and
+//!   [`StoreError::NotFound`]; a database that cannot be reached is
+//!   [`StoreError::Unavailable`] (the API answers 503); anything else is `Internal` (500).
+//! - Documents are stored as JSON text beside the few columns that are queried, so both
+//!   backends store the same shapes.
+
+pub mod sqlite;
+
+use async_trait::async_trait;
+
+use crate::domain::DomainError;
+use crate::domain::client::{Client, ClientAggregate};
+use crate::domain::client_grant::ClientGrant;
+use crate::domain::resource_server::ResourceServer;
+use crate::domain::time::Timestamp;
+
+/// What a missing or conflicting row was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Entity {
+    /// A client.
+    Client,
+    /// A credential.
+    Credential,
+    /// A resource server.
+    ResourceServer,
+    /// A client grant.
+    ClientGrant,
+    /// A signing key.
+    SigningKey,
+}
+
+/// Errors from a store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The row does not exist.
+    #[error("{0:?} not found")]
+    NotFound(Entity),
+    /// A uniqueness rule refused the write.
+    #[error("{entity:?} conflict: {message}")]
+    Conflict {
+        /// What conflicted.
+        entity: Entity,
+        /// Human-readable text.
+        message: String,
+    },
+    /// A mutation closure refused the change; nothing was written.
+    #[error(transparent)]
+    Rejected(#[from] DomainError),
+    /// The database cannot be reached or timed out.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else (corrupt row, bug).
+    #[error("store error: {0}")]
+    Internal(String),
+}
+
+/// Result of store operations.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A change to one aggregate, run inside the write transaction.
+pub type Mutation<'a, T> = &'a mut (dyn FnMut(&mut T) -> Result<(), DomainError> + Send);
+
+/// How a list is paged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PageRequest {
+    /// `page` (0-based) and `per_page`.
+    Offset {
+        /// Page number.
+        page: u64,
+        /// Items per page.
+        per_page: u64,
+    },
+    /// Checkpoint paging: items after the cursor.
+    Checkpoint {
+        /// Cursor from a previous page (`None` for the first page).
+        after: Option<i64>,
+        /// Items per page.
+        take: u64,
+    },
+}
+
+/// A page of items.
+#[derive(Debug, Clone)]
+pub struct Page<T> {
+    /// The items, in creation order.
+    pub items: Vec<T>,
+    /// Total matching items (offset paging only).
+    pub total: Option<u64>,
+    /// Cursor of the next page (checkpoint paging, when more items follow).
+    pub next: Option<i64>,
+}
+
+/// Filters for listing client grants.
+#[derive(Debug, Clone, Default)]
+pub struct GrantFilter {
+    /// Only grants for this audience.
+    pub audience: Option<String>,
+    /// Only grants of this client.
+    pub client_id: Option<String>,
+}
+
+/// Lifecycle state of a token-signing key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyState {
+    /// Published, will sign after the next rotation.
+    Next,
+    /// Signs tokens now.
+    Current,
+    /// Signed before the last rotation; still verifies until revoked.
+    Previous,
+    /// Older than previous; no longer published.
+    Retired,
+}
+
+/// A token-signing key as stored. The private key is sealed with the master key.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SigningKeyRecord {
+    /// Key id (JWT header `kid`).
+    pub kid: String,
+    /// PKCS#8 DER sealed with the master key (AAD = kid).
+    #[serde(skip)]
+    pub sealed_pkcs8: Vec<u8>,
+    /// Self-signed certificate for the key (PEM), as Auth0's API returns.
+    pub cert_pem: String,
+    /// Lifecycle state.
+    pub state: KeyState,
+    /// Creation time.
+    pub created_at: Timestamp,
+    /// When it became current.
+    pub current_since: Option<Timestamp>,
+    /// When it stopped being current.
+    pub current_until: Option<Timestamp>,
+    /// When it was revoked (revoked keys neither sign nor verify).
+    pub revoked_at: Option<Timestamp>,
+}
+
+/// A client without its credentials, as listed.
+#[derive(Debug, Clone)]
+pub struct ClientRow {
+    /// The client.
+    pub client: Client,
+    /// Its sealed secret.
+    pub sealed_secret: Option<Vec<u8>>,
+}
+
+/// Everything created on the first start, written in one transaction.
+#[derive(Debug, Clone)]
+pub struct Bootstrap {
+    /// The Management API.
+    pub management_api: ResourceServer,
+    /// The admin client.
+    pub admin: ClientAggregate,
+    /// Its grant of every management scope.
+    pub admin_grant: ClientGrant,
+    /// The first signing keys (current and next).
+    pub signing_keys: Vec<SigningKeyRecord>,
+}
+
+/// The whole state, for building the read model at start-up.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    /// Every client with its credentials.
+    pub clients: Vec<ClientAggregate>,
+    /// Every resource server.
+    pub resource_servers: Vec<ResourceServer>,
+    /// Every client grant.
+    pub client_grants: Vec<ClientGrant>,
+    /// Every signing key.
+    pub signing_keys: Vec<SigningKeyRecord>,
+}
+
+/// The persistence interface. All methods are atomic: a failed call changes nothing.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Cheap round trip to the database (readiness).
+    async fn ping(&self) -> StoreResult<()>;
+
+    /// Closes connections after in-flight work finished (graceful shutdown).
+    async fn close(&self);
+
+    /// A start-up setting (e.g. the master-key check value).
+    async fn setting(&self, key: &str) -> StoreResult<Option<String>>;
+    /// Stores a setting unless one exists; returns the value now stored.
+    async fn init_setting(&self, key: &str, value: &str) -> StoreResult<String>;
+
+    /// Writes the first-start state unless the store was already bootstrapped; returns
+    /// whether it did.
+    async fn bootstrap(&self, data: &Bootstrap) -> StoreResult<bool>;
+
+    /// Loads everything (read-model start-up and resynchronisation).
+    async fn snapshot(&self) -> StoreResult<Snapshot>;
+
+    /// Inserts a client with its credentials. `Conflict` if the id exists.
+    async fn insert_client(&self, aggregate: &ClientAggregate) -> StoreResult<()>;
+    /// A client with its credentials.
+    async fn client(&self, client_id: &str) -> StoreResult<Option<ClientAggregate>>;
+    /// A page of clients (without credentials), in creation order.
+    async fn list_clients(&self, page: PageRequest) -> StoreResult<Page<ClientRow>>;
+    /// Changes a client aggregate atomically; returns the aggregate as committed.
+    async fn update_client(
+        &self,
+        client_id: &str,
+        mutation: Mutation<'_, ClientAggregate>,
+    ) -> StoreResult<ClientAggregate>;
+    /// Deletes a client with its credentials and grants; returns the deleted grant ids.
+    async fn delete_client(&self, client_id: &str) -> StoreResult<Vec<String>>;
+
+    /// Inserts a resource server. `Conflict` on a duplicate identifier.
+    async fn insert_resource_server(&self, rs: &ResourceServer) -> StoreResult<()>;
+    /// By id, or by identifier when `key` is not an id.
+    async fn resource_server(&self, key: &str) -> StoreResult<Option<ResourceServer>>;
+    /// A page of resource servers.
+    async fn list_resource_servers(&self, page: PageRequest) -> StoreResult<Page<ResourceServer>>;
+    /// Changes a resource server atomically.
+    async fn update_resource_server(
+        &self,
+        key: &str,
+        mutation: Mutation<'_, ResourceServer>,
+    ) -> StoreResult<ResourceServer>;
+    /// Deletes a resource server (after `guard` accepts it) and its client grants; returns
+    /// the deleted resource server and grant ids.
+    async fn delete_resource_server(
+        &self,
+        key: &str,
+        guard: Mutation<'_, ResourceServer>,
+    ) -> StoreResult<(ResourceServer, Vec<String>)>;
+
+    /// Inserts a grant. `NotFound(Client)` / `NotFound(ResourceServer)` when either is
+    /// missing; `Conflict` for a second grant of the same client and audience.
+    async fn insert_client_grant(&self, grant: &ClientGrant) -> StoreResult<()>;
+    /// One grant.
+    async fn client_grant(&self, id: &str) -> StoreResult<Option<ClientGrant>>;
+    /// A page of grants.
+    async fn list_client_grants(
+        &self,
+        filter: &GrantFilter,
+        page: PageRequest,
+    ) -> StoreResult<Page<ClientGrant>>;
+    /// Changes a grant atomically.
+    async fn update_client_grant(
+        &self,
+        id: &str,
+        mutation: Mutation<'_, ClientGrant>,
+    ) -> StoreResult<ClientGrant>;
+    /// Deletes a grant.
+    async fn delete_client_grant(&self, id: &str) -> StoreResult<()>;
+
+    /// All signing keys, oldest first.
+    async fn signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>>;
+    /// Changes the set of signing keys atomically (rotation, revocation): the mutation sees
+    /// every key and may change states or append new keys; keys are never deleted.
+    async fn update_signing_keys(
+        &self,
+        mutation: Mutation<'_, Vec<SigningKeyRecord>>,
+    ) -> StoreResult<Vec<SigningKeyRecord>>;
+}

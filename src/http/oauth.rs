@@ -110,7 +110,7 @@ pub async fn token(State(app): State<AppState>, req: Request) -> Response {
         Ok(r) => r,
         Err(e) => return oauth_error(&e),
     };
-    match app.issue_token(&request) {
+    match app.issue_token(&request).await {
         Ok(body) => {
             let mut response = json_response(StatusCode::OK, &body);
             no_store(response.headers_mut());

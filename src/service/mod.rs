@@ -3,6 +3,8 @@
 //! version of a row after a newer one.
 
 pub mod access;
+pub mod replay;
+pub mod signing_keys;
 pub mod token;
 
 use std::sync::Arc;
@@ -64,6 +66,8 @@ pub struct Clavis {
     pub limits: CredentialLimits,
     /// URLs.
     pub issuer: Issuer,
+    /// Single-use assertion ids.
+    pub replay: replay::ReplayGuard,
     write_lock: Mutex<()>,
 }
 
@@ -92,7 +96,7 @@ fn not_found(entity: Entity) -> impl FnOnce(StoreError) -> StoreError {
 }
 
 impl Clavis {
-    /// Assembles the core.
+    /// Assembles the core and starts its background tasks (must run inside a Tokio runtime).
     pub fn new(
         store: Arc<dyn Store>,
         model: ReadModel,
@@ -101,6 +105,7 @@ impl Clavis {
         issuer: Issuer,
     ) -> Self {
         Self {
+            replay: replay::ReplayGuard::start(store.clone()),
             store,
             model,
             master_key,

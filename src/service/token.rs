@@ -2,12 +2,26 @@
 //! read model, authorize against its grant, sign an RS256 access token. Nothing here reads
 //! the store.
 
+use std::sync::Arc;
+
+use clavis_crypto::jws::{CompactJws, JwsAlg};
 use clavis_crypto::secret::SecretDigest;
 use serde::Serialize;
+use serde_json::Value;
 
 use super::Clavis;
 use crate::domain::time::Timestamp;
-use crate::model::{ClientAuth, ClientEntry};
+use crate::model::{AttachedKey, ClientAuth, ClientEntry};
+use crate::store::{JtiRecord, StoreError};
+
+/// `client_assertion_type` for `private_key_jwt` (RFC 7523).
+pub const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+/// Allowed clock skew on `iat`, `nbf` and `exp`.
+pub const CLOCK_SKEW_SECONDS: i64 = 10;
+/// Longest accepted assertion lifetime.
+pub const MAX_ASSERTION_LIFETIME_SECONDS: i64 = 300;
+/// Longest `iss`, `sub` and `jti`.
+pub const MAX_CLAIM_LENGTH: usize = 64;
 
 /// The parameters of a token request, whatever the body encoding.
 #[derive(Debug, Default, Clone)]
@@ -94,6 +108,15 @@ impl OAuthError {
     pub fn server_error() -> Self {
         Self::new(500, "server_error", "The token could not be issued")
     }
+
+    /// 503 `temporarily_unavailable` (the replay record could not be written).
+    pub fn unavailable() -> Self {
+        Self::new(
+            503,
+            "temporarily_unavailable",
+            "The service is temporarily unavailable, please retry",
+        )
+    }
 }
 
 #[derive(Serialize)]
@@ -117,7 +140,7 @@ fn decoy_digest() -> SecretDigest {
 
 impl Clavis {
     /// Runs the client-credentials grant.
-    pub fn issue_token(&self, req: &TokenRequest) -> Result<TokenResponse, OAuthError> {
+    pub async fn issue_token(&self, req: &TokenRequest) -> Result<TokenResponse, OAuthError> {
         match req.grant_type.as_deref() {
             None | Some("") => {
                 return Err(OAuthError::invalid_request(
@@ -133,7 +156,7 @@ impl Clavis {
                 ));
             }
         }
-        let client = self.authenticate(req)?;
+        let client = self.authenticate(req).await?;
         if !client.allows_client_credentials {
             return Err(OAuthError::new(
                 403,
@@ -219,7 +242,7 @@ impl Clavis {
     }
 
     /// Authenticates the client with exactly one method.
-    fn authenticate(&self, req: &TokenRequest) -> Result<std::sync::Arc<ClientEntry>, OAuthError> {
+    async fn authenticate(&self, req: &TokenRequest) -> Result<Arc<ClientEntry>, OAuthError> {
         let has_assertion = req.client_assertion.is_some() || req.client_assertion_type.is_some();
         let has_post_secret = req.client_secret.is_some();
         let has_basic = req.basic.is_some();
@@ -248,7 +271,7 @@ impl Clavis {
             }
         };
         if has_assertion {
-            return self.authenticate_assertion(req);
+            return self.authenticate_assertion(req).await;
         }
         if client_id.is_empty() {
             return Err(OAuthError::invalid_request(
@@ -285,13 +308,258 @@ impl Clavis {
         }
     }
 
-    /// `private_key_jwt`: not accepted until assertion verification is enabled.
-    fn authenticate_assertion(
+    /// `private_key_jwt` (RFC 7523): the assertion must verify with one of the client's
+    /// attached, unexpired `public_key` credentials of the header's `alg`, carry valid
+    /// claims, and use a `jti` never seen before. The client learns only `invalid_client`;
+    /// the operator's log says why.
+    async fn authenticate_assertion(
         &self,
         req: &TokenRequest,
-    ) -> Result<std::sync::Arc<ClientEntry>, OAuthError> {
-        tracing::info!(client_id = ?req.client_id.as_deref().map(truncate), reason = "client assertions are not supported yet", "token request refused");
-        Err(OAuthError::invalid_client())
+    ) -> Result<Arc<ClientEntry>, OAuthError> {
+        match req.client_assertion_type.as_deref() {
+            Some(JWT_BEARER) => {}
+            Some(_) => {
+                return Err(OAuthError::invalid_request(
+                    "Unsupported client_assertion_type",
+                ));
+            }
+            None => {
+                return Err(OAuthError::invalid_request(
+                    "Missing required parameter: client_assertion_type",
+                ));
+            }
+        }
+        let Some(assertion) = req.client_assertion.as_deref() else {
+            return Err(OAuthError::invalid_request(
+                "Missing required parameter: client_assertion",
+            ));
+        };
+        let now = Timestamp::now();
+        let checked = self.check_assertion(assertion, req.client_id.as_deref(), now);
+        let (client, jti, exp) = match checked {
+            Ok(ok) => ok,
+            Err(failure) => {
+                tracing::info!(
+                    client_id = failure.client_id.as_deref().map(truncate).unwrap_or_default(),
+                    credential_id = failure.credential_id.unwrap_or_default(),
+                    reason = %failure.reason,
+                    "client assertion refused"
+                );
+                return Err(OAuthError::invalid_client());
+            }
+        };
+        let record = JtiRecord {
+            client_id: client.client_id.clone(),
+            jti,
+            expires_at: exp + CLOCK_SKEW_SECONDS,
+        };
+        match self.replay.record(record).await {
+            Ok(true) => Ok(client),
+            Ok(false) => {
+                tracing::info!(client_id = %client.client_id, reason = "jti already used (replay)", "client assertion refused");
+                Err(OAuthError::invalid_client())
+            }
+            Err(StoreError::Unavailable(cause)) => {
+                tracing::warn!(client_id = %client.client_id, %cause, "assertion refused: replay record could not be written");
+                Err(OAuthError::unavailable())
+            }
+            Err(e) => {
+                tracing::error!(client_id = %client.client_id, error = %e, "replay record failed");
+                Err(OAuthError::server_error())
+            }
+        }
+    }
+
+    /// Everything about an assertion that needs no write: signature, key choice, claims.
+    /// Returns the client, the `jti` and `exp`.
+    fn check_assertion(
+        &self,
+        assertion: &str,
+        client_id_param: Option<&str>,
+        now: Timestamp,
+    ) -> Result<(Arc<ClientEntry>, String, i64), AssertionFailure> {
+        let fail = AssertionFailure::new;
+        let jws =
+            CompactJws::parse(assertion).map_err(|e| fail(format!("malformed assertion: {e}")))?;
+        let Some(alg) = JwsAlg::parse(&jws.header.alg) else {
+            return Err(fail(format!(
+                "alg {} is not accepted",
+                truncate(&jws.header.alg)
+            )));
+        };
+        // The claims are read before the signature is checked only to find the client;
+        // nothing else is trusted until the signature verifies.
+        let claims: serde_json::Map<String, Value> = jws
+            .claims()
+            .map_err(|_| fail("claims are not a JSON object".into()))?;
+        let iss = string_claim(&claims, "iss").map_err(fail)?;
+        let sub = string_claim(&claims, "sub").map_err(fail)?;
+        let client_id = iss.clone();
+        let fail_for = |reason: String| AssertionFailure {
+            client_id: Some(client_id.clone()),
+            credential_id: None,
+            reason,
+        };
+        if iss != sub {
+            return Err(fail_for("iss and sub differ".into()));
+        }
+        if let Some(param) = client_id_param
+            && param != iss
+        {
+            return Err(fail_for("client_id parameter differs from iss".into()));
+        }
+        let client = self
+            .model
+            .client(&client_id)
+            .ok_or_else(|| fail_for("unknown client".into()))?;
+        let ClientAuth::PrivateKeyJwt(keys) = &client.auth else {
+            return Err(fail_for(
+                "client is not configured for private_key_jwt".into(),
+            ));
+        };
+        let key = select_key(keys, &jws, alg, now).map_err(|reason| fail_for(reason))?;
+        let with_credential = |reason: String| AssertionFailure {
+            client_id: Some(client_id.clone()),
+            credential_id: Some(key.credential_id.clone()),
+            reason,
+        };
+        let now_s = now.unix_seconds();
+        let exp = numeric_claim(&claims, "exp")
+            .map_err(&with_credential)?
+            .ok_or_else(|| with_credential("exp is missing".into()))?;
+        if exp + CLOCK_SKEW_SECONDS <= now_s {
+            return Err(with_credential(format!("assertion expired at {exp}")));
+        }
+        let iat = numeric_claim(&claims, "iat").map_err(&with_credential)?;
+        if let Some(iat) = iat
+            && iat > now_s + CLOCK_SKEW_SECONDS
+        {
+            return Err(with_credential(format!("iat {iat} is in the future")));
+        }
+        if let Some(nbf) = numeric_claim(&claims, "nbf").map_err(&with_credential)?
+            && nbf > now_s + CLOCK_SKEW_SECONDS
+        {
+            return Err(with_credential(format!("nbf {nbf} is in the future")));
+        }
+        let lifetime = exp - iat.unwrap_or(now_s);
+        if lifetime > MAX_ASSERTION_LIFETIME_SECONDS {
+            return Err(with_credential(format!(
+                "lifetime {lifetime}s exceeds {MAX_ASSERTION_LIFETIME_SECONDS}s"
+            )));
+        }
+        if !self.audience_accepted(claims.get("aud")) {
+            return Err(with_credential(
+                "aud is not this issuer or its token endpoint".into(),
+            ));
+        }
+        let jti = string_claim(&claims, "jti").map_err(&with_credential)?;
+        if jti.is_empty() {
+            return Err(with_credential("jti is empty".into()));
+        }
+        Ok((client, jti, exp))
+    }
+
+    /// `aud` must name this issuer (with or without the trailing slash) or the token
+    /// endpoint; an array must contain one of them.
+    fn audience_accepted(&self, aud: Option<&Value>) -> bool {
+        let issuer = self.issuer.issuer.as_str();
+        let accepted = |a: &str| {
+            a == issuer || a == issuer.trim_end_matches('/') || a == self.issuer.token_endpoint
+        };
+        match aud {
+            Some(Value::String(a)) => accepted(a),
+            Some(Value::Array(items)) => items.iter().any(|v| v.as_str().is_some_and(accepted)),
+            _ => false,
+        }
+    }
+}
+
+/// Why an assertion was refused, for the operator's log.
+struct AssertionFailure {
+    client_id: Option<String>,
+    credential_id: Option<String>,
+    reason: String,
+}
+
+impl AssertionFailure {
+    fn new(reason: String) -> Self {
+        Self {
+            client_id: None,
+            credential_id: None,
+            reason,
+        }
+    }
+}
+
+/// The attached key that verifies the signature: only keys of the header's `alg` that have
+/// not expired; with a `kid`, only that key.
+fn select_key<'a>(
+    keys: &'a [AttachedKey],
+    jws: &CompactJws,
+    alg: JwsAlg,
+    now: Timestamp,
+) -> Result<&'a AttachedKey, String> {
+    if keys.is_empty() {
+        return Err("no credential is attached to private_key_jwt".into());
+    }
+    let kid = jws.header.kid.as_deref();
+    let mut candidates = 0;
+    let mut expired = Vec::new();
+    for key in keys {
+        if kid.is_some_and(|kid| kid != key.kid) || key.alg != alg {
+            continue;
+        }
+        if let Some(exp) = key.expires_at
+            && exp <= now
+        {
+            expired.push(format!("{} (expired at {exp})", key.credential_id));
+            continue;
+        }
+        candidates += 1;
+        if jws.verify(&key.key, alg).is_ok() {
+            return Ok(key);
+        }
+    }
+    Err(match (candidates, expired.is_empty()) {
+        (0, false) => format!("matching credentials have expired: {}", expired.join(", ")),
+        (0, true) => format!(
+            "no attached credential for alg {}{}",
+            alg.as_str(),
+            kid.map(|k| format!(" and kid {}", truncate(k)))
+                .unwrap_or_default()
+        ),
+        _ => "signature does not verify with any attached credential".into(),
+    })
+}
+
+fn string_claim(claims: &serde_json::Map<String, Value>, name: &str) -> Result<String, String> {
+    match claims.get(name) {
+        Some(Value::String(s)) if s.len() <= MAX_CLAIM_LENGTH => Ok(s.clone()),
+        Some(Value::String(_)) => Err(format!(
+            "{name} is longer than {MAX_CLAIM_LENGTH} characters"
+        )),
+        Some(_) => Err(format!("{name} is not a string")),
+        None => Err(format!("{name} is missing")),
+    }
+}
+
+/// A NumericDate claim (integer or fractional seconds), floored.
+fn numeric_claim(
+    claims: &serde_json::Map<String, Value>,
+    name: &str,
+) -> Result<Option<i64>, String> {
+    match claims.get(name) {
+        None => Ok(None),
+        Some(Value::Number(n)) => n
+            .as_i64()
+            .or_else(|| {
+                n.as_f64()
+                    .filter(|f| f.is_finite())
+                    .map(|f| f.floor() as i64)
+            })
+            .map(Some)
+            .ok_or_else(|| format!("{name} is out of range")),
+        Some(_) => Err(format!("{name} is not a number")),
     }
 }
 

@@ -116,10 +116,8 @@ pub enum KeyState {
     Next,
     /// Signs tokens now.
     Current,
-    /// Signed before the last rotation; still verifies until revoked.
+    /// Signed before a rotation; still published and verifying until revoked.
     Previous,
-    /// Older than previous; no longer published.
-    Retired,
 }
 
 /// A token-signing key as stored. The private key is sealed with the master key.
@@ -151,6 +149,17 @@ pub struct ClientRow {
     pub client: Client,
     /// Its sealed secret.
     pub sealed_secret: Option<Vec<u8>>,
+}
+
+/// A used client-assertion id, remembered until `expires_at` (Unix seconds).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JtiRecord {
+    /// The client that used it.
+    pub client_id: String,
+    /// The assertion's `jti`.
+    pub jti: String,
+    /// When the record may be forgotten: the assertion's `exp` plus the clock skew.
+    pub expires_at: i64,
 }
 
 /// Everything created on the first start, written in one transaction.
@@ -254,6 +263,13 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<ClientGrant>;
     /// Deletes a grant.
     async fn delete_client_grant(&self, id: &str) -> StoreResult<()>;
+
+    /// Records assertion ids as used, in one transaction. For each record, in order: `true`
+    /// if it was new (or only an expired record existed), `false` if it is a replay. A
+    /// duplicate within the batch is a replay of the earlier one.
+    async fn record_jtis(&self, records: &[JtiRecord], now: i64) -> StoreResult<Vec<bool>>;
+    /// Forgets assertion ids whose records expired before `now`; returns how many.
+    async fn purge_jtis(&self, now: i64) -> StoreResult<u64>;
 
     /// All signing keys, oldest first.
     async fn signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>>;

@@ -18,8 +18,8 @@ use sqlx::sqlite::{
 use sqlx::{Row, Sqlite, Transaction};
 
 use super::{
-    Bootstrap, ClientRow, Entity, GrantFilter, Mutation, Page, PageRequest, SigningKeyRecord,
-    Snapshot, Store, StoreError, StoreResult,
+    Bootstrap, ClientRow, Entity, GrantFilter, JtiRecord, Mutation, Page, PageRequest,
+    SigningKeyRecord, Snapshot, Store, StoreError, StoreResult,
 };
 use crate::domain::client::{Client, ClientAggregate};
 use crate::domain::client_grant::ClientGrant;
@@ -756,6 +756,41 @@ impl Store for SqliteStore {
             return Err(StoreError::NotFound(Entity::ClientGrant));
         }
         Ok(())
+    }
+
+    async fn record_jtis(&self, records: &[JtiRecord], now: i64) -> StoreResult<Vec<bool>> {
+        let mut tx = self.begin().await?;
+        let mut fresh = Vec::with_capacity(records.len());
+        for r in records {
+            // Inserts, or takes over an expired record; an unexpired one stays and makes this
+            // a replay (0 rows affected).
+            let affected = sqlx::query(
+                "INSERT INTO assertion_replay (client_id, jti, expires_at) VALUES (?, ?, ?)
+                 ON CONFLICT (client_id, jti) DO UPDATE SET expires_at = excluded.expires_at
+                 WHERE assertion_replay.expires_at <= ?",
+            )
+            .bind(&r.client_id)
+            .bind(&r.jti)
+            .bind(r.expires_at)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?
+            .rows_affected();
+            fresh.push(affected == 1);
+        }
+        tx.commit().await.map_err(map_err)?;
+        Ok(fresh)
+    }
+
+    async fn purge_jtis(&self, now: i64) -> StoreResult<u64> {
+        let deleted = sqlx::query("DELETE FROM assertion_replay WHERE expires_at <= ?")
+            .bind(now)
+            .execute(&self.writer)
+            .await
+            .map_err(map_err)?
+            .rows_affected();
+        Ok(deleted)
     }
 
     async fn signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>> {

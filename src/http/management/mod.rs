@@ -5,6 +5,7 @@ pub mod client_grants;
 pub mod clients;
 pub mod credentials;
 pub mod resource_servers;
+pub mod signing_keys;
 
 use axum::Router;
 use axum::routing::{get, post};
@@ -45,6 +46,13 @@ pub fn router() -> Router<AppState> {
             get(resource_servers::get)
                 .patch(resource_servers::update)
                 .delete(resource_servers::delete),
+        )
+        .route("/keys/signing", get(signing_keys::list))
+        .route("/keys/signing/rotate", post(signing_keys::rotate))
+        .route("/keys/signing/{kid}", get(signing_keys::get))
+        .route(
+            "/keys/signing/{kid}/revoke",
+            axum::routing::put(signing_keys::revoke),
         )
         .route(
             "/client-grants",

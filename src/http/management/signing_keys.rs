@@ -1,0 +1,89 @@
+//! `/api/v2/keys/signing` — list, get, rotate, revoke.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde_json::{Map, Value, json};
+
+use super::path_param;
+use crate::http::error::ApiError;
+use crate::http::extract::Auth;
+use crate::http::{AppState, json_response};
+use crate::store::{KeyState, SigningKeyRecord};
+
+const READ: &[&str] = &["read:signing_keys"];
+const CREATE: &[&str] = &["create:signing_keys"];
+const UPDATE: &[&str] = &["update:signing_keys"];
+
+/// Auth0's signing-key object.
+fn key_json(key: &SigningKeyRecord) -> Value {
+    let der = clavis_crypto::x509::Certificate::from_pem(&key.cert_pem)
+        .map(|c| c.der().to_vec())
+        .unwrap_or_default();
+    let sha1 = clavis_crypto::encoding::sha1_legacy_fingerprint(&der);
+    let hex: Vec<String> = sha1.iter().map(|b| format!("{b:02X}")).collect();
+    let mut m = Map::new();
+    m.insert("kid".into(), json!(key.kid));
+    m.insert("cert".into(), json!(key.cert_pem));
+    m.insert("current".into(), json!(key.state == KeyState::Current));
+    if key.state == KeyState::Next {
+        m.insert("next".into(), json!(true));
+    }
+    if key.state == KeyState::Previous {
+        m.insert("previous".into(), json!(true));
+    }
+    if let Some(t) = key.current_since {
+        m.insert("current_since".into(), json!(t));
+    }
+    if let Some(t) = key.current_until {
+        m.insert("current_until".into(), json!(t));
+    }
+    m.insert("fingerprint".into(), json!(hex.join(":")));
+    m.insert("thumbprint".into(), json!(hex.concat()));
+    if let Some(t) = key.revoked_at {
+        m.insert("revoked".into(), json!(true));
+        m.insert("revoked_at".into(), json!(t));
+    }
+    Value::Object(m)
+}
+
+fn cert_and_kid(key: &SigningKeyRecord) -> Value {
+    json!({"cert": key.cert_pem, "kid": key.kid})
+}
+
+/// `GET /keys/signing`.
+pub async fn list(State(app): State<AppState>, auth: Auth) -> Result<Response, ApiError> {
+    auth.require(READ)?;
+    let keys = app.signing_keys().await?;
+    let items: Vec<Value> = keys.iter().map(key_json).collect();
+    Ok(json_response(StatusCode::OK, &items))
+}
+
+/// `GET /keys/signing/{kid}`.
+pub async fn get(
+    State(app): State<AppState>,
+    auth: Auth,
+    Path(kid): Path<String>,
+) -> Result<Response, ApiError> {
+    auth.require(READ)?;
+    let key = app.signing_key(path_param("kid", &kid)?).await?;
+    Ok(json_response(StatusCode::OK, &key_json(&key)))
+}
+
+/// `POST /keys/signing/rotate`: 201 `{cert, kid}` of the key that signs from now on.
+pub async fn rotate(State(app): State<AppState>, auth: Auth) -> Result<Response, ApiError> {
+    auth.require(CREATE)?;
+    let key = app.rotate_signing_keys().await?;
+    Ok(json_response(StatusCode::CREATED, &cert_and_kid(&key)))
+}
+
+/// `PUT /keys/signing/{kid}/revoke`: `{cert, kid}` of the revoked key.
+pub async fn revoke(
+    State(app): State<AppState>,
+    auth: Auth,
+    Path(kid): Path<String>,
+) -> Result<Response, ApiError> {
+    auth.require(UPDATE)?;
+    let key = app.revoke_signing_key(path_param("kid", &kid)?).await?;
+    Ok(json_response(StatusCode::OK, &cert_and_kid(&key)))
+}

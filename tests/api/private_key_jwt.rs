@@ -1,0 +1,658 @@
+//! `private_key_jwt` at `/oauth/token`: every assertion rule, credential expiry and
+//! detachment taking effect at once, replay protection across restarts.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+const API: &str = "https://api.pkjwt.test/";
+
+/// A client authenticating with `private_key_jwt`, its key and credential.
+struct KeyClient {
+    client_id: String,
+    key: AssertionKey,
+    credential_id: String,
+    kid: String,
+}
+
+async fn setup_api(app: &TestApp) {
+    app.create_api(API, &["read:things", "write:things"]).await;
+}
+
+async fn add_credential(app: &TestApp, client_id: &str, key: &AssertionKey, alg: &str) -> Value {
+    let r = app
+        .create_credential(
+            client_id,
+            json!({"credential_type": "public_key", "pem": key.public_pem, "alg": alg}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    r.json().await.unwrap()
+}
+
+async fn attach(app: &TestApp, client_id: &str, credential_ids: &[&str]) -> reqwest::Response {
+    let creds: Vec<Value> = credential_ids.iter().map(|id| json!({"id": id})).collect();
+    app.admin(
+        Method::PATCH,
+        &format!("/api/v2/clients/{client_id}"),
+        Some(json!({"client_authentication_methods": {"private_key_jwt": {"credentials": creds}}, "token_endpoint_auth_method": null})),
+    )
+    .await
+}
+
+async fn key_client_with(app: &TestApp, alg: &str, bits: usize) -> KeyClient {
+    let client = app.create_m2m_client("pkjwt").await;
+    let client_id = client["client_id"].as_str().unwrap().to_string();
+    app.grant(&client_id, API, &["read:things"]).await;
+    let key = AssertionKey::new(bits);
+    let cred = add_credential(app, &client_id, &key, alg).await;
+    let credential_id = cred["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        attach(app, &client_id, &[&credential_id]).await.status(),
+        StatusCode::OK
+    );
+    KeyClient {
+        client_id,
+        key,
+        credential_id,
+        kid: cred["kid"].as_str().unwrap().to_string(),
+    }
+}
+
+async fn key_client(app: &TestApp) -> KeyClient {
+    key_client_with(app, "RS256", 2048).await
+}
+
+async fn token_with_assertion(
+    app: &TestApp,
+    assertion: &str,
+    client_id: Option<&str>,
+) -> reqwest::Response {
+    let mut form = vec![
+        ("grant_type", "client_credentials"),
+        (
+            "client_assertion_type",
+            "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+        ),
+        ("client_assertion", assertion),
+        ("audience", API),
+    ];
+    if let Some(id) = client_id {
+        form.push(("client_id", id));
+    }
+    app.token_form(&form).await
+}
+
+async fn assert_refused(r: reqwest::Response) {
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_client", "{body}");
+}
+
+async fn assert_issued(r: reqwest::Response) -> Value {
+    let status = r.status();
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body
+}
+
+fn header(alg: &str) -> Value {
+    json!({"alg": alg})
+}
+
+#[tokio::test]
+async fn valid_assertion_rs256_without_kid_like_the_node_sdk() {
+    let app = TestApp::spawn().await;
+    setup_api(&app).await;
+    let c = key_client(&app).await;
+    let assertion = c
+        .key
+        .sign(&header("RS256"), &assertion_claims(&app, &c.client_id));
+    let body = assert_issued(token_with_assertion(&app, &assertion, None).await).await;
+    let claims = jwt_payload(body["access_token"].as_str().unwrap());
+    assert_eq!(claims["sub"], format!("{}@clients", c.client_id));
+    assert_eq!(claims["aud"], API);
+    assert_eq!(claims["scope"], "read:things");
+}
+
+#[tokio::test]
+async fn valid_assertions_for_each_alg_with_and_without_kid() {
+    let app = TestApp::spawn().await;
+    setup_api(&app).await;
+    for alg in ["RS256", "RS384", "PS256"] {
+        let c = key_client_with(&app, alg, 2048).await;
+        let a = c.key.sign(
+            &json!({"alg": alg, "typ": "JWT"}),
+            &assertion_claims(&app, &c.client_id),
+        );
+        assert_issued(token_with_assertion(&app, &a, Some(&c.client_id)).await).await;
+        let a = c.key.sign(
+            &json!({"alg": alg, "kid": c.kid}),
+            &assertion_claims(&app, &c.client_id),
+        );
+        assert_issued(token_with_assertion(&app, &a, None).await).await;
+    }
+}
+
+#[tokio::test]
+async fn valid_assertion_with_a_4096_bit_key() {
+    let app = TestApp::spawn().await;
+    setup_api(&app).await;
+    let c = key_client_with(&app, "RS256", 4096).await;
+    let a = c
+        .key
+        .sign(&header("RS256"), &assertion_claims(&app, &c.client_id));
+    assert_issued(token_with_assertion(&app, &a, None).await).await;
+}
+
+#[tokio::test]
+async fn json_body_is_accepted() {
+    let app = TestApp::spawn().await;
+    setup_api(&app).await;
+    let c = key_client(&app).await;
+    let a = c.key.sign(
+        &json!({"alg": "RS256", "typ": "JWT"}),
+        &assertion_claims(&app, &c.client_id),
+    );
+    let r = app
+        .http
+        .post(app.url("/oauth/token"))
+        .json(&json!({
+            "grant_type": "client_credentials",
+            "client_id": c.client_id,
+            "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            "client_assertion": a,
+            "audience": API,
+            "organization": null,
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_issued(r).await;
+}
+
+#[tokio::test]
+async fn wrong_key_is_refused() {
+    let app = TestApp::spawn().await;
+    setup_api(&app).await;
+    let c = key_client(&app).await;
+    let other = AssertionKey::new(2048);
+    let a = other.sign(&header("RS256"), &assertion_claims(&app, &c.client_id));
+    assert_refused(token_with_assertion(&app, &a, None).await).await;
+}
+
+#[tokio::test]
+async fn alg_other_than_the_credentials_is_refused() {
+    let app = TestApp::spawn().await;
+    setup_api(&app).await;
+    let c = key_client(&app).await; // RS256 credential
+    let a = c
+        .key
+        .sign(&header("RS384"), &assertion_claims(&app, &c.client_id));
+    assert_refused(token_with_assertion(&app, &a, None).await).await;
+    let a = c
+        .key
+        .sign(&header("PS256"), &assertion_claims(&app, &c.client_id));
+    assert_refused(token_with_assertion(&app, &a, None).await).await;
+}
+
+#[tokio::test]
+async fn alg_none_is_refused() {
+    use base64::Engine;
+    let app = TestApp::spawn().await;
+    setup_api(&app).await;
+    let c = key_client(&app).await;
+    let b64 = |v: &Value| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(serde_json::to_vec(v).unwrap())
+    };
+    for token in [
+        format!(
+            "{}.{}.",
+            b64(&json!({"alg": "none"})),
+            b64(&assertion_claims(&app, &c.client_id))
+        ),
+        format!(
+            "{}.{}.AAAA",
+            b64(&json!({"alg": "none"})),
+            b64(&assertion_claims(&app, &c.client_id))
+        ),
+    ] {
+        assert_refused(token_with_assertion(&app, &token, None).await).await;
+    }
+}
+
+#[tokio::test]
+async fn hs256_signed_with_the_public_key_as_secret_is_refused() {
+    use base64::Engine;
+    let app = TestApp::spawn().await;
+    setup_api(&app).await;
+    let c = key_client(&app).await;
+    let b64 = |v: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v);
+    let input = format!(
+        "{}.{}",
+        b64(&serde_json::to_vec(&json!({"alg": "HS256"})).unwrap()),
+        b64(&serde_json::to_vec(&assertion_claims(&app, &c.client_id)).unwrap())
+    );
+    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, c.key.public_pem.as_bytes());
+    let tag = aws_lc_rs::hmac::sign(&key, input.as_bytes());
+    let token = format!("{input}.{}", b64(tag.as_ref()));
+    assert_refused(token_with_assertion(&app, &token, None).await).await;
+}
+
+async fn refused_with_claims(edit: impl FnOnce(&mut Value, &TestApp)) {
+    let app = TestApp::spawn().await;
+    setup_api(&app).await;
+    let c = key_client(&app).await;
+    // The unedited claims work, so a refusal is the edit's doing.
+    let ok = c
+        .key
+        .sign(&header("RS256"), &assertion_claims(&app, &c.client_id));
+    assert_issued(token_with_assertion(&app, &ok, None).await).await;
+    let mut claims = assertion_claims(&app, &c.client_id);
+    edit(&mut claims, &app);
+    let a = c.key.sign(&header("RS256"), &claims);
+    assert_refused(token_with_assertion(&app, &a, None).await).await;
+}
+
+#[tokio::test]
+async fn expired_assertion_is_refused() {
+    refused_with_claims(|c, _| {
+        c["iat"] = json!(now() - 200);
+        c["exp"] = json!(now() - 20);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn lifetime_over_300_seconds_is_refused() {
+    refused_with_claims(|c, _| c["exp"] = json!(now() + 301)).await;
+}
+
+#[tokio::test]
+async fn lifetime_over_300_seconds_without_iat_is_refused() {
+    refused_with_claims(|c, _| {
+        c.as_object_mut().unwrap().remove("iat");
+        c["exp"] = json!(now() + 400);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn missing_exp_is_refused() {
+    refused_with_claims(|c, _| {
+        c.as_object_mut().unwrap().remove("exp");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn iat_in_the_future_beyond_skew_is_refused() {
+    refused_with_claims(|c, _| {
+        c["iat"] = json!(now() + 60);
+        c["exp"] = json!(now() + 120);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn nbf_in_the_future_beyond_skew_is_refused() {
+    refused_with_claims(|c, _| c["nbf"] = json!(now() + 60)).await;
+}
+
+#[tokio::test]
+async fn wrong_audience_is_refused() {
+    refused_with_claims(|c, _| c["aud"] = json!("https://elsewhere.example/")).await;
+}
+
+#[tokio::test]
+async fn iss_different_from_sub_is_refused() {
+    refused_with_claims(|c, _| c["sub"] = json!("someoneElse")).await;
+}
+
+#[tokio::test]
+async fn missing_jti_is_refused() {
+    refused_with_claims(|c, _| {
+        c.as_object_mut().unwrap().remove("jti");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn overlong_jti_is_refused() {
+    refused_with_claims(|c, _| c["jti"] = json!("j".repeat(65))).await;
+}
+
+#[tokio::test]
+async fn audience_forms_accepted() {
+    let app = TestApp::spawn().await;
+    setup_api(&app).await;
+    let c = key_client(&app).await;
+    let issuer = app.issuer();
+    for aud in [
+        json!(issuer),
+        json!(issuer.trim_end_matches('/')),
+        json!(app.url("/oauth/token")),
+        json!(["https://other/", app.issuer()]),
+    ] {
+        let mut claims = assertion_claims(&app, &c.client_id);
+        claims["aud"] = aud;
+        let a = c.key.sign(&header("RS256"), &claims);
+        assert_issued(token_with_assertion(&app, &a, None).await).await;
+    }
+}
+
+#[tokio::test]
+async fn openid_client_style_nbf_and_60s_lifetime_work() {
+    let app = TestApp::spawn().await;
+    setup_api(&app).await;
+    let c = key_client(&app).await;
+    let mut claims = assertion_claims(&app, &c.client_id);
+    claims["nbf"] = json!(now());
+    claims["exp"] = json!(now() + 60);
+    let a = c.key.sign(&header("RS256"), &claims);
+    assert_issued(token_with_assertion(&app, &a, None).await).await;
+}
+
+#[tokio::test]
+async fn client_id_parameter_must_match_iss() {
+    let app = TestApp::spawn().await;
+    setup_api(&app).await;
+    let c = key_client(&app).await;
+    let other = app.create_m2m_client("other").await;
+    let a = c
+        .key
+        .sign(&header("RS256"), &assertion_claims(&app, &c.client_id));
+    assert_refused(token_with_assertion(&app, &a, other["client_id"].as_str()).await).await;
+}
+
+#[tokio::test]
+async fn replayed_jti_is_refused_also_after_restart() {
+    let app = TestApp::spawn().await;
+    setup_api(&app).await;
+    let c = key_client(&app).await;
+    let a = c
+        .key
+        .sign(&header("RS256"), &assertion_claims(&app, &c.client_id));
+    assert_issued(token_with_assertion(&app, &a, None).await).await;
+    assert_refused(token_with_assertion(&app, &a, None).await).await;
+    let b = c
+        .key
+        .sign(&header("RS256"), &assertion_claims(&app, &c.client_id));
+    let app = app.restart().await;
+    assert_refused(token_with_assertion(&app, &a, None).await).await;
+    // An unused assertion made before the restart still works after it.
+    assert_issued(token_with_assertion(&app, &b, None).await).await;
+}
+
+#[tokio::test]
+async fn concurrent_replays_get_exactly_one_token() {
+    let app = TestApp::spawn().await;
+    setup_api(&app).await;
+    let c = key_client(&app).await;
+    let a = c
+        .key
+        .sign(&header("RS256"), &assertion_claims(&app, &c.client_id));
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..16 {
+        let (http, url, a) = (app.http.clone(), app.url("/oauth/token"), a.clone());
+        set.spawn(async move {
+            let form = [
+                ("grant_type", "client_credentials"),
+                (
+                    "client_assertion_type",
+                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                ),
+                ("client_assertion", a.as_str()),
+                ("audience", API),
+            ];
+            http.post(url).form(&form).send().await.unwrap().status()
+        });
+    }
+    let statuses = set.join_all().await;
+    let ok = statuses.iter().filter(|s| **s == StatusCode::OK).count();
+    assert_eq!(ok, 1, "{statuses:?}");
+}
+
+#[tokio::test]
+async fn seed_patch_end_to_end_expired_then_restored() {
+    let app = TestApp::spawn().await;
+    setup_api(&app).await;
+    let c = key_client(&app).await;
+    let sign = || {
+        c.key
+            .sign(&header("RS256"), &assertion_claims(&app, &c.client_id))
+    };
+    assert_issued(token_with_assertion(&app, &sign(), None).await).await;
+    let path = format!(
+        "/api/v2/clients/{}/credentials/{}",
+        c.client_id, c.credential_id
+    );
+    let r = app
+        .admin(
+            Method::PATCH,
+            &path,
+            Some(json!({"expires_at": "2020-01-01T00:00:00Z"})),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_refused(token_with_assertion(&app, &sign(), None).await).await;
+    let r = app
+        .admin(Method::PATCH, &path, Some(json!({"expires_at": null})))
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_issued(token_with_assertion(&app, &sign(), None).await).await;
+    // A future expiry keeps it working.
+    let r = app
+        .admin(
+            Method::PATCH,
+            &path,
+            Some(json!({"expires_at": "2099-01-01T00:00:00Z"})),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_issued(token_with_assertion(&app, &sign(), None).await).await;
+}
+
+#[tokio::test]
+async fn expiry_is_enforced_when_the_instant_passes() {
+    let app = TestApp::spawn().await;
+    setup_api(&app).await;
+    let c = key_client(&app).await;
+    let path = format!(
+        "/api/v2/clients/{}/credentials/{}",
+        c.client_id, c.credential_id
+    );
+    let soon = time::OffsetDateTime::now_utc() + time::Duration::seconds(2);
+    let soon = soon
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let r = app
+        .admin(Method::PATCH, &path, Some(json!({"expires_at": soon})))
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let a = c
+        .key
+        .sign(&header("RS256"), &assertion_claims(&app, &c.client_id));
+    assert_issued(token_with_assertion(&app, &a, None).await).await;
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let a = c
+        .key
+        .sign(&header("RS256"), &assertion_claims(&app, &c.client_id));
+    assert_refused(token_with_assertion(&app, &a, None).await).await;
+}
+
+#[tokio::test]
+async fn detached_credential_is_refused_and_works_again_when_reattached() {
+    let app = TestApp::spawn().await;
+    setup_api(&app).await;
+    let c = key_client(&app).await;
+    let second = AssertionKey::new(2048);
+    let cred2 = add_credential(&app, &c.client_id, &second, "RS256").await;
+    let id2 = cred2["id"].as_str().unwrap();
+    assert_eq!(
+        attach(&app, &c.client_id, &[id2]).await.status(),
+        StatusCode::OK
+    );
+    let a = c
+        .key
+        .sign(&header("RS256"), &assertion_claims(&app, &c.client_id));
+    assert_refused(token_with_assertion(&app, &a, None).await).await;
+    let a = second.sign(&header("RS256"), &assertion_claims(&app, &c.client_id));
+    assert_issued(token_with_assertion(&app, &a, None).await).await;
+    assert_eq!(
+        attach(&app, &c.client_id, &[&c.credential_id])
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    let a = c
+        .key
+        .sign(&header("RS256"), &assertion_claims(&app, &c.client_id));
+    assert_issued(token_with_assertion(&app, &a, None).await).await;
+}
+
+#[tokio::test]
+async fn deleted_credential_is_refused() {
+    let app = TestApp::spawn().await;
+    setup_api(&app).await;
+    let c = key_client(&app).await;
+    let second = AssertionKey::new(2048);
+    let cred2 = add_credential(&app, &c.client_id, &second, "RS256").await;
+    let id2 = cred2["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        attach(&app, &c.client_id, &[&id2]).await.status(),
+        StatusCode::OK
+    );
+    let r = app
+        .admin(
+            Method::DELETE,
+            &format!(
+                "/api/v2/clients/{}/credentials/{}",
+                c.client_id, c.credential_id
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let a = c
+        .key
+        .sign(&header("RS256"), &assertion_claims(&app, &c.client_id));
+    assert_refused(token_with_assertion(&app, &a, None).await).await;
+    // The same key recreated as a new credential but not attached: still refused.
+    add_credential(&app, &c.client_id, &c.key, "RS256").await;
+    let a = c
+        .key
+        .sign(&header("RS256"), &assertion_claims(&app, &c.client_id));
+    assert_refused(token_with_assertion(&app, &a, None).await).await;
+}
+
+#[tokio::test]
+async fn credential_of_another_client_is_refused() {
+    let app = TestApp::spawn().await;
+    setup_api(&app).await;
+    let a_client = key_client(&app).await;
+    let b_client = key_client(&app).await;
+    // b signs claims naming a as the client.
+    let a = b_client.key.sign(
+        &header("RS256"),
+        &assertion_claims(&app, &a_client.client_id),
+    );
+    assert_refused(token_with_assertion(&app, &a, None).await).await;
+}
+
+#[tokio::test]
+async fn unattached_credential_does_not_authenticate() {
+    let app = TestApp::spawn().await;
+    setup_api(&app).await;
+    let client = app.create_m2m_client("unattached").await;
+    let id = client["client_id"].as_str().unwrap();
+    app.grant(id, API, &["read:things"]).await;
+    let key = AssertionKey::new(2048);
+    add_credential(&app, id, &key, "RS256").await;
+    let a = key.sign(&header("RS256"), &assertion_claims(&app, id));
+    assert_refused(token_with_assertion(&app, &a, None).await).await;
+}
+
+#[tokio::test]
+async fn secret_stops_working_when_credentials_are_used_and_vice_versa() {
+    let app = TestApp::spawn().await;
+    setup_api(&app).await;
+    let client = app.create_m2m_client("switch").await;
+    let id = client["client_id"].as_str().unwrap().to_string();
+    let secret = client["client_secret"].as_str().unwrap().to_string();
+    app.grant(&id, API, &["read:things"]).await;
+    let form = [
+        ("grant_type", "client_credentials"),
+        ("client_id", id.as_str()),
+        ("client_secret", secret.as_str()),
+        ("audience", API),
+    ];
+    let secret_request = || app.token_form(&form);
+    assert_eq!(secret_request().await.status(), StatusCode::OK);
+    let key = AssertionKey::new(2048);
+    let cred = add_credential(&app, &id, &key, "RS256").await;
+    attach(&app, &id, &[cred["id"].as_str().unwrap()]).await;
+    assert_eq!(secret_request().await.status(), StatusCode::UNAUTHORIZED);
+    let a = key.sign(&header("RS256"), &assertion_claims(&app, &id));
+    assert_issued(token_with_assertion(&app, &a, None).await).await;
+    // Back to the secret: the key no longer works, the secret does.
+    let r = app
+        .admin(
+            Method::PATCH,
+            &format!("/api/v2/clients/{id}"),
+            Some(json!({"client_authentication_methods": null, "token_endpoint_auth_method": "client_secret_post"})),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let a = key.sign(&header("RS256"), &assertion_claims(&app, &id));
+    assert_refused(token_with_assertion(&app, &a, None).await).await;
+    assert_eq!(secret_request().await.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn key_rotation_without_downtime() {
+    let app = TestApp::spawn().await;
+    setup_api(&app).await;
+    let c = key_client(&app).await;
+    let new_key = AssertionKey::new(2048);
+    let cred = add_credential(&app, &c.client_id, &new_key, "RS256").await;
+    let new_id = cred["id"].as_str().unwrap().to_string();
+    // Step 1: attach both; the old key keeps working throughout.
+    assert_eq!(
+        attach(&app, &c.client_id, &[&c.credential_id, &new_id])
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    for key in [&c.key, &new_key, &c.key] {
+        let a = key.sign(&header("RS256"), &assertion_claims(&app, &c.client_id));
+        assert_issued(token_with_assertion(&app, &a, None).await).await;
+    }
+    // Step 2: drop the old one; the client has switched already.
+    assert_eq!(
+        attach(&app, &c.client_id, &[&new_id]).await.status(),
+        StatusCode::OK
+    );
+    let a = new_key.sign(&header("RS256"), &assertion_claims(&app, &c.client_id));
+    assert_issued(token_with_assertion(&app, &a, None).await).await;
+    let a = c
+        .key
+        .sign(&header("RS256"), &assertion_claims(&app, &c.client_id));
+    assert_refused(token_with_assertion(&app, &a, None).await).await;
+}
+
+#[tokio::test]
+async fn failure_detail_is_not_sent_to_the_client() {
+    let app = TestApp::spawn().await;
+    setup_api(&app).await;
+    let c = key_client(&app).await;
+    let other = AssertionKey::new(2048);
+    let a = other.sign(&header("RS256"), &assertion_claims(&app, &c.client_id));
+    let r = token_with_assertion(&app, &a, None).await;
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(
+        body,
+        json!({"error": "invalid_client", "error_description": "Client authentication failed"})
+    );
+}

@@ -86,7 +86,7 @@ pub struct ClientEntry {
     pub auth: ClientAuth,
 }
 
-fn attached<'a>(aggregate: &'a ClientAggregate, kind: AuthMethodKind) -> Vec<&'a Credential> {
+fn attached(aggregate: &ClientAggregate, kind: AuthMethodKind) -> Vec<&Credential> {
     aggregate
         .client
         .client_authentication_methods

@@ -57,6 +57,9 @@ impl<T> Patch<T> {
     }
 }
 
+/// A pattern check and the pattern as Auth0 prints it.
+pub type Pattern = (fn(&str) -> bool, &'static str);
+
 /// Limits for a string property.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Str {
@@ -67,7 +70,7 @@ pub struct Str {
     /// Allowed values, if an enum.
     pub one_of: Option<&'static [&'static str]>,
     /// A pattern check and its printed form.
-    pub pattern: Option<(fn(&str) -> bool, &'static str)>,
+    pub pattern: Option<Pattern>,
 }
 
 impl Str {

@@ -77,7 +77,7 @@ impl Clavis {
         }
         let audience_ok = match &claims.aud {
             Audience::One(a) => *a == self.issuer.management_audience,
-            Audience::Many(list) => list.iter().any(|a| *a == self.issuer.management_audience),
+            Audience::Many(list) => list.contains(&self.issuer.management_audience),
         };
         if !audience_ok {
             return Err(TokenRejection::BadAudience);

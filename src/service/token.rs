@@ -417,7 +417,7 @@ impl Clavis {
                 "client is not configured for private_key_jwt".into(),
             ));
         };
-        let key = select_key(keys, &jws, alg, now).map_err(|reason| fail_for(reason))?;
+        let key = select_key(keys, &jws, alg, now).map_err(fail_for)?;
         let with_credential = |reason: String| AssertionFailure {
             client_id: Some(client_id.clone()),
             credential_id: Some(key.credential_id.clone()),

@@ -87,7 +87,7 @@ pub async fn list(
     let page = app.store.list_clients(paging.request).await?;
     let show_secrets = auth.has_any(required::SEE_SECRET)
         && filter.as_ref().is_none_or(|f| {
-            (f.include && f.fields.iter().any(|x| x == "client_secret")) || !f.include
+            !f.include || f.fields.iter().any(|x| x == "client_secret")
         });
     let mut items = Vec::with_capacity(page.items.len());
     for row in &page.items {

@@ -1,7 +1,17 @@
 //! Integration tests: the real server over HTTPS, one module per feature.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod helpers;
 
+mod bad_input;
+mod client_grants;
+mod clients;
+mod credentials;
 mod private_key_jwt;
+mod resource_servers;
+mod restart;
+mod scopes;
 mod signing_keys;
 mod smoke;
+mod token_secret;

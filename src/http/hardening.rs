@@ -39,7 +39,7 @@ use super::ratelimit::{Limiting, RateLimits};
 use crate::config::HttpLimits;
 
 /// Largest request head (request line plus headers) accepted over HTTP/1, in bytes.
-pub const MAX_HEADER_BYTES: usize = 16 * 1024;
+pub const MAX_HEADER_BYTES: usize = 64 * 1024;
 /// Most header fields in one request.
 pub const MAX_HEADERS: usize = 64;
 /// Most concurrent HTTP/2 streams on one connection.
@@ -73,25 +73,25 @@ pub fn wrap(router: Router, app: AppState, limits: &HttpLimits, https: bool) -> 
 }
 
 async fn harden(State(settings): State<Hardening>, req: Request, next: Next) -> Response {
-    let management = req.uri().path().starts_with("/api/v2/");
+    let path = req.uri().path();
+    let management = path.starts_with("/api/v2/");
+    let token_endpoint = path == "/oauth/token";
     let (parts, body) = req.into_parts();
     let bytes = match tokio::time::timeout(settings.request_timeout, buffer(body)).await {
         Ok(Ok(bytes)) => bytes,
         Ok(Err(())) => {
-            return ApiError::new(
+            return refuse(
                 StatusCode::BAD_REQUEST,
-                None,
                 "The request body could not be read",
-            )
-            .into_response();
+                token_endpoint,
+            );
         }
         Err(_) => {
-            return ApiError::new(
+            return refuse(
                 StatusCode::REQUEST_TIMEOUT,
-                None,
                 "The request body did not arrive in time",
-            )
-            .into_response();
+                token_endpoint,
+            );
         }
     };
     let req = Request::from_parts(parts, Body::from(bytes));
@@ -119,16 +119,36 @@ async fn harden(State(settings): State<Hardening>, req: Request, next: Next) -> 
     response
 }
 
-/// Reads the body, stopping one byte past the cap (the handler then refuses it as too
-/// large without the rest ever being read).
+/// A request refused before routing: Auth0's Management API error body, or an OAuth error
+/// at the token endpoint.
+fn refuse(status: StatusCode, message: &str, token_endpoint: bool) -> Response {
+    if token_endpoint {
+        super::json_response(
+            status,
+            &serde_json::json!({"error": "invalid_request", "error_description": message}),
+        )
+    } else {
+        ApiError::new(status, None, message).into_response()
+    }
+}
+
+/// Most bytes of an oversized body read (and dropped) before answering 413: clients that
+/// only read the answer once they have sent their whole body (most do) get the 413 instead
+/// of a reset connection. Anything larger is cut off.
+pub const MAX_DRAIN_BYTES: usize = 1024 * 1024;
+
+/// Reads the body, keeping at most one byte past the cap (the handler then refuses it as
+/// too large) and dropping the rest up to [`MAX_DRAIN_BYTES`].
 async fn buffer(mut body: Body) -> Result<Bytes, ()> {
     let mut out = Vec::new();
+    let mut seen = 0usize;
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|_| ())?;
         if let Ok(data) = frame.into_data() {
-            let room = MAX_BODY_BYTES + 1 - out.len();
+            seen = seen.saturating_add(data.len());
+            let room = (MAX_BODY_BYTES + 1).saturating_sub(out.len());
             out.extend_from_slice(&data[..data.len().min(room)]);
-            if out.len() > MAX_BODY_BYTES {
+            if seen > MAX_DRAIN_BYTES {
                 break;
             }
         }

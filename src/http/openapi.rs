@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::link::LinkBuilder;
-use utoipa::openapi::path::Operation;
+use utoipa::openapi::path::{Operation, ParameterIn};
 use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Schema, SchemaType, Type};
 use utoipa::openapi::security::{
     ClientCredentials, Flow, HttpAuthScheme, HttpBuilder, OAuth2, Scopes, SecurityRequirement,
@@ -86,7 +86,7 @@ pub struct PagingParams {
 pub struct FieldsParams {
     /// Comma-separated list of fields to include or exclude (based on value provided for
     /// include_fields) in the result. Leave empty to retrieve all fields.
-    #[param(max_length = 10000, nullable = false)]
+    #[param(max_length = 1000, nullable = false)]
     fields: Option<String>,
     /// Whether specified fields are to be included (true) or excluded (false).
     #[param(nullable = false)]
@@ -505,7 +505,7 @@ pub struct ListClientsPaginatedResponseContent {
 #[serde(deny_unknown_fields)]
 pub struct ResourceServerScope {
     /// Value of this scope (no whitespace).
-    #[schema(min_length = 1, max_length = 280)]
+    #[schema(min_length = 1, max_length = 280, pattern = "^\\S+$")]
     value: String,
     /// User-friendly description of this scope.
     #[serde(default)]
@@ -537,6 +537,13 @@ pub struct ResourceServer {
     scopes: Vec<ResourceServerScope>,
 }
 
+/// The algorithm Clavis signs access tokens with (Auth0 also knows HS256, RS512, PS256).
+#[derive(Serialize, Deserialize, ToSchema)]
+pub enum AccessTokenSigningAlg {
+    /// RSA SHA-256.
+    RS256,
+}
+
 /// `POST /resource-servers`.
 #[derive(Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -561,7 +568,7 @@ pub struct CreateResourceServerRequestContent {
     /// Clavis signs access tokens with RS256 only.
     #[serde(default)]
     #[schema(nullable = false)]
-    signing_alg: Option<SigningAlgorithmEnum>,
+    signing_alg: Option<AccessTokenSigningAlg>,
     /// Expiration value (in seconds) for access tokens issued for this API.
     #[serde(default)]
     #[schema(minimum = 0, maximum = 2592000)]
@@ -590,7 +597,7 @@ pub struct UpdateResourceServerRequestContent {
     /// Clavis signs access tokens with RS256 only.
     #[serde(default)]
     #[schema(nullable = false)]
-    signing_alg: Option<SigningAlgorithmEnum>,
+    signing_alg: Option<AccessTokenSigningAlg>,
     /// Expiration value (in seconds) for access tokens issued for this API.
     #[serde(default)]
     #[schema(minimum = 0, maximum = 2592000)]
@@ -1115,6 +1122,27 @@ const LINKS: &[LinkSpec] = &[
     ),
 ];
 
+/// Links that fill a create body from an earlier answer:
+/// (from operation, status, link name, to operation, body property, expression).
+const BODY_LINKS: &[(&str, &str, &str, &str, &str, &str)] = &[
+    (
+        "post_clients",
+        "201",
+        "CreateClientGrant",
+        "post_client-grants",
+        "client_id",
+        "$response.body#/client_id",
+    ),
+    (
+        "post_resource-servers",
+        "201",
+        "CreateClientGrant",
+        "post_client-grants",
+        "audience",
+        "$response.body#/identifier",
+    ),
+];
+
 /// Error answers every Management API operation may give, besides its own:
 /// (status, name in `components/responses`, description).
 const MANAGEMENT_ERRORS: &[(&str, &str, &str)] = &[
@@ -1187,6 +1215,18 @@ impl Modify for Conventions {
             let limited = path != "/healthz" && path != "/readyz";
             for operation in operations(item) {
                 let id = operation.operation_id.clone().unwrap_or_default();
+                for parameter in operation.parameters.iter_mut().flatten() {
+                    limit_path_parameter(parameter);
+                }
+                operation
+                    .responses
+                    .responses
+                    .entry("431".to_string())
+                    .or_insert_with(|| {
+                        RefOr::Ref(Ref::new(
+                            "#/components/responses/RequestHeaderFieldsTooLarge",
+                        ))
+                    });
                 if management {
                     if let Some(scopes) = operation_scopes(&id) {
                         operation.security = Some(vec![
@@ -1296,6 +1336,17 @@ fn shared_answers(components: &mut utoipa::openapi::Components) {
         "RetryAfter".to_string(),
         header("Seconds to wait before retrying."),
     );
+    components.responses.insert(
+        "RequestHeaderFieldsTooLarge".to_string(),
+        RefOr::T(
+            ResponseBuilder::new()
+                .description(format!(
+                    "The request line and headers exceed {} KiB (no body).",
+                    super::hardening::MAX_HEADER_BYTES / 1024
+                ))
+                .build(),
+        ),
+    );
     for (status, name, description) in MANAGEMENT_ERRORS {
         let mut response = ResponseBuilder::new()
             .description(*description)
@@ -1310,6 +1361,20 @@ fn shared_answers(components: &mut utoipa::openapi::Components) {
         components
             .responses
             .insert((*name).to_string(), RefOr::T(response));
+    }
+}
+
+/// Path segments longer than 600 characters are refused (`management::path_param`).
+fn limit_path_parameter(parameter: &mut RefOr<utoipa::openapi::path::Parameter>) {
+    let RefOr::T(parameter) = parameter else {
+        return;
+    };
+    if parameter.parameter_in != ParameterIn::Path {
+        return;
+    }
+    if let Some(RefOr::T(Schema::Object(schema))) = parameter.schema.as_mut() {
+        schema.min_length = Some(1);
+        schema.max_length = Some(600);
     }
 }
 

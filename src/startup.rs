@@ -47,6 +47,8 @@ pub struct Application {
     pub ca_cert: Option<PathBuf>,
     /// The admin credentials, on the first start only.
     pub admin: Option<AdminCredentials>,
+    /// The admin secret came from the configuration: never echo it.
+    admin_secret_given: bool,
     http: HttpLimits,
 }
 
@@ -122,6 +124,7 @@ impl Application {
             handle: Handle::new(),
             ca_cert,
             admin,
+            admin_secret_given: config.bootstrap_client_secret.is_some(),
             http: config.http,
         })
     }
@@ -163,7 +166,11 @@ impl Application {
         if let Some(admin) = &self.admin {
             println!("First start: created the admin client (shown only now):");
             println!("  client_id:     {}", admin.client_id);
-            println!("  client_secret: {}", admin.client_secret);
+            if self.admin_secret_given {
+                println!("  client_secret: (as configured in CLAVIS_BOOTSTRAP_CLIENT_SECRET)");
+            } else {
+                println!("  client_secret: {}", admin.client_secret);
+            }
         }
     }
 

@@ -307,31 +307,17 @@ pub struct ReadModel {
 impl ReadModel {
     /// Builds the model from a store snapshot.
     pub fn load(snapshot: &Snapshot, master_key: &MasterKey) -> Result<Self, String> {
-        let keys = KeyRing::build(&snapshot.signing_keys, master_key)?;
-        let mut model = Model {
-            clients: HashMap::with_capacity(snapshot.clients.len()),
-            apis: HashMap::new(),
-            grants: HashMap::new(),
-            grant_keys: HashMap::new(),
-            keys: Arc::new(keys),
-        };
-        for aggregate in &snapshot.clients {
-            model.clients.insert(
-                aggregate.client.client_id.clone(),
-                Arc::new(ClientEntry::build(aggregate, master_key)),
-            );
-        }
-        for rs in &snapshot.resource_servers {
-            model
-                .apis
-                .insert(rs.identifier.clone(), Arc::new(ApiEntry::from(rs)));
-        }
-        for grant in &snapshot.client_grants {
-            insert_grant(&mut model, grant);
-        }
         Ok(Self {
-            inner: RwLock::new(model),
+            inner: RwLock::new(build_model(snapshot, master_key)?),
         })
+    }
+
+    /// Replaces everything with a fresh snapshot (resynchronisation with a shared store).
+    /// On error (e.g. no usable signing key) the model is left as it was.
+    pub fn replace_all(&self, snapshot: &Snapshot, master_key: &MasterKey) -> Result<(), String> {
+        let model = build_model(snapshot, master_key)?;
+        *self.write() = model;
+        Ok(())
     }
 
     fn read(&self) -> RwLockReadGuard<'_, Model> {
@@ -419,6 +405,32 @@ impl ReadModel {
     }
 }
 
+fn build_model(snapshot: &Snapshot, master_key: &MasterKey) -> Result<Model, String> {
+    let keys = KeyRing::build(&snapshot.signing_keys, master_key)?;
+    let mut model = Model {
+        clients: HashMap::with_capacity(snapshot.clients.len()),
+        apis: HashMap::new(),
+        grants: HashMap::new(),
+        grant_keys: HashMap::new(),
+        keys: Arc::new(keys),
+    };
+    for aggregate in &snapshot.clients {
+        model.clients.insert(
+            aggregate.client.client_id.clone(),
+            Arc::new(ClientEntry::build(aggregate, master_key)),
+        );
+    }
+    for rs in &snapshot.resource_servers {
+        model
+            .apis
+            .insert(rs.identifier.clone(), Arc::new(ApiEntry::from(rs)));
+    }
+    for grant in &snapshot.client_grants {
+        insert_grant(&mut model, grant);
+    }
+    Ok(model)
+}
+
 fn insert_grant(m: &mut Model, grant: &ClientGrant) {
     let key = (grant.client_id.clone(), grant.audience.clone());
     m.grant_keys.insert(grant.id.clone(), key.clone());
@@ -433,7 +445,11 @@ fn insert_grant(m: &mut Model, grant: &ClientGrant) {
 }
 
 fn remove_grant(m: &mut Model, id: &str) {
-    if let Some(key) = m.grant_keys.remove(id) {
+    // Only if the entry is still this grant's: a newer grant for the same client and
+    // audience may have replaced it (a late announcement of the old one's deletion).
+    if let Some(key) = m.grant_keys.remove(id)
+        && m.grants.get(&key).is_some_and(|g| g.id == id)
+    {
         m.grants.remove(&key);
     }
 }

@@ -5,6 +5,7 @@
 pub mod access;
 pub mod replay;
 pub mod signing_keys;
+pub mod sync;
 pub mod token;
 
 use std::sync::Arc;

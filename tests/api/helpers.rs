@@ -1,5 +1,7 @@
 //! The test harness: every test gets its own Clavis — fresh data directory, real HTTPS
 //! listener on a free port, generated CA — and a reqwest client that trusts that CA.
+//! With `CLAVIS_TEST_POSTGRES_URL` set (`scripts/test-postgres`), each test also gets its
+//! own PostgreSQL database on that cluster instead of a SQLite file.
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -12,6 +14,9 @@ use clavis::startup::Application;
 use reqwest::{Method, Response, StatusCode};
 use serde_json::{Value, json};
 use tokio::sync::OnceCell;
+
+#[path = "../support/postgres.rs"]
+pub mod pg;
 
 pub const ADMIN_ID: &str = "adminClientForTests0000000000001";
 pub const ADMIN_SECRET: &str = "admin-secret-for-tests-0123456789";
@@ -35,7 +40,26 @@ pub fn config(dir: &std::path::Path, port: u16) -> Config {
     config.bootstrap_client_id = Some(ADMIN_ID.into());
     config.bootstrap_client_secret = Some(clavis::config::Secret(ADMIN_SECRET.into()));
     config.log = "warn".into();
+    if let Some(url) = postgres_database(dir) {
+        config.database_url = url;
+    }
     config
+}
+
+/// The test's own PostgreSQL database when the tests run against PostgreSQL: created on
+/// first use and remembered in the data directory (a restart finds the same one).
+fn postgres_database(dir: &std::path::Path) -> Option<String> {
+    let base = pg::base_url()?;
+    let remembered = dir.join("postgres-url");
+    if let Ok(url) = std::fs::read_to_string(&remembered) {
+        return Some(url);
+    }
+    // A thread of its own: the caller may already be inside a runtime.
+    let url = std::thread::spawn(move || pg::fresh_database_blocking(&base))
+        .join()
+        .unwrap();
+    std::fs::write(&remembered, &url).unwrap();
+    Some(url)
 }
 
 impl TestApp {

@@ -256,12 +256,23 @@ pub async fn assert_error(r: Response, status: u16, code: Option<&str>) -> Value
         .map(|v| v.to_str().unwrap().to_string());
     assert_eq!(ct.as_deref(), Some("application/json; charset=utf-8"));
     let body: Value = r.json().await.unwrap();
+    let order: Vec<&str> = body
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    let expected: &[&str] = if body.get("errorCode").is_some() {
+        &["statusCode", "error", "message", "errorCode"]
+    } else {
+        &["statusCode", "error", "message"]
+    };
+    assert_eq!(order, expected, "error body keys: {body}");
     assert_eq!(body["statusCode"], json!(status));
     assert!(body["error"].is_string());
     assert!(body["message"].is_string());
-    match code {
-        Some(c) => assert_eq!(body["errorCode"], json!(c), "body: {body}"),
-        None => {}
+    if let Some(c) = code {
+        assert_eq!(body["errorCode"], json!(c), "body: {body}");
     }
     body
 }
@@ -436,7 +447,7 @@ pub fn spki_pem_from_components(n: &[u8], e: &[u8]) -> String {
 /// A syntactically valid RSA public key of exactly `bits` bits (not a real key pair: for
 /// size checks only).
 pub fn rsa_public_key_of_bits(bits: usize) -> String {
-    assert!(bits % 8 == 0);
+    assert!(bits.is_multiple_of(8));
     let mut n = vec![0xA5u8; bits / 8];
     n[0] = 0xC3;
     let last = n.len() - 1;

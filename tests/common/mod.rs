@@ -1,0 +1,5 @@
+//! Shared by the integration-test crates that run the `clavis` binary as a process.
+
+#![allow(dead_code)]
+
+pub mod server;

@@ -182,7 +182,11 @@ impl Application {
         if let Some(admin) = &self.admin {
             println!("First start: created the admin client (shown only now):");
             println!("  client_id:     {}", admin.client_id);
-            println!("  client_secret: {}", admin.client_secret);
+            if admin.secret_supplied {
+                println!("  client_secret: (as given in CLAVIS_BOOTSTRAP_CLIENT_SECRET)");
+            } else {
+                println!("  client_secret: {}", admin.client_secret);
+            }
         }
     }
 

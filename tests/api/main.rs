@@ -3,6 +3,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod helpers;
+#[path = "../common/keys.rs"]
+mod keys;
 
 mod bad_input;
 mod client_grants;

@@ -1,6 +1,6 @@
 //! `/api/v2/clients` — list, create, get, update, delete, rotate-secret.
 
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::{Map, Value};
@@ -10,7 +10,7 @@ use crate::domain::DomainError;
 use crate::domain::client::{Client, ClientUpdate, NewClient};
 use crate::domain::scopes::required;
 use crate::http::error::ApiError;
-use crate::http::extract::{Auth, Payload, QueryParams, page_json};
+use crate::http::extract::{Auth, Path, Payload, QueryParams, page_json};
 use crate::http::{AppState, json_response};
 use crate::store::Page;
 
@@ -68,9 +68,10 @@ impl FieldFilter {
     }
 }
 
-/// Renders a client; the secret only for callers allowed to see it.
+/// Renders a client; the secret only while a secret method is in use and only for callers
+/// allowed to see it.
 fn render(client: &Client, secret: Option<&str>, auth: &Auth) -> Map<String, Value> {
-    let secret = secret.filter(|_| auth.has_any(required::SEE_SECRET));
+    let secret = secret.filter(|_| client.uses_secret() && auth.has_any(required::SEE_SECRET));
     client.to_json(secret)
 }
 
@@ -86,9 +87,9 @@ pub async fn list(
     let filter = FieldFilter::parse(&q)?;
     let page = app.store.list_clients(paging.request).await?;
     let show_secrets = auth.has_any(required::SEE_SECRET)
-        && filter.as_ref().is_none_or(|f| {
-            !f.include || f.fields.iter().any(|x| x == "client_secret")
-        });
+        && filter
+            .as_ref()
+            .is_none_or(|f| !f.include || f.fields.iter().any(|x| x == "client_secret"));
     let mut items = Vec::with_capacity(page.items.len());
     for row in &page.items {
         let client = &row.client;
@@ -127,11 +128,12 @@ pub async fn create(
         return Err(DomainError::InsufficientScope(required::CREATE_AUTH_METHODS.to_vec()).into());
     }
     let (aggregate, secret) = app.create_client(new).await?;
-    // The creator always sees the new secret: it is the only moment it is handed out
-    // without a read scope.
+    // The creator sees the new secret (unless the client uses credentials): it is the only
+    // moment it is handed out without a read scope.
+    let secret = Some(secret.as_str()).filter(|_| aggregate.client.uses_secret());
     Ok(json_response(
         StatusCode::CREATED,
-        &aggregate.client.to_json(Some(&secret)),
+        &aggregate.client.to_json(secret),
     ))
 }
 

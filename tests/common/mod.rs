@@ -1,0 +1,6 @@
+//! Shared by the integration-test crates that run the `clavis` binary as a process.
+
+#![allow(dead_code)]
+
+pub mod keys;
+pub mod server;

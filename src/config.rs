@@ -291,7 +291,9 @@ impl ServeArgs {
             || db.statement_timeout.is_zero()
             || db.resync_interval.is_zero()
         {
-            return Err("database pool size, timeouts and resync interval must be at least 1".into());
+            return Err(
+                "database pool size, timeouts and resync interval must be at least 1".into(),
+            );
         }
         Ok(Config {
             listen: self

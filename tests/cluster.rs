@@ -7,115 +7,58 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[path = "api/helpers.rs"]
-mod helpers;
+mod common;
 
-use std::fs::File;
-use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use helpers::{AssertionKey, jti, jwt_header, now, pg};
+use common::keys::{AssertionKey, jti, now};
+use common::postgres as pg;
+use common::server::{BOOTSTRAP_CLIENT_ID as ADMIN_ID, BOOTSTRAP_CLIENT_SECRET as ADMIN_SECRET};
+use common::server::{Server, ServerOptions};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 const PUBLIC_URL: &str = "https://clavis.cluster.test/";
 const MANAGEMENT: &str = "https://clavis.cluster.test/api/v2/";
 const API: &str = "urn:cluster:api";
-const ADMIN_ID: &str = "ClusterTestsAdminClient000000001";
-const ADMIN_SECRET: &str = "cluster-tests-admin-secret-0123456789abcdef";
 /// What the issue asks: a write on one node is enforced by every node within this.
 const PROPAGATION: Duration = Duration::from_secs(1);
 
-/// One `clavis serve` process; killed on drop.
+/// One `clavis serve` process on the shared database, with an HTTPS client trusting it.
 struct Node {
     name: &'static str,
-    child: Child,
-    port: u16,
-    dir: tempfile::TempDir,
-    http: Option<reqwest::Client>,
+    server: Server,
+    http: reqwest::Client,
 }
 
 impl Node {
-    fn spawn(name: &'static str, database_url: &str, master_key: &str, extra: &[&str]) -> Self {
-        let dir = tempfile::Builder::new()
-            .prefix("clavis-node-")
-            .tempdir()
-            .unwrap();
-        let port = {
-            let l = TcpListener::bind("127.0.0.1:0").unwrap();
-            l.local_addr().unwrap().port()
-        };
-        let log = File::create(dir.path().join("server.log")).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_clavis"))
-            .arg("serve")
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .arg("--data-dir")
-            .arg(dir.path().join("data"))
-            .args(["--database-url", database_url])
-            .args(["--public-url", PUBLIC_URL])
-            .args(extra)
-            .env("CLAVIS_MASTER_KEY", master_key)
-            .env("CLAVIS_BOOTSTRAP_CLIENT_ID", ADMIN_ID)
-            .env("CLAVIS_BOOTSTRAP_CLIENT_SECRET", ADMIN_SECRET)
-            .env("CLAVIS_LOG", "info,clavis=debug")
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(log.try_clone().unwrap()))
-            .stderr(Stdio::from(log))
-            .spawn()
-            .unwrap();
-        Self {
-            name,
-            child,
-            port,
-            dir,
-            http: None,
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
-    }
-
-    /// Waits for `/readyz`, then builds a client trusting the node's generated CA.
-    async fn ready(&mut self) {
-        let ca: PathBuf = self.dir.path().join("data").join("tls").join("ca.pem");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("node {} exited ({status}):\n{}", self.name, self.log());
-            }
-            if let Ok(pem) = std::fs::read(&ca) {
-                let http = reqwest::Client::builder()
-                    .tls_certs_only([reqwest::Certificate::from_pem(&pem).unwrap()])
-                    .timeout(Duration::from_secs(20))
-                    .build()
-                    .unwrap();
-                if let Ok(r) = http.get(self.url("/readyz")).send().await
-                    && r.status() == StatusCode::OK
-                {
-                    self.http = Some(http);
-                    return;
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "node {} not ready:\n{}",
-                self.name,
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+    /// Starts a node and waits until it is ready. Every node has its own data directory
+    /// (TLS) but the same master key and public URL (issuer).
+    fn start(name: &'static str, database_url: &str, master_key: &str, extra: &[&str]) -> Self {
+        let mut args: Vec<String> = ["--database-url", database_url, "--public-url", PUBLIC_URL]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let server = Server::start_with(ServerOptions {
+            args,
+            env: vec![
+                ("CLAVIS_MASTER_KEY".into(), master_key.into()),
+                ("CLAVIS_LOG".into(), "info,clavis=debug".into()),
+            ],
+        })
+        .unwrap_or_else(|e| panic!("node {name}: {e}"));
+        let http = server.http_client().unwrap();
+        Self { name, server, http }
     }
 
     fn http(&self) -> &reqwest::Client {
-        self.http.as_ref().expect("node is ready")
+        &self.http
     }
 
     fn url(&self, path: &str) -> String {
-        format!("https://127.0.0.1:{}{path}", self.port)
+        format!("https://{}{path}", self.server.domain())
     }
 
     async fn token(&self, form: &[(&str, &str)]) -> reqwest::Response {
@@ -207,12 +150,28 @@ impl Node {
 
 impl Drop for Node {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
         if std::thread::panicking() {
-            eprintln!("--- log of node {} ---\n{}", self.name, self.log());
+            eprintln!(
+                "--- log of node {} ---\n{}",
+                self.name,
+                self.server.log_tail()
+            );
         }
     }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// The decoded header of a JWT.
+fn jwt_header(token: &str) -> Value {
+    let part = token.split('.').next().unwrap();
+    serde_json::from_slice(&clavis_crypto::encoding::b64url_decode(part).unwrap()).unwrap()
 }
 
 fn sign(client_id: &str, key: &AssertionKey) -> String {
@@ -238,10 +197,7 @@ where
         if probe().await {
             return start.elapsed();
         }
-        assert!(
-            start.elapsed() < limit,
-            "{what}: not within {limit:?}"
-        );
+        assert!(start.elapsed() < limit, "{what}: not within {limit:?}");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
@@ -277,7 +233,9 @@ async fn key_client(node: &Node, token: &str) -> (String, AssertionKey, Value) {
                 token,
                 Method::POST,
                 &format!("/api/v2/clients/{client_id}/credentials"),
-                Some(json!({"credential_type": "public_key", "pem": key.public_pem, "alg": "RS256"})),
+                Some(
+                    json!({"credential_type": "public_key", "pem": key.public_pem, "alg": "RS256"}),
+                ),
                 201,
             )
             .await,
@@ -302,27 +260,29 @@ async fn create_api(node: &Node, token: &str) {
         token,
         Method::POST,
         "/api/v2/resource-servers",
-        Some(json!({"name": "cluster api", "identifier": API, "scopes": [{"value": "read:things"}]})),
+        Some(
+            json!({"name": "cluster api", "identifier": API, "scopes": [{"value": "read:things"}]}),
+        ),
         201,
     )
     .await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[test]
 #[ignore = "needs PostgreSQL: scripts/test-postgres"]
-async fn three_nodes_enforce_each_others_writes_within_a_second() {
-    let database = pg::fresh_database(&pg::require_base_url()).await;
+fn three_nodes_enforce_each_others_writes_within_a_second() {
+    let database = pg::fresh_database_blocking(&pg::require_base_url());
     let key = master_key();
-    // Started together: one of them bootstraps the empty database.
-    let mut nodes = [
-        Node::spawn("A", &database, &key, &[]),
-        Node::spawn("B", &database, &key, &[]),
-        Node::spawn("C", &database, &key, &[]),
+    let nodes = [
+        Node::start("A", &database, &key, &[]),
+        Node::start("B", &database, &key, &[]),
+        Node::start("C", &database, &key, &[]),
     ];
-    for node in &mut nodes {
-        node.ready().await;
-    }
-    let [a, b, c] = &nodes;
+    runtime().block_on(three_nodes(&nodes));
+}
+
+async fn three_nodes(nodes: &[Node; 3]) {
+    let [a, b, c] = nodes;
 
     // A token from one node is good on every node: same keys, same issuer.
     let token = a.admin_token().await;
@@ -334,7 +294,9 @@ async fn three_nodes_enforce_each_others_writes_within_a_second() {
     let credential_path = format!("/api/v2/clients/{client_id}/credentials/{credential_id}");
 
     // The credential reads back identically everywhere (and as created).
-    let on_a = a.expect(&token, Method::GET, &credential_path, None, 200).await;
+    let on_a = a
+        .expect(&token, Method::GET, &credential_path, None, 200)
+        .await;
     for node in [b, c] {
         assert_eq!(
             node.expect(&token, Method::GET, &credential_path, None, 200)
@@ -406,21 +368,29 @@ async fn three_nodes_enforce_each_others_writes_within_a_second() {
 
     // One assertion, one token, whichever node it is replayed to.
     let assertion = sign(&client_id, &assertion_key);
-    assert_eq!(
-        a.assertion_token(&assertion).await.status(),
-        StatusCode::OK
-    );
+    assert_eq!(a.assertion_token(&assertion).await.status(), StatusCode::OK);
     for node in [b, c, a] {
         let r = node.assertion_token(&assertion).await;
-        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "replay on {}", node.name);
+        assert_eq!(
+            r.status(),
+            StatusCode::UNAUTHORIZED,
+            "replay on {}",
+            node.name
+        );
         let body: Value = r.json().await.unwrap();
         assert_eq!(body["error"], "invalid_client");
     }
 
     // Signing-key rotation on A: B publishes the same keys and signs with the new key.
     let rotated: Value = serde_json::from_str(
-        &a.expect(&token, Method::POST, "/api/v2/keys/signing/rotate", None, 201)
-            .await,
+        &a.expect(
+            &token,
+            Method::POST,
+            "/api/v2/keys/signing/rotate",
+            None,
+            201,
+        )
+        .await,
     )
     .unwrap();
     let new_kid = rotated["kid"].as_str().unwrap().to_string();
@@ -476,7 +446,9 @@ async fn three_nodes_enforce_each_others_writes_within_a_second() {
         .await,
     );
     let worst = latencies.iter().max().unwrap();
-    println!("propagation latencies (write acknowledged → other node enforces): {latencies:?}; worst {worst:?}");
+    println!(
+        "propagation latencies (write acknowledged → other node enforces): {latencies:?}; worst {worst:?}"
+    );
 }
 
 /// What the load saw.
@@ -488,12 +460,12 @@ struct Observed {
     responses: Vec<(&'static str, &'static str, u16, Duration)>,
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[test]
 #[ignore = "needs PostgreSQL: scripts/test-postgres"]
-async fn database_outage_gives_503s_and_heals_without_restart() {
+fn database_outage_gives_503s_and_heals_without_restart() {
     // A private cluster: this test stops and starts the server.
     let cluster = pg::Cluster::start();
-    let database = pg::fresh_database(&cluster.url).await;
+    let database = pg::fresh_database_blocking(&cluster.url);
     let key = master_key();
     let timeouts = [
         "--db-acquire-timeout-ms",
@@ -503,13 +475,16 @@ async fn database_outage_gives_503s_and_heals_without_restart() {
         "--db-resync-interval-secs",
         "5",
     ];
-    let mut a = Node::spawn("A", &database, &key, &timeouts);
-    a.ready().await;
-    let mut b = Node::spawn("B", &database, &key, &timeouts);
-    b.ready().await;
+    let a = Node::start("A", &database, &key, &timeouts);
+    let b = Node::start("B", &database, &key, &timeouts);
+    runtime().block_on(outage(&cluster, a, b));
+}
+
+async fn outage(cluster: &pg::Cluster, a: Node, b: Node) {
     let token = a.admin_token().await;
     create_api(&a, &token).await;
     let (key_client_id, assertion_key, created) = key_client(&a, &token).await;
+    let assertion_key = Arc::new(assertion_key);
     let credential_path = format!(
         "/api/v2/clients/{key_client_id}/credentials/{}",
         created["id"].as_str().unwrap()
@@ -547,7 +522,7 @@ async fn database_outage_gives_503s_and_heals_without_restart() {
     let load = {
         let (nodes, observed, stop) = (nodes.clone(), observed.clone(), stop.clone());
         let (token, secret_id, secret) = (token.clone(), secret_id.clone(), secret.clone());
-        let (key_client_id, assertion_key) = (key_client_id.clone(), assertion_key);
+        let (key_client_id, assertion_key) = (key_client_id.clone(), assertion_key.clone());
         tokio::spawn(async move {
             let mut n = 0u64;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
@@ -575,9 +550,11 @@ async fn database_outage_gives_503s_and_heals_without_restart() {
                 {
                     let mut o = observed.lock().unwrap();
                     if status == 201 {
-                        o.acknowledged.push(identifier);
+                        o.acknowledged
+                            .push(body["id"].as_str().unwrap().to_string());
                     }
-                    o.responses.push((node.name, "management write", status, elapsed));
+                    o.responses
+                        .push((node.name, "management write", status, elapsed));
                 }
                 let started = Instant::now();
                 let status = node
@@ -597,7 +574,9 @@ async fn database_outage_gives_503s_and_heals_without_restart() {
                     started.elapsed(),
                 ));
                 let started = Instant::now();
-                let r = node.assertion_token(&sign(&key_client_id, &assertion_key)).await;
+                let r = node
+                    .assertion_token(&sign(&key_client_id, &assertion_key))
+                    .await;
                 let status = r.status().as_u16();
                 if status == 503 {
                     let body: Value = r.json().await.unwrap();
@@ -622,10 +601,22 @@ async fn database_outage_gives_503s_and_heals_without_restart() {
     let down_at = Instant::now();
     for node in [a, b] {
         let started = Instant::now();
-        let r = node.call(&token, Method::GET, "/api/v2/clients", None).await;
+        let r = node
+            .call(&token, Method::GET, "/api/v2/clients", None)
+            .await;
         assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
-        assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
-        helpers::assert_error(r, 503, Some("temporarily_unavailable")).await;
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(
+            body,
+            json!({"statusCode": 503, "error": "Service Unavailable",
+                   "message": "The service is temporarily unavailable, please retry",
+                   "errorCode": "temporarily_unavailable"})
+        );
         let ready = node.http().get(node.url("/readyz")).send().await.unwrap();
         assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
         // Secrets are checked against the read model: tokens keep coming.
@@ -644,7 +635,11 @@ async fn database_outage_gives_503s_and_heals_without_restart() {
             .assertion_token(&sign(&key_client_id, &assertion_key))
             .await;
         assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
-        assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
         let body: Value = r.json().await.unwrap();
         assert_eq!(body["error"], "temporarily_unavailable");
     }
@@ -652,19 +647,23 @@ async fn database_outage_gives_503s_and_heals_without_restart() {
 
     // Up again: everything recovers, nothing restarted.
     cluster.resume();
-    let recovery = until("management API answers again", Duration::from_secs(20), || async {
-        let mut ok = true;
-        for node in [a, b] {
-            ok &= node
-                .call(&token, Method::GET, "/api/v2/clients", None)
-                .await
-                .status()
-                == StatusCode::OK;
-        }
-        ok
-    })
+    let recovery = until(
+        "management API answers again",
+        Duration::from_secs(20),
+        || async {
+            let mut ok = true;
+            for node in [a, b] {
+                ok &= node
+                    .call(&token, Method::GET, "/api/v2/clients", None)
+                    .await
+                    .status()
+                    == StatusCode::OK;
+            }
+            ok
+        },
+    )
     .await;
-    let outage = down_at.elapsed();
+    let outage_time = down_at.elapsed();
     until("key tokens again", Duration::from_secs(10), || async {
         a.assertion_status(&key_client_id, &assertion_key).await == 200
             && b.assertion_status(&key_client_id, &assertion_key).await == 200
@@ -683,9 +682,11 @@ async fn database_outage_gives_503s_and_heals_without_restart() {
         200,
     )
     .await;
-    let propagated = until("B refuses the expired key after recovery", Duration::from_secs(5), || async {
-        b.assertion_status(&key_client_id, &assertion_key).await == 401
-    })
+    let propagated = until(
+        "B refuses the expired key after recovery",
+        Duration::from_secs(5),
+        || async { b.assertion_status(&key_client_id, &assertion_key).await == 401 },
+    )
     .await;
     b.expect(
         &token,
@@ -702,11 +703,8 @@ async fn database_outage_gives_503s_and_heals_without_restart() {
 
     // No acknowledged write was lost; no 500s; nothing hung.
     let o = observed.lock().unwrap();
-    for identifier in &o.acknowledged {
-        let path = format!(
-            "/api/v2/resource-servers/{}",
-            helpers::enc(identifier)
-        );
+    for id in &o.acknowledged {
+        let path = format!("/api/v2/resource-servers/{id}");
         a.expect(&token, Method::GET, &path, None, 200).await;
     }
     let during: Vec<_> = o.responses[mark..].to_vec();
@@ -727,20 +725,21 @@ async fn database_outage_gives_503s_and_heals_without_restart() {
         );
     }
     assert!(count("management write", 503) > 0, "no 503 seen under load");
-    assert!(count("secret token", 503) == 0, "secret tokens refused during the outage");
+    assert!(
+        count("secret token", 503) == 0,
+        "secret tokens refused during the outage"
+    );
     let slowest = o.responses[mark..]
         .iter()
         .map(|r| r.3)
         .max()
         .unwrap_or_default();
     println!(
-        "outage {outage:?}; recovery after restart {recovery:?}; propagation after recovery {propagated:?}; \
+        "outage {outage_time:?}; recovery after restart {recovery:?}; propagation after recovery {propagated:?}; \
          {} acknowledged writes all present; during/after: {} management 503, {} key-token 503, {} secret tokens ok; slowest response {slowest:?}",
         o.acknowledged.len(),
         count("management write", 503),
         count("key token", 503),
         count("secret token", 200),
     );
-    drop(o);
-    drop(cluster);
 }

@@ -7,8 +7,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[path = "support/postgres.rs"]
-mod pg;
+mod common;
+
+use common::postgres as pg;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -261,8 +262,19 @@ async fn bootstrap_happens_once(f: Fixture) {
     // Two nodes starting together: exactly one bootstraps.
     let other = f.node().await;
     let (a, b) = tokio::join!(f.store.bootstrap(&data), other.bootstrap(&data));
-    let done = [a.unwrap(), b.unwrap()];
-    assert_eq!(done.iter().filter(|d| **d).count(), 1, "{done:?}");
+    let mut done = 0;
+    for r in [a, b] {
+        match r {
+            Ok(true) => done += 1,
+            Ok(false) => {}
+            // SQLite's one writer: the other "node" may find the database busy.
+            Err(e) => assert!(
+                acceptable_loss(f.backend, &e) && f.backend == Backend::Sqlite,
+                "{e:?}"
+            ),
+        }
+    }
+    assert_eq!(done, 1);
     assert!(!f.store.bootstrap(&data).await.unwrap());
     let snapshot = f.store.snapshot().await.unwrap();
     assert_eq!(snapshot.clients.len(), 1);
@@ -513,10 +525,7 @@ async fn resource_servers_round_trip_and_conflict(f: Fixture) {
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::Rejected(_)), "{err:?}");
-    assert_eq!(
-        store.resource_server(&api.id).await.unwrap(),
-        Some(updated)
-    );
+    assert_eq!(store.resource_server(&api.id).await.unwrap(), Some(updated));
 
     for i in 0..3 {
         store
@@ -701,7 +710,10 @@ async fn client_grants_filter_and_page(f: Fixture) {
         .await
         .unwrap();
     assert_eq!(by_audience.total, Some(3));
-    assert_eq!(by_audience.items, vec![grants[1].clone(), grants[3].clone()]);
+    assert_eq!(
+        by_audience.items,
+        vec![grants[1].clone(), grants[3].clone()]
+    );
 
     let both = store
         .list_client_grants(
@@ -737,7 +749,10 @@ async fn client_grants_filter_and_page(f: Fixture) {
             None => break,
         }
     }
-    assert_eq!(seen, vec![grants[0].clone(), grants[2].clone(), grants[4].clone()]);
+    assert_eq!(
+        seen,
+        vec![grants[0].clone(), grants[2].clone(), grants[4].clone()]
+    );
 }
 
 fn jti(client: &str, jti: &str, expires_at: i64) -> JtiRecord {
@@ -805,7 +820,10 @@ async fn jti_records_are_single_use(f: Fixture) {
     assert_eq!(store.purge_jtis(later).await.unwrap(), 3);
     assert_eq!(
         store
-            .record_jtis(&[jti("c", "1", later + 60), jti("c", "2", later + 60)], later)
+            .record_jtis(
+                &[jti("c", "1", later + 60), jti("c", "2", later + 60)],
+                later
+            )
             .await
             .unwrap(),
         [false, true]
@@ -897,12 +915,10 @@ async fn credential_cap_holds_across_nodes(f: Fixture) {
         let aggregate = client_with_credentials(a.as_ref(), LIMITS.per_client - 1).await;
         let id = aggregate.client.client_id.clone();
         let (ca, cb) = (credential(&id), credential(&id));
-        let mut add_a = slowly(move |agg: &mut ClientAggregate| {
-            agg.add_credential(ca.clone(), LIMITS)
-        });
-        let mut add_b = slowly(move |agg: &mut ClientAggregate| {
-            agg.add_credential(cb.clone(), LIMITS)
-        });
+        let mut add_a =
+            slowly(move |agg: &mut ClientAggregate| agg.add_credential(ca.clone(), LIMITS));
+        let mut add_b =
+            slowly(move |agg: &mut ClientAggregate| agg.add_credential(cb.clone(), LIMITS));
         let (ra, rb) = tokio::join!(
             a.update_client(&id, &mut add_a),
             b.update_client(&id, &mut add_b)
@@ -933,9 +949,8 @@ async fn attach_and_delete_race_leaves_no_deleted_credential_attached(f: Fixture
             agg.check_authentication_methods(LIMITS)
         });
         let delete_id = cred.clone();
-        let mut delete = slowly(move |agg: &mut ClientAggregate| {
-            agg.remove_credential(&delete_id).map(|_| ())
-        });
+        let mut delete =
+            slowly(move |agg: &mut ClientAggregate| agg.remove_credential(&delete_id).map(|_| ()));
         // Alternate which node starts first.
         let (ra, rb) = if round % 2 == 0 {
             tokio::join!(
@@ -965,7 +980,11 @@ async fn attach_and_delete_race_leaves_no_deleted_credential_attached(f: Fixture
             !attached || exists,
             "a deleted credential is attached: {stored:?}"
         );
-        assert_eq!(exists, rb.is_err(), "delete succeeded iff the credential is gone");
+        assert_eq!(
+            exists,
+            rb.is_err(),
+            "delete succeeded iff the credential is gone"
+        );
         assert_eq!(attached, ra.is_ok(), "attach succeeded iff it is attached");
     }
 }

@@ -27,9 +27,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use sqlx::postgres::{
-    PgConnectOptions, PgListener, PgPool, PgPoolOptions, PgRow, PgSslMode,
-};
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions, PgRow, PgSslMode};
 use sqlx::{PgConnection, Postgres, Row, Transaction};
 use tokio::sync::{mpsc, watch};
 
@@ -403,7 +401,10 @@ impl PostgresStore {
         }))
     }
 
-    async fn write_new_client(conn: &mut PgConnection, aggregate: &ClientAggregate) -> TxResult<()> {
+    async fn write_new_client(
+        conn: &mut PgConnection,
+        aggregate: &ClientAggregate,
+    ) -> TxResult<()> {
         let result =
             sqlx::query("INSERT INTO clients (client_id, doc, sealed_secret) VALUES ($1, $2, $3)")
                 .bind(&aggregate.client.client_id)
@@ -429,12 +430,13 @@ impl PostgresStore {
     }
 
     async fn insert_credential(conn: &mut PgConnection, credential: &Credential) -> TxResult<()> {
-        let result = sqlx::query("INSERT INTO credentials (id, client_id, doc) VALUES ($1, $2, $3)")
-            .bind(&credential.id)
-            .bind(&credential.client_id)
-            .bind(encode(credential)?)
-            .execute(&mut *conn)
-            .await;
+        let result =
+            sqlx::query("INSERT INTO credentials (id, client_id, doc) VALUES ($1, $2, $3)")
+                .bind(&credential.id)
+                .bind(&credential.client_id)
+                .bind(encode(credential)?)
+                .execute(&mut *conn)
+                .await;
         match result {
             Err(e) if unique_violation(&e) => Err(TxError::Fail(StoreError::Conflict {
                 entity: Entity::Credential,
@@ -444,7 +446,10 @@ impl PostgresStore {
         }
     }
 
-    async fn insert_resource_server_tx(conn: &mut PgConnection, rs: &ResourceServer) -> TxResult<()> {
+    async fn insert_resource_server_tx(
+        conn: &mut PgConnection,
+        rs: &ResourceServer,
+    ) -> TxResult<()> {
         let result =
             sqlx::query("INSERT INTO resource_servers (id, identifier, doc) VALUES ($1, $2, $3)")
                 .bind(&rs.id)
@@ -471,13 +476,12 @@ impl PostgresStore {
 
     async fn insert_grant_tx(conn: &mut PgConnection, grant: &ClientGrant) -> TxResult<()> {
         // KEY SHARE locks keep the client and the API from being deleted until commit.
-        let client_exists =
-            sqlx::query("SELECT 1 FROM clients WHERE client_id = $1 FOR KEY SHARE")
-                .bind(&grant.client_id)
-                .fetch_optional(&mut *conn)
-                .await
-                .map_err(db)?
-                .is_some();
+        let client_exists = sqlx::query("SELECT 1 FROM clients WHERE client_id = $1 FOR KEY SHARE")
+            .bind(&grant.client_id)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(db)?
+            .is_some();
         if !client_exists {
             return Err(TxError::Fail(StoreError::NotFound(Entity::Client)));
         }
@@ -522,7 +526,10 @@ impl PostgresStore {
         notify(conn, &Change::ClientGrant(grant.id.clone())).await
     }
 
-    async fn insert_signing_key_tx(conn: &mut PgConnection, key: &SigningKeyRecord) -> TxResult<()> {
+    async fn insert_signing_key_tx(
+        conn: &mut PgConnection,
+        key: &SigningKeyRecord,
+    ) -> TxResult<()> {
         sqlx::query("INSERT INTO signing_keys (kid, sealed_pkcs8, doc) VALUES ($1, $2, $3)")
             .bind(&key.kid)
             .bind(&key.sealed_pkcs8)
@@ -847,7 +854,10 @@ impl PostgresStore {
         first.sort_by(|&a, &b| {
             (&records[a].client_id, &records[a].jti).cmp(&(&records[b].client_id, &records[b].jti))
         });
-        let client_ids: Vec<&str> = first.iter().map(|&i| records[i].client_id.as_str()).collect();
+        let client_ids: Vec<&str> = first
+            .iter()
+            .map(|&i| records[i].client_id.as_str())
+            .collect();
         let jtis: Vec<&str> = first.iter().map(|&i| records[i].jti.as_str()).collect();
         let expiries: Vec<i64> = first.iter().map(|&i| records[i].expires_at).collect();
         // Inserts, or takes over an expired record; an unexpired one stays and makes this a

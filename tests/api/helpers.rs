@@ -17,7 +17,7 @@ use tokio::sync::OnceCell;
 
 pub use crate::keys::{AssertionKey, jti, now, rsa_key};
 
-#[path = "../support/postgres.rs"]
+#[path = "../common/postgres.rs"]
 pub mod pg;
 
 pub const ADMIN_ID: &str = "adminClientForTests0000000000001";

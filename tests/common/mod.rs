@@ -3,4 +3,5 @@
 #![allow(dead_code)]
 
 pub mod keys;
+pub mod postgres;
 pub mod server;

@@ -37,8 +37,18 @@ impl Server {
         Self::start_with(ServerOptions::default())
     }
 
-    /// A fresh server with extra arguments or environment.
-    pub fn start_with(options: ServerOptions) -> Result<Server, String> {
+    /// A fresh server with extra arguments or environment. When the tests run against
+    /// PostgreSQL (`CLAVIS_TEST_POSTGRES_URL`), it gets a fresh database of its own unless the
+    /// arguments name one.
+    pub fn start_with(mut options: ServerOptions) -> Result<Server, String> {
+        if let Some(base) = super::postgres::base_url()
+            && !options.args.iter().any(|a| a == "--database-url")
+        {
+            options.args.push("--database-url".into());
+            options
+                .args
+                .push(super::postgres::fresh_database_blocking(&base));
+        }
         let dir = tempfile::Builder::new()
             .prefix("clavis-test-")
             .tempdir()

@@ -100,8 +100,7 @@ impl Cluster {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(root.path(), std::fs::Permissions::from_mode(0o755))
-                .unwrap();
+            std::fs::set_permissions(root.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
         }
         let url = run(&["init", &Self::dir_of(&root)]);
         Self { root, url }

@@ -702,7 +702,7 @@ async fn outage(cluster: &pg::Cluster, a: Node, b: Node) {
     .await;
 
     // No acknowledged write was lost; no 500s; nothing hung.
-    let o = observed.lock().unwrap();
+    let o = std::mem::take(&mut *observed.lock().unwrap());
     for id in &o.acknowledged {
         let path = format!("/api/v2/resource-servers/{id}");
         a.expect(&token, Method::GET, &path, None, 200).await;

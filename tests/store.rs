@@ -114,6 +114,7 @@ store_suite!(
     attach_and_delete_race_leaves_no_deleted_credential_attached,
     concurrent_jti_records_across_nodes_accept_once,
     writes_are_announced_to_other_nodes,
+    odd_keys_are_simply_not_found,
 );
 
 // ----- builders -----
@@ -816,8 +817,23 @@ async fn jti_records_are_single_use(f: Fixture) {
         [false]
     );
     assert!(store.record_jtis(&[], now).await.unwrap().is_empty());
-    // Purge forgets the expired ones only: c/2, d/1, c/3 (now + 60 <= later).
-    assert_eq!(store.purge_jtis(later).await.unwrap(), 3);
+    // Any string is a jti, NUL and all.
+    assert_eq!(
+        store
+            .record_jtis(
+                &[
+                    jti("e", "a\0b", now + 60),
+                    jti("e", "a", now + 60),
+                    jti("e", "a\0b", now + 60)
+                ],
+                now
+            )
+            .await
+            .unwrap(),
+        [true, true, false]
+    );
+    // Purge forgets the expired ones only: c/2, d/1, c/3, e/* (now + 60 <= later).
+    assert_eq!(store.purge_jtis(later).await.unwrap(), 5);
     assert_eq!(
         store
             .record_jtis(
@@ -1093,4 +1109,70 @@ async fn writes_are_announced_to_other_nodes(f: Fixture) {
             .is_err()
     );
     other.close().await;
+}
+
+async fn odd_keys_are_simply_not_found(f: Fixture) {
+    let store = f.store.as_ref();
+    // An identifier shaped like an id is still found by identifier.
+    let id_like = resource_server("0123456789abcdef01234567");
+    store.insert_resource_server(&id_like).await.unwrap();
+    assert_eq!(
+        store.resource_server(&id_like.identifier).await.unwrap(),
+        Some(id_like.clone())
+    );
+    assert_eq!(
+        store.resource_server(&id_like.id).await.unwrap(),
+        Some(id_like.clone())
+    );
+    for key in ["\0", "a\0b", "' OR 1=1 --", "%00", "\u{FFFD}", ""] {
+        assert_eq!(store.client(key).await.unwrap(), None, "{key:?}");
+        assert_eq!(store.resource_server(key).await.unwrap(), None, "{key:?}");
+        assert_eq!(store.client_grant(key).await.unwrap(), None, "{key:?}");
+        assert_eq!(store.setting(key).await.unwrap(), None, "{key:?}");
+        let err = store.update_client(key, &mut |_| Ok(())).await.unwrap_err();
+        assert!(
+            matches!(err, StoreError::NotFound(Entity::Client)),
+            "{err:?}"
+        );
+        let err = store.delete_client(key).await.unwrap_err();
+        assert!(
+            matches!(err, StoreError::NotFound(Entity::Client)),
+            "{err:?}"
+        );
+        let err = store
+            .update_resource_server(key, &mut |_| Ok(()))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, StoreError::NotFound(Entity::ResourceServer)),
+            "{err:?}"
+        );
+        let err = store.delete_client_grant(key).await.unwrap_err();
+        assert!(
+            matches!(err, StoreError::NotFound(Entity::ClientGrant)),
+            "{err:?}"
+        );
+        let err = store
+            .insert_client_grant(&grant(key, &id_like.identifier))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, StoreError::NotFound(Entity::Client)),
+            "{err:?}"
+        );
+        let page = store
+            .list_client_grants(
+                &GrantFilter {
+                    audience: Some(key.into()),
+                    client_id: Some(key.into()),
+                },
+                PageRequest::Offset {
+                    page: 0,
+                    per_page: 10,
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!((page.items.len(), page.total), (0, Some(0)));
+    }
 }

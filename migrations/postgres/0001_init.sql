@@ -53,9 +53,10 @@ CREATE TABLE signing_keys (
 
 -- Used client-assertion ids (private_key_jwt), kept until the assertion's exp + skew.
 -- Shared by every node: an assertion accepted by one node is a replay on all others.
+-- `jti` is the claim's UTF-8 bytes: any string, NUL included (TEXT cannot hold NUL).
 CREATE TABLE assertion_replay (
     client_id  TEXT NOT NULL,
-    jti        TEXT NOT NULL,
+    jti        BYTEA NOT NULL,
     expires_at BIGINT NOT NULL, -- Unix seconds
     PRIMARY KEY (client_id, jti)
 );

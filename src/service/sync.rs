@@ -17,7 +17,6 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::Clavis;
-use crate::domain::ids::is_resource_server_id;
 use crate::model::KeyRing;
 use crate::store::{Change, StoreError, StoreResult};
 
@@ -119,9 +118,13 @@ impl Clavis {
             },
             Change::ResourceServer { id, identifier } => {
                 let mut current = self.store.resource_server(id).await?;
-                if current.is_none() && !is_resource_server_id(identifier) {
+                if current.is_none() {
                     // Deleted; another may hold the identifier by now.
-                    current = self.store.resource_server(identifier).await?;
+                    current = self
+                        .store
+                        .resource_server(identifier)
+                        .await?
+                        .filter(|rs| rs.identifier == *identifier);
                 }
                 match current {
                     Some(rs) => self.model.put_api(&rs),

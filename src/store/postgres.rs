@@ -8,8 +8,9 @@
 //!   statement after the lock sees the latest committed rows, so two nodes' mutations of one
 //!   aggregate are serial. A serialization failure or deadlock (SQLSTATE 40001/40P01) reruns
 //!   the whole transaction, closure included, a bounded number of times.
-//! - Every write transaction announces what it changed with `pg_notify` on
-//!   [`CHANNEL`]; PostgreSQL delivers it at commit, to every node's listener (see
+//! - Every write transaction announces what it changed with `pg_notify` on the channel
+//!   `clavis:<schema>` (so deployments in different schemas of one database do not hear
+//!   each other); PostgreSQL delivers it at commit, to every node's listener (see
 //!   [`Store::subscribe`]), which re-reads the entity into its read model.
 //! - `record_jtis` is one `INSERT ... ON CONFLICT DO UPDATE ... WHERE expired` statement: a
 //!   concurrent insert of the same id on another node waits for the first to commit and then
@@ -41,8 +42,9 @@ use crate::domain::credential::Credential;
 use crate::domain::ids::is_resource_server_id;
 use crate::domain::resource_server::ResourceServer;
 
-/// The notification channel every write announces its changes on.
-pub const CHANNEL: &str = "clavis_changes";
+/// SQL for the notification channel of the session's schema: `clavis:<schema>` (cut to
+/// PostgreSQL's 63-byte identifier limit).
+const CHANNEL_SQL: &str = "left('clavis:' || current_schema(), 63)";
 
 /// How often a transaction is rerun after a serialization failure or deadlock.
 const MAX_ATTEMPTS: u32 = 5;
@@ -154,11 +156,27 @@ fn map_err(e: sqlx::Error) -> StoreError {
         },
         _ => false,
     };
+    // Characters the database cannot store (NUL) that slipped past the guards: bad input.
+    if matches!(sqlstate(&e).as_deref(), Some("22021" | "22P05")) {
+        return nul_refused("text");
+    }
     if unavailable {
         StoreError::Unavailable(e.to_string())
     } else {
         StoreError::Internal(e.to_string())
     }
+}
+
+/// PostgreSQL text cannot hold NUL. No stored key contains one, so a lookup by such a key
+/// finds nothing, and a new key with one is refused as bad input.
+fn has_nul(s: &str) -> bool {
+    s.contains('\0')
+}
+
+fn nul_refused(what: &str) -> StoreError {
+    StoreError::Rejected(crate::domain::DomainError::invalid_body(format!(
+        "{what} must not contain NUL characters"
+    )))
 }
 
 /// Maps a database error inside a transaction attempt.
@@ -262,12 +280,13 @@ pub fn decode_change(payload: &str) -> Option<Change> {
 }
 
 async fn notify(tx: &mut PgConnection, change: &Change) -> TxResult<()> {
-    sqlx::query("SELECT pg_notify($1, $2)")
-        .bind(CHANNEL)
-        .bind(encode_change(change))
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT pg_notify({CHANNEL_SQL}, $1)"
+    )))
+    .bind(encode_change(change))
+    .execute(&mut *tx)
+    .await
+    .map_err(db)?;
     Ok(())
 }
 
@@ -370,6 +389,9 @@ impl PostgresStore {
         client_id: &str,
         lock: bool,
     ) -> TxResult<Option<ClientAggregate>> {
+        if has_nul(client_id) {
+            return Ok(None);
+        }
         let sql = if lock {
             "SELECT doc, sealed_secret FROM clients WHERE client_id = $1 FOR UPDATE"
         } else {
@@ -475,6 +497,12 @@ impl PostgresStore {
     }
 
     async fn insert_grant_tx(conn: &mut PgConnection, grant: &ClientGrant) -> TxResult<()> {
+        if has_nul(&grant.client_id) {
+            return Err(StoreError::NotFound(Entity::Client).into());
+        }
+        if has_nul(&grant.audience) {
+            return Err(StoreError::NotFound(Entity::ResourceServer).into());
+        }
         // KEY SHARE locks keep the client and the API from being deleted until commit.
         let client_exists = sqlx::query("SELECT 1 FROM clients WHERE client_id = $1 FOR KEY SHARE")
             .bind(&grant.client_id)
@@ -565,9 +593,19 @@ impl PostgresStore {
         key: &str,
         lock: bool,
     ) -> TxResult<Option<(i64, ResourceServer)>> {
+        if has_nul(key) {
+            return Ok(None);
+        }
+        // An identifier may itself look like an id; an id match wins.
         let sql = match (is_resource_server_id(key), lock) {
-            (true, false) => "SELECT seq, doc FROM resource_servers WHERE id = $1",
-            (true, true) => "SELECT seq, doc FROM resource_servers WHERE id = $1 FOR UPDATE",
+            (true, false) => {
+                "SELECT seq, doc FROM resource_servers WHERE id = $1 OR identifier = $1
+                 ORDER BY id = $1 DESC LIMIT 1"
+            }
+            (true, true) => {
+                "SELECT seq, doc FROM resource_servers WHERE id = $1 OR identifier = $1
+                 ORDER BY id = $1 DESC LIMIT 1 FOR UPDATE"
+            }
             (false, false) => "SELECT seq, doc FROM resource_servers WHERE identifier = $1",
             (false, true) => {
                 "SELECT seq, doc FROM resource_servers WHERE identifier = $1 FOR UPDATE"
@@ -653,6 +691,9 @@ impl PostgresStore {
     }
 
     async fn delete_client_once(&self, client_id: &str) -> TxResult<Vec<String>> {
+        if has_nul(client_id) {
+            return Err(StoreError::NotFound(Entity::Client).into());
+        }
         let mut tx = self.begin().await?;
         let locked = sqlx::query("SELECT 1 FROM clients WHERE client_id = $1 FOR UPDATE")
             .bind(client_id)
@@ -747,6 +788,9 @@ impl PostgresStore {
         id: &str,
         mutation: Mutation<'_, ClientGrant>,
     ) -> TxResult<ClientGrant> {
+        if has_nul(id) {
+            return Err(StoreError::NotFound(Entity::ClientGrant).into());
+        }
         let mut tx = self.begin().await?;
         let row = sqlx::query("SELECT doc FROM client_grants WHERE id = $1 FOR UPDATE")
             .bind(id)
@@ -858,13 +902,13 @@ impl PostgresStore {
             .iter()
             .map(|&i| records[i].client_id.as_str())
             .collect();
-        let jtis: Vec<&str> = first.iter().map(|&i| records[i].jti.as_str()).collect();
+        let jtis: Vec<&[u8]> = first.iter().map(|&i| records[i].jti.as_bytes()).collect();
         let expiries: Vec<i64> = first.iter().map(|&i| records[i].expires_at).collect();
         // Inserts, or takes over an expired record; an unexpired one stays and makes this a
         // replay (not returned).
         let rows = sqlx::query(
             "INSERT INTO assertion_replay (client_id, jti, expires_at)
-             SELECT c, j, e FROM unnest($1::text[], $2::text[], $3::bigint[])
+             SELECT c, j, e FROM unnest($1::text[], $2::bytea[], $3::bigint[])
                  WITH ORDINALITY AS t(c, j, e, o)
              ORDER BY o
              ON CONFLICT (client_id, jti) DO UPDATE SET expires_at = excluded.expires_at
@@ -881,14 +925,14 @@ impl PostgresStore {
         let mut fresh_keys = std::collections::HashSet::with_capacity(rows.len());
         for row in &rows {
             let c: String = get(row, "client_id")?;
-            let j: String = get(row, "jti")?;
+            let j: Vec<u8> = get(row, "jti")?;
             fresh_keys.insert((c, j));
         }
         let mut taken = std::collections::HashSet::with_capacity(records.len());
         Ok(records
             .iter()
             .map(|r| {
-                let key = (r.client_id.clone(), r.jti.clone());
+                let key = (r.client_id.clone(), r.jti.as_bytes().to_vec());
                 fresh_keys.contains(&key) && taken.insert(key)
             })
             .collect())
@@ -921,6 +965,9 @@ impl Store for PostgresStore {
     }
 
     async fn setting(&self, key: &str) -> StoreResult<Option<String>> {
+        if has_nul(key) {
+            return Ok(None);
+        }
         self.bounded(async {
             let row = sqlx::query("SELECT value FROM settings WHERE key = $1")
                 .bind(key)
@@ -1157,6 +1204,9 @@ impl Store for PostgresStore {
     }
 
     async fn client_grant(&self, id: &str) -> StoreResult<Option<ClientGrant>> {
+        if has_nul(id) {
+            return Ok(None);
+        }
         self.bounded(async {
             let row = sqlx::query("SELECT doc FROM client_grants WHERE id = $1")
                 .bind(id)
@@ -1173,6 +1223,17 @@ impl Store for PostgresStore {
         filter: &GrantFilter,
         page: PageRequest,
     ) -> StoreResult<Page<ClientGrant>> {
+        let nul_filter = [&filter.audience, &filter.client_id]
+            .into_iter()
+            .flatten()
+            .any(|s| has_nul(s));
+        if nul_filter {
+            return Ok(Page {
+                items: Vec::new(),
+                total: matches!(page, PageRequest::Offset { .. }).then_some(0),
+                next: None,
+            });
+        }
         self.bounded(async {
             let mut conditions = String::new();
             let mut binds: Vec<&str> = Vec::new();
@@ -1232,6 +1293,9 @@ impl Store for PostgresStore {
     }
 
     async fn delete_client_grant(&self, id: &str) -> StoreResult<()> {
+        if has_nul(id) {
+            return Err(StoreError::NotFound(Entity::ClientGrant));
+        }
         retrying!(self, async {
             let mut tx = self.begin().await?;
             let deleted = sqlx::query("DELETE FROM client_grants WHERE id = $1")
@@ -1290,11 +1354,23 @@ impl Store for PostgresStore {
             .max_lifetime(None)
             .idle_timeout(None)
             .connect_lazy_with(self.connect.clone());
+        let channel: String = self
+            .bounded(async {
+                let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "SELECT {CHANNEL_SQL} AS channel"
+                )))
+                .fetch_one(&self.pool)
+                .await
+                .map_err(map_err)?;
+                get(&row, "channel")
+            })
+            .await?;
         // Listening before returning: a change committed after `subscribe` returns is
         // delivered (the caller loads its snapshot afterwards).
-        let listener = listen(&pool).await.map_err(map_err)?;
+        let listener = listen(&pool, &channel).await.map_err(map_err)?;
         let (tx, rx) = mpsc::channel(4096);
         tokio::spawn(forward_changes(
+            channel,
             listener,
             pool,
             tx,
@@ -1305,11 +1381,11 @@ impl Store for PostgresStore {
     }
 }
 
-async fn listen(pool: &PgPool) -> Result<PgListener, sqlx::Error> {
+async fn listen(pool: &PgPool, channel: &str) -> Result<PgListener, sqlx::Error> {
     let mut listener = PgListener::connect_with(pool).await?;
     // Reconnection is ours (see `forward_changes`): it must be followed by a resync.
     listener.eager_reconnect(false);
-    listener.listen(CHANNEL).await?;
+    listener.listen(channel).await?;
     Ok(listener)
 }
 
@@ -1321,6 +1397,7 @@ const HEARTBEAT: Duration = Duration::from_secs(10);
 /// A lost connection is re-established with back-off and followed by [`Change::Resync`]:
 /// whatever was announced in between was missed.
 async fn forward_changes(
+    channel: String,
     listener: PgListener,
     pool: PgPool,
     tx: mpsc::Sender<Change>,
@@ -1346,7 +1423,7 @@ async fn forward_changes(
                 _ = closing.changed() => return,
                 () = tokio::time::sleep(backoff) => {}
             }
-            match listen(&pool).await {
+            match listen(&pool, &channel).await {
                 Ok(l) => {
                     tracing::info!("change listener reconnected; resynchronising");
                     listener = Some(l);
@@ -1375,7 +1452,7 @@ async fn forward_changes(
                 let sent = tokio::time::timeout(
                     Duration::from_secs(2),
                     sqlx::query("SELECT pg_notify($1, $2)")
-                        .bind(CHANNEL)
+                        .bind(&channel)
                         .bind(&nonce)
                         .execute(&writer),
                 )

@@ -343,7 +343,10 @@ async fn three_nodes(nodes: &[Node; 3]) {
         })
         .await,
     );
-    assert_eq!(c.assertion_status(&client_id, &assertion_key).await, 401);
+    until("C refuses the expired key", PROPAGATION, || async {
+        c.assertion_status(&client_id, &assertion_key).await == 401
+    })
+    .await;
 
     // Back to no expiry through B; C accepts it again within a second.
     b.expect(
@@ -511,7 +514,17 @@ async fn outage(cluster: &pg::Cluster, a: Node, b: Node) {
     )
     .await;
     until("B knows both clients", Duration::from_secs(2), || async {
-        b.assertion_status(&key_client_id, &assertion_key).await == 200
+        let secret_status = b
+            .token(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", &secret_id),
+                ("client_secret", &secret),
+                ("audience", API),
+            ])
+            .await
+            .status();
+        secret_status == StatusCode::OK
+            && b.assertion_status(&key_client_id, &assertion_key).await == 200
     })
     .await;
 

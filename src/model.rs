@@ -453,3 +453,67 @@ fn remove_grant(m: &mut Model, id: &str) {
         m.grants.remove(&key);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::bootstrap::new_signing_key;
+    use crate::service::Issuer;
+
+    fn snapshot(master_key: &MasterKey) -> Snapshot {
+        let issuer = Issuer::new("https://clavis.test/", None);
+        Snapshot {
+            signing_keys: vec![
+                new_signing_key(master_key, &issuer, KeyState::Current, Timestamp::now()).unwrap(),
+            ],
+            ..Snapshot::default()
+        }
+    }
+
+    fn grant(id: &str) -> ClientGrant {
+        ClientGrant {
+            id: id.into(),
+            client_id: "c".into(),
+            audience: "urn:a".into(),
+            scope: vec!["read".into()],
+            extra: serde_json::Map::new(),
+            created_at: Timestamp::now(),
+            updated_at: Timestamp::now(),
+        }
+    }
+
+    #[test]
+    fn a_late_removal_of_a_grant_keeps_its_successor() {
+        let master_key = MasterKey::generate();
+        let model = ReadModel::load(&snapshot(&master_key), &master_key).unwrap();
+        model.put_grant(&grant("cgr_old"));
+        // Another node deleted the old grant and created a new one for the same client and
+        // audience; this node hears of the deletion after it applied the creation.
+        model.put_grant(&grant("cgr_new"));
+        model.remove_grant("cgr_old");
+        assert_eq!(model.grant("c", "urn:a").unwrap().id, "cgr_new");
+        model.remove_grant("cgr_new");
+        assert!(model.grant("c", "urn:a").is_none());
+    }
+
+    #[test]
+    fn replace_all_swaps_everything_or_nothing() {
+        let master_key = MasterKey::generate();
+        let mut first = snapshot(&master_key);
+        first.client_grants.push(grant("cgr_1"));
+        let model = ReadModel::load(&first, &master_key).unwrap();
+        let kid = model.keys().current.kid().to_string();
+
+        let second = snapshot(&master_key);
+        model.replace_all(&second, &master_key).unwrap();
+        assert!(model.grant("c", "urn:a").is_none());
+        assert_ne!(model.keys().current.kid(), kid);
+
+        // A snapshot that cannot be loaded (no signing key) leaves the model as it was.
+        let mut broken = first.clone();
+        broken.signing_keys.clear();
+        assert!(model.replace_all(&broken, &master_key).is_err());
+        assert!(model.grant("c", "urn:a").is_none());
+    }
+}

@@ -756,3 +756,58 @@ async fn outage(cluster: &pg::Cluster, a: Node, b: Node) {
         count("secret token", 200),
     );
 }
+
+#[test]
+#[ignore = "needs PostgreSQL: scripts/test-postgres"]
+fn database_tls_is_verified_against_the_configured_ca() {
+    use clavis::config::DatabaseOptions;
+    use clavis::startup::open_store;
+    use clavis_crypto::local_ca::LocalCa;
+
+    let cluster = pg::Cluster::start();
+    let (ca, ca_pem) = LocalCa::generate("Clavis test database CA").unwrap();
+    let server = ca
+        .issue_server_certificate(&["localhost".into(), "127.0.0.1".into()])
+        .unwrap();
+    cluster.enable_tls(&server.cert_pem, &server.key_pem);
+    let (_, other_ca_pem) = LocalCa::generate("Some other CA").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    let other_ca_file = dir.path().join("other-ca.pem");
+    std::fs::write(&ca_file, &ca_pem.cert_pem).unwrap();
+    std::fs::write(&other_ca_file, &other_ca_pem.cert_pem).unwrap();
+    let url = pg::fresh_database_blocking(&cluster.url);
+    let options = |ca: Option<&std::path::Path>| DatabaseOptions {
+        ca_file: ca.map(std::path::Path::to_path_buf),
+        acquire_timeout: Duration::from_secs(2),
+        ..DatabaseOptions::default()
+    };
+    runtime().block_on(async {
+        // The configured CA verifies the server (sslmode=verify-full is implied).
+        let store = open_store(&url, &options(Some(&ca_file))).await.unwrap();
+        store.ping().await.unwrap();
+        store.close().await;
+        // ...and so does the URL's own sslrootcert.
+        let in_url = format!(
+            "{url}&sslmode=verify-full&sslrootcert={}",
+            ca_file.display()
+        );
+        open_store(&in_url, &options(None))
+            .await
+            .unwrap()
+            .close()
+            .await;
+        // A server the CA did not certify is refused.
+        let refused = open_store(&url, &options(Some(&other_ca_file))).await;
+        assert!(
+            refused.is_err(),
+            "a server certified by another CA was trusted"
+        );
+        let refused = open_store(
+            &format!("{url}&sslmode=verify-full"),
+            &options(Some(&other_ca_file)),
+        )
+        .await;
+        assert!(refused.is_err());
+    });
+}

@@ -127,6 +127,20 @@ impl Cluster {
     pub fn resume(&self) {
         run(&["start", &self.dir()]);
     }
+
+    /// Serves TLS (besides plain TCP) with this certificate chain and key; restarts.
+    pub fn enable_tls(&self, cert_pem: &str, key_pem: &str) {
+        let cert = self.root.path().join("tls-cert.pem");
+        let key = self.root.path().join("tls-key.pem");
+        std::fs::write(&cert, cert_pem).unwrap();
+        std::fs::write(&key, key_pem).unwrap();
+        run(&[
+            "tls",
+            &self.dir(),
+            &cert.display().to_string(),
+            &key.display().to_string(),
+        ]);
+    }
 }
 
 impl Drop for Cluster {

@@ -15,6 +15,7 @@ use crate::bootstrap::{self, AdminCredentials};
 use crate::config::{Config, LogFormat, TlsMode};
 use crate::http;
 use crate::model::ReadModel;
+use crate::mtls::MtlsSettings;
 use crate::service::{Clavis, Issuer};
 use crate::store::Store;
 use crate::store::sqlite::SqliteStore;
@@ -80,6 +81,7 @@ impl Application {
             .clone()
             .unwrap_or_else(|| format!("{scheme}://{address}/"));
         let issuer = Issuer::new(&public_url, config.default_audience.clone());
+        let mtls = MtlsSettings::load(&config.mtls, config.tls != TlsMode::Insecure)?;
 
         let store = open_store(&config.database_url).await?;
         let master_key = bootstrap::load_master_key(&config)?;
@@ -88,7 +90,8 @@ impl Application {
         let snapshot = store.snapshot().await.context("cannot load the store")?;
         let model = ReadModel::load(&snapshot, &master_key)
             .map_err(|e| anyhow::anyhow!("cannot build the read model: {e}"))?;
-        let clavis = Arc::new(Clavis::new(store, model, master_key, config.limits, issuer));
+        let clavis =
+            Arc::new(Clavis::new(store, model, master_key, config.limits, issuer).with_mtls(mtls));
 
         let (tls, ca_cert) = match &config.tls {
             TlsMode::Insecure => (None, None),

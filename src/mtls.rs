@@ -598,6 +598,51 @@ mod tests {
     }
 
     #[test]
+    fn options_come_from_flags_environment_and_file() {
+        use crate::config::ServeArgs;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "mtls_ca = \"/etc/clavis/clients.pem\"\ntrusted_proxy = [\"10.0.0.0/8\", \"fd00::/8\"]\n",
+        )
+        .unwrap();
+        let args = |trusted_proxy: Vec<String>, secret: Option<&str>| ServeArgs {
+            config: Some(path.clone()),
+            trusted_proxy,
+            proxy_secret: secret.map(str::to_string),
+            ..Default::default()
+        };
+        let c = args(vec![], Some("0123456789abcdef"))
+            .into_config()
+            .unwrap();
+        assert_eq!(
+            c.mtls.ca_bundle.as_deref(),
+            Some(std::path::Path::new("/etc/clavis/clients.pem"))
+        );
+        assert_eq!(
+            c.mtls.trusted_proxies,
+            [
+                Cidr::parse("10.0.0.0/8").unwrap(),
+                Cidr::parse("fd00::/8").unwrap()
+            ]
+        );
+        // Flags replace the file's list.
+        let c = args(vec!["192.168.1.0/24".into()], Some("0123456789abcdef"))
+            .into_config()
+            .unwrap();
+        assert_eq!(
+            c.mtls.trusted_proxies,
+            [Cidr::parse("192.168.1.0/24").unwrap()]
+        );
+        // A proxy list without its secret is a configuration error.
+        assert!(args(vec![], None).into_config().is_err());
+        // The secret cannot come from the file.
+        std::fs::write(&path, "proxy_secret = \"0123456789abcdef\"\n").unwrap();
+        assert!(args(vec![], None).into_config().is_err());
+    }
+
+    #[test]
     fn advertised_methods_follow_the_configuration() {
         let (_, ca) = clavis_crypto::local_ca::LocalCa::generate("Test CA").unwrap();
         let ca = ca.cert_pem.as_bytes();

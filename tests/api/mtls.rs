@@ -88,15 +88,31 @@ struct TestCa {
     pem: String,
 }
 
+fn ca_params(name: &str) -> CertificateParams {
+    let mut params = CertificateParams::default();
+    params.distinguished_name = dn(&[(DnType::CommonName, name)]);
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    apply(&mut params, Validity::Current);
+    params
+}
+
 impl TestCa {
     fn new(name: &str) -> Self {
         let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).unwrap();
-        let mut params = CertificateParams::default();
-        params.distinguished_name = dn(&[(DnType::CommonName, name)]);
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        apply(&mut params, Validity::Current);
+        let params = ca_params(name);
         let cert = params.self_signed(&key).unwrap();
+        Self {
+            pem: cert.pem(),
+            issuer: rcgen::Issuer::new(params, key),
+        }
+    }
+
+    /// An intermediate CA under this one.
+    fn intermediate(&self, name: &str) -> Self {
+        let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).unwrap();
+        let params = ca_params(name);
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
         Self {
             pem: cert.pem(),
             issuer: rcgen::Issuer::new(params, key),
@@ -614,6 +630,29 @@ async fn self_signed_tls_client_auth_through_a_trusted_proxy() {
     // A proxy that accepts any certificate reports FAILED for a self-signed one; the pin
     // is what Clavis trusts.
     self_signed_matrix(Via::Proxy("FAILED: self signed certificate")).await;
+}
+
+#[tokio::test]
+async fn tls_client_auth_through_an_intermediate_ca_the_client_sends() {
+    let root = TestCa::new("Clavis Test Root CA");
+    let app = spawn(&root).await;
+    let intermediate = root.intermediate("Clavis Test Issuing CA");
+    let leaf = intermediate.issue(SUBJECT, Validity::Current);
+    let (client_id, _) = dn_client(&app, json!({"subject_dn": SUBJECT_RFC4514})).await;
+    let chain = ClientCert {
+        pem: format!("{}{}", leaf.pem, intermediate.pem),
+        ..leaf.clone()
+    };
+    for via in [Via::Tls, Via::Proxy("SUCCESS")] {
+        let claims = assert_issued(present(&app, via, Some(&chain), &client_id).await).await;
+        // Bound to the leaf, not to the chain.
+        assert_eq!(claims["cnf"]["x5t#S256"], leaf.thumbprint(), "{via:?}");
+        assert_refused(
+            present(&app, via, Some(&leaf), &client_id).await,
+            &format!("{via:?}: leaf without its intermediate"),
+        )
+        .await;
+    }
 }
 
 #[tokio::test]

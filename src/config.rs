@@ -116,6 +116,22 @@ pub struct ServeArgs {
     #[arg(long, env = "CLAVIS_BOOTSTRAP_CLIENT_SECRET", hide_env_values = true)]
     #[serde(skip)]
     pub bootstrap_client_secret: Option<String>,
+    /// PEM bundle of the CAs trusted for `tls_client_auth` (without it, `tls_client_auth` is off).
+    #[arg(long, env = "CLAVIS_MTLS_CA")]
+    pub mtls_ca: Option<PathBuf>,
+    /// Address or CIDR range of a TLS-terminating proxy allowed to forward client
+    /// certificates in headers (repeatable; comma-separated in the environment).
+    #[arg(
+        long = "trusted-proxy",
+        env = "CLAVIS_TRUSTED_PROXY",
+        value_delimiter = ','
+    )]
+    #[serde(default)]
+    pub trusted_proxy: Vec<String>,
+    /// Shared secret a trusted proxy sends in the `cname-api-key` header.
+    #[arg(long, env = "CLAVIS_PROXY_SECRET", hide_env_values = true)]
+    #[serde(skip)]
+    pub proxy_secret: Option<String>,
 }
 
 /// A secret string whose `Debug` is redacted.
@@ -200,6 +216,8 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Log filter.
     pub log: String,
+    /// Client certificates (mTLS).
+    pub mtls: crate::mtls::MtlsOptions,
 }
 
 impl Config {
@@ -219,6 +237,7 @@ impl Config {
             bootstrap_client_secret: None,
             log_format: LogFormat::Text,
             log: "info".into(),
+            mtls: crate::mtls::MtlsOptions::default(),
         }
     }
 }
@@ -295,6 +314,16 @@ impl ServeArgs {
                 "database pool size, timeouts and resync interval must be at least 1".into(),
             );
         }
+        let trusted_proxy = if self.trusted_proxy.is_empty() {
+            file.trusted_proxy
+        } else {
+            self.trusted_proxy
+        };
+        let mtls = crate::mtls::MtlsOptions::new(
+            self.mtls_ca.or(file.mtls_ca),
+            &trusted_proxy,
+            self.proxy_secret,
+        )?;
         Ok(Config {
             listen: self
                 .listen
@@ -315,6 +344,7 @@ impl ServeArgs {
             bootstrap_client_secret: self.bootstrap_client_secret.map(Secret),
             log_format: self.log_format.or(file.log_format).unwrap_or_default(),
             log: self.log.or(file.log).unwrap_or_else(|| "info".into()),
+            mtls,
         })
     }
 }

@@ -15,6 +15,7 @@ use crate::bootstrap::{self, AdminCredentials};
 use crate::config::{Config, DatabaseOptions, LogFormat, TlsMode};
 use crate::http;
 use crate::model::ReadModel;
+use crate::mtls::MtlsSettings;
 use crate::service::{Clavis, Issuer};
 use crate::store::Store;
 use crate::store::postgres::{PostgresOptions, PostgresStore};
@@ -93,6 +94,7 @@ impl Application {
             .clone()
             .unwrap_or_else(|| format!("{scheme}://{address}/"));
         let issuer = Issuer::new(&public_url, config.default_audience.clone());
+        let mtls = MtlsSettings::load(&config.mtls, config.tls != TlsMode::Insecure)?;
 
         let store = open_store(&config.database_url, &config.db).await?;
         let master_key = bootstrap::load_master_key(&config)?;
@@ -106,7 +108,8 @@ impl Application {
         let snapshot = store.snapshot().await.context("cannot load the store")?;
         let model = ReadModel::load(&snapshot, &master_key)
             .map_err(|e| anyhow::anyhow!("cannot build the read model: {e}"))?;
-        let clavis = Arc::new(Clavis::new(store, model, master_key, config.limits, issuer));
+        let clavis =
+            Arc::new(Clavis::new(store, model, master_key, config.limits, issuer).with_mtls(mtls));
         if let Some(changes) = changes {
             crate::service::sync::start(&clavis, changes, config.db.resync_interval);
         }

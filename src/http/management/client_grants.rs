@@ -11,7 +11,7 @@ use crate::domain::scopes::required;
 use crate::http::error::ApiError;
 use crate::http::extract::{Auth, Path, Payload, QueryParams, page_json};
 use crate::http::{AppState, json_response};
-use crate::store::{GrantFilter, Page};
+use crate::store::GrantFilter;
 
 /// `GET /client-grants`.
 pub async fn list(
@@ -36,15 +36,7 @@ pub async fn list(
         .store
         .list_client_grants(&filter, paging.request)
         .await?;
-    let page = Page {
-        items: page
-            .items
-            .iter()
-            .map(|g| Value::Object(g.to_json()))
-            .collect(),
-        total: page.total,
-        next: page.next,
-    };
+    let page = page.map(|g| Value::Object(g.to_json()));
     Ok(json_response(
         StatusCode::OK,
         &page_json("client_grants", paging, page),

@@ -12,7 +12,6 @@ use crate::domain::scopes::required;
 use crate::http::error::ApiError;
 use crate::http::extract::{Auth, Path, Payload, QueryParams, page_json};
 use crate::http::{AppState, json_response};
-use crate::store::Page;
 
 /// `fields` / `include_fields` selection of client properties.
 struct FieldFilter {
@@ -90,8 +89,7 @@ pub async fn list(
         && filter
             .as_ref()
             .is_none_or(|f| !f.include || f.fields.iter().any(|x| x == "client_secret"));
-    let mut items = Vec::with_capacity(page.items.len());
-    for row in &page.items {
+    let page = page.map(|row| {
         let client = &row.client;
         // Secrets are unsealed only when they will be shown.
         let secret = if show_secrets && client.uses_secret() {
@@ -99,17 +97,12 @@ pub async fn list(
         } else {
             None
         };
-        let mut json = render(client, secret.as_deref(), &auth);
-        if let Some(f) = &filter {
-            json = f.apply(json);
-        }
-        items.push(Value::Object(json));
-    }
-    let page = Page {
-        items,
-        total: page.total,
-        next: page.next,
-    };
+        let json = render(client, secret.as_deref(), &auth);
+        Value::Object(match &filter {
+            Some(f) => f.apply(json),
+            None => json,
+        })
+    });
     Ok(json_response(
         StatusCode::OK,
         &page_json("clients", paging, page),

@@ -11,7 +11,6 @@ use crate::domain::scopes::required;
 use crate::http::error::ApiError;
 use crate::http::extract::{Auth, Path, Payload, QueryParams, page_json};
 use crate::http::{AppState, json_response};
-use crate::store::Page;
 
 /// `GET /resource-servers`.
 pub async fn list(
@@ -22,15 +21,7 @@ pub async fn list(
     auth.require(required::READ_RESOURCE_SERVERS)?;
     let paging = QueryParams::parse(query.as_deref()).paging()?;
     let page = app.store.list_resource_servers(paging.request).await?;
-    let page = Page {
-        items: page
-            .items
-            .iter()
-            .map(|rs| Value::Object(rs.to_json()))
-            .collect(),
-        total: page.total,
-        next: page.next,
-    };
+    let page = page.map(|rs| Value::Object(rs.to_json()));
     Ok(json_response(
         StatusCode::OK,
         &page_json("resource_servers", paging, page),

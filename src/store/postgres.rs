@@ -960,7 +960,7 @@ impl Store for PostgresStore {
     }
 
     async fn close(&self) {
-        let _ = self.closing.send(true);
+        self.closing.send_replace(true);
         self.pool.close().await;
     }
 
@@ -1435,7 +1435,7 @@ async fn forward_changes(
                 }
                 Err(e) => {
                     tracing::debug!(error = %e, "change listener cannot reconnect yet");
-                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
                 }
             }
             continue;

@@ -90,6 +90,8 @@ pub struct AdminCredentials {
     pub client_id: String,
     /// client_secret
     pub client_secret: String,
+    /// Whether the operator supplied the secret (then it is not printed).
+    pub secret_supplied: bool,
 }
 
 impl std::fmt::Debug for AdminCredentials {
@@ -202,6 +204,7 @@ pub async fn bootstrap(
         Ok(Some(AdminCredentials {
             client_id,
             client_secret,
+            secret_supplied: config.bootstrap_client_secret.is_some(),
         }))
     } else {
         Ok(None)

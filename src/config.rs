@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde::Deserialize;
@@ -58,6 +59,24 @@ pub struct ServeArgs {
     /// Database URL (default: a SQLite file in the data directory).
     #[arg(long, env = "CLAVIS_DATABASE_URL")]
     pub database_url: Option<String>,
+    /// PostgreSQL: most pooled connections per node (default 10).
+    #[arg(long, env = "CLAVIS_DB_POOL_SIZE")]
+    pub db_pool_size: Option<u32>,
+    /// PostgreSQL: longest wait for a connection, connecting included, in milliseconds
+    /// (default 3000); past it the request answers 503.
+    #[arg(long, env = "CLAVIS_DB_ACQUIRE_TIMEOUT_MS")]
+    pub db_acquire_timeout_ms: Option<u64>,
+    /// PostgreSQL: `statement_timeout` in milliseconds (default 5000).
+    #[arg(long, env = "CLAVIS_DB_STATEMENT_TIMEOUT_MS")]
+    pub db_statement_timeout_ms: Option<u64>,
+    /// PostgreSQL: CA certificate (PEM) verifying the server; implies `sslmode=verify-full`
+    /// unless the URL sets `sslmode`.
+    #[arg(long, env = "CLAVIS_DB_CA_FILE")]
+    pub db_ca_file: Option<PathBuf>,
+    /// PostgreSQL: seconds between full resynchronisations of the read model (default 30), the
+    /// safety net behind change notifications.
+    #[arg(long, env = "CLAVIS_DB_RESYNC_INTERVAL_SECS")]
+    pub db_resync_interval_secs: Option<u64>,
     /// Public base URL; the issuer is this URL with a trailing slash.
     #[arg(long, env = "CLAVIS_PUBLIC_URL")]
     pub public_url: Option<String>,
@@ -97,6 +116,22 @@ pub struct ServeArgs {
     #[arg(long, env = "CLAVIS_BOOTSTRAP_CLIENT_SECRET", hide_env_values = true)]
     #[serde(skip)]
     pub bootstrap_client_secret: Option<String>,
+    /// PEM bundle of the CAs trusted for `tls_client_auth` (without it, `tls_client_auth` is off).
+    #[arg(long, env = "CLAVIS_MTLS_CA")]
+    pub mtls_ca: Option<PathBuf>,
+    /// Address or CIDR range of a TLS-terminating proxy allowed to forward client
+    /// certificates in headers (repeatable; comma-separated in the environment).
+    #[arg(
+        long = "trusted-proxy",
+        env = "CLAVIS_TRUSTED_PROXY",
+        value_delimiter = ','
+    )]
+    #[serde(default)]
+    pub trusted_proxy: Vec<String>,
+    /// Shared secret a trusted proxy sends in the `cname-api-key` header.
+    #[arg(long, env = "CLAVIS_PROXY_SECRET", hide_env_values = true)]
+    #[serde(skip)]
+    pub proxy_secret: Option<String>,
     /// Requests per second per client (Management API and token endpoint); 0 = no limit.
     #[arg(long, env = "CLAVIS_RATE_LIMIT_CLIENT_RPS")]
     pub rate_limit_client_rps: Option<u32>,
@@ -143,6 +178,33 @@ pub enum TlsMode {
     Insecure,
 }
 
+/// Database connection settings (PostgreSQL; SQLite ignores them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatabaseOptions {
+    /// Most pooled connections per node.
+    pub pool_size: u32,
+    /// Longest wait for a connection.
+    pub acquire_timeout: Duration,
+    /// Server-side statement timeout.
+    pub statement_timeout: Duration,
+    /// CA certificate verifying the server.
+    pub ca_file: Option<PathBuf>,
+    /// Period of the full read-model resynchronisation.
+    pub resync_interval: Duration,
+}
+
+impl Default for DatabaseOptions {
+    fn default() -> Self {
+        Self {
+            pool_size: 10,
+            acquire_timeout: Duration::from_millis(3000),
+            statement_timeout: Duration::from_millis(5000),
+            ca_file: None,
+            resync_interval: Duration::from_secs(30),
+        }
+    }
+}
+
 /// The resolved configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -152,6 +214,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Database URL.
     pub database_url: String,
+    /// Database connection settings.
+    pub db: DatabaseOptions,
     /// Public URL; `None` = derived from the bound address.
     pub public_url: Option<String>,
     /// TLS.
@@ -170,6 +234,8 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Log filter.
     pub log: String,
+    /// Client certificates (mTLS).
+    pub mtls: crate::mtls::MtlsOptions,
     /// Rate limits, connection and timeout bounds of the HTTP listener.
     pub http: HttpLimits,
 }
@@ -221,6 +287,7 @@ impl Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8443)),
             data_dir: data_dir.to_path_buf(),
             database_url: sqlite_url(data_dir),
+            db: DatabaseOptions::default(),
             public_url: None,
             tls: TlsMode::Generated,
             default_audience: None,
@@ -230,6 +297,7 @@ impl Config {
             bootstrap_client_secret: None,
             log_format: LogFormat::Text,
             log: "info".into(),
+            mtls: crate::mtls::MtlsOptions::default(),
             http: HttpLimits::default(),
         }
     }
@@ -278,6 +346,45 @@ impl ServeArgs {
         if limits.per_client == 0 || limits.per_method == 0 {
             return Err("credential limits must be at least 1".into());
         }
+        let db_defaults = DatabaseOptions::default();
+        let db = DatabaseOptions {
+            pool_size: self
+                .db_pool_size
+                .or(file.db_pool_size)
+                .unwrap_or(db_defaults.pool_size),
+            acquire_timeout: self
+                .db_acquire_timeout_ms
+                .or(file.db_acquire_timeout_ms)
+                .map_or(db_defaults.acquire_timeout, Duration::from_millis),
+            statement_timeout: self
+                .db_statement_timeout_ms
+                .or(file.db_statement_timeout_ms)
+                .map_or(db_defaults.statement_timeout, Duration::from_millis),
+            ca_file: self.db_ca_file.or(file.db_ca_file),
+            resync_interval: self
+                .db_resync_interval_secs
+                .or(file.db_resync_interval_secs)
+                .map_or(db_defaults.resync_interval, Duration::from_secs),
+        };
+        if db.pool_size == 0
+            || db.acquire_timeout.is_zero()
+            || db.statement_timeout.is_zero()
+            || db.resync_interval.is_zero()
+        {
+            return Err(
+                "database pool size, timeouts and resync interval must be at least 1".into(),
+            );
+        }
+        let trusted_proxy = if self.trusted_proxy.is_empty() {
+            file.trusted_proxy
+        } else {
+            self.trusted_proxy
+        };
+        let mtls = crate::mtls::MtlsOptions::new(
+            self.mtls_ca.or(file.mtls_ca),
+            &trusted_proxy,
+            self.proxy_secret,
+        )?;
         let http = HttpLimits::default();
         let max_connections = self
             .max_connections
@@ -301,6 +408,7 @@ impl ServeArgs {
                 .database_url
                 .or(file.database_url)
                 .unwrap_or_else(|| sqlite_url(&data_dir)),
+            db,
             data_dir,
             public_url: self.public_url.or(file.public_url),
             tls,
@@ -311,6 +419,7 @@ impl ServeArgs {
             bootstrap_client_secret: self.bootstrap_client_secret.map(Secret),
             log_format: self.log_format.or(file.log_format).unwrap_or_default(),
             log: self.log.or(file.log).unwrap_or_else(|| "info".into()),
+            mtls,
             http: HttpLimits {
                 per_client: RateQuota {
                     per_second: self
@@ -365,6 +474,34 @@ mod tests {
         assert_eq!(c.limits.per_method, 2);
         assert_eq!(c.database_url, "sqlite:///tmp/x/clavis.db");
         assert_eq!(c.tls, TlsMode::Generated);
+        assert_eq!(c.db, DatabaseOptions::default());
+    }
+
+    #[test]
+    fn database_options_from_flags_and_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "database_url = \"postgres://db/clavis\"\ndb_pool_size = 20\ndb_ca_file = \"/etc/ca.pem\"\n",
+        )
+        .unwrap();
+        let args = ServeArgs {
+            config: Some(path),
+            db_statement_timeout_ms: Some(1500),
+            ..Default::default()
+        };
+        let c = args.into_config().unwrap();
+        assert_eq!(c.database_url, "postgres://db/clavis");
+        assert_eq!(c.db.pool_size, 20);
+        assert_eq!(c.db.statement_timeout, Duration::from_millis(1500));
+        assert_eq!(c.db.acquire_timeout, Duration::from_millis(3000));
+        assert_eq!(c.db.ca_file, Some(PathBuf::from("/etc/ca.pem")));
+        let zero = ServeArgs {
+            db_pool_size: Some(0),
+            ..Default::default()
+        };
+        assert!(zero.into_config().is_err());
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! - [`model`]: the in-memory read model that the token endpoint reads;
 //! - [`service`]: the operations that change state (store write + read-model update);
 //! - [`http`]: the HTTP surface — Management API, OAuth endpoints, health;
+//! - [`mtls`]: how client certificates arrive (TLS handshake or a trusted proxy);
 //! - [`config`], [`startup`], [`bootstrap`], [`tls`]: configuration and process start.
 
 pub mod bootstrap;
@@ -15,6 +16,7 @@ pub mod config;
 pub mod domain;
 pub mod http;
 pub mod model;
+pub mod mtls;
 pub mod service;
 pub mod startup;
 pub mod store;

@@ -307,31 +307,17 @@ pub struct ReadModel {
 impl ReadModel {
     /// Builds the model from a store snapshot.
     pub fn load(snapshot: &Snapshot, master_key: &MasterKey) -> Result<Self, String> {
-        let keys = KeyRing::build(&snapshot.signing_keys, master_key)?;
-        let mut model = Model {
-            clients: HashMap::with_capacity(snapshot.clients.len()),
-            apis: HashMap::new(),
-            grants: HashMap::new(),
-            grant_keys: HashMap::new(),
-            keys: Arc::new(keys),
-        };
-        for aggregate in &snapshot.clients {
-            model.clients.insert(
-                aggregate.client.client_id.clone(),
-                Arc::new(ClientEntry::build(aggregate, master_key)),
-            );
-        }
-        for rs in &snapshot.resource_servers {
-            model
-                .apis
-                .insert(rs.identifier.clone(), Arc::new(ApiEntry::from(rs)));
-        }
-        for grant in &snapshot.client_grants {
-            insert_grant(&mut model, grant);
-        }
         Ok(Self {
-            inner: RwLock::new(model),
+            inner: RwLock::new(build_model(snapshot, master_key)?),
         })
+    }
+
+    /// Replaces everything with a fresh snapshot (resynchronisation with a shared store).
+    /// On error (e.g. no usable signing key) the model is left as it was.
+    pub fn replace_all(&self, snapshot: &Snapshot, master_key: &MasterKey) -> Result<(), String> {
+        let model = build_model(snapshot, master_key)?;
+        *self.write() = model;
+        Ok(())
     }
 
     fn read(&self) -> RwLockReadGuard<'_, Model> {
@@ -419,6 +405,32 @@ impl ReadModel {
     }
 }
 
+fn build_model(snapshot: &Snapshot, master_key: &MasterKey) -> Result<Model, String> {
+    let keys = KeyRing::build(&snapshot.signing_keys, master_key)?;
+    let mut model = Model {
+        clients: HashMap::with_capacity(snapshot.clients.len()),
+        apis: HashMap::new(),
+        grants: HashMap::new(),
+        grant_keys: HashMap::new(),
+        keys: Arc::new(keys),
+    };
+    for aggregate in &snapshot.clients {
+        model.clients.insert(
+            aggregate.client.client_id.clone(),
+            Arc::new(ClientEntry::build(aggregate, master_key)),
+        );
+    }
+    for rs in &snapshot.resource_servers {
+        model
+            .apis
+            .insert(rs.identifier.clone(), Arc::new(ApiEntry::from(rs)));
+    }
+    for grant in &snapshot.client_grants {
+        insert_grant(&mut model, grant);
+    }
+    Ok(model)
+}
+
 fn insert_grant(m: &mut Model, grant: &ClientGrant) {
     let key = (grant.client_id.clone(), grant.audience.clone());
     m.grant_keys.insert(grant.id.clone(), key.clone());
@@ -433,7 +445,75 @@ fn insert_grant(m: &mut Model, grant: &ClientGrant) {
 }
 
 fn remove_grant(m: &mut Model, id: &str) {
-    if let Some(key) = m.grant_keys.remove(id) {
+    // Only if the entry is still this grant's: a newer grant for the same client and
+    // audience may have replaced it (a late announcement of the old one's deletion).
+    if let Some(key) = m.grant_keys.remove(id)
+        && m.grants.get(&key).is_some_and(|g| g.id == id)
+    {
         m.grants.remove(&key);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::bootstrap::new_signing_key;
+    use crate::service::Issuer;
+
+    fn snapshot(master_key: &MasterKey) -> Snapshot {
+        let issuer = Issuer::new("https://clavis.test/", None);
+        Snapshot {
+            signing_keys: vec![
+                new_signing_key(master_key, &issuer, KeyState::Current, Timestamp::now()).unwrap(),
+            ],
+            ..Snapshot::default()
+        }
+    }
+
+    fn grant(id: &str) -> ClientGrant {
+        ClientGrant {
+            id: id.into(),
+            client_id: "c".into(),
+            audience: "urn:a".into(),
+            scope: vec!["read".into()],
+            extra: serde_json::Map::new(),
+            created_at: Timestamp::now(),
+            updated_at: Timestamp::now(),
+        }
+    }
+
+    #[test]
+    fn a_late_removal_of_a_grant_keeps_its_successor() {
+        let master_key = MasterKey::generate();
+        let model = ReadModel::load(&snapshot(&master_key), &master_key).unwrap();
+        model.put_grant(&grant("cgr_old"));
+        // Another node deleted the old grant and created a new one for the same client and
+        // audience; this node hears of the deletion after it applied the creation.
+        model.put_grant(&grant("cgr_new"));
+        model.remove_grant("cgr_old");
+        assert_eq!(model.grant("c", "urn:a").unwrap().id, "cgr_new");
+        model.remove_grant("cgr_new");
+        assert!(model.grant("c", "urn:a").is_none());
+    }
+
+    #[test]
+    fn replace_all_swaps_everything_or_nothing() {
+        let master_key = MasterKey::generate();
+        let mut first = snapshot(&master_key);
+        first.client_grants.push(grant("cgr_1"));
+        let model = ReadModel::load(&first, &master_key).unwrap();
+        let kid = model.keys().current.kid().to_string();
+
+        let second = snapshot(&master_key);
+        model.replace_all(&second, &master_key).unwrap();
+        assert!(model.grant("c", "urn:a").is_none());
+        assert_ne!(model.keys().current.kid(), kid);
+
+        // A snapshot that cannot be loaded (no signing key) leaves the model as it was.
+        let mut broken = first.clone();
+        broken.signing_keys.clear();
+        assert!(model.replace_all(&broken, &master_key).is_err());
+        assert!(model.grant("c", "urn:a").is_none());
     }
 }

@@ -12,11 +12,13 @@ use axum_server::Handle;
 use axum_server::tls_rustls::RustlsConfig;
 
 use crate::bootstrap::{self, AdminCredentials};
-use crate::config::{Config, HttpLimits, LogFormat, TlsMode};
+use crate::config::{Config, DatabaseOptions, HttpLimits, LogFormat, TlsMode};
 use crate::http;
 use crate::model::ReadModel;
+use crate::mtls::MtlsSettings;
 use crate::service::{Clavis, Issuer};
 use crate::store::Store;
+use crate::store::postgres::{PostgresOptions, PostgresStore};
 use crate::store::sqlite::SqliteStore;
 use crate::tls;
 
@@ -47,21 +49,31 @@ pub struct Application {
     pub ca_cert: Option<PathBuf>,
     /// The admin credentials, on the first start only.
     pub admin: Option<AdminCredentials>,
-    /// The admin secret came from the configuration: never echo it.
-    admin_secret_given: bool,
     http: HttpLimits,
 }
 
-/// Opens the store named by the URL.
-pub async fn open_store(url: &str) -> Result<Arc<dyn Store>> {
+/// Opens the store named by the URL: `sqlite:...` or `postgres://...` (`postgresql://`).
+pub async fn open_store(url: &str, options: &DatabaseOptions) -> Result<Arc<dyn Store>> {
     if url.starts_with("sqlite:") {
         Ok(Arc::new(
             SqliteStore::connect(url)
                 .await
                 .context("cannot open the SQLite database")?,
         ))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let options = PostgresOptions {
+            pool_size: options.pool_size,
+            acquire_timeout: options.acquire_timeout,
+            statement_timeout: options.statement_timeout,
+            ca_file: options.ca_file.clone(),
+        };
+        Ok(Arc::new(
+            PostgresStore::connect(url, &options)
+                .await
+                .context("cannot open the PostgreSQL database")?,
+        ))
     } else {
-        anyhow::bail!("unsupported database URL (expected sqlite:...)")
+        anyhow::bail!("unsupported database URL (expected sqlite:... or postgres://...)")
     }
 }
 
@@ -83,15 +95,25 @@ impl Application {
             .clone()
             .unwrap_or_else(|| format!("{scheme}://{address}/"));
         let issuer = Issuer::new(&public_url, config.default_audience.clone());
+        let mtls = MtlsSettings::load(&config.mtls, config.tls != TlsMode::Insecure)?;
 
-        let store = open_store(&config.database_url).await?;
+        let store = open_store(&config.database_url, &config.db).await?;
         let master_key = bootstrap::load_master_key(&config)?;
         bootstrap::check_master_key(store.as_ref(), &master_key).await?;
         let admin = bootstrap::bootstrap(store.as_ref(), &config, &master_key, &issuer).await?;
+        // Other nodes' writes: listening starts before the snapshot so none is missed.
+        let changes = store
+            .subscribe()
+            .await
+            .context("cannot listen for changes")?;
         let snapshot = store.snapshot().await.context("cannot load the store")?;
         let model = ReadModel::load(&snapshot, &master_key)
             .map_err(|e| anyhow::anyhow!("cannot build the read model: {e}"))?;
-        let clavis = Arc::new(Clavis::new(store, model, master_key, config.limits, issuer));
+        let clavis =
+            Arc::new(Clavis::new(store, model, master_key, config.limits, issuer).with_mtls(mtls));
+        if let Some(changes) = changes {
+            crate::service::sync::start(&clavis, changes, config.db.resync_interval);
+        }
 
         let (tls, ca_cert) = match &config.tls {
             TlsMode::Insecure => (None, None),
@@ -124,7 +146,6 @@ impl Application {
             handle: Handle::new(),
             ca_cert,
             admin,
-            admin_secret_given: config.bootstrap_client_secret.is_some(),
             http: config.http,
         })
     }
@@ -166,8 +187,8 @@ impl Application {
         if let Some(admin) = &self.admin {
             println!("First start: created the admin client (shown only now):");
             println!("  client_id:     {}", admin.client_id);
-            if self.admin_secret_given {
-                println!("  client_secret: (as configured in CLAVIS_BOOTSTRAP_CLIENT_SECRET)");
+            if admin.secret_supplied {
+                println!("  client_secret: (as given in CLAVIS_BOOTSTRAP_CLIENT_SECRET)");
             } else {
                 println!("  client_secret: {}", admin.client_secret);
             }

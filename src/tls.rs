@@ -77,7 +77,8 @@ pub fn ensure_local_tls(data_dir: &Path, names: &[String]) -> Result<LocalTls> {
     Ok(files)
 }
 
-/// A rustls server configuration from PEM files (HTTP/2 and HTTP/1.1).
+/// A rustls server configuration from PEM files (HTTP/2 and HTTP/1.1). Client certificates
+/// are requested, never required (see `mtls`).
 pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>> {
     let certs = CertificateDer::pem_file_iter(cert)
         .with_context(|| format!("cannot read {}", cert.display()))?
@@ -86,9 +87,10 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig
     let key = PrivateKeyDer::from_pem_file(key)
         .with_context(|| format!("bad private key in {}", key.display()))?;
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let client_certificates = Arc::new(crate::mtls::RequestClientCertificate::new(&provider));
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
-        .with_no_client_auth()
+        .with_client_cert_verifier(client_certificates)
         .with_single_cert(certs, key)?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))

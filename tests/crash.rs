@@ -784,7 +784,7 @@ async fn acknowledged_writes_survive_sigkill() {
         .map(|_| Arc::new(Mutex::new(BTreeMap::new())))
         .collect();
     let mut figures = Figures::default();
-    let mut seqs = vec![0u64; WORKERS];
+    let mut seqs = [0u64; WORKERS];
     let started = Instant::now();
     for round in 0..kills {
         let token = admin_token(&http, &base).await;

@@ -15,7 +15,7 @@ use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clavis_crypto::jws::SigningKey;
-use common::{ADMIN_ID, ADMIN_SECRET, Server, admin_token};
+use common::binary::{ADMIN_ID, ADMIN_SECRET, Server, admin_token};
 use serde_json::{Value, json};
 
 fn now() -> i64 {
@@ -213,8 +213,8 @@ async fn no_secret_assertion_or_token_reaches_the_logs() {
     assert_eq!(r.status(), 401);
 
     // The official Node SDK's whole suite through the same server.
-    common::sdk_deps("node");
-    let dir = common::repo_root().join("sdk-tests/node");
+    common::binary::sdk_deps("node");
+    let dir = common::binary::repo_root().join("sdk-tests/node");
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -223,7 +223,7 @@ async fn no_secret_assertion_or_token_reaches_the_logs() {
     files.sort();
     let mut cmd = Command::new("node");
     cmd.arg("--test").args(&files);
-    let (status, output) = common::run_sdk_command(&server, cmd, Duration::from_secs(600));
+    let (status, output) = common::binary::run_sdk_command(&server, cmd, Duration::from_secs(600));
     assert!(
         status.is_some_and(|s| s.success()),
         "the Node SDK suite failed:\n{output}"

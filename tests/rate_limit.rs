@@ -10,7 +10,7 @@ mod common;
 use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::{ADMIN_ID, ADMIN_SECRET, Server, admin_token};
+use common::binary::{ADMIN_ID, ADMIN_SECRET, Server, admin_token};
 use serde_json::{Value, json};
 
 const TINY: &[(&str, &str)] = &[
@@ -122,14 +122,14 @@ async fn health_checks_are_never_limited() {
 
 #[test]
 fn node_sdk_retry_recovers_from_429() {
-    common::sdk_deps("node");
+    common::binary::sdk_deps("node");
     let server = Server::start(&[
         ("CLAVIS_RATE_LIMIT_CLIENT_RPS", "1"),
         ("CLAVIS_RATE_LIMIT_CLIENT_BURST", "2"),
     ]);
     let mut cmd = Command::new("node");
     cmd.arg("--test").arg("sdk-tests/node/rate-limit-retry.mjs");
-    let (status, output) = common::run_sdk_command(&server, cmd, Duration::from_secs(120));
+    let (status, output) = common::binary::run_sdk_command(&server, cmd, Duration::from_secs(120));
     println!(
         "--- node ---\n{output}\n--- clavis ---\n{}",
         server.log_text()

@@ -9,17 +9,18 @@
 //! CA trusted. Missing SDK dependencies are installed by `scripts/sdk-deps`.
 //! What the SDKs send on the wire is documented in sdk-tests/SDK-REQUESTS.md.
 
-use std::fs::{self, File};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::Mutex;
-use std::thread::sleep;
-use std::time::{Duration, Instant};
+mod common;
 
-const BOOTSTRAP_CLIENT_ID: &str = "SdkTestsBootstrapAdminClient0001";
-const BOOTSTRAP_CLIENT_SECRET: &str = "sdk-tests-bootstrap-secret-7d1f0c9a2b4e4f6a8c3d5e7f9a1b3c5d";
-const READY_TIMEOUT: Duration = Duration::from_secs(20);
+use std::fs;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use common::server::{
+    BOOTSTRAP_CLIENT_ID, BOOTSTRAP_CLIENT_SECRET, Server, output_file, tail, wait_with_timeout,
+};
+
 const SDK_RUN_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// Serialises `scripts/sdk-deps` between the tests of this binary (the script
@@ -46,163 +47,6 @@ impl From<String> for Failure {
 
 fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// A running `clavis serve`, stopped (SIGTERM, then SIGKILL) when dropped.
-struct Server {
-    child: Child,
-    port: u16,
-    data_dir: tempfile::TempDir,
-    log_path: PathBuf,
-}
-
-impl Server {
-    fn start() -> Result<Server, String> {
-        let data_dir = tempfile::Builder::new()
-            .prefix("clavis-sdk-test-")
-            .tempdir()
-            .map_err(|e| format!("cannot create a temporary data dir: {e}"))?;
-        let data_path = data_dir.path().join("data");
-        fs::create_dir(&data_path)
-            .map_err(|e| format!("cannot create {}: {e}", data_path.display()))?;
-        let port = free_port()?;
-        let log_path = data_dir.path().join("server.log");
-        let log = File::create(&log_path)
-            .map_err(|e| format!("cannot create {}: {e}", log_path.display()))?;
-        let log_err = log
-            .try_clone()
-            .map_err(|e| format!("cannot clone the log file handle: {e}"))?;
-        let child = Command::new(env!("CARGO_BIN_EXE_clavis"))
-            .arg("serve")
-            .arg("--listen")
-            .arg(format!("127.0.0.1:{port}"))
-            .arg("--data-dir")
-            .arg(&data_path)
-            .env("CLAVIS_BOOTSTRAP_CLIENT_ID", BOOTSTRAP_CLIENT_ID)
-            .env("CLAVIS_BOOTSTRAP_CLIENT_SECRET", BOOTSTRAP_CLIENT_SECRET)
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(log))
-            .stderr(Stdio::from(log_err))
-            .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", env!("CARGO_BIN_EXE_clavis")))?;
-        let mut server = Server {
-            child,
-            port,
-            data_dir,
-            log_path,
-        };
-        if let Err(e) = server.wait_ready() {
-            let log = server.log_tail();
-            return Err(format!("{e}\n--- server log ---\n{log}"));
-        }
-        Ok(server)
-    }
-
-    fn domain(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    fn ca_path(&self) -> PathBuf {
-        self.data_dir.path().join("data").join("tls").join("ca.pem")
-    }
-
-    fn wait_ready(&mut self) -> TestResult {
-        let deadline = Instant::now() + READY_TIMEOUT;
-        let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| format!("cannot build a tokio runtime: {e}"))?;
-        let mut last = String::from("nothing tried yet");
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Err(format!("clavis exited before it was ready ({status})"));
-            }
-            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
-                last = format!("port {} does not accept connections yet", self.port);
-                sleep(Duration::from_millis(100));
-                continue;
-            }
-            match runtime.block_on(readyz(&self.ca_path(), &self.domain())) {
-                Ok(()) => return Ok(()),
-                Err(e) => last = e,
-            }
-            sleep(Duration::from_millis(200));
-        }
-        Err(format!(
-            "clavis was not ready within {READY_TIMEOUT:?}: {last}"
-        ))
-    }
-
-    fn log_tail(&self) -> String {
-        tail(&self.log_path, 16 * 1024)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            // SIGTERM first so the server can shut down cleanly; std only knows SIGKILL.
-            let _ = Command::new("kill")
-                .arg("-TERM")
-                .arg(self.child.id().to_string())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while Instant::now() < deadline {
-                if !matches!(self.child.try_wait(), Ok(None)) {
-                    return;
-                }
-                sleep(Duration::from_millis(50));
-            }
-            let _ = self.child.kill();
-        }
-        let _ = self.child.wait();
-    }
-}
-
-/// GET https://<domain>/readyz trusting only the server's own CA.
-async fn readyz(ca: &Path, domain: &str) -> TestResult {
-    let pem = fs::read(ca).map_err(|e| format!("no CA yet at {}: {e}", ca.display()))?;
-    let cert = reqwest::Certificate::from_pem(&pem)
-        .map_err(|e| format!("bad CA PEM {}: {e}", ca.display()))?;
-    let client = reqwest::Client::builder()
-        .tls_certs_only([cert])
-        .timeout(Duration::from_secs(2))
-        .build()
-        .map_err(|e| format!("cannot build an HTTPS client: {e}"))?;
-    let resp = client
-        .get(format!("https://{domain}/readyz"))
-        .send()
-        .await
-        .map_err(|e| format!("GET /readyz failed: {e}"))?;
-    if resp.status() == reqwest::StatusCode::OK {
-        Ok(())
-    } else {
-        Err(format!("GET /readyz answered {}", resp.status()))
-    }
-}
-
-fn free_port() -> Result<u16, String> {
-    let listener =
-        TcpListener::bind("127.0.0.1:0").map_err(|e| format!("cannot bind 127.0.0.1:0: {e}"))?;
-    let port = listener
-        .local_addr()
-        .map_err(|e| format!("cannot read the bound address: {e}"))?
-        .port();
-    drop(listener);
-    Ok(port)
-}
-
-fn tail(path: &Path, max: usize) -> String {
-    match fs::read(path) {
-        Ok(bytes) => {
-            let start = bytes.len().saturating_sub(max);
-            String::from_utf8_lossy(&bytes[start..]).into_owned()
-        }
-        Err(e) => format!("(cannot read {}: {e})", path.display()),
-    }
 }
 
 /// Runs `scripts/sdk-deps <which>` (idempotent; installs the pinned SDKs when missing or stale).
@@ -232,12 +76,8 @@ fn ensure_sdk_deps(which: &str) -> TestResult {
 /// Runs an SDK test command against `server`, prints its output, and fails unless it exits 0.
 fn run_sdk(server: &Server, label: &str, mut cmd: Command) -> TestResult {
     let ca = server.ca_path();
-    let out_path = server.data_dir.path().join(format!("{label}.out"));
-    let out = File::create(&out_path)
-        .map_err(|e| format!("cannot create {}: {e}", out_path.display()))?;
-    let err = out
-        .try_clone()
-        .map_err(|e| format!("cannot clone the output file handle: {e}"))?;
+    let out_path = server.scratch().join(format!("{label}.out"));
+    let (out, err) = output_file(&out_path)?;
     cmd.current_dir(repo_root())
         .env("CLAVIS_DOMAIN", server.domain())
         .env("CLAVIS_CLIENT_ID", BOOTSTRAP_CLIENT_ID)
@@ -267,21 +107,6 @@ fn run_sdk(server: &Server, label: &str, mut cmd: Command) -> TestResult {
         None => Err(format!(
             "the {label} SDK tests did not finish within {SDK_RUN_TIMEOUT:?} and were killed"
         )),
-    }
-}
-
-fn wait_with_timeout(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        match child.try_wait() {
-            Ok(Some(status)) => return Some(status),
-            Ok(None) if Instant::now() < deadline => sleep(Duration::from_millis(100)),
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return None;
-            }
-        }
     }
 }
 

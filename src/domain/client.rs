@@ -233,8 +233,8 @@ impl Client {
         self.grant_types.iter().any(|g| g == "client_credentials")
     }
 
-    /// The API representation, in Clavis's fixed key order. `secret` is included only when
-    /// given (the caller decides visibility) and the client uses a secret method.
+    /// The API representation, in Clavis's fixed key order. `secret` is included when given:
+    /// the caller decides visibility (see `uses_secret`).
     pub fn to_json(&self, secret: Option<&str>) -> Map<String, Value> {
         let mut m = Map::new();
         m.insert("client_id".into(), Value::String(self.client_id.clone()));
@@ -246,9 +246,7 @@ impl Client {
             m.insert("app_type".into(), Value::String(a.clone()));
         }
         m.insert("is_first_party".into(), Value::Bool(self.is_first_party));
-        if let Some(secret) = secret
-            && self.uses_secret()
-        {
+        if let Some(secret) = secret {
             m.insert("client_secret".into(), Value::String(secret.to_string()));
         }
         if self.client_authentication_methods.is_none()

@@ -261,6 +261,9 @@ impl NewCredential {
         only_public_key("alg", alg.is_some())?;
         only_public_key("kid", kid.is_some())?;
         only_public_key("parse_expiry_from_cert", parse_expiry_from_cert.is_some())?;
+        // Certificates' expiry is derived (x509_cert: notAfter; cert_subject_dn: none); it
+        // can still be set afterwards with PATCH.
+        only_public_key("expires_at", expires_at.is_some())?;
 
         match credential_type {
             CredentialType::CertSubjectDn => {

@@ -28,12 +28,22 @@ pub const MANAGEMENT_SCOPES: &[(&str, &str)] = &[
 
 /// Scopes accepted by each operation (any one suffices).
 pub mod required {
-    /// `GET /clients`, `GET /clients/{id}`
-    pub const READ_CLIENTS: &[&str] = &["read:clients", "read:client_keys"];
+    /// `GET /clients`, `GET /clients/{id}` (as Auth0's OpenAPI lists them, less
+    /// `read:client_summary`, which Clavis does not define).
+    pub const READ_CLIENTS: &[&str] = &[
+        "read:clients",
+        "read:client_keys",
+        "read:client_credentials",
+    ];
     /// `POST /clients`
     pub const CREATE_CLIENTS: &[&str] = &["create:clients"];
-    /// `PATCH /clients/{id}`
-    pub const UPDATE_CLIENTS: &[&str] = &["update:clients", "update:client_keys"];
+    /// `PATCH /clients/{id}` (as Auth0's OpenAPI lists them, less
+    /// `update:client_token_vault_privileged_access`).
+    pub const UPDATE_CLIENTS: &[&str] = &[
+        "update:clients",
+        "update:client_keys",
+        "update:client_credentials",
+    ];
     /// `DELETE /clients/{id}`
     pub const DELETE_CLIENTS: &[&str] = &["delete:clients"];
     /// `POST /clients/{id}/rotate-secret`

@@ -48,8 +48,9 @@ impl FromRequestParts<AppState> for Auth {
         let header = parts
             .headers
             .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .ok_or(TokenRejection::Missing)?;
+            .ok_or(TokenRejection::Missing)?
+            .to_str()
+            .map_err(|_| TokenRejection::Invalid)?;
         let token = header
             .split_once(' ')
             .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
@@ -136,6 +137,29 @@ impl<S: Send + Sync> FromRequest<S> for Payload {
         let value: Value = serde_json::from_slice(&bytes)
             .map_err(|_| ApiError::invalid_body("Invalid request payload JSON format"))?;
         Ok(Payload { value, form: false })
+    }
+}
+
+/// Path parameters, like `axum::extract::Path`, but a segment that cannot be decoded (not
+/// UTF-8 once percent-decoded) is a 400 `invalid_uri` with Auth0's error body instead of
+/// axum's plain-text rejection.
+#[derive(Debug, Clone)]
+pub struct Path<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for Path<T>
+where
+    T: serde::de::DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(value)) => Ok(Path(value)),
+            Err(_) => Err(ApiError::invalid_uri(
+                "Path validation error: 'Invalid path parameter'.",
+            )),
+        }
     }
 }
 

@@ -65,13 +65,20 @@ fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, OA
 
 /// Reads a token request from a form or JSON body. Unknown and null parameters are ignored;
 /// a parameter that is not a string is refused.
-async fn parse_token_request(req: Request) -> Result<TokenRequest, OAuthError> {
+async fn parse_token_request(app: &AppState, req: Request) -> Result<TokenRequest, OAuthError> {
+    let certificate = app
+        .mtls
+        .presented_certificate(req.headers(), req.extensions())
+        .map_err(OAuthError::invalid_request)?;
     let form = is_form(&req);
     let headers = req.headers().clone();
     let bytes = read_body(req)
         .await
         .map_err(|_| OAuthError::invalid_request("Request body too large"))?;
-    parse_token_body(&headers, &bytes, form)
+    Ok(TokenRequest {
+        certificate,
+        ..parse_token_body(&headers, &bytes, form)?
+    })
 }
 
 /// The pure part of [`parse_token_request`]: `Authorization` header plus body bytes
@@ -112,6 +119,7 @@ pub fn parse_token_body(
         client_assertion: field("client_assertion")?,
         audience: field("audience")?,
         scope: field("scope")?,
+        certificate: None,
     })
 }
 
@@ -131,7 +139,7 @@ pub fn parse_token_body(
     ),
 )]
 pub async fn token(State(app): State<AppState>, req: Request) -> Response {
-    let request = match parse_token_request(req).await {
+    let request = match parse_token_request(&app, req).await {
         Ok(r) => r,
         Err(e) => return oauth_error(&e),
     };
@@ -175,18 +183,35 @@ pub async fn jwks(State(app): State<AppState>) -> Response {
 )]
 pub async fn openid_configuration(State(app): State<AppState>) -> Response {
     let issuer = &app.issuer;
-    json_response(
-        StatusCode::OK,
-        &json!({
-            "issuer": issuer.issuer,
-            "token_endpoint": issuer.token_endpoint,
-            "jwks_uri": format!("{}.well-known/jwks.json", issuer.issuer),
-            "grant_types_supported": ["client_credentials"],
-            "response_types_supported": ["token"],
-            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt"],
-            "token_endpoint_auth_signing_alg_values_supported": ["RS256", "RS384", "PS256"],
-            "id_token_signing_alg_values_supported": ["RS256"],
-            "scopes_supported": [],
-        }),
-    )
+    let mut methods = vec![
+        "client_secret_basic",
+        "client_secret_post",
+        "private_key_jwt",
+    ];
+    let mtls_methods = app.mtls.auth_methods();
+    let mtls = !mtls_methods.is_empty();
+    methods.extend(mtls_methods);
+    let mut doc = json!({
+        "issuer": issuer.issuer,
+        "token_endpoint": issuer.token_endpoint,
+        "jwks_uri": format!("{}.well-known/jwks.json", issuer.issuer),
+        "grant_types_supported": ["client_credentials"],
+        "response_types_supported": ["token"],
+        "token_endpoint_auth_methods_supported": methods,
+        "token_endpoint_auth_signing_alg_values_supported": ["RS256", "RS384", "PS256"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+        "scopes_supported": [],
+    });
+    if mtls && let Value::Object(map) = &mut doc {
+        // RFC 8705 §3.3 and §5: one listener serves both, so the alias is the endpoint itself.
+        map.insert(
+            "tls_client_certificate_bound_access_tokens".into(),
+            Value::Bool(true),
+        );
+        map.insert(
+            "mtls_endpoint_aliases".into(),
+            json!({"token_endpoint": issuer.token_endpoint}),
+        );
+    }
+    json_response(StatusCode::OK, &doc)
 }

@@ -872,6 +872,13 @@ pub struct OpenIdConfiguration {
     token_endpoint_auth_signing_alg_values_supported: Vec<String>,
     id_token_signing_alg_values_supported: Vec<String>,
     scopes_supported: Vec<String>,
+    /// With mTLS on: tokens from a certificate-authenticated request are bound to it.
+    #[serde(default)]
+    tls_client_certificate_bound_access_tokens: bool,
+    /// With mTLS on: `{"token_endpoint": ...}` (one listener serves both).
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    mtls_endpoint_aliases: Value,
 }
 
 /// Liveness and readiness answers.
@@ -1406,11 +1413,14 @@ fn add_rate_limit_headers(response: &mut utoipa::openapi::Response, too_many: bo
     }
 }
 
+/// A domain table of stored-verbatim properties and their JSON types.
+type StoredProperties = &'static [(&'static str, &'static [&'static str])];
+
 /// Adds the Auth0 properties Clavis stores verbatim (the domain's tables) to the client,
 /// resource server and client grant schemas, with the JSON types they may take.
 fn stored_properties(components: &mut utoipa::openapi::Components) {
     use crate::domain::{client, client_grant, resource_server};
-    let tables: [(&[&str], &[(&str, &[&str])]); 3] = [
+    let tables: [(&[&str], StoredProperties); 3] = [
         (
             &[
                 "Client",

@@ -3,8 +3,10 @@
 //! version of a row after a newer one.
 
 pub mod access;
+pub mod mtls;
 pub mod replay;
 pub mod signing_keys;
+pub mod sync;
 pub mod token;
 
 use std::sync::Arc;
@@ -68,6 +70,8 @@ pub struct Clavis {
     pub issuer: Issuer,
     /// Single-use assertion ids.
     pub replay: replay::ReplayGuard,
+    /// How client certificates arrive and which CAs `tls_client_auth` trusts.
+    pub mtls: crate::mtls::MtlsSettings,
     write_lock: Mutex<()>,
 }
 
@@ -111,8 +115,15 @@ impl Clavis {
             master_key,
             limits,
             issuer,
+            mtls: crate::mtls::MtlsSettings::default(),
             write_lock: Mutex::new(()),
         }
+    }
+
+    /// Sets the mTLS configuration (default: no certificate can arrive).
+    pub fn with_mtls(mut self, mtls: crate::mtls::MtlsSettings) -> Self {
+        self.mtls = mtls;
+        self
     }
 
     /// Seals a client secret (bound to the client id).

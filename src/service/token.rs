@@ -12,6 +12,7 @@ use serde_json::Value;
 use super::Clavis;
 use crate::domain::time::Timestamp;
 use crate::model::{AttachedKey, ClientAuth, ClientEntry};
+use crate::mtls::PresentedCertificate;
 use crate::store::{JtiRecord, StoreError};
 
 /// `client_assertion_type` for `private_key_jwt` (RFC 7523).
@@ -42,6 +43,8 @@ pub struct TokenRequest {
     pub audience: Option<String>,
     /// `scope` (space separated)
     pub scope: Option<String>,
+    /// The client certificate presented with the request (TLS handshake or trusted proxy).
+    pub certificate: Option<PresentedCertificate>,
 }
 
 impl std::fmt::Display for TokenRequest {
@@ -130,6 +133,15 @@ struct AccessTokenClaims<'a> {
     scope: Option<&'a str>,
     gty: &'static str,
     azp: &'a str,
+    /// Certificate binding (RFC 8705 §3.1), for tokens issued through mTLS.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cnf: Option<Confirmation<'a>>,
+}
+
+#[derive(Serialize)]
+struct Confirmation<'a> {
+    #[serde(rename = "x5t#S256")]
+    x5t_s256: &'a str,
 }
 
 /// A digest compared when the client does not exist, so an unknown client costs the same
@@ -156,7 +168,7 @@ impl Clavis {
                 ));
             }
         }
-        let client = self.authenticate(req).await?;
+        let (client, bound_to) = self.authenticate(req).await?;
         if !client.allows_client_credentials {
             return Err(OAuthError::new(
                 403,
@@ -227,6 +239,9 @@ impl Clavis {
             scope: scope.as_deref(),
             gty: "client-credentials",
             azp: &client.client_id,
+            cnf: bound_to
+                .as_deref()
+                .map(|x5t_s256| Confirmation { x5t_s256 }),
         };
         let keys = self.model.keys();
         let access_token = keys.current.sign_jwt(&claims).map_err(|e| {
@@ -241,8 +256,12 @@ impl Clavis {
         })
     }
 
-    /// Authenticates the client with exactly one method.
-    async fn authenticate(&self, req: &TokenRequest) -> Result<Arc<ClientEntry>, OAuthError> {
+    /// Authenticates the client with exactly one method. With a certificate, also returns
+    /// its thumbprint, to which the token is bound.
+    async fn authenticate(
+        &self,
+        req: &TokenRequest,
+    ) -> Result<(Arc<ClientEntry>, Option<String>), OAuthError> {
         let has_assertion = req.client_assertion.is_some() || req.client_assertion_type.is_some();
         let has_post_secret = req.client_secret.is_some();
         let has_basic = req.basic.is_some();
@@ -271,7 +290,7 @@ impl Clavis {
             }
         };
         if has_assertion {
-            return self.authenticate_assertion(req).await;
+            return Ok((self.authenticate_assertion(req).await?, None));
         }
         if client_id.is_empty() {
             return Err(OAuthError::invalid_request(
@@ -279,8 +298,10 @@ impl Clavis {
             ));
         }
         let Some(secret) = secret else {
-            // No client authentication at all (a certificate-based client arrives here
-            // once mTLS is wired in; until then it cannot authenticate).
+            // Neither secret nor assertion: a certificate client (see `service::mtls`).
+            if let Some(c) = self.authenticate_certificate(client_id, req.certificate.as_ref())? {
+                return Ok((c.client, Some(c.thumbprint)));
+            }
             tracing::info!(client_id = %truncate(client_id), "token request without client authentication");
             return Err(OAuthError::secret_denied());
         };
@@ -291,7 +312,7 @@ impl Clavis {
         };
         let matched = digest.matches(secret);
         match client {
-            Some(c) if matched && matches!(c.auth, ClientAuth::Secret(_)) => Ok(c),
+            Some(c) if matched && matches!(c.auth, ClientAuth::Secret(_)) => Ok((c, None)),
             Some(c) => {
                 let reason = if matches!(c.auth, ClientAuth::Secret(_)) {
                     "wrong client secret"

@@ -1,5 +1,6 @@
-//! Persistence. [`Store`] is the one interface the rest of Clavis uses; SQLite implements it
-//! today and PostgreSQL will implement the same trait and pass the same test suite.
+//! Persistence. [`Store`] is the one interface the rest of Clavis uses; SQLite (one node) and
+//! PostgreSQL (several nodes sharing one database) implement it and pass the same test suite
+//! (`tests/store.rs`).
 //!
 //! Design rules that keep the trait backend-neutral:
 //! - Writes that must respect a rule across rows (credential caps, attachment, deletion of an
@@ -12,7 +13,10 @@
 //!   [`StoreError::Unavailable`] (the API answers 503); anything else is `Internal` (500).
 //! - Documents are stored as JSON text beside the few columns that are queried, so both
 //!   backends store the same shapes.
+//! - A store shared by several nodes announces every committed write as a [`Change`]
+//!   ([`Store::subscribe`]); each node re-reads the entity into its read model.
 
+pub mod postgres;
 pub mod sqlite;
 
 use async_trait::async_trait;
@@ -97,6 +101,17 @@ pub struct Page<T> {
     pub total: Option<u64>,
     /// Cursor of the next page (checkpoint paging, when more items follow).
     pub next: Option<i64>,
+}
+
+impl<T> Page<T> {
+    /// The same page with each item converted.
+    pub fn map<U>(self, f: impl FnMut(T) -> U) -> Page<U> {
+        Page {
+            items: self.items.into_iter().map(f).collect(),
+            total: self.total,
+            next: self.next,
+        }
+    }
 }
 
 /// Filters for listing client grants.
@@ -186,6 +201,28 @@ pub struct Snapshot {
     pub client_grants: Vec<ClientGrant>,
     /// Every signing key.
     pub signing_keys: Vec<SigningKeyRecord>,
+}
+
+/// A committed write, as announced to the other nodes sharing the store. It names what
+/// changed, not how: a receiver re-reads the entity (a fresh read after the commit).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Change {
+    /// A client or its credentials (created, changed or deleted).
+    Client(String),
+    /// A resource server (created, changed or deleted).
+    ResourceServer {
+        /// Its id.
+        id: String,
+        /// Its identifier (the audience), which the read model is keyed by.
+        identifier: String,
+    },
+    /// A client grant, by id.
+    ClientGrant(String),
+    /// The signing keys (rotation, revocation).
+    SigningKeys,
+    /// Anything may have changed (e.g. announcements were missed while disconnected): reload
+    /// everything.
+    Resync,
 }
 
 /// The persistence interface. All methods are atomic: a failed call changes nothing.
@@ -279,4 +316,12 @@ pub trait Store: Send + Sync + 'static {
         &self,
         mutation: Mutation<'_, Vec<SigningKeyRecord>>,
     ) -> StoreResult<Vec<SigningKeyRecord>>;
+
+    /// The changes committed from now on by any node (this one included), for a store that
+    /// several nodes share; `None` for a store only this process uses. Announcements lost
+    /// while disconnected are followed by [`Change::Resync`]. The stream ends when the store
+    /// closes.
+    async fn subscribe(&self) -> StoreResult<Option<tokio::sync::mpsc::Receiver<Change>>> {
+        Ok(None)
+    }
 }

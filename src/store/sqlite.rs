@@ -300,10 +300,11 @@ impl SqliteStore {
         conn: &mut sqlx::SqliteConnection,
         key: &str,
     ) -> StoreResult<Option<(i64, ResourceServer)>> {
+        // An identifier may itself look like an id; an id match wins.
         let query = if is_resource_server_id(key) {
-            "SELECT seq, doc FROM resource_servers WHERE id = ?"
+            "SELECT seq, doc FROM resource_servers WHERE id = ?1 OR identifier = ?1 ORDER BY id = ?1 DESC LIMIT 1"
         } else {
-            "SELECT seq, doc FROM resource_servers WHERE identifier = ?"
+            "SELECT seq, doc FROM resource_servers WHERE identifier = ?1"
         };
         let row = sqlx::query(query)
             .bind(key)

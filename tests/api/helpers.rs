@@ -1,5 +1,7 @@
 //! The test harness: every test gets its own Clavis — fresh data directory, real HTTPS
 //! listener on a free port, generated CA — and a reqwest client that trusts that CA.
+//! With `CLAVIS_TEST_POSTGRES_URL` set (`scripts/test-postgres`), each test also gets its
+//! own PostgreSQL database on that cluster instead of a SQLite file.
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -12,6 +14,11 @@ use clavis::startup::Application;
 use reqwest::{Method, Response, StatusCode};
 use serde_json::{Value, json};
 use tokio::sync::OnceCell;
+
+pub use crate::keys::{AssertionKey, jti, now, rsa_key};
+
+#[path = "../common/postgres.rs"]
+pub mod pg;
 
 pub const ADMIN_ID: &str = "adminClientForTests0000000000001";
 pub const ADMIN_SECRET: &str = "admin-secret-for-tests-0123456789";
@@ -35,7 +42,26 @@ pub fn config(dir: &std::path::Path, port: u16) -> Config {
     config.bootstrap_client_id = Some(ADMIN_ID.into());
     config.bootstrap_client_secret = Some(clavis::config::Secret(ADMIN_SECRET.into()));
     config.log = "warn".into();
+    if let Some(url) = postgres_database(dir) {
+        config.database_url = url;
+    }
     config
+}
+
+/// The test's own PostgreSQL database when the tests run against PostgreSQL: created on
+/// first use and remembered in the data directory (a restart finds the same one).
+fn postgres_database(dir: &std::path::Path) -> Option<String> {
+    let base = pg::base_url()?;
+    let remembered = dir.join("postgres-url");
+    if let Ok(url) = std::fs::read_to_string(&remembered) {
+        return Some(url);
+    }
+    // A thread of its own: the caller may already be inside a runtime.
+    let url = std::thread::spawn(move || pg::fresh_database_blocking(&base))
+        .join()
+        .unwrap();
+    std::fs::write(&remembered, &url).unwrap();
+    Some(url)
 }
 
 impl TestApp {
@@ -256,26 +282,25 @@ pub async fn assert_error(r: Response, status: u16, code: Option<&str>) -> Value
         .map(|v| v.to_str().unwrap().to_string());
     assert_eq!(ct.as_deref(), Some("application/json; charset=utf-8"));
     let body: Value = r.json().await.unwrap();
+    let order: Vec<&str> = body
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    let expected: &[&str] = if body.get("errorCode").is_some() {
+        &["statusCode", "error", "message", "errorCode"]
+    } else {
+        &["statusCode", "error", "message"]
+    };
+    assert_eq!(order, expected, "error body keys: {body}");
     assert_eq!(body["statusCode"], json!(status));
     assert!(body["error"].is_string());
     assert!(body["message"].is_string());
-    match code {
-        Some(c) => assert_eq!(body["errorCode"], json!(c), "body: {body}"),
-        None => {}
+    if let Some(c) = code {
+        assert_eq!(body["errorCode"], json!(c), "body: {body}");
     }
     body
-}
-
-/// An RSA key pair made in the test: (PKCS#8 private key PEM, SPKI public key PEM).
-pub fn rsa_key(bits: usize) -> (String, String) {
-    let size = match bits {
-        2048 => rcgen::RsaKeySize::_2048,
-        3072 => rcgen::RsaKeySize::_3072,
-        4096 => rcgen::RsaKeySize::_4096,
-        _ => panic!("unsupported size"),
-    };
-    let kp = rcgen::KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, size).unwrap();
-    (kp.serialize_pem(), kp.public_key_pem())
 }
 
 /// A self-signed certificate with an RSA key and the given subject; returns
@@ -436,7 +461,7 @@ pub fn spki_pem_from_components(n: &[u8], e: &[u8]) -> String {
 /// A syntactically valid RSA public key of exactly `bits` bits (not a real key pair: for
 /// size checks only).
 pub fn rsa_public_key_of_bits(bits: usize) -> String {
-    assert!(bits % 8 == 0);
+    assert!(bits.is_multiple_of(8));
     let mut n = vec![0xA5u8; bits / 8];
     n[0] = 0xC3;
     let last = n.len() - 1;
@@ -604,72 +629,6 @@ pub fn is_grant_id(s: &str) -> bool {
 /// A resource server id: 24 hex.
 pub fn is_resource_server_id(s: &str) -> bool {
     s.len() == 24 && s.chars().all(|c| c.is_ascii_hexdigit())
-}
-
-/// An RSA key that signs client assertions in tests.
-pub struct AssertionKey {
-    pair: aws_lc_rs::signature::RsaKeyPair,
-    /// SPKI PEM, for credential creation.
-    pub public_pem: String,
-    /// PKCS#8 PEM, for SDKs.
-    pub private_pem: String,
-}
-
-impl AssertionKey {
-    pub fn new(bits: usize) -> Self {
-        let (private_pem, public_pem) = rsa_key(bits);
-        let der = rustls_pemfile_der(&private_pem);
-        let pair = aws_lc_rs::signature::RsaKeyPair::from_pkcs8(&der).unwrap();
-        Self {
-            pair,
-            public_pem,
-            private_pem,
-        }
-    }
-
-    /// Signs `claims` with `header` (whose `alg` picks the padding/hash).
-    pub fn sign(&self, header: &Value, claims: &Value) -> String {
-        use base64::Engine;
-        let b64 = |v: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v);
-        let input = format!(
-            "{}.{}",
-            b64(&serde_json::to_vec(header).unwrap()),
-            b64(&serde_json::to_vec(claims).unwrap())
-        );
-        let padding: &'static dyn aws_lc_rs::signature::RsaEncoding = match header["alg"].as_str() {
-            Some("RS384") => &aws_lc_rs::signature::RSA_PKCS1_SHA384,
-            Some("PS256") => &aws_lc_rs::signature::RSA_PSS_SHA256,
-            _ => &aws_lc_rs::signature::RSA_PKCS1_SHA256,
-        };
-        let mut sig = vec![0u8; self.pair.public_modulus_len()];
-        self.pair
-            .sign(
-                padding,
-                &aws_lc_rs::rand::SystemRandom::new(),
-                input.as_bytes(),
-                &mut sig,
-            )
-            .unwrap();
-        format!("{input}.{}", b64(&sig))
-    }
-}
-
-fn rustls_pemfile_der(pem: &str) -> Vec<u8> {
-    use base64::Engine;
-    let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
-    base64::engine::general_purpose::STANDARD
-        .decode(body)
-        .unwrap()
-}
-
-/// Unix seconds now.
-pub fn now() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
-}
-
-/// A fresh random `jti`.
-pub fn jti() -> String {
-    clavis_crypto::random::string(clavis_crypto::random::ALPHANUMERIC, 24)
 }
 
 /// Claims the official SDKs send.

@@ -3,11 +3,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod helpers;
+#[path = "../common/keys.rs"]
+mod keys;
 
 mod bad_input;
 mod client_grants;
 mod clients;
 mod credentials;
+mod mtls;
 mod private_key_jwt;
 mod resource_servers;
 mod restart;

@@ -1,6 +1,6 @@
 //! `/api/v2/client-grants` — offset and checkpoint paging, filters `audience`, `client_id`.
 
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::Value;
@@ -9,9 +9,9 @@ use super::{no_content, path_param};
 use crate::domain::client_grant::{ClientGrantUpdate, NewClientGrant};
 use crate::domain::scopes::required;
 use crate::http::error::ApiError;
-use crate::http::extract::{Auth, Payload, QueryParams, page_json};
+use crate::http::extract::{Auth, Path, Payload, QueryParams, page_json};
 use crate::http::{AppState, json_response};
-use crate::store::{GrantFilter, Page};
+use crate::store::GrantFilter;
 
 /// `GET /client-grants`.
 #[utoipa::path(
@@ -41,15 +41,7 @@ pub async fn list(
         .store
         .list_client_grants(&filter, paging.request)
         .await?;
-    let page = Page {
-        items: page
-            .items
-            .iter()
-            .map(|g| Value::Object(g.to_json()))
-            .collect(),
-        total: page.total,
-        next: page.next,
-    };
+    let page = page.map(|g| Value::Object(g.to_json()));
     Ok(json_response(
         StatusCode::OK,
         &page_json("client_grants", paging, page),

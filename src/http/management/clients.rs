@@ -1,6 +1,6 @@
 //! `/api/v2/clients` — list, create, get, update, delete, rotate-secret.
 
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::{Map, Value};
@@ -10,9 +10,8 @@ use crate::domain::DomainError;
 use crate::domain::client::{Client, ClientUpdate, NewClient};
 use crate::domain::scopes::required;
 use crate::http::error::ApiError;
-use crate::http::extract::{Auth, Payload, QueryParams, page_json};
+use crate::http::extract::{Auth, Path, Payload, QueryParams, page_json};
 use crate::http::{AppState, json_response};
-use crate::store::Page;
 
 /// `fields` / `include_fields` selection of client properties.
 struct FieldFilter {
@@ -68,9 +67,10 @@ impl FieldFilter {
     }
 }
 
-/// Renders a client; the secret only for callers allowed to see it.
+/// Renders a client; the secret only while a secret method is in use and only for callers
+/// allowed to see it.
 fn render(client: &Client, secret: Option<&str>, auth: &Auth) -> Map<String, Value> {
-    let secret = secret.filter(|_| auth.has_any(required::SEE_SECRET));
+    let secret = secret.filter(|_| client.uses_secret() && auth.has_any(required::SEE_SECRET));
     client.to_json(secret)
 }
 
@@ -94,8 +94,7 @@ pub async fn list(
         && filter
             .as_ref()
             .is_none_or(|f| !f.include || f.fields.iter().any(|x| x == "client_secret"));
-    let mut items = Vec::with_capacity(page.items.len());
-    for row in &page.items {
+    let page = page.map(|row| {
         let client = &row.client;
         // Secrets are unsealed only when they will be shown.
         let secret = if show_secrets && client.uses_secret() {
@@ -103,17 +102,12 @@ pub async fn list(
         } else {
             None
         };
-        let mut json = render(client, secret.as_deref(), &auth);
-        if let Some(f) = &filter {
-            json = f.apply(json);
-        }
-        items.push(Value::Object(json));
-    }
-    let page = Page {
-        items,
-        total: page.total,
-        next: page.next,
-    };
+        let json = render(client, secret.as_deref(), &auth);
+        Value::Object(match &filter {
+            Some(f) => f.apply(json),
+            None => json,
+        })
+    });
     Ok(json_response(
         StatusCode::OK,
         &page_json("clients", paging, page),
@@ -137,11 +131,12 @@ pub async fn create(
         return Err(DomainError::InsufficientScope(required::CREATE_AUTH_METHODS.to_vec()).into());
     }
     let (aggregate, secret) = app.create_client(new).await?;
-    // The creator always sees the new secret: it is the only moment it is handed out
-    // without a read scope.
+    // The creator sees the new secret (unless the client uses credentials): it is the only
+    // moment it is handed out without a read scope.
+    let secret = Some(secret.as_str()).filter(|_| aggregate.client.uses_secret());
     Ok(json_response(
         StatusCode::CREATED,
-        &aggregate.client.to_json(Some(&secret)),
+        &aggregate.client.to_json(secret),
     ))
 }
 

@@ -1,7 +1,7 @@
 //! `/api/v2/clients/{client_id}/credentials` — list, create, get, update (the seed's
 //! PATCH of `expires_at`), delete.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 
@@ -10,7 +10,7 @@ use crate::domain::DomainError;
 use crate::domain::credential::{NewCredential, parse_patch};
 use crate::domain::scopes::required;
 use crate::http::error::ApiError;
-use crate::http::extract::{Auth, Payload};
+use crate::http::extract::{Auth, Path, Payload};
 use crate::http::{AppState, json_response};
 
 /// `GET .../credentials`: every credential of the client, in creation order.

@@ -1,6 +1,6 @@
 //! `/api/v2/resource-servers` — `{id}` is the id or the URL-encoded identifier.
 
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::Value;
@@ -9,9 +9,8 @@ use super::{no_content, path_param};
 use crate::domain::resource_server::{NewResourceServer, ResourceServerUpdate};
 use crate::domain::scopes::required;
 use crate::http::error::ApiError;
-use crate::http::extract::{Auth, Payload, QueryParams, page_json};
+use crate::http::extract::{Auth, Path, Payload, QueryParams, page_json};
 use crate::http::{AppState, json_response};
-use crate::store::Page;
 
 /// `GET /resource-servers`.
 #[utoipa::path(
@@ -27,15 +26,7 @@ pub async fn list(
     auth.require(required::READ_RESOURCE_SERVERS)?;
     let paging = QueryParams::parse(query.as_deref()).paging()?;
     let page = app.store.list_resource_servers(paging.request).await?;
-    let page = Page {
-        items: page
-            .items
-            .iter()
-            .map(|rs| Value::Object(rs.to_json()))
-            .collect(),
-        total: page.total,
-        next: page.next,
-    };
+    let page = page.map(|rs| Value::Object(rs.to_json()));
     Ok(json_response(
         StatusCode::OK,
         &page_json("resource_servers", paging, page),

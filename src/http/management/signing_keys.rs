@@ -1,18 +1,19 @@
 //! `/api/v2/keys/signing` — list, get, rotate, revoke.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::{Map, Value, json};
 
 use super::path_param;
 use crate::http::error::ApiError;
-use crate::http::extract::Auth;
+use crate::http::extract::{Auth, Path};
 use crate::http::{AppState, json_response};
 use crate::store::{KeyState, SigningKeyRecord};
 
 pub const READ: &[&str] = &["read:signing_keys"];
-pub const CREATE: &[&str] = &["create:signing_keys"];
+/// `POST /keys/signing/rotate` admits either scope (Auth0's OpenAPI).
+pub const CREATE: &[&str] = &["create:signing_keys", "update:signing_keys"];
 pub const UPDATE: &[&str] = &["update:signing_keys"];
 
 /// Auth0's signing-key object.

@@ -1,0 +1,152 @@
+//! Keeps this node's read model in step with writes committed by other nodes that share the
+//! store (PostgreSQL).
+//!
+//! The store announces every committed write as a [`Change`]. For each one this task takes
+//! the node's write lock — the lock local writes hold while they commit and update the
+//! model — re-reads the entity from the store and puts it into the model (or removes it).
+//! The read happens after the remote commit and under the lock, so the model never applies
+//! an older version of a row after a newer one. [`Change::Resync`] (announcements were
+//! missed while the listener was disconnected) reloads everything, and so does a periodic
+//! resynchronisation, the safety net for anything else. A re-read that fails (the database
+//! is down) is made good by a full resynchronisation, retried until it succeeds.
+
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::Clavis;
+use crate::model::KeyRing;
+use crate::store::{Change, StoreError, StoreResult};
+
+/// Most announcements handled in one round (duplicates within a round are read once).
+const MAX_BATCH: usize = 256;
+
+/// Wait before retrying a failed resynchronisation.
+const RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// Starts the task. It ends when the store closes (the stream ends) or the service is
+/// dropped.
+pub fn start(
+    clavis: &Arc<Clavis>,
+    changes: mpsc::Receiver<Change>,
+    resync_every: Duration,
+) -> JoinHandle<()> {
+    tokio::spawn(run(Arc::downgrade(clavis), changes, resync_every))
+}
+
+async fn run(clavis: Weak<Clavis>, mut changes: mpsc::Receiver<Change>, resync_every: Duration) {
+    let mut periodic = tokio::time::interval(resync_every.max(Duration::from_secs(1)));
+    periodic.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    periodic.tick().await; // the first tick is immediate; the model was just loaded
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    let mut resync_pending = false;
+    loop {
+        let retry = async {
+            if resync_pending {
+                tokio::time::sleep(RETRY_AFTER).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        };
+        let work: Vec<Change> = tokio::select! {
+            n = changes.recv_many(&mut batch, MAX_BATCH) => {
+                if n == 0 {
+                    return;
+                }
+                let mut round: Vec<Change> = Vec::with_capacity(batch.len());
+                for change in batch.drain(..) {
+                    if !round.contains(&change) {
+                        round.push(change);
+                    }
+                }
+                round
+            }
+            _ = periodic.tick() => vec![Change::Resync],
+            () = retry => vec![Change::Resync],
+        };
+        let Some(clavis) = clavis.upgrade() else {
+            return;
+        };
+        let started = Instant::now();
+        let result = if work.contains(&Change::Resync) {
+            clavis.resync().await
+        } else {
+            clavis.apply_changes(&work).await
+        };
+        match result {
+            Ok(()) => {
+                resync_pending = false;
+                tracing::debug!(changes = work.len(), elapsed = ?started.elapsed(), "read model synchronised");
+            }
+            Err(e) => {
+                if !resync_pending {
+                    tracing::warn!(error = %e, "read model synchronisation failed; resynchronising when the store answers");
+                }
+                resync_pending = true;
+            }
+        }
+    }
+}
+
+impl Clavis {
+    /// Reloads the whole read model from the store.
+    pub async fn resync(&self) -> StoreResult<()> {
+        let _guard = self.write_lock.lock().await;
+        let snapshot = self.store.snapshot().await?;
+        self.model
+            .replace_all(&snapshot, &self.master_key)
+            .map_err(StoreError::Internal)
+    }
+
+    /// Re-reads the entities named by `changes` and updates the read model.
+    pub async fn apply_changes(&self, changes: &[Change]) -> StoreResult<()> {
+        let _guard = self.write_lock.lock().await;
+        for change in changes {
+            self.apply_locked(change).await?;
+        }
+        Ok(())
+    }
+
+    async fn apply_locked(&self, change: &Change) -> StoreResult<()> {
+        match change {
+            Change::Client(client_id) => match self.store.client(client_id).await? {
+                Some(aggregate) => self.model.put_client(&aggregate, &self.master_key),
+                // Its grants were announced one by one.
+                None => self.model.remove_client(client_id, &[]),
+            },
+            Change::ResourceServer { id, identifier } => {
+                let mut current = self.store.resource_server(id).await?;
+                if current.is_none() {
+                    // Deleted; another may hold the identifier by now.
+                    current = self
+                        .store
+                        .resource_server(identifier)
+                        .await?
+                        .filter(|rs| rs.identifier == *identifier);
+                }
+                match current {
+                    Some(rs) => self.model.put_api(&rs),
+                    None => self.model.remove_api(identifier, &[]),
+                }
+            }
+            Change::ClientGrant(id) => match self.store.client_grant(id).await? {
+                Some(grant) => self.model.put_grant(&grant),
+                None => self.model.remove_grant(id),
+            },
+            Change::SigningKeys => {
+                let keys = self.store.signing_keys().await?;
+                let ring = KeyRing::build(&keys, &self.master_key).map_err(StoreError::Internal)?;
+                self.model.put_keys(ring);
+            }
+            Change::Resync => {
+                let snapshot = self.store.snapshot().await?;
+                self.model
+                    .replace_all(&snapshot, &self.master_key)
+                    .map_err(StoreError::Internal)?;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,505 @@
+//! Client grants — `/api/v2/client-grants` (contract sections 1 and 4).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+const API: &str = "https://orders.example.com/";
+const OTHER: &str = "urn:inventory";
+
+fn id(v: &Value) -> String {
+    v["id"].as_str().unwrap().to_string()
+}
+
+fn client_id(v: &Value) -> String {
+    v["client_id"].as_str().unwrap().to_string()
+}
+
+fn grant_path(id: &str) -> String {
+    format!("/api/v2/client-grants/{id}")
+}
+
+async fn setup(app: &TestApp) -> (Value, Value) {
+    app.create_api(API, &["read:orders", "write:orders", "delete:orders"])
+        .await;
+    app.create_api(OTHER, &["read:stock"]).await;
+    let a = app.create_m2m_client("a").await;
+    let b = app.create_m2m_client("b").await;
+    (a, b)
+}
+
+async fn token_scope(app: &TestApp, client: &Value) -> (u16, Value) {
+    status_json(
+        app.token_form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", &client_id(client)),
+            ("client_secret", client["client_secret"].as_str().unwrap()),
+            ("audience", API),
+        ])
+        .await,
+    )
+    .await
+}
+
+#[tokio::test]
+async fn create_returns_201_with_a_cgr_id() {
+    let app = TestApp::spawn().await;
+    let (a, _) = setup(&app).await;
+    let (status, grant) = app
+        .admin_json(
+            Method::POST,
+            "/api/v2/client-grants",
+            Some(json!({"client_id": client_id(&a), "audience": API, "scope": ["read:orders", "write:orders"]})),
+        )
+        .await;
+    assert_eq!(status, 201, "{grant}");
+    assert_eq!(keys(&grant), ["id", "client_id", "audience", "scope"]);
+    assert!(is_grant_id(&id(&grant)), "{grant}");
+    assert_eq!(grant["client_id"], a["client_id"]);
+    assert_eq!(grant["audience"], API);
+    assert_eq!(grant["scope"], json!(["read:orders", "write:orders"]));
+    assert_eq!(app.get_ok(&grant_path(&id(&grant))).await, grant);
+}
+
+#[tokio::test]
+async fn create_with_an_empty_scope_list() {
+    let app = TestApp::spawn().await;
+    let (a, _) = setup(&app).await;
+    let (status, grant) = app
+        .admin_json(
+            Method::POST,
+            "/api/v2/client-grants",
+            Some(json!({"client_id": client_id(&a), "audience": API, "scope": []})),
+        )
+        .await;
+    assert_eq!(status, 201, "{grant}");
+    assert_eq!(grant["scope"], json!([]));
+    let (status, token) = token_scope(&app, &a).await;
+    assert_eq!(status, 200, "{token}");
+    assert!(token.get("scope").is_none(), "{token}");
+}
+
+#[tokio::test]
+async fn unknown_client_is_404() {
+    let app = TestApp::spawn().await;
+    setup(&app).await;
+    let before = app.get_ok("/api/v2/client-grants").await;
+    let r = app
+        .admin(
+            Method::POST,
+            "/api/v2/client-grants",
+            Some(json!({"client_id": "NoSuchClient00000000000000000000", "audience": API, "scope": []})),
+        )
+        .await;
+    let err = assert_error(r, 404, Some("inexistent_client")).await;
+    assert_eq!(err["message"], "The client does not exist");
+    assert_eq!(app.get_ok("/api/v2/client-grants").await, before);
+}
+
+#[tokio::test]
+async fn unknown_audience_is_404() {
+    let app = TestApp::spawn().await;
+    let (a, _) = setup(&app).await;
+    let before = app.get_ok("/api/v2/client-grants").await;
+    for audience in [
+        "https://nowhere.example.com/",
+        "0123456789abcdef01234567",
+        "https://orders.example.com",
+    ] {
+        let r = app
+            .admin(
+                Method::POST,
+                "/api/v2/client-grants",
+                Some(json!({"client_id": client_id(&a), "audience": audience, "scope": []})),
+            )
+            .await;
+        let err = assert_error(r, 404, Some("inexistent_resource_server")).await;
+        assert_eq!(err["message"], "The resource server does not exist");
+    }
+    assert_eq!(app.get_ok("/api/v2/client-grants").await, before);
+}
+
+#[tokio::test]
+async fn audience_must_be_the_identifier_not_the_id() {
+    let app = TestApp::spawn().await;
+    let (a, _) = setup(&app).await;
+    let rs = app
+        .get_ok(&format!("/api/v2/resource-servers/{}", enc(API)))
+        .await;
+    let r = app
+        .admin(
+            Method::POST,
+            "/api/v2/client-grants",
+            Some(json!({"client_id": client_id(&a), "audience": rs["id"], "scope": []})),
+        )
+        .await;
+    assert_error(r, 404, Some("inexistent_resource_server")).await;
+}
+
+#[tokio::test]
+async fn api_whose_identifier_looks_like_an_id_can_be_granted() {
+    let app = TestApp::spawn().await;
+    let identifier = "abcdefabcdefabcdefabcdef";
+    app.create_api(identifier, &["read"]).await;
+    let a = app.create_m2m_client("a").await;
+    let (status, grant) = app
+        .admin_json(
+            Method::POST,
+            "/api/v2/client-grants",
+            Some(json!({"client_id": client_id(&a), "audience": identifier, "scope": ["read"]})),
+        )
+        .await;
+    assert_eq!(status, 201, "{grant}");
+    let rs = app
+        .get_ok(&format!("/api/v2/resource-servers/{identifier}"))
+        .await;
+    assert_eq!(rs["identifier"], identifier);
+}
+
+#[tokio::test]
+async fn duplicate_grant_is_409() {
+    let app = TestApp::spawn().await;
+    let (a, b) = setup(&app).await;
+    app.grant(&client_id(&a), API, &["read:orders"]).await;
+    let before = app.get_ok("/api/v2/client-grants").await;
+    let r = app
+        .admin(
+            Method::POST,
+            "/api/v2/client-grants",
+            Some(json!({"client_id": client_id(&a), "audience": API, "scope": ["write:orders"]})),
+        )
+        .await;
+    let err = assert_error(r, 409, None).await;
+    assert_eq!(err["error"], "Conflict");
+    assert_eq!(app.get_ok("/api/v2/client-grants").await, before);
+    // Another client, or another audience, is fine.
+    app.grant(&client_id(&b), API, &["read:orders"]).await;
+    app.grant(&client_id(&a), OTHER, &["read:stock"]).await;
+}
+
+#[tokio::test]
+async fn scope_not_defined_by_the_api_is_400() {
+    let app = TestApp::spawn().await;
+    let (a, _) = setup(&app).await;
+    for scope in [json!(["read:orders", "fly:planes"]), json!(["read:stock"])] {
+        let r = app
+            .admin(
+                Method::POST,
+                "/api/v2/client-grants",
+                Some(json!({"client_id": client_id(&a), "audience": API, "scope": scope})),
+            )
+            .await;
+        let err = assert_error(r, 400, Some("invalid_body")).await;
+        assert!(err["message"].as_str().unwrap().contains("scope"), "{err}");
+    }
+    assert_eq!(
+        app.get_ok(&format!(
+            "/api/v2/client-grants?client_id={}",
+            client_id(&a)
+        ))
+        .await,
+        json!([])
+    );
+}
+
+#[tokio::test]
+async fn create_refuses_invalid_bodies() {
+    let app = TestApp::spawn().await;
+    let (a, _) = setup(&app).await;
+    let before = app.get_ok("/api/v2/client-grants").await;
+    for body in [
+        json!({}),
+        json!({"client_id": client_id(&a), "scope": []}),
+        json!({"audience": API, "scope": []}),
+        json!({"client_id": client_id(&a), "audience": API, "scope": "read:orders"}),
+        json!({"client_id": client_id(&a), "audience": API, "scope": [1]}),
+        json!({"client_id": client_id(&a), "audience": API, "scope": [""]}),
+        json!({"client_id": 7, "audience": API, "scope": []}),
+        json!({"client_id": client_id(&a), "audience": API, "scope": [], "colour": "red"}),
+    ] {
+        let r = app
+            .admin(Method::POST, "/api/v2/client-grants", Some(body.clone()))
+            .await;
+        assert_eq!(r.status().as_u16(), 400, "{body}");
+        assert_error(r, 400, Some("invalid_body")).await;
+    }
+    assert_eq!(app.get_ok("/api/v2/client-grants").await, before);
+}
+
+#[tokio::test]
+async fn list_filters_by_audience_and_client_id() {
+    let app = TestApp::spawn().await;
+    let (a, b) = setup(&app).await;
+    let a_api = app.grant(&client_id(&a), API, &["read:orders"]).await;
+    let a_other = app.grant(&client_id(&a), OTHER, &["read:stock"]).await;
+    let b_api = app.grant(&client_id(&b), API, &[]).await;
+
+    let by_audience = app
+        .get_ok(&format!("/api/v2/client-grants?audience={}", enc(API)))
+        .await;
+    assert_eq!(by_audience, json!([a_api, b_api]));
+    let by_client = app
+        .get_ok(&format!(
+            "/api/v2/client-grants?client_id={}",
+            client_id(&a)
+        ))
+        .await;
+    assert_eq!(by_client, json!([a_api, a_other]));
+    let both = app
+        .get_ok(&format!(
+            "/api/v2/client-grants?client_id={}&audience={}",
+            client_id(&b),
+            enc(API)
+        ))
+        .await;
+    assert_eq!(both, json!([b_api]));
+    let none = app
+        .get_ok(&format!(
+            "/api/v2/client-grants?client_id={}&audience={}",
+            client_id(&b),
+            enc(OTHER)
+        ))
+        .await;
+    assert_eq!(none, json!([]));
+    // The admin's own grant is there too, first.
+    let all = app.get_ok("/api/v2/client-grants").await;
+    assert_eq!(all[0]["client_id"], ADMIN_ID);
+    assert_eq!(all[0]["audience"], app.management_audience());
+    assert_eq!(all.as_array().unwrap()[1..], [a_api, a_other, b_api]);
+}
+
+async fn five_grants(app: &TestApp) -> Vec<Value> {
+    let mut grants = Vec::new();
+    app.create_api(API, &["read"]).await;
+    for i in 0..5 {
+        let c = app.create_m2m_client(&format!("c{i}")).await;
+        grants.push(app.grant(&client_id(&c), API, &["read"]).await);
+    }
+    grants
+}
+
+#[tokio::test]
+async fn offset_paging_envelope() {
+    let app = TestApp::spawn().await;
+    let grants = five_grants(&app).await;
+    let q = format!("/api/v2/client-grants?audience={}", enc(API));
+    let page = app
+        .get_ok(&format!("{q}&include_totals=true&page=1&per_page=2"))
+        .await;
+    assert_eq!(keys(&page), ["start", "limit", "total", "client_grants"]);
+    assert_eq!(page["start"], 2);
+    assert_eq!(page["limit"], 2);
+    assert_eq!(page["total"], 5);
+    assert_eq!(page["client_grants"], Value::Array(grants[2..4].to_vec()));
+    let bare = app.get_ok(&format!("{q}&page=2&per_page=2")).await;
+    assert_eq!(bare, Value::Array(grants[4..].to_vec()));
+    let all = app
+        .get_ok("/api/v2/client-grants?include_totals=true")
+        .await;
+    assert_eq!(all["total"], 6);
+    assert_eq!(all["limit"], 50);
+}
+
+#[tokio::test]
+async fn checkpoint_paging_follows_next_until_the_end() {
+    let app = TestApp::spawn().await;
+    let grants = five_grants(&app).await;
+    let base = format!("/api/v2/client-grants?audience={}&take=2", enc(API));
+    let mut path = base.clone();
+    let mut seen = Vec::new();
+    let mut pages = 0;
+    loop {
+        let page = app.get_ok(&path).await;
+        pages += 1;
+        seen.extend(page["client_grants"].as_array().unwrap().iter().cloned());
+        match page.get("next") {
+            Some(next) => {
+                assert_eq!(keys(&page), ["next", "client_grants"]);
+                assert_eq!(page["client_grants"].as_array().unwrap().len(), 2);
+                path = format!("{base}&from={}", enc(next.as_str().unwrap()));
+            }
+            None => {
+                assert_eq!(keys(&page), ["client_grants"]);
+                break;
+            }
+        }
+        assert!(pages < 10, "paging does not end");
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(seen, grants);
+
+    // Exactly one full page: no `next`.
+    let whole = app
+        .get_ok(&format!(
+            "/api/v2/client-grants?audience={}&take=5",
+            enc(API)
+        ))
+        .await;
+    assert_eq!(whole, json!({"client_grants": grants}));
+    // take with include_totals still answers with the checkpoint shape (Node SDK).
+    let node = app
+        .get_ok(&format!(
+            "/api/v2/client-grants?audience={}&take=3&include_totals=true",
+            enc(API)
+        ))
+        .await;
+    assert!(node.get("next").is_some(), "{node}");
+    assert_eq!(node["client_grants"], Value::Array(grants[..3].to_vec()));
+}
+
+#[tokio::test]
+async fn bad_checkpoint_parameters_are_invalid_query_string() {
+    let app = TestApp::spawn().await;
+    for q in [
+        "take=0",
+        "take=101",
+        "take=x",
+        "from=%2A%2A%2A",
+        "from=c2VxOi0x",
+    ] {
+        let r = app
+            .admin(Method::GET, &format!("/api/v2/client-grants?{q}"), None)
+            .await;
+        assert_error(r, 400, Some("invalid_query_string")).await;
+    }
+}
+
+#[tokio::test]
+async fn patch_scope_changes_what_tokens_carry() {
+    let app = TestApp::spawn().await;
+    let (a, _) = setup(&app).await;
+    let grant = app.grant(&client_id(&a), API, &["read:orders"]).await;
+    let (_, token) = token_scope(&app, &a).await;
+    assert_eq!(token["scope"], "read:orders");
+
+    let (status, patched) = app
+        .admin_json(
+            Method::PATCH,
+            &grant_path(&id(&grant)),
+            Some(json!({"scope": ["write:orders", "delete:orders"]})),
+        )
+        .await;
+    assert_eq!(status, 200, "{patched}");
+    assert_eq!(keys(&patched), keys(&grant));
+    assert_eq!(patched["id"], grant["id"]);
+    assert_eq!(patched["client_id"], grant["client_id"]);
+    assert_eq!(patched["audience"], grant["audience"]);
+    assert_eq!(patched["scope"], json!(["write:orders", "delete:orders"]));
+    assert_eq!(app.get_ok(&grant_path(&id(&grant))).await, patched);
+    let (_, token) = token_scope(&app, &a).await;
+    assert_eq!(token["scope"], "write:orders delete:orders");
+}
+
+#[tokio::test]
+async fn patch_refuses_undefined_scopes_and_other_fields() {
+    let app = TestApp::spawn().await;
+    let (a, _) = setup(&app).await;
+    let grant = app.grant(&client_id(&a), API, &["read:orders"]).await;
+    for body in [
+        json!({"scope": ["read:stock"]}),
+        json!({"scope": "read:orders"}),
+        json!({"audience": OTHER}),
+        json!({"client_id": "x"}),
+        json!({"colour": "red"}),
+    ] {
+        let r = app
+            .admin(Method::PATCH, &grant_path(&id(&grant)), Some(body.clone()))
+            .await;
+        assert_eq!(r.status().as_u16(), 400, "{body}");
+        assert_error(r, 400, Some("invalid_body")).await;
+    }
+    assert_eq!(app.get_ok(&grant_path(&id(&grant))).await, grant);
+}
+
+#[tokio::test]
+async fn unknown_grant_is_404() {
+    let app = TestApp::spawn().await;
+    let path = grant_path("cgr_0000000000000000");
+    for (method, body) in [
+        (Method::GET, None),
+        (Method::PATCH, Some(json!({"scope": []}))),
+        (Method::DELETE, None),
+    ] {
+        let r = app.admin(method, &path, body).await;
+        assert_error(r, 404, None).await;
+    }
+}
+
+#[tokio::test]
+async fn delete_returns_204_and_the_grant_is_gone() {
+    let app = TestApp::spawn().await;
+    let (a, _) = setup(&app).await;
+    let grant = app.grant(&client_id(&a), API, &["read:orders"]).await;
+    let kept = app.grant(&client_id(&a), OTHER, &["read:stock"]).await;
+    let r = app
+        .admin(Method::DELETE, &grant_path(&id(&grant)), None)
+        .await;
+    assert_eq!(r.status().as_u16(), 204);
+    assert!(r.bytes().await.unwrap().is_empty());
+    let r = app.admin(Method::GET, &grant_path(&id(&grant)), None).await;
+    assert_error(r, 404, None).await;
+    let r = app
+        .admin(Method::DELETE, &grant_path(&id(&grant)), None)
+        .await;
+    assert_error(r, 404, None).await;
+    assert_eq!(
+        app.get_ok(&format!(
+            "/api/v2/client-grants?client_id={}",
+            client_id(&a)
+        ))
+        .await,
+        json!([kept])
+    );
+    let (status, err) = token_scope(&app, &a).await;
+    assert_eq!(status, 403, "{err}");
+    assert_eq!(err["error"], "access_denied");
+}
+
+#[tokio::test]
+async fn concurrent_duplicate_grants_create_exactly_one() {
+    let app = TestApp::spawn().await;
+    let (a, _) = setup(&app).await;
+    let token = app.admin_token().await;
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let req = app
+            .http
+            .post(app.url("/api/v2/client-grants"))
+            .bearer_auth(&token)
+            .json(&json!({"client_id": client_id(&a), "audience": API, "scope": ["read:orders"]}));
+        set.spawn(async move { req.send().await.unwrap().status().as_u16() });
+    }
+    let statuses = set.join_all().await;
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 201).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 409).count(),
+        7,
+        "{statuses:?}"
+    );
+}
+
+#[tokio::test]
+async fn scopes_removed_from_the_api_are_no_longer_issued() {
+    let app = TestApp::spawn().await;
+    let (a, _) = setup(&app).await;
+    app.grant(&client_id(&a), API, &["read:orders", "write:orders"])
+        .await;
+    let (status, _) = app
+        .admin_json(
+            Method::PATCH,
+            &format!("/api/v2/resource-servers/{}", enc(API)),
+            Some(json!({"scopes": [{"value": "read:orders"}]})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, token) = token_scope(&app, &a).await;
+    assert_eq!(status, 200, "{token}");
+    assert_eq!(token["scope"], "read:orders");
+}

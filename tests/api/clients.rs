@@ -1,0 +1,1057 @@
+//! Clients — `/api/v2/clients` (contract sections 1 and 3).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+const API: &str = "https://orders.example.com/";
+
+fn id(v: &Value) -> String {
+    v["client_id"].as_str().unwrap().to_string()
+}
+
+async fn public_key(app: &TestApp, client: &str) -> String {
+    let (_, public) = rsa_key(2048);
+    let c = app
+        .credential_ok(
+            client,
+            json!({"credential_type": "public_key", "pem": public}),
+        )
+        .await;
+    c["id"].as_str().unwrap().to_string()
+}
+
+fn private_key_jwt(ids: &[&str]) -> Value {
+    let creds: Vec<Value> = ids.iter().map(|id| json!({"id": id})).collect();
+    json!({
+        "client_authentication_methods": {"private_key_jwt": {"credentials": creds}},
+        "token_endpoint_auth_method": null,
+    })
+}
+
+async fn token_status(app: &TestApp, client_id: &str, secret: &str) -> (u16, Value) {
+    status_json(
+        app.token_form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", client_id),
+            ("client_secret", secret),
+            ("audience", API),
+        ])
+        .await,
+    )
+    .await
+}
+
+// ----- create -----
+
+#[tokio::test]
+async fn create_returns_201_with_secret_and_defaults() {
+    let app = TestApp::spawn().await;
+    let (status, c) = app
+        .admin_json(
+            Method::POST,
+            "/api/v2/clients",
+            Some(json!({"name": "svc"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{c}");
+    assert!(is_client_id(c["client_id"].as_str().unwrap()), "{c}");
+    assert_eq!(c["name"], "svc");
+    let secret = c["client_secret"].as_str().unwrap();
+    assert!(secret.len() >= 32, "{secret}");
+    assert_eq!(c["is_first_party"], true);
+    assert_eq!(c["token_endpoint_auth_method"], "client_secret_post");
+    assert_eq!(
+        c["grant_types"],
+        json!([
+            "authorization_code",
+            "implicit",
+            "refresh_token",
+            "client_credentials"
+        ])
+    );
+    assert_eq!(
+        c["jwt_configuration"],
+        json!({"alg": "RS256", "lifetime_in_seconds": 36000, "secret_encoded": false})
+    );
+    assert!(is_millis_timestamp(c["created_at"].as_str().unwrap()));
+    for absent in [
+        "description",
+        "app_type",
+        "client_authentication_methods",
+        "client_metadata",
+    ] {
+        assert!(c.get(absent).is_none(), "{absent} in {c}");
+    }
+}
+
+#[tokio::test]
+async fn create_keeps_the_given_fields() {
+    let app = TestApp::spawn().await;
+    let body = json!({
+        "name": "Billing",
+        "description": "Bills things",
+        "app_type": "non_interactive",
+        "is_first_party": false,
+        "grant_types": ["client_credentials"],
+        "token_endpoint_auth_method": "client_secret_basic",
+        "jwt_configuration": {"lifetime_in_seconds": 600, "alg": "RS256"},
+        "client_metadata": {"team": "payments"},
+        "callbacks": ["https://billing.example.com/cb"],
+    });
+    let (status, c) = app
+        .admin_json(Method::POST, "/api/v2/clients", Some(body))
+        .await;
+    assert_eq!(status, 201, "{c}");
+    assert_eq!(c["description"], "Bills things");
+    assert_eq!(c["app_type"], "non_interactive");
+    assert_eq!(c["is_first_party"], false);
+    assert_eq!(c["grant_types"], json!(["client_credentials"]));
+    assert_eq!(c["token_endpoint_auth_method"], "client_secret_basic");
+    assert_eq!(c["jwt_configuration"]["lifetime_in_seconds"], 600);
+    assert_eq!(c["client_metadata"], json!({"team": "payments"}));
+    assert_eq!(c["callbacks"], json!(["https://billing.example.com/cb"]));
+    assert!(c["client_secret"].is_string());
+}
+
+#[tokio::test]
+async fn create_refuses_invalid_bodies() {
+    let app = TestApp::spawn().await;
+    let before = app.get_ok("/api/v2/clients").await;
+    for body in [
+        json!({}),
+        json!({"name": ""}),
+        json!({"name": "<script>"}),
+        json!({"name": "x", "colour": "red"}),
+        json!({"name": "x", "app_type": "mainframe"}),
+        json!({"name": "x", "token_endpoint_auth_method": "private_key_jwt"}),
+        json!({"name": "x", "grant_types": "client_credentials"}),
+        json!({"name": "x", "description": "d".repeat(141)}),
+        json!({"name": "x", "is_first_party": "yes"}),
+        json!({"name": "x", "jwt_configuration": {"lifetime_in_seconds": "long"}}),
+    ] {
+        let r = app
+            .admin(Method::POST, "/api/v2/clients", Some(body.clone()))
+            .await;
+        let err = assert_error(r, 400, Some("invalid_body")).await;
+        assert!(
+            err["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("Payload validation error"),
+            "{body} → {err}"
+        );
+    }
+    assert_eq!(app.get_ok("/api/v2/clients").await, before);
+}
+
+// ----- list -----
+
+#[tokio::test]
+async fn list_is_a_bare_array_in_creation_order() {
+    let app = TestApp::spawn().await;
+    let a = app.create_m2m_client("a").await;
+    let b = app.create_m2m_client("b").await;
+    let listed = app.get_ok("/api/v2/clients").await;
+    let ids: Vec<String> = listed.as_array().unwrap().iter().map(id).collect();
+    assert_eq!(ids, [ADMIN_ID.to_string(), id(&a), id(&b)]);
+}
+
+#[tokio::test]
+async fn list_with_include_totals_is_an_envelope() {
+    let app = TestApp::spawn().await;
+    let mut ids = vec![ADMIN_ID.to_string()];
+    for name in ["a", "b", "c", "d"] {
+        ids.push(id(&app.create_m2m_client(name).await));
+    }
+    let page = app
+        .get_ok("/api/v2/clients?include_totals=true&page=1&per_page=2")
+        .await;
+    assert_eq!(keys(&page), ["start", "limit", "total", "clients"]);
+    assert_eq!(page["start"], 2);
+    assert_eq!(page["limit"], 2);
+    assert_eq!(page["total"], 5);
+    let got: Vec<String> = page["clients"].as_array().unwrap().iter().map(id).collect();
+    assert_eq!(got, ids[2..4]);
+
+    let last = app
+        .get_ok("/api/v2/clients?include_totals=true&page=2&per_page=2")
+        .await;
+    let got: Vec<String> = last["clients"].as_array().unwrap().iter().map(id).collect();
+    assert_eq!(got, ids[4..]);
+
+    let beyond = app
+        .get_ok("/api/v2/clients?include_totals=true&page=9&per_page=2")
+        .await;
+    assert_eq!(beyond["clients"], json!([]));
+    assert_eq!(beyond["total"], 5);
+
+    let defaults = app.get_ok("/api/v2/clients?include_totals=true").await;
+    assert_eq!(defaults["start"], 0);
+    assert_eq!(defaults["limit"], 50);
+    assert_eq!(defaults["clients"].as_array().unwrap().len(), 5);
+
+    let bare = app.get_ok("/api/v2/clients?page=0&per_page=3").await;
+    assert_eq!(bare.as_array().unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn list_with_checkpoint_paging_follows_next() {
+    let app = TestApp::spawn().await;
+    let mut ids = vec![ADMIN_ID.to_string()];
+    for name in ["a", "b", "c", "d"] {
+        ids.push(id(&app.create_m2m_client(name).await));
+    }
+    let mut seen = Vec::new();
+    let mut path = "/api/v2/clients?take=2".to_string();
+    let mut pages = 0;
+    loop {
+        let page = app.get_ok(&path).await;
+        pages += 1;
+        for c in page["clients"].as_array().unwrap() {
+            seen.push(id(c));
+        }
+        match page.get("next") {
+            Some(next) => {
+                assert_eq!(keys(&page), ["next", "clients"]);
+                path = format!(
+                    "/api/v2/clients?take=2&from={}",
+                    enc(next.as_str().unwrap())
+                );
+            }
+            None => {
+                assert_eq!(keys(&page), ["clients"]);
+                break;
+            }
+        }
+        assert!(pages < 10, "paging does not end");
+    }
+    assert_eq!(seen, ids);
+    assert_eq!(pages, 3);
+}
+
+#[tokio::test]
+async fn bad_paging_parameters_are_invalid_query_string() {
+    let app = TestApp::spawn().await;
+    for q in [
+        "per_page=0",
+        "per_page=101",
+        "page=-1",
+        "page=abc",
+        "include_totals=maybe",
+        "take=0",
+        "take=101",
+        "from=%21%21notacursor",
+    ] {
+        let r = app
+            .admin(Method::GET, &format!("/api/v2/clients?{q}"), None)
+            .await;
+        assert_error(r, 400, Some("invalid_query_string")).await;
+    }
+}
+
+// ----- get, fields -----
+
+#[tokio::test]
+async fn get_returns_the_created_client() {
+    let app = TestApp::spawn().await;
+    let created = app.create_m2m_client("svc").await;
+    let got = app
+        .get_ok(&format!("/api/v2/clients/{}", id(&created)))
+        .await;
+    assert_eq!(got, created);
+    assert_eq!(keys(&got), keys(&created));
+}
+
+#[tokio::test]
+async fn unknown_client_is_404_inexistent_client() {
+    let app = TestApp::spawn().await;
+    let path = "/api/v2/clients/NoSuchClient00000000000000000000";
+    for (method, body) in [
+        (Method::GET, None),
+        (Method::PATCH, Some(json!({"name": "x"}))),
+        (Method::DELETE, None),
+    ] {
+        let r = app.admin(method, path, body).await;
+        let err = assert_error(r, 404, Some("inexistent_client")).await;
+        assert_eq!(err["message"], "The client does not exist");
+    }
+    let r = app
+        .admin(Method::POST, &format!("{path}/rotate-secret"), None)
+        .await;
+    assert_error(r, 404, Some("inexistent_client")).await;
+}
+
+#[tokio::test]
+async fn fields_selects_and_excludes_properties() {
+    let app = TestApp::spawn().await;
+    let c = app.create_m2m_client("svc").await;
+    let path = format!("/api/v2/clients/{}", id(&c));
+    let only = app.get_ok(&format!("{path}?fields=name,client_id")).await;
+    assert_eq!(only, json!({"client_id": id(&c), "name": "svc"}));
+    let only = app
+        .get_ok(&format!("{path}?fields=name,client_id&include_fields=true"))
+        .await;
+    assert_eq!(only, json!({"client_id": id(&c), "name": "svc"}));
+    let without = app
+        .get_ok(&format!(
+            "{path}?fields=client_secret,grant_types&include_fields=false"
+        ))
+        .await;
+    let mut expected = c.as_object().unwrap().clone();
+    expected.remove("client_secret");
+    expected.remove("grant_types");
+    assert_eq!(without, Value::Object(expected));
+
+    let listed = app
+        .get_ok("/api/v2/clients?fields=client_id&include_fields=true")
+        .await;
+    assert_eq!(
+        listed,
+        json!([{"client_id": ADMIN_ID}, {"client_id": id(&c)}])
+    );
+    let r = app
+        .admin(
+            Method::GET,
+            &format!("{path}?fields=name&include_fields=perhaps"),
+            None,
+        )
+        .await;
+    assert_error(r, 400, Some("invalid_query_string")).await;
+}
+
+// ----- update -----
+
+#[tokio::test]
+async fn update_changes_the_given_fields_only() {
+    let app = TestApp::spawn().await;
+    let c = app.create_m2m_client("svc").await;
+    let path = format!("/api/v2/clients/{}", id(&c));
+    let (status, updated) = app
+        .admin_json(
+            Method::PATCH,
+            &path,
+            Some(json!({
+                "name": "renamed",
+                "description": "now described",
+                "grant_types": ["client_credentials", "refresh_token"],
+                "client_metadata": {"a": "1", "b": "2"},
+            })),
+        )
+        .await;
+    assert_eq!(status, 200, "{updated}");
+    assert_eq!(updated["name"], "renamed");
+    assert_eq!(updated["description"], "now described");
+    assert_eq!(
+        updated["grant_types"],
+        json!(["client_credentials", "refresh_token"])
+    );
+    assert_eq!(updated["client_metadata"], json!({"a": "1", "b": "2"}));
+    for same in ["client_id", "client_secret", "created_at", "app_type"] {
+        assert_eq!(updated[same], c[same], "{same}");
+    }
+    assert_eq!(app.get_ok(&path).await, updated);
+
+    // A null metadata value removes that key only.
+    let (_, updated) = app
+        .admin_json(
+            Method::PATCH,
+            &path,
+            Some(json!({"client_metadata": {"a": null}})),
+        )
+        .await;
+    assert_eq!(updated["client_metadata"], json!({"b": "2"}));
+}
+
+#[tokio::test]
+async fn update_refuses_invalid_bodies_and_changes_nothing() {
+    let app = TestApp::spawn().await;
+    let c = app.create_m2m_client("svc").await;
+    let path = format!("/api/v2/clients/{}", id(&c));
+    for body in [
+        json!({"colour": "red"}),
+        json!({"client_id": "another"}),
+        json!({"name": 5}),
+        json!({"name": ""}),
+        json!({"token_endpoint_auth_method": "magic"}),
+        json!({"grant_types": [1, 2]}),
+        json!({"client_authentication_methods": {"private_key_jwt": {"credentials": [{"id": "cred_x", "extra": 1}]}}, "token_endpoint_auth_method": null}),
+        json!({"client_authentication_methods": {}}),
+    ] {
+        let r = app.admin(Method::PATCH, &path, Some(body.clone())).await;
+        assert_eq!(r.status().as_u16(), 400, "{body}");
+        assert_error(r, 400, Some("invalid_body")).await;
+    }
+    assert_eq!(app.get_ok(&path).await, c);
+}
+
+#[tokio::test]
+async fn patch_can_set_a_new_secret() {
+    let app = TestApp::spawn().await;
+    app.create_api(API, &["read"]).await;
+    let c = app.create_m2m_client("svc").await;
+    app.grant(&id(&c), API, &["read"]).await;
+    let (status, updated) = app
+        .admin_json(
+            Method::PATCH,
+            &format!("/api/v2/clients/{}", id(&c)),
+            Some(json!({"client_secret": "a-brand-new-secret-chosen-by-the-caller-0123"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        updated["client_secret"],
+        "a-brand-new-secret-chosen-by-the-caller-0123"
+    );
+    let (status, _) = token_status(&app, &id(&c), c["client_secret"].as_str().unwrap()).await;
+    assert_eq!(status, 401);
+    let (status, _) = token_status(
+        &app,
+        &id(&c),
+        "a-brand-new-secret-chosen-by-the-caller-0123",
+    )
+    .await;
+    assert_eq!(status, 200);
+}
+
+// ----- client_secret visibility -----
+
+#[tokio::test]
+async fn client_secret_is_shown_only_with_read_client_keys_or_read_client_credentials() {
+    let app = TestApp::spawn().await;
+    let c = app.create_m2m_client("svc").await;
+    let path = format!("/api/v2/clients/{}", id(&c));
+    let secret = c["client_secret"].clone();
+    for (scopes, shown) in [
+        (&["read:clients"][..], false),
+        (&["read:client_keys"][..], true),
+        (&["read:clients", "read:client_keys"][..], true),
+        (&["read:clients", "read:client_credentials"][..], true),
+    ] {
+        let token = app.token_with_scopes(scopes).await;
+        let (status, got) = status_json(app.call(&token, Method::GET, &path, None).await).await;
+        assert_eq!(status, 200, "{scopes:?}: {got}");
+        let (_, listed) =
+            status_json(app.call(&token, Method::GET, "/api/v2/clients", None).await).await;
+        let in_list = listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["client_id"] == c["client_id"])
+            .unwrap()
+            .clone();
+        if shown {
+            assert_eq!(got["client_secret"], secret, "{scopes:?}");
+            assert_eq!(in_list["client_secret"], secret, "{scopes:?}");
+        } else {
+            assert!(got.get("client_secret").is_none(), "{scopes:?}: {got}");
+            assert!(in_list.get("client_secret").is_none(), "{scopes:?}");
+            let mut expected = c.as_object().unwrap().clone();
+            expected.remove("client_secret");
+            assert_eq!(got, Value::Object(expected));
+        }
+    }
+}
+
+#[tokio::test]
+async fn update_response_hides_the_secret_without_a_read_scope() {
+    let app = TestApp::spawn().await;
+    let c = app.create_m2m_client("svc").await;
+    let token = app.token_with_scopes(&["update:clients"]).await;
+    let (status, updated) = status_json(
+        app.call(
+            &token,
+            Method::PATCH,
+            &format!("/api/v2/clients/{}", id(&c)),
+            Some(json!({"name": "renamed"})),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, 200, "{updated}");
+    assert!(updated.get("client_secret").is_none(), "{updated}");
+}
+
+// ----- client_authentication_methods -----
+
+#[tokio::test]
+async fn attaching_credentials_replaces_the_secret_in_responses() {
+    let app = TestApp::spawn().await;
+    let c = app.create_m2m_client("svc").await;
+    let cred = public_key(&app, &id(&c)).await;
+    let path = format!("/api/v2/clients/{}", id(&c));
+    let (status, updated) = app
+        .admin_json(Method::PATCH, &path, Some(private_key_jwt(&[&cred])))
+        .await;
+    assert_eq!(status, 200, "{updated}");
+    assert_eq!(
+        updated["client_authentication_methods"],
+        json!({"private_key_jwt": {"credentials": [{"id": cred}]}})
+    );
+    assert!(updated.get("client_secret").is_none(), "{updated}");
+    assert!(
+        updated.get("token_endpoint_auth_method").is_none(),
+        "{updated}"
+    );
+    let got = app.get_ok(&path).await;
+    assert_eq!(got, updated);
+    let listed = app.get_ok("/api/v2/clients").await;
+    assert!(listed.as_array().unwrap().contains(&updated));
+}
+
+#[tokio::test]
+async fn two_credentials_can_be_attached_in_the_given_order() {
+    let app = TestApp::spawn().await;
+    let c = app.create_m2m_client("svc").await;
+    let first = public_key(&app, &id(&c)).await;
+    let second = public_key(&app, &id(&c)).await;
+    let (status, updated) = app
+        .admin_json(
+            Method::PATCH,
+            &format!("/api/v2/clients/{}", id(&c)),
+            Some(private_key_jwt(&[&second, &first])),
+        )
+        .await;
+    assert_eq!(status, 200, "{updated}");
+    assert_eq!(
+        updated["client_authentication_methods"]["private_key_jwt"]["credentials"],
+        json!([{"id": second}, {"id": first}])
+    );
+}
+
+#[tokio::test]
+async fn every_method_accepts_only_its_credential_type() {
+    let app = TestApp::spawn().await;
+    let c = app.create_m2m_client("svc").await;
+    let client = id(&c);
+    let path = format!("/api/v2/clients/{client}");
+    let pk = public_key(&app, &client).await;
+    let dn = app
+        .credential_ok(
+            &client,
+            json!({"credential_type": "cert_subject_dn", "subject_dn": "CN=svc"}),
+        )
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let cert = test_cert(&[(rcgen::DnType::CommonName, "pin")], 30);
+    let x5 = app
+        .credential_ok(
+            &client,
+            json!({"credential_type": "x509_cert", "pem": cert.pem}),
+        )
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let methods = [
+        ("private_key_jwt", &pk),
+        ("tls_client_auth", &dn),
+        ("self_signed_tls_client_auth", &x5),
+    ];
+    for (method, right) in methods {
+        for (_, wrong) in methods.iter().filter(|(m, _)| *m != method) {
+            let body = json!({
+                "client_authentication_methods": {method: {"credentials": [{"id": wrong}]}},
+                "token_endpoint_auth_method": null,
+            });
+            let r = app.admin(Method::PATCH, &path, Some(body)).await;
+            assert_error(r, 400, Some("invalid_body")).await;
+            assert_eq!(app.get_ok(&path).await, c, "{method} with {wrong}");
+        }
+        let body = json!({
+            "client_authentication_methods": {method: {"credentials": [{"id": right}]}},
+            "token_endpoint_auth_method": null,
+        });
+        let (status, updated) = app.admin_json(Method::PATCH, &path, Some(body)).await;
+        assert_eq!(status, 200, "{method}: {updated}");
+        assert_eq!(
+            updated["client_authentication_methods"],
+            json!({method: {"credentials": [{"id": right}]}})
+        );
+        // Back to the secret for the next round.
+        let (status, back) = app
+            .admin_json(
+                Method::PATCH,
+                &path,
+                Some(json!({"client_authentication_methods": null, "token_endpoint_auth_method": "client_secret_post"})),
+            )
+            .await;
+        assert_eq!(status, 200, "{back}");
+        assert_eq!(back["client_secret"], c["client_secret"]);
+        assert!(back.get("client_authentication_methods").is_none());
+    }
+}
+
+#[tokio::test]
+async fn attaching_without_clearing_the_secret_method_is_refused() {
+    let app = TestApp::spawn().await;
+    let c = app.create_m2m_client("svc").await;
+    let cred = public_key(&app, &id(&c)).await;
+    let path = format!("/api/v2/clients/{}", id(&c));
+    let r = app
+        .admin(
+            Method::PATCH,
+            &path,
+            Some(json!({"client_authentication_methods": {"private_key_jwt": {"credentials": [{"id": cred}]}}})),
+        )
+        .await;
+    assert_error(r, 400, Some("invalid_body")).await;
+    assert_eq!(app.get_ok(&path).await, c);
+}
+
+#[tokio::test]
+async fn attaching_unknown_or_foreign_credentials_is_refused() {
+    let app = TestApp::spawn().await;
+    let c = app.create_m2m_client("svc").await;
+    let other = app.create_m2m_client("other").await;
+    let foreign = public_key(&app, &id(&other)).await;
+    let path = format!("/api/v2/clients/{}", id(&c));
+    for cred in ["cred_1111111111111111111111", foreign.as_str()] {
+        let r = app
+            .admin(Method::PATCH, &path, Some(private_key_jwt(&[cred])))
+            .await;
+        assert_error(r, 400, Some("invalid_body")).await;
+    }
+    // The same credential twice.
+    let own = public_key(&app, &id(&c)).await;
+    let r = app
+        .admin(Method::PATCH, &path, Some(private_key_jwt(&[&own, &own])))
+        .await;
+    assert_error(r, 400, Some("invalid_body")).await;
+    assert_eq!(app.get_ok(&path).await, c);
+}
+
+#[tokio::test]
+async fn post_clients_with_inline_credentials_creates_them() {
+    let app = TestApp::spawn().await;
+    let (_, k1) = rsa_key(2048);
+    let (_, k2) = rsa_key(2048);
+    let (status, c) = app
+        .admin_json(
+            Method::POST,
+            "/api/v2/clients",
+            Some(json!({
+                "name": "jwt-client",
+                "app_type": "non_interactive",
+                "grant_types": ["client_credentials"],
+                "client_authentication_methods": {"private_key_jwt": {"credentials": [
+                    {"credential_type": "public_key", "name": "one", "pem": k1},
+                    {"credential_type": "public_key", "name": "two", "pem": k2, "alg": "PS256"},
+                ]}},
+            })),
+        )
+        .await;
+    assert_eq!(status, 201, "{c}");
+    assert!(c.get("client_secret").is_none(), "{c}");
+    assert!(c.get("token_endpoint_auth_method").is_none(), "{c}");
+    let attached = c["client_authentication_methods"]["private_key_jwt"]["credentials"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(attached.len(), 2);
+    for a in &attached {
+        assert_eq!(keys(a), ["id"]);
+        assert!(is_credential_id(a["id"].as_str().unwrap()));
+    }
+    let listed = app.get_ok(&TestApp::cred_path(&id(&c), None)).await;
+    let listed = listed.as_array().unwrap();
+    assert_eq!(listed.len(), 2);
+    assert_eq!(listed[0]["id"], attached[0]["id"]);
+    assert_eq!(listed[1]["id"], attached[1]["id"]);
+    assert_eq!(listed[0]["kid"], thumbprint_of_spki(&k1));
+    assert_eq!(listed[0]["name"], "one");
+    assert_eq!(listed[1]["kid"], thumbprint_of_spki(&k2));
+    assert_eq!(listed[1]["alg"], "PS256");
+    assert_eq!(app.get_ok(&format!("/api/v2/clients/{}", id(&c))).await, c);
+}
+
+#[tokio::test]
+async fn post_clients_with_bad_inline_credentials_creates_nothing() {
+    let app = TestApp::spawn().await;
+    let before = app.everything().await;
+    let (_, k1) = rsa_key(2048);
+    for creds in [
+        json!([{"credential_type": "public_key", "pem": "garbage"}]),
+        json!([{"credential_type": "public_key", "pem": k1}, {"credential_type": "public_key", "pem": k1}]),
+        json!([{"credential_type": "cert_subject_dn", "subject_dn": "CN=x"}]),
+        json!([{"id": "cred_1111111111111111111111"}]),
+    ] {
+        let r = app
+            .admin(
+                Method::POST,
+                "/api/v2/clients",
+                Some(json!({
+                    "name": "jwt-client",
+                    "client_authentication_methods": {"private_key_jwt": {"credentials": creds}},
+                })),
+            )
+            .await;
+        assert_error(r, 400, None).await;
+    }
+    assert_eq!(app.everything().await, before);
+}
+
+#[tokio::test]
+async fn setting_authentication_methods_needs_update_client_credentials() {
+    let app = TestApp::spawn().await;
+    let c = app.create_m2m_client("svc").await;
+    let cred = public_key(&app, &id(&c)).await;
+    let path = format!("/api/v2/clients/{}", id(&c));
+    let token = app.token_with_scopes(&["update:clients"]).await;
+    let r = app
+        .call(
+            &token,
+            Method::PATCH,
+            &path,
+            Some(private_key_jwt(&[&cred])),
+        )
+        .await;
+    let err = assert_error(r, 403, Some("insufficient_scope")).await;
+    assert_eq!(
+        err["message"],
+        "Insufficient scope, expected any of: update:client_credentials"
+    );
+    // Clearing is a change of the methods too.
+    let r = app
+        .call(
+            &token,
+            Method::PATCH,
+            &path,
+            Some(json!({"client_authentication_methods": null})),
+        )
+        .await;
+    assert_error(r, 403, Some("insufficient_scope")).await;
+    assert_eq!(app.get_ok(&path).await, c);
+
+    let token = app
+        .token_with_scopes(&["update:clients", "update:client_credentials"])
+        .await;
+    let r = app
+        .call(
+            &token,
+            Method::PATCH,
+            &path,
+            Some(private_key_jwt(&[&cred])),
+        )
+        .await;
+    assert_eq!(r.status().as_u16(), 200);
+}
+
+#[tokio::test]
+async fn post_with_authentication_methods_needs_create_client_credentials() {
+    let app = TestApp::spawn().await;
+    let (_, k1) = rsa_key(2048);
+    let body = json!({
+        "name": "jwt-client",
+        "client_authentication_methods": {"private_key_jwt": {"credentials": [
+            {"credential_type": "public_key", "pem": k1},
+        ]}},
+    });
+    let token = app.token_with_scopes(&["create:clients"]).await;
+    let before = app.everything().await;
+    let r = app
+        .call(&token, Method::POST, "/api/v2/clients", Some(body.clone()))
+        .await;
+    let err = assert_error(r, 403, Some("insufficient_scope")).await;
+    assert_eq!(
+        err["message"],
+        "Insufficient scope, expected any of: create:client_credentials"
+    );
+    assert_eq!(app.everything().await, before);
+
+    let token = app
+        .token_with_scopes(&["create:clients", "create:client_credentials"])
+        .await;
+    let r = app
+        .call(&token, Method::POST, "/api/v2/clients", Some(body))
+        .await;
+    assert_eq!(r.status().as_u16(), 201);
+}
+
+// ----- rotate-secret -----
+
+#[tokio::test]
+async fn rotate_secret_replaces_the_secret_and_the_old_one_stops_working() {
+    let app = TestApp::spawn().await;
+    app.create_api(API, &["read"]).await;
+    let c = app.create_m2m_client("svc").await;
+    let old = c["client_secret"].as_str().unwrap().to_string();
+    app.grant(&id(&c), API, &["read"]).await;
+    assert_eq!(token_status(&app, &id(&c), &old).await.0, 200);
+
+    let (status, rotated) = app
+        .admin_json(
+            Method::POST,
+            &format!("/api/v2/clients/{}/rotate-secret", id(&c)),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{rotated}");
+    let new = rotated["client_secret"].as_str().unwrap().to_string();
+    assert_ne!(new, old);
+    assert_eq!(rotated["client_id"], c["client_id"]);
+
+    let (status, err) = token_status(&app, &id(&c), &old).await;
+    assert_eq!(status, 401);
+    assert_eq!(
+        err,
+        json!({"error": "access_denied", "error_description": "Unauthorized"})
+    );
+    assert_eq!(token_status(&app, &id(&c), &new).await.0, 200);
+    let got = app.get_ok(&format!("/api/v2/clients/{}", id(&c))).await;
+    assert_eq!(got["client_secret"], new);
+}
+
+#[tokio::test]
+async fn rotate_secret_needs_update_client_keys() {
+    let app = TestApp::spawn().await;
+    let c = app.create_m2m_client("svc").await;
+    let token = app.token_with_scopes(&["update:clients"]).await;
+    let r = app
+        .call(
+            &token,
+            Method::POST,
+            &format!("/api/v2/clients/{}/rotate-secret", id(&c)),
+            None,
+        )
+        .await;
+    let err = assert_error(r, 403, Some("insufficient_scope")).await;
+    assert_eq!(
+        err["message"],
+        "Insufficient scope, expected any of: update:client_keys"
+    );
+}
+
+#[tokio::test]
+async fn rotate_secret_is_refused_for_credential_clients() {
+    let app = TestApp::spawn().await;
+    let c = app.create_m2m_client("svc").await;
+    let cred = public_key(&app, &id(&c)).await;
+    let path = format!("/api/v2/clients/{}", id(&c));
+    let (status, attached) = app
+        .admin_json(Method::PATCH, &path, Some(private_key_jwt(&[&cred])))
+        .await;
+    assert_eq!(status, 200);
+    let r = app
+        .admin(Method::POST, &format!("{path}/rotate-secret"), None)
+        .await;
+    assert_error(r, 400, None).await;
+    assert_eq!(app.get_ok(&path).await, attached);
+}
+
+// ----- delete -----
+
+#[tokio::test]
+async fn delete_client_removes_its_credentials_and_grants() {
+    let app = TestApp::spawn().await;
+    app.create_api(API, &["read"]).await;
+    let c = app.create_m2m_client("svc").await;
+    let secret = c["client_secret"].as_str().unwrap().to_string();
+    let cred = public_key(&app, &id(&c)).await;
+    let grant = app.grant(&id(&c), API, &["read"]).await;
+    assert_eq!(token_status(&app, &id(&c), &secret).await.0, 200);
+
+    let path = format!("/api/v2/clients/{}", id(&c));
+    let r = app.admin(Method::DELETE, &path, None).await;
+    assert_eq!(r.status().as_u16(), 204);
+    assert!(r.bytes().await.unwrap().is_empty());
+
+    let r = app.admin(Method::GET, &path, None).await;
+    assert_error(r, 404, Some("inexistent_client")).await;
+    let r = app
+        .admin(Method::GET, &TestApp::cred_path(&id(&c), Some(&cred)), None)
+        .await;
+    assert_error(r, 404, Some("inexistent_client")).await;
+    let r = app
+        .admin(
+            Method::GET,
+            &format!("/api/v2/client-grants/{}", grant["id"].as_str().unwrap()),
+            None,
+        )
+        .await;
+    assert_error(r, 404, None).await;
+    let grants = app
+        .get_ok(&format!("/api/v2/client-grants?client_id={}", id(&c)))
+        .await;
+    assert_eq!(grants, json!([]));
+    let (status, err) = token_status(&app, &id(&c), &secret).await;
+    assert_eq!(status, 401, "{err}");
+    assert_eq!(err["error"], "access_denied");
+
+    let r = app.admin(Method::DELETE, &path, None).await;
+    assert_error(r, 404, Some("inexistent_client")).await;
+}
+
+#[tokio::test]
+async fn deleting_one_client_leaves_the_others() {
+    let app = TestApp::spawn().await;
+    let a = app.create_m2m_client("a").await;
+    let b = app.create_m2m_client("b").await;
+    let r = app
+        .admin(Method::DELETE, &format!("/api/v2/clients/{}", id(&a)), None)
+        .await;
+    assert_eq!(r.status().as_u16(), 204);
+    let ids: Vec<String> = app
+        .get_ok("/api/v2/clients")
+        .await
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(id)
+        .collect();
+    assert_eq!(ids, [ADMIN_ID.to_string(), id(&b)]);
+}
+
+#[tokio::test]
+async fn attaching_credentials_switches_the_secret_off_and_detaching_back_on() {
+    let app = TestApp::spawn().await;
+    app.create_api(API, &["read"]).await;
+    let c = app.create_m2m_client("svc").await;
+    let secret = c["client_secret"].as_str().unwrap().to_string();
+    app.grant(&id(&c), API, &["read"]).await;
+    let cred = public_key(&app, &id(&c)).await;
+    let path = format!("/api/v2/clients/{}", id(&c));
+    let (status, _) = app
+        .admin_json(Method::PATCH, &path, Some(private_key_jwt(&[&cred])))
+        .await;
+    assert_eq!(status, 200);
+    let (status, err) = token_status(&app, &id(&c), &secret).await;
+    assert_eq!(status, 401, "{err}");
+    let (status, back) = app
+        .admin_json(
+            Method::PATCH,
+            &path,
+            Some(json!({"client_authentication_methods": null, "token_endpoint_auth_method": "client_secret_basic"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(back["token_endpoint_auth_method"], "client_secret_basic");
+    assert_eq!(back["client_secret"], secret.as_str());
+    assert_eq!(token_status(&app, &id(&c), &secret).await.0, 200);
+}
+
+#[tokio::test]
+async fn form_encoded_create_and_update() {
+    let app = TestApp::spawn().await;
+    let r = app
+        .admin_form(
+            Method::POST,
+            "/api/v2/clients",
+            &[
+                ("name", "form client"),
+                ("app_type", "non_interactive"),
+                ("is_first_party", "false"),
+            ],
+        )
+        .await;
+    let (status, c) = status_json(r).await;
+    assert_eq!(status, 201, "{c}");
+    assert_eq!(c["name"], "form client");
+    assert_eq!(c["is_first_party"], false);
+    let r = app
+        .admin_form(
+            Method::PATCH,
+            &format!("/api/v2/clients/{}", id(&c)),
+            &[("description", "described")],
+        )
+        .await;
+    let (status, updated) = status_json(r).await;
+    assert_eq!(status, 200, "{updated}");
+    assert_eq!(updated["description"], "described");
+}
+
+#[tokio::test]
+async fn fields_can_select_one_nested_key() {
+    let app = TestApp::spawn().await;
+    let c = app.create_m2m_client("svc").await;
+    let got = app
+        .get_ok(&format!(
+            "/api/v2/clients/{}?fields=client_id,jwt_configuration.alg",
+            id(&c)
+        ))
+        .await;
+    assert_eq!(
+        got,
+        json!({"client_id": id(&c), "jwt_configuration": {"alg": "RS256"}})
+    );
+}
+
+#[tokio::test]
+async fn paging_far_beyond_the_end_is_empty_not_an_error() {
+    let app = TestApp::spawn().await;
+    let page = app
+        .get_ok("/api/v2/clients?include_totals=true&page=4294967295&per_page=100")
+        .await;
+    assert_eq!(page["clients"], json!([]));
+    assert_eq!(page["total"], 1);
+    let r = app
+        .admin(
+            Method::GET,
+            "/api/v2/clients?page=99999999999999999999999",
+            None,
+        )
+        .await;
+    assert_error(r, 400, Some("invalid_query_string")).await;
+}
+
+#[tokio::test]
+async fn post_clients_with_inline_mtls_credentials() {
+    let app = TestApp::spawn().await;
+    let cert = test_cert(&[(rcgen::DnType::CommonName, "pinned")], 30);
+    for (method, creds) in [
+        (
+            "tls_client_auth",
+            json!([{"credential_type": "cert_subject_dn", "subject_dn": "CN=svc"}]),
+        ),
+        (
+            "self_signed_tls_client_auth",
+            json!([{"credential_type": "x509_cert", "pem": cert.pem}]),
+        ),
+    ] {
+        let (status, c) = app
+            .admin_json(
+                Method::POST,
+                "/api/v2/clients",
+                Some(json!({"name": method, "client_authentication_methods": {method: {"credentials": creds}}})),
+            )
+            .await;
+        assert_eq!(status, 201, "{c}");
+        let listed = app.get_ok(&TestApp::cred_path(&id(&c), None)).await;
+        assert_eq!(listed.as_array().unwrap().len(), 1);
+        assert_eq!(
+            c["client_authentication_methods"],
+            json!({method: {"credentials": [{"id": listed[0]["id"]}]}})
+        );
+    }
+}
+
+#[tokio::test]
+async fn secret_is_shown_only_while_a_secret_method_is_in_use() {
+    let app = TestApp::spawn().await;
+    let (status, c) = app
+        .admin_json(
+            Method::POST,
+            "/api/v2/clients",
+            Some(json!({"name": "public", "token_endpoint_auth_method": "none"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{c}");
+    assert_eq!(c["token_endpoint_auth_method"], "none");
+    assert!(c.get("client_secret").is_none(), "{c}");
+    let path = format!("/api/v2/clients/{}", id(&c));
+    assert!(app.get_ok(&path).await.get("client_secret").is_none());
+    let (status, updated) = app
+        .admin_json(
+            Method::PATCH,
+            &path,
+            Some(json!({"token_endpoint_auth_method": "client_secret_post"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert!(updated["client_secret"].as_str().unwrap().len() >= 32);
+}

@@ -1,0 +1,824 @@
+//! Several `clavis serve` processes on one PostgreSQL database: what one node writes, every
+//! node enforces within a second; `jti` replay protection and signing keys are shared; and
+//! a database outage gives 503s (never 500s or hangs) and heals without restarts.
+//!
+//! These tests need PostgreSQL: `scripts/test-postgres` runs them (they are `#[ignore]`d in
+//! the default run, and fail rather than pass without the cluster).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::keys::{AssertionKey, jti, now};
+use common::postgres as pg;
+use common::server::{BOOTSTRAP_CLIENT_ID as ADMIN_ID, BOOTSTRAP_CLIENT_SECRET as ADMIN_SECRET};
+use common::server::{Server, ServerOptions};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+const PUBLIC_URL: &str = "https://clavis.cluster.test/";
+const MANAGEMENT: &str = "https://clavis.cluster.test/api/v2/";
+const API: &str = "urn:cluster:api";
+/// What the issue asks: a write on one node is enforced by every node within this.
+const PROPAGATION: Duration = Duration::from_secs(1);
+
+/// One `clavis serve` process on the shared database, with an HTTPS client trusting it.
+struct Node {
+    name: &'static str,
+    server: Server,
+    http: reqwest::Client,
+}
+
+impl Node {
+    /// Starts a node and waits until it is ready. Every node has its own data directory
+    /// (TLS) but the same master key and public URL (issuer).
+    fn start(name: &'static str, database_url: &str, master_key: &str, extra: &[&str]) -> Self {
+        let mut args: Vec<String> = ["--database-url", database_url, "--public-url", PUBLIC_URL]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let server = Server::start_with(ServerOptions {
+            args,
+            env: vec![
+                ("CLAVIS_MASTER_KEY".into(), master_key.into()),
+                ("CLAVIS_LOG".into(), "info,clavis=debug".into()),
+            ],
+        })
+        .unwrap_or_else(|e| panic!("node {name}: {e}"));
+        let http = server.http_client().unwrap();
+        Self { name, server, http }
+    }
+
+    fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("https://{}{path}", self.server.domain())
+    }
+
+    async fn token(&self, form: &[(&str, &str)]) -> reqwest::Response {
+        self.http()
+            .post(self.url("/oauth/token"))
+            .form(form)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn admin_token(&self) -> String {
+        let r = self
+            .token(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", ADMIN_ID),
+                ("client_secret", ADMIN_SECRET),
+                ("audience", MANAGEMENT),
+            ])
+            .await;
+        assert_eq!(r.status(), StatusCode::OK, "admin token from {}", self.name);
+        let body: Value = r.json().await.unwrap();
+        body["access_token"].as_str().unwrap().to_string()
+    }
+
+    async fn call(
+        &self,
+        token: &str,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> reqwest::Response {
+        let mut req = self
+            .http()
+            .request(method, self.url(path))
+            .bearer_auth(token);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        req.send().await.unwrap()
+    }
+
+    /// A management call that must answer `status`; returns the body text.
+    async fn expect(
+        &self,
+        token: &str,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        status: u16,
+    ) -> String {
+        let r = self.call(token, method.clone(), path, body).await;
+        let got = r.status().as_u16();
+        let text = r.text().await.unwrap();
+        assert_eq!(got, status, "{method} {path} on {}: {text}", self.name);
+        text
+    }
+
+    /// A `private_key_jwt` token request with a fresh assertion; the status.
+    async fn assertion_status(&self, client_id: &str, key: &AssertionKey) -> u16 {
+        let assertion = sign(client_id, key);
+        self.assertion_token(&assertion).await.status().as_u16()
+    }
+
+    async fn assertion_token(&self, assertion: &str) -> reqwest::Response {
+        self.token(&[
+            ("grant_type", "client_credentials"),
+            (
+                "client_assertion_type",
+                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            ),
+            ("client_assertion", assertion),
+            ("audience", API),
+        ])
+        .await
+    }
+
+    async fn jwks(&self) -> String {
+        self.http()
+            .get(self.url("/.well-known/jwks.json"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "--- log of node {} ---\n{}",
+                self.name,
+                self.server.log_tail()
+            );
+        }
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// The decoded header of a JWT.
+fn jwt_header(token: &str) -> Value {
+    let part = token.split('.').next().unwrap();
+    serde_json::from_slice(&clavis_crypto::encoding::b64url_decode(part).unwrap()).unwrap()
+}
+
+fn sign(client_id: &str, key: &AssertionKey) -> String {
+    let iat = now();
+    key.sign(
+        &json!({"alg": "RS256", "typ": "JWT"}),
+        &json!({"iss": client_id, "sub": client_id, "aud": PUBLIC_URL, "iat": iat, "exp": iat + 120, "jti": jti()}),
+    )
+}
+
+fn master_key() -> String {
+    clavis_crypto::sealed::MasterKey::generate().to_b64()
+}
+
+/// Polls `probe` until it returns `want`; the time it took. Fails after `limit`.
+async fn until<F, Fut>(what: &str, limit: Duration, mut probe: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    loop {
+        if probe().await {
+            return start.elapsed();
+        }
+        assert!(start.elapsed() < limit, "{what}: not within {limit:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// A client authenticating with `private_key_jwt`, granted [`API`]; returns its id, key and
+/// credential JSON (as created).
+async fn key_client(node: &Node, token: &str) -> (String, AssertionKey, Value) {
+    let client: Value = serde_json::from_str(
+        &node
+            .expect(
+                token,
+                Method::POST,
+                "/api/v2/clients",
+                Some(json!({"name": "cluster", "app_type": "non_interactive", "grant_types": ["client_credentials"]})),
+                201,
+            )
+            .await,
+    )
+    .unwrap();
+    let client_id = client["client_id"].as_str().unwrap().to_string();
+    node.expect(
+        token,
+        Method::POST,
+        "/api/v2/client-grants",
+        Some(json!({"client_id": client_id, "audience": API, "scope": ["read:things"]})),
+        201,
+    )
+    .await;
+    let key = AssertionKey::new(2048);
+    let credential: Value = serde_json::from_str(
+        &node
+            .expect(
+                token,
+                Method::POST,
+                &format!("/api/v2/clients/{client_id}/credentials"),
+                Some(
+                    json!({"credential_type": "public_key", "pem": key.public_pem, "alg": "RS256"}),
+                ),
+                201,
+            )
+            .await,
+    )
+    .unwrap();
+    node.expect(
+        token,
+        Method::PATCH,
+        &format!("/api/v2/clients/{client_id}"),
+        Some(json!({
+            "client_authentication_methods": {"private_key_jwt": {"credentials": [{"id": credential["id"]}]}},
+            "token_endpoint_auth_method": null
+        })),
+        200,
+    )
+    .await;
+    (client_id, key, credential)
+}
+
+async fn create_api(node: &Node, token: &str) {
+    node.expect(
+        token,
+        Method::POST,
+        "/api/v2/resource-servers",
+        Some(
+            json!({"name": "cluster api", "identifier": API, "scopes": [{"value": "read:things"}]}),
+        ),
+        201,
+    )
+    .await;
+}
+
+#[test]
+#[ignore = "needs PostgreSQL: scripts/test-postgres"]
+fn three_nodes_enforce_each_others_writes_within_a_second() {
+    let database = pg::fresh_database_blocking(&pg::require_base_url());
+    let key = master_key();
+    let nodes = [
+        Node::start("A", &database, &key, &[]),
+        Node::start("B", &database, &key, &[]),
+        Node::start("C", &database, &key, &[]),
+    ];
+    runtime().block_on(three_nodes(&nodes));
+}
+
+async fn three_nodes(nodes: &[Node; 3]) {
+    let [a, b, c] = nodes;
+
+    // A token from one node is good on every node: same keys, same issuer.
+    let token = a.admin_token().await;
+    b.expect(&token, Method::GET, "/api/v2/clients", None, 200)
+        .await;
+    create_api(a, &token).await;
+    let (client_id, assertion_key, created) = key_client(a, &token).await;
+    let credential_id = created["id"].as_str().unwrap().to_string();
+    let credential_path = format!("/api/v2/clients/{client_id}/credentials/{credential_id}");
+
+    // The credential reads back identically everywhere (and as created).
+    let on_a = a
+        .expect(&token, Method::GET, &credential_path, None, 200)
+        .await;
+    for node in [b, c] {
+        assert_eq!(
+            node.expect(&token, Method::GET, &credential_path, None, 200)
+                .await,
+            on_a,
+            "credential JSON on {}",
+            node.name
+        );
+    }
+    assert_eq!(serde_json::from_str::<Value>(&on_a).unwrap(), created);
+    let client_path = format!("/api/v2/clients/{client_id}");
+    let client_on_a = a.expect(&token, Method::GET, &client_path, None, 200).await;
+    for node in [b, c] {
+        assert_eq!(
+            node.expect(&token, Method::GET, &client_path, None, 200)
+                .await,
+            client_on_a
+        );
+    }
+
+    // Created and attached on A: every node accepts the key.
+    let mut latencies = Vec::new();
+    for node in [b, c] {
+        latencies.push(
+            until("key accepted on another node", PROPAGATION, || async {
+                node.assertion_status(&client_id, &assertion_key).await == 200
+            })
+            .await,
+        );
+    }
+
+    // The seed: expire the key through A; B refuses it within a second.
+    a.expect(
+        &token,
+        Method::PATCH,
+        &credential_path,
+        Some(json!({"expires_at": "2020-01-01T00:00:00.000Z"})),
+        200,
+    )
+    .await;
+    latencies.push(
+        until("B refuses the expired key", PROPAGATION, || async {
+            b.assertion_status(&client_id, &assertion_key).await == 401
+        })
+        .await,
+    );
+    until("C refuses the expired key", PROPAGATION, || async {
+        c.assertion_status(&client_id, &assertion_key).await == 401
+    })
+    .await;
+
+    // Back to no expiry through B; C accepts it again within a second.
+    b.expect(
+        &token,
+        Method::PATCH,
+        &credential_path,
+        Some(json!({"expires_at": null})),
+        200,
+    )
+    .await;
+    latencies.push(
+        until("C accepts the key again", PROPAGATION, || async {
+            c.assertion_status(&client_id, &assertion_key).await == 200
+        })
+        .await,
+    );
+    // Everyone agrees by now.
+    until("A accepts the key again", PROPAGATION, || async {
+        a.assertion_status(&client_id, &assertion_key).await == 200
+    })
+    .await;
+
+    // One assertion, one token, whichever node it is replayed to.
+    let assertion = sign(&client_id, &assertion_key);
+    assert_eq!(a.assertion_token(&assertion).await.status(), StatusCode::OK);
+    for node in [b, c, a] {
+        let r = node.assertion_token(&assertion).await;
+        assert_eq!(
+            r.status(),
+            StatusCode::UNAUTHORIZED,
+            "replay on {}",
+            node.name
+        );
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["error"], "invalid_client");
+    }
+
+    // Signing-key rotation on A: B publishes the same keys and signs with the new key.
+    let rotated: Value = serde_json::from_str(
+        &a.expect(
+            &token,
+            Method::POST,
+            "/api/v2/keys/signing/rotate",
+            None,
+            201,
+        )
+        .await,
+    )
+    .unwrap();
+    let new_kid = rotated["kid"].as_str().unwrap().to_string();
+    let old_kid = jwt_header(&token)["kid"].as_str().unwrap().to_string();
+    assert_ne!(new_kid, old_kid);
+    let jwks_a = a.jwks().await;
+    latencies.push(
+        until("B publishes the rotated keys", PROPAGATION, || async {
+            b.jwks().await == jwks_a
+        })
+        .await,
+    );
+    until("C publishes the rotated keys", PROPAGATION, || async {
+        c.jwks().await == jwks_a
+    })
+    .await;
+    let fresh = b.admin_token().await;
+    assert_eq!(jwt_header(&fresh)["kid"], json!(new_kid));
+    // The old key still verifies until it is revoked...
+    c.expect(&token, Method::GET, "/api/v2/clients", None, 200)
+        .await;
+    // ...and revoking it on C stops its tokens on A and B.
+    c.expect(
+        &fresh,
+        Method::PUT,
+        &format!("/api/v2/keys/signing/{old_kid}/revoke"),
+        None,
+        200,
+    )
+    .await;
+    for node in [a, b] {
+        latencies.push(
+            until("old key refused after revocation", PROPAGATION, || async {
+                node.call(&token, Method::GET, "/api/v2/clients", None)
+                    .await
+                    .status()
+                    == StatusCode::UNAUTHORIZED
+            })
+            .await,
+        );
+        assert!(!node.jwks().await.contains(&old_kid));
+        node.expect(&fresh, Method::GET, "/api/v2/clients", None, 200)
+            .await;
+    }
+
+    // A client deleted on C stops authenticating on A.
+    c.expect(&fresh, Method::DELETE, &client_path, None, 204)
+        .await;
+    latencies.push(
+        until("deleted client refused on A", PROPAGATION, || async {
+            a.assertion_status(&client_id, &assertion_key).await == 401
+        })
+        .await,
+    );
+    let worst = latencies.iter().max().unwrap();
+    println!(
+        "propagation latencies (write acknowledged → other node enforces): {latencies:?}; worst {worst:?}"
+    );
+}
+
+/// What the load saw.
+#[derive(Default)]
+struct Observed {
+    /// Identifiers of resource servers whose creation was acknowledged (201).
+    acknowledged: Vec<String>,
+    /// (node, request, status, elapsed)
+    responses: Vec<(&'static str, &'static str, u16, Duration)>,
+}
+
+#[test]
+#[ignore = "needs PostgreSQL: scripts/test-postgres"]
+fn database_outage_gives_503s_and_heals_without_restart() {
+    // A private cluster: this test stops and starts the server.
+    let cluster = pg::Cluster::start();
+    let database = pg::fresh_database_blocking(&cluster.url);
+    let key = master_key();
+    let timeouts = [
+        "--db-acquire-timeout-ms",
+        "1000",
+        "--db-statement-timeout-ms",
+        "2000",
+        "--db-resync-interval-secs",
+        "5",
+    ];
+    let a = Node::start("A", &database, &key, &timeouts);
+    let b = Node::start("B", &database, &key, &timeouts);
+    runtime().block_on(outage(&cluster, a, b));
+}
+
+async fn outage(cluster: &pg::Cluster, a: Node, b: Node) {
+    let token = a.admin_token().await;
+    create_api(&a, &token).await;
+    let (key_client_id, assertion_key, created) = key_client(&a, &token).await;
+    let assertion_key = Arc::new(assertion_key);
+    let credential_path = format!(
+        "/api/v2/clients/{key_client_id}/credentials/{}",
+        created["id"].as_str().unwrap()
+    );
+    let secret_client: Value = serde_json::from_str(
+        &a.expect(
+            &token,
+            Method::POST,
+            "/api/v2/clients",
+            Some(json!({"name": "secret", "app_type": "non_interactive", "grant_types": ["client_credentials"]})),
+            201,
+        )
+        .await,
+    )
+    .unwrap();
+    let secret_id = secret_client["client_id"].as_str().unwrap().to_string();
+    let secret = secret_client["client_secret"].as_str().unwrap().to_string();
+    a.expect(
+        &token,
+        Method::POST,
+        "/api/v2/client-grants",
+        Some(json!({"client_id": secret_id, "audience": API, "scope": ["read:things"]})),
+        201,
+    )
+    .await;
+    until("B knows both clients", Duration::from_secs(2), || async {
+        let secret_status = b
+            .token(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", &secret_id),
+                ("client_secret", &secret),
+                ("audience", API),
+            ])
+            .await
+            .status();
+        secret_status == StatusCode::OK
+            && b.assertion_status(&key_client_id, &assertion_key).await == 200
+    })
+    .await;
+
+    // A light load on both nodes: management writes, secret and key tokens.
+    let nodes = Arc::new([a, b]);
+    let observed = Arc::new(Mutex::new(Observed::default()));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = {
+        let (nodes, observed, stop) = (nodes.clone(), observed.clone(), stop.clone());
+        let (token, secret_id, secret) = (token.clone(), secret_id.clone(), secret.clone());
+        let (key_client_id, assertion_key) = (key_client_id.clone(), assertion_key.clone());
+        tokio::spawn(async move {
+            let mut n = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                n += 1;
+                let node = &nodes[(n % 2) as usize];
+                let identifier = format!("urn:load:{n}");
+                let started = Instant::now();
+                let r = node
+                    .call(
+                        &token,
+                        Method::POST,
+                        "/api/v2/resource-servers",
+                        Some(json!({"name": "load", "identifier": identifier})),
+                    )
+                    .await;
+                let status = r.status().as_u16();
+                let elapsed = started.elapsed();
+                let body: Value = r.json().await.unwrap_or(Value::Null);
+                if status == 503 {
+                    assert_eq!(body["statusCode"], 503, "{body}");
+                    assert_eq!(body["error"], "Service Unavailable", "{body}");
+                    assert_eq!(body["errorCode"], "temporarily_unavailable", "{body}");
+                    assert!(body["message"].is_string());
+                }
+                {
+                    let mut o = observed.lock().unwrap();
+                    if status == 201 {
+                        o.acknowledged
+                            .push(body["id"].as_str().unwrap().to_string());
+                    }
+                    o.responses
+                        .push((node.name, "management write", status, elapsed));
+                }
+                let started = Instant::now();
+                let status = node
+                    .token(&[
+                        ("grant_type", "client_credentials"),
+                        ("client_id", &secret_id),
+                        ("client_secret", &secret),
+                        ("audience", API),
+                    ])
+                    .await
+                    .status()
+                    .as_u16();
+                observed.lock().unwrap().responses.push((
+                    node.name,
+                    "secret token",
+                    status,
+                    started.elapsed(),
+                ));
+                let started = Instant::now();
+                let r = node
+                    .assertion_token(&sign(&key_client_id, &assertion_key))
+                    .await;
+                let status = r.status().as_u16();
+                if status == 503 {
+                    let body: Value = r.json().await.unwrap();
+                    assert_eq!(body["error"], "temporarily_unavailable", "{body}");
+                }
+                observed.lock().unwrap().responses.push((
+                    node.name,
+                    "key token",
+                    status,
+                    started.elapsed(),
+                ));
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+    };
+    let [a, b] = &*nodes;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // Down.
+    let mark = observed.lock().unwrap().responses.len();
+    cluster.stop("immediate");
+    let down_at = Instant::now();
+    for node in [a, b] {
+        let started = Instant::now();
+        let r = node
+            .call(&token, Method::GET, "/api/v2/clients", None)
+            .await;
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(
+            body,
+            json!({"statusCode": 503, "error": "Service Unavailable",
+                   "message": "The service is temporarily unavailable, please retry",
+                   "errorCode": "temporarily_unavailable"})
+        );
+        let ready = node.http().get(node.url("/readyz")).send().await.unwrap();
+        assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+        // Secrets are checked against the read model: tokens keep coming.
+        let r = node
+            .token(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", &secret_id),
+                ("client_secret", &secret),
+                ("audience", API),
+            ])
+            .await;
+        assert_eq!(r.status(), StatusCode::OK, "secret token during the outage");
+        // private_key_jwt needs its jti written: refused with 503, never issued unguarded.
+        let started = Instant::now();
+        let r = node
+            .assertion_token(&sign(&key_client_id, &assertion_key))
+            .await;
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["error"], "temporarily_unavailable");
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    // Up again: everything recovers, nothing restarted.
+    cluster.resume();
+    let recovery = until(
+        "management API answers again",
+        Duration::from_secs(20),
+        || async {
+            let mut ok = true;
+            for node in [a, b] {
+                ok &= node
+                    .call(&token, Method::GET, "/api/v2/clients", None)
+                    .await
+                    .status()
+                    == StatusCode::OK;
+            }
+            ok
+        },
+    )
+    .await;
+    let outage_time = down_at.elapsed();
+    until("key tokens again", Duration::from_secs(10), || async {
+        a.assertion_status(&key_client_id, &assertion_key).await == 200
+            && b.assertion_status(&key_client_id, &assertion_key).await == 200
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    load.await.unwrap();
+
+    // Change propagation is back: each listener reconnects (within its back-off and the
+    // acquire timeout) and resynchronises; from then on a write reaches the other node within
+    // the usual second.
+    let mut after_recovery = Vec::new();
+    for (limit, round) in [(Duration::from_secs(5), "first"), (PROPAGATION, "second")] {
+        a.expect(
+            &token,
+            Method::PATCH,
+            &credential_path,
+            Some(json!({"expires_at": "2020-01-01T00:00:00.000Z"})),
+            200,
+        )
+        .await;
+        after_recovery.push(
+            until(
+                &format!("B refuses the expired key after recovery ({round} write)"),
+                limit,
+                || async { b.assertion_status(&key_client_id, &assertion_key).await == 401 },
+            )
+            .await,
+        );
+        b.expect(
+            &token,
+            Method::PATCH,
+            &credential_path,
+            Some(json!({"expires_at": null})),
+            200,
+        )
+        .await;
+        after_recovery.push(
+            until(
+                &format!("A accepts the key again after recovery ({round} write)"),
+                limit,
+                || async { a.assertion_status(&key_client_id, &assertion_key).await == 200 },
+            )
+            .await,
+        );
+    }
+
+    // No acknowledged write was lost; no 500s; nothing hung.
+    let o = std::mem::take(&mut *observed.lock().unwrap());
+    for id in &o.acknowledged {
+        let path = format!("/api/v2/resource-servers/{id}");
+        a.expect(&token, Method::GET, &path, None, 200).await;
+    }
+    let during: Vec<_> = o.responses[mark..].to_vec();
+    let count = |what: &str, status: u16| {
+        during
+            .iter()
+            .filter(|(_, w, s, _)| *w == what && *s == status)
+            .count()
+    };
+    for (node, what, status, elapsed) in &o.responses {
+        assert!(
+            matches!(status, 200 | 201 | 503),
+            "{what} on {node}: {status}"
+        );
+        assert!(
+            *elapsed < Duration::from_secs(5),
+            "{what} on {node} took {elapsed:?}"
+        );
+    }
+    assert!(count("management write", 503) > 0, "no 503 seen under load");
+    assert!(
+        count("secret token", 503) == 0,
+        "secret tokens refused during the outage"
+    );
+    let slowest = o.responses[mark..]
+        .iter()
+        .map(|r| r.3)
+        .max()
+        .unwrap_or_default();
+    println!(
+        "outage {outage_time:?}; recovery after restart {recovery:?}; propagation after recovery {after_recovery:?}; \
+         {} acknowledged writes all present; during/after: {} management 503, {} key-token 503, {} secret tokens ok; slowest response {slowest:?}",
+        o.acknowledged.len(),
+        count("management write", 503),
+        count("key token", 503),
+        count("secret token", 200),
+    );
+}
+
+#[test]
+#[ignore = "needs PostgreSQL: scripts/test-postgres"]
+fn database_tls_is_verified_against_the_configured_ca() {
+    use clavis::config::DatabaseOptions;
+    use clavis::startup::open_store;
+    use clavis_crypto::local_ca::LocalCa;
+
+    let cluster = pg::Cluster::start();
+    let (ca, ca_pem) = LocalCa::generate("Clavis test database CA").unwrap();
+    let server = ca
+        .issue_server_certificate(&["localhost".into(), "127.0.0.1".into()])
+        .unwrap();
+    cluster.enable_tls(&server.cert_pem, &server.key_pem);
+    let (_, other_ca_pem) = LocalCa::generate("Some other CA").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    let other_ca_file = dir.path().join("other-ca.pem");
+    std::fs::write(&ca_file, &ca_pem.cert_pem).unwrap();
+    std::fs::write(&other_ca_file, &other_ca_pem.cert_pem).unwrap();
+    let url = pg::fresh_database_blocking(&cluster.url);
+    let options = |ca: Option<&std::path::Path>| DatabaseOptions {
+        ca_file: ca.map(std::path::Path::to_path_buf),
+        acquire_timeout: Duration::from_secs(2),
+        ..DatabaseOptions::default()
+    };
+    runtime().block_on(async {
+        // The configured CA verifies the server (sslmode=verify-full is implied).
+        let store = open_store(&url, &options(Some(&ca_file))).await.unwrap();
+        store.ping().await.unwrap();
+        store.close().await;
+        // ...and so does the URL's own sslrootcert.
+        let in_url = format!(
+            "{url}&sslmode=verify-full&sslrootcert={}",
+            ca_file.display()
+        );
+        open_store(&in_url, &options(None))
+            .await
+            .unwrap()
+            .close()
+            .await;
+        // A server the CA did not certify is refused.
+        let refused = open_store(&url, &options(Some(&other_ca_file))).await;
+        assert!(
+            refused.is_err(),
+            "a server certified by another CA was trusted"
+        );
+        let refused = open_store(
+            &format!("{url}&sslmode=verify-full"),
+            &options(Some(&other_ca_file)),
+        )
+        .await;
+        assert!(refused.is_err());
+    });
+}

@@ -1,0 +1,298 @@
+//! mTLS with a real client outside the Rust code: `curl --cert/--key` (OpenSSL) against a
+//! running `clavis serve --mtls-ca`, for `tls_client_auth` (ECDSA certificate from a CA,
+//! TLS 1.3) and `self_signed_tls_client_auth` (RSA self-signed certificate, TLS 1.2), on the
+//! same port as a client without a certificate.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use base64::Engine as _;
+use common::server::{BOOTSTRAP_CLIENT_ID, BOOTSTRAP_CLIENT_SECRET, Server, ServerOptions};
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
+    PKCS_ECDSA_P256_SHA256, PKCS_RSA_SHA256, RsaKeySize,
+};
+use serde_json::{Value, json};
+
+const API: &str = "https://api.curl.test/";
+
+fn e(context: &str) -> impl Fn(rcgen::Error) -> String + '_ {
+    move |err| format!("{context}: {err}")
+}
+
+fn params(cn: &str) -> Result<CertificateParams, String> {
+    let mut p = CertificateParams::new(Vec::<String>::new()).map_err(e("params"))?;
+    p.distinguished_name = rcgen::DistinguishedName::new();
+    p.distinguished_name
+        .push(DnType::OrganizationName, "Clavis Tests");
+    p.distinguished_name.push(DnType::CommonName, cn);
+    let now = time::OffsetDateTime::now_utc();
+    p.not_before = now - time::Duration::days(1);
+    p.not_after = now + time::Duration::days(30);
+    Ok(p)
+}
+
+/// Writes `<name>.pem` and `<name>-key.pem`; returns (certificate PEM, thumbprint).
+fn write_pair(
+    dir: &Path,
+    name: &str,
+    cert: &rcgen::Certificate,
+    key: &KeyPair,
+) -> (String, String) {
+    let _ = std::fs::write(dir.join(format!("{name}.pem")), cert.pem());
+    let _ = std::fs::write(dir.join(format!("{name}-key.pem")), key.serialize_pem());
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, cert.der());
+    (
+        cert.pem(),
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest.as_ref()),
+    )
+}
+
+/// Runs curl against the token endpoint; (status, JSON body).
+fn curl_token(
+    server: &Server,
+    dir: &Path,
+    client_id: &str,
+    identity: Option<&str>,
+    tls: &[&str],
+) -> Result<(u16, Value), String> {
+    let body_path = dir.join("body.json");
+    let mut cmd = Command::new("curl");
+    cmd.arg("--silent")
+        .arg("--show-error")
+        .arg("--cacert")
+        .arg(server.ca_path())
+        .args(tls)
+        .arg("--output")
+        .arg(&body_path)
+        .arg("--write-out")
+        .arg("%{http_code}");
+    if let Some(name) = identity {
+        cmd.arg("--cert")
+            .arg(dir.join(format!("{name}.pem")))
+            .arg("--key")
+            .arg(dir.join(format!("{name}-key.pem")));
+    }
+    cmd.args(["--data-urlencode", "grant_type=client_credentials"])
+        .arg("--data-urlencode")
+        .arg(format!("client_id={client_id}"))
+        .arg("--data-urlencode")
+        .arg(format!("audience={API}"))
+        .arg(format!("https://{}/oauth/token", server.domain()));
+    let out = cmd
+        .output()
+        .map_err(|err| format!("cannot run curl (is it installed?): {err}"))?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        return Err(format!(
+            "curl failed ({}): {}{}",
+            out.status,
+            stdout,
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let status = stdout
+        .trim()
+        .parse()
+        .map_err(|_| format!("unexpected curl output {stdout:?}"))?;
+    let body = std::fs::read(&body_path).map_err(|err| err.to_string())?;
+    let body = serde_json::from_slice(&body)
+        .map_err(|_| format!("not JSON: {}", String::from_utf8_lossy(&body)))?;
+    Ok((status, body))
+}
+
+fn claims(token_response: &Value) -> Result<Value, String> {
+    let token = token_response["access_token"]
+        .as_str()
+        .ok_or_else(|| format!("no access_token: {token_response}"))?;
+    let payload = token.split('.').nth(1).ok_or("not a JWT")?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .map_err(|err| err.to_string())?;
+    serde_json::from_slice(&bytes).map_err(|err| err.to_string())
+}
+
+/// The admin side, through the Management API.
+struct Admin {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+impl Admin {
+    async fn connect(server: &Server) -> Result<Self, String> {
+        let http = server.http_client()?;
+        let base = format!("https://{}", server.domain());
+        let r: Value = http
+            .post(format!("{base}/oauth/token"))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", BOOTSTRAP_CLIENT_ID),
+                ("client_secret", BOOTSTRAP_CLIENT_SECRET),
+                ("audience", &format!("{base}/api/v2/")),
+            ])
+            .send()
+            .await
+            .map_err(|err| err.to_string())?
+            .json()
+            .await
+            .map_err(|err| err.to_string())?;
+        let token = r["access_token"]
+            .as_str()
+            .ok_or_else(|| format!("no admin token: {r}"))?
+            .to_string();
+        Ok(Self { http, base, token })
+    }
+
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Value,
+    ) -> Result<Value, String> {
+        let r = self
+            .http
+            .request(method, format!("{}/api/v2{path}", self.base))
+            .bearer_auth(&self.token)
+            .json(&body)
+            .send()
+            .await
+            .map_err(|err| err.to_string())?;
+        let status = r.status();
+        let body: Value = r.json().await.map_err(|err| err.to_string())?;
+        if status.is_success() {
+            Ok(body)
+        } else {
+            Err(format!("{path}: {status} {body}"))
+        }
+    }
+
+    /// A client with a grant on the API, authenticating with `method` and `credential`.
+    async fn certificate_client(&self, method: &str, credential: Value) -> Result<String, String> {
+        use reqwest::Method;
+        let client = self
+            .send(
+                Method::POST,
+                "/clients",
+                json!({"name": method, "app_type": "non_interactive", "grant_types": ["client_credentials"]}),
+            )
+            .await?;
+        let id = client["client_id"].as_str().ok_or("no client_id")?;
+        self.send(
+            Method::POST,
+            "/client-grants",
+            json!({"client_id": id, "audience": API, "scope": ["read:things"]}),
+        )
+        .await?;
+        let cred = self
+            .send(
+                Method::POST,
+                &format!("/clients/{id}/credentials"),
+                credential,
+            )
+            .await?;
+        self.send(
+            Method::PATCH,
+            &format!("/clients/{id}"),
+            json!({
+                "client_authentication_methods": {method: {"credentials": [{"id": cred["id"]}]}},
+                "token_endpoint_auth_method": null,
+            }),
+        )
+        .await?;
+        Ok(id.to_string())
+    }
+}
+
+#[test]
+fn curl_gets_certificate_bound_tokens_with_both_mtls_methods() -> Result<(), String> {
+    let dir = tempfile::tempdir().map_err(|err| err.to_string())?;
+    let dir = dir.path();
+
+    let ca_key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(e("CA key"))?;
+    let mut ca_params = params("Clavis Curl Test CA")?;
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_cert = ca_params.self_signed(&ca_key).map_err(e("CA"))?;
+    write_pair(dir, "ca", &ca_cert, &ca_key);
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+
+    let leaf_key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(e("leaf key"))?;
+    let mut leaf_params = params("billing")?;
+    leaf_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    let leaf = leaf_params
+        .signed_by(&leaf_key, &issuer)
+        .map_err(e("leaf"))?;
+    let (_, leaf_thumbprint) = write_pair(dir, "leaf", &leaf, &leaf_key);
+
+    let pinned_key =
+        KeyPair::generate_rsa_for(&PKCS_RSA_SHA256, RsaKeySize::_2048).map_err(e("RSA key"))?;
+    let pinned = params("reporting")?
+        .self_signed(&pinned_key)
+        .map_err(e("self-signed"))?;
+    let (pinned_pem, pinned_thumbprint) = write_pair(dir, "pinned", &pinned, &pinned_key);
+
+    let server = Server::start_with(ServerOptions {
+        args: vec!["--mtls-ca".into(), dir.join("ca.pem").display().to_string()],
+        ..Default::default()
+    })?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|err| err.to_string())?;
+    let (dn_client, pinned_client) = runtime.block_on(async {
+        let admin = Admin::connect(&server).await?;
+        admin
+            .send(
+                reqwest::Method::POST,
+                "/resource-servers",
+                json!({"name": "curl", "identifier": API, "scopes": [{"value": "read:things"}]}),
+            )
+            .await?;
+        let dn_client = admin
+            .certificate_client(
+                "tls_client_auth",
+                json!({"credential_type": "cert_subject_dn", "subject_dn": "CN=billing,O=Clavis Tests"}),
+            )
+            .await?;
+        let pinned_client = admin
+            .certificate_client(
+                "self_signed_tls_client_auth",
+                json!({"credential_type": "x509_cert", "pem": pinned_pem}),
+            )
+            .await?;
+        Ok::<_, String>((dn_client, pinned_client))
+    })?;
+
+    let tls13 = ["--tlsv1.3"];
+    let tls12 = ["--tlsv1.2", "--tls-max", "1.2"];
+    for (client, identity, thumbprint, tls) in [
+        (&dn_client, "leaf", &leaf_thumbprint, &tls13[..]),
+        (&pinned_client, "pinned", &pinned_thumbprint, &tls12[..]),
+    ] {
+        let (status, body) = curl_token(&server, dir, client, Some(identity), tls)?;
+        if status != 200 {
+            return Err(format!(
+                "{identity}: {status} {body}\n--- server log ---\n{}",
+                server.log_tail()
+            ));
+        }
+        let claims = claims(&body)?;
+        if claims["cnf"] != json!({"x5t#S256": thumbprint}) || claims["azp"] != json!(client) {
+            return Err(format!("{identity}: unexpected claims {claims}"));
+        }
+        // The same client without its certificate, on the same port.
+        let (status, body) = curl_token(&server, dir, client, None, tls)?;
+        if status != 401 || body["error"] != "invalid_client" {
+            return Err(format!("{identity} without a certificate: {status} {body}"));
+        }
+        // ...or with the other client's certificate.
+        let other = if identity == "leaf" { "pinned" } else { "leaf" };
+        let (status, _) = curl_token(&server, dir, client, Some(other), tls)?;
+        if status != 401 {
+            return Err(format!("{identity} with {other}'s certificate: {status}"));
+        }
+    }
+    Ok(())
+}

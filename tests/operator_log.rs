@@ -1,0 +1,144 @@
+//! A refused client assertion is explained in the operator's log (which claim, which
+//! credential, expired when) while the client only learns `invalid_client`; the assertion
+//! itself never reaches the log.
+
+mod common;
+
+use std::time::Duration;
+
+use common::keys::{AssertionKey, jti, now};
+use common::server::{BOOTSTRAP_CLIENT_ID, BOOTSTRAP_CLIENT_SECRET, Server, ServerOptions};
+use serde_json::{Value, json};
+
+struct Api {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+impl Api {
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Value,
+    ) -> Result<Value, String> {
+        let r = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .json(&body)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        r.json().await.map_err(|e| e.to_string())
+    }
+
+    async fn token_with(&self, assertion: &str) -> Result<(u16, Value), String> {
+        let r = self
+            .http
+            .post(format!("{}/oauth/token", self.base))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                (
+                    "client_assertion_type",
+                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                ),
+                ("client_assertion", assertion),
+                ("audience", &format!("{}/api/v2/", self.base)),
+            ])
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = r.status().as_u16();
+        Ok((status, r.json().await.map_err(|e| e.to_string())?))
+    }
+}
+
+#[test]
+fn refusals_are_explained_to_the_operator_not_the_client() -> Result<(), String> {
+    let server = Server::start_with(ServerOptions {
+        env: vec![("CLAVIS_LOG".into(), "info".into())],
+        ..Default::default()
+    })?;
+    let http = server.http_client()?;
+    let base = format!("https://{}", server.domain());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let key = AssertionKey::new(2048);
+    let assertions = runtime.block_on(async {
+        let r = http
+            .post(format!("{base}/oauth/token"))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", BOOTSTRAP_CLIENT_ID),
+                ("client_secret", BOOTSTRAP_CLIENT_SECRET),
+                ("audience", &format!("{base}/api/v2/")),
+            ])
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        let token: Value = r.json().await.map_err(|e| e.to_string())?;
+        let api = Api {
+            http: http.clone(),
+            base: base.clone(),
+            token: token["access_token"].as_str().unwrap_or_default().to_string(),
+        };
+        let client = api
+            .send(reqwest::Method::POST, "/api/v2/clients", json!({"name": "logged", "app_type": "non_interactive", "grant_types": ["client_credentials"]}))
+            .await?;
+        let id = client["client_id"].as_str().ok_or("no client_id")?.to_string();
+        api.send(reqwest::Method::POST, "/api/v2/client-grants", json!({"client_id": id, "audience": format!("{base}/api/v2/"), "scope": ["read:clients"]}))
+            .await?;
+        let cred = api
+            .send(reqwest::Method::POST, &format!("/api/v2/clients/{id}/credentials"), json!({"credential_type": "public_key", "pem": key.public_pem}))
+            .await?;
+        let cred_id = cred["id"].as_str().ok_or("no credential id")?.to_string();
+        api.send(reqwest::Method::PATCH, &format!("/api/v2/clients/{id}"), json!({"client_authentication_methods": {"private_key_jwt": {"credentials": [{"id": cred_id}]}}, "token_endpoint_auth_method": null}))
+            .await?;
+
+        let claims = |aud: &str| json!({"iss": id, "sub": id, "aud": aud, "iat": now(), "exp": now() + 60, "jti": jti()});
+        let wrong_aud = key.sign(&json!({"alg": "RS256"}), &claims("https://elsewhere.example/"));
+        let (status, body) = api.token_with(&wrong_aud).await?;
+        assert_eq!((status, &body), (401, &json!({"error": "invalid_client", "error_description": "Client authentication failed"})));
+
+        api.send(reqwest::Method::PATCH, &format!("/api/v2/clients/{id}/credentials/{cred_id}"), json!({"expires_at": "2020-01-02T03:04:05Z"}))
+            .await?;
+        let expired_key = key.sign(&json!({"alg": "RS256"}), &claims(&format!("{base}/")));
+        let (status, body) = api.token_with(&expired_key).await?;
+        assert_eq!((status, &body["error"]), (401, &json!("invalid_client")));
+        Ok::<_, String>((wrong_aud, expired_key, id, cred_id))
+    })?;
+    std::thread::sleep(Duration::from_millis(200));
+    let (wrong_aud, expired_key, id, cred_id) = assertions;
+    let log = server.log();
+    let refusals: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("client assertion refused"))
+        .collect();
+    assert_eq!(refusals.len(), 2, "{log}");
+    assert!(
+        refusals[0].contains("aud is not this issuer") && refusals[0].contains(&id),
+        "{}",
+        refusals[0]
+    );
+    assert!(
+        refusals[1].contains(&cred_id)
+            && refusals[1].contains("expired at 2020-01-02T03:04:05.000Z"),
+        "{}",
+        refusals[1]
+    );
+    for secret in [
+        &wrong_aud,
+        &expired_key,
+        &BOOTSTRAP_CLIENT_SECRET.to_string(),
+    ] {
+        assert!(
+            !log.contains(secret.as_str()),
+            "a secret or assertion reached the log"
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,105 @@
+//! The listener's bounds, seen on the wire (plain HTTP, so the test writes raw requests):
+//! a body that trickles in gets 408, a request head over 64 KiB gets 431, an oversized
+//! body gets its refusal (not a reset connection), and connections beyond the bound wait and
+//! are then closed.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::thread::sleep;
+use std::time::Duration;
+
+use common::binary::Server;
+
+fn server() -> Server {
+    Server::start(&[
+        ("CLAVIS_INSECURE_HTTP", "true"),
+        ("CLAVIS_REQUEST_TIMEOUT_SECONDS", "1"),
+        ("CLAVIS_MAX_CONNECTIONS", "2"),
+    ])
+}
+
+fn connect(server: &Server) -> TcpStream {
+    let s = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s
+}
+
+/// Reads until the peer closes or the read times out.
+fn read_all(mut s: TcpStream) -> String {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                out.extend_from_slice(&buf[..n]);
+                if out.windows(4).any(|w| w == b"\r\n\r\n") && out.len() > 12 {
+                    // Enough to see the status line and headers; the rest may follow.
+                    if String::from_utf8_lossy(&out).contains("content-length: 0")
+                        || out.ends_with(b"}")
+                    {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[test]
+fn limits_on_the_wire() {
+    let server = server();
+
+    // A body that stops half way: 408 once the request timeout passes.
+    let mut s = connect(&server);
+    s.write_all(b"POST /api/v2/clients HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{\"name\":")
+        .unwrap();
+    let answer = read_all(s);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(
+        answer.contains("The request body did not arrive in time"),
+        "{answer}"
+    );
+
+    // A request head over 64 KiB.
+    let mut s = connect(&server);
+    let big = "a".repeat(70 * 1024);
+    let _ =
+        s.write_all(format!("GET /healthz HTTP/1.1\r\nhost: x\r\nx-big: {big}\r\n\r\n").as_bytes());
+    let answer = read_all(s);
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
+
+    // A body over 64 KiB, sent whole: the client reads the refusal, not a reset.
+    let mut s = connect(&server);
+    let body = "x".repeat(200 * 1024);
+    s.write_all(
+        format!("POST /oauth/token HTTP/1.1\r\nhost: x\r\ncontent-type: application/x-www-form-urlencoded\r\ncontent-length: {}\r\n\r\n{body}", body.len())
+            .as_bytes(),
+    )
+    .unwrap();
+    let answer = read_all(s);
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains("Request body too large"), "{answer}");
+
+    // Two idle connections fill the bound: a third waits, then is closed unanswered.
+    let held = [connect(&server), connect(&server)];
+    sleep(Duration::from_millis(200));
+    let mut third = connect(&server);
+    third
+        .write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
+        .unwrap();
+    let answer = read_all(third);
+    assert!(answer.is_empty(), "answered over the bound: {answer}");
+    drop(held);
+    sleep(Duration::from_millis(200));
+    let mut s = connect(&server);
+    s.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        .unwrap();
+    let answer = read_all(s);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+}

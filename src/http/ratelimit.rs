@@ -106,6 +106,11 @@ impl RateLimits {
         }
     }
 
+    /// Whether any limiter is on.
+    pub fn enabled(&self) -> bool {
+        self.management.is_some() || self.token.is_some() || self.ip.is_some()
+    }
+
     /// Charges one request to `key`; `None` when that limiter is off.
     pub fn check(&self, key: &Key) -> Option<Decision> {
         if self.checks.fetch_add(1, Ordering::Relaxed) % PRUNE_EVERY == PRUNE_EVERY - 1 {
@@ -248,7 +253,7 @@ pub struct Limiting {
 /// response. Expects a buffered body (see `http::hardening`) when it reads one.
 pub async fn enforce(State(state): State<Limiting>, req: Request, next: Next) -> Response {
     let path = req.uri().path();
-    if path == "/healthz" || path == "/readyz" {
+    if path == "/healthz" || path == "/readyz" || !state.limits.enabled() {
         return next.run(req).await;
     }
     let ip = peer_ip(&req);
@@ -366,6 +371,7 @@ mod tests {
     #[test]
     fn zero_rate_turns_the_limit_off() {
         let l = limits(0, 10);
+        assert!(!l.enabled());
         assert!(l.check(&Key::Management("c".into())).is_none());
     }
 }

@@ -78,6 +78,12 @@ impl Clavis {
     }
 }
 
+/// Previous keys that stay published (and verify tokens) after a rotation; a rotation
+/// beyond that revokes the oldest. Without a bound, every rotation would republish, and
+/// re-parse, every key ever rotated out: API fuzzing rotated 1,400 times and the server
+/// stopped answering.
+pub const MAX_PREVIOUS_KEYS: usize = 8;
+
 /// The rotation rule, pure.
 fn rotate(keys: &mut Vec<SigningKeyRecord>, fresh: SigningKeyRecord, now: Timestamp) {
     let had_next = keys
@@ -103,6 +109,17 @@ fn rotate(keys: &mut Vec<SigningKeyRecord>, fresh: SigningKeyRecord, now: Timest
         fresh.current_since = Some(now);
     }
     keys.push(fresh);
+    // Oldest first: revoke the previous keys beyond the bound.
+    let previous: Vec<usize> = keys
+        .iter()
+        .enumerate()
+        .filter(|(_, k)| k.state == KeyState::Previous && k.revoked_at.is_none())
+        .map(|(i, _)| i)
+        .collect();
+    let excess = previous.len().saturating_sub(MAX_PREVIOUS_KEYS);
+    for &i in &previous[..excess] {
+        keys[i].revoked_at = Some(now);
+    }
 }
 
 /// The revocation rule, pure: only a previous key can be revoked.
@@ -159,6 +176,28 @@ mod tests {
         assert_eq!(keys[0].state, KeyState::Previous);
         assert_eq!(keys[1].state, KeyState::Previous);
         assert_eq!(keys[2].state, KeyState::Current);
+    }
+
+    #[test]
+    fn rotation_keeps_a_bounded_number_of_previous_keys() {
+        let now = Timestamp::now();
+        let mut keys = vec![key("k0", KeyState::Current)];
+        for i in 1..=20 {
+            rotate(&mut keys, key(&format!("k{i}"), KeyState::Next), now);
+        }
+        let live_previous: Vec<&str> = keys
+            .iter()
+            .filter(|k| k.state == KeyState::Previous && k.revoked_at.is_none())
+            .map(|k| k.kid.as_str())
+            .collect();
+        assert_eq!(live_previous.len(), MAX_PREVIOUS_KEYS);
+        // The newest previous keys stay; the oldest were revoked.
+        assert_eq!(live_previous.last(), Some(&"k19"));
+        assert!(keys[0].revoked_at.is_some());
+        assert!(
+            keys.iter()
+                .any(|k| k.state == KeyState::Current && k.revoked_at.is_none())
+        );
     }
 
     #[test]

@@ -132,6 +132,24 @@ pub struct ServeArgs {
     #[arg(long, env = "CLAVIS_PROXY_SECRET", hide_env_values = true)]
     #[serde(skip)]
     pub proxy_secret: Option<String>,
+    /// Requests per second per client (Management API and token endpoint); 0 = no limit.
+    #[arg(long, env = "CLAVIS_RATE_LIMIT_CLIENT_RPS")]
+    pub rate_limit_client_rps: Option<u32>,
+    /// Burst allowed per client above the steady rate.
+    #[arg(long, env = "CLAVIS_RATE_LIMIT_CLIENT_BURST")]
+    pub rate_limit_client_burst: Option<u32>,
+    /// Requests per second per IP address for unauthenticated traffic; 0 = no limit.
+    #[arg(long, env = "CLAVIS_RATE_LIMIT_IP_RPS")]
+    pub rate_limit_ip_rps: Option<u32>,
+    /// Burst allowed per IP address above the steady rate.
+    #[arg(long, env = "CLAVIS_RATE_LIMIT_IP_BURST")]
+    pub rate_limit_ip_burst: Option<u32>,
+    /// Most connections served at once; further connections wait for a free slot.
+    #[arg(long, env = "CLAVIS_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// Seconds a client may take to send a request's headers, and again its body.
+    #[arg(long, env = "CLAVIS_REQUEST_TIMEOUT_SECONDS")]
+    pub request_timeout_seconds: Option<u64>,
 }
 
 /// A secret string whose `Debug` is redacted.
@@ -218,6 +236,48 @@ pub struct Config {
     pub log: String,
     /// Client certificates (mTLS).
     pub mtls: crate::mtls::MtlsOptions,
+    /// Rate limits, connection and timeout bounds of the HTTP listener.
+    pub http: HttpLimits,
+}
+
+/// A token bucket: `per_second` steady rate, `burst` requests at once. A rate of 0 turns
+/// the limit off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateQuota {
+    /// Steady requests per second.
+    pub per_second: u32,
+    /// Bucket size.
+    pub burst: u32,
+}
+
+/// Bounds on what one caller, and all callers together, can make the listener do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpLimits {
+    /// Per client (verified Management API token, or the client a token request names).
+    pub per_client: RateQuota,
+    /// Per IP address, for traffic without a known client.
+    pub per_ip: RateQuota,
+    /// Connections served at once.
+    pub max_connections: usize,
+    /// Time allowed to receive a request's headers, and again its body.
+    pub request_timeout: std::time::Duration,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        Self {
+            per_client: RateQuota {
+                per_second: 50,
+                burst: 200,
+            },
+            per_ip: RateQuota {
+                per_second: 50,
+                burst: 200,
+            },
+            max_connections: 1024,
+            request_timeout: std::time::Duration::from_secs(30),
+        }
+    }
 }
 
 impl Config {
@@ -238,6 +298,7 @@ impl Config {
             log_format: LogFormat::Text,
             log: "info".into(),
             mtls: crate::mtls::MtlsOptions::default(),
+            http: HttpLimits::default(),
         }
     }
 }
@@ -324,6 +385,20 @@ impl ServeArgs {
             &trusted_proxy,
             self.proxy_secret,
         )?;
+        let http = HttpLimits::default();
+        let max_connections = self
+            .max_connections
+            .or(file.max_connections)
+            .unwrap_or(http.max_connections);
+        let request_timeout = self
+            .request_timeout_seconds
+            .or(file.request_timeout_seconds)
+            .unwrap_or(http.request_timeout.as_secs());
+        if max_connections == 0 || request_timeout == 0 {
+            return Err(
+                "--max-connections and --request-timeout-seconds must be at least 1".into(),
+            );
+        }
         Ok(Config {
             listen: self
                 .listen
@@ -345,6 +420,30 @@ impl ServeArgs {
             log_format: self.log_format.or(file.log_format).unwrap_or_default(),
             log: self.log.or(file.log).unwrap_or_else(|| "info".into()),
             mtls,
+            http: HttpLimits {
+                per_client: RateQuota {
+                    per_second: self
+                        .rate_limit_client_rps
+                        .or(file.rate_limit_client_rps)
+                        .unwrap_or(http.per_client.per_second),
+                    burst: self
+                        .rate_limit_client_burst
+                        .or(file.rate_limit_client_burst)
+                        .unwrap_or(http.per_client.burst),
+                },
+                per_ip: RateQuota {
+                    per_second: self
+                        .rate_limit_ip_rps
+                        .or(file.rate_limit_ip_rps)
+                        .unwrap_or(http.per_ip.per_second),
+                    burst: self
+                        .rate_limit_ip_burst
+                        .or(file.rate_limit_ip_burst)
+                        .unwrap_or(http.per_ip.burst),
+                },
+                max_connections,
+                request_timeout: std::time::Duration::from_secs(request_timeout),
+            },
         })
     }
 }

@@ -12,7 +12,7 @@ use axum_server::Handle;
 use axum_server::tls_rustls::RustlsConfig;
 
 use crate::bootstrap::{self, AdminCredentials};
-use crate::config::{Config, DatabaseOptions, LogFormat, TlsMode};
+use crate::config::{Config, DatabaseOptions, HttpLimits, LogFormat, TlsMode};
 use crate::http;
 use crate::model::ReadModel;
 use crate::mtls::MtlsSettings;
@@ -49,6 +49,7 @@ pub struct Application {
     pub ca_cert: Option<PathBuf>,
     /// The admin credentials, on the first start only.
     pub admin: Option<AdminCredentials>,
+    http: HttpLimits,
 }
 
 /// Opens the store named by the URL: `sqlite:...` or `postgres://...` (`postgresql://`).
@@ -145,6 +146,7 @@ impl Application {
             handle: Handle::new(),
             ca_cert,
             admin,
+            http: config.http,
         })
     }
 
@@ -208,20 +210,26 @@ impl Application {
 
     /// Serves until the handle stops it (no signal handling; for tests).
     pub async fn serve(self) -> Result<()> {
-        let router = http::router(self.clavis.clone());
+        let router = http::hardening::wrap(
+            http::router(self.clavis.clone()),
+            self.clavis.clone(),
+            &self.http,
+            self.tls.is_some(),
+        );
         let service = router.into_make_service_with_connect_info::<SocketAddr>();
+        let connections = http::hardening::ConnectionLimit::new(&self.http);
         match self.tls {
             Some(config) => {
-                axum_server::from_tcp_rustls(self.listener, RustlsConfig::from_config(config))?
-                    .handle(self.handle)
-                    .serve(service)
-                    .await?
+                let mut server =
+                    axum_server::from_tcp_rustls(self.listener, RustlsConfig::from_config(config))?
+                        .map(|tls| tls.acceptor(connections));
+                http::hardening::tune_http(server.http_builder(), &self.http);
+                server.handle(self.handle).serve(service).await?
             }
             None => {
-                axum_server::from_tcp(self.listener)?
-                    .handle(self.handle)
-                    .serve(service)
-                    .await?
+                let mut server = axum_server::from_tcp(self.listener)?.acceptor(connections);
+                http::hardening::tune_http(server.http_builder(), &self.http);
+                server.handle(self.handle).serve(service).await?
             }
         }
         self.clavis.store.close().await;

@@ -16,7 +16,7 @@ pub const DEFAULT_GRANT_TYPES: [&str; 4] = [
     "client_credentials",
 ];
 
-const APP_TYPES: &[&str] = &[
+pub const APP_TYPES: &[&str] = &[
     "native",
     "spa",
     "regular_web",
@@ -48,7 +48,7 @@ const TOKEN_ENDPOINT_AUTH_METHODS: &[&str] = &["none", "client_secret_post", "cl
 
 /// Auth0 client properties that Clavis keeps verbatim (it does not act on them) with the
 /// JSON types each may take. Anything not here and not a core field is refused.
-const STORED_PROPERTIES: &[(&str, &[&str])] = &[
+pub const STORED_PROPERTIES: &[(&str, &[&str])] = &[
     ("logo_uri", &["string"]),
     ("callbacks", &["array"]),
     ("oidc_logout", &["object"]),

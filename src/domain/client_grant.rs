@@ -27,7 +27,7 @@ pub struct ClientGrant {
     pub updated_at: Timestamp,
 }
 
-const STORED_PROPERTIES: &[(&str, &[&str])] = &[
+pub const STORED_PROPERTIES: &[(&str, &[&str])] = &[
     ("organization_usage", &["string", "null"]),
     ("allow_any_organization", &["boolean", "null"]),
     ("subject_type", &["string"]),

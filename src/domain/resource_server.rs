@@ -51,7 +51,7 @@ pub struct ResourceServer {
     pub updated_at: Timestamp,
 }
 
-const STORED_PROPERTIES: &[(&str, &[&str])] = &[
+pub const STORED_PROPERTIES: &[(&str, &[&str])] = &[
     ("allow_online_access", &["boolean"]),
     ("token_dialect", &["string"]),
     ("enforce_policies", &["boolean"]),

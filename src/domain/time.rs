@@ -19,7 +19,9 @@ impl Timestamp {
 
     /// Converts any instant to UTC and drops sub-millisecond digits.
     pub fn from_datetime(dt: OffsetDateTime) -> Self {
-        let dt = dt.to_offset(UtcOffset::UTC);
+        // `to_offset` panics when the instant is past year 9999 in UTC; `parse` refuses
+        // those, and the fallback keeps anything else that slips through from panicking.
+        let dt = dt.checked_to_offset(UtcOffset::UTC).unwrap_or(dt);
         let millis = dt.millisecond();
         // `replace_millisecond` only fails for values > 999, which `millisecond()` never returns.
         let dt = dt.replace_millisecond(millis).unwrap_or(dt);
@@ -49,8 +51,9 @@ impl Timestamp {
         if input.len() > 64 {
             return None;
         }
-        OffsetDateTime::parse(input, &Rfc3339)
-            .ok()
+        let dt = OffsetDateTime::parse(input, &Rfc3339).ok()?;
+        // An offset can carry the instant out of range in UTC: `9999-12-31T23:59:59-01:00`.
+        dt.checked_to_offset(UtcOffset::UTC)
             .map(Self::from_datetime)
     }
 
@@ -106,6 +109,17 @@ mod tests {
         assert!(Timestamp::parse("2023-11-07").is_none());
         assert!(Timestamp::parse("yesterday").is_none());
         assert!(Timestamp::parse("2023-13-07T05:31:56Z").is_none());
+    }
+
+    #[test]
+    fn rejects_instants_beyond_year_9999_in_utc() {
+        // Found by fuzz/fuzz_targets/timestamp.rs: a 500 on PATCH expires_at.
+        assert!(Timestamp::parse("9999-12-31T23:59:59.999999999-23:59").is_none());
+        assert!(Timestamp::parse("9999-12-31T23:59:59-00:01").is_none());
+        let last = Timestamp::parse("9999-12-31T23:59:59.999Z").map(|t| t.to_string());
+        assert_eq!(last.as_deref(), Some("9999-12-31T23:59:59.999Z"));
+        let first = Timestamp::parse("0000-01-01T00:00:00+00:00").map(|t| t.to_string());
+        assert_eq!(first.as_deref(), Some("0000-01-01T00:00:00.000Z"));
     }
 
     #[test]

@@ -3,9 +3,12 @@
 
 pub mod error;
 pub mod extract;
+pub mod hardening;
 pub mod health;
 pub mod management;
 pub mod oauth;
+pub mod openapi;
+pub mod ratelimit;
 
 use std::sync::Arc;
 
@@ -50,6 +53,7 @@ pub fn router(state: AppState) -> Router {
             "/.well-known/openid-configuration",
             get(oauth::openid_configuration),
         )
+        .route("/api/v2/openapi.json", get(openapi::serve))
         .nest("/api/v2", management::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -66,19 +66,33 @@ fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, OA
 /// Reads a token request from a form or JSON body. Unknown and null parameters are ignored;
 /// a parameter that is not a string is refused.
 async fn parse_token_request(app: &AppState, req: Request) -> Result<TokenRequest, OAuthError> {
-    let basic = basic_credentials(req.headers())?;
     let certificate = app
         .mtls
         .presented_certificate(req.headers(), req.extensions())
         .map_err(OAuthError::invalid_request)?;
     let form = is_form(&req);
+    let headers = req.headers().clone();
     let bytes = read_body(req)
         .await
         .map_err(|_| OAuthError::invalid_request("Request body too large"))?;
+    Ok(TokenRequest {
+        certificate,
+        ..parse_token_body(&headers, &bytes, form)?
+    })
+}
+
+/// The pure part of [`parse_token_request`]: `Authorization` header plus body bytes
+/// (`form` = `application/x-www-form-urlencoded`, else JSON) to a [`TokenRequest`].
+pub fn parse_token_body(
+    headers: &HeaderMap,
+    bytes: &[u8],
+    form: bool,
+) -> Result<TokenRequest, OAuthError> {
+    let basic = basic_credentials(headers)?;
     let object = if form {
-        form_to_json(&bytes)
+        form_to_json(bytes)
     } else {
-        match serde_json::from_slice::<Value>(&bytes) {
+        match serde_json::from_slice::<Value>(bytes) {
             Ok(Value::Object(m)) => m,
             _ => {
                 return Err(OAuthError::invalid_request(
@@ -105,11 +119,25 @@ async fn parse_token_request(app: &AppState, req: Request) -> Result<TokenReques
         client_assertion: field("client_assertion")?,
         audience: field("audience")?,
         scope: field("scope")?,
-        certificate,
+        certificate: None,
     })
 }
 
 /// `POST /oauth/token`.
+#[utoipa::path(
+    post, path = "/oauth/token", operation_id = "post_token", tag = "oauth",
+    request_body(content((crate::http::openapi::TokenRequest = "application/x-www-form-urlencoded"), (crate::http::openapi::TokenRequest = "application/json")), description = "Client authentication: `client_secret` (post), HTTP Basic (`client_secret_basic`), or `client_assertion` (`private_key_jwt`)."),
+    security((), ("clientSecretBasic" = [])),
+    responses(
+        (status = 200, description = "An access token (`cache-control: no-store`).", body = crate::http::openapi::TokenResponse),
+        (status = 400, description = "`invalid_request` or `unsupported_grant_type`.", body = crate::http::openapi::OAuthErrorBody),
+        (status = 401, description = "`access_denied` (secrets) or `invalid_client` (assertions).", body = crate::http::openapi::OAuthErrorBody),
+        (status = 403, description = "`unauthorized_client` or `access_denied` (no grant, unknown audience).", body = crate::http::openapi::OAuthErrorBody),
+        (status = 408, description = "The request body did not arrive within the request timeout.", body = crate::http::openapi::OAuthErrorBody),
+        (status = 429, description = "Rate limit reached (`too_many_requests`, with `retry-after`).", body = crate::http::openapi::OAuthErrorBody),
+        (status = 503, description = "The store cannot be reached (`temporarily_unavailable`); retry.", body = crate::http::openapi::OAuthErrorBody),
+    ),
+)]
 pub async fn token(State(app): State<AppState>, req: Request) -> Response {
     let request = match parse_token_request(&app, req).await {
         Ok(r) => r,
@@ -126,6 +154,10 @@ pub async fn token(State(app): State<AppState>, req: Request) -> Response {
 }
 
 /// `GET /.well-known/jwks.json`.
+#[utoipa::path(
+    get, path = "/.well-known/jwks.json", operation_id = "get_jwks", tag = "oauth",
+    responses((status = 200, description = "The public signing keys.", body = crate::http::openapi::Jwks)),
+)]
 pub async fn jwks(State(app): State<AppState>) -> Response {
     let keys = app.model.keys();
     (
@@ -145,6 +177,10 @@ pub async fn jwks(State(app): State<AppState>) -> Response {
 }
 
 /// `GET /.well-known/openid-configuration`.
+#[utoipa::path(
+    get, path = "/.well-known/openid-configuration", operation_id = "get_openid_configuration", tag = "oauth",
+    responses((status = 200, description = "Discovery metadata.", body = crate::http::openapi::OpenIdConfiguration)),
+)]
 pub async fn openid_configuration(State(app): State<AppState>) -> Response {
     let issuer = &app.issuer;
     let mut methods = vec![

@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+pub mod binary;
 pub mod keys;
 pub mod postgres;
 pub mod server;

@@ -14,6 +14,11 @@ use crate::http::{AppState, json_response};
 use crate::store::GrantFilter;
 
 /// `GET /client-grants`.
+#[utoipa::path(
+    get, path = "/api/v2/client-grants", operation_id = "get_client-grants", tag = "client grants",
+    params(crate::http::openapi::PagingParams, crate::http::openapi::GrantFilterParams),
+    responses((status = 200, description = "A page of client grants.", body = crate::http::openapi::ListClientGrantResponseContent)),
+)]
 pub async fn list(
     State(app): State<AppState>,
     auth: Auth,
@@ -44,6 +49,11 @@ pub async fn list(
 }
 
 /// `POST /client-grants`: 201; 404 for an unknown client or audience; 409 for a duplicate.
+#[utoipa::path(
+    post, path = "/api/v2/client-grants", operation_id = "post_client-grants", tag = "client grants",
+    request_body(content((crate::http::openapi::CreateClientGrantRequestContent = "application/json"), (crate::http::openapi::CreateClientGrantRequestContent = "application/x-www-form-urlencoded"))),
+    responses((status = 201, description = "The new client grant.", body = crate::http::openapi::ClientGrant), (status = 409, description = "The client already has a grant for this audience.", body = crate::http::openapi::ErrorBody)),
+)]
 pub async fn create(
     State(app): State<AppState>,
     auth: Auth,
@@ -56,6 +66,11 @@ pub async fn create(
 }
 
 /// `GET /client-grants/{id}`.
+#[utoipa::path(
+    get, path = "/api/v2/client-grants/{id}", operation_id = "get_client-grant", tag = "client grants",
+    params(("id" = String, Path, description = "ID of the client grant.")),
+    responses((status = 200, description = "The client grant.", body = crate::http::openapi::ClientGrant)),
+)]
 pub async fn get(
     State(app): State<AppState>,
     auth: Auth,
@@ -67,6 +82,12 @@ pub async fn get(
 }
 
 /// `PATCH /client-grants/{id}`.
+#[utoipa::path(
+    patch, path = "/api/v2/client-grants/{id}", operation_id = "patch_client-grants_by_id", tag = "client grants",
+    params(("id" = String, Path, description = "ID of the client grant.")),
+    request_body(content((crate::http::openapi::UpdateClientGrantRequestContent = "application/json"), (crate::http::openapi::UpdateClientGrantRequestContent = "application/x-www-form-urlencoded"))),
+    responses((status = 200, description = "The updated client grant.", body = crate::http::openapi::ClientGrant)),
+)]
 pub async fn update(
     State(app): State<AppState>,
     auth: Auth,
@@ -81,6 +102,11 @@ pub async fn update(
 }
 
 /// `DELETE /client-grants/{id}`: 204.
+#[utoipa::path(
+    delete, path = "/api/v2/client-grants/{id}", operation_id = "delete_client-grants_by_id", tag = "client grants",
+    params(("id" = String, Path, description = "ID of the client grant.")),
+    responses((status = 204, description = "Deleted.")),
+)]
 pub async fn delete(
     State(app): State<AppState>,
     auth: Auth,

@@ -75,6 +75,11 @@ fn render(client: &Client, secret: Option<&str>, auth: &Auth) -> Map<String, Val
 }
 
 /// `GET /clients`.
+#[utoipa::path(
+    get, path = "/api/v2/clients", operation_id = "get_clients", tag = "clients",
+    params(crate::http::openapi::PagingParams, crate::http::openapi::FieldsParams),
+    responses((status = 200, description = "A page of clients.", body = crate::http::openapi::ListClientsResponseContent)),
+)]
 pub async fn list(
     State(app): State<AppState>,
     auth: Auth,
@@ -110,6 +115,11 @@ pub async fn list(
 }
 
 /// `POST /clients`: 201 with the client and its secret.
+#[utoipa::path(
+    post, path = "/api/v2/clients", operation_id = "post_clients", tag = "clients",
+    request_body(content((crate::http::openapi::CreateClientRequestContent = "application/json"), (crate::http::openapi::CreateClientRequestContent = "application/x-www-form-urlencoded"))),
+    responses((status = 201, description = "The new client, with its secret.", body = crate::http::openapi::Client), (status = 409, description = "A client with this id exists.", body = crate::http::openapi::ErrorBody)),
+)]
 pub async fn create(
     State(app): State<AppState>,
     auth: Auth,
@@ -131,6 +141,11 @@ pub async fn create(
 }
 
 /// `GET /clients/{client_id}`.
+#[utoipa::path(
+    get, path = "/api/v2/clients/{client_id}", operation_id = "get_clients_by_id", tag = "clients",
+    params(("client_id" = String, Path, description = "ID of the client."), crate::http::openapi::FieldsParams),
+    responses((status = 200, description = "The client.", body = crate::http::openapi::Client)),
+)]
 pub async fn get(
     State(app): State<AppState>,
     auth: Auth,
@@ -151,6 +166,12 @@ pub async fn get(
 }
 
 /// `PATCH /clients/{client_id}`.
+#[utoipa::path(
+    patch, path = "/api/v2/clients/{client_id}", operation_id = "patch_clients_by_id", tag = "clients",
+    params(("client_id" = String, Path, description = "ID of the client.")),
+    request_body(content((crate::http::openapi::UpdateClientRequestContent = "application/json"), (crate::http::openapi::UpdateClientRequestContent = "application/x-www-form-urlencoded"))),
+    responses((status = 200, description = "The updated client.", body = crate::http::openapi::Client)),
+)]
 pub async fn update(
     State(app): State<AppState>,
     auth: Auth,
@@ -172,6 +193,11 @@ pub async fn update(
 }
 
 /// `DELETE /clients/{client_id}`: 204; credentials and grants go with it.
+#[utoipa::path(
+    delete, path = "/api/v2/clients/{client_id}", operation_id = "delete_clients_by_id", tag = "clients",
+    params(("client_id" = String, Path, description = "ID of the client.")),
+    responses((status = 204, description = "Deleted, with its credentials and grants.")),
+)]
 pub async fn delete(
     State(app): State<AppState>,
     auth: Auth,
@@ -184,6 +210,11 @@ pub async fn delete(
 }
 
 /// `POST /clients/{client_id}/rotate-secret`: 200 with the client and its new secret.
+#[utoipa::path(
+    post, path = "/api/v2/clients/{client_id}/rotate-secret", operation_id = "post_rotate-secret", tag = "clients",
+    params(("client_id" = String, Path, description = "ID of the client.")),
+    responses((status = 200, description = "The client with its new secret.", body = crate::http::openapi::Client)),
+)]
 pub async fn rotate_secret(
     State(app): State<AppState>,
     auth: Auth,

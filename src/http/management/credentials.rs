@@ -14,6 +14,11 @@ use crate::http::extract::{Auth, Path, Payload};
 use crate::http::{AppState, json_response};
 
 /// `GET .../credentials`: every credential of the client, in creation order.
+#[utoipa::path(
+    get, path = "/api/v2/clients/{client_id}/credentials", operation_id = "get_credentials", tag = "client credentials",
+    params(("client_id" = String, Path, description = "ID of the client.")),
+    responses((status = 200, description = "The client's credentials, in creation order.", body = Vec<crate::http::openapi::ClientCredential>)),
+)]
 pub async fn list(
     State(app): State<AppState>,
     auth: Auth,
@@ -26,6 +31,12 @@ pub async fn list(
 }
 
 /// `POST .../credentials`: 201 with the credential.
+#[utoipa::path(
+    post, path = "/api/v2/clients/{client_id}/credentials", operation_id = "post_credentials", tag = "client credentials",
+    params(("client_id" = String, Path, description = "ID of the client.")),
+    request_body(content((crate::http::openapi::PostClientCredentialRequestContent = "application/json"), (crate::http::openapi::PostClientCredentialRequestContent = "application/x-www-form-urlencoded"))),
+    responses((status = 201, description = "The new credential.", body = crate::http::openapi::ClientCredential)),
+)]
 pub async fn create(
     State(app): State<AppState>,
     auth: Auth,
@@ -40,6 +51,11 @@ pub async fn create(
 }
 
 /// `GET .../credentials/{credential_id}`.
+#[utoipa::path(
+    get, path = "/api/v2/clients/{client_id}/credentials/{credential_id}", operation_id = "get_credentials_by_credential_id", tag = "client credentials",
+    params(("client_id" = String, Path, description = "ID of the client."), ("credential_id" = String, Path, description = "ID of the credential.")),
+    responses((status = 200, description = "The credential.", body = crate::http::openapi::ClientCredential)),
+)]
 pub async fn get(
     State(app): State<AppState>,
     auth: Auth,
@@ -54,6 +70,12 @@ pub async fn get(
 }
 
 /// `PATCH .../credentials/{credential_id}` with `{"expires_at": <date-time> | null}`.
+#[utoipa::path(
+    patch, path = "/api/v2/clients/{client_id}/credentials/{credential_id}", operation_id = "patch_credentials_by_credential_id", tag = "client credentials",
+    params(("client_id" = String, Path, description = "ID of the client."), ("credential_id" = String, Path, description = "ID of the credential.")),
+    request_body(content((crate::http::openapi::PatchClientCredentialRequestContent = "application/json"), (crate::http::openapi::PatchClientCredentialRequestContent = "application/x-www-form-urlencoded"))),
+    responses((status = 200, description = "The credential with its new expiry.", body = crate::http::openapi::ClientCredential)),
+)]
 pub async fn update(
     State(app): State<AppState>,
     auth: Auth,
@@ -71,6 +93,11 @@ pub async fn update(
 }
 
 /// `DELETE .../credentials/{credential_id}`: 204; refused while attached.
+#[utoipa::path(
+    delete, path = "/api/v2/clients/{client_id}/credentials/{credential_id}", operation_id = "delete_credentials_by_credential_id", tag = "client credentials",
+    params(("client_id" = String, Path, description = "ID of the client."), ("credential_id" = String, Path, description = "ID of the credential.")),
+    responses((status = 204, description = "Deleted (refused with 400 while attached to the client's authentication method).")),
+)]
 pub async fn delete(
     State(app): State<AppState>,
     auth: Auth,

@@ -13,6 +13,11 @@ use crate::http::extract::{Auth, Path, Payload, QueryParams, page_json};
 use crate::http::{AppState, json_response};
 
 /// `GET /resource-servers`.
+#[utoipa::path(
+    get, path = "/api/v2/resource-servers", operation_id = "get_resource-servers", tag = "resource servers",
+    params(crate::http::openapi::PagingParams),
+    responses((status = 200, description = "A page of resource servers.", body = crate::http::openapi::ListResourceServerResponseContent)),
+)]
 pub async fn list(
     State(app): State<AppState>,
     auth: Auth,
@@ -29,6 +34,11 @@ pub async fn list(
 }
 
 /// `POST /resource-servers`: 201; 409 for a duplicate identifier.
+#[utoipa::path(
+    post, path = "/api/v2/resource-servers", operation_id = "post_resource-servers", tag = "resource servers",
+    request_body(content((crate::http::openapi::CreateResourceServerRequestContent = "application/json"), (crate::http::openapi::CreateResourceServerRequestContent = "application/x-www-form-urlencoded"))),
+    responses((status = 201, description = "The new resource server.", body = crate::http::openapi::ResourceServer), (status = 409, description = "The identifier is taken.", body = crate::http::openapi::ErrorBody)),
+)]
 pub async fn create(
     State(app): State<AppState>,
     auth: Auth,
@@ -41,6 +51,11 @@ pub async fn create(
 }
 
 /// `GET /resource-servers/{id}`.
+#[utoipa::path(
+    get, path = "/api/v2/resource-servers/{id}", operation_id = "get_resource-servers_by_id", tag = "resource servers",
+    params(("id" = String, Path, description = "ID or URL-encoded identifier of the resource server.")),
+    responses((status = 200, description = "The resource server.", body = crate::http::openapi::ResourceServer)),
+)]
 pub async fn get(
     State(app): State<AppState>,
     auth: Auth,
@@ -52,6 +67,12 @@ pub async fn get(
 }
 
 /// `PATCH /resource-servers/{id}`.
+#[utoipa::path(
+    patch, path = "/api/v2/resource-servers/{id}", operation_id = "patch_resource-servers_by_id", tag = "resource servers",
+    params(("id" = String, Path, description = "ID or URL-encoded identifier of the resource server.")),
+    request_body(content((crate::http::openapi::UpdateResourceServerRequestContent = "application/json"), (crate::http::openapi::UpdateResourceServerRequestContent = "application/x-www-form-urlencoded"))),
+    responses((status = 200, description = "The updated resource server.", body = crate::http::openapi::ResourceServer)),
+)]
 pub async fn update(
     State(app): State<AppState>,
     auth: Auth,
@@ -66,6 +87,11 @@ pub async fn update(
 }
 
 /// `DELETE /resource-servers/{id}`: 204; its client grants go with it.
+#[utoipa::path(
+    delete, path = "/api/v2/resource-servers/{id}", operation_id = "delete_resource-servers_by_id", tag = "resource servers",
+    params(("id" = String, Path, description = "ID or URL-encoded identifier of the resource server.")),
+    responses((status = 204, description = "Deleted, with its client grants.")),
+)]
 pub async fn delete(
     State(app): State<AppState>,
     auth: Auth,

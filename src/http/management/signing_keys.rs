@@ -11,10 +11,10 @@ use crate::http::extract::{Auth, Path};
 use crate::http::{AppState, json_response};
 use crate::store::{KeyState, SigningKeyRecord};
 
-const READ: &[&str] = &["read:signing_keys"];
+pub const READ: &[&str] = &["read:signing_keys"];
 /// `POST /keys/signing/rotate` admits either scope (Auth0's OpenAPI).
-const CREATE: &[&str] = &["create:signing_keys", "update:signing_keys"];
-const UPDATE: &[&str] = &["update:signing_keys"];
+pub const CREATE: &[&str] = &["create:signing_keys", "update:signing_keys"];
+pub const UPDATE: &[&str] = &["update:signing_keys"];
 
 /// Auth0's signing-key object.
 fn key_json(key: &SigningKeyRecord) -> Value {
@@ -53,6 +53,10 @@ fn cert_and_kid(key: &SigningKeyRecord) -> Value {
 }
 
 /// `GET /keys/signing`.
+#[utoipa::path(
+    get, path = "/api/v2/keys/signing", operation_id = "get_signing_keys", tag = "signing keys",
+    responses((status = 200, description = "Every signing key: previous, current and next.", body = Vec<crate::http::openapi::SigningKey>)),
+)]
 pub async fn list(State(app): State<AppState>, auth: Auth) -> Result<Response, ApiError> {
     auth.require(READ)?;
     let keys = app.signing_keys().await?;
@@ -61,6 +65,11 @@ pub async fn list(State(app): State<AppState>, auth: Auth) -> Result<Response, A
 }
 
 /// `GET /keys/signing/{kid}`.
+#[utoipa::path(
+    get, path = "/api/v2/keys/signing/{kid}", operation_id = "get_signing_key", tag = "signing keys",
+    params(("kid" = String, Path, description = "Key id of the key to retrieve.")),
+    responses((status = 200, description = "The signing key.", body = crate::http::openapi::SigningKey)),
+)]
 pub async fn get(
     State(app): State<AppState>,
     auth: Auth,
@@ -72,6 +81,10 @@ pub async fn get(
 }
 
 /// `POST /keys/signing/rotate`: 201 `{cert, kid}` of the key that signs from now on.
+#[utoipa::path(
+    post, path = "/api/v2/keys/signing/rotate", operation_id = "post_signing_keys", tag = "signing keys",
+    responses((status = 201, description = "The key that signs from now on.", body = crate::http::openapi::SigningKeyCert)),
+)]
 pub async fn rotate(State(app): State<AppState>, auth: Auth) -> Result<Response, ApiError> {
     auth.require(CREATE)?;
     let key = app.rotate_signing_keys().await?;
@@ -79,6 +92,11 @@ pub async fn rotate(State(app): State<AppState>, auth: Auth) -> Result<Response,
 }
 
 /// `PUT /keys/signing/{kid}/revoke`: `{cert, kid}` of the revoked key.
+#[utoipa::path(
+    put, path = "/api/v2/keys/signing/{kid}/revoke", operation_id = "put_signing_keys", tag = "signing keys",
+    params(("kid" = String, Path, description = "Key id of the key to revoke.")),
+    responses((status = 200, description = "The revoked key (it leaves the JWKS).", body = crate::http::openapi::SigningKeyCert)),
+)]
 pub async fn revoke(
     State(app): State<AppState>,
     auth: Auth,

@@ -1,0 +1,71 @@
+//! Management API request bodies (JSON and form) through every domain validator, and the
+//! builders that parse key material; and the paging query string.
+#![no_main]
+
+use clavis::domain::client::{ClientUpdate, CredentialLimits, NewClient};
+use clavis::domain::client_grant::{ClientGrantUpdate, NewClientGrant};
+use clavis::domain::credential::{NewCredential, parse_patch};
+use clavis::domain::resource_server::{NewResourceServer, ResourceServerUpdate};
+use clavis::domain::time::Timestamp;
+use clavis::domain::validate::Body;
+use clavis::http::extract::{QueryParams, form_to_json};
+use libfuzzer_sys::fuzz_target;
+use serde_json::Value;
+
+fn body(value: &Value, form: bool) -> Option<Body<'_>> {
+    if form { Body::new_form(value).ok() } else { Body::new(value).ok() }
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
+    if mode % 4 == 3 {
+        let q = QueryParams::parse(std::str::from_utf8(rest).ok());
+        let _ = q.paging();
+        let _ = q.boolean("include_fields");
+        return;
+    }
+    let form = mode % 4 == 2;
+    let value = if form {
+        Value::Object(form_to_json(rest))
+    } else {
+        match serde_json::from_slice::<Value>(rest) {
+            Ok(v) => v,
+            Err(_) => return,
+        }
+    };
+    let now = Timestamp::now();
+    let limits = CredentialLimits::default();
+    if let Some(b) = body(&value, form)
+        && let Ok(c) = NewCredential::parse(b)
+    {
+        let _ = c.build("abcdefghijklmnopqrstuvwxyz012345", now);
+    }
+    if let Some(b) = body(&value, form)
+        && let Ok(c) = NewClient::parse(b)
+    {
+        let _ = c.sets_authentication_methods();
+        let _ = c.build(None, limits, now);
+    }
+    if let Some(b) = body(&value, form) {
+        let _ = ClientUpdate::parse(b);
+    }
+    if let Some(b) = body(&value, form) {
+        let _ = parse_patch(b);
+    }
+    if let Some(b) = body(&value, form)
+        && let Ok(rs) = NewResourceServer::parse(b)
+    {
+        let _ = rs.build(now);
+    }
+    if let Some(b) = body(&value, form) {
+        let _ = ResourceServerUpdate::parse(b);
+    }
+    if let Some(b) = body(&value, form) {
+        let _ = NewClientGrant::parse(b);
+    }
+    if let Some(b) = body(&value, form) {
+        let _ = ClientGrantUpdate::parse(b);
+    }
+});

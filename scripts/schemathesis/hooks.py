@@ -1,0 +1,97 @@
+"""Schemathesis hooks for fuzzing Clavis (loaded by scripts/api-fuzz).
+
+- Authentication: a fresh Management API token from POST /oauth/token every few seconds,
+  with the bootstrap admin's client_credentials. The fuzzer rotates and revokes signing
+  keys, which invalidates tokens signed by a revoked key; a short refresh keeps the run
+  authenticated (a 401 in between is documented and accepted).
+- The fuzzer's own admin client and its grant are off limits: a request that would patch,
+  rotate or delete them (and so end the run's authentication) is sent to an id that does
+  not exist instead, which still exercises the operation.
+- POST /client-grants: half of the generated bodies get the Management API's identifier as
+  `audience`, so that grants get created (with a client from a POST /clients link) and the
+  get/patch/delete links after them are exercised.
+"""
+
+import os
+
+import requests
+import schemathesis
+
+BASE_URL = os.environ["CLAVIS_BASE_URL"].rstrip("/")
+CA_FILE = os.environ["CLAVIS_CA_FILE"]
+CLIENT_ID = os.environ["CLAVIS_FUZZ_CLIENT_ID"]
+CLIENT_SECRET = os.environ["CLAVIS_FUZZ_CLIENT_SECRET"]
+AUDIENCE = BASE_URL + "/api/v2/"
+
+
+PROTECTED_ID = "protected-by-the-fuzz-harness"
+_admin_grant_ids = set()
+
+
+def _token():
+    response = requests.post(
+        BASE_URL + "/oauth/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": CLIENT_ID,
+            "client_secret": CLIENT_SECRET,
+            "audience": AUDIENCE,
+        },
+        verify=CA_FILE,
+        timeout=10,
+    )
+    response.raise_for_status()
+    return response.json()["access_token"]
+
+
+def _remember_admin_grants(token):
+    if _admin_grant_ids:
+        return
+    response = requests.get(
+        BASE_URL + "/api/v2/client-grants",
+        params={"client_id": CLIENT_ID},
+        headers={"Authorization": f"Bearer {token}"},
+        verify=CA_FILE,
+        timeout=10,
+    )
+    response.raise_for_status()
+    _admin_grant_ids.update(g["id"] for g in response.json())
+
+
+@schemathesis.auth(refresh_interval=3)
+class ManagementToken:
+    """The bootstrap admin's token for the Management API audience."""
+
+    def get(self, case, ctx):
+        token = _token()
+        _remember_admin_grants(token)
+        return token
+
+    def set(self, case, data, ctx):
+        case.headers = case.headers or {}
+        case.headers["Authorization"] = f"Bearer {data}"
+
+
+@schemathesis.hook
+def map_body(ctx, body):
+    operation = getattr(ctx, "operation", None)
+    if (
+        operation is not None
+        and operation.method.upper() == "POST"
+        and operation.path.endswith("/client-grants")
+        and isinstance(body, dict)
+        and len(str(body.get("client_id", ""))) % 2 == 0
+    ):
+        body["audience"] = AUDIENCE
+    return body
+
+
+@schemathesis.hook
+def before_call(ctx, case, kwargs):
+    params = case.path_parameters or {}
+    if case.method.upper() == "GET":
+        return
+    if params.get("client_id") == CLIENT_ID:
+        params["client_id"] = PROTECTED_ID
+    if case.path.startswith("/api/v2/client-grants/") and params.get("id") in _admin_grant_ids:
+        params["id"] = PROTECTED_ID

@@ -1,0 +1,271 @@
+//! Secrets, client assertions and tokens never reach the logs.
+//!
+//! Runs the `clavis` binary at `debug` (and `trace` for Clavis's own code), drives every
+//! flow that handles a secret through it — client_secret_post and client_secret_basic,
+//! wrong secrets, client creation and secret rotation, private_key_jwt with good, replayed
+//! and forged assertions, bad Bearer tokens — then the official Node SDK suite, and greps
+//! the captured stdout and stderr for every secret, assertion and token used, and for
+//! anything shaped like a JWT.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use clavis_crypto::jws::SigningKey;
+use common::binary::{ADMIN_ID, ADMIN_SECRET, Server, admin_token};
+use serde_json::{Value, json};
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// Every string that must not appear in the log, with what it is.
+#[derive(Default)]
+struct Secrets(Vec<(String, String)>);
+
+impl Secrets {
+    fn add(&mut self, what: &str, value: &str) {
+        assert!(value.len() >= 16, "{what} is too short to grep for");
+        self.0.push((what.to_string(), value.to_string()));
+    }
+}
+
+/// A JWT-shaped string: header and payload are base64url JSON objects (`eyJ`).
+fn find_jwt(text: &str) -> Option<&str> {
+    let start = text.find("eyJ")?;
+    let rest = &text[start..];
+    let end = rest
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.'))
+        .unwrap_or(rest.len());
+    let candidate = &rest[..end];
+    (candidate.matches('.').count() >= 2 && candidate.len() > 40).then_some(candidate)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_secret_assertion_or_token_reaches_the_logs() {
+    let mut server = Server::start(&[
+        ("CLAVIS_LOG", "debug,clavis=trace"),
+        ("CLAVIS_RATE_LIMIT_CLIENT_RPS", "0"),
+        ("CLAVIS_RATE_LIMIT_IP_RPS", "0"),
+    ]);
+    let http = server.http();
+    let base = server.base();
+    let mut secrets = Secrets::default();
+    secrets.add("the bootstrap admin's secret", ADMIN_SECRET);
+
+    let token = admin_token(&server, &http).await;
+    secrets.add("a management token", &token);
+
+    // client_secret_basic, and wrong secrets both ways.
+    let basic = http
+        .post(format!("{base}/oauth/token"))
+        .basic_auth(ADMIN_ID, Some(ADMIN_SECRET))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("audience", &format!("{base}/api/v2/")),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(basic.status(), 200);
+    let v: Value = basic.json().await.unwrap();
+    secrets.add(
+        "a token from client_secret_basic",
+        v["access_token"].as_str().unwrap(),
+    );
+    let wrong = "wrong-secret-that-must-not-be-logged-0123456789";
+    secrets.add("a wrong secret", wrong);
+    for r in [
+        http.post(format!("{base}/oauth/token"))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", ADMIN_ID),
+                ("client_secret", wrong),
+                ("audience", &format!("{base}/api/v2/")),
+            ])
+            .send()
+            .await
+            .unwrap(),
+        http.post(format!("{base}/oauth/token"))
+            .basic_auth(ADMIN_ID, Some(wrong))
+            .json(&json!({"grant_type": "client_credentials", "audience": format!("{base}/api/v2/"), "organization": null}))
+            .send()
+            .await
+            .unwrap(),
+    ] {
+        assert_eq!(r.status(), 401);
+    }
+
+    // A client: its secret on create and on rotation.
+    let mgmt = |method: reqwest::Method, path: &str| {
+        http.request(method, format!("{base}/api/v2{path}"))
+            .bearer_auth(&token)
+    };
+    let created: Value = mgmt(reqwest::Method::POST, "/clients")
+        .json(&json!({"name": "hygiene", "app_type": "non_interactive", "grant_types": ["client_credentials"], "token_endpoint_auth_method": "client_secret_post"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let client_id = created["client_id"].as_str().unwrap().to_string();
+    secrets.add(
+        "a new client's secret",
+        created["client_secret"].as_str().unwrap(),
+    );
+    let rotated: Value = mgmt(
+        reqwest::Method::POST,
+        &format!("/clients/{client_id}/rotate-secret"),
+    )
+    .send()
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let secret = rotated["client_secret"].as_str().unwrap().to_string();
+    secrets.add("a rotated secret", &secret);
+    let fetched: Value = mgmt(reqwest::Method::GET, &format!("/clients/{client_id}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(fetched["client_secret"], secret.as_str());
+
+    // private_key_jwt: a key credential, attached; good, replayed and forged assertions.
+    let key = SigningKey::generate().unwrap();
+    let pkcs1 = der::pem::encode_string(
+        "RSA PUBLIC KEY",
+        der::pem::LineEnding::LF,
+        key.public_key().pkcs1_der(),
+    )
+    .unwrap();
+    let cred: Value = mgmt(reqwest::Method::POST, &format!("/clients/{client_id}/credentials"))
+        .json(&json!({"credential_type": "public_key", "name": "hygiene key", "pem": pkcs1, "kid": key.kid()}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let r = mgmt(reqwest::Method::PATCH, &format!("/clients/{client_id}"))
+        .json(&json!({"client_authentication_methods": {"private_key_jwt": {"credentials": [{"id": cred["id"]}]}}, "token_endpoint_auth_method": null}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let grant = mgmt(reqwest::Method::POST, "/client-grants")
+        .json(&json!({"client_id": client_id, "audience": format!("{base}/api/v2/"), "scope": ["read:clients"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(grant.status(), 201);
+    let assertion = key
+        .sign_jwt(&json!({"iss": client_id, "sub": client_id, "aud": format!("{base}/"), "iat": now(), "exp": now() + 120, "jti": format!("hygiene-jti-{}", now())}))
+        .unwrap();
+    secrets.add("a client assertion", &assertion);
+    let with_assertion = |assertion: String| {
+        http.post(format!("{base}/oauth/token"))
+            .form(&[
+                ("grant_type", "client_credentials".to_string()),
+                ("client_id", client_id.clone()),
+                (
+                    "client_assertion_type",
+                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".to_string(),
+                ),
+                ("client_assertion", assertion),
+                ("audience", format!("{base}/api/v2/")),
+            ])
+            .send()
+    };
+    let ok = with_assertion(assertion.clone()).await.unwrap();
+    assert_eq!(ok.status(), 200);
+    let v: Value = ok.json().await.unwrap();
+    secrets.add(
+        "a token from private_key_jwt",
+        v["access_token"].as_str().unwrap(),
+    );
+    assert_eq!(
+        with_assertion(assertion.clone()).await.unwrap().status(),
+        401,
+        "replay"
+    );
+    let forged = format!("{}AAAA", &assertion[..assertion.len() - 4]);
+    secrets.add("a forged assertion", &forged);
+    assert_eq!(with_assertion(forged).await.unwrap().status(), 401);
+    let garbage = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJoeWdpZW5lIn0.bm90LWEtc2lnbmF0dXJlLWF0LWFsbA";
+    secrets.add("a garbage bearer token", garbage);
+    let r = http
+        .get(format!("{base}/api/v2/clients"))
+        .bearer_auth(garbage)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+
+    // The official Node SDK's whole suite through the same server.
+    common::binary::sdk_deps("node");
+    let dir = common::binary::repo_root().join("sdk-tests/node");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.to_string_lossy().ends_with(".test.mjs"))
+        .collect();
+    files.sort();
+    let mut cmd = Command::new("node");
+    cmd.arg("--test").args(&files);
+    let (status, output) = common::binary::run_sdk_command(&server, cmd, Duration::from_secs(600));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "the Node SDK suite failed:\n{output}"
+    );
+
+    println!(
+        "--- node ---\n{}",
+        output.lines().rev().take(12).collect::<Vec<_>>().join("\n")
+    );
+    server.stop();
+    let log = server.log_text();
+    println!(
+        "log hygiene: {} log lines checked for {} secrets, assertions and tokens",
+        log.lines().count(),
+        secrets.0.len()
+    );
+    assert!(
+        log.lines().count() > 20,
+        "suspiciously little logging:\n{log}"
+    );
+    let mut leaks = Vec::new();
+    for (what, value) in &secrets.0 {
+        if log.contains(value.as_str()) {
+            leaks.push(format!("{what} appears in the log"));
+        }
+        // Half of a token or secret is as bad as all of it.
+        let half = &value[..value.len() / 2];
+        if half.len() >= 16 && !log.contains(value.as_str()) && log.contains(half) {
+            leaks.push(format!("part of {what} appears in the log"));
+        }
+    }
+    if let Some(jwt) = find_jwt(&log) {
+        leaks.push(format!(
+            "a JWT appears in the log: {}…",
+            &jwt[..jwt.len().min(24)]
+        ));
+    }
+    assert!(
+        leaks.is_empty(),
+        "{}\n--- log ({} lines) ---\n{}",
+        leaks.join("\n"),
+        log.lines().count(),
+        log.lines().take(400).collect::<Vec<_>>().join("\n")
+    );
+}

@@ -24,6 +24,7 @@ use async_trait::async_trait;
 use crate::domain::DomainError;
 use crate::domain::client::{Client, ClientAggregate};
 use crate::domain::client_grant::ClientGrant;
+use crate::domain::credential::Credential;
 use crate::domain::resource_server::ResourceServer;
 use crate::domain::time::Timestamp;
 
@@ -111,6 +112,53 @@ impl<T> Page<T> {
             total: self.total,
             next: self.next,
         }
+    }
+}
+
+/// What a mutation changed in a client aggregate: the rows a backend must write.
+#[derive(Debug)]
+pub struct ClientDiff<'a> {
+    /// The client row (document or sealed secret) changed.
+    pub client_changed: bool,
+    /// Credentials removed by the mutation.
+    pub deleted: Vec<&'a str>,
+    /// Credentials whose document changed.
+    pub updated: Vec<&'a Credential>,
+    /// Credentials added by the mutation.
+    pub inserted: Vec<&'a Credential>,
+}
+
+impl<'a> ClientDiff<'a> {
+    /// Compares the aggregate before and after a mutation; refuses changes a mutation may
+    /// not make (another client id, a credential of another client).
+    pub fn between(before: &'a ClientAggregate, after: &'a ClientAggregate) -> StoreResult<Self> {
+        let client_id = &before.client.client_id;
+        if after.client.client_id != *client_id {
+            return Err(StoreError::Internal("client_id cannot change".into()));
+        }
+        let mut diff = ClientDiff {
+            client_changed: after.client != before.client
+                || after.sealed_secret != before.sealed_secret,
+            deleted: Vec::new(),
+            updated: Vec::new(),
+            inserted: Vec::new(),
+        };
+        for old in &before.credentials {
+            match after.credentials.iter().find(|c| c.id == old.id) {
+                None => diff.deleted.push(&old.id),
+                Some(new) if new != old => diff.updated.push(new),
+                Some(_) => {}
+            }
+        }
+        for new in &after.credentials {
+            if !before.credentials.iter().any(|c| c.id == new.id) {
+                if new.client_id != *client_id {
+                    return Err(StoreError::Internal("credential of another client".into()));
+                }
+                diff.inserted.push(new);
+            }
+        }
+        Ok(diff)
     }
 }
 

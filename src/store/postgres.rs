@@ -33,8 +33,8 @@ use sqlx::{PgConnection, Postgres, Row, Transaction};
 use tokio::sync::{mpsc, watch};
 
 use super::{
-    Bootstrap, Change, ClientRow, Entity, GrantFilter, JtiRecord, Mutation, Page, PageRequest,
-    SigningKeyRecord, Snapshot, Store, StoreError, StoreResult,
+    Bootstrap, Change, ClientDiff, ClientRow, Entity, GrantFilter, JtiRecord, Mutation, Page,
+    PageRequest, SigningKeyRecord, Snapshot, Store, StoreError, StoreResult,
 };
 use crate::domain::client::{Client, ClientAggregate};
 use crate::domain::client_grant::ClientGrant;
@@ -645,10 +645,8 @@ impl PostgresStore {
             .ok_or(StoreError::NotFound(Entity::Client))?;
         let mut after = before.clone();
         mutation(&mut after)?;
-        if after.client.client_id != before.client.client_id {
-            return Err(StoreError::Internal("client_id cannot change".into()).into());
-        }
-        if after.client != before.client || after.sealed_secret != before.sealed_secret {
+        let diff = ClientDiff::between(&before, &after)?;
+        if diff.client_changed {
             sqlx::query("UPDATE clients SET doc = $1, sealed_secret = $2 WHERE client_id = $3")
                 .bind(encode(&after.client)?)
                 .bind(after.sealed_secret.as_deref())
@@ -657,33 +655,23 @@ impl PostgresStore {
                 .await
                 .map_err(db)?;
         }
-        for old in &before.credentials {
-            match after.credentials.iter().find(|c| c.id == old.id) {
-                None => {
-                    sqlx::query("DELETE FROM credentials WHERE id = $1")
-                        .bind(&old.id)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(db)?;
-                }
-                Some(new) if new != old => {
-                    sqlx::query("UPDATE credentials SET doc = $1 WHERE id = $2")
-                        .bind(encode(new)?)
-                        .bind(&new.id)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(db)?;
-                }
-                Some(_) => {}
-            }
+        for id in &diff.deleted {
+            sqlx::query("DELETE FROM credentials WHERE id = $1")
+                .bind(*id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
         }
-        for new in &after.credentials {
-            if !before.credentials.iter().any(|c| c.id == new.id) {
-                if new.client_id != client_id {
-                    return Err(StoreError::Internal("credential of another client".into()).into());
-                }
-                Self::insert_credential(&mut tx, new).await?;
-            }
+        for credential in &diff.updated {
+            sqlx::query("UPDATE credentials SET doc = $1 WHERE id = $2")
+                .bind(encode(*credential)?)
+                .bind(&credential.id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+        }
+        for credential in &diff.inserted {
+            Self::insert_credential(&mut tx, credential).await?;
         }
         notify(&mut tx, &Change::Client(client_id.to_string())).await?;
         tx.commit().await.map_err(db)?;

@@ -18,7 +18,7 @@ use sqlx::sqlite::{
 use sqlx::{Row, Sqlite, Transaction};
 
 use super::{
-    Bootstrap, ClientRow, Entity, GrantFilter, JtiRecord, Mutation, Page, PageRequest,
+    Bootstrap, ClientDiff, ClientRow, Entity, GrantFilter, JtiRecord, Mutation, Page, PageRequest,
     SigningKeyRecord, Snapshot, Store, StoreError, StoreResult,
 };
 use crate::domain::client::{Client, ClientAggregate};
@@ -526,10 +526,8 @@ impl Store for SqliteStore {
             .ok_or(StoreError::NotFound(Entity::Client))?;
         let mut after = before.clone();
         mutation(&mut after)?;
-        if after.client.client_id != before.client.client_id {
-            return Err(StoreError::Internal("client_id cannot change".into()));
-        }
-        if after.client != before.client || after.sealed_secret != before.sealed_secret {
+        let diff = ClientDiff::between(&before, &after)?;
+        if diff.client_changed {
             sqlx::query("UPDATE clients SET doc = ?, sealed_secret = ? WHERE client_id = ?")
                 .bind(encode(&after.client)?)
                 .bind(after.sealed_secret.as_deref())
@@ -538,33 +536,23 @@ impl Store for SqliteStore {
                 .await
                 .map_err(map_err)?;
         }
-        for old in &before.credentials {
-            match after.credentials.iter().find(|c| c.id == old.id) {
-                None => {
-                    sqlx::query("DELETE FROM credentials WHERE id = ?")
-                        .bind(&old.id)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(map_err)?;
-                }
-                Some(new) if new != old => {
-                    sqlx::query("UPDATE credentials SET doc = ? WHERE id = ?")
-                        .bind(encode(new)?)
-                        .bind(&new.id)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(map_err)?;
-                }
-                Some(_) => {}
-            }
+        for id in &diff.deleted {
+            sqlx::query("DELETE FROM credentials WHERE id = ?")
+                .bind(*id)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
         }
-        for new in &after.credentials {
-            if !before.credentials.iter().any(|c| c.id == new.id) {
-                if new.client_id != client_id {
-                    return Err(StoreError::Internal("credential of another client".into()));
-                }
-                Self::insert_credential(&mut tx, new).await?;
-            }
+        for credential in &diff.updated {
+            sqlx::query("UPDATE credentials SET doc = ? WHERE id = ?")
+                .bind(encode(*credential)?)
+                .bind(&credential.id)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+        }
+        for credential in &diff.inserted {
+            Self::insert_credential(&mut tx, credential).await?;
         }
         tx.commit().await.map_err(map_err)?;
         Ok(after)

@@ -13,7 +13,11 @@ use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
 
 fn body(value: &Value, form: bool) -> Option<Body<'_>> {
-    if form { Body::new_form(value).ok() } else { Body::new(value).ok() }
+    if form {
+        Body::new_form(value).ok()
+    } else {
+        Body::new(value).ok()
+    }
 }
 
 fuzz_target!(|data: &[u8]| {

@@ -10,7 +10,11 @@ fuzz_target!(|data: &[u8]| {
     };
     if let Some(t) = Timestamp::parse(text) {
         let printed = t.to_string();
-        assert_eq!(Timestamp::parse(&printed), Some(t), "{text:?} printed as {printed:?}");
+        assert_eq!(
+            Timestamp::parse(&printed),
+            Some(t),
+            "{text:?} printed as {printed:?}"
+        );
         assert_eq!(Timestamp::from_unix_millis(t.unix_millis()), Some(t));
     }
 });

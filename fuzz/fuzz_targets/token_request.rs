@@ -21,19 +21,12 @@ fuzz_target!(|data: &[u8]| {
         headers.insert(header::AUTHORIZATION, value);
     }
     if let Ok(request) = parse_token_body(&headers, body, flags & 1 != 0) {
-        // Its Display is what the logs see: it never prints the secret or the assertion.
-        let shown = request.to_string();
-        let others = format!(
-            "{:?}{:?}{:?}",
+        // Its Display is what the logs see: exactly these three fields, never the secret,
+        // the Basic credentials or the assertion.
+        let expected = format!(
+            "grant_type={:?} client_id={:?} audience={:?}",
             request.grant_type, request.client_id, request.audience
         );
-        for secret in [&request.client_secret, &request.client_assertion]
-            .into_iter()
-            .flatten()
-        {
-            if secret.len() >= 16 && !others.contains(secret.as_str()) {
-                assert!(!shown.contains(secret.as_str()), "{shown}");
-            }
-        }
+        assert_eq!(request.to_string(), expected);
     }
 });

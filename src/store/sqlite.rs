@@ -350,6 +350,26 @@ impl SqliteStore {
     }
 }
 
+impl SqliteStore {
+    /// Inserts many clients (with their credentials) and grants in one transaction, for
+    /// loading large data sets (the bench's scale scenario). The Management API's rules are
+    /// the caller's business; the store's constraints still apply.
+    pub async fn bulk_insert(
+        &self,
+        clients: &[ClientAggregate],
+        grants: &[ClientGrant],
+    ) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        for aggregate in clients {
+            Self::write_new_client(&mut tx, aggregate).await?;
+        }
+        for grant in grants {
+            Self::insert_grant_tx(&mut tx, grant).await?;
+        }
+        tx.commit().await.map_err(map_err)
+    }
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     async fn ping(&self) -> StoreResult<()> {

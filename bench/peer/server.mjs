@@ -67,6 +67,8 @@ if (cluster.isPrimary) {
     clients,
     jwks: { keys: [JSON.parse(process.env.PEER_SIGNING_JWK)] },
     scopes: [SCOPE],
+    // Same path as Clavis (oidc-provider's default is /token).
+    routes: { token: '/oauth/token' },
     features: {
       devInteractions: { enabled: false },
       clientCredentials: { enabled: true },

@@ -13,7 +13,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Barrier, OnceLock};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -127,8 +127,9 @@ fn tls_connector(ca_pem: &[u8]) -> Result<TlsConnector> {
     Ok(TlsConnector::from(Arc::new(config)))
 }
 
-/// Runs the plan and returns the report.
-pub async fn run(plan: Plan) -> Result<Report> {
+/// Runs the plan on `threads` OS threads, each with its own single-threaded event loop
+/// driving its share of the connections (as wrk does), and returns the report.
+pub fn run(plan: Plan, threads: usize) -> Result<Report> {
     if plan.requests.is_empty() {
         return Err(anyhow!("no requests to send"));
     }
@@ -156,50 +157,64 @@ pub async fn run(plan: Plan) -> Result<Report> {
         stop: AtomicBool::new(false),
         exhausted: AtomicBool::new(false),
     });
-
-    // Connect (TLS handshakes) before any timing starts.
-    let mut senders = Vec::with_capacity(plan.connections);
-    for _ in 0..plan.connections {
-        let tcp = TcpStream::connect(addr).await.context("connect")?;
-        tcp.set_nodelay(true)?;
-        let tls = connector
-            .connect(server_name.clone(), tcp)
-            .await
-            .context("TLS handshake")?;
-        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls)).await?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        senders.push(sender);
+    let threads = threads.clamp(1, plan.connections.max(1));
+    // Everyone connects (TLS handshakes) before the clock starts.
+    let connected = Arc::new(Barrier::new(threads + 1));
+    let go = Arc::new(Barrier::new(threads + 1));
+    let start_at: Arc<OnceLock<Instant>> = Arc::new(OnceLock::new());
+    let mut handles = Vec::with_capacity(threads);
+    for t in 0..threads {
+        let share = plan.connections / threads + usize::from(t < plan.connections % threads);
+        let (shared, connector, server_name) =
+            (shared.clone(), connector.clone(), server_name.clone());
+        let (connected, go, start_at) = (connected.clone(), go.clone(), start_at.clone());
+        handles.push(std::thread::spawn(move || -> Result<ConnStats> {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(async move {
+                let mut senders = Vec::with_capacity(share);
+                let mut failure = None;
+                for _ in 0..share {
+                    match connect(addr, &connector, &server_name).await {
+                        Ok(s) => senders.push(s),
+                        Err(e) => {
+                            failure = Some(e);
+                            break;
+                        }
+                    }
+                }
+                connected.wait();
+                go.wait();
+                if let Some(e) = failure {
+                    shared.stop.store(true, Ordering::Relaxed);
+                    return Err(e);
+                }
+                let start = *start_at.get().ok_or_else(|| anyhow!("no start time"))?;
+                let measure_from = start + shared.plan.warmup;
+                let end = measure_from + shared.plan.duration;
+                let tasks: Vec<_> = senders
+                    .into_iter()
+                    .map(|s| tokio::spawn(connection(s, shared.clone(), start, measure_from, end)))
+                    .collect();
+                let mut all = ConnStats::default();
+                for task in tasks {
+                    all.merge(task.await?);
+                }
+                Ok(all)
+            })
+        }));
     }
-
+    connected.wait();
     let start = Instant::now();
+    let _ = start_at.set(start);
+    go.wait();
+    let mut all = ConnStats::default();
+    for h in handles {
+        all.merge(h.join().map_err(|_| anyhow!("load thread failed"))??);
+    }
     let measure_from = start + plan.warmup;
     let end = measure_from + plan.duration;
-    let mut tasks = Vec::with_capacity(senders.len());
-    for sender in senders {
-        let shared = shared.clone();
-        tasks.push(tokio::spawn(connection(
-            sender,
-            shared,
-            start,
-            measure_from,
-            end,
-        )));
-    }
-    let mut all = ConnStats::default();
-    for t in tasks {
-        let s = t.await?;
-        all.latencies_us.extend(s.latencies_us);
-        all.ok += s.ok;
-        all.errors += s.errors;
-        for (k, v) in s.statuses {
-            *all.statuses.entry(k).or_default() += v;
-        }
-        if all.sample_error.is_none() {
-            all.sample_error = s.sample_error;
-        }
-    }
     let finished = Instant::now().min(end);
     let exhausted = shared.exhausted.load(Ordering::Relaxed);
     let seconds = finished
@@ -220,7 +235,7 @@ pub async fn run(plan: Plan) -> Result<Report> {
         target_rate: plan.rate,
         ok: all.ok,
         errors: all.errors,
-        statuses: all.statuses,
+        statuses: all.statuses.clone(),
         seconds,
         rps: if seconds > 0.0 {
             all.ok as f64 / seconds
@@ -232,12 +247,46 @@ pub async fn run(plan: Plan) -> Result<Report> {
         p999_ms: pct(0.999),
         max_ms: pct(1.0),
         exhausted,
-        sample_error: all.sample_error,
+        sample_error: all.sample_error.clone(),
     })
 }
 
+type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
+
+async fn connect(
+    addr: SocketAddr,
+    connector: &TlsConnector,
+    server_name: &ServerName<'static>,
+) -> Result<Sender> {
+    let tcp = TcpStream::connect(addr).await.context("connect")?;
+    tcp.set_nodelay(true)?;
+    let tls = connector
+        .connect(server_name.clone(), tcp)
+        .await
+        .context("TLS handshake")?;
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls)).await?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(sender)
+}
+
+impl ConnStats {
+    fn merge(&mut self, s: ConnStats) {
+        self.latencies_us.extend(s.latencies_us);
+        self.ok += s.ok;
+        self.errors += s.errors;
+        for (k, v) in s.statuses {
+            *self.statuses.entry(k).or_default() += v;
+        }
+        if self.sample_error.is_none() {
+            self.sample_error = s.sample_error;
+        }
+    }
+}
+
 async fn connection(
-    mut sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+    mut sender: Sender,
     shared: Arc<Shared>,
     start: Instant,
     measure_from: Instant,

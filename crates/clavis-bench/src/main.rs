@@ -278,7 +278,7 @@ fn main() -> Result<()> {
             };
             let mut p = plan(&base, &ca, hyper::Method::POST, requests, cycle, &load)?;
             p.content_type = Some("application/x-www-form-urlencoded".into());
-            print(&runtime(load.threads)?.block_on(load::run(p))?)
+            print(&load::run(p, load.threads)?)
         }
         Cmd::Mgmt {
             manifest,
@@ -343,7 +343,7 @@ fn main() -> Result<()> {
             if method == hyper::Method::PATCH {
                 p.content_type = Some("application/json".into());
             }
-            print(&runtime(load.threads)?.block_on(load::run(p))?)
+            print(&load::run(p, load.threads)?)
         }
         Cmd::ScaleLoad {
             data_dir,

@@ -780,28 +780,44 @@ impl Store for SqliteStore {
     }
 
     async fn record_jtis(&self, records: &[JtiRecord], now: i64) -> StoreResult<Vec<bool>> {
-        let mut tx = self.begin().await?;
-        let mut fresh = Vec::with_capacity(records.len());
-        for r in records {
-            // Inserts, or takes over an expired record; an unexpired one stays and makes this
-            // a replay (0 rows affected).
-            let affected = sqlx::query(
-                "INSERT INTO assertion_replay (client_id, jti, expires_at) VALUES (?, ?, ?)
-                 ON CONFLICT (client_id, jti) DO UPDATE SET expires_at = excluded.expires_at
-                 WHERE assertion_replay.expires_at <= ?",
-            )
-            .bind(&r.client_id)
-            .bind(&r.jti)
-            .bind(r.expires_at)
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?
-            .rows_affected();
-            fresh.push(affected == 1);
+        if records.is_empty() {
+            return Ok(Vec::new());
         }
+        // The whole batch in one statement (one round trip to the database thread, one
+        // prepared statement whatever the batch size): rows come from a JSON array, in
+        // order. A new id is inserted, or takes over an expired record; both come back from
+        // RETURNING. An unexpired record stays (the upsert's WHERE fails), so it is a replay
+        // — including a duplicate later in the same batch, which conflicts with the copy
+        // inserted just before it.
+        let rows: Vec<(&str, &str, i64)> = records
+            .iter()
+            .map(|r| (r.client_id.as_str(), r.jti.as_str(), r.expires_at))
+            .collect();
+        let mut tx = self.begin().await?;
+        let returned = sqlx::query(
+            "INSERT INTO assertion_replay (client_id, jti, expires_at)
+             SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each(?) WHERE true
+             ON CONFLICT (client_id, jti) DO UPDATE SET expires_at = excluded.expires_at
+             WHERE assertion_replay.expires_at <= ?
+             RETURNING client_id, jti",
+        )
+        .bind(encode(&rows)?)
+        .bind(now)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(map_err)?;
         tx.commit().await.map_err(map_err)?;
-        Ok(fresh)
+        let mut fresh_ids = std::collections::HashSet::with_capacity(returned.len());
+        for row in &returned {
+            let client_id: String = row.try_get("client_id").map_err(map_err)?;
+            let jti: String = row.try_get("jti").map_err(map_err)?;
+            fresh_ids.insert((client_id, jti));
+        }
+        // Only the first of duplicates in the batch is fresh.
+        Ok(records
+            .iter()
+            .map(|r| fresh_ids.remove(&(r.client_id.clone(), r.jti.clone())))
+            .collect())
     }
 
     async fn purge_jtis(&self, now: i64) -> StoreResult<u64> {

@@ -11,6 +11,7 @@ mod client_grants;
 mod clients;
 mod credentials;
 mod private_key_jwt;
+mod replay_store;
 mod resource_servers;
 mod restart;
 mod scopes;

@@ -137,8 +137,10 @@ fn model(c: &mut Criterion) {
         });
         a.credentials = vec![cred];
         let grant = NewClientGrant::parse(
-            Body::new(&json!({"client_id": a.client.client_id, "audience": "https://api.bench/",
-                              "scope": ["read:things"]}))
+            Body::new(
+                &json!({"client_id": a.client.client_id, "audience": "https://api.bench/",
+                              "scope": ["read:things"]}),
+            )
             .unwrap(),
         )
         .unwrap()
@@ -150,16 +152,19 @@ fn model(c: &mut Criterion) {
     }
     let model = ReadModel::load(&snapshot, &master).unwrap();
     let mut i = 0usize;
-    c.bench_function("read model: client + grant + api lookup (100k clients)", |b| {
-        b.iter(|| {
-            i = (i + 7919) % ids.len();
-            let id = &ids[i];
-            let client = model.client(id).unwrap();
-            let grant = model.grant(id, "https://api.bench/").unwrap();
-            let api = model.api("https://api.bench/").unwrap();
-            black_box((client, grant, api))
-        })
-    });
+    c.bench_function(
+        "read model: client + grant + api lookup (100k clients)",
+        |b| {
+            b.iter(|| {
+                i = (i + 7919) % ids.len();
+                let id = &ids[i];
+                let client = model.client(id).unwrap();
+                let grant = model.grant(id, "https://api.bench/").unwrap();
+                let api = model.api("https://api.bench/").unwrap();
+                black_box((client, grant, api))
+            })
+        },
+    );
 }
 
 criterion_group!(benches, crypto, model);

@@ -217,8 +217,10 @@ fn main() -> Result<()> {
                 credential_clients,
             ))?;
             std::fs::write(&out, serde_json::to_vec_pretty(&manifest)?)?;
-            print(&serde_json::json!({"manifest": out, "key_clients": manifest.key_clients.len(),
-                                      "credentials": manifest.credentials.len()}))
+            print(
+                &serde_json::json!({"manifest": out, "key_clients": manifest.key_clients.len(),
+                                      "credentials": manifest.credentials.len()}),
+            )
         }
         Cmd::Tokens {
             manifest,

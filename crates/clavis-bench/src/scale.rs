@@ -118,11 +118,7 @@ pub async fn load(
                 aggregate.client.token_endpoint_auth_method = None;
                 aggregate.client.client_authentication_methods = Some(AuthMethods {
                     kind: AuthMethodKind::PrivateKeyJwt,
-                    credential_ids: aggregate
-                        .credentials
-                        .iter()
-                        .map(|c| c.id.clone())
-                        .collect(),
+                    credential_ids: aggregate.credentials.iter().map(|c| c.id.clone()).collect(),
                 });
                 if out_signers.len() < signers {
                     let key = &pool[k % POOL].0;

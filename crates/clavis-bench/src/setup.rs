@@ -116,7 +116,9 @@ impl Api {
                 json!({"name": name, "app_type": "non_interactive", "grant_types": ["client_credentials"]}),
             )
             .await?;
-        let id = c["client_id"].as_str().ok_or_else(|| anyhow!("no client_id"))?;
+        let id = c["client_id"]
+            .as_str()
+            .ok_or_else(|| anyhow!("no client_id"))?;
         let secret = c["client_secret"].as_str().unwrap_or_default();
         Ok((id.to_string(), secret.to_string()))
     }

@@ -236,6 +236,19 @@ impl Clavis {
         Ok(credential)
     }
 
+    /// Reads one credential of a client (one store lookup, not the whole client).
+    pub async fn credential(
+        &self,
+        client_id: &str,
+        credential_id: &str,
+    ) -> StoreResult<Credential> {
+        self.store
+            .credential(client_id, credential_id)
+            .await
+            .map_err(not_found(Entity::Client))?
+            .ok_or(StoreError::Rejected(DomainError::credential_not_found()))
+    }
+
     /// The seed's PATCH: sets, moves or removes `expires_at`.
     pub async fn set_credential_expiry(
         &self,

@@ -508,6 +508,34 @@ impl Store for SqliteStore {
         Self::load_client(&mut conn, client_id).await
     }
 
+    async fn credential(
+        &self,
+        client_id: &str,
+        credential_id: &str,
+    ) -> StoreResult<Option<Credential>> {
+        let mut conn = self.reader.acquire().await.map_err(map_err)?;
+        let row = sqlx::query("SELECT doc FROM credentials WHERE id = ? AND client_id = ?")
+            .bind(credential_id)
+            .bind(client_id)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(map_err)?;
+        if let Some(row) = row {
+            return Ok(Some(decode(&row, "doc")?));
+        }
+        let client_exists = sqlx::query("SELECT 1 FROM clients WHERE client_id = ?")
+            .bind(client_id)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(map_err)?
+            .is_some();
+        if client_exists {
+            Ok(None)
+        } else {
+            Err(StoreError::NotFound(Entity::Client))
+        }
+    }
+
     async fn list_clients(&self, page: PageRequest) -> StoreResult<Page<ClientRow>> {
         let (after, limit, offset) = limit_offset(page);
         let rows = sqlx::query(

@@ -68,6 +68,8 @@ pub struct Clavis {
     pub issuer: Issuer,
     /// Single-use assertion ids.
     pub replay: replay::ReplayGuard,
+    /// Management tokens already verified.
+    pub verified_tokens: access::VerifiedTokens,
     write_lock: Mutex<()>,
 }
 
@@ -106,6 +108,7 @@ impl Clavis {
     ) -> Self {
         Self {
             replay: replay::ReplayGuard::start(store.clone()),
+            verified_tokens: access::VerifiedTokens::default(),
             store,
             model,
             master_key,

@@ -9,6 +9,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use futures_util::TryStreamExt as _;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sqlx::sqlite::{
@@ -445,33 +446,25 @@ impl Store for SqliteStore {
     async fn snapshot(&self) -> StoreResult<Snapshot> {
         // One read transaction so the snapshot is consistent.
         let mut tx = self.reader.begin().await.map_err(map_err)?;
-        let client_rows =
-            sqlx::query("SELECT client_id, doc, sealed_secret FROM clients ORDER BY seq")
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(map_err)?;
-        let credential_rows = sqlx::query("SELECT client_id, doc FROM credentials ORDER BY seq")
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        let mut by_client: std::collections::HashMap<String, Vec<Credential>> =
-            std::collections::HashMap::new();
-        for row in &credential_rows {
-            let client_id: String = row.try_get("client_id").map_err(map_err)?;
-            by_client
-                .entry(client_id)
-                .or_default()
-                .push(decode(row, "doc")?);
-        }
-        let mut clients = Vec::with_capacity(client_rows.len());
-        for row in &client_rows {
-            let client: Client = decode(row, "doc")?;
-            let credentials = by_client.remove(&client.client_id).unwrap_or_default();
-            clients.push(ClientAggregate {
-                client,
-                sealed_secret: row.try_get("sealed_secret").map_err(map_err)?,
-                credentials,
-            });
+        // One row per client with its credentials as a JSON array, decoded as it streams:
+        // no buffer of every row's text beside the decoded aggregates, and a third of the
+        // rows (each row is a message from the connection's thread).
+        let mut clients = Vec::new();
+        {
+            let mut rows = sqlx::query(
+                "SELECT c.doc, c.sealed_secret,
+                        (SELECT json_group_array(json(cr.doc) ORDER BY cr.seq)
+                           FROM credentials cr WHERE cr.client_id = c.client_id) AS credentials
+                   FROM clients c ORDER BY c.seq",
+            )
+            .fetch(&mut *tx);
+            while let Some(row) = rows.try_next().await.map_err(map_err)? {
+                clients.push(ClientAggregate {
+                    client: decode(&row, "doc")?,
+                    sealed_secret: row.try_get("sealed_secret").map_err(map_err)?,
+                    credentials: decode(&row, "credentials")?,
+                });
+            }
         }
         let resource_servers = sqlx::query("SELECT doc FROM resource_servers ORDER BY seq")
             .fetch_all(&mut *tx)

@@ -305,8 +305,10 @@ pub struct ReadModel {
 }
 
 impl ReadModel {
-    /// Builds the model from a store snapshot.
-    pub fn load(snapshot: &Snapshot, master_key: &MasterKey) -> Result<Self, String> {
+    /// Builds the model from a store snapshot, consuming it: each client's stored form is
+    /// dropped as soon as its entry is built, so start-up does not hold the whole store and
+    /// the whole model at once.
+    pub fn load(snapshot: Snapshot, master_key: &MasterKey) -> Result<Self, String> {
         let keys = KeyRing::build(&snapshot.signing_keys, master_key)?;
         let mut model = Model {
             clients: HashMap::with_capacity(snapshot.clients.len()),
@@ -315,11 +317,9 @@ impl ReadModel {
             grant_keys: HashMap::new(),
             keys: Arc::new(keys),
         };
-        for aggregate in &snapshot.clients {
-            model.clients.insert(
-                aggregate.client.client_id.clone(),
-                Arc::new(ClientEntry::build(aggregate, master_key)),
-            );
+        for aggregate in snapshot.clients {
+            let entry = Arc::new(ClientEntry::build(&aggregate, master_key));
+            model.clients.insert(aggregate.client.client_id, entry);
         }
         for rs in &snapshot.resource_servers {
             model

@@ -86,7 +86,7 @@ impl Application {
         bootstrap::check_master_key(store.as_ref(), &master_key).await?;
         let admin = bootstrap::bootstrap(store.as_ref(), &config, &master_key, &issuer).await?;
         let snapshot = store.snapshot().await.context("cannot load the store")?;
-        let model = ReadModel::load(&snapshot, &master_key)
+        let model = ReadModel::load(snapshot, &master_key)
             .map_err(|e| anyhow::anyhow!("cannot build the read model: {e}"))?;
         let clavis = Arc::new(Clavis::new(store, model, master_key, config.limits, issuer));
 

@@ -150,7 +150,7 @@ fn model(c: &mut Criterion) {
         snapshot.client_grants.push(grant);
         snapshot.clients.push(a);
     }
-    let model = ReadModel::load(&snapshot, &master).unwrap();
+    let model = ReadModel::load(snapshot, &master).unwrap();
     let mut i = 0usize;
     c.bench_function(
         "read model: client + grant + api lookup (100k clients)",

@@ -122,8 +122,13 @@ impl SqliteStore {
             .run(&writer)
             .await
             .map_err(|e| StoreError::Internal(format!("migration failed: {e}")))?;
+        // One reader per core: each sqlx connection is a thread, and more threads than
+        // cores only add context switches and futex wake-ups to every read.
+        let readers = std::thread::available_parallelism()
+            .map_or(2, |n| n.get())
+            .clamp(2, 16) as u32;
         let reader = SqlitePoolOptions::new()
-            .max_connections(8)
+            .max_connections(readers)
             .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(options.read_only(true))

@@ -192,7 +192,7 @@ set ylabel 'tokens / s'
 set logscale x 2
 set key outside bottom center horizontal
 set grid
-set yrange [0:*]
+set yrange [0:{C * 1.15:.0f}]
 plot '{dat}' using 1:2 with lines dt 2 lw 2 lc rgb '#444444' title 'crypto ceiling (verify+sign, no HTTP)', \\
      '' using 1:3 with linespoints lw 2 pt 7 lc rgb '#1f77b4' title 'Clavis private_key_jwt', \\
      '' using 1:4 with linespoints lw 2 pt 5 lc rgb '#2ca02c' title 'Clavis client_secret_post', \\

@@ -305,8 +305,10 @@ pub struct ReadModel {
 }
 
 impl ReadModel {
-    /// Builds the model from a store snapshot.
-    pub fn load(snapshot: &Snapshot, master_key: &MasterKey) -> Result<Self, String> {
+    /// Builds the model from a store snapshot, consuming it: each client's stored form is
+    /// dropped as soon as its entry is built, so start-up does not hold the whole store and
+    /// the whole model at once.
+    pub fn load(snapshot: Snapshot, master_key: &MasterKey) -> Result<Self, String> {
         Ok(Self {
             inner: RwLock::new(build_model(snapshot, master_key)?),
         })
@@ -314,7 +316,7 @@ impl ReadModel {
 
     /// Replaces everything with a fresh snapshot (resynchronisation with a shared store).
     /// On error (e.g. no usable signing key) the model is left as it was.
-    pub fn replace_all(&self, snapshot: &Snapshot, master_key: &MasterKey) -> Result<(), String> {
+    pub fn replace_all(&self, snapshot: Snapshot, master_key: &MasterKey) -> Result<(), String> {
         let model = build_model(snapshot, master_key)?;
         *self.write() = model;
         Ok(())
@@ -405,7 +407,7 @@ impl ReadModel {
     }
 }
 
-fn build_model(snapshot: &Snapshot, master_key: &MasterKey) -> Result<Model, String> {
+fn build_model(snapshot: Snapshot, master_key: &MasterKey) -> Result<Model, String> {
     let keys = KeyRing::build(&snapshot.signing_keys, master_key)?;
     let mut model = Model {
         clients: HashMap::with_capacity(snapshot.clients.len()),
@@ -414,11 +416,9 @@ fn build_model(snapshot: &Snapshot, master_key: &MasterKey) -> Result<Model, Str
         grant_keys: HashMap::new(),
         keys: Arc::new(keys),
     };
-    for aggregate in &snapshot.clients {
-        model.clients.insert(
-            aggregate.client.client_id.clone(),
-            Arc::new(ClientEntry::build(aggregate, master_key)),
-        );
+    for aggregate in snapshot.clients {
+        let entry = Arc::new(ClientEntry::build(&aggregate, master_key));
+        model.clients.insert(aggregate.client.client_id, entry);
     }
     for rs in &snapshot.resource_servers {
         model
@@ -486,7 +486,7 @@ mod tests {
     #[test]
     fn a_late_removal_of_a_grant_keeps_its_successor() {
         let master_key = MasterKey::generate();
-        let model = ReadModel::load(&snapshot(&master_key), &master_key).unwrap();
+        let model = ReadModel::load(snapshot(&master_key), &master_key).unwrap();
         model.put_grant(&grant("cgr_old"));
         // Another node deleted the old grant and created a new one for the same client and
         // audience; this node hears of the deletion after it applied the creation.
@@ -502,18 +502,18 @@ mod tests {
         let master_key = MasterKey::generate();
         let mut first = snapshot(&master_key);
         first.client_grants.push(grant("cgr_1"));
-        let model = ReadModel::load(&first, &master_key).unwrap();
+        let model = ReadModel::load(first.clone(), &master_key).unwrap();
         let kid = model.keys().current.kid().to_string();
 
         let second = snapshot(&master_key);
-        model.replace_all(&second, &master_key).unwrap();
+        model.replace_all(second, &master_key).unwrap();
         assert!(model.grant("c", "urn:a").is_none());
         assert_ne!(model.keys().current.kid(), kid);
 
         // A snapshot that cannot be loaded (no signing key) leaves the model as it was.
         let mut broken = first.clone();
         broken.signing_keys.clear();
-        assert!(model.replace_all(&broken, &master_key).is_err());
+        assert!(model.replace_all(broken, &master_key).is_err());
         assert!(model.grant("c", "urn:a").is_none());
     }
 }

@@ -107,7 +107,7 @@ impl Application {
             .await
             .context("cannot listen for changes")?;
         let snapshot = store.snapshot().await.context("cannot load the store")?;
-        let model = ReadModel::load(&snapshot, &master_key)
+        let model = ReadModel::load(snapshot, &master_key)
             .map_err(|e| anyhow::anyhow!("cannot build the read model: {e}"))?;
         let clavis =
             Arc::new(Clavis::new(store, model, master_key, config.limits, issuer).with_mtls(mtls));

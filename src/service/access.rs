@@ -1,11 +1,15 @@
 //! Verification of the Bearer tokens that call the Management API: tokens Clavis itself
 //! issued for the Management API audience.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
+
 use clavis_crypto::jws::{CompactJws, JwsAlg};
 use serde::Deserialize;
 
 use super::Clavis;
 use crate::domain::time::Timestamp;
+use crate::model::KeyRing;
 
 /// A verified management token.
 #[derive(Debug, Clone)]
@@ -13,7 +17,7 @@ pub struct Caller {
     /// The client the token was issued to (`azp`, else `sub` without `@clients`).
     pub client_id: String,
     /// Its scopes.
-    pub scopes: Vec<String>,
+    pub scopes: Arc<[String]>,
 }
 
 impl Caller {
@@ -59,15 +63,88 @@ struct Claims {
     azp: Option<String>,
 }
 
+/// Management tokens already verified. A client reuses its token for the token's whole
+/// lifetime (the SDKs cache it), so only its first call pays for the RSA verification.
+///
+/// An entry is keyed by the whole token text, so only the exact bytes that verified match.
+/// It is used only while the key ring that verified it is still the current one — a
+/// rotation or revocation replaces the ring — and `exp` is checked again on every use.
+/// Bounded: when full, the cache starts over.
+#[derive(Debug, Default)]
+pub struct VerifiedTokens {
+    entries: Mutex<HashMap<Box<str>, Verified>>,
+}
+
+#[derive(Debug)]
+struct Verified {
+    caller: Caller,
+    exp: i64,
+    ring: Weak<KeyRing>,
+}
+
+/// Most tokens remembered.
+const MAX_VERIFIED_TOKENS: usize = 4096;
+
+impl VerifiedTokens {
+    fn get(
+        &self,
+        token: &str,
+        ring: &Arc<KeyRing>,
+        now: i64,
+    ) -> Option<Result<Caller, TokenRejection>> {
+        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        let hit = entries.get(token)?;
+        if !std::ptr::eq(hit.ring.as_ptr(), Arc::as_ptr(ring)) {
+            return None;
+        }
+        Some(if hit.exp <= now {
+            Err(TokenRejection::Expired)
+        } else {
+            Ok(hit.caller.clone())
+        })
+    }
+
+    fn put(&self, token: &str, caller: &Caller, exp: i64, ring: &Arc<KeyRing>) {
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if entries.len() >= MAX_VERIFIED_TOKENS {
+            entries.clear();
+        }
+        entries.insert(
+            token.into(),
+            Verified {
+                caller: caller.clone(),
+                exp,
+                ring: Arc::downgrade(ring),
+            },
+        );
+    }
+}
+
 impl Clavis {
-    /// Verifies a management API Bearer token.
+    /// Verifies a management API Bearer token (once per token and key ring, see
+    /// [`VerifiedTokens`]).
     pub fn verify_management_token(&self, token: &str) -> Result<Caller, TokenRejection> {
+        let keys = self.model.keys();
+        let now = Timestamp::now().unix_seconds();
+        if let Some(known) = self.verified_tokens.get(token, &keys, now) {
+            return known;
+        }
+        let (caller, exp) = self.verify_management_token_uncached(token, &keys, now)?;
+        self.verified_tokens.put(token, &caller, exp, &keys);
+        Ok(caller)
+    }
+
+    fn verify_management_token_uncached(
+        &self,
+        token: &str,
+        keys: &KeyRing,
+        now: i64,
+    ) -> Result<(Caller, i64), TokenRejection> {
         let jws = CompactJws::parse(token).map_err(|_| TokenRejection::Invalid)?;
         if JwsAlg::parse(&jws.header.alg) != Some(JwsAlg::RS256) {
             return Err(TokenRejection::Invalid);
         }
         let kid = jws.header.kid.as_deref().ok_or(TokenRejection::Invalid)?;
-        let keys = self.model.keys();
         let key = keys.verifiers.get(kid).ok_or(TokenRejection::Invalid)?;
         jws.verify(&key.key, JwsAlg::RS256)
             .map_err(|_| TokenRejection::Invalid)?;
@@ -82,7 +159,7 @@ impl Clavis {
         if !audience_ok {
             return Err(TokenRejection::BadAudience);
         }
-        if claims.exp <= Timestamp::now().unix_seconds() {
+        if claims.exp <= now {
             return Err(TokenRejection::Expired);
         }
         let client_id = claims.azp.unwrap_or_else(|| {
@@ -92,7 +169,7 @@ impl Clavis {
                 .unwrap_or(&claims.sub)
                 .to_string()
         });
-        Ok(Caller {
+        let caller = Caller {
             client_id,
             scopes: claims
                 .scope
@@ -100,6 +177,7 @@ impl Clavis {
                 .split_whitespace()
                 .map(str::to_string)
                 .collect(),
-        })
+        };
+        Ok((caller, claims.exp))
     }
 }

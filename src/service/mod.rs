@@ -72,6 +72,8 @@ pub struct Clavis {
     pub replay: replay::ReplayGuard,
     /// How client certificates arrive and which CAs `tls_client_auth` trusts.
     pub mtls: crate::mtls::MtlsSettings,
+    /// Management tokens already verified.
+    pub verified_tokens: access::VerifiedTokens,
     write_lock: Mutex<()>,
 }
 
@@ -110,6 +112,7 @@ impl Clavis {
     ) -> Self {
         Self {
             replay: replay::ReplayGuard::start(store.clone()),
+            verified_tokens: access::VerifiedTokens::default(),
             store,
             model,
             master_key,
@@ -245,6 +248,19 @@ impl Clavis {
         })
         .await?;
         Ok(credential)
+    }
+
+    /// Reads one credential of a client (one store lookup, not the whole client).
+    pub async fn credential(
+        &self,
+        client_id: &str,
+        credential_id: &str,
+    ) -> StoreResult<Credential> {
+        self.store
+            .credential(client_id, credential_id)
+            .await
+            .map_err(not_found(Entity::Client))?
+            .ok_or(StoreError::Rejected(DomainError::credential_not_found()))
     }
 
     /// The seed's PATCH: sets, moves or removes `expires_at`.

@@ -96,7 +96,7 @@ impl Clavis {
         let _guard = self.write_lock.lock().await;
         let snapshot = self.store.snapshot().await?;
         self.model
-            .replace_all(&snapshot, &self.master_key)
+            .replace_all(snapshot, &self.master_key)
             .map_err(StoreError::Internal)
     }
 
@@ -143,7 +143,7 @@ impl Clavis {
             Change::Resync => {
                 let snapshot = self.store.snapshot().await?;
                 self.model
-                    .replace_all(&snapshot, &self.master_key)
+                    .replace_all(snapshot, &self.master_key)
                     .map_err(StoreError::Internal)?;
             }
         }

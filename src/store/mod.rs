@@ -298,6 +298,20 @@ pub trait Store: Send + Sync + 'static {
     async fn insert_client(&self, aggregate: &ClientAggregate) -> StoreResult<()>;
     /// A client with its credentials.
     async fn client(&self, client_id: &str) -> StoreResult<Option<ClientAggregate>>;
+    /// One credential of a client; `Ok(None)` when the client has no such credential,
+    /// `NotFound(Client)` when the client does not exist. The default reads the whole client;
+    /// a backend may answer with a single lookup.
+    async fn credential(
+        &self,
+        client_id: &str,
+        credential_id: &str,
+    ) -> StoreResult<Option<crate::domain::credential::Credential>> {
+        let aggregate = self
+            .client(client_id)
+            .await?
+            .ok_or(StoreError::NotFound(Entity::Client))?;
+        Ok(aggregate.credential(credential_id).cloned())
+    }
     /// A page of clients (without credentials), in creation order.
     async fn list_clients(&self, page: PageRequest) -> StoreResult<Page<ClientRow>>;
     /// Changes a client aggregate atomically; returns the aggregate as committed.

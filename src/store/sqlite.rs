@@ -9,6 +9,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use futures_util::TryStreamExt as _;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sqlx::sqlite::{
@@ -107,8 +108,12 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(5));
+        // No ping before handing out a connection: an embedded database does not drop
+        // connections, and the ping is one more round trip to the connection's thread on
+        // every acquire (every token's replay record, every Management API read).
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
+            .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(options.clone())
             .await
@@ -117,8 +122,14 @@ impl SqliteStore {
             .run(&writer)
             .await
             .map_err(|e| StoreError::Internal(format!("migration failed: {e}")))?;
+        // One reader per core: each sqlx connection is a thread, and more threads than
+        // cores only add context switches and futex wake-ups to every read.
+        let readers = std::thread::available_parallelism()
+            .map_or(2, |n| n.get())
+            .clamp(2, 16) as u32;
         let reader = SqlitePoolOptions::new()
-            .max_connections(8)
+            .max_connections(readers)
+            .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(options.read_only(true))
             .await
@@ -350,6 +361,26 @@ impl SqliteStore {
     }
 }
 
+impl SqliteStore {
+    /// Inserts many clients (with their credentials) and grants in one transaction, for
+    /// loading large data sets (the bench's scale scenario). The Management API's rules are
+    /// the caller's business; the store's constraints still apply.
+    pub async fn bulk_insert(
+        &self,
+        clients: &[ClientAggregate],
+        grants: &[ClientGrant],
+    ) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        for aggregate in clients {
+            Self::write_new_client(&mut tx, aggregate).await?;
+        }
+        for grant in grants {
+            Self::insert_grant_tx(&mut tx, grant).await?;
+        }
+        tx.commit().await.map_err(map_err)
+    }
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     async fn ping(&self) -> StoreResult<()> {
@@ -420,33 +451,25 @@ impl Store for SqliteStore {
     async fn snapshot(&self) -> StoreResult<Snapshot> {
         // One read transaction so the snapshot is consistent.
         let mut tx = self.reader.begin().await.map_err(map_err)?;
-        let client_rows =
-            sqlx::query("SELECT client_id, doc, sealed_secret FROM clients ORDER BY seq")
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(map_err)?;
-        let credential_rows = sqlx::query("SELECT client_id, doc FROM credentials ORDER BY seq")
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        let mut by_client: std::collections::HashMap<String, Vec<Credential>> =
-            std::collections::HashMap::new();
-        for row in &credential_rows {
-            let client_id: String = row.try_get("client_id").map_err(map_err)?;
-            by_client
-                .entry(client_id)
-                .or_default()
-                .push(decode(row, "doc")?);
-        }
-        let mut clients = Vec::with_capacity(client_rows.len());
-        for row in &client_rows {
-            let client: Client = decode(row, "doc")?;
-            let credentials = by_client.remove(&client.client_id).unwrap_or_default();
-            clients.push(ClientAggregate {
-                client,
-                sealed_secret: row.try_get("sealed_secret").map_err(map_err)?,
-                credentials,
-            });
+        // One row per client with its credentials as a JSON array, decoded as it streams:
+        // no buffer of every row's text beside the decoded aggregates, and a third of the
+        // rows (each row is a message from the connection's thread).
+        let mut clients = Vec::new();
+        {
+            let mut rows = sqlx::query(
+                "SELECT c.doc, c.sealed_secret,
+                        (SELECT json_group_array(json(cr.doc) ORDER BY cr.seq)
+                           FROM credentials cr WHERE cr.client_id = c.client_id) AS credentials
+                   FROM clients c ORDER BY c.seq",
+            )
+            .fetch(&mut *tx);
+            while let Some(row) = rows.try_next().await.map_err(map_err)? {
+                clients.push(ClientAggregate {
+                    client: decode(&row, "doc")?,
+                    sealed_secret: row.try_get("sealed_secret").map_err(map_err)?,
+                    credentials: decode(&row, "credentials")?,
+                });
+            }
         }
         let resource_servers = sqlx::query("SELECT doc FROM resource_servers ORDER BY seq")
             .fetch_all(&mut *tx)
@@ -481,6 +504,34 @@ impl Store for SqliteStore {
     async fn client(&self, client_id: &str) -> StoreResult<Option<ClientAggregate>> {
         let mut conn = self.reader.acquire().await.map_err(map_err)?;
         Self::load_client(&mut conn, client_id).await
+    }
+
+    async fn credential(
+        &self,
+        client_id: &str,
+        credential_id: &str,
+    ) -> StoreResult<Option<Credential>> {
+        let mut conn = self.reader.acquire().await.map_err(map_err)?;
+        let row = sqlx::query("SELECT doc FROM credentials WHERE id = ? AND client_id = ?")
+            .bind(credential_id)
+            .bind(client_id)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(map_err)?;
+        if let Some(row) = row {
+            return Ok(Some(decode(&row, "doc")?));
+        }
+        let client_exists = sqlx::query("SELECT 1 FROM clients WHERE client_id = ?")
+            .bind(client_id)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(map_err)?
+            .is_some();
+        if client_exists {
+            Ok(None)
+        } else {
+            Err(StoreError::NotFound(Entity::Client))
+        }
     }
 
     async fn list_clients(&self, page: PageRequest) -> StoreResult<Page<ClientRow>> {
@@ -748,28 +799,44 @@ impl Store for SqliteStore {
     }
 
     async fn record_jtis(&self, records: &[JtiRecord], now: i64) -> StoreResult<Vec<bool>> {
-        let mut tx = self.begin().await?;
-        let mut fresh = Vec::with_capacity(records.len());
-        for r in records {
-            // Inserts, or takes over an expired record; an unexpired one stays and makes this
-            // a replay (0 rows affected).
-            let affected = sqlx::query(
-                "INSERT INTO assertion_replay (client_id, jti, expires_at) VALUES (?, ?, ?)
-                 ON CONFLICT (client_id, jti) DO UPDATE SET expires_at = excluded.expires_at
-                 WHERE assertion_replay.expires_at <= ?",
-            )
-            .bind(&r.client_id)
-            .bind(&r.jti)
-            .bind(r.expires_at)
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?
-            .rows_affected();
-            fresh.push(affected == 1);
+        if records.is_empty() {
+            return Ok(Vec::new());
         }
+        // The whole batch in one statement (one round trip to the database thread, one
+        // prepared statement whatever the batch size): rows come from a JSON array, in
+        // order. A new id is inserted, or takes over an expired record; both come back from
+        // RETURNING. An unexpired record stays (the upsert's WHERE fails), so it is a replay
+        // — including a duplicate later in the same batch, which conflicts with the copy
+        // inserted just before it.
+        let rows: Vec<(&str, &str, i64)> = records
+            .iter()
+            .map(|r| (r.client_id.as_str(), r.jti.as_str(), r.expires_at))
+            .collect();
+        let mut tx = self.begin().await?;
+        let returned = sqlx::query(
+            "INSERT INTO assertion_replay (client_id, jti, expires_at)
+             SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each(?) WHERE true
+             ON CONFLICT (client_id, jti) DO UPDATE SET expires_at = excluded.expires_at
+             WHERE assertion_replay.expires_at <= ?
+             RETURNING client_id, jti",
+        )
+        .bind(encode(&rows)?)
+        .bind(now)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(map_err)?;
         tx.commit().await.map_err(map_err)?;
-        Ok(fresh)
+        let mut fresh_ids = std::collections::HashSet::with_capacity(returned.len());
+        for row in &returned {
+            let client_id: String = row.try_get("client_id").map_err(map_err)?;
+            let jti: String = row.try_get("jti").map_err(map_err)?;
+            fresh_ids.insert((client_id, jti));
+        }
+        // Only the first of duplicates in the batch is fresh.
+        Ok(records
+            .iter()
+            .map(|r| fresh_ids.remove(&(r.client_id.clone(), r.jti.clone())))
+            .collect())
     }
 
     async fn purge_jtis(&self, now: i64) -> StoreResult<u64> {

@@ -12,6 +12,7 @@ mod clients;
 mod credentials;
 mod mtls;
 mod private_key_jwt;
+mod replay_store;
 mod resource_servers;
 mod restart;
 mod scopes;

@@ -2,7 +2,7 @@
 //! and parsing of credential PEMs.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use aws_lc_rs::signature::{
     ParsedPublicKey, RSA_PKCS1_2048_8192_SHA256, RSA_PKCS1_2048_8192_SHA384,
@@ -46,9 +46,12 @@ struct Inner {
     /// PKCS#1 `RSAPublicKey` DER.
     pkcs1_der: Vec<u8>,
     thumbprint: String,
+    /// Parsed at construction (which also validates the key).
     rs256: ParsedPublicKey,
-    rs384: ParsedPublicKey,
-    ps256: ParsedPublicKey,
+    /// Parsed on first use: a credential is bound to one algorithm, and a parsed key costs
+    /// memory and start-up time (hundreds of MB and seconds at 100,000 credentials).
+    rs384: OnceLock<ParsedPublicKey>,
+    ps256: OnceLock<ParsedPublicKey>,
 }
 
 fn invalid_key() -> CryptoError {
@@ -78,8 +81,6 @@ impl RsaPublicKey {
         }
         let parse = |alg| ParsedPublicKey::new(alg, der).map_err(|_| invalid_key());
         let rs256 = parse(&RSA_PKCS1_2048_8192_SHA256)?;
-        let rs384 = parse(&RSA_PKCS1_2048_8192_SHA384)?;
-        let ps256 = parse(&RSA_PSS_2048_8192_SHA256)?;
         let thumbprint = b64url(&sha256(
             format!(r#"{{"e":"{}","kty":"RSA","n":"{}"}}"#, b64url(e), b64url(n)).as_bytes(),
         ));
@@ -90,8 +91,8 @@ impl RsaPublicKey {
             pkcs1_der: der.to_vec(),
             thumbprint,
             rs256,
-            rs384,
-            ps256,
+            rs384: OnceLock::new(),
+            ps256: OnceLock::new(),
         })))
     }
 
@@ -132,12 +133,33 @@ impl RsaPublicKey {
     pub fn verify(&self, alg: JwsAlg, message: &[u8], signature: &[u8]) -> Result<(), CryptoError> {
         let key = match alg {
             JwsAlg::RS256 => &self.0.rs256,
-            JwsAlg::RS384 => &self.0.rs384,
-            JwsAlg::PS256 => &self.0.ps256,
+            JwsAlg::RS384 => parsed_once(
+                &self.0.rs384,
+                &RSA_PKCS1_2048_8192_SHA384,
+                &self.0.pkcs1_der,
+            )?,
+            JwsAlg::PS256 => {
+                parsed_once(&self.0.ps256, &RSA_PSS_2048_8192_SHA256, &self.0.pkcs1_der)?
+            }
         };
         key.verify_sig(message, signature)
             .map_err(|_| CryptoError::BadSignature)
     }
+}
+
+/// The key parsed for `algorithm`, parsing it on first use.
+fn parsed_once<'a>(
+    cell: &'a OnceLock<ParsedPublicKey>,
+    algorithm: &'static dyn aws_lc_rs::signature::VerificationAlgorithm,
+    pkcs1_der: &[u8],
+) -> Result<&'a ParsedPublicKey, CryptoError> {
+    if let Some(key) = cell.get() {
+        return Ok(key);
+    }
+    // Cannot fail for a DER that parsed at construction; a failure refuses the signature.
+    let parsed =
+        ParsedPublicKey::new(algorithm, pkcs1_der).map_err(|_| CryptoError::BadSignature)?;
+    Ok(cell.get_or_init(|| parsed))
 }
 
 impl PartialEq for RsaPublicKey {

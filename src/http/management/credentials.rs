@@ -6,7 +6,6 @@ use axum::http::StatusCode;
 use axum::response::Response;
 
 use super::{no_content, path_param};
-use crate::domain::DomainError;
 use crate::domain::credential::{NewCredential, parse_patch};
 use crate::domain::scopes::required;
 use crate::http::error::ApiError;
@@ -62,10 +61,12 @@ pub async fn get(
     Path((client_id, credential_id)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     auth.require(required::READ_CREDENTIALS)?;
-    let aggregate = app.client(path_param("client_id", &client_id)?).await?;
-    let credential = aggregate
-        .credential(path_param("credential_id", &credential_id)?)
-        .ok_or_else(DomainError::credential_not_found)?;
+    let credential = app
+        .credential(
+            path_param("client_id", &client_id)?,
+            path_param("credential_id", &credential_id)?,
+        )
+        .await?;
     Ok(json_response(StatusCode::OK, &credential.view()))
 }
 

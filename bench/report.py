@@ -1,0 +1,211 @@
+#!/usr/bin/env python3
+"""Writes bench/results/<date>.md and <date>.png from the JSON files of one bench/run."""
+
+import json
+import os
+import subprocess
+import sys
+
+res, out_dir, date, quick, profile, conc = sys.argv[1:7]
+conc = [int(c) for c in conc.split()]
+os.makedirs(out_dir, exist_ok=True)
+
+
+def load(name):
+    path = os.path.join(res, name + ".json")
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+ceiling = load("ceiling")
+fsync = load("fsync")
+C = ceiling["per_sec"]
+
+
+def row(r):
+    if r is None:
+        return "| – | – | – | – | – |"
+    err = r["errors"]
+    flag = f" ({err} errors)" if err else ""
+    flag += " (assertions ran out)" if r.get("exhausted") else ""
+    return (f"| {r['rps']:,.0f}{flag} | {r['rps'] / C:.0%} | {r['p50_ms']:.2f} | "
+            f"{r['p99_ms']:.2f} | {r['p999_ms']:.2f} |")
+
+
+def get(name, key="rps"):
+    r = load(name)
+    return None if r is None else r[key]
+
+
+def ratio(a, b):
+    return None if a is None or b in (None, 0) else a / b
+
+
+def verdict(ok):
+    return "**met**" if ok else "**missed**"
+
+
+lines = []
+w = lines.append
+start, end = load("machine-start"), load("machine-end")
+w(f"# Clavis benchmark — {date}")
+w("")
+w(f"One `bench/run` invocation (profile `{profile}`{', QUICK smoke mode: short phases, not for quoting' if quick == '1' else ''}), "
+  f"{start['cores']} cores; load average at start {start['loadavg']}, at end {end['loadavg']}. "
+  "All load on 127.0.0.1 over HTTPS keep-alive (HTTP/1.1, TLS 1.3); the load generator "
+  "(`clavis-bench`) runs on the same cores and pre-computes every client assertion before "
+  "the timed phase. Latency is from request send (closed loop) or from the moment a request "
+  "was due (open loop).")
+w("")
+w("## Probes")
+w("")
+w(f"- **Crypto ceiling** (verify one RS256-2048 assertion + sign one RS256-2048 token, keys "
+  f"pre-parsed, {ceiling['threads']} threads, no HTTP): **{C:,.0f} tokens/s** "
+  f"(one thread: {ceiling['sign_per_sec_one_thread']:,.0f} signs/s, "
+  f"{ceiling['verify_per_sec_one_thread']:,.0f} verifies/s).")
+w(f"- **fsync rate** of the data directory's disk, one thread: 4 KiB append + fdatasync "
+  f"{fsync['append_per_sec']:,.0f}/s, 4 KiB overwrite in place + fdatasync {fsync['overwrite_per_sec']:,.0f}/s; "
+  f"the faster, **{fsync['per_sec']:,.0f}/s** ({fsync['mean_ms']:.2f} ms each), is the reference for PATCH.")
+w("")
+
+w("## Token endpoint: throughput vs. concurrency")
+w("")
+for title, prefix in [("Clavis, private_key_jwt (RS256 in, RS256 out)", "clavis-pkjwt"),
+                      ("Clavis, client_secret_post", "clavis-secret"),
+                      ("oidc-provider 9 (peer), private_key_jwt", "peer-pkjwt"),
+                      ("oidc-provider 9 (peer), client_secret_post", "peer-secret")]:
+    w(f"### {title}")
+    w("")
+    w("| connections | tokens/s | of ceiling | p50 ms | p99 ms | p99.9 ms |")
+    w("|---:|---:|---:|---:|---:|---:|")
+    for c in conc:
+        w(f"| {c} " + row(load(f"{prefix}-c{c}")))
+    w("")
+
+half = load("clavis-pkjwt-half")
+w("### Latency at half of maximum throughput")
+w("")
+if half:
+    w(f"Open loop at {half['target_rate']:,.0f} requests/s (half the 64-connection private_key_jwt "
+      f"rate), 64 connections: achieved {half['rps']:,.0f}/s, p50 {half['p50_ms']:.2f} ms, "
+      f"p99 **{half['p99_ms']:.2f} ms**, p99.9 {half['p999_ms']:.2f} ms, max {half['max_ms']:.2f} ms, "
+      f"errors {half['errors']}.")
+w("")
+
+w("## Management API (32 connections)")
+w("")
+w("| scenario | requests/s | p50 ms | p99 ms | p99.9 ms | errors |")
+w("|---|---:|---:|---:|---:|---:|")
+for s, label in [("healthz", "`GET /healthz` (HTTP ceiling)"),
+                 ("get", "`GET /api/v2/clients/{id}/credentials/{id}`"),
+                 ("patch", "`PATCH /api/v2/clients/{id}/credentials/{id}` (durable)")]:
+    r = load(f"mgmt-{s}")
+    if r:
+        w(f"| {label} | {r['rps']:,.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['p999_ms']:.2f} | {r['errors']} |")
+wrk_path = os.path.join(res, "wrk-healthz.txt")
+if os.path.exists(wrk_path):
+    with open(wrk_path) as f:
+        rps = [l.split(":")[1].strip() for l in f if l.startswith("Requests/sec")]
+    if rps:
+        w("")
+        w(f"Cross-check: `wrk -t2 -c32` on `/healthz` measured {rps[0]} requests/s.")
+w("")
+
+scale_load, startup, mem = load("scale-load"), load("scale-startup"), load("scale-memory")
+w("## Scale")
+w("")
+if scale_load:
+    w(f"Loaded {scale_load['clients']:,} clients, {scale_load['credentials']:,} credentials and "
+      f"{scale_load['grants']:,} grants through `SqliteStore::bulk_insert` in {scale_load['seconds']:.1f} s "
+      "(half the clients use private_key_jwt with both credentials attached, half a sealed secret).")
+    w("")
+if startup:
+    w(f"- start-up (process start → `/healthz` answers): **{startup['startup_seconds']:.2f} s**")
+if mem:
+    w(f"- resident memory: {mem['rss_idle_kb'] / 1024:,.0f} MB after start-up, "
+      f"{mem['rss_after_load_kb'] / 1024:,.0f} MB after the token load, peak (VmHWM) **{mem['vm_hwm_kb'] / 1024:,.0f} MB**")
+sp = load("scale-pkjwt-c64")
+if sp:
+    w(f"- private_key_jwt over 1,000 of the loaded clients, 64 connections: **{sp['rps']:,.0f} tokens/s**, "
+      f"p99 {sp['p99_ms']:.2f} ms, errors {sp['errors']}")
+w("")
+
+# ---- targets ----
+pk64 = get("clavis-pkjwt-c64")
+sec64 = get("clavis-secret-c64")
+peer64 = get("peer-pkjwt-c64")
+best_peer = max([v for v in (get(f"peer-pkjwt-c{c}") for c in conc) if v is not None], default=None)
+g, h, p = get("mgmt-get"), get("mgmt-healthz"), get("mgmt-patch")
+targets = []
+if pk64 is not None:
+    targets.append(("tokens via private_key_jwt, 64 connections", "≥ 75 % of the ceiling",
+                    f"{pk64:,.0f}/s = {pk64 / C:.0%} of {C:,.0f}/s", pk64 / C >= 0.75))
+if pk64 is not None and peer64:
+    targets.append(("the same vs. oidc-provider", "≥ 1.8×",
+                    f"{pk64 / peer64:.2f}× its {peer64:,.0f}/s at 64 connections "
+                    f"({pk64 / best_peer:.2f}× its best, {best_peer:,.0f}/s)", pk64 / peer64 >= 1.8))
+if sec64 is not None:
+    targets.append(("tokens via client_secret_post, 64 connections", "≥ 75 % of the ceiling",
+                    f"{sec64:,.0f}/s = {sec64 / C:.0%}", sec64 / C >= 0.75))
+if half:
+    targets.append(("token latency at half of maximum throughput", "p99 ≤ 5 ms",
+                    f"p99 {half['p99_ms']:.2f} ms at {half['target_rate']:,.0f}/s", half["p99_ms"] <= 5.0))
+if g and h:
+    targets.append(("GET credential vs. /healthz", "≥ 60 %", f"{g:,.0f} / {h:,.0f} = {g / h:.0%}", g / h >= 0.6))
+if p:
+    targets.append(("PATCH credential, every acknowledged write durable", "≥ 60 % of the fsync rate (goal > 100 %)",
+                    f"{p:,.0f}/s = {p / fsync['per_sec']:.0%} of {fsync['per_sec']:,.0f} fsyncs/s",
+                    p / fsync["per_sec"] >= 0.6))
+if sp and pk64:
+    targets.append(("100k clients: token throughput", "≥ 90 % of the small store",
+                    f"{sp['rps']:,.0f} / {pk64:,.0f} = {sp['rps'] / pk64:.0%}", sp["rps"] / pk64 >= 0.9))
+if startup:
+    targets.append(("100k clients: start-up", "≤ 5 s", f"{startup['startup_seconds']:.2f} s",
+                    startup["startup_seconds"] <= 5.0))
+if mem:
+    targets.append(("100k clients: resident memory", "≤ 512 MB", f"peak {mem['vm_hwm_kb'] / 1024:,.0f} MB",
+                    mem["vm_hwm_kb"] / 1024 <= 512))
+
+summary = ["## Targets (issue 6), measured in this run", "",
+           "| scenario | target | measured | |", "|---|---|---|---|"]
+for name, target, measured, ok in targets:
+    summary.append(f"| {name} | {target} | {measured} | {verdict(ok)} |")
+summary.append("")
+lines[3:3] = [""] + summary
+
+# ---- chart ----
+dat = os.path.join(res, "chart.dat")
+with open(dat, "w") as f:
+    f.write("# connections ceiling clavis_pkjwt clavis_secret peer_pkjwt peer_secret\n")
+    for c in conc:
+        vals = [get(f"{n}-c{c}") for n in ("clavis-pkjwt", "clavis-secret", "peer-pkjwt", "peer-secret")]
+        f.write(f"{c} {C:.0f} " + " ".join("NaN" if v is None else f"{v:.0f}" for v in vals) + "\n")
+png = os.path.join(out_dir, f"{date}.png")
+script = f"""
+set terminal pngcairo size 900,560 noenhanced font ',11'
+set output '{png}'
+set title 'Token endpoint throughput vs. concurrency ({date}, {start['cores']} cores, HTTPS keep-alive)'
+set xlabel 'connections'
+set ylabel 'tokens / s'
+set logscale x 2
+set key outside bottom center horizontal
+set grid
+set yrange [0:{C * 1.15:.0f}]
+plot '{dat}' using 1:2 with lines dt 2 lw 2 lc rgb '#444444' title 'crypto ceiling (verify+sign, no HTTP)', \\
+     '' using 1:3 with linespoints lw 2 pt 7 lc rgb '#1f77b4' title 'Clavis private_key_jwt', \\
+     '' using 1:4 with linespoints lw 2 pt 5 lc rgb '#2ca02c' title 'Clavis client_secret_post', \\
+     '' using 1:5 with linespoints lw 2 pt 7 lc rgb '#d62728' title 'oidc-provider private_key_jwt', \\
+     '' using 1:6 with linespoints lw 2 pt 5 lc rgb '#ff7f0e' title 'oidc-provider client_secret_post'
+"""
+try:
+    subprocess.run(["gnuplot"], input=script, text=True, check=True)
+    lines.insert(4, f"![throughput vs. concurrency]({date}.png)\n")
+except (OSError, subprocess.CalledProcessError) as e:
+    print(f"chart not drawn: {e}", file=sys.stderr)
+
+md = os.path.join(out_dir, f"{date}.md")
+with open(md, "w") as f:
+    f.write("\n".join(lines) + "\n")
+print(md)

@@ -1,0 +1,391 @@
+//! The HTTP load generator: keep-alive HTTPS (HTTP/1.1) connections sending requests from a
+//! list made before the timed phase.
+//!
+//! Two modes:
+//! - closed loop (`rate = None`): every connection sends its next request as soon as the
+//!   previous answer arrived — maximum throughput at a given concurrency;
+//! - open loop (`rate = Some(r)`): requests are due at a fixed rate whatever the answers do,
+//!   and latency is measured from the moment a request was *due*, so a stalled server is not
+//!   hidden by fewer requests being sent (no coordinated omission).
+//!
+//! A request list that is not `cycle` is used once (token requests carry single-use
+//! assertions): when it runs out the run ends early and the report says so.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier, OnceLock};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::Request;
+use hyper::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HOST};
+use hyper_util::rt::TokioIo;
+use rustls::pki_types::ServerName;
+use serde::Serialize;
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+
+/// One request of the list.
+#[derive(Debug, Clone)]
+pub struct Req {
+    /// Path and query.
+    pub path: String,
+    /// Body (empty for GET).
+    pub body: Bytes,
+}
+
+/// What to send, and how.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// `https://127.0.0.1:port` (no path).
+    pub base: url::Url,
+    /// CA certificate (PEM) that signed the server's certificate.
+    pub ca_pem: Vec<u8>,
+    /// HTTP method.
+    pub method: hyper::Method,
+    /// `Content-Type` of bodies.
+    pub content_type: Option<String>,
+    /// `Authorization` header.
+    pub authorization: Option<String>,
+    /// The requests.
+    pub requests: Arc<Vec<Req>>,
+    /// Reuse the list from the start when it runs out.
+    pub cycle: bool,
+    /// Connections.
+    pub connections: usize,
+    /// Measured duration.
+    pub duration: Duration,
+    /// Unmeasured warm-up before it.
+    pub warmup: Duration,
+    /// Open-loop rate (requests per second), or closed loop.
+    pub rate: Option<f64>,
+}
+
+/// The outcome of a run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// Connections used.
+    pub connections: usize,
+    /// Target rate (open loop) or null.
+    pub target_rate: Option<f64>,
+    /// Answers with a 2xx status in the measured phase.
+    pub ok: u64,
+    /// Other answers and transport errors in the measured phase.
+    pub errors: u64,
+    /// Statuses seen (measured phase).
+    pub statuses: BTreeMap<u16, u64>,
+    /// Measured seconds (shorter than asked when the list ran out).
+    pub seconds: f64,
+    /// 2xx answers per second.
+    pub rps: f64,
+    /// Latency percentiles in milliseconds (2xx and errors alike).
+    pub p50_ms: f64,
+    /// 99th percentile.
+    pub p99_ms: f64,
+    /// 99.9th percentile.
+    pub p999_ms: f64,
+    /// Slowest.
+    pub max_ms: f64,
+    /// Whether the single-use request list ran out before the duration.
+    pub exhausted: bool,
+    /// A sample error body, for diagnosis.
+    pub sample_error: Option<String>,
+}
+
+struct Shared {
+    plan: Plan,
+    next: AtomicUsize,
+    stop: AtomicBool,
+    exhausted: AtomicBool,
+    host: String,
+}
+
+#[derive(Default)]
+struct ConnStats {
+    latencies_us: Vec<u32>,
+    ok: u64,
+    errors: u64,
+    statuses: BTreeMap<u16, u64>,
+    sample_error: Option<String>,
+}
+
+fn tls_connector(ca_pem: &[u8]) -> Result<TlsConnector> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::pem::PemObject::pem_slice_iter(ca_pem) {
+        let cert: rustls::pki_types::CertificateDer<'static> = cert.context("bad CA PEM")?;
+        roots.add(cert).context("CA certificate refused")?;
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(TlsConnector::from(Arc::new(config)))
+}
+
+/// Runs the plan on `threads` OS threads, each with its own single-threaded event loop
+/// driving its share of the connections (as wrk does), and returns the report.
+pub fn run(plan: Plan, threads: usize) -> Result<Report> {
+    if plan.requests.is_empty() {
+        return Err(anyhow!("no requests to send"));
+    }
+    let host = plan
+        .base
+        .host_str()
+        .ok_or_else(|| anyhow!("URL without host"))?
+        .to_string();
+    let port = plan
+        .base
+        .port_or_known_default()
+        .ok_or_else(|| anyhow!("URL without port"))?;
+    let addr: SocketAddr = format!("{host}:{port}")
+        .parse()
+        .context("the target must be an IP address (loopback)")?;
+    if !addr.ip().is_loopback() {
+        return Err(anyhow!("refusing to load a non-loopback address: {addr}"));
+    }
+    let connector = tls_connector(&plan.ca_pem)?;
+    let server_name = ServerName::try_from(host.clone())?.to_owned();
+    let shared = Arc::new(Shared {
+        host: format!("{host}:{port}"),
+        plan: plan.clone(),
+        next: AtomicUsize::new(0),
+        stop: AtomicBool::new(false),
+        exhausted: AtomicBool::new(false),
+    });
+    let threads = threads.clamp(1, plan.connections.max(1));
+    // Everyone connects (TLS handshakes) before the clock starts.
+    let connected = Arc::new(Barrier::new(threads + 1));
+    let go = Arc::new(Barrier::new(threads + 1));
+    let start_at: Arc<OnceLock<Instant>> = Arc::new(OnceLock::new());
+    let mut handles = Vec::with_capacity(threads);
+    for t in 0..threads {
+        let share = plan.connections / threads + usize::from(t < plan.connections % threads);
+        let (shared, connector, server_name) =
+            (shared.clone(), connector.clone(), server_name.clone());
+        let (connected, go, start_at) = (connected.clone(), go.clone(), start_at.clone());
+        handles.push(std::thread::spawn(move || -> Result<ConnStats> {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(async move {
+                let mut senders = Vec::with_capacity(share);
+                let mut failure = None;
+                for _ in 0..share {
+                    match connect(addr, &connector, &server_name).await {
+                        Ok(s) => senders.push(s),
+                        Err(e) => {
+                            failure = Some(e);
+                            break;
+                        }
+                    }
+                }
+                connected.wait();
+                go.wait();
+                if let Some(e) = failure {
+                    shared.stop.store(true, Ordering::Relaxed);
+                    return Err(e);
+                }
+                let start = *start_at.get().ok_or_else(|| anyhow!("no start time"))?;
+                let measure_from = start + shared.plan.warmup;
+                let end = measure_from + shared.plan.duration;
+                let tasks: Vec<_> = senders
+                    .into_iter()
+                    .map(|s| tokio::spawn(connection(s, shared.clone(), start, measure_from, end)))
+                    .collect();
+                let mut all = ConnStats::default();
+                for task in tasks {
+                    all.merge(task.await?);
+                }
+                Ok(all)
+            })
+        }));
+    }
+    connected.wait();
+    let start = Instant::now();
+    let _ = start_at.set(start);
+    go.wait();
+    let mut all = ConnStats::default();
+    for h in handles {
+        all.merge(h.join().map_err(|_| anyhow!("load thread failed"))??);
+    }
+    let measure_from = start + plan.warmup;
+    let end = measure_from + plan.duration;
+    let finished = Instant::now().min(end);
+    let exhausted = shared.exhausted.load(Ordering::Relaxed);
+    let seconds = finished
+        .saturating_duration_since(measure_from)
+        .as_secs_f64();
+    all.latencies_us.sort_unstable();
+    let pct = |p: f64| -> f64 {
+        if all.latencies_us.is_empty() {
+            return 0.0;
+        }
+        let idx = ((all.latencies_us.len() as f64 * p).ceil() as usize)
+            .clamp(1, all.latencies_us.len())
+            - 1;
+        f64::from(all.latencies_us[idx]) / 1000.0
+    };
+    Ok(Report {
+        connections: plan.connections,
+        target_rate: plan.rate,
+        ok: all.ok,
+        errors: all.errors,
+        statuses: all.statuses.clone(),
+        seconds,
+        rps: if seconds > 0.0 {
+            all.ok as f64 / seconds
+        } else {
+            0.0
+        },
+        p50_ms: pct(0.50),
+        p99_ms: pct(0.99),
+        p999_ms: pct(0.999),
+        max_ms: pct(1.0),
+        exhausted,
+        sample_error: all.sample_error.clone(),
+    })
+}
+
+type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
+
+async fn connect(
+    addr: SocketAddr,
+    connector: &TlsConnector,
+    server_name: &ServerName<'static>,
+) -> Result<Sender> {
+    let tcp = TcpStream::connect(addr).await.context("connect")?;
+    tcp.set_nodelay(true)?;
+    let tls = connector
+        .connect(server_name.clone(), tcp)
+        .await
+        .context("TLS handshake")?;
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls)).await?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(sender)
+}
+
+impl ConnStats {
+    fn merge(&mut self, s: ConnStats) {
+        self.latencies_us.extend(s.latencies_us);
+        self.ok += s.ok;
+        self.errors += s.errors;
+        for (k, v) in s.statuses {
+            *self.statuses.entry(k).or_default() += v;
+        }
+        if self.sample_error.is_none() {
+            self.sample_error = s.sample_error;
+        }
+    }
+}
+
+async fn connection(
+    mut sender: Sender,
+    shared: Arc<Shared>,
+    start: Instant,
+    measure_from: Instant,
+    end: Instant,
+) -> ConnStats {
+    let plan = &shared.plan;
+    let mut stats = ConnStats {
+        latencies_us: Vec::with_capacity(16 * 1024),
+        ..ConnStats::default()
+    };
+    loop {
+        if shared.stop.load(Ordering::Relaxed) {
+            break;
+        }
+        let i = shared.next.fetch_add(1, Ordering::Relaxed);
+        let idx = if i < plan.requests.len() {
+            i
+        } else if plan.cycle {
+            i % plan.requests.len()
+        } else {
+            shared.exhausted.store(true, Ordering::Relaxed);
+            shared.stop.store(true, Ordering::Relaxed);
+            break;
+        };
+        // When the request is due: now (closed loop) or on the fixed schedule (open loop).
+        let due = match plan.rate {
+            Some(rate) => {
+                let due = start + Duration::from_secs_f64(i as f64 / rate);
+                if due >= end {
+                    break;
+                }
+                tokio::time::sleep_until(due.into()).await;
+                due
+            }
+            None => {
+                let now = Instant::now();
+                if now >= end {
+                    break;
+                }
+                now
+            }
+        };
+        let req = &plan.requests[idx];
+        let mut builder = Request::builder()
+            .method(plan.method.clone())
+            .uri(req.path.as_str())
+            .header(HOST, shared.host.as_str());
+        if let Some(ct) = &plan.content_type {
+            builder = builder.header(CONTENT_TYPE, ct.as_str());
+        }
+        if let Some(auth) = &plan.authorization {
+            builder = builder.header(AUTHORIZATION, auth.as_str());
+        }
+        if !req.body.is_empty() {
+            builder = builder.header(CONTENT_LENGTH, req.body.len());
+        }
+        let Ok(request) = builder.body(Full::new(req.body.clone())) else {
+            stats.errors += 1;
+            break;
+        };
+        let outcome = async {
+            sender.ready().await?;
+            let response = sender.send_request(request).await?;
+            let status = response.status().as_u16();
+            let body = response.into_body().collect().await?.to_bytes();
+            Ok::<_, hyper::Error>((status, body))
+        }
+        .await;
+        let done = Instant::now();
+        if due < measure_from {
+            continue;
+        }
+        let micros = done.saturating_duration_since(due).as_micros();
+        stats
+            .latencies_us
+            .push(u32::try_from(micros).unwrap_or(u32::MAX));
+        match outcome {
+            Ok((status, body)) => {
+                *stats.statuses.entry(status).or_default() += 1;
+                if (200..300).contains(&status) {
+                    stats.ok += 1;
+                } else {
+                    stats.errors += 1;
+                    if stats.sample_error.is_none() {
+                        stats.sample_error = Some(format!(
+                            "{status}: {}",
+                            String::from_utf8_lossy(&body[..body.len().min(300)])
+                        ));
+                    }
+                }
+            }
+            Err(e) => {
+                stats.errors += 1;
+                if stats.sample_error.is_none() {
+                    stats.sample_error = Some(format!("transport: {e}"));
+                }
+                break;
+            }
+        }
+    }
+    stats
+}

@@ -1,0 +1,361 @@
+//! `clavis-bench`: the pieces of `bench/run` that are better written in Rust — the crypto
+//! ceiling probe, the fsync probe, fixture setup, the HTTPS load generator with pre-made
+//! token requests, and the fast store loader of the scale scenario. Every command prints
+//! one JSON object on stdout; `bench/run` collects them into the report.
+
+mod assertions;
+mod ceiling;
+mod fsync;
+mod load;
+mod scale;
+mod setup;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow};
+use bytes::Bytes;
+use clap::{Parser, Subcommand, ValueEnum};
+
+use assertions::{Dialect, Signer};
+use load::{Plan, Req};
+use setup::{API, KeyClient, Manifest, SCOPE};
+
+#[derive(Parser)]
+#[command(about = "Clavis benchmark tooling (see bench/README.md)")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Auth {
+    PrivateKeyJwt,
+    ClientSecretPost,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Scenario {
+    Healthz,
+    Get,
+    Patch,
+}
+
+#[derive(clap::Args, Clone)]
+struct LoadArgs {
+    /// Concurrent keep-alive connections.
+    #[arg(long, default_value_t = 64)]
+    connections: usize,
+    /// Measured seconds.
+    #[arg(long, default_value_t = 10.0)]
+    seconds: f64,
+    /// Unmeasured warm-up seconds.
+    #[arg(long, default_value_t = 2.0)]
+    warmup: f64,
+    /// Open-loop rate (requests/s); closed loop when absent.
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Client runtime threads.
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// RS256 verify + sign per token on all cores, no HTTP.
+    Ceiling {
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+        /// Threads (default: all cores).
+        #[arg(long)]
+        threads: Option<usize>,
+    },
+    /// fdatasync rate of the disk holding `dir`.
+    Fsync {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long, default_value_t = 5.0)]
+        seconds: f64,
+    },
+    /// Creates the fixtures on a running Clavis and writes the manifest.
+    Setup {
+        /// `https://127.0.0.1:port`
+        #[arg(long)]
+        base: String,
+        #[arg(long)]
+        ca: PathBuf,
+        #[arg(long)]
+        admin_id: String,
+        #[arg(long)]
+        admin_secret: String,
+        #[arg(long, default_value_t = 16)]
+        key_clients: usize,
+        /// Clients holding 4 unattached credentials each (GET/PATCH targets).
+        #[arg(long, default_value_t = 8)]
+        credential_clients: usize,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Token endpoint load with pre-made requests.
+    Tokens {
+        #[arg(long)]
+        manifest: PathBuf,
+        /// Target base URL (default: the manifest's).
+        #[arg(long)]
+        base: Option<String>,
+        /// Assertion audience (default: the manifest's issuer).
+        #[arg(long)]
+        aud: Option<String>,
+        #[arg(long)]
+        ca: PathBuf,
+        #[arg(long, value_enum, default_value_t = Auth::PrivateKeyJwt)]
+        auth: Auth,
+        #[arg(long, value_enum, default_value_t = Dialect::Audience)]
+        dialect: Dialect,
+        /// Signing clients (JSON list of key clients) instead of the manifest's.
+        #[arg(long)]
+        signers: Option<PathBuf>,
+        /// Assertions to make (the run ends early if they run out).
+        #[arg(long, default_value_t = 20_000)]
+        count: usize,
+        #[command(flatten)]
+        load: LoadArgs,
+    },
+    /// Management API load: /healthz, GET or PATCH of credentials.
+    Mgmt {
+        #[arg(long)]
+        manifest: PathBuf,
+        #[arg(long)]
+        ca: PathBuf,
+        #[arg(long, value_enum)]
+        scenario: Scenario,
+        #[command(flatten)]
+        load: LoadArgs,
+    },
+    /// Fills a stopped Clavis's store with many clients, credentials and grants.
+    ScaleLoad {
+        #[arg(long)]
+        data_dir: PathBuf,
+        #[arg(long, default_value_t = 100_000)]
+        clients: usize,
+        /// Key clients to write out for the token load (their keys come from a small pool).
+        #[arg(long, default_value_t = 1000)]
+        signers: usize,
+        #[arg(long)]
+        signers_out: PathBuf,
+    },
+}
+
+fn print(value: &impl serde::Serialize) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+fn runtime(threads: usize) -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads.max(1))
+        .enable_all()
+        .build()?)
+}
+
+fn plan(
+    base: &str,
+    ca: &PathBuf,
+    method: hyper::Method,
+    requests: Vec<Req>,
+    cycle: bool,
+    args: &LoadArgs,
+) -> Result<Plan> {
+    Ok(Plan {
+        base: url::Url::parse(base)?,
+        ca_pem: std::fs::read(ca).with_context(|| format!("cannot read {}", ca.display()))?,
+        method,
+        content_type: None,
+        authorization: None,
+        requests: Arc::new(requests),
+        cycle,
+        connections: args.connections,
+        duration: Duration::from_secs_f64(args.seconds),
+        warmup: Duration::from_secs_f64(args.warmup),
+        rate: args.rate,
+    })
+}
+
+fn run_tag() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!("b{nanos:x}")
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().command {
+        Cmd::Ceiling { seconds, threads } => {
+            let threads = threads
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+            print(&ceiling::run(seconds, threads)?)
+        }
+        Cmd::Fsync { dir, seconds } => print(&fsync::run(&dir, seconds)?),
+        Cmd::Setup {
+            base,
+            ca,
+            admin_id,
+            admin_secret,
+            key_clients,
+            credential_clients,
+            out,
+        } => {
+            let ca_pem = std::fs::read(&ca)?;
+            let manifest = runtime(2)?.block_on(setup::run(
+                &base,
+                &ca_pem,
+                &admin_id,
+                &admin_secret,
+                key_clients,
+                credential_clients,
+            ))?;
+            std::fs::write(&out, serde_json::to_vec_pretty(&manifest)?)?;
+            print(
+                &serde_json::json!({"manifest": out, "key_clients": manifest.key_clients.len(),
+                                      "credentials": manifest.credentials.len()}),
+            )
+        }
+        Cmd::Tokens {
+            manifest,
+            base,
+            aud,
+            ca,
+            auth,
+            dialect,
+            signers,
+            count,
+            load,
+        } => {
+            let manifest = Manifest::read(&manifest)?;
+            let base = base.unwrap_or_else(|| manifest.base.clone());
+            let aud = aud.unwrap_or_else(|| manifest.issuer.clone());
+            let (requests, cycle) = match auth {
+                Auth::PrivateKeyJwt => {
+                    let clients: Vec<KeyClient> = match signers {
+                        Some(path) => serde_json::from_slice(&std::fs::read(path)?)?,
+                        None => manifest.key_clients.clone(),
+                    };
+                    let signers = clients
+                        .iter()
+                        .map(|c| {
+                            Ok(Signer {
+                                client_id: c.client_id.clone(),
+                                key: c.signing_key()?,
+                            })
+                        })
+                        .collect::<Result<Vec<_>>>()?;
+                    let started = std::time::Instant::now();
+                    let reqs = assertions::private_key_jwt(
+                        Arc::new(signers),
+                        &aud,
+                        API,
+                        SCOPE,
+                        dialect,
+                        count,
+                        &run_tag(),
+                    )?;
+                    eprintln!(
+                        "made {count} assertions in {:.1} s",
+                        started.elapsed().as_secs_f64()
+                    );
+                    (reqs, false)
+                }
+                Auth::ClientSecretPost => (
+                    vec![assertions::client_secret_post(
+                        &manifest.secret_client_id,
+                        &manifest.secret_client_secret,
+                        API,
+                        SCOPE,
+                        dialect,
+                    )],
+                    true,
+                ),
+            };
+            let mut p = plan(&base, &ca, hyper::Method::POST, requests, cycle, &load)?;
+            p.content_type = Some("application/x-www-form-urlencoded".into());
+            print(&load::run(p, load.threads)?)
+        }
+        Cmd::Mgmt {
+            manifest,
+            ca,
+            scenario,
+            load,
+        } => {
+            let manifest = Manifest::read(&manifest)?;
+            let creds = &manifest.credentials;
+            if creds.is_empty() {
+                return Err(anyhow!("the manifest has no credentials"));
+            }
+            let path = |i: usize| {
+                let c = &creds[i % creds.len()];
+                format!(
+                    "/api/v2/clients/{}/credentials/{}",
+                    c.client_id, c.credential_id
+                )
+            };
+            let (method, requests) = match scenario {
+                Scenario::Healthz => (
+                    hyper::Method::GET,
+                    vec![Req {
+                        path: "/healthz".into(),
+                        body: Bytes::new(),
+                    }],
+                ),
+                Scenario::Get => (
+                    hyper::Method::GET,
+                    (0..creds.len())
+                        .map(|i| Req {
+                            path: path(i),
+                            body: Bytes::new(),
+                        })
+                        .collect(),
+                ),
+                Scenario::Patch => {
+                    // Every PATCH really changes the row: a new expiry each time.
+                    let base = time::OffsetDateTime::now_utc().unix_timestamp() + 86_400 * 365;
+                    let n = 100_003usize;
+                    let fmt = time::macros::format_description!(
+                        "[year]-[month]-[day]T[hour]:[minute]:[second].000Z"
+                    );
+                    let reqs = (0..n)
+                        .map(|i| {
+                            let at = time::OffsetDateTime::from_unix_timestamp(base + i as i64)
+                                .map_err(|e| anyhow!("{e}"))?
+                                .format(&fmt)?;
+                            Ok(Req {
+                                path: path(i),
+                                body: Bytes::from(format!(r#"{{"expires_at":"{at}"}}"#)),
+                            })
+                        })
+                        .collect::<Result<Vec<_>>>()?;
+                    (hyper::Method::PATCH, reqs)
+                }
+            };
+            let mut p = plan(&manifest.base, &ca, method.clone(), requests, true, &load)?;
+            if scenario != Scenario::Healthz {
+                p.authorization = Some(format!("Bearer {}", manifest.admin_token));
+            }
+            if method == hyper::Method::PATCH {
+                p.content_type = Some("application/json".into());
+            }
+            print(&load::run(p, load.threads)?)
+        }
+        Cmd::ScaleLoad {
+            data_dir,
+            clients,
+            signers,
+            signers_out,
+        } => {
+            let report =
+                runtime(2)?.block_on(scale::load(&data_dir, clients, signers, &signers_out))?;
+            print(&report)
+        }
+    }
+}

@@ -101,6 +101,12 @@ impl Application {
         let master_key = bootstrap::load_master_key(&config)?;
         bootstrap::check_master_key(store.as_ref(), &master_key).await?;
         let admin = bootstrap::bootstrap(store.as_ref(), &config, &master_key, &issuer).await?;
+        // The first start's state (master-key check, admin client) is on disk before the
+        // admin credentials are printed.
+        store
+            .durable()
+            .await
+            .context("cannot make the first-start state durable")?;
         // Other nodes' writes: listening starts before the snapshot so none is missed.
         let changes = store
             .subscribe()

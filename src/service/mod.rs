@@ -123,6 +123,19 @@ impl Clavis {
         }
     }
 
+    /// Runs one write (the store call and the read-model update after it) under the node's
+    /// write lock, so the model changes in commit order; then, with the lock released so
+    /// that the next writes can commit meanwhile, waits until the store has made it durable
+    /// (group commit). Every write goes through here: nothing is answered before it is on disk.
+    async fn write<T>(&self, f: impl AsyncFnOnce() -> StoreResult<T>) -> StoreResult<T> {
+        let out = {
+            let _guard = self.write_lock.lock().await;
+            f().await?
+        };
+        self.store.durable().await?;
+        Ok(out)
+    }
+
     /// Sets the mTLS configuration (default: no certificate can arrive).
     pub fn with_mtls(mut self, mtls: crate::mtls::MtlsSettings) -> Self {
         self.mtls = mtls;
@@ -148,9 +161,12 @@ impl Clavis {
         let mut aggregate = new.build(None, self.limits, Timestamp::now())?;
         let secret = generate_client_secret();
         aggregate.sealed_secret = Some(self.seal_secret(&aggregate.client.client_id, &secret));
-        let _guard = self.write_lock.lock().await;
-        self.store.insert_client(&aggregate).await?;
-        self.model.put_client(&aggregate, &self.master_key);
+        self.write(async || {
+            self.store.insert_client(&aggregate).await?;
+            self.model.put_client(&aggregate, &self.master_key);
+            Ok(())
+        })
+        .await?;
         Ok((aggregate, secret))
     }
 
@@ -207,14 +223,16 @@ impl Clavis {
 
     /// Deletes a client with its credentials and grants.
     pub async fn delete_client(&self, client_id: &str) -> StoreResult<()> {
-        let _guard = self.write_lock.lock().await;
-        let grants = self
-            .store
-            .delete_client(client_id)
-            .await
-            .map_err(not_found(Entity::Client))?;
-        self.model.remove_client(client_id, &grants);
-        Ok(())
+        self.write(async || {
+            let grants = self
+                .store
+                .delete_client(client_id)
+                .await
+                .map_err(not_found(Entity::Client))?;
+            self.model.remove_client(client_id, &grants);
+            Ok(())
+        })
+        .await
     }
 
     async fn mutate_client(
@@ -222,14 +240,16 @@ impl Clavis {
         client_id: &str,
         mutation: &mut (dyn FnMut(&mut ClientAggregate) -> Result<(), DomainError> + Send),
     ) -> StoreResult<ClientAggregate> {
-        let _guard = self.write_lock.lock().await;
-        let aggregate = self
-            .store
-            .update_client(client_id, mutation)
-            .await
-            .map_err(not_found(Entity::Client))?;
-        self.model.put_client(&aggregate, &self.master_key);
-        Ok(aggregate)
+        self.write(async || {
+            let aggregate = self
+                .store
+                .update_client(client_id, mutation)
+                .await
+                .map_err(not_found(Entity::Client))?;
+            self.model.put_client(&aggregate, &self.master_key);
+            Ok(aggregate)
+        })
+        .await
     }
 
     // ----- credentials -----
@@ -301,9 +321,12 @@ impl Clavis {
         new: NewResourceServer,
     ) -> StoreResult<ResourceServer> {
         let rs = new.build(Timestamp::now());
-        let _guard = self.write_lock.lock().await;
-        self.store.insert_resource_server(&rs).await?;
-        self.model.put_api(&rs);
+        self.write(async || {
+            self.store.insert_resource_server(&rs).await?;
+            self.model.put_api(&rs);
+            Ok(())
+        })
+        .await?;
         Ok(rs)
     }
 
@@ -324,32 +347,36 @@ impl Clavis {
         update: ResourceServerUpdate,
     ) -> StoreResult<ResourceServer> {
         let now = Timestamp::now();
-        let _guard = self.write_lock.lock().await;
-        let rs = self
-            .store
-            .update_resource_server(key, &mut |rs| update.apply(rs, now))
-            .await
-            .map_err(not_found(Entity::ResourceServer))?;
-        self.model.put_api(&rs);
-        Ok(rs)
+        self.write(async || {
+            let rs = self
+                .store
+                .update_resource_server(key, &mut |rs| update.apply(rs, now))
+                .await
+                .map_err(not_found(Entity::ResourceServer))?;
+            self.model.put_api(&rs);
+            Ok(rs)
+        })
+        .await
     }
 
     /// Deletes a resource server and its grants.
     pub async fn delete_resource_server(&self, key: &str) -> StoreResult<()> {
-        let _guard = self.write_lock.lock().await;
-        let (rs, grants) = self
-            .store
-            .delete_resource_server(key, &mut |rs| {
-                if rs.is_system {
-                    Err(system_api_error())
-                } else {
-                    Ok(())
-                }
-            })
-            .await
-            .map_err(not_found(Entity::ResourceServer))?;
-        self.model.remove_api(&rs.identifier, &grants);
-        Ok(())
+        self.write(async || {
+            let (rs, grants) = self
+                .store
+                .delete_resource_server(key, &mut |rs| {
+                    if rs.is_system {
+                        Err(system_api_error())
+                    } else {
+                        Ok(())
+                    }
+                })
+                .await
+                .map_err(not_found(Entity::ResourceServer))?;
+            self.model.remove_api(&rs.identifier, &grants);
+            Ok(())
+        })
+        .await
     }
 
     // ----- client grants -----
@@ -365,15 +392,18 @@ impl Clavis {
                 DomainError::resource_server_not_found(),
             ))?;
         let grant = new.build(&rs, Timestamp::now())?;
-        let _guard = self.write_lock.lock().await;
-        self.store
-            .insert_client_grant(&grant)
-            .await
-            .map_err(|e| match e {
-                StoreError::NotFound(entity) => not_found(entity)(StoreError::NotFound(entity)),
-                other => other,
-            })?;
-        self.model.put_grant(&grant);
+        self.write(async || {
+            self.store
+                .insert_client_grant(&grant)
+                .await
+                .map_err(|e| match e {
+                    StoreError::NotFound(entity) => not_found(entity)(StoreError::NotFound(entity)),
+                    other => other,
+                })?;
+            self.model.put_grant(&grant);
+            Ok(())
+        })
+        .await?;
         Ok(grant)
     }
 
@@ -394,24 +424,28 @@ impl Clavis {
         let existing = self.client_grant(id).await?;
         let rs = self.store.resource_server(&existing.audience).await?;
         let now = Timestamp::now();
-        let _guard = self.write_lock.lock().await;
-        let grant = self
-            .store
-            .update_client_grant(id, &mut |g| update.apply(g, rs.as_ref(), now))
-            .await
-            .map_err(not_found(Entity::ClientGrant))?;
-        self.model.put_grant(&grant);
-        Ok(grant)
+        self.write(async || {
+            let grant = self
+                .store
+                .update_client_grant(id, &mut |g| update.apply(g, rs.as_ref(), now))
+                .await
+                .map_err(not_found(Entity::ClientGrant))?;
+            self.model.put_grant(&grant);
+            Ok(grant)
+        })
+        .await
     }
 
     /// Deletes a grant.
     pub async fn delete_client_grant(&self, id: &str) -> StoreResult<()> {
-        let _guard = self.write_lock.lock().await;
-        self.store
-            .delete_client_grant(id)
-            .await
-            .map_err(not_found(Entity::ClientGrant))?;
-        self.model.remove_grant(id);
-        Ok(())
+        self.write(async || {
+            self.store
+                .delete_client_grant(id)
+                .await
+                .map_err(not_found(Entity::ClientGrant))?;
+            self.model.remove_grant(id);
+            Ok(())
+        })
+        .await
     }
 }

@@ -4,7 +4,8 @@
 //! This is the only write on the token hot path. Requests hand their `jti` to one writer
 //! task, which commits whatever has queued up in a single transaction (group commit): under
 //! load many assertions share one fsync, and each request still waits until its record is
-//! durable before a token is issued.
+//! durable ([`Store::durable`]) before a token is issued. The wait runs beside the next
+//! batch, so a store with group commit makes several batches durable with one fsync.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -55,9 +56,17 @@ async fn writer(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Pending>) {
         let now = crate::domain::time::Timestamp::now().unix_seconds();
         match store.record_jtis(&records, now).await {
             Ok(fresh) if fresh.len() == batch.len() => {
-                for (pending, fresh) in batch.drain(..).zip(fresh) {
-                    let _ = pending.reply.send(Ok(fresh));
-                }
+                let replies: Vec<_> = batch.drain(..).map(|p| p.reply).collect();
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let durable = store.durable().await;
+                    for (reply, fresh) in replies.into_iter().zip(fresh) {
+                        let _ = reply.send(match &durable {
+                            Ok(()) => Ok(fresh),
+                            Err(e) => Err(StoreError::Internal(e.to_string())),
+                        });
+                    }
+                });
             }
             Ok(_) => {
                 for pending in batch.drain(..) {

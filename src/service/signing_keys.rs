@@ -42,15 +42,19 @@ impl Clavis {
         // Key generation takes a while; do it outside the transaction.
         let fresh = new_signing_key(&self.master_key, &self.issuer, KeyState::Next, now)
             .map_err(|e| StoreError::Internal(e.to_string()))?;
-        let _guard = self.write_lock.lock().await;
         let keys = self
-            .store
-            .update_signing_keys(&mut |keys| {
-                rotate(keys, fresh.clone(), now);
-                Ok(())
+            .write(async || {
+                let keys = self
+                    .store
+                    .update_signing_keys(&mut |keys| {
+                        rotate(keys, fresh.clone(), now);
+                        Ok(())
+                    })
+                    .await?;
+                self.reload_keys(&keys)?;
+                Ok(keys)
             })
             .await?;
-        self.reload_keys(&keys)?;
         keys.into_iter()
             .rev()
             .find(|k| k.state == KeyState::Current && k.revoked_at.is_none())
@@ -60,12 +64,16 @@ impl Clavis {
     /// Revokes a previous key: it leaves JWKS and its tokens stop verifying.
     pub async fn revoke_signing_key(&self, kid: &str) -> StoreResult<SigningKeyRecord> {
         let now = Timestamp::now();
-        let _guard = self.write_lock.lock().await;
         let keys = self
-            .store
-            .update_signing_keys(&mut |keys| revoke(keys, kid, now))
+            .write(async || {
+                let keys = self
+                    .store
+                    .update_signing_keys(&mut |keys| revoke(keys, kid, now))
+                    .await?;
+                self.reload_keys(&keys)?;
+                Ok(keys)
+            })
             .await?;
-        self.reload_keys(&keys)?;
         keys.into_iter()
             .find(|k| k.kid == kid)
             .ok_or(StoreError::Rejected(key_not_found()))

@@ -18,6 +18,7 @@
 
 pub mod postgres;
 pub mod sqlite;
+mod wal_sync;
 
 use async_trait::async_trait;
 
@@ -281,6 +282,15 @@ pub trait Store: Send + Sync + 'static {
 
     /// Closes connections after in-flight work finished (graceful shutdown).
     async fn close(&self);
+
+    /// Returns once every write this store committed before the call is durable (survives
+    /// a power loss). Nothing may be acknowledged before this returned for its write. A
+    /// backend may commit without waiting for the disk and make a whole batch of commits
+    /// durable here at once (group commit); one whose commits are durable by themselves
+    /// returns at once.
+    async fn durable(&self) -> StoreResult<()> {
+        Ok(())
+    }
 
     /// A start-up setting (e.g. the master-key check value).
     async fn setting(&self, key: &str) -> StoreResult<Option<String>>;

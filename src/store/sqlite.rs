@@ -1,11 +1,15 @@
 //! The embedded SQLite store.
 //!
-//! Durability: WAL journal with `synchronous=FULL`, so a write acknowledged to a client is
-//! on disk (the WAL is fsynced at every commit) and survives a process crash or power loss.
+//! Durability: WAL journal with `synchronous=NORMAL` plus group commit ([`WalSync`]): a
+//! commit reaches the OS at once (a process crash loses nothing), and [`Store::durable`],
+//! which every write awaits before it is acknowledged, fsyncs the log, one fsync for all the
+//! commits made while the previous one ran. So an acknowledged write survives a process
+//! crash or power loss, as with `synchronous=FULL`, at a fraction of the fsyncs.
 //! All writes go through one connection (SQLite has one writer anyway), which makes each
 //! read-modify-write transaction serial without `SQLITE_BUSY` upgrades; reads use a pool.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -18,6 +22,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{Row, Sqlite, Transaction};
 
+use super::wal_sync::WalSync;
 use super::{
     Bootstrap, ClientDiff, ClientRow, Entity, GrantFilter, JtiRecord, Mutation, Page, PageRequest,
     SigningKeyRecord, Snapshot, Store, StoreError, StoreResult,
@@ -33,6 +38,7 @@ use crate::domain::resource_server::ResourceServer;
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
+    wal: Arc<WalSync>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -105,14 +111,23 @@ impl SqliteStore {
             .map_err(|e| StoreError::Internal(format!("bad database url: {e}")))?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
+            // Not FULL: `durable` fsyncs the log for a whole batch of commits (module docs).
+            .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(5));
+        let in_memory = options.get_filename().as_os_str().is_empty()
+            || options.get_filename() == std::path::Path::new(":memory:")
+            || url.contains("mode=memory");
+        let wal = Arc::new(WalSync::new((!in_memory).then(|| options.get_filename())));
         // No ping before handing out a connection: an embedded database does not drop
         // connections, and the ping is one more round trip to the connection's thread on
         // every acquire (every token's replay record, every Management API read).
+        // The writer stays open for the store's life, so the log file stays the same.
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
             .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(options.clone())
@@ -134,7 +149,11 @@ impl SqliteStore {
             .connect_with(options.read_only(true))
             .await
             .map_err(map_err)?;
-        Ok(Self { writer, reader })
+        Ok(Self {
+            writer,
+            reader,
+            wal,
+        })
     }
 
     async fn begin(&self) -> StoreResult<Transaction<'static, Sqlite>> {
@@ -394,6 +413,10 @@ impl Store for SqliteStore {
     async fn close(&self) {
         self.reader.close().await;
         self.writer.close().await;
+    }
+
+    async fn durable(&self) -> StoreResult<()> {
+        self.wal.durable().await
     }
 
     async fn setting(&self, key: &str) -> StoreResult<Option<String>> {

@@ -8,6 +8,7 @@
 //! All writes go through one connection (SQLite has one writer anyway), which makes each
 //! read-modify-write transaction serial without `SQLITE_BUSY` upgrades; reads use a pool.
 
+use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,6 +23,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{Row, Sqlite, Transaction};
 
+use super::inline_reader::InlineReader;
 use super::wal_sync::WalSync;
 use super::{
     Bootstrap, ClientDiff, ClientRow, Entity, GrantFilter, JtiRecord, Mutation, Page, PageRequest,
@@ -39,6 +41,7 @@ pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
     wal: Arc<WalSync>,
+    inline: Arc<InlineReader>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -115,10 +118,18 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(5));
-        let in_memory = options.get_filename().as_os_str().is_empty()
-            || options.get_filename() == std::path::Path::new(":memory:")
-            || url.contains("mode=memory");
-        let wal = Arc::new(WalSync::new((!in_memory).then(|| options.get_filename())));
+        let file = options.get_filename();
+        if file.as_os_str().is_empty()
+            || file == Path::new(":memory:")
+            || url.contains("mode=memory")
+        {
+            // Each of the store's connections would get a database of its own.
+            return Err(StoreError::Internal(
+                "the SQLite store needs a database file, not an in-memory database".into(),
+            ));
+        }
+        let wal = Arc::new(WalSync::new(file));
+        let inline = InlineReader::new(file);
         // No ping before handing out a connection: an embedded database does not drop
         // connections, and the ping is one more round trip to the connection's thread on
         // every acquire (every token's replay record, every Management API read).
@@ -153,6 +164,7 @@ impl SqliteStore {
             writer,
             reader,
             wal,
+            inline,
         })
     }
 
@@ -396,7 +408,8 @@ impl SqliteStore {
         for grant in grants {
             Self::insert_grant_tx(&mut tx, grant).await?;
         }
-        tx.commit().await.map_err(map_err)
+        tx.commit().await.map_err(map_err)?;
+        self.wal.durable().await
     }
 }
 
@@ -534,26 +547,33 @@ impl Store for SqliteStore {
         client_id: &str,
         credential_id: &str,
     ) -> StoreResult<Option<Credential>> {
-        let mut conn = self.reader.acquire().await.map_err(map_err)?;
-        let row = sqlx::query("SELECT doc FROM credentials WHERE id = ? AND client_id = ?")
-            .bind(credential_id)
-            .bind(client_id)
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(map_err)?;
-        if let Some(row) = row {
-            return Ok(Some(decode(&row, "doc")?));
-        }
-        let client_exists = sqlx::query("SELECT 1 FROM clients WHERE client_id = ?")
-            .bind(client_id)
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(map_err)?
-            .is_some();
-        if client_exists {
-            Ok(None)
-        } else {
-            Err(StoreError::NotFound(Entity::Client))
+        // The Management API's GET of one credential: on the calling thread (InlineReader).
+        let (client_id, credential_id) = (client_id.to_owned(), credential_id.to_owned());
+        let found = self
+            .inline
+            .read(move |conn| {
+                use rusqlite::OptionalExtension as _;
+                let doc: Option<String> = conn
+                    .prepare_cached("SELECT doc FROM credentials WHERE id = ?1 AND client_id = ?2")?
+                    .query_row([&credential_id, &client_id], |row| row.get(0))
+                    .optional()?;
+                match doc {
+                    Some(doc) => Ok(Some(Some(doc))),
+                    None => {
+                        let client = conn
+                            .prepare_cached("SELECT 1 FROM clients WHERE client_id = ?1")?
+                            .exists([&client_id])?;
+                        Ok(client.then_some(None))
+                    }
+                }
+            })
+            .await?;
+        match found {
+            Some(Some(doc)) => serde_json::from_str(&doc)
+                .map(Some)
+                .map_err(|e| StoreError::Internal(format!("corrupt doc: {e}"))),
+            Some(None) => Ok(None),
+            None => Err(StoreError::NotFound(Entity::Client)),
         }
     }
 

@@ -25,8 +25,8 @@ use super::{StoreError, StoreResult};
 /// See the module documentation.
 #[derive(Debug)]
 pub struct WalSync {
-    /// The `-wal` file; `None` for an in-memory database (nothing to make durable).
-    wal: Option<PathBuf>,
+    /// The `-wal` file.
+    wal: PathBuf,
     /// Calls to `durable` so far; each takes its number after its write committed.
     requested: AtomicU64,
     /// Serialises fsyncs and remembers how far they reached.
@@ -44,15 +44,12 @@ struct State {
 }
 
 impl WalSync {
-    /// For the database at `db` (`None`: in memory).
-    pub fn new(db: Option<&Path>) -> Self {
-        let wal = db.map(|path| {
-            let mut name = path.as_os_str().to_owned();
-            name.push("-wal");
-            PathBuf::from(name)
-        });
+    /// For the database file at `db`.
+    pub fn new(db: &Path) -> Self {
+        let mut wal = db.as_os_str().to_owned();
+        wal.push("-wal");
         Self {
-            wal,
+            wal: PathBuf::from(wal),
             requested: AtomicU64::new(0),
             state: tokio::sync::Mutex::new(State::default()),
             syncs: AtomicU64::new(0),
@@ -61,9 +58,6 @@ impl WalSync {
 
     /// Returns once every write committed before this call is on stable storage.
     pub async fn durable(&self) -> StoreResult<()> {
-        let Some(wal) = &self.wal else {
-            return Ok(());
-        };
         // Taken after the caller's commit: an fsync that starts after some call has read a
         // number ≥ this one covers this caller's frames.
         let ticket = self.requested.fetch_add(1, Ordering::SeqCst) + 1;
@@ -72,7 +66,7 @@ impl WalSync {
             return Ok(());
         }
         let covers = self.requested.load(Ordering::SeqCst);
-        let file = current_file(wal, &mut state.file)?;
+        let file = current_file(&self.wal, &mut state.file)?;
         if let Some(file) = file {
             tokio::task::spawn_blocking(move || file.sync_data())
                 .await
@@ -129,18 +123,11 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn in_memory_databases_need_no_sync() {
-        let sync = WalSync::new(None);
-        sync.durable().await.unwrap();
-        assert_eq!(sync.syncs(), 0);
-    }
-
-    #[tokio::test]
     async fn each_call_alone_gets_its_own_fsync() {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("db.sqlite");
         std::fs::write(dir.path().join("db.sqlite-wal"), b"frames").unwrap();
-        let sync = WalSync::new(Some(&db));
+        let sync = WalSync::new(&db);
         sync.durable().await.unwrap();
         sync.durable().await.unwrap();
         assert_eq!(sync.syncs(), 2);
@@ -151,7 +138,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("db.sqlite");
         std::fs::write(dir.path().join("db.sqlite-wal"), b"frames").unwrap();
-        let sync = Arc::new(WalSync::new(Some(&db)));
+        let sync = Arc::new(WalSync::new(&db));
         let calls: Vec<_> = (0..64)
             .map(|_| {
                 let sync = sync.clone();
@@ -171,7 +158,7 @@ mod tests {
         let db = dir.path().join("db.sqlite");
         let wal = dir.path().join("db.sqlite-wal");
         std::fs::write(&wal, b"frames").unwrap();
-        let sync = WalSync::new(Some(&db));
+        let sync = WalSync::new(&db);
         sync.durable().await.unwrap();
 
         std::fs::remove_file(&wal).unwrap();

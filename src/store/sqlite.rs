@@ -68,7 +68,12 @@ fn encode<T: Serialize>(value: &T) -> StoreResult<String> {
 
 fn decode<T: DeserializeOwned>(row: &SqliteRow, column: &str) -> StoreResult<T> {
     let text: String = row.try_get(column).map_err(map_err)?;
-    serde_json::from_str(&text).map_err(|e| StoreError::Internal(format!("corrupt {column}: {e}")))
+    decode_text(&text, column)
+}
+
+/// A stored JSON document, whichever connection read it.
+fn decode_text<T: DeserializeOwned>(text: &str, column: &str) -> StoreResult<T> {
+    serde_json::from_str(text).map_err(|e| StoreError::Internal(format!("corrupt {column}: {e}")))
 }
 
 fn unique_violation(e: &sqlx::Error) -> bool {
@@ -569,9 +574,7 @@ impl Store for SqliteStore {
             })
             .await?;
         match found {
-            Some(Some(doc)) => serde_json::from_str(&doc)
-                .map(Some)
-                .map_err(|e| StoreError::Internal(format!("corrupt doc: {e}"))),
+            Some(Some(doc)) => decode_text(&doc, "doc").map(Some),
             Some(None) => Ok(None),
             None => Err(StoreError::NotFound(Entity::Client)),
         }

@@ -16,7 +16,7 @@
 //! - A store shared by several nodes announces every committed write as a [`Change`]
 //!   ([`Store::subscribe`]); each node re-reads the entity into its read model.
 
-mod inline_reader;
+mod inline;
 pub mod postgres;
 pub mod sqlite;
 mod wal_sync;

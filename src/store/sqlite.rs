@@ -5,8 +5,11 @@
 //! which every write awaits before it is acknowledged, fsyncs the log, one fsync for all the
 //! commits made while the previous one ran. So an acknowledged write survives a process
 //! crash or power loss, as with `synchronous=FULL`, at a fraction of the fsyncs.
-//! All writes go through one connection (SQLite has one writer anyway), which makes each
-//! read-modify-write transaction serial without `SQLITE_BUSY` upgrades; reads use a pool.
+//!
+//! Statements run on the calling thread ([`super::inline`]): all writes through the one
+//! write connection, which makes each read-modify-write transaction serial without
+//! `SQLITE_BUSY` upgrades; reads through a pool of read-only connections. sqlx is used only
+//! to apply the migrations when the store opens.
 
 use std::path::Path;
 use std::str::FromStr;
@@ -14,22 +17,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use futures_util::TryStreamExt as _;
+use rusqlite::types::Value;
+use rusqlite::{Connection, OptionalExtension as _, params, params_from_iter};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
-};
-use sqlx::{Row, Sqlite, Transaction};
+use sqlx::ConnectOptions as _;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 
-use super::inline_reader::InlineReader;
+use super::inline::{InlineReader, InlineWriter, fk_violation, unique_violation};
 use super::wal_sync::WalSync;
 use super::{
     Bootstrap, ClientDiff, ClientRow, Entity, GrantFilter, JtiRecord, Mutation, Page, PageRequest,
     SigningKeyRecord, Snapshot, Store, StoreError, StoreResult,
 };
-use crate::domain::client::{Client, ClientAggregate};
+use crate::domain::client::ClientAggregate;
 use crate::domain::client_grant::ClientGrant;
 use crate::domain::credential::Credential;
 use crate::domain::ids::is_resource_server_id;
@@ -38,10 +39,9 @@ use crate::domain::resource_server::ResourceServer;
 /// SQLite-backed [`Store`].
 #[derive(Clone)]
 pub struct SqliteStore {
-    writer: SqlitePool,
-    reader: SqlitePool,
+    writer: Arc<InlineWriter>,
+    reader: Arc<InlineReader>,
     wal: Arc<WalSync>,
-    inline: Arc<InlineReader>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -50,38 +50,13 @@ impl std::fmt::Debug for SqliteStore {
     }
 }
 
-fn map_err(e: sqlx::Error) -> StoreError {
-    match &e {
-        sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
-            StoreError::Unavailable(e.to_string())
-        }
-        sqlx::Error::Database(db) if db.message().contains("database is locked") => {
-            StoreError::Unavailable(e.to_string())
-        }
-        _ => StoreError::Internal(e.to_string()),
-    }
-}
-
 fn encode<T: Serialize>(value: &T) -> StoreResult<String> {
     serde_json::to_string(value).map_err(|e| StoreError::Internal(format!("encode: {e}")))
 }
 
-fn decode<T: DeserializeOwned>(row: &SqliteRow, column: &str) -> StoreResult<T> {
-    let text: String = row.try_get(column).map_err(map_err)?;
-    decode_text(&text, column)
-}
-
-/// A stored JSON document, whichever connection read it.
+/// A stored JSON document.
 fn decode_text<T: DeserializeOwned>(text: &str, column: &str) -> StoreResult<T> {
     serde_json::from_str(text).map_err(|e| StoreError::Internal(format!("corrupt {column}: {e}")))
-}
-
-fn unique_violation(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
-}
-
-fn fk_violation(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(db) if db.is_foreign_key_violation())
 }
 
 fn limit_offset(page: PageRequest) -> (i64, i64, i64) {
@@ -112,6 +87,237 @@ fn finish_page<T>(page: PageRequest, mut items: Vec<(i64, T)>, total: Option<u64
     }
 }
 
+/// `(seq, doc)` rows of `sql`, documents decoded.
+fn docs<T: DeserializeOwned>(
+    conn: &Connection,
+    sql: &str,
+    binds: &[Value],
+) -> StoreResult<Vec<(i64, T)>> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let rows = stmt.query_map(params_from_iter(binds), |r| {
+        Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+    })?;
+    rows.map(|row| {
+        let (seq, doc) = row?;
+        Ok((seq, decode_text(&doc, "doc")?))
+    })
+    .collect()
+}
+
+/// The documents of `sql`'s `(seq, doc)` rows.
+fn all_docs<T: DeserializeOwned>(conn: &Connection, sql: &str) -> StoreResult<Vec<T>> {
+    Ok(docs(conn, sql, &[])?.into_iter().map(|(_, d)| d).collect())
+}
+
+/// A text column read in place.
+fn text<'r>(row: &'r rusqlite::Row<'_>, column: usize) -> StoreResult<&'r str> {
+    row.get_ref(column)?
+        .as_str()
+        .map_err(|e| StoreError::Internal(format!("column {column}: {e}")))
+}
+
+/// One page of `(seq, doc)` rows: `sql` ends with `seq > ? ORDER BY seq LIMIT ? OFFSET ?`.
+fn page_of<T: DeserializeOwned>(
+    conn: &Connection,
+    sql: &str,
+    binds: &[Value],
+    page: PageRequest,
+) -> StoreResult<Vec<(i64, T)>> {
+    let (after, limit, offset) = limit_offset(page);
+    let mut all = binds.to_vec();
+    all.extend([after, limit, offset].map(Value::Integer));
+    docs(conn, sql, &all)
+}
+
+/// The total for offset paging; none for checkpoint paging.
+fn total(
+    conn: &Connection,
+    page: PageRequest,
+    sql: &str,
+    binds: &[Value],
+) -> StoreResult<Option<u64>> {
+    match page {
+        PageRequest::Offset { .. } => {
+            let n: i64 = conn
+                .prepare_cached(sql)?
+                .query_row(params_from_iter(binds), |r| r.get(0))?;
+            Ok(Some(n.max(0) as u64))
+        }
+        PageRequest::Checkpoint { .. } => Ok(None),
+    }
+}
+
+fn load_client(conn: &Connection, client_id: &str) -> StoreResult<Option<ClientAggregate>> {
+    let row = conn
+        .prepare_cached("SELECT doc, sealed_secret FROM clients WHERE client_id = ?1")?
+        .query_row([client_id], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, Option<Vec<u8>>>(1)?))
+        })
+        .optional()?;
+    let Some((doc, sealed_secret)) = row else {
+        return Ok(None);
+    };
+    let credentials = docs(
+        conn,
+        "SELECT seq, doc FROM credentials WHERE client_id = ?1 ORDER BY seq",
+        &[Value::Text(client_id.to_owned())],
+    )?
+    .into_iter()
+    .map(|(_, credential)| credential)
+    .collect();
+    Ok(Some(ClientAggregate {
+        client: decode_text(&doc, "doc")?,
+        sealed_secret,
+        credentials,
+    }))
+}
+
+fn write_new_client(conn: &Connection, aggregate: &ClientAggregate) -> StoreResult<()> {
+    let result = conn
+        .prepare_cached("INSERT INTO clients (client_id, doc, sealed_secret) VALUES (?1, ?2, ?3)")?
+        .execute(params![
+            aggregate.client.client_id,
+            encode(&aggregate.client)?,
+            aggregate.sealed_secret.as_deref()
+        ]);
+    match result {
+        Err(e) if unique_violation(&e) => {
+            return Err(StoreError::Conflict {
+                entity: Entity::Client,
+                message: "A client with this client_id already exists".into(),
+            });
+        }
+        other => {
+            other?;
+        }
+    }
+    for credential in &aggregate.credentials {
+        insert_credential(conn, credential)?;
+    }
+    Ok(())
+}
+
+fn insert_credential(conn: &Connection, credential: &Credential) -> StoreResult<()> {
+    conn.prepare_cached("INSERT INTO credentials (id, client_id, doc) VALUES (?1, ?2, ?3)")?
+        .execute(params![
+            credential.id,
+            credential.client_id,
+            encode(credential)?
+        ])?;
+    Ok(())
+}
+
+fn insert_resource_server(conn: &Connection, rs: &ResourceServer) -> StoreResult<()> {
+    let result = conn
+        .prepare_cached("INSERT INTO resource_servers (id, identifier, doc) VALUES (?1, ?2, ?3)")?
+        .execute(params![rs.id, rs.identifier, encode(rs)?]);
+    match result {
+        Err(e) if unique_violation(&e) => Err(StoreError::Conflict {
+            entity: Entity::ResourceServer,
+            message: format!(
+                "Resource server with identifier {} already exists.",
+                rs.identifier
+            ),
+        }),
+        other => other.map(|_| ()).map_err(StoreError::from),
+    }
+}
+
+fn exists(conn: &Connection, sql: &str, key: &str) -> StoreResult<bool> {
+    Ok(conn.prepare_cached(sql)?.exists([key])?)
+}
+
+fn insert_grant(conn: &Connection, grant: &ClientGrant) -> StoreResult<()> {
+    if !exists(
+        conn,
+        "SELECT 1 FROM clients WHERE client_id = ?1",
+        &grant.client_id,
+    )? {
+        return Err(StoreError::NotFound(Entity::Client));
+    }
+    if !exists(
+        conn,
+        "SELECT 1 FROM resource_servers WHERE identifier = ?1",
+        &grant.audience,
+    )? {
+        return Err(StoreError::NotFound(Entity::ResourceServer));
+    }
+    let result = conn
+        .prepare_cached(
+            "INSERT INTO client_grants (id, client_id, audience, doc) VALUES (?1, ?2, ?3, ?4)",
+        )?
+        .execute(params![
+            grant.id,
+            grant.client_id,
+            grant.audience,
+            encode(grant)?
+        ]);
+    match result {
+        Err(e) if unique_violation(&e) => Err(StoreError::Conflict {
+            entity: Entity::ClientGrant,
+            message: "A client grant for this client and audience already exists".into(),
+        }),
+        Err(e) if fk_violation(&e) => Err(StoreError::NotFound(Entity::Client)),
+        other => other.map(|_| ()).map_err(StoreError::from),
+    }
+}
+
+fn insert_signing_key(conn: &Connection, key: &SigningKeyRecord) -> StoreResult<()> {
+    conn.prepare_cached("INSERT INTO signing_keys (kid, sealed_pkcs8, doc) VALUES (?1, ?2, ?3)")?
+        .execute(params![key.kid, key.sealed_pkcs8, encode(key)?])?;
+    Ok(())
+}
+
+fn load_signing_keys(conn: &Connection) -> StoreResult<Vec<SigningKeyRecord>> {
+    let mut stmt =
+        conn.prepare_cached("SELECT sealed_pkcs8, doc FROM signing_keys ORDER BY seq")?;
+    let rows = stmt.query_map([], |r| {
+        Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, String>(1)?))
+    })?;
+    rows.map(|row| {
+        let (sealed_pkcs8, doc) = row?;
+        let mut key: SigningKeyRecord = decode_text(&doc, "doc")?;
+        key.sealed_pkcs8 = sealed_pkcs8;
+        Ok(key)
+    })
+    .collect()
+}
+
+fn load_resource_server(
+    conn: &Connection,
+    key: &str,
+) -> StoreResult<Option<(i64, ResourceServer)>> {
+    // An identifier may itself look like an id; an id match wins.
+    let sql = if is_resource_server_id(key) {
+        "SELECT seq, doc FROM resource_servers WHERE id = ?1 OR identifier = ?1 ORDER BY id = ?1 DESC LIMIT 1"
+    } else {
+        "SELECT seq, doc FROM resource_servers WHERE identifier = ?1"
+    };
+    Ok(docs(conn, sql, &[Value::Text(key.to_owned())])?.pop())
+}
+
+fn setting(conn: &Connection, key: &str) -> StoreResult<Option<String>> {
+    Ok(conn
+        .prepare_cached("SELECT value FROM settings WHERE key = ?1")?
+        .query_row([key], |r| r.get(0))
+        .optional()?)
+}
+
+/// `client_id`, `audience` conditions of a grant list and their values.
+fn grant_conditions(filter: &GrantFilter) -> (String, Vec<Value>) {
+    let mut conditions = String::new();
+    let mut binds = Vec::new();
+    if let Some(a) = &filter.audience {
+        conditions.push_str(" AND audience = ?");
+        binds.push(Value::Text(a.clone()));
+    }
+    if let Some(c) = &filter.client_id {
+        conditions.push_str(" AND client_id = ?");
+        binds.push(Value::Text(c.clone()));
+    }
+    (conditions, binds)
+}
+
 impl SqliteStore {
     /// Opens (creating if missing) the database at `url` and applies migrations.
     pub async fn connect(url: &str) -> StoreResult<Self> {
@@ -119,11 +325,10 @@ impl SqliteStore {
             .map_err(|e| StoreError::Internal(format!("bad database url: {e}")))?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            // Not FULL: `durable` fsyncs the log for a whole batch of commits (module docs).
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(5));
-        let file = options.get_filename();
+        let file = options.get_filename().to_path_buf();
         if file.as_os_str().is_empty()
             || file == Path::new(":memory:")
             || url.contains("mode=memory")
@@ -133,287 +338,49 @@ impl SqliteStore {
                 "the SQLite store needs a database file, not an in-memory database".into(),
             ));
         }
-        let wal = Arc::new(WalSync::new(file));
-        let inline = InlineReader::new(file);
-        // No ping before handing out a connection: an embedded database does not drop
-        // connections, and the ping is one more round trip to the connection's thread on
-        // every acquire (every token's replay record, every Management API read).
-        // The writer stays open for the store's life, so the log file stays the same.
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .min_connections(1)
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .test_before_acquire(false)
-            .acquire_timeout(Duration::from_secs(10))
-            .connect_with(options.clone())
-            .await
-            .map_err(map_err)?;
+        // sqlx creates the file, switches it to WAL and applies the migrations (its
+        // bookkeeping table is the schema's version); the store's own connections follow.
+        let mut migrator = options.connect().await.map_err(|e| {
+            StoreError::Unavailable(format!("cannot open the database {}: {e}", file.display()))
+        })?;
         sqlx::migrate!("./migrations/sqlite")
-            .run(&writer)
+            .run(&mut migrator)
             .await
             .map_err(|e| StoreError::Internal(format!("migration failed: {e}")))?;
-        // One reader per core: each sqlx connection is a thread, and more threads than
-        // cores only add context switches and futex wake-ups to every read.
-        let readers = std::thread::available_parallelism()
-            .map_or(2, |n| n.get())
-            .clamp(2, 16) as u32;
-        let reader = SqlitePoolOptions::new()
-            .max_connections(readers)
-            .test_before_acquire(false)
-            .acquire_timeout(Duration::from_secs(10))
-            .connect_with(options.read_only(true))
+        // The write connection stays open for the store's life, so the log file stays
+        // the same one (see `WalSync`); opened before the migrator closes, so that the
+        // migrator's close does not remove the log.
+        let writer = InlineWriter::open(&file)?;
+        sqlx::Connection::close(migrator)
             .await
-            .map_err(map_err)?;
+            .map_err(|e| StoreError::Internal(format!("closing the migrator: {e}")))?;
         Ok(Self {
             writer,
-            reader,
-            wal,
-            inline,
+            reader: InlineReader::new(&file),
+            wal: Arc::new(WalSync::new(&file)),
         })
     }
 
-    async fn begin(&self) -> StoreResult<Transaction<'static, Sqlite>> {
-        self.writer.begin().await.map_err(map_err)
-    }
-
-    async fn load_client(
-        tx: &mut sqlx::SqliteConnection,
-        client_id: &str,
-    ) -> StoreResult<Option<ClientAggregate>> {
-        let Some(row) = sqlx::query("SELECT doc, sealed_secret FROM clients WHERE client_id = ?")
-            .bind(client_id)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(map_err)?
-        else {
-            return Ok(None);
-        };
-        let client: Client = decode(&row, "doc")?;
-        let sealed_secret: Option<Vec<u8>> = row.try_get("sealed_secret").map_err(map_err)?;
-        let rows = sqlx::query("SELECT doc FROM credentials WHERE client_id = ? ORDER BY seq")
-            .bind(client_id)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        let credentials = rows
-            .iter()
-            .map(|r| decode::<Credential>(r, "doc"))
-            .collect::<StoreResult<Vec<_>>>()?;
-        Ok(Some(ClientAggregate {
-            client,
-            sealed_secret,
-            credentials,
-        }))
-    }
-
-    async fn write_new_client(
-        tx: &mut sqlx::SqliteConnection,
-        aggregate: &ClientAggregate,
-    ) -> StoreResult<()> {
-        let result =
-            sqlx::query("INSERT INTO clients (client_id, doc, sealed_secret) VALUES (?, ?, ?)")
-                .bind(&aggregate.client.client_id)
-                .bind(encode(&aggregate.client)?)
-                .bind(aggregate.sealed_secret.as_deref())
-                .execute(&mut *tx)
-                .await;
-        match result {
-            Err(e) if unique_violation(&e) => {
-                return Err(StoreError::Conflict {
-                    entity: Entity::Client,
-                    message: "A client with this client_id already exists".into(),
-                });
-            }
-            other => {
-                other.map_err(map_err)?;
-            }
-        }
-        for credential in &aggregate.credentials {
-            Self::insert_credential(tx, credential).await?;
-        }
-        Ok(())
-    }
-
-    async fn insert_credential(
-        tx: &mut sqlx::SqliteConnection,
-        credential: &Credential,
-    ) -> StoreResult<()> {
-        sqlx::query("INSERT INTO credentials (id, client_id, doc) VALUES (?, ?, ?)")
-            .bind(&credential.id)
-            .bind(&credential.client_id)
-            .bind(encode(credential)?)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        Ok(())
-    }
-
-    async fn insert_resource_server_tx(
-        tx: &mut sqlx::SqliteConnection,
-        rs: &ResourceServer,
-    ) -> StoreResult<()> {
-        let result =
-            sqlx::query("INSERT INTO resource_servers (id, identifier, doc) VALUES (?, ?, ?)")
-                .bind(&rs.id)
-                .bind(&rs.identifier)
-                .bind(encode(rs)?)
-                .execute(&mut *tx)
-                .await;
-        match result {
-            Err(e) if unique_violation(&e) => Err(StoreError::Conflict {
-                entity: Entity::ResourceServer,
-                message: format!(
-                    "Resource server with identifier {} already exists.",
-                    rs.identifier
-                ),
-            }),
-            other => other.map(|_| ()).map_err(map_err),
-        }
-    }
-
-    async fn insert_grant_tx(
-        tx: &mut sqlx::SqliteConnection,
-        grant: &ClientGrant,
-    ) -> StoreResult<()> {
-        let client_exists = sqlx::query("SELECT 1 FROM clients WHERE client_id = ?")
-            .bind(&grant.client_id)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(map_err)?
-            .is_some();
-        if !client_exists {
-            return Err(StoreError::NotFound(Entity::Client));
-        }
-        let rs_exists = sqlx::query("SELECT 1 FROM resource_servers WHERE identifier = ?")
-            .bind(&grant.audience)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(map_err)?
-            .is_some();
-        if !rs_exists {
-            return Err(StoreError::NotFound(Entity::ResourceServer));
-        }
-        let result = sqlx::query(
-            "INSERT INTO client_grants (id, client_id, audience, doc) VALUES (?, ?, ?, ?)",
-        )
-        .bind(&grant.id)
-        .bind(&grant.client_id)
-        .bind(&grant.audience)
-        .bind(encode(grant)?)
-        .execute(&mut *tx)
-        .await;
-        match result {
-            Err(e) if unique_violation(&e) => Err(StoreError::Conflict {
-                entity: Entity::ClientGrant,
-                message: "A client grant for this client and audience already exists".into(),
-            }),
-            Err(e) if fk_violation(&e) => Err(StoreError::NotFound(Entity::Client)),
-            other => other.map(|_| ()).map_err(map_err),
-        }
-    }
-
-    async fn insert_signing_key_tx(
-        tx: &mut sqlx::SqliteConnection,
-        key: &SigningKeyRecord,
-    ) -> StoreResult<()> {
-        sqlx::query("INSERT INTO signing_keys (kid, sealed_pkcs8, doc) VALUES (?, ?, ?)")
-            .bind(&key.kid)
-            .bind(&key.sealed_pkcs8)
-            .bind(encode(key)?)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        Ok(())
-    }
-
-    async fn load_signing_keys(
-        conn: &mut sqlx::SqliteConnection,
-    ) -> StoreResult<Vec<SigningKeyRecord>> {
-        let rows = sqlx::query("SELECT sealed_pkcs8, doc FROM signing_keys ORDER BY seq")
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(map_err)?;
-        rows.iter()
-            .map(|row| {
-                let mut key: SigningKeyRecord = decode(row, "doc")?;
-                key.sealed_pkcs8 = row.try_get("sealed_pkcs8").map_err(map_err)?;
-                Ok(key)
-            })
-            .collect()
-    }
-
-    async fn load_resource_server(
-        conn: &mut sqlx::SqliteConnection,
-        key: &str,
-    ) -> StoreResult<Option<(i64, ResourceServer)>> {
-        // An identifier may itself look like an id; an id match wins.
-        let query = if is_resource_server_id(key) {
-            "SELECT seq, doc FROM resource_servers WHERE id = ?1 OR identifier = ?1 ORDER BY id = ?1 DESC LIMIT 1"
-        } else {
-            "SELECT seq, doc FROM resource_servers WHERE identifier = ?1"
-        };
-        let row = sqlx::query(query)
-            .bind(key)
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(map_err)?;
-        row.map(|r| Ok((r.try_get("seq").map_err(map_err)?, decode(&r, "doc")?)))
-            .transpose()
-    }
-
-    async fn fetch_docs<T: DeserializeOwned>(
-        &self,
-        sql: &str,
-        binds: &[&str],
-        page: PageRequest,
-    ) -> StoreResult<Vec<(i64, T)>> {
-        let (after, limit, offset) = limit_offset(page);
-        // Only fixed SQL text built in this module reaches here; values are bound.
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.to_string()));
-        for b in binds {
-            q = q.bind(*b);
-        }
-        let rows = q
-            .bind(after)
-            .bind(limit)
-            .bind(offset)
-            .fetch_all(&self.reader)
-            .await
-            .map_err(map_err)?;
-        rows.iter()
-            .map(|r| Ok((r.try_get("seq").map_err(map_err)?, decode(r, "doc")?)))
-            .collect()
-    }
-
-    async fn count(&self, sql: &str, binds: &[&str]) -> StoreResult<u64> {
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.to_string()));
-        for b in binds {
-            q = q.bind(*b);
-        }
-        let row = q.fetch_one(&self.reader).await.map_err(map_err)?;
-        let n: i64 = row.try_get(0).map_err(map_err)?;
-        Ok(n.max(0) as u64)
-    }
-}
-
-impl SqliteStore {
     /// Inserts many clients (with their credentials) and grants in one transaction, for
     /// loading large data sets (the bench's scale scenario). The Management API's rules are
-    /// the caller's business; the store's constraints still apply.
+    /// the caller's business; the store's constraints still apply. Runs on the calling
+    /// thread: for loaders, not for a serving node.
     pub async fn bulk_insert(
         &self,
         clients: &[ClientAggregate],
         grants: &[ClientGrant],
     ) -> StoreResult<()> {
-        let mut tx = self.begin().await?;
-        for aggregate in clients {
-            Self::write_new_client(&mut tx, aggregate).await?;
-        }
-        for grant in grants {
-            Self::insert_grant_tx(&mut tx, grant).await?;
-        }
-        tx.commit().await.map_err(map_err)?;
+        self.writer
+            .write(|tx| {
+                for aggregate in clients {
+                    write_new_client(tx, aggregate)?;
+                }
+                for grant in grants {
+                    insert_grant(tx, grant)?;
+                }
+                Ok(())
+            })
+            .await?;
         self.wal.durable().await
     }
 }
@@ -421,15 +388,12 @@ impl SqliteStore {
 #[async_trait]
 impl Store for SqliteStore {
     async fn ping(&self) -> StoreResult<()> {
-        sqlx::query("SELECT 1")
-            .execute(&self.reader)
+        self.reader
+            .read(|conn| Ok(conn.query_row("SELECT 1", [], |_| Ok(()))?))
             .await
-            .map_err(map_err)?;
-        Ok(())
     }
 
     async fn close(&self) {
-        self.reader.close().await;
         self.writer.close().await;
     }
 
@@ -438,113 +402,92 @@ impl Store for SqliteStore {
     }
 
     async fn setting(&self, key: &str) -> StoreResult<Option<String>> {
-        let row = sqlx::query("SELECT value FROM settings WHERE key = ?")
-            .bind(key)
-            .fetch_optional(&self.writer)
-            .await
-            .map_err(map_err)?;
-        row.map(|r| r.try_get("value").map_err(map_err)).transpose()
+        let key = key.to_owned();
+        self.reader.read(move |conn| setting(conn, &key)).await
     }
 
     async fn init_setting(&self, key: &str, value: &str) -> StoreResult<String> {
-        let mut tx = self.begin().await?;
-        sqlx::query("INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING")
-            .bind(key)
-            .bind(value)
-            .execute(&mut *tx)
+        self.writer
+            .write(|tx| {
+                tx.prepare_cached(
+                    "INSERT INTO settings (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO NOTHING",
+                )?
+                .execute([key, value])?;
+                setting(tx, key)?.ok_or_else(|| StoreError::Internal("setting vanished".into()))
+            })
             .await
-            .map_err(map_err)?;
-        let row = sqlx::query("SELECT value FROM settings WHERE key = ?")
-            .bind(key)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        let stored: String = row.try_get("value").map_err(map_err)?;
-        tx.commit().await.map_err(map_err)?;
-        Ok(stored)
     }
 
     async fn bootstrap(&self, data: &Bootstrap) -> StoreResult<bool> {
-        let mut tx = self.begin().await?;
-        let done = sqlx::query("SELECT 1 FROM settings WHERE key = 'bootstrapped'")
-            .fetch_optional(&mut *tx)
+        self.writer
+            .write(|tx| {
+                if setting(tx, "bootstrapped")?.is_some() {
+                    return Ok(false);
+                }
+                insert_resource_server(tx, &data.management_api)?;
+                write_new_client(tx, &data.admin)?;
+                insert_grant(tx, &data.admin_grant)?;
+                for key in &data.signing_keys {
+                    insert_signing_key(tx, key)?;
+                }
+                tx.execute(
+                    "INSERT INTO settings (key, value) VALUES ('bootstrapped', ?1)",
+                    [crate::domain::time::Timestamp::now().to_string()],
+                )?;
+                Ok(true)
+            })
             .await
-            .map_err(map_err)?
-            .is_some();
-        if done {
-            return Ok(false);
-        }
-        Self::insert_resource_server_tx(&mut tx, &data.management_api).await?;
-        Self::write_new_client(&mut tx, &data.admin).await?;
-        Self::insert_grant_tx(&mut tx, &data.admin_grant).await?;
-        for key in &data.signing_keys {
-            Self::insert_signing_key_tx(&mut tx, key).await?;
-        }
-        sqlx::query("INSERT INTO settings (key, value) VALUES ('bootstrapped', ?)")
-            .bind(crate::domain::time::Timestamp::now().to_string())
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        tx.commit().await.map_err(map_err)?;
-        Ok(true)
     }
 
     async fn snapshot(&self) -> StoreResult<Snapshot> {
-        // One read transaction so the snapshot is consistent.
-        let mut tx = self.reader.begin().await.map_err(map_err)?;
-        // One row per client with its credentials as a JSON array, decoded as it streams:
-        // no buffer of every row's text beside the decoded aggregates, and a third of the
-        // rows (each row is a message from the connection's thread).
-        let mut clients = Vec::new();
-        {
-            let mut rows = sqlx::query(
-                "SELECT c.doc, c.sealed_secret,
-                        (SELECT json_group_array(json(cr.doc) ORDER BY cr.seq)
-                           FROM credentials cr WHERE cr.client_id = c.client_id) AS credentials
-                   FROM clients c ORDER BY c.seq",
-            )
-            .fetch(&mut *tx);
-            while let Some(row) = rows.try_next().await.map_err(map_err)? {
-                clients.push(ClientAggregate {
-                    client: decode(&row, "doc")?,
-                    sealed_secret: row.try_get("sealed_secret").map_err(map_err)?,
-                    credentials: decode(&row, "credentials")?,
-                });
-            }
-        }
-        let resource_servers = sqlx::query("SELECT doc FROM resource_servers ORDER BY seq")
-            .fetch_all(&mut *tx)
+        // Every row of the store: on the blocking pool, in one read transaction so the
+        // snapshot is consistent. One row per client with its credentials as a JSON array.
+        self.reader
+            .read_blocking(|conn| {
+                InlineReader::snapshot(conn, |conn| {
+                    let mut stmt = conn.prepare(
+                        "SELECT c.doc, c.sealed_secret,
+                                (SELECT json_group_array(json(cr.doc) ORDER BY cr.seq)
+                                   FROM credentials cr WHERE cr.client_id = c.client_id)
+                           FROM clients c ORDER BY c.seq",
+                    )?;
+                    let mut rows = stmt.query([])?;
+                    let mut clients = Vec::new();
+                    while let Some(row) = rows.next()? {
+                        clients.push(ClientAggregate {
+                            client: decode_text(text(row, 0)?, "doc")?,
+                            sealed_secret: row.get(1)?,
+                            credentials: decode_text(text(row, 2)?, "credentials")?,
+                        });
+                    }
+                    Ok(Snapshot {
+                        clients,
+                        resource_servers: all_docs(
+                            conn,
+                            "SELECT seq, doc FROM resource_servers ORDER BY seq",
+                        )?,
+                        client_grants: all_docs(
+                            conn,
+                            "SELECT seq, doc FROM client_grants ORDER BY seq",
+                        )?,
+                        signing_keys: load_signing_keys(conn)?,
+                    })
+                })
+            })
             .await
-            .map_err(map_err)?
-            .iter()
-            .map(|r| decode(r, "doc"))
-            .collect::<StoreResult<Vec<_>>>()?;
-        let client_grants = sqlx::query("SELECT doc FROM client_grants ORDER BY seq")
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(map_err)?
-            .iter()
-            .map(|r| decode(r, "doc"))
-            .collect::<StoreResult<Vec<_>>>()?;
-        let signing_keys = Self::load_signing_keys(&mut tx).await?;
-        tx.commit().await.map_err(map_err)?;
-        Ok(Snapshot {
-            clients,
-            resource_servers,
-            client_grants,
-            signing_keys,
-        })
     }
 
     async fn insert_client(&self, aggregate: &ClientAggregate) -> StoreResult<()> {
-        let mut tx = self.begin().await?;
-        Self::write_new_client(&mut tx, aggregate).await?;
-        tx.commit().await.map_err(map_err)
+        self.writer
+            .write(|tx| write_new_client(tx, aggregate))
+            .await
     }
 
     async fn client(&self, client_id: &str) -> StoreResult<Option<ClientAggregate>> {
-        let mut conn = self.reader.acquire().await.map_err(map_err)?;
-        Self::load_client(&mut conn, client_id).await
+        let client_id = client_id.to_owned();
+        self.reader
+            .read(move |conn| InlineReader::snapshot(conn, |conn| load_client(conn, &client_id)))
+            .await
     }
 
     async fn credential(
@@ -552,64 +495,56 @@ impl Store for SqliteStore {
         client_id: &str,
         credential_id: &str,
     ) -> StoreResult<Option<Credential>> {
-        // The Management API's GET of one credential: on the calling thread (InlineReader).
+        // The Management API's GET of one credential.
         let (client_id, credential_id) = (client_id.to_owned(), credential_id.to_owned());
-        let found = self
-            .inline
+        self.reader
             .read(move |conn| {
-                use rusqlite::OptionalExtension as _;
                 let doc: Option<String> = conn
                     .prepare_cached("SELECT doc FROM credentials WHERE id = ?1 AND client_id = ?2")?
                     .query_row([&credential_id, &client_id], |row| row.get(0))
                     .optional()?;
                 match doc {
-                    Some(doc) => Ok(Some(Some(doc))),
-                    None => {
-                        let client = conn
-                            .prepare_cached("SELECT 1 FROM clients WHERE client_id = ?1")?
-                            .exists([&client_id])?;
-                        Ok(client.then_some(None))
+                    Some(doc) => decode_text(&doc, "doc").map(Some),
+                    None if exists(
+                        conn,
+                        "SELECT 1 FROM clients WHERE client_id = ?1",
+                        &client_id,
+                    )? =>
+                    {
+                        Ok(None)
                     }
+                    None => Err(StoreError::NotFound(Entity::Client)),
                 }
             })
-            .await?;
-        match found {
-            Some(Some(doc)) => decode_text(&doc, "doc").map(Some),
-            Some(None) => Ok(None),
-            None => Err(StoreError::NotFound(Entity::Client)),
-        }
+            .await
     }
 
     async fn list_clients(&self, page: PageRequest) -> StoreResult<Page<ClientRow>> {
-        let (after, limit, offset) = limit_offset(page);
-        let rows = sqlx::query(
-            "SELECT seq, doc, sealed_secret FROM clients WHERE seq > ? ORDER BY seq LIMIT ? OFFSET ?",
-        )
-        .bind(after)
-        .bind(limit)
-        .bind(offset)
-        .fetch_all(&self.reader)
-        .await
-        .map_err(map_err)?;
-        let items = rows
-            .iter()
-            .map(|r| {
-                Ok((
-                    r.try_get("seq").map_err(map_err)?,
-                    ClientRow {
-                        client: decode(r, "doc")?,
-                        sealed_secret: r.try_get("sealed_secret").map_err(map_err)?,
-                    },
-                ))
+        self.reader
+            .read(move |conn| {
+                let (after, limit, offset) = limit_offset(page);
+                let mut stmt = conn.prepare_cached(
+                    "SELECT seq, doc, sealed_secret FROM clients WHERE seq > ?1 ORDER BY seq LIMIT ?2 OFFSET ?3",
+                )?;
+                let rows = stmt.query_map([after, limit, offset], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get(2)?))
+                })?;
+                let items = rows
+                    .map(|row| {
+                        let (seq, doc, sealed_secret) = row?;
+                        Ok((
+                            seq,
+                            ClientRow {
+                                client: decode_text(&doc, "doc")?,
+                                sealed_secret,
+                            },
+                        ))
+                    })
+                    .collect::<StoreResult<Vec<_>>>()?;
+                let total = total(conn, page, "SELECT COUNT(*) FROM clients", &[])?;
+                Ok(finish_page(page, items, total))
             })
-            .collect::<StoreResult<Vec<_>>>()?;
-        let total = match page {
-            PageRequest::Offset { .. } => {
-                Some(self.count("SELECT COUNT(*) FROM clients", &[]).await?)
-            }
-            PageRequest::Checkpoint { .. } => None,
-        };
-        Ok(finish_page(page, items, total))
+            .await
     }
 
     async fn update_client(
@@ -617,96 +552,82 @@ impl Store for SqliteStore {
         client_id: &str,
         mutation: Mutation<'_, ClientAggregate>,
     ) -> StoreResult<ClientAggregate> {
-        let mut tx = self.begin().await?;
-        let before = Self::load_client(&mut tx, client_id)
-            .await?
-            .ok_or(StoreError::NotFound(Entity::Client))?;
-        let mut after = before.clone();
-        mutation(&mut after)?;
-        let diff = ClientDiff::between(&before, &after)?;
-        if diff.client_changed {
-            sqlx::query("UPDATE clients SET doc = ?, sealed_secret = ? WHERE client_id = ?")
-                .bind(encode(&after.client)?)
-                .bind(after.sealed_secret.as_deref())
-                .bind(client_id)
-                .execute(&mut *tx)
-                .await
-                .map_err(map_err)?;
-        }
-        for id in &diff.deleted {
-            sqlx::query("DELETE FROM credentials WHERE id = ?")
-                .bind(*id)
-                .execute(&mut *tx)
-                .await
-                .map_err(map_err)?;
-        }
-        for credential in &diff.updated {
-            sqlx::query("UPDATE credentials SET doc = ? WHERE id = ?")
-                .bind(encode(*credential)?)
-                .bind(&credential.id)
-                .execute(&mut *tx)
-                .await
-                .map_err(map_err)?;
-        }
-        for credential in &diff.inserted {
-            Self::insert_credential(&mut tx, credential).await?;
-        }
-        tx.commit().await.map_err(map_err)?;
-        Ok(after)
+        self.writer
+            .write(|tx| {
+                let before =
+                    load_client(tx, client_id)?.ok_or(StoreError::NotFound(Entity::Client))?;
+                let mut after = before.clone();
+                mutation(&mut after)?;
+                let diff = ClientDiff::between(&before, &after)?;
+                if diff.client_changed {
+                    tx.prepare_cached(
+                        "UPDATE clients SET doc = ?1, sealed_secret = ?2 WHERE client_id = ?3",
+                    )?
+                    .execute(params![
+                        encode(&after.client)?,
+                        after.sealed_secret.as_deref(),
+                        client_id
+                    ])?;
+                }
+                for id in &diff.deleted {
+                    tx.prepare_cached("DELETE FROM credentials WHERE id = ?1")?
+                        .execute([id])?;
+                }
+                for credential in &diff.updated {
+                    tx.prepare_cached("UPDATE credentials SET doc = ?1 WHERE id = ?2")?
+                        .execute([encode(*credential)?, credential.id.clone()])?;
+                }
+                for credential in &diff.inserted {
+                    insert_credential(tx, credential)?;
+                }
+                drop(diff);
+                Ok(after)
+            })
+            .await
     }
 
     async fn delete_client(&self, client_id: &str) -> StoreResult<Vec<String>> {
-        let mut tx = self.begin().await?;
-        let grants: Vec<String> = sqlx::query("SELECT id FROM client_grants WHERE client_id = ?")
-            .bind(client_id)
-            .fetch_all(&mut *tx)
+        self.writer
+            .write(|tx| {
+                let grants = tx
+                    .prepare_cached("SELECT id FROM client_grants WHERE client_id = ?1")?
+                    .query_map([client_id], |r| r.get(0))?
+                    .collect::<rusqlite::Result<Vec<String>>>()?;
+                let deleted = tx
+                    .prepare_cached("DELETE FROM clients WHERE client_id = ?1")?
+                    .execute([client_id])?;
+                if deleted == 0 {
+                    return Err(StoreError::NotFound(Entity::Client));
+                }
+                Ok(grants)
+            })
             .await
-            .map_err(map_err)?
-            .iter()
-            .map(|r| r.try_get("id").map_err(map_err))
-            .collect::<StoreResult<_>>()?;
-        let deleted = sqlx::query("DELETE FROM clients WHERE client_id = ?")
-            .bind(client_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?
-            .rows_affected();
-        if deleted == 0 {
-            return Err(StoreError::NotFound(Entity::Client));
-        }
-        tx.commit().await.map_err(map_err)?;
-        Ok(grants)
     }
 
     async fn insert_resource_server(&self, rs: &ResourceServer) -> StoreResult<()> {
-        let mut tx = self.begin().await?;
-        Self::insert_resource_server_tx(&mut tx, rs).await?;
-        tx.commit().await.map_err(map_err)
+        self.writer.write(|tx| insert_resource_server(tx, rs)).await
     }
 
     async fn resource_server(&self, key: &str) -> StoreResult<Option<ResourceServer>> {
-        let mut conn = self.reader.acquire().await.map_err(map_err)?;
-        Ok(Self::load_resource_server(&mut conn, key)
-            .await?
-            .map(|(_, rs)| rs))
+        let key = key.to_owned();
+        self.reader
+            .read(move |conn| Ok(load_resource_server(conn, &key)?.map(|(_, rs)| rs)))
+            .await
     }
 
     async fn list_resource_servers(&self, page: PageRequest) -> StoreResult<Page<ResourceServer>> {
-        let items = self
-            .fetch_docs(
-                "SELECT seq, doc FROM resource_servers WHERE seq > ? ORDER BY seq LIMIT ? OFFSET ?",
-                &[],
-                page,
-            )
-            .await?;
-        let total = match page {
-            PageRequest::Offset { .. } => Some(
-                self.count("SELECT COUNT(*) FROM resource_servers", &[])
-                    .await?,
-            ),
-            PageRequest::Checkpoint { .. } => None,
-        };
-        Ok(finish_page(page, items, total))
+        self.reader
+            .read(move |conn| {
+                let items = page_of(
+                    conn,
+                    "SELECT seq, doc FROM resource_servers WHERE seq > ? ORDER BY seq LIMIT ? OFFSET ?",
+                    &[],
+                    page,
+                )?;
+                let total = total(conn, page, "SELECT COUNT(*) FROM resource_servers", &[])?;
+                Ok(finish_page(page, items, total))
+            })
+            .await
     }
 
     async fn update_resource_server(
@@ -714,23 +635,20 @@ impl Store for SqliteStore {
         key: &str,
         mutation: Mutation<'_, ResourceServer>,
     ) -> StoreResult<ResourceServer> {
-        let mut tx = self.begin().await?;
-        let (seq, mut rs) = Self::load_resource_server(&mut tx, key)
-            .await?
-            .ok_or(StoreError::NotFound(Entity::ResourceServer))?;
-        let identifier = rs.identifier.clone();
-        mutation(&mut rs)?;
-        if rs.identifier != identifier {
-            return Err(StoreError::Internal("identifier cannot change".into()));
-        }
-        sqlx::query("UPDATE resource_servers SET doc = ? WHERE seq = ?")
-            .bind(encode(&rs)?)
-            .bind(seq)
-            .execute(&mut *tx)
+        self.writer
+            .write(|tx| {
+                let (seq, mut rs) = load_resource_server(tx, key)?
+                    .ok_or(StoreError::NotFound(Entity::ResourceServer))?;
+                let identifier = rs.identifier.clone();
+                mutation(&mut rs)?;
+                if rs.identifier != identifier {
+                    return Err(StoreError::Internal("identifier cannot change".into()));
+                }
+                tx.prepare_cached("UPDATE resource_servers SET doc = ?1 WHERE seq = ?2")?
+                    .execute(params![encode(&rs)?, seq])?;
+                Ok(rs)
+            })
             .await
-            .map_err(map_err)?;
-        tx.commit().await.map_err(map_err)?;
-        Ok(rs)
     }
 
     async fn delete_resource_server(
@@ -738,41 +656,39 @@ impl Store for SqliteStore {
         key: &str,
         guard: Mutation<'_, ResourceServer>,
     ) -> StoreResult<(ResourceServer, Vec<String>)> {
-        let mut tx = self.begin().await?;
-        let (seq, mut rs) = Self::load_resource_server(&mut tx, key)
-            .await?
-            .ok_or(StoreError::NotFound(Entity::ResourceServer))?;
-        guard(&mut rs)?;
-        let grants: Vec<String> = sqlx::query("SELECT id FROM client_grants WHERE audience = ?")
-            .bind(&rs.identifier)
-            .fetch_all(&mut *tx)
+        self.writer
+            .write(|tx| {
+                let (seq, mut rs) = load_resource_server(tx, key)?
+                    .ok_or(StoreError::NotFound(Entity::ResourceServer))?;
+                guard(&mut rs)?;
+                let grants = tx
+                    .prepare_cached("SELECT id FROM client_grants WHERE audience = ?1")?
+                    .query_map([&rs.identifier], |r| r.get(0))?
+                    .collect::<rusqlite::Result<Vec<String>>>()?;
+                tx.prepare_cached("DELETE FROM resource_servers WHERE seq = ?1")?
+                    .execute([seq])?;
+                Ok((rs, grants))
+            })
             .await
-            .map_err(map_err)?
-            .iter()
-            .map(|r| r.try_get("id").map_err(map_err))
-            .collect::<StoreResult<_>>()?;
-        sqlx::query("DELETE FROM resource_servers WHERE seq = ?")
-            .bind(seq)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        tx.commit().await.map_err(map_err)?;
-        Ok((rs, grants))
     }
 
     async fn insert_client_grant(&self, grant: &ClientGrant) -> StoreResult<()> {
-        let mut tx = self.begin().await?;
-        Self::insert_grant_tx(&mut tx, grant).await?;
-        tx.commit().await.map_err(map_err)
+        self.writer.write(|tx| insert_grant(tx, grant)).await
     }
 
     async fn client_grant(&self, id: &str) -> StoreResult<Option<ClientGrant>> {
-        let row = sqlx::query("SELECT doc FROM client_grants WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&self.reader)
+        let id = id.to_owned();
+        self.reader
+            .read(move |conn| {
+                Ok(docs(
+                    conn,
+                    "SELECT seq, doc FROM client_grants WHERE id = ?1",
+                    &[Value::Text(id.clone())],
+                )?
+                .pop()
+                .map(|(_, grant)| grant))
+            })
             .await
-            .map_err(map_err)?;
-        row.map(|r| decode(&r, "doc")).transpose()
     }
 
     async fn list_client_grants(
@@ -780,31 +696,26 @@ impl Store for SqliteStore {
         filter: &GrantFilter,
         page: PageRequest,
     ) -> StoreResult<Page<ClientGrant>> {
-        let mut conditions = String::new();
-        let mut binds: Vec<&str> = Vec::new();
-        if let Some(a) = &filter.audience {
-            conditions.push_str(" AND audience = ?");
-            binds.push(a);
-        }
-        if let Some(c) = &filter.client_id {
-            conditions.push_str(" AND client_id = ?");
-            binds.push(c);
-        }
-        let sql = format!(
-            "SELECT seq, doc FROM client_grants WHERE 1=1{conditions} AND seq > ? ORDER BY seq LIMIT ? OFFSET ?"
-        );
-        let items = self.fetch_docs(&sql, &binds, page).await?;
-        let total = match page {
-            PageRequest::Offset { .. } => Some(
-                self.count(
+        let (conditions, binds) = grant_conditions(filter);
+        self.reader
+            .read(move |conn| {
+                let items = page_of(
+                    conn,
+                    &format!(
+                        "SELECT seq, doc FROM client_grants WHERE 1=1{conditions} AND seq > ? ORDER BY seq LIMIT ? OFFSET ?"
+                    ),
+                    &binds,
+                    page,
+                )?;
+                let total = total(
+                    conn,
+                    page,
                     &format!("SELECT COUNT(*) FROM client_grants WHERE 1=1{conditions}"),
                     &binds,
-                )
-                .await?,
-            ),
-            PageRequest::Checkpoint { .. } => None,
-        };
-        Ok(finish_page(page, items, total))
+                )?;
+                Ok(finish_page(page, items, total))
+            })
+            .await
     }
 
     async fn update_client_grant(
@@ -812,125 +723,106 @@ impl Store for SqliteStore {
         id: &str,
         mutation: Mutation<'_, ClientGrant>,
     ) -> StoreResult<ClientGrant> {
-        let mut tx = self.begin().await?;
-        let row = sqlx::query("SELECT doc FROM client_grants WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&mut *tx)
+        self.writer
+            .write(|tx| {
+                let (seq, mut grant) = docs::<ClientGrant>(
+                    tx,
+                    "SELECT seq, doc FROM client_grants WHERE id = ?1",
+                    &[Value::Text(id.to_owned())],
+                )?
+                .pop()
+                .ok_or(StoreError::NotFound(Entity::ClientGrant))?;
+                mutation(&mut grant)?;
+                tx.prepare_cached("UPDATE client_grants SET doc = ?1 WHERE seq = ?2")?
+                    .execute(params![encode(&grant)?, seq])?;
+                Ok(grant)
+            })
             .await
-            .map_err(map_err)?
-            .ok_or(StoreError::NotFound(Entity::ClientGrant))?;
-        let mut grant: ClientGrant = decode(&row, "doc")?;
-        mutation(&mut grant)?;
-        sqlx::query("UPDATE client_grants SET doc = ? WHERE id = ?")
-            .bind(encode(&grant)?)
-            .bind(id)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        tx.commit().await.map_err(map_err)?;
-        Ok(grant)
     }
 
     async fn delete_client_grant(&self, id: &str) -> StoreResult<()> {
-        let deleted = sqlx::query("DELETE FROM client_grants WHERE id = ?")
-            .bind(id)
-            .execute(&self.writer)
+        self.writer
+            .write(|tx| {
+                let deleted = tx
+                    .prepare_cached("DELETE FROM client_grants WHERE id = ?1")?
+                    .execute([id])?;
+                if deleted == 0 {
+                    return Err(StoreError::NotFound(Entity::ClientGrant));
+                }
+                Ok(())
+            })
             .await
-            .map_err(map_err)?
-            .rows_affected();
-        if deleted == 0 {
-            return Err(StoreError::NotFound(Entity::ClientGrant));
-        }
-        Ok(())
     }
 
     async fn record_jtis(&self, records: &[JtiRecord], now: i64) -> StoreResult<Vec<bool>> {
         if records.is_empty() {
             return Ok(Vec::new());
         }
-        // The whole batch in one statement (one round trip to the database thread, one
-        // prepared statement whatever the batch size): rows come from a JSON array, in
-        // order. A new id is inserted, or takes over an expired record; both come back from
-        // RETURNING. An unexpired record stays (the upsert's WHERE fails), so it is a replay
-        // — including a duplicate later in the same batch, which conflicts with the copy
-        // inserted just before it.
-        let rows: Vec<(&str, &str, i64)> = records
-            .iter()
-            .map(|r| (r.client_id.as_str(), r.jti.as_str(), r.expires_at))
-            .collect();
-        let mut tx = self.begin().await?;
-        let returned = sqlx::query(
-            "INSERT INTO assertion_replay (client_id, jti, expires_at)
-             SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each(?) WHERE true
-             ON CONFLICT (client_id, jti) DO UPDATE SET expires_at = excluded.expires_at
-             WHERE assertion_replay.expires_at <= ?
-             RETURNING client_id, jti",
-        )
-        .bind(encode(&rows)?)
-        .bind(now)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        tx.commit().await.map_err(map_err)?;
-        let mut fresh_ids = std::collections::HashSet::with_capacity(returned.len());
-        for row in &returned {
-            let client_id: String = row.try_get("client_id").map_err(map_err)?;
-            let jti: String = row.try_get("jti").map_err(map_err)?;
-            fresh_ids.insert((client_id, jti));
-        }
-        // Only the first of duplicates in the batch is fresh.
-        Ok(records
-            .iter()
-            .map(|r| fresh_ids.remove(&(r.client_id.clone(), r.jti.clone())))
-            .collect())
+        // In order, one prepared statement per record: a new id is inserted, or takes over
+        // an expired record, and either comes back from RETURNING. An unexpired record
+        // stays (the upsert's WHERE fails) and nothing is returned: a replay — including a
+        // duplicate later in the same batch, which conflicts with the copy inserted just
+        // before it.
+        self.writer
+            .write(|tx| {
+                let mut stmt = tx.prepare_cached(
+                    "INSERT INTO assertion_replay (client_id, jti, expires_at) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (client_id, jti) DO UPDATE SET expires_at = excluded.expires_at
+                     WHERE assertion_replay.expires_at <= ?4
+                     RETURNING 1",
+                )?;
+                records
+                    .iter()
+                    .map(|r| Ok(stmt.exists(params![r.client_id, r.jti, r.expires_at, now])?))
+                    .collect()
+            })
+            .await
     }
 
     async fn purge_jtis(&self, now: i64) -> StoreResult<u64> {
-        let deleted = sqlx::query("DELETE FROM assertion_replay WHERE expires_at <= ?")
-            .bind(now)
-            .execute(&self.writer)
+        self.writer
+            .write(|tx| {
+                let deleted = tx
+                    .prepare_cached("DELETE FROM assertion_replay WHERE expires_at <= ?1")?
+                    .execute([now])?;
+                Ok(deleted as u64)
+            })
             .await
-            .map_err(map_err)?
-            .rows_affected();
-        Ok(deleted)
     }
 
     async fn signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>> {
-        let mut conn = self.reader.acquire().await.map_err(map_err)?;
-        Self::load_signing_keys(&mut conn).await
+        self.reader.read(load_signing_keys).await
     }
 
     async fn update_signing_keys(
         &self,
         mutation: Mutation<'_, Vec<SigningKeyRecord>>,
     ) -> StoreResult<Vec<SigningKeyRecord>> {
-        let mut tx = self.begin().await?;
-        let before = Self::load_signing_keys(&mut tx).await?;
-        let mut after = before.clone();
-        mutation(&mut after)?;
-        for key in &after {
-            match before.iter().find(|k| k.kid == key.kid) {
-                None => Self::insert_signing_key_tx(&mut tx, key).await?,
-                Some(old) if old != key => {
-                    sqlx::query("UPDATE signing_keys SET doc = ? WHERE kid = ?")
-                        .bind(encode(key)?)
-                        .bind(&key.kid)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(map_err)?;
+        self.writer
+            .write(|tx| {
+                let before = load_signing_keys(tx)?;
+                let mut after = before.clone();
+                mutation(&mut after)?;
+                if before
+                    .iter()
+                    .any(|old| !after.iter().any(|k| k.kid == old.kid))
+                {
+                    return Err(StoreError::Internal(
+                        "signing keys are never deleted".into(),
+                    ));
                 }
-                Some(_) => {}
-            }
-        }
-        if before
-            .iter()
-            .any(|old| !after.iter().any(|k| k.kid == old.kid))
-        {
-            return Err(StoreError::Internal(
-                "signing keys are never deleted".into(),
-            ));
-        }
-        tx.commit().await.map_err(map_err)?;
-        Ok(after)
+                for key in &after {
+                    match before.iter().find(|k| k.kid == key.kid) {
+                        None => insert_signing_key(tx, key)?,
+                        Some(old) if old != key => {
+                            tx.prepare_cached("UPDATE signing_keys SET doc = ?1 WHERE kid = ?2")?
+                                .execute([encode(key)?, key.kid.clone()])?;
+                        }
+                        Some(_) => {}
+                    }
+                }
+                Ok(after)
+            })
+            .await
     }
 }

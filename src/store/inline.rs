@@ -147,8 +147,9 @@ impl InlineReader {
         }
     }
 
-    /// Runs the read `f` on the blocking pool, for reads too long for an async worker.
-    pub async fn read_blocking<T: Send + 'static>(
+    /// Runs the read `f` on the blocking pool, waiting up to [`BUSY_WAIT`] for a busy
+    /// database.
+    async fn read_blocking<T: Send + 'static>(
         self: &Arc<Self>,
         f: impl Fn(&Connection) -> StoreResult<T> + Send + 'static,
     ) -> StoreResult<T> {

@@ -228,19 +228,22 @@ fn exists(conn: &Connection, sql: &str, key: &str) -> StoreResult<bool> {
 }
 
 fn insert_grant(conn: &Connection, grant: &ClientGrant) -> StoreResult<()> {
-    if !exists(
-        conn,
-        "SELECT 1 FROM clients WHERE client_id = ?1",
-        &grant.client_id,
-    )? {
-        return Err(StoreError::NotFound(Entity::Client));
-    }
-    if !exists(
-        conn,
-        "SELECT 1 FROM resource_servers WHERE identifier = ?1",
-        &grant.audience,
-    )? {
-        return Err(StoreError::NotFound(Entity::ResourceServer));
+    // The grant's client and API must exist (reported before the constraints would).
+    for (sql, key, entity) in [
+        (
+            "SELECT 1 FROM clients WHERE client_id = ?1",
+            &grant.client_id,
+            Entity::Client,
+        ),
+        (
+            "SELECT 1 FROM resource_servers WHERE identifier = ?1",
+            &grant.audience,
+            Entity::ResourceServer,
+        ),
+    ] {
+        if !exists(conn, sql, key)? {
+            return Err(StoreError::NotFound(entity));
+        }
     }
     let result = conn
         .prepare_cached(
@@ -582,7 +585,6 @@ impl Store for SqliteStore {
                 for credential in &diff.inserted {
                     insert_credential(tx, credential)?;
                 }
-                drop(diff);
                 Ok(after)
             })
             .await

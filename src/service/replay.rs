@@ -2,10 +2,12 @@
 //! uses the same store.
 //!
 //! This is the only write on the token hot path. Requests hand their `jti` to one writer
-//! task, which commits whatever has queued up in a single transaction and waits until it is
-//! durable ([`Store::durable`]) before any of them gets a token (group commit): one batch at
-//! a time, so records that arrive meanwhile make up the next batch, and under load many
-//! assertions share one commit and one fsync.
+//! task, which commits whatever has queued up in a single transaction; each batch then waits
+//! until it is durable ([`Store::durable`]) before any of its requests gets a token (group
+//! commit). While one batch waits for its fsync the writer lingers for and commits the next,
+//! so under load many assertions share one commit and one fsync, and a request waits for
+//! about one linger, one commit and one or two fsyncs (the one running when its batch
+//! commits, then its own).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -70,39 +72,48 @@ async fn writer(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Pending>) {
             }
         }
         queueing = batch.len() > 1;
-        let records: Vec<JtiRecord> = batch.iter().map(|p| p.record.clone()).collect();
+        let (records, replies): (Vec<JtiRecord>, Vec<_>) =
+            batch.drain(..).map(|p| (p.record, p.reply)).unzip();
         let now = crate::domain::time::Timestamp::now().unix_seconds();
-        let recorded = match store.record_jtis(&records, now).await {
-            Ok(fresh) => store.durable().await.map(|()| fresh),
-            Err(e) => Err(e),
-        };
-        match recorded {
-            Ok(fresh) if fresh.len() == batch.len() => {
-                for (pending, fresh) in batch.drain(..).zip(fresh) {
-                    let _ = pending.reply.send(Ok(fresh));
-                }
+        match store.record_jtis(&records, now).await {
+            Ok(fresh) if fresh.len() == replies.len() => {
+                // The wait for the fsync runs beside the next batch, whose linger and commit
+                // overlap it; the store's group commit covers both batches with one fsync
+                // when they meet. Nobody gets an answer before their record is durable.
+                let store = store.clone();
+                tokio::spawn(async move {
+                    match store.durable().await {
+                        Ok(()) => {
+                            for (reply, fresh) in replies.into_iter().zip(fresh) {
+                                let _ = reply.send(Ok(fresh));
+                            }
+                        }
+                        Err(e) => fail(replies, &e),
+                    }
+                });
             }
-            Ok(_) => {
-                for pending in batch.drain(..) {
-                    let _ = pending.reply.send(Err(StoreError::Internal(
-                        "replay batch size mismatch".into(),
-                    )));
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "recording assertion ids failed");
-                let message = e.to_string();
-                let unavailable = matches!(e, StoreError::Unavailable(_));
-                for pending in batch.drain(..) {
-                    let err = if unavailable {
-                        StoreError::Unavailable(message.clone())
-                    } else {
-                        StoreError::Internal(message.clone())
-                    };
-                    let _ = pending.reply.send(Err(err));
-                }
-            }
+            Ok(_) => fail(
+                replies,
+                &StoreError::Internal("replay batch size mismatch".into()),
+            ),
+            Err(e) => fail(replies, &e),
         }
+    }
+}
+
+/// Answers every request of a batch that could not be recorded: `Unavailable` stays
+/// `Unavailable` (the client may retry), anything else is an internal error.
+fn fail(replies: Vec<oneshot::Sender<Result<bool, StoreError>>>, e: &StoreError) {
+    tracing::warn!(error = %e, "recording assertion ids failed");
+    let message = e.to_string();
+    let unavailable = matches!(e, StoreError::Unavailable(_));
+    for reply in replies {
+        let err = if unavailable {
+            StoreError::Unavailable(message.clone())
+        } else {
+            StoreError::Internal(message.clone())
+        };
+        let _ = reply.send(Err(err));
     }
 }
 

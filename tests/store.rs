@@ -109,6 +109,7 @@ store_suite!(
     client_grants_check_references_and_uniqueness,
     client_grants_filter_and_page,
     jti_records_are_single_use,
+    purge_forgets_many_expired_records_and_keeps_the_rest,
     signing_keys_change_as_a_set,
     credential_cap_holds_across_nodes,
     attach_and_delete_race_leaves_no_deleted_credential_attached,
@@ -843,6 +844,41 @@ async fn jti_records_are_single_use(f: Fixture) {
             .await
             .unwrap(),
         [false, true]
+    );
+}
+
+async fn purge_forgets_many_expired_records_and_keeps_the_rest(f: Fixture) {
+    let store = f.store.as_ref();
+    let now = Timestamp::now().unix_seconds();
+    let client = unique("purge");
+    // More than one purge transaction's worth (the SQLite store deletes in chunks).
+    let expired: Vec<JtiRecord> = (0..4_500)
+        .map(|i| jti(&client, &format!("old-{i}"), now + 10))
+        .collect();
+    for chunk in expired.chunks(500) {
+        assert!(
+            store
+                .record_jtis(chunk, now)
+                .await
+                .unwrap()
+                .iter()
+                .all(|&fresh| fresh)
+        );
+    }
+    let live = [jti(&client, "live", now + 1_000)];
+    assert_eq!(store.record_jtis(&live, now).await.unwrap(), [true]);
+
+    let later = now + 11;
+    assert_eq!(store.purge_jtis(later).await.unwrap(), 4_500);
+    assert_eq!(store.purge_jtis(later).await.unwrap(), 0);
+    // The unexpired record still guards; a purged id is new again.
+    assert_eq!(store.record_jtis(&live, later).await.unwrap(), [false]);
+    assert_eq!(
+        store
+            .record_jtis(&[jti(&client, "old-7", later + 60)], later)
+            .await
+            .unwrap(),
+        [true]
     );
 }
 

@@ -36,6 +36,9 @@ use crate::domain::credential::Credential;
 use crate::domain::ids::is_resource_server_id;
 use crate::domain::resource_server::ResourceServer;
 
+/// Expired assertion ids deleted per transaction by [`Store::purge_jtis`].
+const PURGE_CHUNK: i64 = 2_000;
+
 /// SQLite-backed [`Store`].
 #[derive(Clone)]
 pub struct SqliteStore {
@@ -784,14 +787,29 @@ impl Store for SqliteStore {
     }
 
     async fn purge_jtis(&self, now: i64) -> StoreResult<u64> {
-        self.writer
-            .write(|tx| {
-                let deleted = tx
-                    .prepare_cached("DELETE FROM assertion_replay WHERE expires_at <= ?1")?
-                    .execute([now])?;
-                Ok(deleted as u64)
-            })
-            .await
+        // In chunks, each its own transaction: a minute of records at full load is hundreds
+        // of thousands of rows, and the token path's commits must not wait behind one long
+        // delete holding the write lock.
+        let mut total = 0;
+        loop {
+            let deleted = self
+                .writer
+                .write(|tx| {
+                    let deleted = tx
+                        .prepare_cached(
+                            "DELETE FROM assertion_replay WHERE (client_id, jti) IN (
+                                 SELECT client_id, jti FROM assertion_replay
+                                 WHERE expires_at <= ?1 LIMIT ?2)",
+                        )?
+                        .execute(params![now, PURGE_CHUNK])?;
+                    Ok(deleted)
+                })
+                .await?;
+            total += deleted as u64;
+            if (deleted as i64) < PURGE_CHUNK {
+                return Ok(total);
+            }
+        }
     }
 
     async fn signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>> {

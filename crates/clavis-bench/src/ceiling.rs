@@ -11,6 +11,8 @@ use anyhow::{Result, anyhow};
 use clavis_crypto::jws::{CompactJws, JwsAlg, SigningKey};
 use serde::Serialize;
 
+use crate::machine::CpuTimes;
+
 /// The result of the probe.
 #[derive(Debug, Clone, Serialize)]
 pub struct Ceiling {
@@ -24,6 +26,8 @@ pub struct Ceiling {
     pub sign_per_sec_one_thread: f64,
     /// Verifies alone per second on one thread.
     pub verify_per_sec_one_thread: f64,
+    /// The machine's CPU time stolen and idle during the all-threads phase.
+    pub cpu: Option<crate::machine::CpuShares>,
 }
 
 #[derive(Serialize)]
@@ -101,6 +105,7 @@ pub fn run(seconds: f64, threads: usize) -> Result<Ceiling> {
     })?;
 
     let stop = Arc::new(AtomicBool::new(false));
+    let before = CpuTimes::now();
     let start = Instant::now();
     let handles: Vec<_> = (0..threads)
         .map(|_| {
@@ -127,11 +132,15 @@ pub fn run(seconds: f64, threads: usize) -> Result<Ceiling> {
         total += h.join().map_err(|_| anyhow!("probe thread failed"))??;
     }
     let elapsed = start.elapsed().as_secs_f64();
+    let cpu = before
+        .zip(CpuTimes::now())
+        .and_then(|(a, b)| a.shares_until(b));
     Ok(Ceiling {
         threads,
         seconds: elapsed,
         per_sec: total as f64 / elapsed,
         sign_per_sec_one_thread,
         verify_per_sec_one_thread,
+        cpu,
     })
 }

@@ -28,6 +28,8 @@ use serde::Serialize;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
+use crate::machine::CpuTimes;
+
 /// One request of the list.
 #[derive(Debug, Clone)]
 pub struct Req {
@@ -93,6 +95,8 @@ pub struct Report {
     pub exhausted: bool,
     /// A sample error body, for diagnosis.
     pub sample_error: Option<String>,
+    /// The machine's CPU time stolen and idle during the measured phase.
+    pub cpu: Option<crate::machine::CpuShares>,
 }
 
 struct Shared {
@@ -209,6 +213,20 @@ pub fn run(plan: Plan, threads: usize) -> Result<Report> {
     let start = Instant::now();
     let _ = start_at.set(start);
     go.wait();
+    let sampler = {
+        let (shared, measure_from) = (shared.clone(), start + plan.warmup);
+        let end = measure_from + plan.duration;
+        std::thread::spawn(move || {
+            std::thread::sleep(measure_from.saturating_duration_since(Instant::now()));
+            let first = CpuTimes::now();
+            while Instant::now() < end && !shared.stop.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(20).min(end - Instant::now().min(end)));
+            }
+            first
+                .zip(CpuTimes::now())
+                .and_then(|(a, b)| a.shares_until(b))
+        })
+    };
     let mut all = ConnStats::default();
     for h in handles {
         all.merge(h.join().map_err(|_| anyhow!("load thread failed"))??);
@@ -216,6 +234,8 @@ pub fn run(plan: Plan, threads: usize) -> Result<Report> {
     let measure_from = start + plan.warmup;
     let end = measure_from + plan.duration;
     let finished = Instant::now().min(end);
+    shared.stop.store(true, Ordering::Relaxed);
+    let cpu = sampler.join().ok().flatten();
     let exhausted = shared.exhausted.load(Ordering::Relaxed);
     let seconds = finished
         .saturating_duration_since(measure_from)
@@ -248,6 +268,7 @@ pub fn run(plan: Plan, threads: usize) -> Result<Report> {
         max_ms: pct(1.0),
         exhausted,
         sample_error: all.sample_error.clone(),
+        cpu,
     })
 }
 

@@ -7,6 +7,7 @@ mod assertions;
 mod ceiling;
 mod fsync;
 mod load;
+mod machine;
 mod scale;
 mod setup;
 

@@ -52,8 +52,11 @@ impl Timestamp {
             return None;
         }
         let dt = OffsetDateTime::parse(input, &Rfc3339).ok()?;
-        // An offset can carry the instant out of range in UTC: `9999-12-31T23:59:59-01:00`.
+        // An offset can carry the instant out of range in UTC: `9999-12-31T23:59:59-01:00`
+        // past the end of the time crate's range, `0000-01-01T00:00:00+01:00` into year -1,
+        // which RFC 3339 cannot write (so it could not be read back).
         dt.checked_to_offset(UtcOffset::UTC)
+            .filter(|utc| (0..=9999).contains(&utc.year()))
             .map(Self::from_datetime)
     }
 
@@ -102,6 +105,16 @@ mod tests {
     fn truncates_microseconds_and_normalises_offsets() {
         let t = Timestamp::parse("2023-11-07T05:31:56.123456+02:00").map(|t| t.to_string());
         assert_eq!(t.as_deref(), Some("2023-11-07T03:31:56.123Z"));
+    }
+
+    #[test]
+    fn rejects_instants_before_year_zero_in_utc() {
+        // Found by the `timestamp` fuzz target: printed as "-0001-12-31T23:59:59.999Z",
+        // which does not parse.
+        assert!(Timestamp::parse("0000-01-01020:02:60+20:03").is_none());
+        assert!(Timestamp::parse("0000-01-01T00:00:00+01:00").is_none());
+        let first = Timestamp::parse("0000-01-01T00:00:00Z").map(|t| t.to_string());
+        assert_eq!(first.as_deref(), Some("0000-01-01T00:00:00.000Z"));
     }
 
     #[test]

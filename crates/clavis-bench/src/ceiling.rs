@@ -132,9 +132,7 @@ pub fn run(seconds: f64, threads: usize) -> Result<Ceiling> {
         total += h.join().map_err(|_| anyhow!("probe thread failed"))??;
     }
     let elapsed = start.elapsed().as_secs_f64();
-    let cpu = before
-        .zip(CpuTimes::now())
-        .and_then(|(a, b)| a.shares_until(b));
+    let cpu = CpuTimes::shares_since(before);
     Ok(Ceiling {
         threads,
         seconds: elapsed,

@@ -213,26 +213,24 @@ pub fn run(plan: Plan, threads: usize) -> Result<Report> {
     let start = Instant::now();
     let _ = start_at.set(start);
     go.wait();
+    let measure_from = start + plan.warmup;
+    let end = measure_from + plan.duration;
     let sampler = {
-        let (shared, measure_from) = (shared.clone(), start + plan.warmup);
-        let end = measure_from + plan.duration;
+        let shared = shared.clone();
         std::thread::spawn(move || {
             std::thread::sleep(measure_from.saturating_duration_since(Instant::now()));
             let first = CpuTimes::now();
             while Instant::now() < end && !shared.stop.load(Ordering::Relaxed) {
-                std::thread::sleep(Duration::from_millis(20).min(end - Instant::now().min(end)));
+                let left = end.saturating_duration_since(Instant::now());
+                std::thread::sleep(left.min(Duration::from_millis(20)));
             }
-            first
-                .zip(CpuTimes::now())
-                .and_then(|(a, b)| a.shares_until(b))
+            CpuTimes::shares_since(first)
         })
     };
     let mut all = ConnStats::default();
     for h in handles {
         all.merge(h.join().map_err(|_| anyhow!("load thread failed"))??);
     }
-    let measure_from = start + plan.warmup;
-    let end = measure_from + plan.duration;
     let finished = Instant::now().min(end);
     shared.stop.store(true, Ordering::Relaxed);
     let cpu = sampler.join().ok().flatten();

@@ -46,8 +46,13 @@ impl CpuTimes {
         })
     }
 
+    /// The shares from `start` (a reading taken earlier, if there was one) until now.
+    pub fn shares_since(start: Option<Self>) -> Option<CpuShares> {
+        start?.shares_until(Self::now()?)
+    }
+
     /// The shares between this reading and a later one.
-    pub fn shares_until(self, later: Self) -> Option<CpuShares> {
+    fn shares_until(self, later: Self) -> Option<CpuShares> {
         let total = later.total.checked_sub(self.total).filter(|&t| t > 0)? as f64;
         let share = |a: u64, b: u64| b.saturating_sub(a) as f64 * 100.0 / total;
         Some(CpuShares {

@@ -2,13 +2,13 @@
 //! read on every request, without touching the store.
 //!
 //! It holds, per client, only what authentication needs — the SHA-256 digest of the secret
-//! (never the secret), the attached credentials' public keys parsed once — plus the APIs,
-//! the grants and the signing keys. Every management write updates it in the same critical
+//! (never the secret), the attached credentials' public keys (each parsed once, on first
+//! use) — plus the APIs, the grants and the signing keys. Every management write updates it in the same critical
 //! section that commits the write (see `service`), so a credential that is expired, detached
 //! or deleted stops authenticating with the very next request.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use clavis_crypto::jws::{JwsAlg, SigningKey};
 use clavis_crypto::rsa::{RsaPublicKey, parse_public_key_pem};
@@ -32,10 +32,49 @@ pub struct AttachedKey {
     pub kid: String,
     /// The only algorithm accepted with this key.
     pub alg: JwsAlg,
-    /// Parsed key.
-    pub key: RsaPublicKey,
     /// Effective expiry.
     pub expires_at: Option<Timestamp>,
+    /// The stored PEM, parsed by the first assertion that needs it: at 100,000 clients,
+    /// parsing every key at start-up took a third of the start-up time and a parsed key
+    /// holds several times the memory of its PEM, while most keys of a large tenant sign
+    /// rarely. Rebuilding an entry after a write (e.g. a PATCH of `expires_at`) costs no
+    /// parse either.
+    pem: Box<str>,
+    parsed: OnceLock<Option<RsaPublicKey>>,
+}
+
+impl AttachedKey {
+    /// A key to be parsed on first use.
+    pub fn new(
+        credential_id: String,
+        kid: String,
+        alg: JwsAlg,
+        expires_at: Option<Timestamp>,
+        pem: &str,
+    ) -> Self {
+        Self {
+            credential_id,
+            kid,
+            alg,
+            expires_at,
+            pem: pem.into(),
+            parsed: OnceLock::new(),
+        }
+    }
+
+    /// The parsed key; `None` (logged once) when the stored PEM does not parse, which
+    /// validation on every write prevents.
+    pub fn key(&self) -> Option<&RsaPublicKey> {
+        self.parsed
+            .get_or_init(|| match parse_public_key_pem(&self.pem) {
+                Ok(material) => Some(material.key),
+                Err(e) => {
+                    tracing::error!(credential_id = %self.credential_id, error = %e, "stored public key could not be loaded");
+                    None
+                }
+            })
+            .as_ref()
+    }
 }
 
 /// A subject DN attached to a client's `tls_client_auth` method.
@@ -102,28 +141,25 @@ fn attached(aggregate: &ClientAggregate, kind: AuthMethodKind) -> Vec<&Credentia
 }
 
 impl ClientEntry {
-    /// Derives the entry from a stored aggregate. Key material is parsed here, once; a
-    /// credential that fails to parse (which validation prevents) is left out and logged.
+    /// Derives the entry from a stored aggregate. Public keys are parsed on first use (see
+    /// [`AttachedKey`]); subject DNs here.
     pub fn build(aggregate: &ClientAggregate, master_key: &MasterKey) -> Self {
         let client = &aggregate.client;
         let auth = match client.client_authentication_methods.as_ref().map(|m| m.kind) {
             Some(kind @ AuthMethodKind::PrivateKeyJwt) => ClientAuth::PrivateKeyJwt(
                 attached(aggregate, kind)
                     .into_iter()
-                    .filter_map(|c| {
-                        let parsed = parse_public_key_pem(c.pem.as_deref().unwrap_or_default());
-                        match (parsed, c.alg, &c.kid) {
-                            (Ok(material), Some(alg), Some(kid)) => Some(AttachedKey {
-                                credential_id: c.id.clone(),
-                                kid: kid.clone(),
-                                alg,
-                                key: material.key,
-                                expires_at: c.effective_expiry(),
-                            }),
-                            _ => {
-                                tracing::error!(credential_id = %c.id, "stored public key could not be loaded");
-                                None
-                            }
+                    .filter_map(|c| match (&c.pem, c.alg, &c.kid) {
+                        (Some(pem), Some(alg), Some(kid)) => Some(AttachedKey::new(
+                            c.id.clone(),
+                            kid.clone(),
+                            alg,
+                            c.effective_expiry(),
+                            pem,
+                        )),
+                        _ => {
+                            tracing::error!(credential_id = %c.id, "stored public key credential is incomplete");
+                            None
                         }
                     })
                     .collect(),
@@ -411,9 +447,9 @@ fn build_model(snapshot: Snapshot, master_key: &MasterKey) -> Result<Model, Stri
     let keys = KeyRing::build(&snapshot.signing_keys, master_key)?;
     let mut model = Model {
         clients: HashMap::with_capacity(snapshot.clients.len()),
-        apis: HashMap::new(),
-        grants: HashMap::new(),
-        grant_keys: HashMap::new(),
+        apis: HashMap::with_capacity(snapshot.resource_servers.len()),
+        grants: HashMap::with_capacity(snapshot.client_grants.len()),
+        grant_keys: HashMap::with_capacity(snapshot.client_grants.len()),
         keys: Arc::new(keys),
     };
     for aggregate in snapshot.clients {
@@ -481,6 +517,22 @@ mod tests {
             created_at: Timestamp::now(),
             updated_at: Timestamp::now(),
         }
+    }
+
+    #[test]
+    fn an_attached_key_is_parsed_on_first_use_and_once() {
+        let signer = clavis_crypto::jws::SigningKey::generate().unwrap();
+        let pem = signer.self_signed_certificate_pem("k", 1).unwrap();
+        let key = AttachedKey::new("cred_1".into(), "k".into(), JwsAlg::RS256, None, &pem);
+        assert!(key.parsed.get().is_none());
+        let parsed = key.key().unwrap();
+        assert_eq!(parsed, signer.public_key());
+        assert!(std::ptr::eq(parsed, key.key().unwrap()));
+
+        // A stored PEM that does not parse (validation prevents it) verifies nothing.
+        let broken = AttachedKey::new("cred_2".into(), "k".into(), JwsAlg::RS256, None, "junk");
+        assert!(broken.key().is_none());
+        assert!(broken.parsed.get().is_some());
     }
 
     #[test]

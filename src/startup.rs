@@ -112,9 +112,17 @@ impl Application {
             .subscribe()
             .await
             .context("cannot listen for changes")?;
+        let started = std::time::Instant::now();
         let snapshot = store.snapshot().await.context("cannot load the store")?;
+        let read = started.elapsed();
         let model = ReadModel::load(snapshot, &master_key)
             .map_err(|e| anyhow::anyhow!("cannot build the read model: {e}"))?;
+        tracing::info!(
+            clients = model.client_count(),
+            read_ms = read.as_millis(),
+            build_ms = (started.elapsed() - read).as_millis(),
+            "read model loaded"
+        );
         let clavis =
             Arc::new(Clavis::new(store, model, master_key, config.limits, issuer).with_mtls(mtls));
         if let Some(changes) = changes {

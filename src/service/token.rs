@@ -537,7 +537,7 @@ fn select_key<'a>(
             continue;
         }
         candidates += 1;
-        if jws.verify(&key.key, alg).is_ok() {
+        if key.key().is_some_and(|k| jws.verify(k, alg).is_ok()) {
             return Ok(key);
         }
     }

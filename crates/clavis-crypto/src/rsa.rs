@@ -45,7 +45,6 @@ struct Inner {
     bits: usize,
     /// PKCS#1 `RSAPublicKey` DER.
     pkcs1_der: Vec<u8>,
-    thumbprint: String,
     /// Parsed at construction (which also validates the key).
     rs256: ParsedPublicKey,
     /// Parsed on first use: a credential is bound to one algorithm, and a parsed key costs
@@ -81,15 +80,11 @@ impl RsaPublicKey {
         }
         let parse = |alg| ParsedPublicKey::new(alg, der).map_err(|_| invalid_key());
         let rs256 = parse(&RSA_PKCS1_2048_8192_SHA256)?;
-        let thumbprint = b64url(&sha256(
-            format!(r#"{{"e":"{}","kty":"RSA","n":"{}"}}"#, b64url(e), b64url(n)).as_bytes(),
-        ));
         Ok(Self(Arc::new(Inner {
             n: n.to_vec(),
             e: e.to_vec(),
             bits,
             pkcs1_der: der.to_vec(),
-            thumbprint,
             rs256,
             rs384: OnceLock::new(),
             ps256: OnceLock::new(),
@@ -114,10 +109,14 @@ impl RsaPublicKey {
         b64url(&self.0.e)
     }
 
-    /// The RFC 7638 JWK thumbprint (SHA-256, base64url, 43 characters).
+    /// The RFC 7638 JWK thumbprint (SHA-256, base64url, 43 characters). Computed on each
+    /// call: only credential creation needs it, and a key loaded at start-up never does.
     #[must_use]
     pub fn jwk_thumbprint(&self) -> String {
-        self.0.thumbprint.clone()
+        let (e, n) = (self.jwk_e(), self.jwk_n());
+        b64url(&sha256(
+            format!(r#"{{"e":"{e}","kty":"RSA","n":"{n}"}}"#).as_bytes(),
+        ))
     }
 
     /// The PKCS#1 `RSAPublicKey` DER this key was built from.
@@ -174,7 +173,7 @@ impl fmt::Debug for RsaPublicKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RsaPublicKey")
             .field("bits", &self.0.bits)
-            .field("thumbprint", &self.0.thumbprint)
+            .field("thumbprint", &self.jwk_thumbprint())
             .finish()
     }
 }

@@ -4,9 +4,10 @@
 //! This is the only write on the token hot path. Requests hand their `jti` to one writer
 //! task, which commits whatever has queued up in a single transaction; each batch then waits
 //! until it is durable ([`Store::durable`]) before any of its requests gets a token (group
-//! commit). While one batch waits for its fsync the writer lingers for and commits the next,
-//! so under load many assertions share one commit and one fsync, and a request waits for
-//! about one linger, one commit and one or two fsyncs (the one running when its batch
+//! commit). Before committing, the writer lets the requests already under way join the batch
+//! (see [`gather`]); while one batch waits for its fsync the writer gathers and commits the
+//! next, so under load many assertions share one commit and one fsync, and with spare CPU a
+//! request waits for about one commit and one or two fsyncs (the one running when its batch
 //! commits, then its own).
 
 use std::sync::Arc;
@@ -19,10 +20,9 @@ use crate::store::{JtiRecord, Store, StoreError};
 /// Most records committed in one transaction.
 const MAX_BATCH: usize = 512;
 
-/// How long a batch waits for more records once requests queue up. Each commit costs a
-/// write of the log and an fsync whatever its size (on this bench machine ~120 µs of CPU,
-/// most of it the virtual disk's), so under load a short wait makes them a small share of a
-/// token; with one request at a time nobody waits.
+/// The longest a batch waits for more records. Each commit costs a write of the log and an
+/// fsync whatever its size (on the bench machine ~120 µs of CPU, most of it the virtual
+/// disk's), so under load sharing them makes them a small share of a token.
 const LINGER: Duration = Duration::from_millis(2);
 
 struct Pending {
@@ -59,25 +59,14 @@ impl ReplayGuard {
 
 async fn writer(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Pending>) {
     let mut batch: Vec<Pending> = Vec::with_capacity(MAX_BATCH);
-    let mut queueing = false;
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        if queueing || batch.len() > 1 {
-            // Requests are queueing: let those of the next moment share this commit.
-            tokio::time::sleep(LINGER).await;
-            while batch.len() < MAX_BATCH {
-                match rx.try_recv() {
-                    Ok(pending) => batch.push(pending),
-                    Err(_) => break,
-                }
-            }
-        }
-        queueing = batch.len() > 1;
+        gather(&mut rx, &mut batch).await;
         let (records, replies): (Vec<JtiRecord>, Vec<_>) =
             batch.drain(..).map(|p| (p.record, p.reply)).unzip();
         let now = crate::domain::time::Timestamp::now().unix_seconds();
         match store.record_jtis(&records, now).await {
             Ok(fresh) if fresh.len() == replies.len() => {
-                // The wait for the fsync runs beside the next batch, whose linger and commit
+                // The wait for the fsync runs beside the next batch, whose gathering and commit
                 // overlap it; the store's group commit covers both batches with one fsync
                 // when they meet. Nobody gets an answer before their record is durable.
                 let store = store.clone();
@@ -97,6 +86,31 @@ async fn writer(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Pending>) {
                 &StoreError::Internal("replay batch size mismatch".into()),
             ),
             Err(e) => fail(replies, &e),
+        }
+    }
+}
+
+/// Lets the requests that are already under way join the batch: the writer yields to the
+/// scheduler and takes what arrived, again while each pass brings more, for up to
+/// [`LINGER`]. With spare CPU the run queue is empty, a pass takes microseconds and the batch
+/// commits at once; under load a pass lasts as long as the tasks ahead of the writer run,
+/// and the records they hand over share the commit. (A fixed 2 ms wait whenever requests
+/// queued, the earlier design, held every batch at half load: 1,200 tokens/s open loop on 2
+/// cores, p50 3.6–4.1 ms and p99 8.4–9.3 ms against 2.4–2.6 and 4.2–6.2 ms now, with the
+/// same full-load throughput.)
+async fn gather(rx: &mut mpsc::Receiver<Pending>, batch: &mut Vec<Pending>) {
+    let deadline = tokio::time::Instant::now() + LINGER;
+    while batch.len() < MAX_BATCH && tokio::time::Instant::now() < deadline {
+        tokio::task::yield_now().await;
+        let before = batch.len();
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(pending) => batch.push(pending),
+                Err(_) => break,
+            }
+        }
+        if batch.len() == before {
+            break;
         }
     }
 }
@@ -132,5 +146,38 @@ async fn purger(store: std::sync::Weak<dyn Store>) {
             Ok(n) => tracing::debug!(purged = n, "expired assertion ids purged"),
             Err(e) => tracing::warn!(error = %e, "purging assertion ids failed"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn pending(jti: &str) -> Pending {
+        let (reply, _) = oneshot::channel();
+        Pending {
+            record: JtiRecord {
+                client_id: "c".into(),
+                jti: jti.into(),
+                expires_at: 0,
+            },
+            reply,
+        }
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_batch_takes_in_the_requests_already_under_way() {
+        let (tx, mut rx) = mpsc::channel(64);
+        // Requests that are runnable but have not run yet when the writer wakes.
+        for i in 0..10 {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                tx.send(pending(&i.to_string())).await.unwrap();
+            });
+        }
+        let mut batch = vec![pending("first")];
+        gather(&mut rx, &mut batch).await;
+        assert_eq!(batch.len(), 11);
     }
 }

@@ -3,9 +3,9 @@
 //!
 //! It holds, per client, only what authentication needs — the SHA-256 digest of the secret
 //! (never the secret), the attached credentials' public keys (each parsed once, on first
-//! use) — plus the APIs, the grants and the signing keys. Every management write updates it in the same critical
-//! section that commits the write (see `service`), so a credential that is expired, detached
-//! or deleted stops authenticating with the very next request.
+//! use) — plus the APIs, the grants and the signing keys. Every management write updates it
+//! in the same critical section that commits the write (see `service`), so a credential that
+//! is expired, detached or deleted stops authenticating with the very next request.
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};

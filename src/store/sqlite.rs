@@ -448,7 +448,7 @@ impl Store for SqliteStore {
     async fn snapshot(&self) -> StoreResult<Snapshot> {
         // Every row of the store, in one read transaction so the snapshot is consistent;
         // one row per client with its credentials as a JSON array spliced from the stored
-        // documents (this store wrote them, so they are valid JSON; `json_group_array(json(..))`
+        // documents (this store wrote them, so they are valid JSON; json_group_array(json())
         // would parse and print each one again, ~8 % of start-up at 100k clients). On the
         // calling thread (start-up, before the node serves): decoded on the blocking pool,
         // the aggregates came from another malloc arena and left ~80 MB more resident at

@@ -93,8 +93,8 @@ for f in sorted(os.listdir(res)):
             again.append(f"`{f[:-len('.attempts.json')]}` ({tries}; kept the one at "
                          f"{kept['cpu']['steal_pct']:.0f} %)")
 w("- **measured again because of steal**: a phase with more than "
-  f"{os.environ.get('BENCH_STEAL_MAX', '5')} % steal is run again (up to "
-  f"{os.environ.get('BENCH_STEAL_ATTEMPTS', '3')} attempts) and the attempt with the least "
+  f"{os.environ['BENCH_STEAL_MAX']} % steal is run again (up to "
+  f"{os.environ['BENCH_STEAL_ATTEMPTS']} attempts) and the attempt with the least "
   "steal is kept: " + ("; ".join(again) if again else "none in this run") + ".")
 w(f"- **fsync rate** of the data directory's disk, one thread: 4 KiB append + fdatasync "
   f"{fsync['append_per_sec']:,.0f}/s, 4 KiB overwrite in place + fdatasync {fsync['overwrite_per_sec']:,.0f}/s; "

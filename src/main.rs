@@ -4,6 +4,11 @@ use clap::Parser;
 use clavis::config::{Cli, Command};
 use clavis::startup::Application;
 
+/// mimalloc instead of the system allocator: a request allocates and frees a few hundred small
+/// buffers (HTTP, TLS records, JSON), and glibc's malloc spent a tenth of the server's CPU on them.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();

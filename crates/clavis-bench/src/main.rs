@@ -11,6 +11,11 @@ mod machine;
 mod scale;
 mod setup;
 
+/// The same allocator as the server: the load generator shares the server's cores, so what it
+/// spends in malloc is taken from the server under test (and from the peer alike).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;

@@ -11,11 +11,6 @@ mod machine;
 mod scale;
 mod setup;
 
-/// The same allocator as the server: the load generator shares the server's cores, so what it
-/// spends in malloc is taken from the server under test (and from the peer alike).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,6 +22,11 @@ use clap::{Parser, Subcommand, ValueEnum};
 use assertions::{Dialect, Signer};
 use load::{Plan, Req};
 use setup::{API, KeyClient, Manifest, SCOPE};
+
+/// The same allocator as the server: the load generator shares the server's cores, so what it
+/// spends in malloc is taken from the server under test (and from the peer alike).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
 #[command(about = "Clavis benchmark tooling (see bench/README.md)")]

@@ -8,7 +8,8 @@
 //! is expired, detached or deleted stops authenticating with the very next request.
 
 use std::collections::HashMap;
-use std::sync::{Arc, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use clavis_crypto::jws::{JwsAlg, SigningKey};
 use clavis_crypto::rsa::{RsaPublicKey, parse_public_key_pem};
@@ -123,7 +124,13 @@ pub struct ClientEntry {
     pub allows_client_credentials: bool,
     /// Its authentication method.
     pub auth: ClientAuth,
+    /// Distinguishes this entry from every other one built by the process: a write that
+    /// replaces the entry retires what was remembered under the old one.
+    version: u64,
 }
+
+/// Source of [`ClientEntry`] versions.
+static ENTRY_VERSIONS: AtomicU64 = AtomicU64::new(1);
 
 fn attached(aggregate: &ClientAggregate, kind: AuthMethodKind) -> Vec<&Credential> {
     aggregate
@@ -216,6 +223,7 @@ impl ClientEntry {
             client_id: client.client_id.clone(),
             allows_client_credentials: client.allows_client_credentials(),
             auth,
+            version: ENTRY_VERSIONS.fetch_add(1, Ordering::Relaxed),
         }
     }
 }
@@ -338,7 +346,19 @@ struct Model {
 #[derive(Debug)]
 pub struct ReadModel {
     inner: RwLock<Model>,
+    credentials: Option<CredentialCache>,
 }
+
+/// Credentials that the Management API read from the store, each remembered with the
+/// version of its client's entry that was current before the read (see
+/// [`ReadModel::with_credential_cache`]). Bounded: when full, it starts over.
+#[derive(Debug, Default)]
+struct CredentialCache {
+    entries: Mutex<HashMap<Box<str>, (u64, Arc<Credential>)>>,
+}
+
+/// Most credentials remembered (a few MB: the largest part of one is its PEM).
+const CACHED_CREDENTIALS: usize = 4096;
 
 impl ReadModel {
     /// Builds the model from a store snapshot, consuming it: each client's stored form is
@@ -347,7 +367,59 @@ impl ReadModel {
     pub fn load(snapshot: Snapshot, master_key: &MasterKey) -> Result<Self, String> {
         Ok(Self {
             inner: RwLock::new(build_model(snapshot, master_key)?),
+            credentials: None,
         })
+    }
+
+    /// Lets the Management API's reads of one credential be answered from memory. Only for
+    /// a store that no other process writes (a store that announces no changes): every
+    /// write then passes through this node and replaces the client's entry after its
+    /// commit, which retires whatever was remembered under the old entry.
+    ///
+    /// Why that is enough: a reader takes the entry's version *before* it reads the store,
+    /// and an entry is installed only after its write committed, so what the reader gets
+    /// is at least as new as that version; once a newer entry is installed, nothing
+    /// remembered under an older version is served again. With a store that other nodes
+    /// write, this node learns of their writes only a moment later, so the cache stays off
+    /// and every read goes to the store.
+    pub fn with_credential_cache(mut self) -> Self {
+        self.credentials = Some(CredentialCache::default());
+        self
+    }
+
+    /// The version a credential of this client read from the store from now on may be
+    /// remembered under; `None` when the cache is off or the client has no entry.
+    pub fn credential_version(&self, client_id: &str) -> Option<u64> {
+        self.credentials.as_ref()?;
+        self.read().clients.get(client_id).map(|e| e.version)
+    }
+
+    /// The credential remembered under `version` of its client's entry.
+    pub fn cached_credential(
+        &self,
+        version: u64,
+        client_id: &str,
+        credential_id: &str,
+    ) -> Option<Arc<Credential>> {
+        let cache = self.credentials.as_ref()?;
+        let entries = cache.entries.lock().unwrap_or_else(|e| e.into_inner());
+        entries
+            .get(credential_id)
+            .filter(|(v, c)| *v == version && c.client_id == client_id)
+            .map(|(_, c)| c.clone())
+    }
+
+    /// Remembers a credential read from the store after [`Self::credential_version`]
+    /// returned `version`.
+    pub fn remember_credential(&self, version: u64, credential: &Arc<Credential>) {
+        let Some(cache) = self.credentials.as_ref() else {
+            return;
+        };
+        let mut entries = cache.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if entries.len() >= CACHED_CREDENTIALS && !entries.contains_key(credential.id.as_str()) {
+            entries.clear();
+        }
+        entries.insert(credential.id.as_str().into(), (version, credential.clone()));
     }
 
     /// Replaces everything with a fresh snapshot (resynchronisation with a shared store).
@@ -567,5 +639,64 @@ mod tests {
         broken.signing_keys.clear();
         assert!(model.replace_all(broken, &master_key).is_err());
         assert!(model.grant("c", "urn:a").is_none());
+    }
+
+    #[test]
+    fn a_remembered_credential_is_served_only_under_its_clients_current_entry() {
+        use crate::domain::client::{CredentialLimits, NewClient};
+        use crate::domain::credential::NewCredential;
+        use crate::domain::validate::Body;
+
+        let master_key = MasterKey::generate();
+        let body = serde_json::json!({"name": "svc", "app_type": "non_interactive", "grant_types": ["client_credentials"]});
+        let mut aggregate = NewClient::parse(Body::new(&body).unwrap())
+            .unwrap()
+            .build(None, CredentialLimits::default(), Timestamp::now())
+            .unwrap();
+        let client_id = aggregate.client.client_id.clone();
+        let new = NewCredential::parse(
+            Body::new(
+                &serde_json::json!({"credential_type": "cert_subject_dn", "subject_dn": "CN=a"}),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        let credential = Arc::new(new.build(&client_id, Timestamp::now()).unwrap());
+        let cred_id = credential.id.clone();
+
+        // Off unless asked for (a store that other nodes write).
+        let model = ReadModel::load(snapshot(&master_key), &master_key).unwrap();
+        model.put_client(&aggregate, &master_key);
+        assert_eq!(model.credential_version(&client_id), None);
+
+        let model = ReadModel::load(snapshot(&master_key), &master_key)
+            .unwrap()
+            .with_credential_cache();
+        assert_eq!(
+            model.credential_version(&client_id),
+            None,
+            "no such client yet"
+        );
+        model.put_client(&aggregate, &master_key);
+        let v1 = model.credential_version(&client_id).unwrap();
+        assert!(model.cached_credential(v1, &client_id, &cred_id).is_none());
+        model.remember_credential(v1, &credential);
+        let hit = model.cached_credential(v1, &client_id, &cred_id).unwrap();
+        assert!(Arc::ptr_eq(&hit, &credential));
+        assert!(model.cached_credential(v1, "another", &cred_id).is_none());
+
+        // A committed write replaces the entry: what was read before it is not served.
+        aggregate.client.name = "renamed".into();
+        model.put_client(&aggregate, &master_key);
+        let v2 = model.credential_version(&client_id).unwrap();
+        assert_ne!(v1, v2);
+        assert!(model.cached_credential(v2, &client_id, &cred_id).is_none());
+        // A reader that took v1 before the write and read the store after it may still
+        // remember its result under v1; readers of v2 never see it.
+        model.remember_credential(v1, &credential);
+        assert!(model.cached_credential(v2, &client_id, &cred_id).is_none());
+
+        model.remove_client(&client_id, &[]);
+        assert_eq!(model.credential_version(&client_id), None);
     }
 }

@@ -115,8 +115,12 @@ impl Application {
         let started = std::time::Instant::now();
         let snapshot = store.snapshot().await.context("cannot load the store")?;
         let read = started.elapsed();
-        let model = ReadModel::load(snapshot, &master_key)
+        let mut model = ReadModel::load(snapshot, &master_key)
             .map_err(|e| anyhow::anyhow!("cannot build the read model: {e}"))?;
+        if changes.is_none() {
+            // No other process writes this store.
+            model = model.with_credential_cache();
+        }
         tracing::info!(
             clients = model.client_count(),
             read_ms = read.as_millis(),

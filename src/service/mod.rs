@@ -270,17 +270,31 @@ impl Clavis {
         Ok(credential)
     }
 
-    /// Reads one credential of a client (one store lookup, not the whole client).
+    /// Reads one credential of a client: from the read model when it remembers it for the
+    /// client's current entry (see [`ReadModel::with_credential_cache`]), else with one store
+    /// lookup (not the whole client).
     pub async fn credential(
         &self,
         client_id: &str,
         credential_id: &str,
-    ) -> StoreResult<Credential> {
-        self.store
-            .credential(client_id, credential_id)
-            .await
-            .map_err(not_found(Entity::Client))?
-            .ok_or(StoreError::Rejected(DomainError::credential_not_found()))
+    ) -> StoreResult<Arc<Credential>> {
+        let version = self.model.credential_version(client_id);
+        if let Some(hit) =
+            version.and_then(|v| self.model.cached_credential(v, client_id, credential_id))
+        {
+            return Ok(hit);
+        }
+        let credential = Arc::new(
+            self.store
+                .credential(client_id, credential_id)
+                .await
+                .map_err(not_found(Entity::Client))?
+                .ok_or(StoreError::Rejected(DomainError::credential_not_found()))?,
+        );
+        if let Some(v) = version {
+            self.model.remember_credential(v, &credential);
+        }
+        Ok(credential)
     }
 
     /// The seed's PATCH: sets, moves or removes `expires_at`.

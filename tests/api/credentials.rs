@@ -2,6 +2,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use std::sync::Arc;
+
 use rcgen::DnType;
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -1340,4 +1342,101 @@ async fn expires_at_on_create_is_refused_for_certificate_types_and_patch_still_s
         .await;
     let patched: Value = r.json().await.unwrap();
     assert_eq!(patched["expires_at"], "2030-01-01T00:00:00.000Z");
+}
+
+// ----- reads after writes (a read may be answered from the node's memory) -----
+
+#[tokio::test]
+async fn a_credential_read_before_each_change_is_read_fresh_after_it() {
+    let app = TestApp::spawn().await;
+    let (client, cred) = public_key_credential(&app, None).await;
+    let other = new_client(&app).await;
+    let path = TestApp::cred_path(&client, Some(&id_of(&cred)));
+    assert_eq!(app.get_ok(&path).await, cred);
+    assert_eq!(app.get_ok(&path).await, cred);
+
+    let (status, patched) = patch(
+        &app,
+        &client,
+        &id_of(&cred),
+        json!({"expires_at": "2031-02-03T04:05:06.000Z"}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(app.get_ok(&path).await, patched);
+
+    // A write to another part of the client (its name) does not lose the credential.
+    let r = app
+        .admin(
+            Method::PATCH,
+            &format!("/api/v2/clients/{client}"),
+            Some(json!({"name": "renamed"})),
+        )
+        .await;
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(app.get_ok(&path).await, patched);
+
+    // The same credential id under another client is still not found.
+    let r = app
+        .admin(
+            Method::GET,
+            &TestApp::cred_path(&other, Some(&id_of(&cred))),
+            None,
+        )
+        .await;
+    assert_error(r, 404, Some("inexistent_credential")).await;
+
+    let r = app.admin(Method::DELETE, &path, None).await;
+    assert_eq!(r.status().as_u16(), 204);
+    let r = app.admin(Method::GET, &path, None).await;
+    assert_error(r, 404, Some("inexistent_credential")).await;
+
+    let (client, cred) = public_key_credential(&app, None).await;
+    let path = TestApp::cred_path(&client, Some(&id_of(&cred)));
+    assert_eq!(app.get_ok(&path).await, cred);
+    let r = app
+        .admin(Method::DELETE, &format!("/api/v2/clients/{client}"), None)
+        .await;
+    assert_eq!(r.status().as_u16(), 204);
+    let r = app.admin(Method::GET, &path, None).await;
+    assert_error(r, 404, Some("inexistent_client")).await;
+}
+
+#[tokio::test]
+async fn reads_racing_a_patch_never_show_the_old_expiry_after_it_returns() {
+    // About 600 calls in a few seconds: past the default per-client rate.
+    let app = Arc::new(TestApp::spawn_with(|c| c.http.per_client.per_second = 0).await);
+    let (client, cred) = public_key_credential(&app, None).await;
+    let path = TestApp::cred_path(&client, Some(&id_of(&cred)));
+    for round in 0..25 {
+        let readers: Vec<_> = (0..6)
+            .map(|_| {
+                let (app, path) = (app.clone(), path.clone());
+                tokio::spawn(async move {
+                    for _ in 0..3 {
+                        app.get_ok(&path).await;
+                    }
+                })
+            })
+            .collect();
+        let expires_at = format!("20{}-01-01T00:00:00.000Z", 40 + round);
+        let (status, patched) = patch(
+            &app,
+            &client,
+            &id_of(&cred),
+            json!({ "expires_at": expires_at }),
+        )
+        .await;
+        assert_eq!(status, 200);
+        assert_eq!(patched["expires_at"], expires_at.as_str());
+        // Every read that starts after the PATCH answered sees it, however the
+        // concurrent reads interleaved with its commit.
+        for _ in 0..3 {
+            assert_eq!(app.get_ok(&path).await["expires_at"], expires_at.as_str());
+        }
+        for reader in readers {
+            reader.await.unwrap();
+        }
+        assert_eq!(app.get_ok(&path).await["expires_at"], expires_at.as_str());
+    }
 }

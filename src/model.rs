@@ -354,8 +354,11 @@ pub struct ReadModel {
 /// [`ReadModel::with_credential_cache`]). Bounded: when full, it starts over.
 #[derive(Debug, Default)]
 struct CredentialCache {
-    entries: Mutex<HashMap<Box<str>, (u64, Arc<Credential>)>>,
+    /// By credential id: the entry version it was read under, and the credential.
+    entries: Mutex<HashMap<Box<str>, Remembered>>,
 }
+
+type Remembered = (u64, Arc<Credential>);
 
 /// Most credentials remembered (a few MB: the largest part of one is its PEM).
 const CACHED_CREDENTIALS: usize = 4096;

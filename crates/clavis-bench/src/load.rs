@@ -6,7 +6,10 @@
 //!   previous answer arrived — maximum throughput at a given concurrency;
 //! - open loop (`rate = Some(r)`): requests are due at a fixed rate whatever the answers do,
 //!   and latency is measured from the moment a request was *due*, so a stalled server is not
-//!   hidden by fewer requests being sent (no coordinated omission).
+//!   hidden by fewer requests being sent (no coordinated omission). A pacing thread releases
+//!   each request at its due time with the operating system's fine-grained sleep: the event
+//!   loops' own timers tick in whole milliseconds, and a request that waited for the next
+//!   tick would count up to a millisecond of the generator's lateness as the server's.
 //!
 //! A request list that is not `cycle` is used once (token requests carry single-use
 //! assertions): when it runs out the run ends early and the report says so.
@@ -101,6 +104,8 @@ pub struct Report {
 
 struct Shared {
     plan: Plan,
+    /// Open loop: one permit per request that is due (see [`pace`]).
+    due: tokio::sync::Semaphore,
     next: AtomicUsize,
     stop: AtomicBool,
     exhausted: AtomicBool,
@@ -157,6 +162,7 @@ pub fn run(plan: Plan, threads: usize) -> Result<Report> {
     let shared = Arc::new(Shared {
         host: format!("{host}:{port}"),
         plan: plan.clone(),
+        due: tokio::sync::Semaphore::new(0),
         next: AtomicUsize::new(0),
         stop: AtomicBool::new(false),
         exhausted: AtomicBool::new(false),
@@ -215,6 +221,10 @@ pub fn run(plan: Plan, threads: usize) -> Result<Report> {
     go.wait();
     let measure_from = start + plan.warmup;
     let end = measure_from + plan.duration;
+    let pacer = plan.rate.map(|rate| {
+        let shared = shared.clone();
+        std::thread::spawn(move || pace(&shared, rate, start, end))
+    });
     let sampler = {
         let shared = shared.clone();
         std::thread::spawn(move || {
@@ -233,6 +243,9 @@ pub fn run(plan: Plan, threads: usize) -> Result<Report> {
     }
     let finished = Instant::now().min(end);
     shared.stop.store(true, Ordering::Relaxed);
+    if let Some(pacer) = pacer {
+        let _ = pacer.join();
+    }
     let cpu = sampler.join().ok().flatten();
     let exhausted = shared.exhausted.load(Ordering::Relaxed);
     let seconds = finished
@@ -268,6 +281,31 @@ pub fn run(plan: Plan, threads: usize) -> Result<Report> {
         sample_error: all.sample_error.clone(),
         cpu,
     })
+}
+
+/// Open loop: releases request `k` at `start + k / rate` until `end` (or until the run
+/// stops), then closes the semaphore so that connections waiting for a request end.
+fn pace(shared: &Shared, rate: f64, start: Instant, end: Instant) {
+    let mut released: u64 = 0;
+    while !shared.stop.load(Ordering::Relaxed) {
+        let next_due = start + Duration::from_secs_f64(released as f64 / rate);
+        if next_due >= end {
+            break;
+        }
+        let now = Instant::now();
+        if next_due > now {
+            std::thread::sleep(next_due - now);
+            continue;
+        }
+        // Every request due by now (more than one when this thread was late).
+        let due_by_now = ((now - start).as_secs_f64() * rate).floor() as u64 + 1;
+        let batch = due_by_now.saturating_sub(released).max(1);
+        shared
+            .due
+            .add_permits(usize::try_from(batch).unwrap_or(usize::MAX));
+        released += batch;
+    }
+    shared.due.close();
 }
 
 type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
@@ -320,6 +358,13 @@ async fn connection(
         if shared.stop.load(Ordering::Relaxed) {
             break;
         }
+        if plan.rate.is_some() {
+            // Wait until a request is due; the permit is this request's.
+            match shared.due.acquire().await {
+                Ok(permit) => permit.forget(),
+                Err(_) => break,
+            }
+        }
         let i = shared.next.fetch_add(1, Ordering::Relaxed);
         let idx = if i < plan.requests.len() {
             i
@@ -330,14 +375,14 @@ async fn connection(
             shared.stop.store(true, Ordering::Relaxed);
             break;
         };
-        // When the request is due: now (closed loop) or on the fixed schedule (open loop).
+        // When the request is due: now (closed loop) or on the fixed schedule (open loop;
+        // its permit was released at that moment, so it is due by now).
         let due = match plan.rate {
             Some(rate) => {
                 let due = start + Duration::from_secs_f64(i as f64 / rate);
                 if due >= end {
                     break;
                 }
-                tokio::time::sleep_until(due.into()).await;
                 due
             }
             None => {

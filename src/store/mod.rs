@@ -253,6 +253,31 @@ pub struct Snapshot {
     pub signing_keys: Vec<SigningKeyRecord>,
 }
 
+/// The schema migrations of a backend, embedded in the binary: `(version, description,
+/// SQL)` as sqlx's `migrate!` would read them from `migrations/<backend>/<version>_<description
+/// with underscores>.sql` — the same version, description and checksum (SHA-384 of the SQL),
+/// so a database migrated by an earlier build is recognised. Built here instead of by the
+/// macro, whose crate compiles a second copy of sqlx, rustls, aws-lc and SQLite for the
+/// compiler: a cold build (CI) spent minutes on that alone.
+fn migrator(files: &[(i64, &'static str, &'static str)]) -> sqlx::migrate::Migrator {
+    use sqlx::SqlSafeStr;
+    use sqlx::migrate::{Migration, MigrationType, Migrator};
+    Migrator::with_migrations(
+        files
+            .iter()
+            .map(|&(version, description, sql)| {
+                Migration::new(
+                    version,
+                    description.into(),
+                    MigrationType::Simple,
+                    sql.into_sql_str(),
+                    sql.starts_with("-- no-transaction"),
+                )
+            })
+            .collect(),
+    )
+}
+
 /// A committed write, as announced to the other nodes sharing the store. It names what
 /// changed, not how: a receiver re-reads the entity (a fresh read after the commit).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

@@ -349,10 +349,14 @@ impl PostgresStore {
             .connect_with(connect.clone())
             .await
             .map_err(map_err)?;
-        sqlx::migrate!("./migrations/postgres")
-            .run(&pool)
-            .await
-            .map_err(|e| StoreError::Internal(format!("migration failed: {e}")))?;
+        super::migrator(&[(
+            1,
+            "init",
+            include_str!("../../migrations/postgres/0001_init.sql"),
+        )])
+        .run(&pool)
+        .await
+        .map_err(|e| StoreError::Internal(format!("migration failed: {e}")))?;
         let (closing, _) = watch::channel(false);
         Ok(Self {
             pool,

@@ -349,10 +349,21 @@ impl SqliteStore {
         let mut migrator = options.connect().await.map_err(|e| {
             StoreError::Unavailable(format!("cannot open the database {}: {e}", file.display()))
         })?;
-        sqlx::migrate!("./migrations/sqlite")
-            .run(&mut migrator)
-            .await
-            .map_err(|e| StoreError::Internal(format!("migration failed: {e}")))?;
+        super::migrator(&[
+            (
+                1,
+                "init",
+                include_str!("../../migrations/sqlite/0001_init.sql"),
+            ),
+            (
+                2,
+                "assertion replay",
+                include_str!("../../migrations/sqlite/0002_assertion_replay.sql"),
+            ),
+        ])
+        .run(&mut migrator)
+        .await
+        .map_err(|e| StoreError::Internal(format!("migration failed: {e}")))?;
         // The write connection stays open for the store's life, so the log file stays
         // the same one (see `WalSync`); opened before the migrator closes, so that the
         // migrator's close does not remove the log.

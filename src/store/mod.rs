@@ -253,13 +253,16 @@ pub struct Snapshot {
     pub signing_keys: Vec<SigningKeyRecord>,
 }
 
-/// The schema migrations of a backend, embedded in the binary: `(version, description,
-/// SQL)` as sqlx's `migrate!` would read them from `migrations/<backend>/<version>_<description
-/// with underscores>.sql` — the same version, description and checksum (SHA-384 of the SQL),
-/// so a database migrated by an earlier build is recognised. Built here instead of by the
-/// macro, whose crate compiles a second copy of sqlx, rustls, aws-lc and SQLite for the
-/// compiler: a cold build (CI) spent minutes on that alone.
-fn migrator(files: &[(i64, &'static str, &'static str)]) -> sqlx::migrate::Migrator {
+/// One schema migration, embedded in the binary: `(version, description, SQL)` as sqlx's
+/// `migrate!` would read them from `migrations/<backend>/<version>_<description with
+/// underscores>.sql`. A test checks each backend's list against its directory.
+type MigrationFile = (i64, &'static str, &'static str);
+
+/// A backend's migrator: the same versions, descriptions and checksums (SHA-384 of the SQL)
+/// as the `migrate!` macro's, so a database migrated by an earlier build is recognised.
+/// Built here instead of by the macro, whose crate compiles a second copy of sqlx, rustls,
+/// aws-lc and SQLite for the compiler: a cold build (CI) spent minutes on that alone.
+fn migrator(files: &[MigrationFile]) -> sqlx::migrate::Migrator {
     use sqlx::SqlSafeStr;
     use sqlx::migrate::{Migration, MigrationType, Migrator};
     Migrator::with_migrations(
@@ -421,5 +424,70 @@ pub trait Store: Send + Sync + 'static {
     /// closes.
     async fn subscribe(&self) -> StoreResult<Option<tokio::sync::mpsc::Receiver<Change>>> {
         Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// Every file of `migrations/<backend>/` is in the backend's list, under the version and
+    /// description its name gives, with its exact text, and nothing else is; the checksum is
+    /// the SHA-384 of the file, as the `migrate!` macro recorded it in existing databases.
+    #[test]
+    fn the_embedded_migrations_are_the_files_of_the_migrations_directory() {
+        for (backend, list) in [
+            ("sqlite", sqlite::MIGRATIONS),
+            ("postgres", postgres::MIGRATIONS),
+        ] {
+            let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("migrations")
+                .join(backend);
+            let mut files: Vec<(i64, String, String)> = std::fs::read_dir(&dir)
+                .unwrap()
+                .map(|entry| {
+                    let path = entry.unwrap().path();
+                    let name = path.file_name().unwrap().to_str().unwrap().to_owned();
+                    let stem = name.strip_suffix(".sql").unwrap();
+                    let (version, description) = stem.split_once('_').unwrap();
+                    (
+                        version.parse().unwrap(),
+                        description.replace('_', " "),
+                        std::fs::read_to_string(&path).unwrap(),
+                    )
+                })
+                .collect();
+            files.sort();
+            let migrator = migrator(list);
+            assert_eq!(migrator.migrations.len(), files.len(), "{backend}");
+            for (m, (version, description, sql)) in migrator.migrations.iter().zip(&files) {
+                assert_eq!(m.version, *version, "{backend}");
+                assert_eq!(m.description, description.as_str(), "{backend}");
+                assert_eq!(m.sql.as_str(), sql.as_str(), "{backend} {version}");
+                let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA384, sql.as_bytes());
+                assert_eq!(&*m.checksum, digest.as_ref(), "{backend} {version}");
+            }
+        }
+        // What the build that still used the macro recorded (in a SQLite database it
+        // migrated), for the migrations that existed then.
+        let recorded = migrator(sqlite::MIGRATIONS)
+            .migrations
+            .iter()
+            .take(2)
+            .map(|m| {
+                m.checksum
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect::<String>()
+            })
+            .collect::<Vec<_>>();
+        assert_eq!(
+            recorded,
+            [
+                "7be73cd6fce3554be336fcf9d6235253e872a8cf5e2b7a59b241bd7d4c49cccd75079b87fbc411e559a9d82524add9cd",
+                "109a0aebc55c1799b9d55ac2a60f0278c43cdbe9a31cf4877fd057f7a7db29618fc2a2fd561fbf15515955b188870e46",
+            ]
+        );
     }
 }

@@ -49,6 +49,13 @@ const CHANNEL_SQL: &str = "left('clavis:' || current_schema(), 63)";
 /// How often a transaction is rerun after a serialization failure or deadlock.
 const MAX_ATTEMPTS: u32 = 5;
 
+/// The schema, `migrations/postgres/` (see [`super::migrator`]).
+pub(super) const MIGRATIONS: &[super::MigrationFile] = &[(
+    1,
+    "init",
+    include_str!("../../migrations/postgres/0001_init.sql"),
+)];
+
 /// Longest notification payload PostgreSQL accepts is 8000 bytes; larger changes are sent as
 /// a full resynchronisation.
 const MAX_PAYLOAD: usize = 7900;
@@ -349,14 +356,10 @@ impl PostgresStore {
             .connect_with(connect.clone())
             .await
             .map_err(map_err)?;
-        super::migrator(&[(
-            1,
-            "init",
-            include_str!("../../migrations/postgres/0001_init.sql"),
-        )])
-        .run(&pool)
-        .await
-        .map_err(|e| StoreError::Internal(format!("migration failed: {e}")))?;
+        super::migrator(MIGRATIONS)
+            .run(&pool)
+            .await
+            .map_err(|e| StoreError::Internal(format!("migration failed: {e}")))?;
         let (closing, _) = watch::channel(false);
         Ok(Self {
             pool,

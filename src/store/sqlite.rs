@@ -39,6 +39,20 @@ use crate::domain::resource_server::ResourceServer;
 /// Expired assertion ids deleted per transaction by [`Store::purge_jtis`].
 const PURGE_CHUNK: i64 = 2_000;
 
+/// The schema, `migrations/sqlite/` (see [`super::migrator`]).
+pub(super) const MIGRATIONS: &[super::MigrationFile] = &[
+    (
+        1,
+        "init",
+        include_str!("../../migrations/sqlite/0001_init.sql"),
+    ),
+    (
+        2,
+        "assertion replay",
+        include_str!("../../migrations/sqlite/0002_assertion_replay.sql"),
+    ),
+];
+
 /// SQLite-backed [`Store`].
 #[derive(Clone)]
 pub struct SqliteStore {
@@ -349,21 +363,10 @@ impl SqliteStore {
         let mut migrator = options.connect().await.map_err(|e| {
             StoreError::Unavailable(format!("cannot open the database {}: {e}", file.display()))
         })?;
-        super::migrator(&[
-            (
-                1,
-                "init",
-                include_str!("../../migrations/sqlite/0001_init.sql"),
-            ),
-            (
-                2,
-                "assertion replay",
-                include_str!("../../migrations/sqlite/0002_assertion_replay.sql"),
-            ),
-        ])
-        .run(&mut migrator)
-        .await
-        .map_err(|e| StoreError::Internal(format!("migration failed: {e}")))?;
+        super::migrator(MIGRATIONS)
+            .run(&mut migrator)
+            .await
+            .map_err(|e| StoreError::Internal(format!("migration failed: {e}")))?;
         // The write connection stays open for the store's life, so the log file stays
         // the same one (see `WalSync`); opened before the migrator closes, so that the
         // migrator's close does not remove the log.

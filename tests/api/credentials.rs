@@ -69,6 +69,13 @@ async fn patch(app: &TestApp, client: &str, cred: &str, body: Value) -> (u16, Va
     .await
 }
 
+/// A PATCH that must succeed: its body.
+async fn patch_ok(app: &TestApp, client: &str, cred: &str, body: Value) -> Value {
+    let (status, patched) = patch(app, client, cred, body).await;
+    assert_eq!(status, 200, "{patched}");
+    patched
+}
+
 async fn list(app: &TestApp, client: &str) -> Value {
     app.get_ok(&TestApp::cred_path(client, None)).await
 }
@@ -655,14 +662,13 @@ async fn public_key_credential(app: &TestApp, expires_at: Option<&str>) -> (Stri
 async fn patch_expires_at_sets_it() {
     let app = TestApp::spawn().await;
     let (client, cred) = public_key_credential(&app, None).await;
-    let (status, patched) = patch(
+    let patched = patch_ok(
         &app,
         &client,
         &id_of(&cred),
         json!({"expires_at": "2031-02-03T04:05:06.000Z"}),
     )
     .await;
-    assert_eq!(status, 200, "{patched}");
     let mut expected = PUBLIC_KEY_KEYS.to_vec();
     expected.push("expires_at");
     assert_keys(&patched, &expected);
@@ -680,14 +686,13 @@ async fn patch_expires_at_sets_it() {
 async fn patch_expires_at_changes_it() {
     let app = TestApp::spawn().await;
     let (client, cred) = public_key_credential(&app, Some("2031-01-01T00:00:00Z")).await;
-    let (status, patched) = patch(
+    let patched = patch_ok(
         &app,
         &client,
         &id_of(&cred),
         json!({"expires_at": "2032-06-07T08:09:10.111Z"}),
     )
     .await;
-    assert_eq!(status, 200);
     assert_eq!(patched["expires_at"], "2032-06-07T08:09:10.111Z");
     assert_eq!(list(&app, &client).await, json!([patched]));
 }
@@ -697,8 +702,7 @@ async fn patch_expires_at_null_removes_the_key() {
     let app = TestApp::spawn().await;
     let (client, cred) = public_key_credential(&app, Some("2031-01-01T00:00:00Z")).await;
     assert_eq!(cred["expires_at"], "2031-01-01T00:00:00.000Z");
-    let (status, patched) = patch(&app, &client, &id_of(&cred), json!({"expires_at": null})).await;
-    assert_eq!(status, 200);
+    let patched = patch_ok(&app, &client, &id_of(&cred), json!({"expires_at": null})).await;
     assert_keys(&patched, &PUBLIC_KEY_KEYS);
     let got = app
         .get_ok(&TestApp::cred_path(&client, Some(&id_of(&cred))))
@@ -775,14 +779,13 @@ async fn patch_with_a_bad_date_is_refused() {
 async fn patch_with_a_past_date_is_accepted() {
     let app = TestApp::spawn().await;
     let (client, cred) = public_key_credential(&app, None).await;
-    let (status, patched) = patch(
+    let patched = patch_ok(
         &app,
         &client,
         &id_of(&cred),
         json!({"expires_at": "2001-09-09T01:46:40Z"}),
     )
     .await;
-    assert_eq!(status, 200, "{patched}");
     assert_eq!(patched["expires_at"], "2001-09-09T01:46:40.000Z");
 }
 
@@ -833,14 +836,13 @@ async fn patch_works_on_every_credential_type() {
             json!({"credential_type": "cert_subject_dn", "subject_dn": "CN=svc"}),
         )
         .await;
-    let (status, patched) = patch(
+    let patched = patch_ok(
         &app,
         &client,
         &id_of(&dn),
         json!({"expires_at": "2031-01-01T00:00:00Z"}),
     )
     .await;
-    assert_eq!(status, 200);
     let mut expected = SUBJECT_DN_KEYS.to_vec();
     expected.push("expires_at");
     assert_keys(&patched, &expected);
@@ -1204,14 +1206,13 @@ async fn patching_an_attached_credential_is_allowed() {
     let app = TestApp::spawn().await;
     let (client, cred) = public_key_credential(&app, None).await;
     attach(&app, &client, "private_key_jwt", &[id_of(&cred)]).await;
-    let (status, patched) = patch(
+    let patched = patch_ok(
         &app,
         &client,
         &id_of(&cred),
         json!({"expires_at": "2000-01-01T00:00:00Z"}),
     )
     .await;
-    assert_eq!(status, 200);
     assert_eq!(patched["expires_at"], "2000-01-01T00:00:00.000Z");
 }
 
@@ -1355,14 +1356,13 @@ async fn a_credential_read_before_each_change_is_read_fresh_after_it() {
     assert_eq!(app.get_ok(&path).await, cred);
     assert_eq!(app.get_ok(&path).await, cred);
 
-    let (status, patched) = patch(
+    let patched = patch_ok(
         &app,
         &client,
         &id_of(&cred),
         json!({"expires_at": "2031-02-03T04:05:06.000Z"}),
     )
     .await;
-    assert_eq!(status, 200);
     assert_eq!(app.get_ok(&path).await, patched);
 
     // A write to another part of the client (its name) does not lose the credential.
@@ -1420,14 +1420,13 @@ async fn reads_racing_a_patch_never_show_the_old_expiry_after_it_returns() {
             })
             .collect();
         let expires_at = format!("20{}-01-01T00:00:00.000Z", 40 + round);
-        let (status, patched) = patch(
+        let patched = patch_ok(
             &app,
             &client,
             &id_of(&cred),
             json!({ "expires_at": expires_at }),
         )
         .await;
-        assert_eq!(status, 200);
         assert_eq!(patched["expires_at"], expires_at.as_str());
         // Every read that starts after the PATCH answered sees it, however the
         // concurrent reads interleaved with its commit.

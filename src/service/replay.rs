@@ -2,18 +2,22 @@
 //! uses the same store.
 //!
 //! This is the only write on the token hot path. Requests hand their `jti` to one writer
-//! task, which commits whatever has queued up in a single transaction; each batch then waits
-//! until it is durable ([`Store::durable`]) before any of its requests gets a token (group
-//! commit). Before committing, the writer lets the requests already under way join the batch
-//! (see [`gather`]); while one batch waits for its fsync the writer gathers and commits the
-//! next, so under load many assertions share one commit and one fsync, and with spare CPU a
-//! request waits for about one commit and one or two fsyncs (the one running when its batch
-//! commits, then its own).
+//! task, which commits whatever has queued up in a single transaction (group commit). The
+//! commit decides which ids are fresh, and the writer answers at once; each answer carries a
+//! [`Durable`] that resolves when the batch's fsync has finished ([`Store::durable`]). The
+//! token endpoint signs its token while that fsync runs and sends it only once the record is
+//! durable, so no token leaves before its assertion's id is on stable storage, and the
+//! fsync's latency overlaps the signing instead of adding to it. A replay is known at
+//! commit time and is refused without signing anything.
+//!
+//! Before committing, the writer lets the requests already under way join the batch (see
+//! [`gather`]); while one batch waits for its fsync the writer gathers and commits the next,
+//! so under load many assertions share one commit and one fsync.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::store::{JtiRecord, Store, StoreError};
 
@@ -25,9 +29,34 @@ const MAX_BATCH: usize = 512;
 /// disk's), so under load sharing them makes them a small share of a token.
 const LINGER: Duration = Duration::from_millis(2);
 
+/// The writer's answer: `Some` when the id was unused, `None` for a replay.
+type Reply = oneshot::Sender<Result<Option<Durable>, StoreError>>;
+
 struct Pending {
     record: JtiRecord,
-    reply: oneshot::Sender<Result<bool, StoreError>>,
+    reply: Reply,
+}
+
+/// The outcome of a batch's fsync: `None` while it runs.
+type Outcome = Option<Result<(), StoreError>>;
+
+/// Resolves once a recorded id is durable; see [`Durable::wait`].
+#[derive(Debug)]
+pub struct Durable(watch::Receiver<Outcome>);
+
+impl Durable {
+    /// Waits for the fsync that covers the record. Nothing that depends on the record (a
+    /// token) may be sent before this returns `Ok`.
+    pub async fn wait(mut self) -> Result<(), StoreError> {
+        match self.0.wait_for(Option::is_some).await {
+            Ok(outcome) => match &*outcome {
+                Some(Ok(())) => Ok(()),
+                Some(Err(e)) => Err(copy(e)),
+                None => Err(StoreError::Internal("replay fsync outcome missing".into())),
+            },
+            Err(_) => Err(StoreError::Unavailable("replay writer stopped".into())),
+        }
+    }
 }
 
 /// Handle to the writer task.
@@ -45,8 +74,9 @@ impl ReplayGuard {
         Self { tx }
     }
 
-    /// Records the id; `Ok(true)` when it was unused, `Ok(false)` for a replay.
-    pub async fn record(&self, record: JtiRecord) -> Result<bool, StoreError> {
+    /// Records the id once it has committed: `Ok(Some(durable))` when it was unused (wait
+    /// for `durable` before answering), `Ok(None)` for a replay.
+    pub async fn record(&self, record: JtiRecord) -> Result<Option<Durable>, StoreError> {
         let (reply, wait) = oneshot::channel();
         self.tx
             .send(Pending { record, reply })
@@ -66,19 +96,22 @@ async fn writer(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Pending>) {
         let now = crate::domain::time::Timestamp::now().unix_seconds();
         match store.record_jtis(&records, now).await {
             Ok(fresh) if fresh.len() == replies.len() => {
-                // The wait for the fsync runs beside the next batch, whose gathering and commit
-                // overlap it; the store's group commit covers both batches with one fsync
-                // when they meet. Nobody gets an answer before their record is durable.
+                // Each request learns at once whether its id was fresh; the fsync runs beside
+                // their signing and beside the next batch, whose gathering and commit overlap
+                // it (the store's group commit covers both batches with one fsync when they
+                // meet).
+                let (done, outcome) = watch::channel(None);
+                for (reply, fresh) in replies.into_iter().zip(fresh) {
+                    let _ = reply.send(Ok(fresh.then(|| Durable(outcome.clone()))));
+                }
+                drop(outcome);
                 let store = store.clone();
                 tokio::spawn(async move {
-                    match store.durable().await {
-                        Ok(()) => {
-                            for (reply, fresh) in replies.into_iter().zip(fresh) {
-                                let _ = reply.send(Ok(fresh));
-                            }
-                        }
-                        Err(e) => fail(replies, &e),
+                    let result = store.durable().await;
+                    if let Err(e) = &result {
+                        tracing::warn!(error = %e, "making assertion ids durable failed");
                     }
+                    let _ = done.send(Some(result));
                 });
             }
             Ok(_) => fail(
@@ -115,19 +148,20 @@ async fn gather(rx: &mut mpsc::Receiver<Pending>, batch: &mut Vec<Pending>) {
     }
 }
 
-/// Answers every request of a batch that could not be recorded: `Unavailable` stays
-/// `Unavailable` (the client may retry), anything else is an internal error.
-fn fail(replies: Vec<oneshot::Sender<Result<bool, StoreError>>>, e: &StoreError) {
+/// Answers every request of a batch that could not be recorded.
+fn fail(replies: Vec<Reply>, e: &StoreError) {
     tracing::warn!(error = %e, "recording assertion ids failed");
-    let message = e.to_string();
-    let unavailable = matches!(e, StoreError::Unavailable(_));
     for reply in replies {
-        let err = if unavailable {
-            StoreError::Unavailable(message.clone())
-        } else {
-            StoreError::Internal(message.clone())
-        };
-        let _ = reply.send(Err(err));
+        let _ = reply.send(Err(copy(e)));
+    }
+}
+
+/// One failure told to many requests: `Unavailable` stays `Unavailable` (the client may
+/// retry), anything else is an internal error.
+fn copy(e: &StoreError) -> StoreError {
+    match e {
+        StoreError::Unavailable(message) => StoreError::Unavailable(message.clone()),
+        other => StoreError::Internal(other.to_string()),
     }
 }
 
@@ -179,5 +213,40 @@ mod tests {
         let mut batch = vec![pending("first")];
         gather(&mut rx, &mut batch).await;
         assert_eq!(batch.len(), 11);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_recorded_id_is_durable_only_when_its_fsync_succeeded() {
+        let (done, outcome) = watch::channel(None);
+        let mut waiting = tokio::spawn(Durable(outcome.clone()).wait());
+        // The fsync has not finished: the wait goes on.
+        tokio::task::yield_now().await;
+        assert!(
+            tokio::time::timeout(Duration::from_millis(20), &mut waiting)
+                .await
+                .is_err()
+        );
+        done.send(Some(Ok(()))).unwrap();
+        assert!(waiting.await.unwrap().is_ok());
+
+        let (done, outcome) = watch::channel(None);
+        done.send(Some(Err(StoreError::Unavailable("disk gone".into()))))
+            .unwrap();
+        let err = Durable(outcome.clone()).wait().await.unwrap_err();
+        assert!(matches!(err, StoreError::Unavailable(m) if m == "disk gone"));
+
+        let (done, outcome) = watch::channel(None);
+        done.send(Some(Err(StoreError::Internal("io error".into()))))
+            .unwrap();
+        let err = Durable(outcome).wait().await.unwrap_err();
+        assert!(matches!(err, StoreError::Internal(_)));
+
+        // The fsync task went away without an outcome: never taken as durable.
+        let (done, outcome) = watch::channel(None);
+        drop(done);
+        assert!(matches!(
+            Durable(outcome).wait().await,
+            Err(StoreError::Unavailable(_))
+        ));
     }
 }

@@ -10,6 +10,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::Clavis;
+use super::replay::Durable;
 use crate::domain::time::Timestamp;
 use crate::model::{AttachedKey, ClientAuth, ClientEntry};
 use crate::mtls::PresentedCertificate;
@@ -144,6 +145,30 @@ struct Confirmation<'a> {
     x5t_s256: &'a str,
 }
 
+/// An authenticated client.
+struct Authenticated {
+    client: Arc<ClientEntry>,
+    /// The thumbprint of the certificate it authenticated with, to which the token is bound.
+    bound_to: Option<String>,
+    /// For an assertion: its id's record, which must be durable before the token leaves.
+    replay_record: Option<Durable>,
+}
+
+/// The answer when an assertion's id could not be recorded or made durable: 503 when the
+/// store is unavailable (the client may retry), 500 otherwise.
+fn replay_failure(client_id: &str, e: StoreError) -> OAuthError {
+    match e {
+        StoreError::Unavailable(cause) => {
+            tracing::warn!(client_id, %cause, "assertion refused: replay record could not be written");
+            OAuthError::unavailable()
+        }
+        e => {
+            tracing::error!(client_id, error = %e, "replay record failed");
+            OAuthError::server_error()
+        }
+    }
+}
+
 /// A digest compared when the client does not exist, so an unknown client costs the same
 /// as a wrong secret.
 fn decoy_digest() -> SecretDigest {
@@ -168,7 +193,11 @@ impl Clavis {
                 ));
             }
         }
-        let (client, bound_to) = self.authenticate(req).await?;
+        let Authenticated {
+            client,
+            bound_to,
+            replay_record,
+        } = self.authenticate(req).await?;
         if !client.allows_client_credentials {
             return Err(OAuthError::new(
                 403,
@@ -248,6 +277,13 @@ impl Clavis {
             tracing::error!(error = %e, "token signing failed");
             OAuthError::server_error()
         })?;
+        // Signed while the assertion's id was being made durable; sent only once it is.
+        if let Some(durable) = replay_record {
+            durable
+                .wait()
+                .await
+                .map_err(|e| replay_failure(&client.client_id, e))?;
+        }
         Ok(TokenResponse {
             access_token,
             scope,
@@ -258,10 +294,7 @@ impl Clavis {
 
     /// Authenticates the client with exactly one method. With a certificate, also returns
     /// its thumbprint, to which the token is bound.
-    async fn authenticate(
-        &self,
-        req: &TokenRequest,
-    ) -> Result<(Arc<ClientEntry>, Option<String>), OAuthError> {
+    async fn authenticate(&self, req: &TokenRequest) -> Result<Authenticated, OAuthError> {
         let has_assertion = req.client_assertion.is_some() || req.client_assertion_type.is_some();
         let has_post_secret = req.client_secret.is_some();
         let has_basic = req.basic.is_some();
@@ -290,7 +323,12 @@ impl Clavis {
             }
         };
         if has_assertion {
-            return Ok((self.authenticate_assertion(req).await?, None));
+            let (client, durable) = self.authenticate_assertion(req).await?;
+            return Ok(Authenticated {
+                client,
+                bound_to: None,
+                replay_record: Some(durable),
+            });
         }
         if client_id.is_empty() {
             return Err(OAuthError::invalid_request(
@@ -300,7 +338,11 @@ impl Clavis {
         let Some(secret) = secret else {
             // Neither secret nor assertion: a certificate client (see `service::mtls`).
             if let Some(c) = self.authenticate_certificate(client_id, req.certificate.as_ref())? {
-                return Ok((c.client, Some(c.thumbprint)));
+                return Ok(Authenticated {
+                    client: c.client,
+                    bound_to: Some(c.thumbprint),
+                    replay_record: None,
+                });
             }
             tracing::info!(client_id = %truncate(client_id), "token request without client authentication");
             return Err(OAuthError::secret_denied());
@@ -312,7 +354,11 @@ impl Clavis {
         };
         let matched = digest.matches(secret);
         match client {
-            Some(c) if matched && matches!(c.auth, ClientAuth::Secret(_)) => Ok((c, None)),
+            Some(c) if matched && matches!(c.auth, ClientAuth::Secret(_)) => Ok(Authenticated {
+                client: c,
+                bound_to: None,
+                replay_record: None,
+            }),
             Some(c) => {
                 let reason = if matches!(c.auth, ClientAuth::Secret(_)) {
                     "wrong client secret"
@@ -336,7 +382,7 @@ impl Clavis {
     async fn authenticate_assertion(
         &self,
         req: &TokenRequest,
-    ) -> Result<Arc<ClientEntry>, OAuthError> {
+    ) -> Result<(Arc<ClientEntry>, Durable), OAuthError> {
         match req.client_assertion_type.as_deref() {
             Some(JWT_BEARER) => {}
             Some(_) => {
@@ -375,19 +421,12 @@ impl Clavis {
             expires_at: exp + CLOCK_SKEW_SECONDS,
         };
         match self.replay.record(record).await {
-            Ok(true) => Ok(client),
-            Ok(false) => {
+            Ok(Some(durable)) => Ok((client, durable)),
+            Ok(None) => {
                 tracing::info!(client_id = %client.client_id, reason = "jti already used (replay)", "client assertion refused");
                 Err(OAuthError::invalid_client())
             }
-            Err(StoreError::Unavailable(cause)) => {
-                tracing::warn!(client_id = %client.client_id, %cause, "assertion refused: replay record could not be written");
-                Err(OAuthError::unavailable())
-            }
-            Err(e) => {
-                tracing::error!(client_id = %client.client_id, error = %e, "replay record failed");
-                Err(OAuthError::server_error())
-            }
+            Err(e) => Err(replay_failure(&client.client_id, e)),
         }
     }
 

@@ -36,13 +36,28 @@ def cpu(r):
     return f"{shares['steal_pct']:.0f} % / {shares['idle_pct']:.0f} %"
 
 
+def local(r):
+    """The mean of the ceiling probes right before and right after a phase, if it has them."""
+    probes = [r.get(k) for k in ("ceiling_before", "ceiling_after")] if r else []
+    if not all(probes) or not probes:
+        return None
+    return sum(p["per_sec"] for p in probes) / len(probes)
+
+
+def share(r):
+    """A phase's rate as a share of the ceiling around it (of the run's mean without one)."""
+    return r["rps"] / (local(r) or C)
+
+
 def row(r):
     if r is None:
-        return "| – | – | – | – | – | – |"
+        return "| – | – | – | – | – | – | – |"
     err = r["errors"]
     flag = f" ({err} errors)" if err else ""
     flag += " (assertions ran out)" if r.get("exhausted") else ""
-    return (f"| {r['rps']:,.0f}{flag} | {r['rps'] / C:.0%} | {r['p50_ms']:.2f} | "
+    around = (f"{r['ceiling_before']['per_sec']:,.0f} / {r['ceiling_after']['per_sec']:,.0f}"
+              if local(r) else "–")
+    return (f"| {r['rps']:,.0f}{flag} | {around} | {share(r):.0%} | {r['p50_ms']:.2f} | "
             f"{r['p99_ms']:.2f} | {r['p999_ms']:.2f} | {cpu(r)} |")
 
 
@@ -79,6 +94,11 @@ w(f"- **Crypto ceiling** (verify one RS256-2048 assertion + sign one RS256-2048 
   f"the probe before the token phases and the one right after Clavis's ({each}) "
   f"(one thread: {ceiling['sign_per_sec_one_thread']:,.0f} signs/s, "
   f"{ceiling['verify_per_sec_one_thread']:,.0f} verifies/s).")
+w("- **ceiling before / after** in the token tables: the same probe on all cores for a few "
+  "seconds right before and right after that phase, the server idle. The host's speed drifts "
+  "by up to a fifth within minutes, more than the differences measured, so a phase's "
+  "**of ceiling** is its rate over the mean of those two probes; the run-wide mean above is "
+  "the chart's ceiling line and is quoted beside the targets.")
 w("- **steal / idle** in the tables: shares of the whole machine's CPU time, during the "
   "measured phase, that the hypervisor gave to other guests and that nobody used. A phase "
   "with more steal than the ceiling probes had is measured on a slower machine.")
@@ -109,8 +129,8 @@ for title, prefix in [("Clavis, private_key_jwt (RS256 in, RS256 out)", "clavis-
                       ("oidc-provider 9 (peer), client_secret_post", "peer-secret")]:
     w(f"### {title}")
     w("")
-    w("| connections | tokens/s | of ceiling | p50 ms | p99 ms | p99.9 ms | steal / idle |")
-    w("|---:|---:|---:|---:|---:|---:|---:|")
+    w("| connections | tokens/s | ceiling before / after | of ceiling | p50 ms | p99 ms | p99.9 ms | steal / idle |")
+    w("|---:|---:|---:|---:|---:|---:|---:|---:|")
     for c in conc:
         w(f"| {c} " + row(load(f"{prefix}-c{c}")))
     w("")
@@ -166,20 +186,34 @@ w("")
 # ---- targets ----
 pk64 = get("clavis-pkjwt-c64")
 sec64 = get("clavis-secret-c64")
+
+
+def of_ceiling(name):
+    """The measured cell of a share-of-ceiling target, and the share."""
+    r = load(name)
+    around = local(r)
+    if around is None:
+        return f"{r['rps']:,.0f}/s = {r['rps'] / C:.0%} of {C:,.0f}/s", r["rps"] / C
+    return (f"{r['rps']:,.0f}/s = {r['rps'] / around:.0%} of {around:,.0f}/s, the probes around "
+            f"it ({r['rps'] / C:.0%} of the run's mean, {C:,.0f}/s)"), r["rps"] / around
+
+
 peer64 = get("peer-pkjwt-c64")
 best_peer = max([v for v in (get(f"peer-pkjwt-c{c}") for c in conc) if v is not None], default=None)
 g, h, p = get("mgmt-get"), get("mgmt-healthz"), get("mgmt-patch")
 targets = []
 if pk64 is not None:
+    measured, ratio_ = of_ceiling("clavis-pkjwt-c64")
     targets.append(("tokens via private_key_jwt, 64 connections", "≥ 75 % of the ceiling",
-                    f"{pk64:,.0f}/s = {pk64 / C:.0%} of {C:,.0f}/s", pk64 / C >= 0.75))
+                    measured, ratio_ >= 0.75))
 if pk64 is not None and peer64:
     targets.append(("the same vs. oidc-provider", "≥ 1.8×",
                     f"{pk64 / peer64:.2f}× its {peer64:,.0f}/s at 64 connections "
                     f"({pk64 / best_peer:.2f}× its best, {best_peer:,.0f}/s)", pk64 / peer64 >= 1.8))
 if sec64 is not None:
+    measured, ratio_ = of_ceiling("clavis-secret-c64")
     targets.append(("tokens via client_secret_post, 64 connections", "≥ 75 % of the ceiling",
-                    f"{sec64:,.0f}/s = {sec64 / C:.0%}", sec64 / C >= 0.75))
+                    measured, ratio_ >= 0.75))
 if half:
     targets.append(("token latency at half of maximum throughput", "p99 ≤ 5 ms",
                     f"p99 {half['p99_ms']:.2f} ms at {half['target_rate']:,.0f}/s", half["p99_ms"] <= 5.0))

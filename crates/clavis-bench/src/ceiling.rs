@@ -77,17 +77,22 @@ fn rate(seconds: f64, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
     Ok(n as f64 / start.elapsed().as_secs_f64())
 }
 
-/// Runs the probe for `seconds` on `threads` threads.
-pub fn run(seconds: f64, threads: usize) -> Result<Ceiling> {
-    let client_key = Arc::new(SigningKey::generate().map_err(|e| anyhow!("{e}"))?);
-    let server_key = Arc::new(SigningKey::generate().map_err(|e| anyhow!("{e}"))?);
-    let assertion_text = client_key
+/// A client assertion signed by `client_key`, parsed.
+fn probe_assertion(client_key: &SigningKey) -> Result<CompactJws> {
+    let text = client_key
         .sign_jwt(&serde_json::json!({
             "iss": "bench", "sub": "bench", "aud": "https://127.0.0.1:8443/",
             "jti": "ceiling", "iat": 1_800_000_000i64, "exp": 1_800_000_240i64,
         }))
         .map_err(|e| anyhow!("{e}"))?;
-    let assertion = Arc::new(CompactJws::parse(&assertion_text).map_err(|e| anyhow!("{e}"))?);
+    CompactJws::parse(&text).map_err(|e| anyhow!("{e}"))
+}
+
+/// Runs the probe for `seconds` on `threads` threads.
+pub fn run(seconds: f64, threads: usize) -> Result<Ceiling> {
+    let client_key = Arc::new(SigningKey::generate().map_err(|e| anyhow!("{e}"))?);
+    let server_key = Arc::new(SigningKey::generate().map_err(|e| anyhow!("{e}"))?);
+    let assertion = Arc::new(probe_assertion(&client_key)?);
 
     // Single-thread component rates, short, for the record.
     let sign_per_sec_one_thread = rate(seconds.min(2.0), || {
@@ -104,6 +109,45 @@ pub fn run(seconds: f64, threads: usize) -> Result<Ceiling> {
             .map_err(|e| anyhow!("{e}"))
     })?;
 
+    let all = all_cores(seconds, threads, &assertion, &client_key, &server_key)?;
+    Ok(Ceiling {
+        threads,
+        seconds: all.seconds,
+        per_sec: all.per_sec,
+        sign_per_sec_one_thread,
+        verify_per_sec_one_thread,
+        cpu: all.cpu,
+    })
+}
+
+/// A short probe on every core, without the one-thread component rates: taken right before
+/// and right after a load phase, so that the phase is compared with the machine as it was
+/// during those seconds (on a shared virtual machine the speed drifts within minutes).
+#[derive(Debug, Clone, Serialize)]
+pub struct Bracket {
+    /// Seconds measured.
+    pub seconds: f64,
+    /// Tokens (verify + sign) per second, all threads.
+    pub per_sec: f64,
+    /// The machine's CPU time stolen and idle during the probe.
+    pub cpu: Option<crate::machine::CpuShares>,
+}
+
+/// Runs the all-cores part of the probe alone for `seconds` on `threads` threads.
+pub fn bracket(seconds: f64, threads: usize) -> Result<Bracket> {
+    let client_key = Arc::new(SigningKey::generate().map_err(|e| anyhow!("{e}"))?);
+    let server_key = Arc::new(SigningKey::generate().map_err(|e| anyhow!("{e}"))?);
+    let assertion = Arc::new(probe_assertion(&client_key)?);
+    all_cores(seconds, threads, &assertion, &client_key, &server_key)
+}
+
+fn all_cores(
+    seconds: f64,
+    threads: usize,
+    assertion: &Arc<CompactJws>,
+    client_key: &Arc<SigningKey>,
+    server_key: &Arc<SigningKey>,
+) -> Result<Bracket> {
     let stop = Arc::new(AtomicBool::new(false));
     let before = CpuTimes::now();
     let start = Instant::now();
@@ -132,13 +176,9 @@ pub fn run(seconds: f64, threads: usize) -> Result<Ceiling> {
         total += h.join().map_err(|_| anyhow!("probe thread failed"))??;
     }
     let elapsed = start.elapsed().as_secs_f64();
-    let cpu = CpuTimes::shares_since(before);
-    Ok(Ceiling {
-        threads,
+    Ok(Bracket {
         seconds: elapsed,
         per_sec: total as f64 / elapsed,
-        sign_per_sec_one_thread,
-        verify_per_sec_one_thread,
-        cpu,
+        cpu: CpuTimes::shares_since(before),
     })
 }

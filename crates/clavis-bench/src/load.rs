@@ -11,6 +11,12 @@
 //!   loops' own timers tick in whole milliseconds, and a request that waited for the next
 //!   tick would count up to a millisecond of the generator's lateness as the server's.
 //!
+//! Requests go out as bytes rendered before the timed phase (request line, headers and body,
+//! written with one call), and the answer is read with a minimal HTTP/1.1 parser (status,
+//! `Content-Length` or chunked body). A general-purpose client (hyper, with a task driving
+//! each connection and a channel to it) cost 45–90 µs of CPU per token request on the
+//! bench machine, CPU taken from the server under test on the same two cores.
+//!
 //! A request list that is not `cycle` is used once (token requests carry single-use
 //! assertions): when it runs out the run ends early and the report says so.
 
@@ -21,15 +27,13 @@ use std::sync::{Arc, Barrier, OnceLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow};
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::Request;
-use hyper::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HOST};
-use hyper_util::rt::TokioIo;
+use bytes::{Buf as _, Bytes, BytesMut};
 use rustls::pki_types::ServerName;
 use serde::Serialize;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
 
 use crate::machine::CpuTimes;
 
@@ -49,8 +53,8 @@ pub struct Plan {
     pub base: url::Url,
     /// CA certificate (PEM) that signed the server's certificate.
     pub ca_pem: Vec<u8>,
-    /// HTTP method.
-    pub method: hyper::Method,
+    /// HTTP method (`GET`, `POST`, `PATCH`).
+    pub method: &'static str,
     /// `Content-Type` of bodies.
     pub content_type: Option<String>,
     /// `Authorization` header.
@@ -104,12 +108,13 @@ pub struct Report {
 
 struct Shared {
     plan: Plan,
+    /// Each request of the plan as it goes on the wire.
+    wire: Vec<Bytes>,
     /// Open loop: one permit per request that is due (see [`pace`]).
     due: tokio::sync::Semaphore,
     next: AtomicUsize,
     stop: AtomicBool,
     exhausted: AtomicBool,
-    host: String,
 }
 
 #[derive(Default)]
@@ -159,8 +164,14 @@ pub fn run(plan: Plan, threads: usize) -> Result<Report> {
     }
     let connector = tls_connector(&plan.ca_pem)?;
     let server_name = ServerName::try_from(host.clone())?.to_owned();
+    let authority = format!("{host}:{port}");
+    let wire = plan
+        .requests
+        .iter()
+        .map(|req| render(&plan, &authority, req))
+        .collect();
     let shared = Arc::new(Shared {
-        host: format!("{host}:{port}"),
+        wire,
         plan: plan.clone(),
         due: tokio::sync::Semaphore::new(0),
         next: AtomicUsize::new(0),
@@ -183,11 +194,11 @@ pub fn run(plan: Plan, threads: usize) -> Result<Report> {
                 .enable_all()
                 .build()?;
             rt.block_on(async move {
-                let mut senders = Vec::with_capacity(share);
+                let mut conns = Vec::with_capacity(share);
                 let mut failure = None;
                 for _ in 0..share {
                     match connect(addr, &connector, &server_name).await {
-                        Ok(s) => senders.push(s),
+                        Ok(c) => conns.push(c),
                         Err(e) => {
                             failure = Some(e);
                             break;
@@ -203,9 +214,9 @@ pub fn run(plan: Plan, threads: usize) -> Result<Report> {
                 let start = *start_at.get().ok_or_else(|| anyhow!("no start time"))?;
                 let measure_from = start + shared.plan.warmup;
                 let end = measure_from + shared.plan.duration;
-                let tasks: Vec<_> = senders
+                let tasks: Vec<_> = conns
                     .into_iter()
-                    .map(|s| tokio::spawn(connection(s, shared.clone(), start, measure_from, end)))
+                    .map(|c| tokio::spawn(connection(c, shared.clone(), start, measure_from, end)))
                     .collect();
                 let mut all = ConnStats::default();
                 for task in tasks {
@@ -308,24 +319,181 @@ fn pace(shared: &Shared, rate: f64, start: Instant, end: Instant) {
     shared.due.close();
 }
 
-type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
+/// The bytes of one request: request line, headers, body.
+fn render(plan: &Plan, authority: &str, req: &Req) -> Bytes {
+    let mut head = format!(
+        "{} {} HTTP/1.1\r\nHost: {authority}\r\n",
+        plan.method, req.path
+    );
+    if let Some(ct) = &plan.content_type {
+        head.push_str(&format!("Content-Type: {ct}\r\n"));
+    }
+    if let Some(auth) = &plan.authorization {
+        head.push_str(&format!("Authorization: {auth}\r\n"));
+    }
+    if !req.body.is_empty() || plan.method != "GET" {
+        head.push_str(&format!("Content-Length: {}\r\n", req.body.len()));
+    }
+    head.push_str("\r\n");
+    let mut wire = BytesMut::with_capacity(head.len() + req.body.len());
+    wire.extend_from_slice(head.as_bytes());
+    wire.extend_from_slice(&req.body);
+    wire.freeze()
+}
+
+/// One keep-alive HTTPS connection.
+struct Connection {
+    tls: TlsStream<TcpStream>,
+    /// Bytes read and not yet consumed.
+    buf: BytesMut,
+}
+
+/// An answer: its status, and the start of its body when it is not a 2xx.
+struct Answer {
+    status: u16,
+    error_body: Option<String>,
+}
 
 async fn connect(
     addr: SocketAddr,
     connector: &TlsConnector,
     server_name: &ServerName<'static>,
-) -> Result<Sender> {
+) -> Result<Connection> {
     let tcp = TcpStream::connect(addr).await.context("connect")?;
     tcp.set_nodelay(true)?;
     let tls = connector
         .connect(server_name.clone(), tcp)
         .await
         .context("TLS handshake")?;
-    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls)).await?;
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    Ok(sender)
+    Ok(Connection {
+        tls,
+        buf: BytesMut::with_capacity(16 * 1024),
+    })
+}
+
+impl Connection {
+    /// Sends one request and reads its answer.
+    async fn exchange(&mut self, wire: &[u8]) -> Result<Answer> {
+        self.tls.write_all(wire).await.context("write")?;
+        self.tls.flush().await.context("flush")?;
+        let (status, head_len, body) = loop {
+            if let Some(head) = parse_head(&self.buf)? {
+                break head;
+            }
+            self.fill().await?;
+        };
+        self.buf.advance(head_len);
+        let mut error_body = Vec::new();
+        let keep = !(200..300).contains(&status);
+        match body {
+            BodyLength::Fixed(n) => {
+                while self.buf.len() < n {
+                    self.fill().await?;
+                }
+                if keep {
+                    error_body.extend_from_slice(&self.buf[..n.min(300)]);
+                }
+                self.buf.advance(n);
+            }
+            BodyLength::Chunked => loop {
+                let (size, line) = loop {
+                    if let Some(found) = chunk_size(&self.buf)? {
+                        break found;
+                    }
+                    self.fill().await?;
+                };
+                if size == 0 {
+                    // Trailer fields (if any), then the empty line.
+                    self.buf.advance(line);
+                    loop {
+                        match find_crlf(&self.buf) {
+                            Some(0) => {
+                                self.buf.advance(2);
+                                break;
+                            }
+                            Some(end) => self.buf.advance(end + 2),
+                            None => self.fill().await?,
+                        }
+                    }
+                    break;
+                }
+                while self.buf.len() < line + size + 2 {
+                    self.fill().await?;
+                }
+                if keep && error_body.len() < 300 {
+                    let take = size.min(300 - error_body.len());
+                    error_body.extend_from_slice(&self.buf[line..line + take]);
+                }
+                self.buf.advance(line + size + 2);
+            },
+        }
+        Ok(Answer {
+            status,
+            error_body: keep.then(|| String::from_utf8_lossy(&error_body).into_owned()),
+        })
+    }
+
+    /// Reads more bytes; the end of the stream here is an error (the answer is incomplete).
+    async fn fill(&mut self) -> Result<()> {
+        self.buf.reserve(8 * 1024);
+        if self.tls.read_buf(&mut self.buf).await.context("read")? == 0 {
+            return Err(anyhow!("the server closed the connection"));
+        }
+        Ok(())
+    }
+}
+
+/// How the body of an answer is delimited.
+#[derive(Debug, PartialEq, Eq)]
+enum BodyLength {
+    Fixed(usize),
+    Chunked,
+}
+
+/// The status, head length and body length of the answer at the start of `buf`, or `None`
+/// while its head is incomplete.
+fn parse_head(buf: &[u8]) -> Result<Option<(u16, usize, BodyLength)>> {
+    let mut headers = [httparse::EMPTY_HEADER; 32];
+    let mut response = httparse::Response::new(&mut headers);
+    let head_len = match response.parse(buf).context("malformed answer")? {
+        httparse::Status::Complete(n) => n,
+        httparse::Status::Partial => return Ok(None),
+    };
+    let status = response
+        .code
+        .ok_or_else(|| anyhow!("answer without status"))?;
+    let mut body = BodyLength::Fixed(0);
+    for h in response.headers.iter() {
+        if h.name.eq_ignore_ascii_case("content-length") {
+            let n = std::str::from_utf8(h.value)
+                .ok()
+                .and_then(|v| v.trim().parse().ok())
+                .ok_or_else(|| anyhow!("bad Content-Length"))?;
+            body = BodyLength::Fixed(n);
+        } else if h.name.eq_ignore_ascii_case("transfer-encoding")
+            && h.value.eq_ignore_ascii_case(b"chunked")
+        {
+            body = BodyLength::Chunked;
+            break;
+        }
+    }
+    Ok(Some((status, head_len, body)))
+}
+
+fn find_crlf(buf: &[u8]) -> Option<usize> {
+    buf.windows(2).position(|w| w == b"\r\n")
+}
+
+/// The size of the chunk whose size line starts `buf`, and the length of that line with
+/// its CRLF; `None` while the line is incomplete.
+fn chunk_size(buf: &[u8]) -> Result<Option<(usize, usize)>> {
+    let Some(end) = find_crlf(buf) else {
+        return Ok(None);
+    };
+    let line = std::str::from_utf8(&buf[..end]).context("bad chunk size")?;
+    let hex = line.split(';').next().unwrap_or_default().trim();
+    let size = usize::from_str_radix(hex, 16).context("bad chunk size")?;
+    Ok(Some((size, end + 2)))
 }
 
 impl ConnStats {
@@ -343,7 +511,7 @@ impl ConnStats {
 }
 
 async fn connection(
-    mut sender: Sender,
+    mut conn: Connection,
     shared: Arc<Shared>,
     start: Instant,
     measure_from: Instant,
@@ -393,32 +561,7 @@ async fn connection(
                 now
             }
         };
-        let req = &plan.requests[idx];
-        let mut builder = Request::builder()
-            .method(plan.method.clone())
-            .uri(req.path.as_str())
-            .header(HOST, shared.host.as_str());
-        if let Some(ct) = &plan.content_type {
-            builder = builder.header(CONTENT_TYPE, ct.as_str());
-        }
-        if let Some(auth) = &plan.authorization {
-            builder = builder.header(AUTHORIZATION, auth.as_str());
-        }
-        if !req.body.is_empty() {
-            builder = builder.header(CONTENT_LENGTH, req.body.len());
-        }
-        let Ok(request) = builder.body(Full::new(req.body.clone())) else {
-            stats.errors += 1;
-            break;
-        };
-        let outcome = async {
-            sender.ready().await?;
-            let response = sender.send_request(request).await?;
-            let status = response.status().as_u16();
-            let body = response.into_body().collect().await?.to_bytes();
-            Ok::<_, hyper::Error>((status, body))
-        }
-        .await;
+        let outcome = conn.exchange(&shared.wire[idx]).await;
         let done = Instant::now();
         if due < measure_from {
             continue;
@@ -428,16 +571,17 @@ async fn connection(
             .latencies_us
             .push(u32::try_from(micros).unwrap_or(u32::MAX));
         match outcome {
-            Ok((status, body)) => {
-                *stats.statuses.entry(status).or_default() += 1;
-                if (200..300).contains(&status) {
+            Ok(answer) => {
+                *stats.statuses.entry(answer.status).or_default() += 1;
+                if (200..300).contains(&answer.status) {
                     stats.ok += 1;
                 } else {
                     stats.errors += 1;
                     if stats.sample_error.is_none() {
                         stats.sample_error = Some(format!(
-                            "{status}: {}",
-                            String::from_utf8_lossy(&body[..body.len().min(300)])
+                            "{}: {}",
+                            answer.status,
+                            answer.error_body.unwrap_or_default()
                         ));
                     }
                 }
@@ -445,11 +589,89 @@ async fn connection(
             Err(e) => {
                 stats.errors += 1;
                 if stats.sample_error.is_none() {
-                    stats.sample_error = Some(format!("transport: {e}"));
+                    stats.sample_error = Some(format!("transport: {e:#}"));
                 }
                 break;
             }
         }
     }
     stats
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn a_head_is_read_only_when_complete() {
+        let answer = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 7\r\n\r\n{\"a\":1}";
+        for cut in 0..answer.len() - 7 {
+            assert!(
+                parse_head(&answer[..cut]).unwrap().is_none(),
+                "cut at {cut}"
+            );
+        }
+        let (status, head, body) = parse_head(answer).unwrap().unwrap();
+        assert_eq!(
+            (status, head, body),
+            (200, answer.len() - 7, BodyLength::Fixed(7))
+        );
+        let chunked = b"HTTP/1.1 400 Bad Request\r\nTransfer-Encoding: chunked\r\n\r\n";
+        assert_eq!(
+            parse_head(chunked).unwrap().unwrap(),
+            (400, chunked.len(), BodyLength::Chunked)
+        );
+        let empty = b"HTTP/1.1 204 No Content\r\n\r\n";
+        assert_eq!(parse_head(empty).unwrap().unwrap().2, BodyLength::Fixed(0));
+        assert!(parse_head(b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n").is_err());
+        assert!(parse_head(b"garbage\r\n\r\n").is_err());
+    }
+
+    #[test]
+    fn chunk_sizes_are_hexadecimal_with_optional_extensions() {
+        assert_eq!(chunk_size(b"1a\r\n").unwrap(), Some((26, 4)));
+        assert_eq!(chunk_size(b"0;ext=1\r\n\r\n").unwrap(), Some((0, 9)));
+        assert_eq!(chunk_size(b"1a").unwrap(), None);
+        assert!(chunk_size(b"zz\r\n").is_err());
+    }
+
+    #[test]
+    fn a_request_is_rendered_with_its_headers_and_body() {
+        let plan = Plan {
+            base: url::Url::parse("https://127.0.0.1:1").unwrap(),
+            ca_pem: Vec::new(),
+            method: "POST",
+            content_type: Some("application/x-www-form-urlencoded".into()),
+            authorization: Some("Bearer t".into()),
+            requests: Arc::new(Vec::new()),
+            cycle: false,
+            connections: 1,
+            duration: Duration::from_secs(1),
+            warmup: Duration::ZERO,
+            rate: None,
+        };
+        let req = Req {
+            path: "/oauth/token".into(),
+            body: Bytes::from_static(b"a=b"),
+        };
+        assert_eq!(
+            &render(&plan, "127.0.0.1:1", &req)[..],
+            b"POST /oauth/token HTTP/1.1\r\nHost: 127.0.0.1:1\r\nContent-Type: application/x-www-form-urlencoded\r\nAuthorization: Bearer t\r\nContent-Length: 3\r\n\r\na=b"
+        );
+        let get = Plan {
+            method: "GET",
+            content_type: None,
+            authorization: None,
+            ..plan
+        };
+        let req = Req {
+            path: "/healthz".into(),
+            body: Bytes::new(),
+        };
+        assert_eq!(
+            &render(&get, "h:1", &req)[..],
+            b"GET /healthz HTTP/1.1\r\nHost: h:1\r\n\r\n"
+        );
+    }
 }

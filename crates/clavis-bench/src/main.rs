@@ -125,6 +125,10 @@ enum Cmd {
         /// Assertions to make (the run ends early if they run out).
         #[arg(long, default_value_t = 20_000)]
         count: usize,
+        /// Seconds of crypto ceiling probe (all cores) right before and right after the
+        /// load, reported with it as `ceiling_before` / `ceiling_after`; 0 for none.
+        #[arg(long, default_value_t = 0.0)]
+        ceiling_probe: f64,
         #[command(flatten)]
         load: LoadArgs,
     },
@@ -168,7 +172,7 @@ fn runtime(threads: usize) -> Result<tokio::runtime::Runtime> {
 fn plan(
     base: &str,
     ca: &PathBuf,
-    method: hyper::Method,
+    method: &'static str,
     requests: Vec<Req>,
     cycle: bool,
     args: &LoadArgs,
@@ -188,6 +192,11 @@ fn plan(
     })
 }
 
+/// The machine's cores: the ceiling probe's threads.
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
 fn run_tag() -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -199,9 +208,7 @@ fn run_tag() -> String {
 fn main() -> Result<()> {
     match Cli::parse().command {
         Cmd::Ceiling { seconds, threads } => {
-            let threads = threads
-                .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
-            print(&ceiling::run(seconds, threads)?)
+            print(&ceiling::run(seconds, threads.unwrap_or_else(cores))?)
         }
         Cmd::Fsync { dir, seconds } => print(&fsync::run(&dir, seconds)?),
         Cmd::Setup {
@@ -237,6 +244,7 @@ fn main() -> Result<()> {
             dialect,
             signers,
             count,
+            ceiling_probe,
             load,
         } => {
             let manifest = Manifest::read(&manifest)?;
@@ -284,9 +292,23 @@ fn main() -> Result<()> {
                     true,
                 ),
             };
-            let mut p = plan(&base, &ca, hyper::Method::POST, requests, cycle, &load)?;
+            let mut p = plan(&base, &ca, "POST", requests, cycle, &load)?;
             p.content_type = Some("application/x-www-form-urlencoded".into());
-            print(&load::run(p, load.threads)?)
+            let probe = || -> Result<Option<ceiling::Bracket>> {
+                (ceiling_probe > 0.0)
+                    .then(|| ceiling::bracket(ceiling_probe, cores()))
+                    .transpose()
+            };
+            let before = probe()?;
+            let report = load::run(p, load.threads)?;
+            let after = probe()?;
+            let mut out = serde_json::to_value(&report)?;
+            if let (Some(before), Some(after), Some(fields)) = (before, after, out.as_object_mut())
+            {
+                fields.insert("ceiling_before".into(), serde_json::to_value(before)?);
+                fields.insert("ceiling_after".into(), serde_json::to_value(after)?);
+            }
+            print(&out)
         }
         Cmd::Mgmt {
             manifest,
@@ -308,14 +330,14 @@ fn main() -> Result<()> {
             };
             let (method, requests) = match scenario {
                 Scenario::Healthz => (
-                    hyper::Method::GET,
+                    "GET",
                     vec![Req {
                         path: "/healthz".into(),
                         body: Bytes::new(),
                     }],
                 ),
                 Scenario::Get => (
-                    hyper::Method::GET,
+                    "GET",
                     (0..creds.len())
                         .map(|i| Req {
                             path: path(i),
@@ -341,14 +363,14 @@ fn main() -> Result<()> {
                             })
                         })
                         .collect::<Result<Vec<_>>>()?;
-                    (hyper::Method::PATCH, reqs)
+                    ("PATCH", reqs)
                 }
             };
-            let mut p = plan(&manifest.base, &ca, method.clone(), requests, true, &load)?;
+            let mut p = plan(&manifest.base, &ca, method, requests, true, &load)?;
             if scenario != Scenario::Healthz {
                 p.authorization = Some(format!("Bearer {}", manifest.admin_token));
             }
-            if method == hyper::Method::PATCH {
+            if method == "PATCH" {
                 p.content_type = Some("application/json".into());
             }
             print(&load::run(p, load.threads)?)

@@ -268,22 +268,31 @@ impl InlineWriter {
     }
 
     /// Copies the log into the database file so that SQLite can start it over, on the
-    /// blocking pool, in two passes. The first runs on a connection of its own while writes
-    /// go on. Under a steady stream of writes that alone never reaches the end of the log,
-    /// and SQLite starts the log over only once every frame of it has been copied; so the
-    /// second pass copies what was committed meanwhile with the write lock held (writes wait
-    /// for it asynchronously), and the next write starts the log over. A passive
+    /// blocking pool, in up to two passes. The first runs on a connection of its own while
+    /// writes go on. When it copied the whole log (no write committed meanwhile) the next
+    /// write starts the log over and nothing more is needed. Under a steady stream of writes
+    /// it never reaches the end of the log, and SQLite starts the log over only once every
+    /// frame of it has been copied; so then a second pass copies what was committed meanwhile
+    /// with the write lock held (writes wait for it asynchronously, for two fsyncs: the
+    /// pause every write behind it sees), and the next write starts the log over. A passive
     /// checkpoint does not wait for readers; SQLite syncs the log before copying it and the
     /// database file after.
     pub async fn checkpoint(&self) -> StoreResult<()> {
         const SQL: &str = "PRAGMA wal_checkpoint(PASSIVE)";
         let first = self.checkpointer.clone();
-        tokio::task::spawn_blocking(move || {
+        let whole_log = tokio::task::spawn_blocking(move || {
             let first = first.lock().unwrap_or_else(PoisonError::into_inner);
-            first.query_row(SQL, [], |_| Ok(()))
+            // (busy, frames in the log, frames copied)
+            first.query_row(SQL, [], |row| {
+                Ok(row.get::<_, i64>(0)? == 0 && row.get::<_, i64>(1)? == row.get::<_, i64>(2)?)
+            })
         })
         .await
         .map_err(|e| StoreError::Internal(format!("checkpoint task: {e}")))??;
+        if whole_log {
+            self.checkpoints.fetch_add(1, Ordering::Relaxed);
+            return Ok(());
+        }
         let held = self.conn.clone().lock_owned().await;
         tokio::task::spawn_blocking(move || match held.as_ref() {
             Some(writer) => writer.query_row(SQL, [], |_| Ok(())),
@@ -418,6 +427,37 @@ mod tests {
         write(300).await;
         assert_eq!(size(), grown);
         assert_eq!(values(&path).len(), 700);
+    }
+
+    #[tokio::test]
+    async fn a_checkpoint_that_copies_the_whole_log_does_not_hold_up_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = database(&dir);
+        let writer = InlineWriter::open(&path).unwrap();
+        let wal = dir.path().join("t.db-wal");
+        for i in 0..200 {
+            let v = format!("{i:0>200}");
+            writer.write(|tx| insert(tx, &v)).await.unwrap();
+        }
+        let grown = std::fs::metadata(&wal).unwrap().len();
+        // Nothing commits meanwhile: the first pass copies everything and the checkpoint
+        // never waits for the write lock (held here as by a long write).
+        let held = writer.conn.clone().lock_owned().await;
+        let Ok(done) = tokio::time::timeout(Duration::from_secs(10), writer.checkpoint()).await
+        else {
+            panic!("the checkpoint waited for the write lock");
+        };
+        done.unwrap();
+        drop(held);
+        // The next writes start the log over.
+        for i in 0..100 {
+            writer
+                .write(|tx| insert(tx, &format!("again {i}")))
+                .await
+                .unwrap();
+        }
+        assert_eq!(std::fs::metadata(&wal).unwrap().len(), grown);
+        assert_eq!(values(&path).len(), 300);
     }
 
     #[tokio::test]

@@ -159,11 +159,11 @@ struct Authenticated {
 fn replay_failure(client_id: &str, e: StoreError) -> OAuthError {
     match e {
         StoreError::Unavailable(cause) => {
-            tracing::warn!(client_id, %cause, "assertion refused: replay record could not be written");
+            tracing::warn!(%client_id, %cause, "assertion refused: replay record could not be written");
             OAuthError::unavailable()
         }
         e => {
-            tracing::error!(client_id, error = %e, "replay record failed");
+            tracing::error!(%client_id, error = %e, "replay record failed");
             OAuthError::server_error()
         }
     }

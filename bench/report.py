@@ -39,14 +39,9 @@ def cpu(r):
 def local(r):
     """The mean of the ceiling probes right before and right after a phase, if it has them."""
     probes = [r.get(k) for k in ("ceiling_before", "ceiling_after")] if r else []
-    if not all(probes) or not probes:
+    if not probes or not all(probes):
         return None
     return sum(p["per_sec"] for p in probes) / len(probes)
-
-
-def share(r):
-    """A phase's rate as a share of the ceiling around it (of the run's mean without one)."""
-    return r["rps"] / (local(r) or C)
 
 
 def row(r):
@@ -57,7 +52,7 @@ def row(r):
     flag += " (assertions ran out)" if r.get("exhausted") else ""
     around = (f"{r['ceiling_before']['per_sec']:,.0f} / {r['ceiling_after']['per_sec']:,.0f}"
               if local(r) else "–")
-    return (f"| {r['rps']:,.0f}{flag} | {around} | {share(r):.0%} | {r['p50_ms']:.2f} | "
+    return (f"| {r['rps']:,.0f}{flag} | {around} | {r['rps'] / (local(r) or C):.0%} | {r['p50_ms']:.2f} | "
             f"{r['p99_ms']:.2f} | {r['p999_ms']:.2f} | {cpu(r)} |")
 
 

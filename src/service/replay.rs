@@ -99,12 +99,16 @@ async fn writer(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Pending>) {
                 // Each request learns at once whether its id was fresh; the fsync runs beside
                 // their signing and beside the next batch, whose gathering and commit overlap
                 // it (the store's group commit covers both batches with one fsync when they
-                // meet).
+                // meet). A batch of replays only wrote nothing a token depends on: no fsync.
+                let any_fresh = fresh.contains(&true);
                 let (done, outcome) = watch::channel(None);
                 for (reply, fresh) in replies.into_iter().zip(fresh) {
                     let _ = reply.send(Ok(fresh.then(|| Durable(outcome.clone()))));
                 }
                 drop(outcome);
+                if !any_fresh {
+                    continue;
+                }
                 let store = store.clone();
                 tokio::spawn(async move {
                     let result = store.durable().await;

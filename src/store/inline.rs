@@ -353,6 +353,21 @@ mod tests {
         Ok(())
     }
 
+    /// Commits `n` rows of 200 characters, one per transaction.
+    async fn write_rows(writer: &InlineWriter, n: usize) {
+        for i in 0..n {
+            let v = format!("{i:0>200}");
+            writer.write(|tx| insert(tx, &v)).await.unwrap();
+        }
+    }
+
+    /// The size of the log file next to the database of `dir`.
+    fn wal_len(dir: &tempfile::TempDir) -> u64 {
+        std::fs::metadata(dir.path().join("t.db-wal"))
+            .unwrap()
+            .len()
+    }
+
     fn values(path: &Path) -> Vec<String> {
         let conn = Connection::open(path).unwrap();
         let mut stmt = conn.prepare("SELECT v FROM t ORDER BY seq").unwrap();
@@ -402,19 +417,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = database(&dir);
         let writer = InlineWriter::open(&path).unwrap();
-        let wal = dir.path().join("t.db-wal");
-        let size = || std::fs::metadata(&wal).unwrap().len();
-        let write = |n: usize| {
-            let writer = writer.clone();
-            async move {
-                for i in 0..n {
-                    let v = format!("{i:0>200}");
-                    writer.write(|tx| insert(tx, &v)).await.unwrap();
-                }
-            }
-        };
-        write(400).await;
-        let grown = size();
+        write_rows(&writer, 400).await;
+        let grown = wal_len(&dir);
         // A reader in the middle of the log does not stop the checkpoint.
         let reader = Connection::open(&path).unwrap();
         reader
@@ -424,8 +428,8 @@ mod tests {
         reader.execute_batch("COMMIT").unwrap();
         writer.checkpoint().await.unwrap();
         // Rewritten from the start: no longer than before.
-        write(300).await;
-        assert_eq!(size(), grown);
+        write_rows(&writer, 300).await;
+        assert_eq!(wal_len(&dir), grown);
         assert_eq!(values(&path).len(), 700);
     }
 
@@ -434,12 +438,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = database(&dir);
         let writer = InlineWriter::open(&path).unwrap();
-        let wal = dir.path().join("t.db-wal");
-        for i in 0..200 {
-            let v = format!("{i:0>200}");
-            writer.write(|tx| insert(tx, &v)).await.unwrap();
-        }
-        let grown = std::fs::metadata(&wal).unwrap().len();
+        write_rows(&writer, 200).await;
+        let grown = wal_len(&dir);
         // Nothing commits meanwhile: the first pass copies everything and the checkpoint
         // never waits for the write lock (held here as by a long write).
         let held = writer.conn.clone().lock_owned().await;
@@ -456,7 +456,7 @@ mod tests {
                 .await
                 .unwrap();
         }
-        assert_eq!(std::fs::metadata(&wal).unwrap().len(), grown);
+        assert_eq!(wal_len(&dir), grown);
         assert_eq!(values(&path).len(), 300);
     }
 

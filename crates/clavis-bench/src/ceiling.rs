@@ -77,22 +77,39 @@ fn rate(seconds: f64, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
     Ok(n as f64 / start.elapsed().as_secs_f64())
 }
 
-/// A client assertion signed by `client_key`, parsed.
-fn probe_assertion(client_key: &SigningKey) -> Result<CompactJws> {
-    let text = client_key
-        .sign_jwt(&serde_json::json!({
-            "iss": "bench", "sub": "bench", "aud": "https://127.0.0.1:8443/",
-            "jti": "ceiling", "iat": 1_800_000_000i64, "exp": 1_800_000_240i64,
-        }))
-        .map_err(|e| anyhow!("{e}"))?;
-    CompactJws::parse(&text).map_err(|e| anyhow!("{e}"))
+/// The probe's keys, parsed beforehand, and a client assertion to verify.
+struct Fixture {
+    client_key: Arc<SigningKey>,
+    server_key: Arc<SigningKey>,
+    assertion: Arc<CompactJws>,
+}
+
+impl Fixture {
+    fn new() -> Result<Self> {
+        let client_key = SigningKey::generate().map_err(|e| anyhow!("{e}"))?;
+        let server_key = SigningKey::generate().map_err(|e| anyhow!("{e}"))?;
+        let text = client_key
+            .sign_jwt(&serde_json::json!({
+                "iss": "bench", "sub": "bench", "aud": "https://127.0.0.1:8443/",
+                "jti": "ceiling", "iat": 1_800_000_000i64, "exp": 1_800_000_240i64,
+            }))
+            .map_err(|e| anyhow!("{e}"))?;
+        Ok(Self {
+            assertion: Arc::new(CompactJws::parse(&text).map_err(|e| anyhow!("{e}"))?),
+            client_key: Arc::new(client_key),
+            server_key: Arc::new(server_key),
+        })
+    }
 }
 
 /// Runs the probe for `seconds` on `threads` threads.
 pub fn run(seconds: f64, threads: usize) -> Result<Ceiling> {
-    let client_key = Arc::new(SigningKey::generate().map_err(|e| anyhow!("{e}"))?);
-    let server_key = Arc::new(SigningKey::generate().map_err(|e| anyhow!("{e}"))?);
-    let assertion = Arc::new(probe_assertion(&client_key)?);
+    let fixture = Fixture::new()?;
+    let Fixture {
+        client_key,
+        server_key,
+        assertion,
+    } = &fixture;
 
     // Single-thread component rates, short, for the record.
     let sign_per_sec_one_thread = rate(seconds.min(2.0), || {
@@ -109,7 +126,7 @@ pub fn run(seconds: f64, threads: usize) -> Result<Ceiling> {
             .map_err(|e| anyhow!("{e}"))
     })?;
 
-    let all = all_cores(seconds, threads, &assertion, &client_key, &server_key)?;
+    let all = all_cores(seconds, threads, &fixture)?;
     Ok(Ceiling {
         threads,
         seconds: all.seconds,
@@ -135,28 +152,19 @@ pub struct Bracket {
 
 /// Runs the all-cores part of the probe alone for `seconds` on `threads` threads.
 pub fn bracket(seconds: f64, threads: usize) -> Result<Bracket> {
-    let client_key = Arc::new(SigningKey::generate().map_err(|e| anyhow!("{e}"))?);
-    let server_key = Arc::new(SigningKey::generate().map_err(|e| anyhow!("{e}"))?);
-    let assertion = Arc::new(probe_assertion(&client_key)?);
-    all_cores(seconds, threads, &assertion, &client_key, &server_key)
+    all_cores(seconds, threads, &Fixture::new()?)
 }
 
-fn all_cores(
-    seconds: f64,
-    threads: usize,
-    assertion: &Arc<CompactJws>,
-    client_key: &Arc<SigningKey>,
-    server_key: &Arc<SigningKey>,
-) -> Result<Bracket> {
+fn all_cores(seconds: f64, threads: usize, fixture: &Fixture) -> Result<Bracket> {
     let stop = Arc::new(AtomicBool::new(false));
     let before = CpuTimes::now();
     let start = Instant::now();
     let handles: Vec<_> = (0..threads)
         .map(|_| {
             let (a, c, s, stop) = (
-                assertion.clone(),
-                client_key.clone(),
-                server_key.clone(),
+                fixture.assertion.clone(),
+                fixture.client_key.clone(),
+                fixture.server_key.clone(),
                 stop.clone(),
             );
             std::thread::spawn(move || -> Result<u64> {

@@ -4,7 +4,7 @@
 //! This is the only write on the token hot path. Requests hand their `jti` to one writer
 //! task, which commits whatever has queued up in a single transaction (group commit). The
 //! commit decides which ids are fresh, and the writer answers at once; each answer carries a
-//! [`Durable`] that resolves when the batch's fsync has finished ([`Store::durable`]). The
+//! [`Durable`] that resolves when the batch's fsync has finished ([`Store::when_durable`]). The
 //! token endpoint signs its token while that fsync runs and sends it only once the record is
 //! durable, so no token leaves before its assertion's id is on stable storage, and the
 //! fsync's latency overlaps the signing instead of adding to it. A replay is known at
@@ -51,7 +51,7 @@ impl Durable {
         match self.0.wait_for(Option::is_some).await {
             Ok(outcome) => match &*outcome {
                 Some(Ok(())) => Ok(()),
-                Some(Err(e)) => Err(copy(e)),
+                Some(Err(e)) => Err(e.duplicate()),
                 None => Err(StoreError::Internal("replay fsync outcome missing".into())),
             },
             Err(_) => Err(StoreError::Unavailable("replay writer stopped".into())),
@@ -96,27 +96,23 @@ async fn writer(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Pending>) {
         let now = crate::domain::time::Timestamp::now().unix_seconds();
         match store.record_jtis(&records, now).await {
             Ok(fresh) if fresh.len() == replies.len() => {
-                // Each request learns at once whether its id was fresh; the fsync runs beside
-                // their signing and beside the next batch, whose gathering and commit overlap
-                // it (the store's group commit covers both batches with one fsync when they
-                // meet). A batch of replays only wrote nothing a token depends on: no fsync.
-                let any_fresh = fresh.contains(&true);
+                // The fsync is asked for first, then each request learns whether its id
+                // was fresh. The fsync runs on the store's sync thread beside their signing
+                // and beside the next batch's gathering and commit, and tells the waiting
+                // requests itself when it is done. A batch of replays only wrote nothing a
+                // token depends on: no fsync.
                 let (done, outcome) = watch::channel(None);
+                if fresh.contains(&true) {
+                    store.when_durable(Box::new(move |result| {
+                        if let Err(e) = &result {
+                            tracing::warn!(error = %e, "making assertion ids durable failed");
+                        }
+                        let _ = done.send(Some(result));
+                    }));
+                }
                 for (reply, fresh) in replies.into_iter().zip(fresh) {
                     let _ = reply.send(Ok(fresh.then(|| Durable(outcome.clone()))));
                 }
-                drop(outcome);
-                if !any_fresh {
-                    continue;
-                }
-                let store = store.clone();
-                tokio::spawn(async move {
-                    let result = store.durable().await;
-                    if let Err(e) = &result {
-                        tracing::warn!(error = %e, "making assertion ids durable failed");
-                    }
-                    let _ = done.send(Some(result));
-                });
             }
             Ok(_) => fail(
                 replies,
@@ -156,16 +152,7 @@ async fn gather(rx: &mut mpsc::Receiver<Pending>, batch: &mut Vec<Pending>) {
 fn fail(replies: Vec<Reply>, e: &StoreError) {
     tracing::warn!(error = %e, "recording assertion ids failed");
     for reply in replies {
-        let _ = reply.send(Err(copy(e)));
-    }
-}
-
-/// One failure told to many requests: `Unavailable` stays `Unavailable` (the client may
-/// retry), anything else is an internal error.
-fn copy(e: &StoreError) -> StoreError {
-    match e {
-        StoreError::Unavailable(message) => StoreError::Unavailable(message.clone()),
-        other => StoreError::Internal(other.to_string()),
+        let _ = reply.send(Err(e.duplicate()));
     }
 }
 

@@ -73,6 +73,22 @@ pub enum StoreError {
 /// Result of store operations.
 pub type StoreResult<T> = Result<T, StoreError>;
 
+impl StoreError {
+    /// The same failure for another caller (one failure told to many requests):
+    /// `Unavailable` stays `Unavailable` (the client may retry), anything else is an
+    /// internal error.
+    pub fn duplicate(&self) -> StoreError {
+        match self {
+            StoreError::Unavailable(message) => StoreError::Unavailable(message.clone()),
+            StoreError::Internal(message) => StoreError::Internal(message.clone()),
+            other => StoreError::Internal(other.to_string()),
+        }
+    }
+}
+
+/// Told once a store's writes are durable, or why they could not be made so.
+pub type WhenDurable = Box<dyn FnOnce(StoreResult<()>) + Send>;
+
 /// A change to one aggregate, run inside the write transaction.
 pub type Mutation<'a, T> = &'a mut (dyn FnMut(&mut T) -> Result<(), DomainError> + Send);
 
@@ -319,6 +335,13 @@ pub trait Store: Send + Sync + 'static {
     /// returns at once.
     async fn durable(&self) -> StoreResult<()> {
         Ok(())
+    }
+
+    /// [`Store::durable`] for a caller that must not wait: `then` is called once every write
+    /// this store committed before the call is durable, from any thread, possibly before
+    /// this returns.
+    fn when_durable(&self, then: WhenDurable) {
+        then(Ok(()));
     }
 
     /// A start-up setting (e.g. the master-key check value).

@@ -377,7 +377,9 @@ impl SqliteStore {
         Ok(Self {
             writer,
             reader: InlineReader::new(&file),
-            wal: Arc::new(WalSync::new(&file)),
+            wal: Arc::new(WalSync::new(&file).map_err(|e| {
+                StoreError::Internal(format!("starting the write-ahead log's sync threads: {e}"))
+            })?),
         })
     }
 
@@ -419,6 +421,10 @@ impl Store for SqliteStore {
 
     async fn durable(&self) -> StoreResult<()> {
         self.wal.durable().await
+    }
+
+    fn when_durable(&self, then: super::WhenDurable) {
+        self.wal.when_durable(then);
     }
 
     async fn setting(&self, key: &str) -> StoreResult<Option<String>> {

@@ -75,6 +75,9 @@ struct State {
     syncs: u64,
     /// The `WalSync` was dropped: the threads finish the waiting requests and stop.
     closing: bool,
+    /// Makes the next fsync fail (tests of the failure path).
+    #[cfg(test)]
+    fail_next_sync: bool,
 }
 
 impl std::fmt::Debug for State {
@@ -196,11 +199,19 @@ impl Shared {
             let covers = state.requested;
             state.running.push((now, covers));
             let file = current_file(&self.wal, &mut state.file);
+            #[cfg(test)]
+            let injected = std::mem::take(&mut state.fail_next_sync);
+            #[cfg(not(test))]
+            let injected = false;
             drop(state);
             // A failed fsync is final (see `State::failed`); not finding the file is not.
             let (result, sticky) = match file {
                 Ok(None) => (Ok(false), false),
-                Ok(Some(file)) => match file.sync_data() {
+                Ok(Some(file)) => match if injected {
+                    Err(std::io::Error::other("injected failure"))
+                } else {
+                    file.sync_data()
+                } {
                     Ok(()) => (Ok(true), false),
                     Err(e) => (
                         Err(StoreError::Internal(format!(
@@ -337,6 +348,27 @@ mod tests {
             assert!(Instant::now() < deadline, "sync threads still running");
             std::thread::sleep(Duration::from_millis(5));
         }
+    }
+
+    #[tokio::test]
+    async fn a_failed_fsync_fails_its_writes_and_every_later_one() {
+        let (_dir, db) = log_dir();
+        let sync = WalSync::new(&db).unwrap();
+        sync.durable().await.unwrap();
+        sync.shared.lock().fail_next_sync = true;
+        let err = sync.durable().await.unwrap_err();
+        assert!(
+            matches!(&err, StoreError::Internal(m) if m.contains("injected failure")),
+            "{err}"
+        );
+        // The kernel may have dropped the pages it could not write: a later fsync's success
+        // would prove nothing, so none is tried.
+        let err = sync.durable().await.unwrap_err();
+        assert!(
+            matches!(&err, StoreError::Unavailable(m) if m.contains("restart")),
+            "{err}"
+        );
+        assert_eq!(sync.syncs(), 1);
     }
 
     #[tokio::test]

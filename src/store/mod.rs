@@ -334,12 +334,17 @@ pub trait Store: Send + Sync + 'static {
     /// durable here at once (group commit); one whose commits are durable by themselves
     /// returns at once.
     async fn durable(&self) -> StoreResult<()> {
-        Ok(())
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.when_durable(Box::new(move |result| {
+            let _ = tx.send(result);
+        }));
+        rx.await
+            .map_err(|_| StoreError::Internal("the durability callback was dropped".into()))?
     }
 
     /// [`Store::durable`] for a caller that must not wait: `then` is called once every write
     /// this store committed before the call is durable, from any thread, possibly before
-    /// this returns.
+    /// this returns. The one a backend implements; `durable` waits on it.
     fn when_durable(&self, then: WhenDurable) {
         then(Ok(()));
     }

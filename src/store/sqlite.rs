@@ -403,7 +403,7 @@ impl SqliteStore {
                 Ok(())
             })
             .await?;
-        self.wal.durable().await
+        Store::durable(self).await
     }
 }
 
@@ -417,10 +417,6 @@ impl Store for SqliteStore {
 
     async fn close(&self) {
         self.writer.close().await;
-    }
-
-    async fn durable(&self) -> StoreResult<()> {
-        self.wal.durable().await
     }
 
     fn when_durable(&self, then: super::WhenDurable) {

@@ -128,7 +128,9 @@ impl WalSync {
         self.shared.wake.notify_one();
     }
 
-    /// Returns once every write committed before this call is on stable storage.
+    /// Returns once every write committed before this call is on stable storage (the
+    /// tests' short form of [`WalSync::when_durable`]).
+    #[cfg(test)]
     pub async fn durable(&self) -> StoreResult<()> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.when_durable(Box::new(move |result| {
@@ -185,8 +187,9 @@ impl Shared {
                 continue;
             }
             let now = Instant::now();
-            if let Some(newest) = state.running.iter().map(|(started, _)| *started).max() {
-                let hedge = newest + HEDGE_AFTER;
+            // The newest running fsync is the last one started.
+            if let Some((newest, _)) = state.running.last() {
+                let hedge = *newest + HEDGE_AFTER;
                 if now < hedge {
                     state = self
                         .wake

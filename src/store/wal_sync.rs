@@ -78,12 +78,41 @@ struct State {
     syncs: u64,
     /// The `WalSync` was dropped: the threads finish the waiting requests and stop.
     closing: bool,
-    /// Makes the next fsync fail (tests of the failure path).
-    #[cfg(test)]
-    fail_next_sync: bool,
-    /// Makes the next fsync take this much longer (tests of the hedge).
-    #[cfg(test)]
-    stall_next_sync: Option<Duration>,
+    /// A fault the tests inject into the next fsync (never set outside tests).
+    fault: Option<Fault>,
+}
+
+/// Faults the tests inject into an fsync; none exist outside tests.
+#[cfg(test)]
+#[derive(Debug, Clone, Copy)]
+enum Fault {
+    /// The fsync fails.
+    Fail,
+    /// The fsync takes this much longer.
+    Stall(Duration),
+}
+
+#[cfg(not(test))]
+#[derive(Debug, Clone, Copy)]
+enum Fault {}
+
+impl Fault {
+    /// The fsync of `file` with this fault.
+    fn sync(self, file: &File) -> std::io::Result<()> {
+        #[cfg(test)]
+        match self {
+            Fault::Fail => Err(std::io::Error::other("injected failure")),
+            Fault::Stall(stall) => {
+                std::thread::sleep(stall);
+                file.sync_data()
+            }
+        }
+        #[cfg(not(test))]
+        {
+            let _ = file;
+            match self {}
+        }
+    }
 }
 
 impl std::fmt::Debug for State {
@@ -185,11 +214,11 @@ impl Shared {
     fn run(&self) {
         let mut state = self.lock();
         loop {
+            // Running fsyncs are in start order, so the last covers the most.
             let reached = state
                 .running
-                .iter()
-                .map(|(_, covers)| *covers)
-                .fold(state.settled, u64::max);
+                .last()
+                .map_or(state.settled, |(_, covers)| state.settled.max(*covers));
             if state.requested <= reached {
                 if state.closing && state.running.is_empty() {
                     return;
@@ -201,7 +230,6 @@ impl Shared {
                 continue;
             }
             let now = Instant::now();
-            // The newest running fsync is the last one started.
             if let Some((newest, _)) = state.running.last() {
                 let hedge = *newest + HEDGE_AFTER;
                 if now < hedge {
@@ -218,25 +246,12 @@ impl Shared {
             let covers = state.requested;
             state.running.push((now, covers));
             let file = current_file(&self.wal, &mut state.file);
-            #[cfg(test)]
-            let injected = std::mem::take(&mut state.fail_next_sync);
-            #[cfg(test)]
-            if let Some(stall) = state.stall_next_sync.take() {
-                drop(state);
-                std::thread::sleep(stall);
-                state = self.lock();
-            }
-            #[cfg(not(test))]
-            let injected = false;
+            let fault = state.fault.take();
             drop(state);
             // A failed fsync is final (see `State::failed`); not finding the file is not.
             let (result, sticky) = match file {
                 Ok(None) => (Ok(false), false),
-                Ok(Some(file)) => match if injected {
-                    Err(std::io::Error::other("injected failure"))
-                } else {
-                    file.sync_data()
-                } {
+                Ok(Some(file)) => match fault.map_or_else(|| file.sync_data(), |f| f.sync(&file)) {
                     Ok(()) => (Ok(true), false),
                     Err(e) => (
                         Err(StoreError::Internal(format!(
@@ -385,7 +400,7 @@ mod tests {
         let (_dir, db) = log_dir();
         let sync = WalSync::new(&db).unwrap();
         sync.durable().await.unwrap();
-        sync.shared.lock().fail_next_sync = true;
+        sync.shared.lock().fault = Some(Fault::Fail);
         let err = sync.durable().await.unwrap_err();
         assert!(
             matches!(&err, StoreError::Internal(m) if m.contains("injected failure")),
@@ -405,7 +420,7 @@ mod tests {
     fn a_write_during_a_stalled_fsync_is_answered_by_a_second_one_beside_it() {
         let (_dir, db) = log_dir();
         let sync = WalSync::new(&db).unwrap();
-        sync.shared.lock().stall_next_sync = Some(Duration::from_secs(3));
+        sync.shared.lock().fault = Some(Fault::Stall(Duration::from_secs(3)));
         let (tx, rx) = std::sync::mpsc::channel();
         let first = tx.clone();
         sync.when_durable(Box::new(move |result| {

@@ -49,7 +49,6 @@ fuzz_target!(|data: &[u8]| {
     if let Some(b) = body(&value, form)
         && let Ok(c) = NewClient::parse(b)
     {
-        let _ = c.sets_authentication_methods();
         let _ = c.build(None, limits, now);
     }
     if let Some(b) = body(&value, form) {

@@ -723,11 +723,6 @@ impl NewClient {
         Ok(Self { fields, methods })
     }
 
-    /// Whether the body sets credential methods (which needs `create:client_credentials`).
-    pub fn sets_authentication_methods(&self) -> bool {
-        matches!(self.methods, Some(MethodsInput::Set(..)))
-    }
-
     /// Builds the aggregate: client, inline credentials (parsed and attached), rules checked.
     /// The secret is sealed by the caller and set on the result.
     pub fn build(
@@ -824,11 +819,6 @@ impl ClientUpdate {
             client_secret,
             methods,
         })
-    }
-
-    /// Whether the body touches credential methods (which needs `update:client_credentials`).
-    pub fn touches_authentication_methods(&self) -> bool {
-        self.methods.is_some()
     }
 
     /// Applies the update to the aggregate and checks the rules. Pure and repeatable (a

@@ -39,9 +39,6 @@ pub enum DomainError {
         /// Human-readable text.
         message: String,
     },
-    /// The caller lacks a scope that this particular change needs (403).
-    #[error("Insufficient scope, expected any of: {}", .0.join(","))]
-    InsufficientScope(Vec<&'static str>),
 }
 
 impl DomainError {

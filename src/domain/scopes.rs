@@ -48,12 +48,9 @@ pub mod required {
     pub const DELETE_CLIENTS: &[&str] = &["delete:clients"];
     /// `POST /clients/{id}/rotate-secret`
     pub const ROTATE_SECRET: &[&str] = &["update:client_keys"];
-    /// Scopes that reveal `client_secret` in client responses.
+    /// Scopes that reveal a client's key material (`client_secret`,
+    /// `client_authentication_methods`, `encryption_key`) in client responses.
     pub const SEE_SECRET: &[&str] = &["read:client_keys", "read:client_credentials"];
-    /// Setting `client_authentication_methods` on PATCH.
-    pub const UPDATE_AUTH_METHODS: &[&str] = &["update:client_credentials"];
-    /// Setting `client_authentication_methods` on POST.
-    pub const CREATE_AUTH_METHODS: &[&str] = &["create:client_credentials"];
     /// Credentials.
     pub const READ_CREDENTIALS: &[&str] = &["read:client_credentials"];
     /// Credentials.
@@ -78,4 +75,139 @@ pub mod required {
     pub const UPDATE_CLIENT_GRANTS: &[&str] = &["update:client_grants"];
     /// Client grants.
     pub const DELETE_CLIENT_GRANTS: &[&str] = &["delete:client_grants"];
+}
+
+/// The scopes each field of a request body or of a response needs, beyond its operation's
+/// own — Auth0's documentation of the operation (SECURITY.md lists every row).
+#[derive(Debug)]
+pub struct FieldScopes {
+    /// Fields with scopes of their own, each admitted by any one of its scopes.
+    pub fields: &'static [(&'static str, &'static [&'static str])],
+    /// What every other field needs.
+    pub others: &'static [&'static str],
+}
+
+impl FieldScopes {
+    /// The scopes that admit `field` (any one suffices).
+    pub fn scopes(&self, field: &str) -> &'static [&'static str] {
+        self.fields
+            .iter()
+            .find(|(name, _)| *name == field)
+            .map_or(self.others, |(_, scopes)| *scopes)
+    }
+
+    /// The scopes of the first of `fields` that a caller holding `held` may not use.
+    pub fn refused<'a>(
+        &self,
+        fields: impl IntoIterator<Item = &'a str>,
+        held: impl Fn(&[&str]) -> bool,
+    ) -> Option<&'static [&'static str]> {
+        fields
+            .into_iter()
+            .map(|f| self.scopes(f))
+            .find(|scopes| !held(scopes))
+    }
+}
+
+/// The field tables of the operations that have them.
+pub mod fields {
+    use super::FieldScopes;
+    use super::required::{READ_CLIENTS, SEE_SECRET, UPDATE_CLIENTS};
+
+    /// `POST /clients`: credentials need the credentials scope (Auth0: "To configure
+    /// `client_authentication_methods`, the `create:client_credentials` scope is required").
+    pub const CREATE_CLIENT: FieldScopes = FieldScopes {
+        fields: &[(
+            "client_authentication_methods",
+            &["create:client_credentials"],
+        )],
+        others: &["create:clients"],
+    };
+
+    /// `PATCH /clients/{id}`. Auth0: "The `client_secret` and `signing_key` attributes can
+    /// only be updated with the `update:client_keys` scope"; "To configure
+    /// `client_authentication_methods`, the `update:client_credentials` scope is required".
+    /// `encryption_key` is key material too (Auth0 shows it only to the key scopes).
+    /// `token_endpoint_auth_method` goes with either kind of method (a caller attaching
+    /// credentials sends it as `null`). Every other setting needs `update:clients` or
+    /// `update:client_keys`, the scopes whose readers see those settings: a token holding only
+    /// `update:client_credentials` manages how the client authenticates, nothing else.
+    pub const UPDATE_CLIENT: FieldScopes = FieldScopes {
+        fields: &[
+            ("client_secret", &["update:client_keys"]),
+            ("encryption_key", &["update:client_keys"]),
+            (
+                "client_authentication_methods",
+                &["update:client_credentials"],
+            ),
+            ("token_endpoint_auth_method", UPDATE_CLIENTS),
+        ],
+        others: &["update:clients", "update:client_keys"],
+    };
+
+    /// `GET /clients`, `GET /clients/{id}`: what each read scope shows (Auth0's list in the
+    /// operation's description).
+    pub const READ_CLIENT: FieldScopes = FieldScopes {
+        fields: &[
+            ("client_id", READ_CLIENTS),
+            ("name", READ_CLIENTS),
+            ("app_type", READ_CLIENTS),
+            ("description", READ_CLIENTS),
+            ("client_secret", SEE_SECRET),
+            ("client_authentication_methods", SEE_SECRET),
+            ("encryption_key", SEE_SECRET),
+        ],
+        others: &["read:clients", "read:client_keys"],
+    };
+
+    /// Every table, named by its operation (the tests walk them row by row).
+    pub const ALL: &[(&str, &FieldScopes)] = &[
+        ("post_clients", &CREATE_CLIENT),
+        ("patch_clients_by_id", &UPDATE_CLIENT),
+        ("get_clients_by_id", &READ_CLIENT),
+    ];
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fields::{READ_CLIENT, UPDATE_CLIENT};
+    use super::*;
+
+    #[test]
+    fn a_field_takes_its_own_scopes_or_the_others() {
+        assert_eq!(
+            UPDATE_CLIENT.scopes("client_secret"),
+            ["update:client_keys"]
+        );
+        assert_eq!(
+            UPDATE_CLIENT.scopes("name"),
+            ["update:clients", "update:client_keys"]
+        );
+        let only_credentials = |s: &[&str]| s.contains(&"update:client_credentials");
+        assert_eq!(
+            UPDATE_CLIENT.refused(["client_authentication_methods"], only_credentials),
+            None
+        );
+        assert_eq!(
+            UPDATE_CLIENT.refused(
+                ["client_authentication_methods", "client_secret"],
+                only_credentials
+            ),
+            Some(&["update:client_keys"][..])
+        );
+        assert_eq!(
+            READ_CLIENT.scopes("grant_types"),
+            ["read:clients", "read:client_keys"]
+        );
+    }
+
+    #[test]
+    fn every_scope_in_a_table_is_a_management_scope() {
+        for (_, table) in fields::ALL {
+            let rows = table.fields.iter().flat_map(|(_, s)| s.iter());
+            for scope in rows.chain(table.others.iter()) {
+                assert!(MANAGEMENT_SCOPES.iter().any(|(s, _)| s == scope), "{scope}");
+            }
+        }
+    }
 }

@@ -129,9 +129,6 @@ impl From<DomainError> for ApiError {
             DomainError::Forbidden { code, .. } => {
                 Self::new(StatusCode::FORBIDDEN, Some(code), message)
             }
-            DomainError::InsufficientScope(_) => {
-                Self::new(StatusCode::FORBIDDEN, Some("insufficient_scope"), message)
-            }
         }
     }
 }

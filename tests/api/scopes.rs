@@ -63,7 +63,8 @@ fn endpoints(client: &str, credential: &str, rs: &str, grant: &str, kid: &str) -
         ep(
             Method::PATCH,
             c.clone(),
-            Some(json!({"name": "y"})),
+            // A property every one of the operation's scopes may set (SECURITY.md).
+            Some(json!({"token_endpoint_auth_method": "client_secret_post"})),
             UPDATE_CLIENTS,
         ),
         ep(Method::DELETE, c.clone(), None, &["delete:clients"]),
@@ -458,4 +459,176 @@ async fn rotating_signing_keys_admits_create_or_update_signing_keys() {
             .await;
         assert_eq!(r.status().as_u16(), 201, "{scope}");
     }
+}
+
+/// Every management scope but `without`.
+fn all_scopes_but(without: &[&str]) -> Vec<&'static str> {
+    clavis::domain::scopes::MANAGEMENT_SCOPES
+        .iter()
+        .map(|(s, _)| *s)
+        .filter(|s| !without.contains(s))
+        .collect()
+}
+
+/// A body that sets `field` (and parses), for each write table's rows; `None` for the
+/// operation's other fields.
+fn sample_body(operation: &str, field: Option<&str>) -> Value {
+    match (operation, field) {
+        ("post_clients", Some("client_authentication_methods")) => json!({
+            "name": "with-credentials",
+            "client_authentication_methods": {"tls_client_auth": {"credentials": [
+                {"credential_type": "cert_subject_dn", "subject_dn": "CN=inline"}
+            ]}},
+        }),
+        ("post_clients", None) => json!({"name": "plain"}),
+        ("patch_clients_by_id", Some("client_secret")) => {
+            json!({"client_secret": "chosen-by-the-caller-0123456789"})
+        }
+        ("patch_clients_by_id", Some("encryption_key")) => {
+            json!({"encryption_key": {"pub": "x", "cert": "y"}})
+        }
+        ("patch_clients_by_id", Some("client_authentication_methods")) => {
+            json!({"client_authentication_methods": null})
+        }
+        ("patch_clients_by_id", Some("token_endpoint_auth_method")) => {
+            json!({"token_endpoint_auth_method": "client_secret_basic"})
+        }
+        ("patch_clients_by_id", None) => json!({"name": "renamed"}),
+        other => panic!("no sample body for {other:?}: add one with the table row"),
+    }
+}
+
+/// SECURITY.md's field table, row by row: a token holding every scope but the row's is
+/// refused (403 naming the row's scopes, nothing written) or, for reads, not shown the
+/// field; a token with one of the row's scopes is admitted.
+#[tokio::test]
+async fn each_field_scope_row_refuses_a_token_lacking_exactly_its_scopes() {
+    use clavis::domain::scopes::fields;
+    // Many calls as the admin: no rate limit.
+    let app = TestApp::spawn_with(|c| c.http.per_client.per_second = 0).await;
+    let target = app.create_m2m_client("target").await;
+    let id = target["client_id"].as_str().unwrap().to_string();
+    let path = format!("/api/v2/clients/{id}");
+    // Read rows: every field is set on one of these two (methods exclude a secret).
+    let (status, with_methods) = app
+        .admin_json(
+            Method::POST,
+            "/api/v2/clients",
+            Some(json!({
+                "name": "credentials", "description": "uses a certificate",
+                "client_authentication_methods": {"tls_client_auth": {"credentials": [
+                    {"credential_type": "cert_subject_dn", "subject_dn": "CN=reader"}
+                ]}},
+            })),
+        )
+        .await;
+    assert_eq!(status, 201, "{with_methods}");
+    let methods_path = format!(
+        "/api/v2/clients/{}",
+        with_methods["client_id"].as_str().unwrap()
+    );
+    let (status, _) = app
+        .admin_json(
+            Method::PATCH,
+            &path,
+            Some(json!({"description": "uses a secret"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    for (operation, table) in fields::ALL {
+        let rows = table
+            .fields
+            .iter()
+            .map(|(f, s)| (Some(*f), *s))
+            .chain([(None, table.others)]);
+        for (field, scopes) in rows {
+            let lacking = app.token_with_scopes(&all_scopes_but(scopes)).await;
+            let mut admitted_scopes = vec![scopes[0]];
+            if *operation == "post_clients" && scopes[0] != "create:clients" {
+                admitted_scopes.push("create:clients");
+            }
+            let admitted = app.token_with_scopes(&admitted_scopes).await;
+            let what = format!("{operation} {field:?}");
+            if *operation == "get_clients_by_id" {
+                // Reads: the field is there for one of its scopes, and not without them.
+                let field = field.unwrap_or("grant_types");
+                let at = if field == "client_authentication_methods" {
+                    &methods_path
+                } else {
+                    &path
+                };
+                for (token, shown) in [(&admitted, true), (&lacking, false)] {
+                    let r = app.call(token, Method::GET, at, None).await;
+                    if !shown && r.status() == 403 {
+                        continue; // the row's scopes are the operation's own
+                    }
+                    let (status, body) = status_json(r).await;
+                    assert_eq!(status, 200, "{what}: {body}");
+                    assert_eq!(body.get(field).is_some(), shown, "{what}: {body}");
+                }
+                continue;
+            }
+            let (method, at) = if *operation == "post_clients" {
+                (Method::POST, "/api/v2/clients")
+            } else {
+                (Method::PATCH, path.as_str())
+            };
+            let body = sample_body(operation, field);
+            let before = app.everything().await;
+            let r = app
+                .call(&lacking, method.clone(), at, Some(body.clone()))
+                .await;
+            let err = assert_error(r, 403, Some("insufficient_scope")).await;
+            assert_eq!(
+                err["message"],
+                format!("Insufficient scope, expected any of: {}", scopes.join(",")),
+                "{what}"
+            );
+            assert_eq!(app.everything().await, before, "{what}: nothing written");
+            let r = app.call(&admitted, method, at, Some(body)).await;
+            let (status, body) = status_json(r).await;
+            assert!(status == 200 || status == 201, "{what}: {status} {body}");
+        }
+    }
+}
+
+/// The escalation of the security report: `update:clients` alone could set the admin's
+/// secret and then take every Management scope with it.
+#[tokio::test]
+async fn update_clients_alone_cannot_set_the_admins_secret() {
+    let app = TestApp::spawn().await;
+    let path = format!("/api/v2/clients/{ADMIN_ID}");
+    let chosen = "attacker-chosen-secret-0123456789";
+    for scopes in [
+        &["update:clients"][..],
+        &["update:client_credentials"],
+        &["update:clients", "update:client_credentials"],
+    ] {
+        let token = app.token_with_scopes(scopes).await;
+        let r = app
+            .call(
+                &token,
+                Method::PATCH,
+                &path,
+                Some(json!({"client_secret": chosen})),
+            )
+            .await;
+        let err = assert_error(r, 403, Some("insufficient_scope")).await;
+        assert_eq!(
+            err["message"], "Insufficient scope, expected any of: update:client_keys",
+            "{scopes:?}"
+        );
+    }
+    let r = app
+        .token_form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", ADMIN_ID),
+            ("client_secret", chosen),
+            ("audience", &app.management_audience()),
+        ])
+        .await;
+    assert_eq!(r.status(), 401);
+    // The admin's own secret still works.
+    app.token_for(ADMIN_ID, ADMIN_SECRET, &app.management_audience())
+        .await;
 }

@@ -6,9 +6,8 @@ use axum::response::Response;
 use serde_json::{Map, Value};
 
 use super::{no_content, path_param};
-use crate::domain::DomainError;
 use crate::domain::client::{Client, ClientUpdate, NewClient};
-use crate::domain::scopes::required;
+use crate::domain::scopes::{fields, required};
 use crate::http::error::ApiError;
 use crate::http::extract::{Auth, Path, Payload, QueryParams, page_json};
 use crate::http::{AppState, json_response};
@@ -74,6 +73,14 @@ fn render(client: &Client, secret: Option<&str>, auth: &Auth) -> Map<String, Val
     client.to_json(secret)
 }
 
+/// Renders a client for a read: only the properties the caller's read scopes show
+/// ([`fields::READ_CLIENT`]).
+fn render_read(client: &Client, secret: Option<&str>, auth: &Auth) -> Map<String, Value> {
+    let mut json = render(client, secret, auth);
+    auth.visible_fields(&fields::READ_CLIENT, &mut json);
+    json
+}
+
 /// `GET /clients`.
 #[utoipa::path(
     get, path = "/api/v2/clients", operation_id = "get_clients", tag = "clients",
@@ -102,7 +109,7 @@ pub async fn list(
         } else {
             None
         };
-        let json = render(client, secret.as_deref(), &auth);
+        let json = render_read(client, secret.as_deref(), &auth);
         Value::Object(match &filter {
             Some(f) => f.apply(json),
             None => json,
@@ -127,9 +134,7 @@ pub async fn create(
 ) -> Result<Response, ApiError> {
     auth.require(required::CREATE_CLIENTS)?;
     let new = NewClient::parse(payload.body()?)?;
-    if new.sets_authentication_methods() && !auth.has_any(required::CREATE_AUTH_METHODS) {
-        return Err(DomainError::InsufficientScope(required::CREATE_AUTH_METHODS.to_vec()).into());
-    }
+    auth.require_fields(&fields::CREATE_CLIENT, &payload.value, true)?;
     let (aggregate, secret) = app.create_client(new).await?;
     // The creator sees the new secret (unless the client uses credentials): it is the only
     // moment it is handed out without a read scope.
@@ -158,7 +163,7 @@ pub async fn get(
     let client_id = path_param("client_id", &client_id)?;
     let aggregate = app.client(client_id).await?;
     let secret = app.open_secret(client_id, aggregate.sealed_secret.as_deref());
-    let mut json = render(&aggregate.client, secret.as_deref(), &auth);
+    let mut json = render_read(&aggregate.client, secret.as_deref(), &auth);
     if let Some(f) = &filter {
         json = f.apply(json);
     }
@@ -181,9 +186,7 @@ pub async fn update(
     auth.require(required::UPDATE_CLIENTS)?;
     let client_id = path_param("client_id", &client_id)?;
     let update = ClientUpdate::parse(payload.body()?)?;
-    if update.touches_authentication_methods() && !auth.has_any(required::UPDATE_AUTH_METHODS) {
-        return Err(DomainError::InsufficientScope(required::UPDATE_AUTH_METHODS.to_vec()).into());
-    }
+    auth.require_fields(&fields::UPDATE_CLIENT, &payload.value, false)?;
     let aggregate = app.update_client(client_id, update).await?;
     let secret = app.open_secret(client_id, aggregate.sealed_secret.as_deref());
     Ok(json_response(

@@ -58,6 +58,8 @@ struct Claims {
     aud: Audience,
     exp: i64,
     #[serde(default)]
+    nbf: Option<i64>,
+    #[serde(default)]
     scope: Option<String>,
     #[serde(default)]
     azp: Option<String>,
@@ -121,17 +123,53 @@ impl VerifiedTokens {
 }
 
 impl Clavis {
-    /// Verifies a management API Bearer token (once per token and key ring, see
-    /// [`VerifiedTokens`]).
+    /// Verifies a management API Bearer token (the signature once per token and key ring,
+    /// see [`VerifiedTokens`]), then holds it to what would be issued now: the token is
+    /// refused once its client is deleted, no longer allows `client_credentials` or has no
+    /// grant for the Management API, and it keeps only the scopes that grant still holds.
+    /// Read from the read model, like the token endpoint: no store read per request.
     pub fn verify_management_token(&self, token: &str) -> Result<Caller, TokenRejection> {
         let keys = self.model.keys();
         let now = Timestamp::now().unix_seconds();
-        if let Some(known) = self.verified_tokens.get(token, &keys, now) {
-            return known;
+        let caller = match self.verified_tokens.get(token, &keys, now) {
+            Some(known) => known?,
+            None => {
+                let (caller, exp) = self.verify_management_token_uncached(token, &keys, now)?;
+                self.verified_tokens.put(token, &caller, exp, &keys);
+                caller
+            }
+        };
+        self.still_granted(caller)
+    }
+
+    /// The caller as its client's current grant allows it, or `Invalid` when nothing allows
+    /// it any more.
+    fn still_granted(&self, caller: Caller) -> Result<Caller, TokenRejection> {
+        let client = self
+            .model
+            .client(&caller.client_id)
+            .filter(|c| c.allows_client_credentials);
+        let grant = client.and_then(|_| {
+            self.model
+                .grant(&caller.client_id, &self.issuer.management_audience)
+        });
+        let Some(grant) = grant else {
+            tracing::debug!(client_id = %caller.client_id, "management token refused: its client or its grant is gone");
+            return Err(TokenRejection::Invalid);
+        };
+        let granted = |s: &String| grant.all_scopes || grant.scope.contains(s);
+        if caller.scopes.iter().all(granted) {
+            return Ok(caller);
         }
-        let (caller, exp) = self.verify_management_token_uncached(token, &keys, now)?;
-        self.verified_tokens.put(token, &caller, exp, &keys);
-        Ok(caller)
+        Ok(Caller {
+            scopes: caller
+                .scopes
+                .iter()
+                .filter(|s| granted(s))
+                .cloned()
+                .collect(),
+            client_id: caller.client_id,
+        })
     }
 
     fn verify_management_token_uncached(
@@ -161,6 +199,13 @@ impl Clavis {
         }
         if claims.exp <= now {
             return Err(TokenRejection::Expired);
+        }
+        // Not cached while it is not yet valid; Clavis's own tokens carry no `nbf`.
+        if claims
+            .nbf
+            .is_some_and(|nbf| nbf > now + super::token::CLOCK_SKEW_SECONDS)
+        {
+            return Err(TokenRejection::Invalid);
         }
         let client_id = claims.azp.unwrap_or_else(|| {
             claims

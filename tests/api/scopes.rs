@@ -632,3 +632,84 @@ async fn update_clients_alone_cannot_set_the_admins_secret() {
     app.token_for(ADMIN_ID, ADMIN_SECRET, &app.management_audience())
         .await;
 }
+
+/// A Management token is honoured only while its client and its grant still would issue
+/// it: deleting either refuses it at once, narrowing the grant takes the scopes away.
+#[tokio::test]
+async fn a_management_token_dies_with_its_client_or_its_grant() {
+    let app = TestApp::spawn().await;
+    let audience = app.management_audience();
+    let mint_for = |name: &'static str| {
+        let app = &app;
+        let audience = audience.clone();
+        async move {
+            let c = app.create_m2m_client(name).await;
+            let id = c["client_id"].as_str().unwrap().to_string();
+            let g = app
+                .grant(&id, &audience, &["read:clients", "read:resource_servers"])
+                .await;
+            let token = app
+                .token_for(&id, c["client_secret"].as_str().unwrap(), &audience)
+                .await;
+            let r = app.call(&token, Method::GET, "/api/v2/clients", None).await;
+            assert_eq!(r.status().as_u16(), 200);
+            (id, g["id"].as_str().unwrap().to_string(), token)
+        }
+    };
+
+    let (id, _, token) = mint_for("deleted").await;
+    app.admin(Method::DELETE, &format!("/api/v2/clients/{id}"), None)
+        .await;
+    assert_invalid_token(&app, &token, "Invalid token").await;
+
+    let (_, grant, token) = mint_for("ungranted").await;
+    app.admin(
+        Method::DELETE,
+        &format!("/api/v2/client-grants/{grant}"),
+        None,
+    )
+    .await;
+    assert_invalid_token(&app, &token, "Invalid token").await;
+
+    let (id, grant, token) = mint_for("narrowed").await;
+    let (status, _) = app
+        .admin_json(
+            Method::PATCH,
+            &format!("/api/v2/client-grants/{grant}"),
+            Some(json!({"scope": ["read:resource_servers"]})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let r = app.call(&token, Method::GET, "/api/v2/clients", None).await;
+    assert_error(r, 403, Some("insufficient_scope")).await;
+    let r = app
+        .call(&token, Method::GET, "/api/v2/resource-servers", None)
+        .await;
+    assert_eq!(r.status().as_u16(), 200);
+
+    // Switching client_credentials off refuses it too.
+    let (status, _) = app
+        .admin_json(
+            Method::PATCH,
+            &format!("/api/v2/clients/{id}"),
+            Some(json!({"grant_types": ["authorization_code"]})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_invalid_token(&app, &token, "Invalid token").await;
+}
+
+#[tokio::test]
+async fn a_management_token_before_its_nbf_is_401() {
+    let app = TestApp::spawn().await;
+    let (_, mut claims) = decode_jwt(&app.admin_token().await);
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    claims["nbf"] = json!(now + 600);
+    assert_invalid_token(&app, &mint(&app, &claims), "Invalid token").await;
+    // Within the clock skew it is accepted.
+    claims["nbf"] = json!(now + 5);
+    let r = app
+        .call(&mint(&app, &claims), Method::GET, "/api/v2/clients", None)
+        .await;
+    assert_eq!(r.status().as_u16(), 200);
+}

@@ -92,6 +92,10 @@ pub struct ServeArgs {
     /// Audience used when a token request names none.
     #[arg(long, env = "CLAVIS_DEFAULT_AUDIENCE")]
     pub default_audience: Option<String>,
+    /// Also accept client assertions whose `aud` is the token endpoint URL, or an array
+    /// holding the issuer (older client libraries); by default only the issuer as a string.
+    #[arg(long, env = "CLAVIS_LEGACY_ASSERTION_AUDIENCE", num_args = 0..=1, default_missing_value = "true")]
+    pub legacy_assertion_audience: Option<bool>,
     /// Maximum credentials per client (Auth0: 4).
     #[arg(long, env = "CLAVIS_MAX_CREDENTIALS_PER_CLIENT")]
     pub max_credentials_per_client: Option<usize>,
@@ -222,6 +226,8 @@ pub struct Config {
     pub tls: TlsMode,
     /// Default audience.
     pub default_audience: Option<String>,
+    /// Accept the token endpoint URL and arrays in an assertion's `aud`.
+    pub legacy_assertion_audience: bool,
     /// Credential caps.
     pub limits: CredentialLimits,
     /// Master key from the environment.
@@ -291,6 +297,7 @@ impl Config {
             public_url: None,
             tls: TlsMode::Generated,
             default_audience: None,
+            legacy_assertion_audience: false,
             limits: CredentialLimits::default(),
             master_key: None,
             bootstrap_client_id: None,
@@ -413,6 +420,10 @@ impl ServeArgs {
             public_url: self.public_url.or(file.public_url),
             tls,
             default_audience: self.default_audience.or(file.default_audience),
+            legacy_assertion_audience: self
+                .legacy_assertion_audience
+                .or(file.legacy_assertion_audience)
+                .unwrap_or(false),
             limits,
             master_key: self.master_key.map(Secret),
             bootstrap_client_id: self.bootstrap_client_id,

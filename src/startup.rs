@@ -94,7 +94,10 @@ impl Application {
             .public_url
             .clone()
             .unwrap_or_else(|| format!("{scheme}://{address}/"));
-        let issuer = Issuer::new(&public_url, config.default_audience.clone());
+        let issuer = Issuer {
+            legacy_assertion_audience: config.legacy_assertion_audience,
+            ..Issuer::new(&public_url, config.default_audience.clone())
+        };
         let mtls = MtlsSettings::load(&config.mtls, config.tls != TlsMode::Insecure)?;
 
         let store = open_store(&config.database_url, &config.db).await?;

@@ -37,6 +37,9 @@ pub struct Issuer {
     pub management_audience: String,
     /// Audience used when a token request names none.
     pub default_audience: Option<String>,
+    /// Also accept, in a client assertion's `aud`, the token endpoint URL and arrays
+    /// holding the issuer (what older client libraries send); off by default.
+    pub legacy_assertion_audience: bool,
 }
 
 impl Issuer {
@@ -52,6 +55,7 @@ impl Issuer {
             management_audience: format!("{issuer}api/v2/"),
             issuer,
             default_audience,
+            legacy_assertion_audience: false,
         }
     }
 }

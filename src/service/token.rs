@@ -507,11 +507,8 @@ impl Clavis {
                 "lifetime {lifetime}s exceeds {MAX_ASSERTION_LIFETIME_SECONDS}s"
             )));
         }
-        if !self.audience_accepted(claims.get("aud")) {
-            return Err(with_credential(
-                "aud is not this issuer or its token endpoint".into(),
-            ));
-        }
+        self.audience_accepted(claims.get("aud"))
+            .map_err(|reason| with_credential(reason.into()))?;
         let jti = string_claim(&claims, "jti").map_err(&with_credential)?;
         if jti.is_empty() {
             return Err(with_credential("jti is empty".into()));
@@ -519,17 +516,33 @@ impl Clavis {
         Ok((client, jti, exp))
     }
 
-    /// `aud` must name this issuer (with or without the trailing slash) or the token
-    /// endpoint; an array must contain one of them.
-    fn audience_accepted(&self, aud: Option<&Value>) -> bool {
+    /// `aud` must be this issuer, as one string, with or without its trailing slash
+    /// (draft-ietf-oauth-rfc7523bis: an audience the client was tricked into addressing to
+    /// several servers is refused). With `--legacy-assertion-audience`, also the token
+    /// endpoint URL and arrays holding any of these.
+    fn audience_accepted(&self, aud: Option<&Value>) -> Result<(), &'static str> {
         let issuer = self.issuer.issuer.as_str();
-        let accepted = |a: &str| {
-            a == issuer || a == issuer.trim_end_matches('/') || a == self.issuer.token_endpoint
-        };
+        let legacy = self.issuer.legacy_assertion_audience;
+        let is_issuer = |a: &str| a == issuer || a == issuer.trim_end_matches('/');
+        let accepted = |a: &str| is_issuer(a) || (legacy && a == self.issuer.token_endpoint);
         match aud {
-            Some(Value::String(a)) => accepted(a),
-            Some(Value::Array(items)) => items.iter().any(|v| v.as_str().is_some_and(accepted)),
-            _ => false,
+            Some(Value::String(a)) if accepted(a) => Ok(()),
+            Some(Value::String(a)) if *a == self.issuer.token_endpoint => Err(
+                "aud is the token endpoint URL, not the issuer (accepted only with --legacy-assertion-audience)",
+            ),
+            Some(Value::String(_)) => Err("aud is not this issuer"),
+            Some(Value::Array(items)) if legacy => {
+                if items.iter().any(|v| v.as_str().is_some_and(accepted)) {
+                    Ok(())
+                } else {
+                    Err("aud does not hold this issuer")
+                }
+            }
+            Some(Value::Array(_)) => Err(
+                "aud is an array; it must be the issuer as one string (arrays are accepted only with --legacy-assertion-audience)",
+            ),
+            Some(_) => Err("aud is not a string"),
+            None => Err("aud is missing"),
         }
     }
 }

@@ -323,22 +323,37 @@ async fn overlong_jti_is_refused() {
     refused_with_claims(|c, _| c["jti"] = json!("j".repeat(65))).await;
 }
 
+/// `aud`: the issuer as one string, with or without its trailing slash; the token endpoint
+/// URL and arrays (the audience injection of draft-ietf-oauth-rfc7523bis) only with
+/// `--legacy-assertion-audience`.
 #[tokio::test]
-async fn audience_forms_accepted() {
-    let app = TestApp::spawn().await;
-    setup_api(&app).await;
-    let c = key_client(&app).await;
-    let issuer = app.issuer();
-    for aud in [
-        json!(issuer),
-        json!(issuer.trim_end_matches('/')),
-        json!(app.url("/oauth/token")),
-        json!(["https://other/", app.issuer()]),
-    ] {
-        let mut claims = assertion_claims(&app, &c.client_id);
-        claims["aud"] = aud;
-        let a = c.key.sign(&header("RS256"), &claims);
-        assert_issued(token_with_assertion(&app, &a, None).await).await;
+async fn audience_is_the_issuer_as_one_string_unless_legacy_is_on() {
+    for legacy in [false, true] {
+        let app = TestApp::spawn_with(|c| c.legacy_assertion_audience = legacy).await;
+        setup_api(&app).await;
+        let c = key_client(&app).await;
+        let issuer = app.issuer();
+        let cases = [
+            (json!(issuer), true),
+            (json!(issuer.trim_end_matches('/')), true),
+            (json!(app.url("/oauth/token")), legacy),
+            (json!(["https://other/", app.issuer()]), legacy),
+            (json!([app.issuer()]), legacy),
+            (json!(["https://other/"]), false),
+            (json!("https://other/"), false),
+            (json!(42), false),
+        ];
+        for (aud, accepted) in cases {
+            let mut claims = assertion_claims(&app, &c.client_id);
+            claims["aud"] = aud.clone();
+            let a = c.key.sign(&header("RS256"), &claims);
+            let r = token_with_assertion(&app, &a, None).await;
+            if accepted {
+                assert_issued(r).await;
+            } else {
+                assert_refused(r).await;
+            }
+        }
     }
 }
 

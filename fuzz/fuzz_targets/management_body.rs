@@ -8,7 +8,8 @@ use clavis::domain::credential::{NewCredential, parse_patch};
 use clavis::domain::resource_server::{NewResourceServer, ResourceServerUpdate};
 use clavis::domain::time::Timestamp;
 use clavis::domain::validate::Body;
-use clavis::http::extract::{QueryParams, form_to_json};
+use clavis::http::extract::QueryParams;
+use clavis::http::strict;
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
 
@@ -31,13 +32,13 @@ fuzz_target!(|data: &[u8]| {
         return;
     }
     let form = mode % 4 == 2;
-    let value = if form {
-        Value::Object(form_to_json(rest))
+    let parsed = if form {
+        strict::form(rest).map(Value::Object)
     } else {
-        match serde_json::from_slice::<Value>(rest) {
-            Ok(v) => v,
-            Err(_) => return,
-        }
+        strict::json(rest)
+    };
+    let Ok(value) = parsed else {
+        return;
     };
     let now = Timestamp::now();
     let limits = CredentialLimits::default();

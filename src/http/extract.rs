@@ -11,6 +11,7 @@ use serde_json::{Map, Value};
 
 use super::AppState;
 use super::error::ApiError;
+use super::strict::{self, BodyError};
 use crate::domain::scopes::FieldScopes;
 use crate::domain::validate::Body;
 use crate::service::access::{Caller, TokenRejection};
@@ -136,13 +137,6 @@ pub fn is_form(req: &Request) -> bool {
         })
 }
 
-/// Parses `a=b&c=d` into a JSON object of strings (the last value of a repeated key wins).
-pub fn form_to_json(bytes: &[u8]) -> Map<String, Value> {
-    url::form_urlencoded::parse(bytes)
-        .map(|(k, v)| (k.into_owned(), Value::String(v.into_owned())))
-        .collect()
-}
-
 impl<S: Send + Sync> FromRequest<S> for Payload {
     type Rejection = ApiError;
 
@@ -150,8 +144,9 @@ impl<S: Send + Sync> FromRequest<S> for Payload {
         let form = is_form(&req);
         let bytes = read_body(req).await?;
         if form {
+            let value = strict::form(&bytes).map_err(body_error)?;
             return Ok(Payload {
-                value: Value::Object(form_to_json(&bytes)),
+                value: Value::Object(value),
                 form: true,
             });
         }
@@ -161,9 +156,17 @@ impl<S: Send + Sync> FromRequest<S> for Payload {
                 form: false,
             });
         }
-        let value: Value = serde_json::from_slice(&bytes)
-            .map_err(|_| ApiError::invalid_body("Invalid request payload JSON format"))?;
+        let value = strict::json(&bytes).map_err(body_error)?;
         Ok(Payload { value, form: false })
+    }
+}
+
+fn body_error(e: BodyError) -> ApiError {
+    match e {
+        BodyError::Malformed => ApiError::invalid_body("Invalid request payload JSON format"),
+        BodyError::Repeated(key) => ApiError::invalid_body(format!(
+            "Payload validation error: 'Property given more than once' on property {key}."
+        )),
     }
 }
 

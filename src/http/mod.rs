@@ -9,6 +9,7 @@ pub mod management;
 pub mod oauth;
 pub mod openapi;
 pub mod ratelimit;
+pub mod strict;
 
 use std::sync::Arc;
 

@@ -6,7 +6,8 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use serde_json::{Value, json};
 
-use super::extract::{form_to_json, is_form, read_body};
+use super::extract::{is_form, read_body};
+use super::strict::{self, BodyError};
 use super::{AppState, json_response};
 use crate::service::token::{OAuthError, TokenRequest};
 
@@ -89,16 +90,22 @@ pub fn parse_token_body(
     form: bool,
 ) -> Result<TokenRequest, OAuthError> {
     let basic = basic_credentials(headers)?;
-    let object = if form {
-        form_to_json(bytes)
+    let parsed = if form {
+        strict::form(bytes).map(Value::Object)
     } else {
-        match serde_json::from_slice::<Value>(bytes) {
-            Ok(Value::Object(m)) => m,
-            _ => {
-                return Err(OAuthError::invalid_request(
-                    "Invalid request body: expected a JSON object or a form",
-                ));
-            }
+        strict::json(bytes)
+    };
+    let object = match parsed {
+        Ok(Value::Object(m)) => m,
+        Err(BodyError::Repeated(name)) => {
+            return Err(OAuthError::invalid_request(format!(
+                "Parameter {name} is included more than once"
+            )));
+        }
+        Ok(_) | Err(BodyError::Malformed) => {
+            return Err(OAuthError::invalid_request(
+                "Invalid request body: expected a JSON object or a form",
+            ));
         }
     };
     let field = |name: &str| -> Result<Option<String>, OAuthError> {

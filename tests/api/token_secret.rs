@@ -577,3 +577,108 @@ async fn unknown_and_null_parameters_are_ignored() {
         .await;
     success(r).await;
 }
+
+/// RFC 6749 §3.2: a parameter given twice is refused, never resolved by taking one value
+/// (`client_id=A&client_id=B` with B's secret used to give a token for B).
+#[tokio::test]
+async fn repeated_parameters_and_json_keys_are_invalid_request() {
+    let app = TestApp::spawn().await;
+    app.create_api(API, &["read"]).await;
+    let a = app.create_m2m_client("a").await;
+    let b = app.create_m2m_client("b").await;
+    let (a_id, b_id) = (
+        a["client_id"].as_str().unwrap(),
+        b["client_id"].as_str().unwrap(),
+    );
+    let b_secret = b["client_secret"].as_str().unwrap();
+    app.grant(b_id, API, &["read"]).await;
+    let forms: [&[(&str, &str)]; 4] = [
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", a_id),
+            ("client_id", b_id),
+            ("client_secret", b_secret),
+            ("audience", API),
+        ],
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", b_id),
+            ("client_secret", b_secret),
+            ("audience", "https://other/"),
+            ("audience", API),
+        ],
+        &[
+            ("grant_type", "password"),
+            ("grant_type", "client_credentials"),
+            ("client_id", b_id),
+            ("client_secret", b_secret),
+            ("audience", API),
+        ],
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", b_id),
+            ("client_secret", "wrong"),
+            ("client_secret", b_secret),
+            ("audience", API),
+        ],
+    ];
+    for form in forms {
+        let r = app.token_form(form).await;
+        let (status, body) = status_json(r).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (400, Some("invalid_request")),
+            "{form:?}: {body}"
+        );
+        assert!(
+            body["error_description"]
+                .as_str()
+                .unwrap()
+                .contains("more than once"),
+            "{body}"
+        );
+    }
+    let json_body = format!(
+        r#"{{"grant_type":"client_credentials","client_id":"{a_id}","client_id":"{b_id}","client_secret":"{b_secret}","audience":"{API}"}}"#
+    );
+    let r = app
+        .http
+        .post(app.url("/oauth/token"))
+        .header("content-type", "application/json")
+        .body(json_body)
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = status_json(r).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_request")),
+        "{body}"
+    );
+    // The same request without the repetition works.
+    let r = app
+        .token_form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", b_id),
+            ("client_secret", b_secret),
+            ("audience", API),
+        ])
+        .await;
+    assert_eq!(r.status(), 200);
+
+    // The Management API refuses a repeated property too (before any scope or rule).
+    let r = app
+        .http
+        .post(app.url("/api/v2/clients"))
+        .bearer_auth(app.admin_token().await)
+        .header("content-type", "application/json")
+        .body(r#"{"name":"one","name":"two"}"#)
+        .send()
+        .await
+        .unwrap();
+    let err = assert_error(r, 400, Some("invalid_body")).await;
+    assert_eq!(
+        err["message"],
+        "Payload validation error: 'Property given more than once' on property name."
+    );
+}

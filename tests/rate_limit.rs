@@ -91,14 +91,92 @@ async fn token_endpoint_limits_each_client_and_unknown_callers_by_ip() {
     let body: Value = limited.json().await.unwrap();
     assert_eq!(body["error"], "too_many_requests");
     assert_eq!(body["error_description"], "Global limit has been reached");
-    // An unknown client id is charged to the caller's IP, not to a bucket of its own: the
-    // IP bucket (burst 3) still has room, then runs dry.
+    // A request that does not authenticate is charged to the caller's address, not to a
+    // client's bucket: the address bucket (burst 3) still has room, then runs dry, and the
+    // address is refused before authentication until it refills.
     for _ in 0..3 {
         let r = token("NoSuchClient", "x").await.unwrap();
         assert_eq!(r.status(), 401);
         assert!(header(&r, "x-ratelimit-reset").is_some());
     }
     assert_eq!(token("AnotherUnknown", "x").await.unwrap().status(), 429);
+    assert_eq!(token(ADMIN_ID, "wrong").await.unwrap().status(), 429);
+}
+
+/// Sends a `client_secret_post` token request for the Management API.
+async fn secret_request(
+    server: &Server,
+    http: &reqwest::Client,
+    id: &str,
+    secret: &str,
+) -> reqwest::Response {
+    http.post(format!("{}/oauth/token", server.base()))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", id),
+            ("client_secret", secret),
+            ("audience", &format!("{}/api/v2/", server.base())),
+        ])
+        .send()
+        .await
+        .unwrap()
+}
+
+/// The security report's lockout: wrong secrets naming a client used to spend that client's
+/// own budget, so anyone could keep the admin locked out. Failures are now charged to the
+/// sender (and to the pair client id + sender), never to the client.
+#[tokio::test]
+async fn a_flood_of_wrong_secrets_for_the_admin_does_not_lock_the_admin_out() {
+    let server = Server::start(&[]); // the default limits: 50/s, burst 200
+    let attacker = server.http_from(Some("127.0.0.1".parse().unwrap()));
+    let mut statuses = std::collections::BTreeMap::new();
+    for _ in 0..260 {
+        let r = secret_request(&server, &attacker, ADMIN_ID, "wrong-secret").await;
+        *statuses.entry(r.status().as_u16()).or_insert(0) += 1;
+    }
+    // Ten failures for one client from one address, then that pair waits (brute force;
+    // one more every 6 s, should the loop be slow).
+    let refused = statuses.get(&401).copied().unwrap_or(0);
+    assert!((10..=12).contains(&refused), "{statuses:?}");
+    assert_eq!(statuses.get(&429), Some(&(260 - refused)), "{statuses:?}");
+    // The right secret from that address is refused too while the pair is blocked...
+    let r = secret_request(&server, &attacker, ADMIN_ID, ADMIN_SECRET).await;
+    assert_eq!(r.status(), 429);
+    assert!(header(&r, "retry-after").is_some());
+    // ...but from anywhere else the admin gets its token, with its whole budget.
+    let admin = server.http_from(Some("127.0.0.2".parse().unwrap()));
+    let r = secret_request(&server, &admin, ADMIN_ID, ADMIN_SECRET).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(header(&r, "x-ratelimit-limit"), Some(200));
+    assert_eq!(header(&r, "x-ratelimit-remaining"), Some(199));
+    // Other clients from the attacker's address are not blocked by the pair.
+    let r = secret_request(&server, &attacker, "SomeOtherClientId", "x").await;
+    assert_eq!(r.status(), 401);
+}
+
+/// Before authentication a known and an unknown client id get the same headers, charged
+/// to the sender: `x-ratelimit-remaining` does not tell whether a client exists.
+#[tokio::test]
+async fn refusals_look_alike_for_known_and_unknown_client_ids() {
+    let server = Server::start(&[]);
+    let http = server.http();
+    let known = secret_request(&server, &http, ADMIN_ID, "wrong").await;
+    let unknown = secret_request(&server, &http, "NoSuchClient0000", "wrong").await;
+    assert_eq!(
+        (known.status().as_u16(), unknown.status().as_u16()),
+        (401, 401)
+    );
+    let labels = |r: &reqwest::Response| {
+        (
+            header(r, "x-ratelimit-limit"),
+            header(r, "x-ratelimit-remaining"),
+        )
+    };
+    assert_eq!(labels(&known), (Some(200), Some(199)));
+    assert_eq!(labels(&unknown), (Some(200), Some(198)));
+    let (known, unknown): (Value, Value) =
+        (known.json().await.unwrap(), unknown.json().await.unwrap());
+    assert_eq!(known, unknown);
 }
 
 #[tokio::test]

@@ -1,5 +1,7 @@
 //! `POST /oauth/token`, discovery and JWKS.
 
+use std::sync::OnceLock;
+
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -7,6 +9,7 @@ use base64::Engine;
 use serde_json::{Value, json};
 
 use super::extract::{is_form, read_body};
+use super::ratelimit::{Decision, TokenGate};
 use super::strict::{self, BodyError};
 use super::{AppState, json_response};
 use crate::service::token::{OAuthError, TokenRequest};
@@ -145,19 +148,48 @@ pub fn parse_token_body(
         (status = 503, description = "The store cannot be reached (`temporarily_unavailable`); retry.", body = crate::http::openapi::OAuthErrorBody),
     ),
 )]
-pub async fn token(State(app): State<AppState>, req: Request) -> Response {
+pub async fn token(State(app): State<AppState>, mut req: Request) -> Response {
+    let gate = req.extensions_mut().remove::<TokenGate>();
     let request = match parse_token_request(&app, req).await {
         Ok(r) => r,
-        Err(e) => return oauth_error(&e),
+        Err(e) => {
+            let decision = gate.as_ref().and_then(|g| g.failed(""));
+            return labelled(oauth_error(&e), decision);
+        }
     };
-    match app.issue_token(&request).await {
+    let named = request.named_client().unwrap_or_default();
+    if let Some(refusal) = gate.as_ref().and_then(|g| g.refusal(named)) {
+        return labelled(oauth_error(&OAuthError::too_many_requests()), Some(refusal));
+    }
+    // Set once the client has authenticated, with its bucket's decision.
+    let admitted: OnceLock<Option<Decision>> = OnceLock::new();
+    let admit = |client_id: &str| {
+        let decision = gate.as_ref().and_then(|g| g.admit(client_id));
+        let _ = admitted.set(decision);
+        decision.is_none_or(|d| d.allowed)
+    };
+    let result = app.issue_token(&request, &admit).await;
+    let decision = match admitted.into_inner() {
+        Some(decision) => decision,
+        None => gate.as_ref().and_then(|g| g.failed(named)),
+    };
+    let response = match result {
         Ok(body) => {
             let mut response = json_response(StatusCode::OK, &body);
             no_store(response.headers_mut());
             response
         }
         Err(e) => oauth_error(&e),
+    };
+    labelled(response, decision)
+}
+
+/// Adds the rate-limit headers of the bucket the request was charged to.
+fn labelled(mut response: Response, decision: Option<Decision>) -> Response {
+    if let Some(d) = decision {
+        d.apply(response.headers_mut());
     }
+    response
 }
 
 /// `GET /.well-known/jwks.json`.

@@ -1,24 +1,30 @@
 //! Auth0-compatible rate limiting: token buckets (GCRA, `governor`) per client and per IP.
 //!
 //! - Management API: the client of a verified Bearer token; without one, the caller's IP.
-//! - `POST /oauth/token`: the client the request names (`client_id` in the body or the
-//!   Basic user), when that client exists; otherwise the caller's IP. The token endpoint
-//!   and the Management API have separate buckets, as Auth0's Authentication and
-//!   Management APIs do.
+//! - `POST /oauth/token` ([`TokenGate`]): a request is charged to a client's bucket only once
+//!   it has authenticated as that client (so nobody can spend another client's budget by
+//!   naming it); a request that does not authenticate is charged to its sender's address,
+//!   and to the pair (the client id it named, that address), whose small budget bounds
+//!   guessing one client's secret from one address without locking that client out
+//!   anywhere else. An address or pair past its budget is refused before authentication.
+//!   The token endpoint and the Management API have separate client buckets, as Auth0's
+//!   Authentication and Management APIs do.
 //! - Everything else except `/healthz` and `/readyz`: the caller's IP.
+//!
+//! Addresses are IPv4 addresses or IPv6 /64 prefixes (one host usually has a whole /64).
 //!
 //! Every limited response carries `x-ratelimit-limit` (the bucket size),
 //! `x-ratelimit-remaining` and `x-ratelimit-reset` (Unix seconds at which the bucket is full
 //! again — always near, because the SDKs sleep until it before retrying a 409 or a 5xx). A
 //! refused request gets 429 with `retry-after` and Auth0's error body.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::num::NonZeroU32;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
@@ -30,8 +36,6 @@ use governor::{Quota, RateLimiter};
 
 use super::AppState;
 use super::error::ApiError;
-use super::extract::{MAX_BODY_BYTES, is_form};
-use super::json_response;
 use crate::config::{HttpLimits, RateQuota};
 
 type Keyed<K> = RateLimiter<K, DefaultKeyedStateStore<K>, DefaultClock, StateInformationMiddleware>;
@@ -39,11 +43,31 @@ type Keyed<K> = RateLimiter<K, DefaultKeyedStateStore<K>, DefaultClock, StateInf
 /// How often (in checked requests) idle buckets are dropped from memory.
 const PRUNE_EVERY: u64 = 4096;
 
+/// Failed authentications allowed for one client id from one address: this many at once,
+/// then one more every [`PAIR_REFILL`] (Auth0's brute-force protection counts 10).
+pub const PAIR_BURST: u32 = 10;
+/// See [`PAIR_BURST`].
+pub const PAIR_REFILL: Duration = Duration::from_secs(6);
+
+/// Longest client id kept as a bucket key (longer ones are cut: they name no client).
+const MAX_KEYED_ID: usize = 128;
+
+/// Who is refused before authentication, until when.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Blocked {
+    Address(IpAddr),
+    Pair(Box<str>, IpAddr),
+}
+
 /// The rate limiters of one server.
 pub struct RateLimits {
     management: Option<Keyed<String>>,
     token: Option<Keyed<String>>,
     ip: Option<Keyed<IpAddr>>,
+    pair: Option<Keyed<(Box<str>, IpAddr)>>,
+    blocked: Mutex<HashMap<Blocked, Instant>>,
+    /// The address bucket's size (`x-ratelimit-limit` of a refusal before authentication).
+    address_burst: u32,
     clock: DefaultClock,
     checks: AtomicU64,
 }
@@ -88,19 +112,29 @@ pub struct Decision {
 pub enum Key {
     /// A client on the Management API.
     Management(String),
-    /// A client at the token endpoint.
+    /// A client at the token endpoint (authenticated).
     Token(String),
-    /// An IP address (no known client).
+    /// An address (no known client).
     Ip(IpAddr),
 }
 
 impl RateLimits {
     /// Limiters for the configured quotas (a rate of 0 turns that limiter off).
     pub fn new(limits: &HttpLimits) -> Self {
+        let pair = (limits.per_ip.per_second > 0)
+            .then(|| {
+                let burst = NonZeroU32::new(PAIR_BURST)?;
+                Quota::with_period(PAIR_REFILL).map(|q| q.allow_burst(burst))
+            })
+            .flatten()
+            .map(|q| RateLimiter::dashmap(q).with_middleware::<StateInformationMiddleware>());
         Self {
             management: keyed(limits.per_client),
             token: keyed(limits.per_client),
             ip: keyed(limits.per_ip),
+            pair,
+            blocked: Mutex::new(HashMap::new()),
+            address_burst: quota(limits.per_ip).map_or(0, |q| q.burst_size().get()),
             clock: DefaultClock::default(),
             checks: AtomicU64::new(0),
         }
@@ -123,8 +157,15 @@ impl RateLimits {
         }
     }
 
-    /// Forgets buckets that are full again (they behave exactly like fresh ones).
+    /// Forgets buckets that are full again (they behave exactly like fresh ones), and
+    /// blocks that have ended.
     fn prune(&self) {
+        let now = Instant::now();
+        self.blocks().retain(|_, until| *until > now);
+        if let Some(l) = &self.pair {
+            l.retain_recent();
+            l.shrink_to_fit();
+        }
         if let Some(l) = &self.management {
             l.retain_recent();
             l.shrink_to_fit();
@@ -137,6 +178,96 @@ impl RateLimits {
             l.retain_recent();
             l.shrink_to_fit();
         }
+    }
+}
+
+impl RateLimits {
+    fn blocks(&self) -> std::sync::MutexGuard<'_, HashMap<Blocked, Instant>> {
+        self.blocked.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Before authentication: the refusal of a sender that has spent its failure budget,
+    /// or that budget for `named` (the client id the request names, which may not exist).
+    fn refusal(&self, named: &str, ip: IpAddr) -> Option<Decision> {
+        let now = Instant::now();
+        let blocks = self.blocks();
+        let until = [
+            blocks.get(&Blocked::Address(ip)),
+            blocks.get(&Blocked::Pair(pair_id(named), ip)),
+        ]
+        .into_iter()
+        .flatten()
+        .filter(|until| **until > now)
+        .max()?;
+        let wait = until.saturating_duration_since(now);
+        Some(Decision {
+            allowed: false,
+            limit: self.address_burst,
+            remaining: 0,
+            reset_after: wait,
+            retry_after: wait,
+        })
+    }
+
+    /// A request that did not authenticate: charged to its sender and to the pair (the
+    /// client id it named, the sender). Either one whose budget is spent is blocked until
+    /// the budget allows one more. The sender's decision labels the answer.
+    fn failed(&self, named: &str, ip: IpAddr) -> Option<Decision> {
+        let pair = pair_id(named);
+        let mut newly_blocked = Vec::new();
+        if let Some(pair_limiter) = &self.pair
+            && let Some(wait) =
+                decide(pair_limiter, &(pair.clone(), ip), &self.clock).and_then(|d| d.spent())
+        {
+            newly_blocked.push((Blocked::Pair(pair, ip), wait));
+        }
+        let decision = self.check(&Key::Ip(ip));
+        if let Some(wait) = decision.and_then(|d| d.spent()) {
+            newly_blocked.push((Blocked::Address(ip), wait));
+        }
+        if !newly_blocked.is_empty() {
+            let now = Instant::now();
+            let mut blocks = self.blocks();
+            for (who, wait) in newly_blocked {
+                tracing::info!(blocked = %who, seconds = wait.as_secs_f32(), "failed token requests: refusing before authentication");
+                blocks.insert(who, now + wait);
+            }
+        }
+        decision
+    }
+}
+
+impl std::fmt::Display for Blocked {
+    // Both parts are sanitised: an address, and a client id cut and escaped.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Blocked::Address(ip) => write!(f, "address {ip}"),
+            Blocked::Pair(id, ip) => write!(f, "client id {:?} from address {ip}", id),
+        }
+    }
+}
+
+/// The client id part of a pair key (cut: a longer one names no client).
+fn pair_id(named: &str) -> Box<str> {
+    let mut end = named.len().min(MAX_KEYED_ID);
+    while !named.is_char_boundary(end) {
+        end -= 1;
+    }
+    named[..end].into()
+}
+
+/// The address a bucket is kept for: an IPv4 address, or an IPv6 /64 prefix (an IPv4
+/// address mapped into IPv6 counts as itself).
+pub fn bucket_address(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(v4) => IpAddr::V4(v4),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let s = v6.segments();
+                IpAddr::V6(Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+        },
     }
 }
 
@@ -179,6 +310,18 @@ fn ceil_seconds(d: Duration) -> u64 {
 }
 
 impl Decision {
+    /// When the bucket is now empty: how long until it allows one more request.
+    fn spent(&self) -> Option<Duration> {
+        if !self.allowed {
+            Some(self.retry_after)
+        } else if self.remaining == 0 {
+            // Just took the last one: the next comes after one replenish interval.
+            Some(self.reset_after / self.limit.max(1))
+        } else {
+            None
+        }
+    }
+
     /// `x-ratelimit-reset`: the Unix second at which the bucket is full again (rounded up).
     pub fn reset_at(&self, now: SystemTime) -> u64 {
         let now = now.duration_since(UNIX_EPOCH).unwrap_or_default();
@@ -217,56 +360,48 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
-/// The 429 answer: Auth0's Management API body, or an OAuth error body at the token
-/// endpoint.
-fn too_many_requests(token_endpoint: bool) -> Response {
-    const MESSAGE: &str = "Global limit has been reached";
-    if token_endpoint {
-        let mut response = json_response(
-            StatusCode::TOO_MANY_REQUESTS,
-            &serde_json::json!({"error": "too_many_requests", "error_description": MESSAGE}),
-        );
-        response
-            .headers_mut()
-            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        response
-    } else {
-        ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            Some("too_many_requests"),
-            MESSAGE,
-        )
-        .into_response()
-    }
+/// The 429 answer of the Management API and every other path (Auth0's body; the token
+/// endpoint answers its own, see [`TokenGate`]).
+fn too_many_requests() -> Response {
+    ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        Some("too_many_requests"),
+        "Global limit has been reached",
+    )
+    .into_response()
 }
 
 /// State of the rate-limiting middleware.
 #[derive(Clone, Debug)]
 pub struct Limiting {
-    /// The application (to verify tokens and look clients up).
+    /// The application (to verify tokens).
     pub app: AppState,
     /// The buckets.
     pub limits: Arc<RateLimits>,
 }
 
 /// The middleware: picks the bucket, refuses with 429 or runs the request, and labels the
-/// response. Expects a buffered body (see `http::hardening`) when it reads one.
-pub async fn enforce(State(state): State<Limiting>, req: Request, next: Next) -> Response {
+/// response. The token endpoint is charged by its handler, through the [`TokenGate`] put
+/// into the request's extensions, once it knows whether the request authenticated.
+pub async fn enforce(State(state): State<Limiting>, mut req: Request, next: Next) -> Response {
     let path = req.uri().path();
     if path == "/healthz" || path == "/readyz" || !state.limits.enabled() {
         return next.run(req).await;
     }
-    let ip = peer_ip(&req);
-    let token_endpoint = path == "/oauth/token";
-    let (key, req) = if token_endpoint {
-        token_key(&state, req, ip).await
-    } else if path.starts_with("/api/v2/") {
-        let key = bearer(req.headers())
+    let ip = bucket_address(peer_ip(&req));
+    if path == "/oauth/token" {
+        req.extensions_mut().insert(TokenGate {
+            limits: state.limits.clone(),
+            ip,
+        });
+        return next.run(req).await;
+    }
+    let key = if path.starts_with("/api/v2/") {
+        bearer(req.headers())
             .and_then(|t| state.app.verify_management_token(t).ok())
-            .map_or(Key::Ip(ip), |caller| Key::Management(caller.client_id));
-        (key, req)
+            .map_or(Key::Ip(ip), |caller| Key::Management(caller.client_id))
     } else {
-        (Key::Ip(ip), req)
+        Key::Ip(ip)
     };
     let Some(decision) = state.limits.check(&key) else {
         return next.run(req).await;
@@ -283,28 +418,43 @@ pub async fn enforce(State(state): State<Limiting>, req: Request, next: Next) ->
             path = %req.uri().path(),
             "rate limit reached"
         );
-        too_many_requests(token_endpoint)
+        too_many_requests()
     };
     decision.apply(response.headers_mut());
     response
 }
 
-/// The bucket of a token request: the client it names, if that client exists.
-async fn token_key(state: &Limiting, req: Request, ip: IpAddr) -> (Key, Request) {
-    let form = is_form(&req);
-    let (parts, body) = req.into_parts();
-    // The body was buffered (and capped) by the hardening layer; this only collects it.
-    let bytes = match axum::body::to_bytes(body, MAX_BODY_BYTES + 1).await {
-        Ok(b) => b,
-        // Unreadable: the handler will refuse the empty body.
-        Err(_) => return (Key::Ip(ip), Request::from_parts(parts, Body::empty())),
-    };
-    let key = super::oauth::parse_token_body(&parts.headers, &bytes, form)
-        .ok()
-        .and_then(|r| r.client_id.or(r.basic.map(|(id, _)| id)))
-        .filter(|id| state.app.model.client(id).is_some())
-        .map_or(Key::Ip(ip), Key::Token);
-    (key, Request::from_parts(parts, Body::from(bytes)))
+/// The token endpoint's rate limits for one request (see the module documentation). The
+/// handler asks, in this order: [`refusal`](Self::refusal) before authenticating;
+/// [`admit`](Self::admit) once the client has authenticated; or
+/// [`failed`](Self::failed) when it did not.
+#[derive(Clone, Debug)]
+pub struct TokenGate {
+    limits: Arc<RateLimits>,
+    ip: IpAddr,
+}
+
+impl TokenGate {
+    /// Before authentication: a refusal when the sender, or the sender for the client id
+    /// the request names (known or not, alike), has spent its failure budget.
+    pub fn refusal(&self, named: &str) -> Option<Decision> {
+        self.limits.refusal(named, self.ip)
+    }
+
+    /// Once the request has authenticated as `client_id`: charges that client's bucket.
+    pub fn admit(&self, client_id: &str) -> Option<Decision> {
+        let decision = self.limits.check(&Key::Token(client_id.to_string()))?;
+        if !decision.allowed {
+            tracing::info!(bucket = "token client", client_id, "rate limit reached");
+        }
+        Some(decision)
+    }
+
+    /// The request did not authenticate: charges its sender, and the pair (the client id
+    /// it named, the sender).
+    pub fn failed(&self, named: &str) -> Option<Decision> {
+        self.limits.failed(named, self.ip)
+    }
 }
 
 #[cfg(test)]
@@ -366,6 +516,48 @@ mod tests {
         let mut h = HeaderMap::new();
         d.apply(&mut h);
         assert_eq!(h["retry-after"], "1");
+    }
+
+    #[test]
+    fn failures_block_the_pair_then_the_address_and_nothing_else() {
+        let l = limits(1, 20);
+        let (a, b) = (
+            IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1)),
+            IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2)),
+        );
+        for _ in 0..PAIR_BURST {
+            assert!(l.refusal("victim", a).is_none());
+            assert!(l.failed("victim", a).unwrap().allowed);
+        }
+        let refused = l.refusal("victim", a).unwrap();
+        assert!(!refused.allowed);
+        assert_eq!(refused.limit, 20);
+        assert!(refused.retry_after <= PAIR_REFILL);
+        // Another address naming the same client, and the same address naming another.
+        assert!(l.refusal("victim", b).is_none());
+        assert!(l.refusal("other", a).is_none());
+        // The address's own budget (burst 20) runs out too.
+        for _ in PAIR_BURST..20 {
+            l.failed("other", a);
+        }
+        assert!(l.refusal("anyone", a).is_some());
+        assert!(l.refusal("anyone", b).is_none());
+        // No client bucket was touched.
+        assert_eq!(l.check(&Key::Token("victim".into())).unwrap().remaining, 19);
+    }
+
+    #[test]
+    fn ipv6_addresses_share_a_bucket_per_64() {
+        let one: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let two: IpAddr = "2001:db8:1:2:bbbb::9".parse().unwrap();
+        let other: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(bucket_address(one), bucket_address(two));
+        assert_ne!(bucket_address(one), bucket_address(other));
+        let mapped: IpAddr = "::ffff:192.0.2.7".parse().unwrap();
+        assert_eq!(
+            bucket_address(mapped),
+            "192.0.2.7".parse::<IpAddr>().unwrap()
+        );
     }
 
     #[test]

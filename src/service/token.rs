@@ -48,6 +48,15 @@ pub struct TokenRequest {
     pub certificate: Option<PresentedCertificate>,
 }
 
+impl TokenRequest {
+    /// The client id the request names (body or Basic), before anything is verified.
+    pub fn named_client(&self) -> Option<&str> {
+        self.client_id
+            .as_deref()
+            .or(self.basic.as_ref().map(|(id, _)| id.as_str()))
+    }
+}
+
 impl std::fmt::Display for TokenRequest {
     // Never prints secrets or assertions.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -108,6 +117,11 @@ impl OAuthError {
         Self::new(401, "invalid_client", "Client authentication failed")
     }
 
+    /// 429 `too_many_requests`: the authenticated client's rate budget is spent.
+    pub fn too_many_requests() -> Self {
+        Self::new(429, "too_many_requests", "Global limit has been reached")
+    }
+
     /// 500 `server_error` (signing failed).
     pub fn server_error() -> Self {
         Self::new(500, "server_error", "The token could not be issued")
@@ -145,6 +159,11 @@ struct Confirmation<'a> {
     x5t_s256: &'a str,
 }
 
+/// Asked once a client has proven who it is, before anything is written or signed for it:
+/// whether its request may go on (the HTTP layer's per-client rate limit). A request that
+/// never gets this far did not authenticate, and is accounted to its sender instead.
+pub type Admit<'a> = &'a (dyn Fn(&str) -> bool + Sync);
+
 /// An authenticated client.
 struct Authenticated {
     client: Arc<ClientEntry>,
@@ -176,8 +195,13 @@ fn decoy_digest() -> SecretDigest {
 }
 
 impl Clavis {
-    /// Runs the client-credentials grant.
-    pub async fn issue_token(&self, req: &TokenRequest) -> Result<TokenResponse, OAuthError> {
+    /// Runs the client-credentials grant; `admit` is asked once the client has
+    /// authenticated.
+    pub async fn issue_token(
+        &self,
+        req: &TokenRequest,
+        admit: Admit<'_>,
+    ) -> Result<TokenResponse, OAuthError> {
         match req.grant_type.as_deref() {
             None | Some("") => {
                 return Err(OAuthError::invalid_request(
@@ -197,7 +221,7 @@ impl Clavis {
             client,
             bound_to,
             replay_record,
-        } = self.authenticate(req).await?;
+        } = self.authenticate(req, admit).await?;
         if !client.allows_client_credentials {
             return Err(OAuthError::new(
                 403,
@@ -294,7 +318,11 @@ impl Clavis {
 
     /// Authenticates the client with exactly one method. With a certificate, also returns
     /// its thumbprint, to which the token is bound.
-    async fn authenticate(&self, req: &TokenRequest) -> Result<Authenticated, OAuthError> {
+    async fn authenticate(
+        &self,
+        req: &TokenRequest,
+        admit: Admit<'_>,
+    ) -> Result<Authenticated, OAuthError> {
         let has_assertion = req.client_assertion.is_some() || req.client_assertion_type.is_some();
         let has_post_secret = req.client_secret.is_some();
         let has_basic = req.basic.is_some();
@@ -323,7 +351,7 @@ impl Clavis {
             }
         };
         if has_assertion {
-            let (client, durable) = self.authenticate_assertion(req).await?;
+            let (client, durable) = self.authenticate_assertion(req, admit).await?;
             return Ok(Authenticated {
                 client,
                 bound_to: None,
@@ -338,6 +366,9 @@ impl Clavis {
         let Some(secret) = secret else {
             // Neither secret nor assertion: a certificate client (see `service::mtls`).
             if let Some(c) = self.authenticate_certificate(client_id, req.certificate.as_ref())? {
+                if !admit(&c.client.client_id) {
+                    return Err(OAuthError::too_many_requests());
+                }
                 return Ok(Authenticated {
                     client: c.client,
                     bound_to: Some(c.thumbprint),
@@ -354,11 +385,16 @@ impl Clavis {
         };
         let matched = digest.matches(secret);
         match client {
-            Some(c) if matched && matches!(c.auth, ClientAuth::Secret(_)) => Ok(Authenticated {
-                client: c,
-                bound_to: None,
-                replay_record: None,
-            }),
+            Some(c) if matched && matches!(c.auth, ClientAuth::Secret(_)) => {
+                if !admit(&c.client_id) {
+                    return Err(OAuthError::too_many_requests());
+                }
+                Ok(Authenticated {
+                    client: c,
+                    bound_to: None,
+                    replay_record: None,
+                })
+            }
             Some(c) => {
                 let reason = if matches!(c.auth, ClientAuth::Secret(_)) {
                     "wrong client secret"
@@ -382,6 +418,7 @@ impl Clavis {
     async fn authenticate_assertion(
         &self,
         req: &TokenRequest,
+        admit: Admit<'_>,
     ) -> Result<(Arc<ClientEntry>, Durable), OAuthError> {
         match req.client_assertion_type.as_deref() {
             Some(JWT_BEARER) => {}
@@ -415,6 +452,10 @@ impl Clavis {
                 return Err(OAuthError::invalid_client());
             }
         };
+        // Before the `jti` is recorded: a refused request leaves its assertion unused.
+        if !admit(&client.client_id) {
+            return Err(OAuthError::too_many_requests());
+        }
         let record = JtiRecord {
             client_id: client.client_id.clone(),
             jti,

@@ -77,10 +77,17 @@ impl Server {
 
     /// An HTTPS client trusting only this server's CA.
     pub fn http(&self) -> reqwest::Client {
+        self.http_from(None)
+    }
+
+    /// The same, sending from `local` (any 127.0.0.0/8 address: the server sees another
+    /// caller).
+    pub fn http_from(&self, local: Option<std::net::IpAddr>) -> reqwest::Client {
         let ca = std::fs::read(self.ca_path()).unwrap();
         reqwest::Client::builder()
             .tls_certs_only([reqwest::Certificate::from_pem(&ca).unwrap()])
             .timeout(Duration::from_secs(20))
+            .local_address(local)
             .build()
             .unwrap()
     }

@@ -15,6 +15,7 @@ pub mod bootstrap;
 pub mod config;
 pub mod domain;
 pub mod http;
+pub mod log_text;
 pub mod model;
 pub mod mtls;
 pub mod service;

@@ -142,3 +142,108 @@ fn refusals_are_explained_to_the_operator_not_the_client() -> Result<(), String>
     }
     Ok(())
 }
+
+/// What a caller sends reaches the text log escaped and quoted: newlines cannot forge a
+/// line, escape sequences cannot reach the reader's terminal, invalid UTF-8 arrives as
+/// replacement characters — through every field a refused token request logs.
+#[test]
+fn attacker_text_cannot_forge_log_lines() -> Result<(), String> {
+    let server = Server::start_with(ServerOptions {
+        env: vec![("CLAVIS_LOG".into(), "info".into())],
+        ..Default::default()
+    })?;
+    let http = server.http_client()?;
+    let base = format!("https://{}", server.domain());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    const FORGED: &str = "victim\n2026-12-04T00:00:00.000000Z  INFO clavis: FORGED token issued \u{1b}[2J\u{1b}]0;title\u{7}\r";
+    let key = AssertionKey::new(2048);
+    runtime.block_on(async {
+        let post = |body: Vec<u8>, basic: Option<&str>| {
+            let mut req = http
+                .post(format!("{base}/oauth/token"))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(body);
+            if let Some(user) = basic {
+                req = req.basic_auth(user, Some("wrong"));
+            }
+            req.send()
+        };
+        let form = |pairs: &[(&str, &str)]| -> Vec<u8> {
+            url::form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(pairs)
+                .finish()
+                .into_bytes()
+        };
+        let audience = format!("{base}/api/v2/");
+        let mut bodies = vec![
+            // An unknown client with a secret, and with no authentication at all.
+            (form(&[("grant_type", "client_credentials"), ("client_id", FORGED), ("client_secret", "x"), ("audience", &audience)]), None),
+            (form(&[("grant_type", "client_credentials"), ("client_id", FORGED), ("audience", &audience)]), None),
+            // The Basic user.
+            (form(&[("grant_type", "client_credentials"), ("audience", &audience)]), Some(FORGED)),
+            // Invalid UTF-8 in the client id.
+            (b"grant_type=client_credentials&client_secret=x&client_id=%FF%FE%0A%1B%5B31mFORGED".to_vec(), None),
+        ];
+        // An assertion whose header `alg` carries the text, and one whose `iss` carries a
+        // short form of it (longer ones are refused for their length).
+        let short = "v\nFORGED \u{1b}[2J";
+        let claims = json!({"iss": short, "sub": short, "aud": format!("{base}/"), "iat": now(), "exp": now() + 60, "jti": jti()});
+        for header in [json!({"alg": FORGED}), json!({"alg": "RS256"})] {
+            let assertion = key.sign(&header, &claims);
+            bodies.push((form(&[
+                ("grant_type", "client_credentials"),
+                ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"),
+                ("client_assertion", &assertion),
+                ("audience", &audience),
+            ]), None));
+        }
+        for (body, basic) in bodies {
+            let r = post(body, basic).await.map_err(|e| e.to_string())?;
+            if r.status().as_u16() != 401 {
+                return Err(format!("expected 401, got {}", r.status()));
+            }
+        }
+        Ok::<_, String>(())
+    })?;
+    std::thread::sleep(Duration::from_millis(200));
+    let log = server.log();
+    let forged_lines: Vec<&str> = log.lines().filter(|l| l.contains("FORGED")).collect();
+    // Five lines: the Basic user is cut at its first colon (RFC 7617), checked below.
+    assert_eq!(
+        forged_lines.len(),
+        5,
+        "every request was logged once:\n{log}"
+    );
+    for line in &forged_lines {
+        // Each line that carries the text is the server's own refusal, with the text
+        // quoted inside one field.
+        assert!(
+            line.contains("refused") || line.contains("without client authentication"),
+            "a forged line: {line}"
+        );
+        assert!(
+            !line.trim_start().starts_with("2026-12-04T00:00:00"),
+            "{line}"
+        );
+    }
+    assert!(
+        log.contains(r#"client_id="victim\n2026-12-04T00" reason="unknown client""#),
+        "{log}"
+    );
+    // Invalid UTF-8 arrives as replacement characters.
+    assert!(
+        log.contains("client_id=\"\u{fffd}\u{fffd}\\n\\u{1b}[31mFORGED\""),
+        "{log}"
+    );
+    for bad in ['\u{1b}', '\u{7}', '\r'] {
+        assert!(!log.contains(bad), "{bad:?} reached the log:\n{log}");
+    }
+    assert!(
+        log.contains("\\u{1b}[2J"),
+        "the escape sequence is shown escaped:\n{log}"
+    );
+    Ok(())
+}

@@ -94,14 +94,9 @@ fn is_quoted(text: &str) -> bool {
     };
     let mut chars = inner.chars();
     while let Some(c) = chars.next() {
-        match c {
-            '\\' => {
-                if chars.next().is_none() {
-                    return false;
-                }
-            }
-            '"' => return false,
-            _ => {}
+        let escaped_char = c == '\\' && chars.next().is_some();
+        if !escaped_char && matches!(c, '\\' | '"') {
+            return false;
         }
     }
     true

@@ -56,8 +56,10 @@ pub struct ServeArgs {
     /// Directory for the database, keys and generated certificates.
     #[arg(long, env = "CLAVIS_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
-    /// Database URL (default: a SQLite file in the data directory).
-    #[arg(long, env = "CLAVIS_DATABASE_URL")]
+    /// Database URL (default: a SQLite file in the data directory). A URL with a password
+    /// belongs in `CLAVIS_DATABASE_URL`, `CLAVIS_DATABASE_URL_FILE` or the TOML file, not on
+    /// the command line, where other local users can read it.
+    #[arg(long)]
     pub database_url: Option<String>,
     /// PostgreSQL: most pooled connections per node (default 10).
     #[arg(long, env = "CLAVIS_DB_POOL_SIZE")]
@@ -108,18 +110,6 @@ pub struct ServeArgs {
     /// Log filter (tracing-subscriber syntax), e.g. `info,clavis=debug`.
     #[arg(long, env = "CLAVIS_LOG")]
     pub log: Option<String>,
-    /// Master key (base64, 32 bytes) sealing secrets at rest; default: `<data-dir>/master.key`.
-    #[arg(long, env = "CLAVIS_MASTER_KEY", hide_env_values = true)]
-    #[serde(skip)]
-    pub master_key: Option<String>,
-    /// client_id of the admin client created on first start.
-    #[arg(long, env = "CLAVIS_BOOTSTRAP_CLIENT_ID")]
-    #[serde(skip)]
-    pub bootstrap_client_id: Option<String>,
-    /// Secret of the admin client created on first start.
-    #[arg(long, env = "CLAVIS_BOOTSTRAP_CLIENT_SECRET", hide_env_values = true)]
-    #[serde(skip)]
-    pub bootstrap_client_secret: Option<String>,
     /// PEM bundle of the CAs trusted for `tls_client_auth` (without it, `tls_client_auth` is off).
     #[arg(long, env = "CLAVIS_MTLS_CA")]
     pub mtls_ca: Option<PathBuf>,
@@ -132,10 +122,6 @@ pub struct ServeArgs {
     )]
     #[serde(default)]
     pub trusted_proxy: Vec<String>,
-    /// Shared secret a trusted proxy sends in the `cname-api-key` header.
-    #[arg(long, env = "CLAVIS_PROXY_SECRET", hide_env_values = true)]
-    #[serde(skip)]
-    pub proxy_secret: Option<String>,
     /// Requests per second per client (Management API and token endpoint); 0 = no limit.
     #[arg(long, env = "CLAVIS_RATE_LIMIT_CLIENT_RPS")]
     pub rate_limit_client_rps: Option<u32>,
@@ -314,9 +300,65 @@ fn sqlite_url(data_dir: &Path) -> String {
     format!("sqlite://{}", data_dir.join("clavis.db").display())
 }
 
+/// Reads one setting from the environment: `NAME`, or the contents of the file named by
+/// `NAME_FILE` (one trailing newline dropped), not both. Secrets come only this way (or
+/// from the TOML file where it has a key): never from a flag, which other local users can
+/// read in the process list.
+fn from_env(env: &dyn Fn(&str) -> Option<String>, name: &str) -> Result<Option<String>, String> {
+    let file_var = format!("{name}_FILE");
+    match (env(name), env(&file_var)) {
+        (Some(_), Some(_)) => Err(format!("set {name} or {file_var}, not both")),
+        (Some(value), None) => Ok(Some(value)),
+        (None, Some(path)) => {
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| format!("{file_var}: cannot read {path}: {e}"))?;
+            let text = text.strip_suffix('\n').unwrap_or(&text);
+            Ok(Some(text.strip_suffix('\r').unwrap_or(text).to_string()))
+        }
+        (None, None) => Ok(None),
+    }
+}
+
+/// Whether a database URL carries a password (`scheme://user:password@host`).
+fn has_password(url: &str) -> bool {
+    url::Url::parse(url).is_ok_and(|u| u.password().is_some())
+}
+
+/// The URL with its password replaced by `***`, for anything that prints it.
+pub fn masked_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_string(),
+    }
+}
+
 impl ServeArgs {
-    /// Merges flags/environment over the TOML file over defaults.
+    /// Merges flags over the environment over the TOML file over defaults.
     pub fn into_config(self) -> Result<Config, String> {
+        self.into_config_with_env(&|name| std::env::var(name).ok())
+    }
+
+    /// [`into_config`](Self::into_config) with the environment given as a lookup.
+    pub fn into_config_with_env(
+        self,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, String> {
+        if self.database_url.as_deref().is_some_and(has_password) {
+            return Err(
+                "--database-url holds a password, which other local users can read \
+                 on the command line: give the URL in CLAVIS_DATABASE_URL, \
+                 CLAVIS_DATABASE_URL_FILE or the configuration file"
+                    .into(),
+            );
+        }
+        let master_key = from_env(env, "CLAVIS_MASTER_KEY")?;
+        let bootstrap_client_id = from_env(env, "CLAVIS_BOOTSTRAP_CLIENT_ID")?;
+        let bootstrap_client_secret = from_env(env, "CLAVIS_BOOTSTRAP_CLIENT_SECRET")?;
+        let proxy_secret = from_env(env, "CLAVIS_PROXY_SECRET")?;
+        let env_database_url = from_env(env, "CLAVIS_DATABASE_URL")?;
         let file: ServeArgs = match &self.config {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
@@ -390,7 +432,7 @@ impl ServeArgs {
         let mtls = crate::mtls::MtlsOptions::new(
             self.mtls_ca.or(file.mtls_ca),
             &trusted_proxy,
-            self.proxy_secret,
+            proxy_secret,
         )?;
         let http = HttpLimits::default();
         let max_connections = self
@@ -413,6 +455,7 @@ impl ServeArgs {
                 .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8443))),
             database_url: self
                 .database_url
+                .or(env_database_url)
                 .or(file.database_url)
                 .unwrap_or_else(|| sqlite_url(&data_dir)),
             db,
@@ -425,9 +468,9 @@ impl ServeArgs {
                 .or(file.legacy_assertion_audience)
                 .unwrap_or(false),
             limits,
-            master_key: self.master_key.map(Secret),
-            bootstrap_client_id: self.bootstrap_client_id,
-            bootstrap_client_secret: self.bootstrap_client_secret.map(Secret),
+            master_key: master_key.map(Secret),
+            bootstrap_client_id,
+            bootstrap_client_secret: bootstrap_client_secret.map(Secret),
             log_format: self.log_format.or(file.log_format).unwrap_or_default(),
             log: self.log.or(file.log).unwrap_or_else(|| "info".into()),
             mtls,
@@ -513,6 +556,77 @@ mod tests {
             ..Default::default()
         };
         assert!(zero.into_config().is_err());
+    }
+
+    #[test]
+    fn secrets_come_from_the_environment_or_a_file_never_a_flag() {
+        let dir = tempfile::tempdir().unwrap();
+        let key_file = dir.path().join("key");
+        std::fs::write(&key_file, "c2VjcmV0\n").unwrap();
+        let key_path = key_file.display().to_string();
+        let env = |name: &str| match name {
+            "CLAVIS_MASTER_KEY_FILE" => Some(key_path.clone()),
+            "CLAVIS_PROXY_SECRET" => Some("proxy-secret-0123456789".to_string()),
+            "CLAVIS_DATABASE_URL" => Some("postgres://u:pw@db/clavis".to_string()),
+            _ => None,
+        };
+        let c = ServeArgs {
+            trusted_proxy: vec!["10.0.0.1".into()],
+            ..Default::default()
+        }
+        .into_config_with_env(&env)
+        .unwrap();
+        assert_eq!(c.master_key, Some(Secret("c2VjcmV0".into())));
+        assert_eq!(c.database_url, "postgres://u:pw@db/clavis");
+        // The flag wins over the environment, but may not carry a password.
+        let flag = ServeArgs {
+            database_url: Some("postgres://u:pw@other/clavis".into()),
+            ..Default::default()
+        };
+        assert!(flag.into_config_with_env(&env).is_err());
+        let flag = ServeArgs {
+            database_url: Some("postgres://u@other/clavis".into()),
+            trusted_proxy: vec!["10.0.0.1".into()],
+            ..Default::default()
+        };
+        assert_eq!(
+            flag.into_config_with_env(&env).unwrap().database_url,
+            "postgres://u@other/clavis"
+        );
+        // A setting and its _FILE twin together are refused.
+        let both = |name: &str| match name {
+            "CLAVIS_BOOTSTRAP_CLIENT_SECRET" | "CLAVIS_BOOTSTRAP_CLIENT_SECRET_FILE" => {
+                Some("x".to_string())
+            }
+            _ => None,
+        };
+        assert!(ServeArgs::default().into_config_with_env(&both).is_err());
+    }
+
+    #[test]
+    fn help_shows_no_secret_flag_and_no_environment_value() {
+        use clap::CommandFactory;
+        let mut cli = Cli::command();
+        let serve = cli.find_subcommand_mut("serve").unwrap();
+        let help = serve.render_long_help().to_string();
+        for flag in [
+            "--master-key",
+            "--bootstrap-client-secret",
+            "--proxy-secret",
+            "--bootstrap-client-id",
+        ] {
+            assert!(!help.contains(flag), "{flag} in --help");
+        }
+        assert!(!help.contains("CLAVIS_DATABASE_URL="), "{help}");
+    }
+
+    #[test]
+    fn a_printed_database_url_has_its_password_masked() {
+        assert_eq!(
+            masked_url("postgres://clavis:s3cret@db:5432/clavis?sslmode=verify-full"),
+            "postgres://clavis:***@db:5432/clavis?sslmode=verify-full"
+        );
+        assert_eq!(masked_url("sqlite:///tmp/x.db"), "sqlite:///tmp/x.db");
     }
 
     #[test]

@@ -14,7 +14,7 @@
 //!   certificate in `client-certificate` (URL-encoded PEM, at most 4096 bytes) with its own
 //!   verdict in `client-certificate-ca-verified` (`SUCCESS` / `FAILED: <reason>`). These
 //!   headers are believed only from a peer address in `--trusted-proxy` that also sends the
-//!   `--proxy-secret` in `cname-api-key`; otherwise they are ignored and logged. On such a
+//!   `CLAVIS_PROXY_SECRET` in `cname-api-key`; otherwise they are ignored and logged. On such a
 //!   proxied request the certificate of the TLS connection (the proxy's own) is never used.
 //!
 //! [`MtlsSettings`] holds the resolved configuration; [`PresentedCertificate`] is what one
@@ -49,7 +49,7 @@ pub const CLIENT_CERTIFICATE_CA_VERIFIED: &str = "client-certificate-ca-verified
 pub const CNAME_API_KEY: &str = "cname-api-key";
 /// Largest accepted `client-certificate` header value, in bytes as received.
 pub const MAX_FORWARDED_CERTIFICATE_BYTES: usize = 4096;
-/// Shortest accepted `--proxy-secret`.
+/// Shortest accepted proxy secret (`CLAVIS_PROXY_SECRET`).
 pub const MIN_PROXY_SECRET_LEN: usize = 16;
 
 /// A network in CIDR notation (`10.0.0.0/8`, `2001:db8::/32`; a bare address is a /32 or
@@ -145,11 +145,11 @@ impl MtlsOptions {
             .collect::<Result<Vec<_>, _>>()?;
         match (trusted_proxies.is_empty(), &proxy_secret) {
             (false, None) | (true, Some(_)) => {
-                return Err("--trusted-proxy and --proxy-secret go together".into());
+                return Err("--trusted-proxy and CLAVIS_PROXY_SECRET go together".into());
             }
             (false, Some(s)) if s.len() < MIN_PROXY_SECRET_LEN => {
                 return Err(format!(
-                    "--proxy-secret must be at least {MIN_PROXY_SECRET_LEN} characters"
+                    "CLAVIS_PROXY_SECRET must be at least {MIN_PROXY_SECRET_LEN} characters"
                 ));
             }
             _ => {}
@@ -607,15 +607,17 @@ mod tests {
             "mtls_ca = \"/etc/clavis/clients.pem\"\ntrusted_proxy = [\"10.0.0.0/8\", \"fd00::/8\"]\n",
         )
         .unwrap();
-        let args = |trusted_proxy: Vec<String>, secret: Option<&str>| ServeArgs {
-            config: Some(path.clone()),
-            trusted_proxy,
-            proxy_secret: secret.map(str::to_string),
-            ..Default::default()
+        // The secret comes from the environment (CLAVIS_PROXY_SECRET).
+        let config = |trusted_proxy: Vec<String>, secret: Option<&str>| {
+            let secret = secret.map(str::to_string);
+            ServeArgs {
+                config: Some(path.clone()),
+                trusted_proxy,
+                ..Default::default()
+            }
+            .into_config_with_env(&|name| secret.clone().filter(|_| name == "CLAVIS_PROXY_SECRET"))
         };
-        let c = args(vec![], Some("0123456789abcdef"))
-            .into_config()
-            .unwrap();
+        let c = config(vec![], Some("0123456789abcdef")).unwrap();
         assert_eq!(
             c.mtls.ca_bundle.as_deref(),
             Some(std::path::Path::new("/etc/clavis/clients.pem"))
@@ -628,18 +630,16 @@ mod tests {
             ]
         );
         // Flags replace the file's list.
-        let c = args(vec!["192.168.1.0/24".into()], Some("0123456789abcdef"))
-            .into_config()
-            .unwrap();
+        let c = config(vec!["192.168.1.0/24".into()], Some("0123456789abcdef")).unwrap();
         assert_eq!(
             c.mtls.trusted_proxies,
             [Cidr::parse("192.168.1.0/24").unwrap()]
         );
         // A proxy list without its secret is a configuration error.
-        assert!(args(vec![], None).into_config().is_err());
+        assert!(config(vec![], None).is_err());
         // The secret cannot come from the file.
         std::fs::write(&path, "proxy_secret = \"0123456789abcdef\"\n").unwrap();
-        assert!(args(vec![], None).into_config().is_err());
+        assert!(config(vec![], None).is_err());
     }
 
     #[test]

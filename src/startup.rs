@@ -54,6 +54,8 @@ pub struct Application {
     /// The admin credentials, on the first start only.
     pub admin: Option<AdminCredentials>,
     http: HttpLimits,
+    /// The database URL as it may be printed (password masked).
+    database: String,
 }
 
 /// Opens the store named by the URL: `sqlite:...` or `postgres://...` (`postgresql://`).
@@ -172,6 +174,7 @@ impl Application {
             ca_cert,
             admin,
             http: config.http,
+            database: crate::config::masked_url(&config.database_url),
         })
     }
 
@@ -202,6 +205,7 @@ impl Application {
             "  management audience: {}",
             self.clavis.issuer.management_audience
         );
+        println!("  database:            {}", self.database);
         if let Some(ca) = &self.ca_cert {
             println!("  local CA:            {}", ca.display());
             println!(

@@ -158,7 +158,11 @@ async fn a_flood_of_wrong_secrets_for_the_admin_does_not_lock_the_admin_out() {
 /// to the sender: `x-ratelimit-remaining` does not tell whether a client exists.
 #[tokio::test]
 async fn refusals_look_alike_for_known_and_unknown_client_ids() {
-    let server = Server::start(&[]);
+    // A slow refill (1/s), so that the two answers' counts are one apart.
+    let server = Server::start(&[
+        ("CLAVIS_RATE_LIMIT_IP_RPS", "1"),
+        ("CLAVIS_RATE_LIMIT_IP_BURST", "100"),
+    ]);
     let http = server.http();
     let known = secret_request(&server, &http, ADMIN_ID, "wrong").await;
     let unknown = secret_request(&server, &http, "NoSuchClient0000", "wrong").await;
@@ -172,8 +176,8 @@ async fn refusals_look_alike_for_known_and_unknown_client_ids() {
             header(r, "x-ratelimit-remaining"),
         )
     };
-    assert_eq!(labels(&known), (Some(200), Some(199)));
-    assert_eq!(labels(&unknown), (Some(200), Some(198)));
+    assert_eq!(labels(&known), (Some(100), Some(99)));
+    assert_eq!(labels(&unknown), (Some(100), Some(98)));
     let (known, unknown): (Value, Value) =
         (known.json().await.unwrap(), unknown.json().await.unwrap());
     assert_eq!(known, unknown);

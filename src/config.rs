@@ -140,6 +140,14 @@ pub struct ServeArgs {
     /// Seconds a client may take to send a request's headers, and again its body.
     #[arg(long, env = "CLAVIS_REQUEST_TIMEOUT_SECONDS")]
     pub request_timeout_seconds: Option<u64>,
+    /// Seconds a connection may stay open with no request in flight (default 60), whatever
+    /// the client sends meanwhile (HTTP/2 PINGs included).
+    #[arg(long, env = "CLAVIS_IDLE_TIMEOUT_SECONDS")]
+    pub idle_timeout_seconds: Option<u64>,
+    /// Seconds after which a connection is asked to close (default 3600): no new request
+    /// is taken on it, in-flight requests finish.
+    #[arg(long, env = "CLAVIS_MAX_CONNECTION_AGE_SECONDS")]
+    pub max_connection_age_seconds: Option<u64>,
 }
 
 /// A secret string whose `Debug` is redacted.
@@ -253,6 +261,10 @@ pub struct HttpLimits {
     pub max_connections: usize,
     /// Time allowed to receive a request's headers, and again its body.
     pub request_timeout: std::time::Duration,
+    /// A connection with no request in flight for this long is closed.
+    pub idle_timeout: std::time::Duration,
+    /// A connection this old is asked to close once its in-flight requests are done.
+    pub max_connection_age: std::time::Duration,
 }
 
 impl Default for HttpLimits {
@@ -268,6 +280,8 @@ impl Default for HttpLimits {
             },
             max_connections: 1024,
             request_timeout: std::time::Duration::from_secs(30),
+            idle_timeout: std::time::Duration::from_secs(60),
+            max_connection_age: std::time::Duration::from_secs(3600),
         }
     }
 }
@@ -443,9 +457,23 @@ impl ServeArgs {
             .request_timeout_seconds
             .or(file.request_timeout_seconds)
             .unwrap_or(http.request_timeout.as_secs());
-        if max_connections == 0 || request_timeout == 0 {
+        let idle_timeout = self
+            .idle_timeout_seconds
+            .or(file.idle_timeout_seconds)
+            .unwrap_or(http.idle_timeout.as_secs());
+        let max_connection_age = self
+            .max_connection_age_seconds
+            .or(file.max_connection_age_seconds)
+            .unwrap_or(http.max_connection_age.as_secs());
+        if max_connections == 0
+            || request_timeout == 0
+            || idle_timeout == 0
+            || max_connection_age == 0
+        {
             return Err(
-                "--max-connections and --request-timeout-seconds must be at least 1".into(),
+                "--max-connections, --request-timeout-seconds, --idle-timeout-seconds \
+                 and --max-connection-age-seconds must be at least 1"
+                    .into(),
             );
         }
         Ok(Config {
@@ -497,6 +525,8 @@ impl ServeArgs {
                 },
                 max_connections,
                 request_timeout: std::time::Duration::from_secs(request_timeout),
+                idle_timeout: std::time::Duration::from_secs(idle_timeout),
+                max_connection_age: std::time::Duration::from_secs(max_connection_age),
             },
         })
     }
@@ -639,5 +669,35 @@ mod tests {
             ..Default::default()
         };
         assert!(args.into_config().is_err());
+    }
+
+    #[test]
+    fn connection_lifetimes_from_flags_and_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "idle_timeout_seconds = 5\n").unwrap();
+        let args = ServeArgs {
+            config: Some(path),
+            max_connection_age_seconds: Some(120),
+            ..Default::default()
+        };
+        let c = args.into_config().unwrap();
+        assert_eq!(c.http.idle_timeout, Duration::from_secs(5));
+        assert_eq!(c.http.max_connection_age, Duration::from_secs(120));
+        let defaults = ServeArgs::default().into_config().unwrap();
+        assert_eq!(defaults.http.idle_timeout, Duration::from_secs(60));
+        assert_eq!(defaults.http.max_connection_age, Duration::from_secs(3600));
+        for zero in [
+            ServeArgs {
+                idle_timeout_seconds: Some(0),
+                ..Default::default()
+            },
+            ServeArgs {
+                max_connection_age_seconds: Some(0),
+                ..Default::default()
+            },
+        ] {
+            assert!(zero.into_config().is_err());
+        }
     }
 }

@@ -55,8 +55,8 @@ impl Api {
     }
 }
 
-#[test]
-fn refusals_are_explained_to_the_operator_not_the_client() -> Result<(), String> {
+/// A server logging at `info`, an HTTPS client for it, its base URL and a runtime.
+fn logging_server() -> Result<(Server, reqwest::Client, String, tokio::runtime::Runtime), String> {
     let server = Server::start_with(ServerOptions {
         env: vec![("CLAVIS_LOG".into(), "info".into())],
         ..Default::default()
@@ -67,6 +67,12 @@ fn refusals_are_explained_to_the_operator_not_the_client() -> Result<(), String>
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
+    Ok((server, http, base, runtime))
+}
+
+#[test]
+fn refusals_are_explained_to_the_operator_not_the_client() -> Result<(), String> {
+    let (server, http, base, runtime) = logging_server()?;
     let key = AssertionKey::new(2048);
     let assertions = runtime.block_on(async {
         let r = http
@@ -148,16 +154,7 @@ fn refusals_are_explained_to_the_operator_not_the_client() -> Result<(), String>
 /// replacement characters — through every field a refused token request logs.
 #[test]
 fn attacker_text_cannot_forge_log_lines() -> Result<(), String> {
-    let server = Server::start_with(ServerOptions {
-        env: vec![("CLAVIS_LOG".into(), "info".into())],
-        ..Default::default()
-    })?;
-    let http = server.http_client()?;
-    let base = format!("https://{}", server.domain());
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
+    let (server, http, base, runtime) = logging_server()?;
     const FORGED: &str = "victim\n2026-12-04T00:00:00.000000Z  INFO clavis: FORGED token issued \u{1b}[2J\u{1b}]0;title\u{7}\r";
     let key = AssertionKey::new(2048);
     runtime.block_on(async {

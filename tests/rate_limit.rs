@@ -69,15 +69,9 @@ async fn management_api_answers_429_with_auth0_body_and_near_reset() {
 async fn token_endpoint_limits_each_client_and_unknown_callers_by_ip() {
     let server = Server::start(TINY);
     let http = server.http();
-    let token = |id: &'static str, secret: &'static str| {
-        http.post(format!("{}/oauth/token", server.base()))
-            .form(&[
-                ("grant_type", "client_credentials"),
-                ("client_id", id),
-                ("client_secret", secret),
-                ("audience", &format!("{}/api/v2/", server.base())),
-            ])
-            .send()
+    let (server, http) = (&server, &http);
+    let token = move |id: &'static str, secret: &'static str| async move {
+        Ok::<_, ()>(secret_request(server, http, id, secret).await)
     };
     assert_eq!(token(ADMIN_ID, ADMIN_SECRET).await.unwrap().status(), 200);
     assert_eq!(token(ADMIN_ID, ADMIN_SECRET).await.unwrap().status(), 200);

@@ -1,7 +1,9 @@
 """Schemathesis hooks for fuzzing Clavis (loaded by scripts/api-fuzz).
 
 - Authentication: a fresh Management API token from POST /oauth/token every few seconds,
-  with the bootstrap admin's client_credentials. The fuzzer rotates and revokes signing
+  with the bootstrap admin's client_credentials, sent from 127.0.0.2: the fuzzer sends wrong
+  secrets naming the admin from 127.0.0.1, and Clavis's brute-force bound then refuses that
+  client id from that address (SECURITY.md) — an operator elsewhere is not refused. The fuzzer rotates and revokes signing
   keys, which invalidates tokens signed by a revoked key; a short refresh keeps the run
   authenticated (a 401 in between is documented and accepted).
 - The fuzzer's own admin client and its grant are off limits: a request that would patch,
@@ -16,6 +18,7 @@ import os
 
 import requests
 import schemathesis
+from requests.adapters import HTTPAdapter
 
 BASE_URL = os.environ["CLAVIS_BASE_URL"].rstrip("/")
 CA_FILE = os.environ["CLAVIS_CA_FILE"]
@@ -28,8 +31,20 @@ PROTECTED_ID = "protected-by-the-fuzz-harness"
 _admin_grant_ids = set()
 
 
+class _FromOperatorAddress(HTTPAdapter):
+    """Connections from 127.0.0.2 (any 127/8 address is this machine's loopback)."""
+
+    def init_poolmanager(self, *args, **kwargs):
+        kwargs["source_address"] = ("127.0.0.2", 0)
+        super().init_poolmanager(*args, **kwargs)
+
+
+_operator = requests.Session()
+_operator.mount("https://", _FromOperatorAddress())
+
+
 def _token():
-    response = requests.post(
+    response = _operator.post(
         BASE_URL + "/oauth/token",
         data={
             "grant_type": "client_credentials",

@@ -56,6 +56,7 @@ pub struct Application {
     http: HttpLimits,
     /// The database URL as it may be printed (password masked).
     database: String,
+    log_format: LogFormat,
 }
 
 /// Opens the store named by the URL: `sqlite:...` or `postgres://...` (`postgresql://`).
@@ -175,6 +176,7 @@ impl Application {
             admin,
             http: config.http,
             database: crate::config::masked_url(&config.database_url),
+            log_format: config.log_format,
         })
     }
 
@@ -193,33 +195,50 @@ impl Application {
         self.handle.clone()
     }
 
-    /// Prints where to reach the server and, on first start, the admin credentials.
+    /// Says where to reach the server and, on first start, the admin credentials: as text
+    /// on stdout, or, with `--log-format json`, as log events on the log's stream (where the
+    /// generated admin secret is not written: a log is kept and shipped).
     pub fn print_banner(&self) {
-        println!("Clavis listening on {}", self.clavis.issuer.issuer);
-        println!("  issuer:              {}", self.clavis.issuer.issuer);
-        println!(
-            "  token endpoint:      {}",
-            self.clavis.issuer.token_endpoint
-        );
-        println!(
-            "  management audience: {}",
-            self.clavis.issuer.management_audience
-        );
+        let issuer = &self.clavis.issuer;
+        let ca = self.ca_cert.as_ref().map(|ca| ca.display().to_string());
+        if self.log_format == LogFormat::Json {
+            tracing::info!(
+                issuer = %issuer.issuer,
+                token_endpoint = %issuer.token_endpoint,
+                management_audience = %issuer.management_audience,
+                database = %self.database,
+                local_ca = ca.as_deref(),
+                "Clavis listening"
+            );
+            if let Some(admin) = &self.admin {
+                tracing::info!(
+                    client_id = %admin.client_id,
+                    secret = if admin.secret_supplied { "as given in CLAVIS_BOOTSTRAP_CLIENT_SECRET" } else { "not logged: run `clavis reset-admin-secret` to get one" },
+                    "first start: created the admin client"
+                );
+            }
+            return;
+        }
+        println!("Clavis listening on {}", issuer.issuer);
+        println!("  issuer:              {}", issuer.issuer);
+        println!("  token endpoint:      {}", issuer.token_endpoint);
+        println!("  management audience: {}", issuer.management_audience);
         println!("  database:            {}", self.database);
-        if let Some(ca) = &self.ca_cert {
-            println!("  local CA:            {}", ca.display());
+        if let Some(ca) = &ca {
+            println!("  local CA:            {ca}");
             println!(
-                "  trust it with:       export NODE_EXTRA_CA_CERTS={0} SSL_CERT_FILE={0} REQUESTS_CA_BUNDLE={0}",
-                ca.display()
+                "  trust it with:       export NODE_EXTRA_CA_CERTS={ca} SSL_CERT_FILE={ca} REQUESTS_CA_BUNDLE={ca} CURL_CA_BUNDLE={ca}"
             );
         }
         if let Some(admin) = &self.admin {
-            println!("First start: created the admin client (shown only now):");
-            println!("  client_id:     {}", admin.client_id);
+            println!("First start: created the admin client (shown only now). In your shell:");
+            println!("  export CLAVIS_ADMIN_ID={}", admin.client_id);
             if admin.secret_supplied {
-                println!("  client_secret: (as given in CLAVIS_BOOTSTRAP_CLIENT_SECRET)");
+                println!(
+                    "  export CLAVIS_ADMIN_SECRET=...   # as given in CLAVIS_BOOTSTRAP_CLIENT_SECRET"
+                );
             } else {
-                println!("  client_secret: {}", admin.client_secret);
+                println!("  export CLAVIS_ADMIN_SECRET={}", admin.client_secret);
             }
         }
     }

@@ -126,23 +126,69 @@ pub async fn read_body(req: Request) -> Result<Bytes, ApiError> {
 
 /// Whether the request declares a form body.
 pub fn is_form(req: &Request) -> bool {
-    req.headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| {
-            ct.split(';').next().is_some_and(|m| {
-                m.trim()
-                    .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-            })
-        })
+    media_type(req) == Some(Media::Form)
+}
+
+/// What a request body declares itself to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Media {
+    Json,
+    Form,
+    Other,
+}
+
+/// The declared media type; `None` without a `content-type` header.
+fn media_type(req: &Request) -> Option<Media> {
+    let value = req.headers().get(header::CONTENT_TYPE)?;
+    let essence = value
+        .to_str()
+        .ok()
+        .and_then(|ct| ct.split(';').next())
+        .map(str::trim)
+        .unwrap_or_default();
+    Some(if essence.eq_ignore_ascii_case("application/json") {
+        Media::Json
+    } else if essence.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+        Media::Form
+    } else {
+        Media::Other
+    })
+}
+
+/// Whether a form body is really a JSON document (what `curl -d '{...}'` sends without
+/// `-H 'content-type: application/json'`).
+fn json_sent_as_form(bytes: &[u8]) -> bool {
+    let text = bytes.trim_ascii();
+    (text.starts_with(b"{") && text.ends_with(b"}"))
+        || (text.starts_with(b"[") && text.ends_with(b"]"))
 }
 
 impl<S: Send + Sync> FromRequest<S> for Payload {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
-        let form = is_form(&req);
+        // Without a content-type the body is read as JSON (as Auth0's API does); a body of
+        // another type is refused with 415 unless it is empty.
+        let media = media_type(&req);
         let bytes = read_body(req).await?;
+        let form = match media {
+            Some(Media::Form) => true,
+            None | Some(Media::Json) => false,
+            Some(Media::Other) if bytes.iter().all(u8::is_ascii_whitespace) => false,
+            Some(Media::Other) => {
+                return Err(ApiError::new(
+                    axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    None,
+                    "Unsupported Media Type: send the body as application/json",
+                ));
+            }
+        };
+        if form && json_sent_as_form(&bytes) {
+            return Err(ApiError::invalid_body(
+                "Payload validation error: the body is JSON but its content-type is \
+                 application/x-www-form-urlencoded; send it with content-type: application/json.",
+            ));
+        }
         if form {
             let value = strict::form(&bytes).map_err(body_error)?;
             return Ok(Payload {

@@ -1180,6 +1180,11 @@ const MANAGEMENT_ERRORS: &[(&str, &str, &str)] = &[
         "The request body is larger than 64 KiB.",
     ),
     (
+        "415",
+        "UnsupportedMediaType",
+        "The request body is neither JSON (the default without a content-type) nor a form.",
+    ),
+    (
         "429",
         "TooManyRequests",
         "Rate limit reached (`too_many_requests`, with `retry-after`).",

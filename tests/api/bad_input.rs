@@ -583,3 +583,47 @@ async fn every_response_carries_rate_limit_headers() {
         }
     }
 }
+
+/// The content type of a body: none means JSON (Auth0's API reads it so); a JSON document
+/// sent as a form (`curl -d` without `-H 'content-type: application/json'`) is told so; any
+/// other type is 415.
+#[tokio::test]
+async fn a_body_is_json_without_a_content_type_and_a_wrong_type_is_explained() {
+    let app = TestApp::spawn().await;
+    let token = app.admin_token().await;
+    let post = |content_type: Option<&'static str>| {
+        let mut req = app
+            .http
+            .post(app.url("/api/v2/clients"))
+            .bearer_auth(&token)
+            .body(r#"{"name":"typed"}"#);
+        if let Some(ct) = content_type {
+            req = req.header("content-type", ct);
+        }
+        req.send()
+    };
+    let (status, body) = status_json(post(None).await.unwrap()).await;
+    assert_eq!(
+        (status, body["name"].as_str()),
+        (201, Some("typed")),
+        "{body}"
+    );
+
+    let r = post(Some("application/x-www-form-urlencoded"))
+        .await
+        .unwrap();
+    let err = assert_error(r, 400, Some("invalid_body")).await;
+    assert!(
+        err["message"]
+            .as_str()
+            .unwrap()
+            .contains("content-type: application/json"),
+        "{err}"
+    );
+
+    let r = post(Some("text/plain")).await.unwrap();
+    let (status, err) = status_json(r).await;
+    assert_eq!(status, 415, "{err}");
+    assert_eq!(err["error"], "Unsupported Media Type");
+    assert_eq!(err["statusCode"], 415);
+}

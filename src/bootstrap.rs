@@ -201,6 +201,9 @@ pub async fn bootstrap(
         signing_keys,
     };
     if store.bootstrap(&data).await? {
+        store
+            .init_setting(crate::operator::ADMIN_CLIENT_SETTING, &client_id)
+            .await?;
         Ok(Some(AdminCredentials {
             client_id,
             client_secret,

@@ -28,6 +28,21 @@ pub struct Cli {
 pub enum Command {
     /// Run the server.
     Serve(ServeArgs),
+    /// Give the admin client a new secret and print it (the old one stops working at once).
+    /// Takes the same configuration as `serve` to find the data; with SQLite, refuses to
+    /// run while a server uses the data directory.
+    ResetAdminSecret(ResetAdminSecretArgs),
+}
+
+/// `clavis reset-admin-secret` options.
+#[derive(Debug, Args)]
+pub struct ResetAdminSecretArgs {
+    /// The client to reset (default: the admin client created on first start).
+    #[arg(long)]
+    pub client_id: Option<String>,
+    /// Where the data is: the same options as `clavis serve`.
+    #[command(flatten)]
+    pub serve: ServeArgs,
 }
 
 /// Log output format.

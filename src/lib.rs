@@ -18,6 +18,7 @@ pub mod http;
 pub mod log_text;
 pub mod model;
 pub mod mtls;
+pub mod operator;
 pub mod service;
 pub mod startup;
 pub mod store;

@@ -38,5 +38,26 @@ async fn main() -> std::process::ExitCode {
                 }
             }
         }
+        Command::ResetAdminSecret(args) => {
+            let config = match args.serve.into_config() {
+                Ok(config) => config,
+                Err(err) => {
+                    eprintln!("clavis: {err}");
+                    return std::process::ExitCode::from(2);
+                }
+            };
+            match clavis::operator::reset_admin_secret(&config, args.client_id.as_deref()).await {
+                Ok((client_id, secret)) => {
+                    println!("New secret for client {client_id} (shown only now). In your shell:");
+                    println!("  export CLAVIS_ADMIN_ID={client_id}");
+                    println!("  export CLAVIS_ADMIN_SECRET={secret}");
+                    std::process::ExitCode::SUCCESS
+                }
+                Err(err) => {
+                    eprintln!("clavis: {err:#}");
+                    std::process::ExitCode::FAILURE
+                }
+            }
+        }
     }
 }

@@ -57,6 +57,7 @@ pub struct Application {
     /// The database URL as it may be printed (password masked).
     database: String,
     log_format: LogFormat,
+    _data_dir_lock: crate::operator::DataDirLock,
 }
 
 /// Opens the store named by the URL: `sqlite:...` or `postgres://...` (`postgresql://`).
@@ -88,6 +89,9 @@ impl Application {
     /// Builds everything and binds the listener.
     pub async fn build(config: Config) -> Result<Self> {
         bootstrap::ensure_data_dir(&config.data_dir)?;
+        // Held while serving: two servers on one SQLite file would each trust their own
+        // read model, and operator commands must not change the data under a server.
+        let data_dir_lock = crate::operator::DataDirLock::acquire(&config.data_dir)?;
         let listener = std::net::TcpListener::bind(config.listen)
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         listener.set_nonblocking(true)?;
@@ -177,6 +181,7 @@ impl Application {
             http: config.http,
             database: crate::config::masked_url(&config.database_url),
             log_format: config.log_format,
+            _data_dir_lock: data_dir_lock,
         })
     }
 

@@ -1,6 +1,7 @@
-//! A refused client assertion is explained in the operator's log (which claim, which
-//! credential, expired when) while the client only learns `invalid_client`; the assertion
-//! itself never reaches the log.
+//! What an operator sees and does: a refused client assertion is explained in the log (which
+//! claim, which credential, expired when) while the client only learns `invalid_client`, and
+//! the assertion itself never reaches the log; what a caller sends cannot forge a log line;
+//! the operator commands (`clavis reset-admin-secret`, `clavis --version`).
 
 mod common;
 
@@ -241,6 +242,98 @@ fn attacker_text_cannot_forge_log_lines() -> Result<(), String> {
     assert!(
         log.contains("\\u{1b}[2J"),
         "the escape sequence is shown escaped:\n{log}"
+    );
+    Ok(())
+}
+
+/// Requests a Management API token with a secret; the status.
+fn admin_token_status(server: &Server, secret: &str) -> Result<u16, String> {
+    let http = server.http_client()?;
+    let base = format!("https://{}", server.domain());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    runtime.block_on(async {
+        let r = http
+            .post(format!("{base}/oauth/token"))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", BOOTSTRAP_CLIENT_ID),
+                ("client_secret", secret),
+                ("audience", &format!("{base}/api/v2/")),
+            ])
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(r.status().as_u16())
+    })
+}
+
+/// A lost admin secret is recovered with `clavis reset-admin-secret`: it prints a new one,
+/// and the old one stops working. With SQLite it refuses to run under a running server
+/// (whose in-memory model would not see the change); with PostgreSQL the running server
+/// applies it at once.
+#[test]
+fn reset_admin_secret_replaces_a_lost_secret() -> Result<(), String> {
+    let mut server = Server::start()?;
+    assert_eq!(admin_token_status(&server, BOOTSTRAP_CLIENT_SECRET)?, 200);
+    if !server.on_postgres() {
+        let out = server.command("reset-admin-secret", &[])?;
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "ran under a live server");
+        assert!(err.contains("stop it first"), "{err}");
+        server.stop();
+    }
+    let out = server.command("reset-admin-secret", &[])?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(&format!("export CLAVIS_ADMIN_ID={BOOTSTRAP_CLIENT_ID}")),
+        "{stdout}"
+    );
+    let secret = stdout
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("export CLAVIS_ADMIN_SECRET="))
+        .ok_or_else(|| format!("no secret printed: {stdout}"))?
+        .to_string();
+    assert!(secret.len() >= 32 && secret != BOOTSTRAP_CLIENT_SECRET);
+    if !server.on_postgres() {
+        server.restart()?;
+    }
+    assert_eq!(admin_token_status(&server, &secret)?, 200);
+    assert_eq!(admin_token_status(&server, BOOTSTRAP_CLIENT_SECRET)?, 401);
+    // The secret is not in the server's log.
+    assert!(!server.log().contains(&secret));
+    Ok(())
+}
+
+#[test]
+fn version_and_a_missing_installation_are_plain_answers() -> Result<(), String> {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_clavis"))
+        .arg("--version")
+        .output()
+        .map_err(|e| e.to_string())?;
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("clavis {}", env!("CARGO_PKG_VERSION"))
+    );
+    let empty = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_clavis"))
+        .args(["reset-admin-secret", "--data-dir"])
+        .arg(empty.path())
+        .output()
+        .map_err(|e| e.to_string())?;
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no master key"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
     Ok(())
 }

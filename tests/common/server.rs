@@ -215,6 +215,30 @@ impl Server {
         status
     }
 
+    /// Runs `clavis <subcommand>` on this server's data (the same data directory, arguments
+    /// and environment as the server), with `extra` arguments.
+    pub fn command(
+        &self,
+        subcommand: &str,
+        extra: &[&str],
+    ) -> Result<std::process::Output, String> {
+        Command::new(env!("CARGO_BIN_EXE_clavis"))
+            .arg(subcommand)
+            .arg("--data-dir")
+            .arg(self.data_path())
+            .args(&self.options.args)
+            .args(extra)
+            .envs(self.options.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("cannot run clavis {subcommand}: {e}"))
+    }
+
+    /// Whether the tests run against PostgreSQL (the server's store is shared).
+    pub fn on_postgres(&self) -> bool {
+        self.options.args.iter().any(|a| a == "--database-url")
+    }
+
     /// Starts the server again on the same port and data directory.
     pub fn restart(&mut self) -> Result<(), String> {
         self.stop();

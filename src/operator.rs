@@ -1,0 +1,153 @@
+//! Operator commands on a data directory or database, run beside (or instead of)
+//! `clavis serve`: what an operator needs when something was lost or moved.
+//!
+//! With SQLite a running server keeps its own picture of the data in memory, so a command
+//! that changes the data refuses to run while a server holds the data directory (the server
+//! holds an exclusive lock on `<data-dir>/clavis.lock`, see [`DataDirLock`]). With
+//! PostgreSQL every write is announced to the running nodes, which apply it at once.
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+
+use crate::bootstrap;
+use crate::config::Config;
+use crate::domain::DomainError;
+use crate::domain::time::Timestamp;
+use crate::startup::open_store;
+use crate::store::{PageRequest, Store};
+
+/// The setting naming the admin client created on first start.
+pub const ADMIN_CLIENT_SETTING: &str = "admin_client_id";
+/// The name the first start gives the admin client (how stores created before
+/// [`ADMIN_CLIENT_SETTING`] existed are searched).
+pub const ADMIN_CLIENT_NAME: &str = "Clavis Admin (bootstrap)";
+
+/// An exclusive lock on a data directory, held while a server or a command uses it.
+#[derive(Debug)]
+pub struct DataDirLock {
+    _file: File,
+}
+
+impl DataDirLock {
+    /// Takes the lock, or says who holds it.
+    pub fn acquire(data_dir: &Path) -> Result<Self> {
+        let path = data_dir.join("clavis.lock");
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("cannot open {}", path.display()))?;
+        match file.try_lock() {
+            Ok(()) => Ok(Self { _file: file }),
+            Err(TryLockError::WouldBlock) => bail!(
+                "another clavis process (a running server?) is using {}; stop it first",
+                data_dir.display()
+            ),
+            Err(TryLockError::Error(e)) => {
+                Err(e).with_context(|| format!("cannot lock {}", path.display()))
+            }
+        }
+    }
+}
+
+/// Opens the store of an existing installation (never creates one), with the data
+/// directory's lock when the store is SQLite.
+async fn existing_store(config: &Config) -> Result<(Option<DataDirLock>, Arc<dyn Store>)> {
+    let lock = match config.database_url.strip_prefix("sqlite://") {
+        Some(rest) => {
+            let file = rest.split('?').next().unwrap_or(rest);
+            if !Path::new(file).exists() {
+                bail!("no Clavis database at {file}");
+            }
+            Some(DataDirLock::acquire(&config.data_dir)?)
+        }
+        None => None,
+    };
+    let store = open_store(&config.database_url, &config.db).await?;
+    if store.setting("bootstrapped").await?.is_none() {
+        bail!("this database has never been started by `clavis serve`");
+    }
+    Ok((lock, store))
+}
+
+/// The admin client's id: the one given, the one the first start recorded, or the only
+/// client with the first start's name.
+async fn admin_client_id(store: &dyn Store, given: Option<&str>) -> Result<String> {
+    if let Some(id) = given {
+        return Ok(id.to_string());
+    }
+    if let Some(id) = store.setting(ADMIN_CLIENT_SETTING).await? {
+        return Ok(id);
+    }
+    let mut found = Vec::new();
+    let mut page = 0;
+    loop {
+        let rows = store
+            .list_clients(PageRequest::Offset {
+                page,
+                per_page: 100,
+            })
+            .await?;
+        let n = rows.items.len();
+        found.extend(
+            rows.items
+                .into_iter()
+                .filter(|r| r.client.name == ADMIN_CLIENT_NAME)
+                .map(|r| r.client.client_id),
+        );
+        if n < 100 {
+            break;
+        }
+        page += 1;
+    }
+    match found.as_slice() {
+        [one] => Ok(one.clone()),
+        [] => bail!("no admin client found: name it with --client-id"),
+        _ => bail!("several clients are named \"{ADMIN_CLIENT_NAME}\": name one with --client-id"),
+    }
+}
+
+/// `clavis reset-admin-secret`: gives the admin client (or `client_id`) a new secret and
+/// returns it; the old one stops working at once (with PostgreSQL, on every node).
+pub async fn reset_admin_secret(
+    config: &Config,
+    client_id: Option<&str>,
+) -> Result<(String, String)> {
+    if config.master_key.is_none() && !config.data_dir.join("master.key").exists() {
+        bail!(
+            "no master key: set CLAVIS_MASTER_KEY (or _FILE), or point --data-dir at the server's data directory"
+        );
+    }
+    let (lock, store) = existing_store(config).await?;
+    let master_key = bootstrap::load_master_key(config)?;
+    bootstrap::check_master_key(store.as_ref(), &master_key).await?;
+    let client_id = admin_client_id(store.as_ref(), client_id).await?;
+    let secret = clavis_crypto::secret::generate_client_secret();
+    let sealed = master_key.seal(secret.as_bytes(), client_id.as_bytes());
+    let now = Timestamp::now();
+    store
+        .update_client(&client_id, &mut |aggregate| {
+            if aggregate.client.client_authentication_methods.is_some() {
+                return Err(DomainError::rule(
+                    "invalid_body",
+                    "this client authenticates with credentials, not a secret",
+                ));
+            }
+            aggregate.sealed_secret = Some(sealed.clone());
+            if aggregate.client.token_endpoint_auth_method.is_none() {
+                aggregate.client.token_endpoint_auth_method = Some("client_secret_post".into());
+            }
+            aggregate.client.updated_at = now;
+            Ok(())
+        })
+        .await
+        .with_context(|| format!("cannot reset the secret of client {client_id}"))?;
+    store.durable().await?;
+    store.close().await;
+    drop(lock);
+    Ok((client_id, secret))
+}

@@ -122,7 +122,8 @@ pub async fn bootstrap(
         {
             tracing::warn!(
                 audience = %issuer.management_audience,
-                "the public URL changed since the first start: the Management API was created for another audience"
+                remedy = "stop the server and run `clavis move-public-url` with the same options",
+                "the public URL changed since the first start: the Management API was created for another audience, so no client gets Management tokens"
             );
         }
         return Ok(None);

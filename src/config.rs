@@ -32,6 +32,18 @@ pub enum Command {
     /// Takes the same configuration as `serve` to find the data; with SQLite, refuses to
     /// run while a server uses the data directory.
     ResetAdminSecret(ResetAdminSecretArgs),
+    /// Move the Management API (and every grant for it) to the audience of a new public URL,
+    /// given with --public-url. Run it with every server stopped, then start them with the
+    /// new --public-url; tokens issued before the move are no longer accepted.
+    MovePublicUrl(MovePublicUrlArgs),
+}
+
+/// `clavis move-public-url` options.
+#[derive(Debug, Args)]
+pub struct MovePublicUrlArgs {
+    /// Where the data is, and the new `--public-url`: the same options as `clavis serve`.
+    #[command(flatten)]
+    pub serve: ServeArgs,
 }
 
 /// `clavis reset-admin-secret` options.

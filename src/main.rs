@@ -38,6 +38,35 @@ async fn main() -> std::process::ExitCode {
                 }
             }
         }
+        Command::MovePublicUrl(args) => {
+            let config = match args.serve.into_config() {
+                Ok(config) => config,
+                Err(err) => {
+                    eprintln!("clavis: {err}");
+                    return std::process::ExitCode::from(2);
+                }
+            };
+            match clavis::operator::move_public_url(&config).await {
+                Ok(moved) if moved.from == moved.to => {
+                    println!("The Management API is already at {}", moved.to);
+                    std::process::ExitCode::SUCCESS
+                }
+                Ok(moved) => {
+                    println!(
+                        "Moved the Management API from {} to {} with {} client grant(s).",
+                        moved.from, moved.to, moved.grants
+                    );
+                    println!(
+                        "Start every server with the new --public-url; tokens issued before the move are no longer accepted."
+                    );
+                    std::process::ExitCode::SUCCESS
+                }
+                Err(err) => {
+                    eprintln!("clavis: {err:#}");
+                    std::process::ExitCode::FAILURE
+                }
+            }
+        }
         Command::ResetAdminSecret(args) => {
             let config = match args.serve.into_config() {
                 Ok(config) => config,

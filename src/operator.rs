@@ -151,3 +151,117 @@ pub async fn reset_admin_secret(
     drop(lock);
     Ok((client_id, secret))
 }
+
+/// What [`move_public_url`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Moved {
+    /// The Management API audience before.
+    pub from: String,
+    /// And after.
+    pub to: String,
+    /// Client grants moved to the new audience.
+    pub grants: usize,
+}
+
+/// `clavis move-public-url`: moves the Management API to the audience of the new public URL
+/// (`<public-url>/api/v2/`), with every client grant for it, so that the admin (and every
+/// other Management client) gets tokens for it again. Re-runnable: an interrupted move is
+/// finished by running it again. Run it with every server stopped, then start them with the
+/// new `--public-url`.
+pub async fn move_public_url(config: &Config) -> Result<Moved> {
+    let Some(public_url) = &config.public_url else {
+        bail!("name the new public URL with --public-url (or CLAVIS_PUBLIC_URL)");
+    };
+    let target = crate::service::Issuer::new(public_url, None).management_audience;
+    let (lock, store) = existing_store(config).await?;
+    let mut systems = Vec::new();
+    let mut page = 0;
+    loop {
+        let rows = store
+            .list_resource_servers(PageRequest::Offset {
+                page,
+                per_page: 100,
+            })
+            .await?;
+        let n = rows.items.len();
+        systems.extend(rows.items.into_iter().filter(|rs| rs.is_system));
+        if n < 100 {
+            break;
+        }
+        page += 1;
+    }
+    let Some(old) = systems.iter().find(|rs| rs.identifier != target).cloned() else {
+        if systems.is_empty() {
+            bail!("this database has no Management API");
+        }
+        return Ok(Moved {
+            from: target.clone(),
+            to: target,
+            grants: 0,
+        });
+    };
+    let now = Timestamp::now();
+    // 1. The Management API under the new audience (unless an interrupted run made it).
+    if !systems.iter().any(|rs| rs.identifier == target) {
+        if store.resource_server(&target).await?.is_some() {
+            bail!("an API with the identifier {target} exists already; delete it first");
+        }
+        let moved = crate::domain::resource_server::ResourceServer {
+            id: crate::domain::ids::new_resource_server_id(),
+            identifier: target.clone(),
+            created_at: now,
+            updated_at: now,
+            ..old.clone()
+        };
+        store.insert_resource_server(&moved).await?;
+    }
+    // 2. Every grant for the old audience, again for the new one.
+    let filter = crate::store::GrantFilter {
+        audience: Some(old.identifier.clone()),
+        client_id: None,
+    };
+    let mut grants = Vec::new();
+    let mut page = 0;
+    loop {
+        let rows = store
+            .list_client_grants(
+                &filter,
+                PageRequest::Offset {
+                    page,
+                    per_page: 100,
+                },
+            )
+            .await?;
+        let n = rows.items.len();
+        grants.extend(rows.items);
+        if n < 100 {
+            break;
+        }
+        page += 1;
+    }
+    for grant in &grants {
+        let copy = crate::domain::client_grant::ClientGrant {
+            id: crate::domain::ids::new_client_grant_id(),
+            audience: target.clone(),
+            created_at: now,
+            updated_at: now,
+            ..grant.clone()
+        };
+        match store.insert_client_grant(&copy).await {
+            Ok(()) | Err(crate::store::StoreError::Conflict { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    // 3. The old Management API goes, with its grants.
+    store
+        .delete_resource_server(&old.identifier, &mut |_| Ok(()))
+        .await?;
+    store.durable().await?;
+    store.close().await;
+    drop(lock);
+    Ok(Moved {
+        from: old.identifier,
+        to: target,
+        grants: grants.len(),
+    })
+}

@@ -248,6 +248,12 @@ fn attacker_text_cannot_forge_log_lines() -> Result<(), String> {
 
 /// Requests a Management API token with a secret; the status.
 fn admin_token_status(server: &Server, secret: &str) -> Result<u16, String> {
+    let audience = format!("https://{}/api/v2/", server.domain());
+    Ok(admin_token_for(server, secret, &audience)?.0)
+}
+
+/// Requests a token for `audience` as the admin; the status and the token.
+fn admin_token_for(server: &Server, secret: &str, audience: &str) -> Result<(u16, String), String> {
     let http = server.http_client()?;
     let base = format!("https://{}", server.domain());
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -261,13 +267,92 @@ fn admin_token_status(server: &Server, secret: &str) -> Result<u16, String> {
                 ("grant_type", "client_credentials"),
                 ("client_id", BOOTSTRAP_CLIENT_ID),
                 ("client_secret", secret),
-                ("audience", &format!("{base}/api/v2/")),
+                ("audience", audience),
             ])
             .send()
             .await
             .map_err(|e| e.to_string())?;
-        Ok(r.status().as_u16())
+        let status = r.status().as_u16();
+        let body: Value = r.json().await.map_err(|e| e.to_string())?;
+        Ok((
+            status,
+            body["access_token"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+        ))
     })
+}
+
+/// Changing the public URL of an existing installation used to lock the admin out (the
+/// Management API kept the old audience). `clavis move-public-url` moves it with its grants.
+#[test]
+fn move_public_url_brings_the_management_api_along() -> Result<(), String> {
+    let mut server = Server::start()?;
+    let old = format!("https://{}/api/v2/", server.domain());
+    let new_base = format!("https://localhost:{}/", server.port);
+    let new = format!("{new_base}api/v2/");
+    server.stop();
+    server.add_args(&["--public-url", &new_base]);
+    // Started with the new URL alone: locked out, and the log says what to run.
+    server.restart()?;
+    assert_eq!(
+        admin_token_for(&server, BOOTSTRAP_CLIENT_SECRET, &new)?.0,
+        403
+    );
+    assert!(
+        server.log().contains("clavis move-public-url"),
+        "{}",
+        server.log()
+    );
+    server.stop();
+
+    let out = server.command("move-public-url", &[])?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains(&format!("from {old} to {new}")), "{stdout}");
+    // Again: nothing left to do.
+    let again = server.command("move-public-url", &[])?;
+    assert!(String::from_utf8_lossy(&again.stdout).contains("already at"));
+
+    server.restart()?;
+    let (status, token) = admin_token_for(&server, BOOTSTRAP_CLIENT_SECRET, &new)?;
+    assert_eq!(status, 200);
+    assert_eq!(
+        admin_token_for(&server, BOOTSTRAP_CLIENT_SECRET, &old)?.0,
+        403
+    );
+    // The Management API answers the new token, with every scope.
+    let http = server.http_client()?;
+    let base = format!("https://{}", server.domain());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let (status, apis) = runtime.block_on(async {
+        let r = http
+            .get(format!("{base}/api/v2/resource-servers"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = r.status().as_u16();
+        Ok::<_, String>((status, r.json::<Value>().await.map_err(|e| e.to_string())?))
+    })?;
+    assert_eq!(status, 200, "{apis}");
+    let system: Vec<&Value> = apis
+        .as_array()
+        .ok_or("not a list")?
+        .iter()
+        .filter(|a| a["is_system"] == true)
+        .collect();
+    assert_eq!(system.len(), 1, "{apis}");
+    assert_eq!(system[0]["identifier"], new.as_str());
+    Ok(())
 }
 
 /// A lost admin secret is recovered with `clavis reset-admin-secret`: it prints a new one,
@@ -304,6 +389,11 @@ fn reset_admin_secret_replaces_a_lost_secret() -> Result<(), String> {
     assert!(secret.len() >= 32 && secret != BOOTSTRAP_CLIENT_SECRET);
     if !server.on_postgres() {
         server.restart()?;
+    }
+    // With PostgreSQL the running server learns of it through the change notification.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while admin_token_status(&server, &secret)? != 200 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
     }
     assert_eq!(admin_token_status(&server, &secret)?, 200);
     assert_eq!(admin_token_status(&server, BOOTSTRAP_CLIENT_SECRET)?, 401);

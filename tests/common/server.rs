@@ -234,6 +234,11 @@ impl Server {
             .map_err(|e| format!("cannot run clavis {subcommand}: {e}"))
     }
 
+    /// Adds arguments for the next start (and for [`command`](Self::command)).
+    pub fn add_args(&mut self, args: &[&str]) {
+        self.options.args.extend(args.iter().map(|a| a.to_string()));
+    }
+
     /// Whether the tests run against PostgreSQL (the server's store is shared).
     pub fn on_postgres(&self) -> bool {
         self.options.args.iter().any(|a| a == "--database-url")

@@ -73,17 +73,18 @@ pub enum LogFormat {
 #[derive(Debug, Args, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServeArgs {
-    /// TOML configuration file.
+    /// TOML configuration file (default: none). Its keys are the long flag names with `_` for
+    /// `-` (`listen`, `data_dir`, `rate_limit_ip_rps`, ...).
     #[arg(long, env = "CLAVIS_CONFIG")]
     #[serde(skip)]
     pub config: Option<PathBuf>,
-    /// Address to listen on.
+    /// Address to listen on (default: 127.0.0.1:8443).
     #[arg(long, env = "CLAVIS_LISTEN")]
     pub listen: Option<SocketAddr>,
-    /// Directory for the database, keys and generated certificates.
+    /// Directory for the database, keys and generated certificates (default: ./clavis-data).
     #[arg(long, env = "CLAVIS_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
-    /// Database URL (default: a SQLite file in the data directory). A URL with a password
+    /// Database URL (default: sqlite://<data-dir>/clavis.db). A URL with a password
     /// belongs in `CLAVIS_DATABASE_URL`, `CLAVIS_DATABASE_URL_FILE` or the TOML file, not on
     /// the command line, where other local users can read it.
     #[arg(long)]
@@ -99,49 +100,54 @@ pub struct ServeArgs {
     #[arg(long, env = "CLAVIS_DB_STATEMENT_TIMEOUT_MS")]
     pub db_statement_timeout_ms: Option<u64>,
     /// PostgreSQL: CA certificate (PEM) verifying the server; implies `sslmode=verify-full`
-    /// unless the URL sets `sslmode`.
+    /// unless the URL sets `sslmode` (default: none).
     #[arg(long, env = "CLAVIS_DB_CA_FILE")]
     pub db_ca_file: Option<PathBuf>,
     /// PostgreSQL: seconds between full resynchronisations of the read model (default 30), the
     /// safety net behind change notifications.
     #[arg(long, env = "CLAVIS_DB_RESYNC_INTERVAL_SECS")]
     pub db_resync_interval_secs: Option<u64>,
-    /// Public base URL; the issuer is this URL with a trailing slash.
+    /// Public base URL; the issuer is this URL with a trailing slash (default:
+    /// https://<listen>/).
     #[arg(long, env = "CLAVIS_PUBLIC_URL")]
     pub public_url: Option<String>,
-    /// TLS certificate chain (PEM). Without it a local CA and certificate are generated.
+    /// TLS certificate chain (PEM) (default: a local CA and certificate generated in
+    /// <data-dir>/tls/).
     #[arg(long, env = "CLAVIS_TLS_CERT", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
-    /// TLS private key (PEM).
+    /// TLS private key (PEM) (default: the generated one).
     #[arg(long, env = "CLAVIS_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
-    /// Serve plain HTTP (behind a TLS-terminating proxy).
+    /// Serve plain HTTP, behind a TLS-terminating proxy (default: off).
     #[arg(long, env = "CLAVIS_INSECURE_HTTP", num_args = 0..=1, default_missing_value = "true")]
     pub insecure_http: Option<bool>,
-    /// Audience used when a token request names none.
+    /// Audience used when a token request names none (default: none; the request must name
+    /// one).
     #[arg(long, env = "CLAVIS_DEFAULT_AUDIENCE")]
     pub default_audience: Option<String>,
     /// Also accept client assertions whose `aud` is the token endpoint URL, or an array
     /// holding the issuer (older client libraries); by default only the issuer as a string.
     #[arg(long, env = "CLAVIS_LEGACY_ASSERTION_AUDIENCE", num_args = 0..=1, default_missing_value = "true")]
     pub legacy_assertion_audience: Option<bool>,
-    /// Maximum credentials per client (Auth0: 4).
+    /// Maximum credentials per client (default: 4, as Auth0).
     #[arg(long, env = "CLAVIS_MAX_CREDENTIALS_PER_CLIENT")]
     pub max_credentials_per_client: Option<usize>,
-    /// Maximum credentials attached to the authentication method (Auth0: 2).
+    /// Maximum credentials attached to the authentication method (default: 2, as Auth0).
     #[arg(long, env = "CLAVIS_MAX_CREDENTIALS_PER_METHOD")]
     pub max_credentials_per_method: Option<usize>,
-    /// Log format.
+    /// Log format (default: text).
     #[arg(long, env = "CLAVIS_LOG_FORMAT")]
     pub log_format: Option<LogFormat>,
-    /// Log filter (tracing-subscriber syntax), e.g. `info,clavis=debug`.
+    /// Log filter (tracing-subscriber syntax), e.g. `info,clavis=debug` (default: info).
     #[arg(long, env = "CLAVIS_LOG")]
     pub log: Option<String>,
-    /// PEM bundle of the CAs trusted for `tls_client_auth` (without it, `tls_client_auth` is off).
+    /// PEM bundle of the CAs trusted for `tls_client_auth` (default: none, and
+    /// `tls_client_auth` is off).
     #[arg(long, env = "CLAVIS_MTLS_CA")]
     pub mtls_ca: Option<PathBuf>,
     /// Address or CIDR range of a TLS-terminating proxy allowed to forward client
-    /// certificates in headers (repeatable; comma-separated in the environment).
+    /// certificates in headers (repeatable; comma-separated in the environment; default:
+    /// none). Needs CLAVIS_PROXY_SECRET.
     #[arg(
         long = "trusted-proxy",
         env = "CLAVIS_TRUSTED_PROXY",
@@ -149,22 +155,26 @@ pub struct ServeArgs {
     )]
     #[serde(default)]
     pub trusted_proxy: Vec<String>,
-    /// Requests per second per client (Management API and token endpoint); 0 = no limit.
+    /// Requests per second per client (Management API and token endpoint); 0 = no limit
+    /// (default: 50).
     #[arg(long, env = "CLAVIS_RATE_LIMIT_CLIENT_RPS")]
     pub rate_limit_client_rps: Option<u32>,
-    /// Burst allowed per client above the steady rate.
+    /// Burst allowed per client above the steady rate (default: 200).
     #[arg(long, env = "CLAVIS_RATE_LIMIT_CLIENT_BURST")]
     pub rate_limit_client_burst: Option<u32>,
-    /// Requests per second per IP address for unauthenticated traffic; 0 = no limit.
+    /// Requests per second per address for unauthenticated traffic; 0 = no limit
+    /// (default: 50).
     #[arg(long, env = "CLAVIS_RATE_LIMIT_IP_RPS")]
     pub rate_limit_ip_rps: Option<u32>,
-    /// Burst allowed per IP address above the steady rate.
+    /// Burst allowed per address above the steady rate (default: 200).
     #[arg(long, env = "CLAVIS_RATE_LIMIT_IP_BURST")]
     pub rate_limit_ip_burst: Option<u32>,
-    /// Most connections served at once; further connections wait for a free slot.
+    /// Most connections served at once; a further one takes the slot of the connection idle
+    /// the longest, or waits for one (default: 1024).
     #[arg(long, env = "CLAVIS_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
-    /// Seconds a client may take to send a request's headers, and again its body.
+    /// Seconds a client may take to send a request's headers, and again its body
+    /// (default: 30).
     #[arg(long, env = "CLAVIS_REQUEST_TIMEOUT_SECONDS")]
     pub request_timeout_seconds: Option<u64>,
     /// Seconds a connection may stay open with no request in flight (default 60), whatever
@@ -257,7 +267,7 @@ pub struct Config {
     pub bootstrap_client_id: Option<String>,
     /// Fixed bootstrap secret.
     pub bootstrap_client_secret: Option<Secret>,
-    /// Log format.
+    /// Log format (default: text).
     pub log_format: LogFormat,
     /// Log filter.
     pub log: String,
@@ -561,7 +571,7 @@ impl ServeArgs {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
 
     #[test]
@@ -675,6 +685,68 @@ mod tests {
             assert!(!help.contains(flag), "{flag} in --help");
         }
         assert!(!help.contains("CLAVIS_DATABASE_URL="), "{help}");
+    }
+
+    /// The README's configuration table and `clavis serve --help` describe the same options:
+    /// every flag has a row naming its variable, every row's flag exists, every option's
+    /// help states its default, and a numeric default agrees with the README's.
+    #[test]
+    fn the_readme_table_matches_serve_help() {
+        use clap::CommandFactory;
+        let readme = include_str!("../README.md");
+        let rows: Vec<&str> = readme
+            .lines()
+            .skip_while(|l| !l.starts_with("## Configuration"))
+            .take_while(|l| !l.starts_with("## Several nodes"))
+            .filter(|l| l.starts_with("| `--") || l.starts_with("| —"))
+            .collect();
+        assert!(rows.len() > 20, "the table was not found");
+        let mut cli = Cli::command();
+        let serve = cli.find_subcommand_mut("serve").unwrap();
+        let mut longs = Vec::new();
+        for arg in serve.get_arguments() {
+            let Some(long) = arg.get_long() else { continue };
+            if matches!(long, "help" | "version") {
+                continue;
+            }
+            longs.push(long.to_string());
+            let flag = format!("`--{long}`");
+            let row = rows
+                .iter()
+                .find(|r| r.contains(&flag))
+                .unwrap_or_else(|| panic!("no README row for {flag}"));
+            if let Some(env) = arg.get_env() {
+                let env = env.to_string_lossy();
+                assert!(row.contains(&*env), "{flag}: the README row lacks {env}");
+            }
+            let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
+            let help = help.replace('\n', " ");
+            let Some((_, after)) = help.split_once("default") else {
+                panic!("{flag}: the help states no default: {help}");
+            };
+            let number: String = after
+                .trim_start_matches([':', ' '])
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect();
+            if !number.is_empty() {
+                assert!(row.contains(&number), "{flag}: help says {number}, README: {row}");
+            }
+        }
+        // The TOML example parses as a configuration file.
+        let example = readme
+            .split("```toml\n")
+            .nth(1)
+            .and_then(|rest| rest.split("```").next())
+            .expect("a TOML example");
+        let parsed: ServeArgs = toml::from_str(example).unwrap();
+        assert!(parsed.listen.is_some() && !parsed.trusted_proxy.is_empty());
+        for row in &rows {
+            for flag in row.split('`').filter(|t| t.starts_with("--")) {
+                let name = flag.trim_start_matches("--");
+                assert!(longs.iter().any(|l| l == name), "README row {flag} is no flag");
+            }
+        }
     }
 
     #[test]

@@ -730,7 +730,10 @@ mod tests {
                 .take_while(char::is_ascii_digit)
                 .collect();
             if !number.is_empty() {
-                assert!(row.contains(&number), "{flag}: help says {number}, README: {row}");
+                assert!(
+                    row.contains(&number),
+                    "{flag}: help says {number}, README: {row}"
+                );
             }
         }
         // The TOML example parses as a configuration file.
@@ -744,7 +747,10 @@ mod tests {
         for row in &rows {
             for flag in row.split('`').filter(|t| t.starts_with("--")) {
                 let name = flag.trim_start_matches("--");
-                assert!(longs.iter().any(|l| l == name), "README row {flag} is no flag");
+                assert!(
+                    longs.iter().any(|l| l == name),
+                    "README row {flag} is no flag"
+                );
             }
         }
     }

@@ -233,8 +233,15 @@ impl MtlsSettings {
             tls_listener,
         };
         tracing::info!(
-            methods = ?settings.auth_methods(),
-            trusted_proxies = ?options.trusted_proxies.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            methods = settings.auth_methods().join(" "),
+            trusted_proxies = (!options.trusted_proxies.is_empty()).then(|| {
+                options
+                    .trusted_proxies
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            }),
             "mTLS client authentication"
         );
         Ok(settings)

@@ -137,8 +137,8 @@ impl Application {
         }
         tracing::info!(
             clients = model.client_count(),
-            read_ms = read.as_millis(),
-            build_ms = (started.elapsed() - read).as_millis(),
+            read_ms = u64::try_from(read.as_millis()).unwrap_or(u64::MAX),
+            build_ms = u64::try_from((started.elapsed() - read).as_millis()).unwrap_or(u64::MAX),
             "read model loaded"
         );
         let clavis =
@@ -205,7 +205,13 @@ impl Application {
     /// generated admin secret is not written: a log is kept and shipped).
     pub fn print_banner(&self) {
         let issuer = &self.clavis.issuer;
-        let ca = self.ca_cert.as_ref().map(|ca| ca.display().to_string());
+        // Absolute: the trust line is pasted into shells that may change directory.
+        let ca = self.ca_cert.as_ref().map(|ca| {
+            std::path::absolute(ca)
+                .unwrap_or_else(|_| ca.clone())
+                .display()
+                .to_string()
+        });
         if self.log_format == LogFormat::Json {
             tracing::info!(
                 issuer = %issuer.issuer,

@@ -427,3 +427,47 @@ fn version_and_a_missing_installation_are_plain_answers() -> Result<(), String> 
     );
     Ok(())
 }
+
+/// With `--log-format json` everything the server says is JSON lines (the banner included),
+/// numbers are numbers, and an identifier that is not known is left out rather than empty.
+#[test]
+fn json_logs_are_json_lines_with_typed_fields() -> Result<(), String> {
+    let server = Server::start_with(ServerOptions {
+        env: vec![
+            ("CLAVIS_LOG".into(), "info".into()),
+            ("CLAVIS_LOG_FORMAT".into(), "json".into()),
+        ],
+        ..Default::default()
+    })?;
+    // A refusal whose client is unknown: no credential id to name.
+    let audience = format!("https://{}/api/v2/", server.domain());
+    assert_eq!(admin_token_for(&server, "wrong-secret", &audience)?.0, 401);
+    std::thread::sleep(Duration::from_millis(200));
+    let log = server.log();
+    let events: Vec<Value> = log
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).map_err(|e| format!("not JSON ({e}): {l}")))
+        .collect::<Result<_, _>>()?;
+    let find = |message: &str| {
+        events
+            .iter()
+            .find(|e| e["fields"]["message"] == message)
+            .ok_or_else(|| format!("no {message:?} event in:\n{log}"))
+    };
+    let loaded = find("read model loaded")?;
+    assert!(loaded["fields"]["read_ms"].is_u64(), "{loaded}");
+    assert!(loaded["fields"]["clients"].is_u64(), "{loaded}");
+    let listening = find("Clavis listening")?;
+    assert_eq!(
+        listening["fields"]["management_audience"],
+        audience.as_str(),
+        "{listening}"
+    );
+    for event in &events {
+        for (name, value) in event["fields"].as_object().into_iter().flatten() {
+            assert_ne!(value, "", "{name} is empty in {event}");
+        }
+    }
+    Ok(())
+}

@@ -66,7 +66,7 @@ impl Clavis {
         let refuse = |client_id: &str, refusal: Refusal| {
             tracing::info!(
                 client_id = %client_id,
-                credential_id = refusal.credential_id.as_deref().unwrap_or_default(),
+                credential_id = refusal.credential_id.as_deref(),
                 via,
                 reason = %refusal.reason,
                 "client certificate refused"

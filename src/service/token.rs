@@ -444,8 +444,8 @@ impl Clavis {
             Ok(ok) => ok,
             Err(failure) => {
                 tracing::info!(
-                    client_id = failure.client_id.as_deref().map(truncate).unwrap_or_default(),
-                    credential_id = failure.credential_id.unwrap_or_default(),
+                    client_id = failure.client_id.as_deref().map(truncate),
+                    credential_id = failure.credential_id,
                     reason = %failure.reason,
                     "client assertion refused"
                 );

@@ -237,6 +237,8 @@ pub struct ApiEntry {
     pub token_lifetime: i64,
     /// Scopes it defines.
     pub scopes: Vec<String>,
+    /// Its client access policy is `deny_all`.
+    pub denies_clients: bool,
 }
 
 impl From<&ResourceServer> for ApiEntry {
@@ -245,6 +247,7 @@ impl From<&ResourceServer> for ApiEntry {
             identifier: rs.identifier.clone(),
             token_lifetime: rs.token_lifetime,
             scopes: rs.scopes.iter().map(|s| s.value.clone()).collect(),
+            denies_clients: rs.denies_clients(),
         }
     }
 }

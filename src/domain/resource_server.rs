@@ -64,6 +64,17 @@ pub const STORED_PROPERTIES: &[(&str, &[&str])] = &[
 ];
 
 impl ResourceServer {
+    /// Whether its client access policy (`subject_type_authorization.client.policy`) is
+    /// `deny_all`: no machine-to-machine token for it, grant or not.
+    pub fn denies_clients(&self) -> bool {
+        self.extra
+            .get("subject_type_authorization")
+            .and_then(|s| s.get("client"))
+            .and_then(|c| c.get("policy"))
+            .and_then(Value::as_str)
+            == Some("deny_all")
+    }
+
     /// The API representation.
     pub fn to_json(&self) -> Map<String, Value> {
         let mut m = Map::new();
@@ -216,10 +227,62 @@ fn read_fields(body: &mut Body<'_>) -> Result<ResourceServerFields, DomainError>
     for (key, types) in STORED_PROPERTIES {
         if let Some(v) = body.raw(key) {
             expect_type(v, types, key)?;
+            if *key == "subject_type_authorization" {
+                check_subject_type_authorization(v)?;
+            }
             f.extra.insert((*key).to_string(), v.clone());
         }
     }
     Ok(f)
+}
+
+/// The access policies of Auth0's `subject_type_authorization`: `client.policy` is
+/// enforced at the token endpoint ([`ResourceServer::denies_clients`]); `user.policy`
+/// governs user flows, which Clavis does not serve (kept, checked against Auth0's enum).
+const CLIENT_POLICIES: &[&str] = &["deny_all", "require_client_grant"];
+const USER_POLICIES: &[&str] = &["allow_all", "deny_all", "require_client_grant"];
+
+fn check_subject_type_authorization(v: &Value) -> Result<(), DomainError> {
+    const PATH: &str = "subject_type_authorization";
+    let mut body = Body::nested(v, PATH, false)?;
+    for (flow, policies, what) in [
+        (
+            "client",
+            CLIENT_POLICIES,
+            "Defines the client flows policy for the resource server",
+        ),
+        (
+            "user",
+            USER_POLICIES,
+            "Defines the user flows policy for the resource server",
+        ),
+    ] {
+        if let Some(inner) = body.raw(flow) {
+            let path = format!("{PATH}.{flow}");
+            let Value::Object(obj) = inner else {
+                return Err(super::validate::payload_error(
+                    &format!(
+                        "Expected type object but found type {}",
+                        super::validate::type_name(inner)
+                    ),
+                    &path,
+                    "",
+                ));
+            };
+            match obj.get("policy") {
+                None => {}
+                Some(Value::String(p)) if policies.contains(&p.as_str()) => {}
+                Some(_) => {
+                    return Err(super::validate::payload_error(
+                        "No enum match for",
+                        &format!("{path}.policy"),
+                        what,
+                    ));
+                }
+            }
+        }
+    }
+    body.finish()
 }
 
 /// A validated `POST /resource-servers` body.

@@ -246,6 +246,16 @@ impl Clavis {
                 format!("Service not enabled within domain: {}", truncate(&audience)),
             )
         })?;
+        if api.denies_clients {
+            return Err(OAuthError::new(
+                403,
+                "access_denied",
+                format!(
+                    "Client is not authorized to access \"{}\": the API's client access policy is deny_all.",
+                    truncate(&audience)
+                ),
+            ));
+        }
         let grant = self.model.grant(&client.client_id, &audience).ok_or_else(|| {
             OAuthError::new(
                 403,

@@ -682,3 +682,62 @@ async fn repeated_parameters_and_json_keys_are_invalid_request() {
         "Payload validation error: 'Property given more than once' on property name."
     );
 }
+
+/// An API whose client access policy is `deny_all` gives no machine-to-machine token, grant or
+/// not, from the moment the policy is set; `require_client_grant` (Auth0's default) is the
+/// grant rule as before. Values outside Auth0's enum are refused.
+#[tokio::test]
+async fn an_api_with_client_policy_deny_all_issues_no_token() {
+    let app = TestApp::spawn().await;
+    let api = app.create_api(API, &["read"]).await;
+    let path = format!("/api/v2/resource-servers/{}", api["id"].as_str().unwrap());
+    let c = app.create_m2m_client("svc").await;
+    let (id, secret) = (
+        c["client_id"].as_str().unwrap(),
+        c["client_secret"].as_str().unwrap(),
+    );
+    app.grant(id, API, &["read"]).await;
+    let request = [
+        ("grant_type", "client_credentials"),
+        ("client_id", id),
+        ("client_secret", secret),
+        ("audience", API),
+    ];
+    assert_eq!(app.token_form(&request).await.status(), 200);
+    let policy = |p: &str| json!({"subject_type_authorization": {"client": {"policy": p}, "user": {"policy": "allow_all"}}});
+    let (status, body) = app
+        .admin_json(Method::PATCH, &path, Some(policy("deny_all")))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["subject_type_authorization"]["client"]["policy"],
+        "deny_all"
+    );
+    let (status, body) = status_json(app.token_form(&request).await).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (403, Some("access_denied")),
+        "{body}"
+    );
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("deny_all")
+    );
+    let (status, _) = app
+        .admin_json(Method::PATCH, &path, Some(policy("require_client_grant")))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(app.token_form(&request).await.status(), 200);
+    for bad in [
+        json!({"subject_type_authorization": {"client": {"policy": "allow_all"}}}),
+        json!({"subject_type_authorization": {"client": "deny_all"}}),
+        json!({"subject_type_authorization": {"robots": {}}}),
+    ] {
+        let (status, body) = app
+            .admin_json(Method::PATCH, &path, Some(bad.clone()))
+            .await;
+        assert_eq!(status, 400, "{bad}: {body}");
+    }
+}

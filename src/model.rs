@@ -239,6 +239,10 @@ pub struct ApiEntry {
     pub scopes: Vec<String>,
     /// Its client access policy is `deny_all`.
     pub denies_clients: bool,
+    /// An RFC 9068 profile (`typ: at+jwt`, `client_id`, `jti`) rather than Auth0's.
+    pub rfc9068: bool,
+    /// Tokens carry `permissions` (an `_authz` dialect with policies enforced).
+    pub permissions: bool,
 }
 
 impl From<&ResourceServer> for ApiEntry {
@@ -248,6 +252,8 @@ impl From<&ResourceServer> for ApiEntry {
             token_lifetime: rs.token_lifetime,
             scopes: rs.scopes.iter().map(|s| s.value.clone()).collect(),
             denies_clients: rs.denies_clients(),
+            rfc9068: rs.token_dialect().rfc9068(),
+            permissions: rs.token_permissions(),
         }
     }
 }

@@ -75,6 +75,22 @@ impl ResourceServer {
             == Some("deny_all")
     }
 
+    /// Its `token_dialect` (Auth0's default when unset).
+    pub fn token_dialect(&self) -> TokenDialect {
+        self.extra
+            .get("token_dialect")
+            .and_then(Value::as_str)
+            .and_then(TokenDialect::parse)
+            .unwrap_or_default()
+    }
+
+    /// Whether tokens carry `permissions`: an `_authz` dialect with `enforce_policies` (RBAC)
+    /// on. For a machine-to-machine token the permissions are its granted scopes.
+    pub fn token_permissions(&self) -> bool {
+        self.token_dialect().authz()
+            && self.extra.get("enforce_policies").and_then(Value::as_bool) == Some(true)
+    }
+
     /// The API representation.
     pub fn to_json(&self) -> Map<String, Value> {
         let mut m = Map::new();
@@ -230,10 +246,59 @@ fn read_fields(body: &mut Body<'_>) -> Result<ResourceServerFields, DomainError>
             if *key == "subject_type_authorization" {
                 check_subject_type_authorization(v)?;
             }
+            if *key == "token_dialect" && v.as_str().and_then(TokenDialect::parse).is_none() {
+                return Err(super::validate::payload_error(
+                    "No enum match for",
+                    key,
+                    "Dialect of issued access token",
+                ));
+            }
             f.extra.insert((*key).to_string(), v.clone());
         }
     }
     Ok(f)
+}
+
+/// Auth0's access-token profiles (`token_dialect`): which header and claims a token for the
+/// API carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TokenDialect {
+    /// `access_token` (the default): Auth0's claims (`azp`, `gty`), `typ: JWT`.
+    #[default]
+    AccessToken,
+    /// `access_token_authz`: the same, with `permissions` when policies are enforced.
+    AccessTokenAuthz,
+    /// `rfc9068_profile`: RFC 9068 (`typ: at+jwt`, `client_id`, `jti`; no `azp`, `gty`).
+    Rfc9068,
+    /// `rfc9068_profile_authz`: the same, with `permissions` when policies are enforced.
+    Rfc9068Authz,
+}
+
+impl TokenDialect {
+    const NAMES: [(&'static str, Self); 4] = [
+        ("access_token", Self::AccessToken),
+        ("access_token_authz", Self::AccessTokenAuthz),
+        ("rfc9068_profile", Self::Rfc9068),
+        ("rfc9068_profile_authz", Self::Rfc9068Authz),
+    ];
+
+    /// From its wire name.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::NAMES
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, d)| *d)
+    }
+
+    /// An RFC 9068 profile.
+    pub fn rfc9068(self) -> bool {
+        matches!(self, Self::Rfc9068 | Self::Rfc9068Authz)
+    }
+
+    /// A dialect that carries RBAC `permissions`.
+    pub fn authz(self) -> bool {
+        matches!(self, Self::AccessTokenAuthz | Self::Rfc9068Authz)
+    }
 }
 
 /// The access policies of Auth0's `subject_type_authorization`: `client.policy` is

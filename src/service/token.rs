@@ -137,6 +137,8 @@ impl OAuthError {
     }
 }
 
+/// The claims of an access token, in the API's dialect: Auth0's (`gty`, `azp`) or RFC 9068's
+/// (`client_id`, `jti`), with `permissions` for the `_authz` dialects.
 #[derive(Serialize)]
 struct AccessTokenClaims<'a> {
     iss: &'a str,
@@ -146,8 +148,16 @@ struct AccessTokenClaims<'a> {
     exp: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
     scope: Option<&'a str>,
-    gty: &'static str,
-    azp: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    gty: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    azp: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    jti: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    permissions: Option<&'a [&'a str]>,
     /// Certificate binding (RFC 8705 §3.1), for tokens issued through mTLS.
     #[serde(skip_serializing_if = "Option::is_none")]
     cnf: Option<Confirmation<'a>>,
@@ -291,23 +301,34 @@ impl Clavis {
                     .collect()
             }
         };
-        let scope = (!scope.is_empty()).then(|| scope.join(" "));
+        let permissions = api.permissions.then_some(scope.as_slice());
+        let scope_claim = (!scope.is_empty()).then(|| scope.join(" "));
         let now = Timestamp::now().unix_seconds();
+        let (auth0, rfc9068) = (!api.rfc9068, api.rfc9068);
         let claims = AccessTokenClaims {
             iss: &self.issuer.issuer,
             sub: format!("{}@clients", client.client_id),
             aud: &audience,
             iat: now,
             exp: now + api.token_lifetime,
-            scope: scope.as_deref(),
-            gty: "client-credentials",
-            azp: &client.client_id,
+            scope: scope_claim.as_deref(),
+            gty: auth0.then_some("client-credentials"),
+            azp: auth0.then_some(client.client_id.as_str()),
+            client_id: rfc9068.then_some(client.client_id.as_str()),
+            jti: rfc9068
+                .then(|| clavis_crypto::random::string(clavis_crypto::random::ALPHANUMERIC, 24)),
+            permissions,
             cnf: bound_to
                 .as_deref()
                 .map(|x5t_s256| Confirmation { x5t_s256 }),
         };
         let keys = self.model.keys();
-        let access_token = keys.current.sign_jwt(&claims).map_err(|e| {
+        let signed = if api.rfc9068 {
+            keys.current.sign_access_token_jwt(&claims)
+        } else {
+            keys.current.sign_jwt(&claims)
+        };
+        let access_token = signed.map_err(|e| {
             tracing::error!(error = %e, "token signing failed");
             OAuthError::server_error()
         })?;
@@ -320,7 +341,7 @@ impl Clavis {
         }
         Ok(TokenResponse {
             access_token,
-            scope,
+            scope: scope_claim,
             expires_in: api.token_lifetime,
             token_type: "Bearer",
         })

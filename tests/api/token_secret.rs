@@ -741,3 +741,127 @@ async fn an_api_with_client_policy_deny_all_issues_no_token() {
         assert_eq!(status, 400, "{bad}: {body}");
     }
 }
+
+/// `token_dialect` decides the header and the claims, from the moment it is set: Auth0's
+/// (`typ: JWT`, `azp`, `gty`) or RFC 9068's (`typ: at+jwt`, `client_id`, a fresh `jti`, no
+/// `azp` or `gty`); the `_authz` dialects add `permissions` (the granted scopes) when the API
+/// enforces policies. A dialect outside Auth0's enum is refused.
+#[tokio::test]
+async fn token_dialect_sets_the_header_and_claims() {
+    let app = TestApp::spawn().await;
+    let api = app.create_api(API, &["read", "write"]).await;
+    let path = format!("/api/v2/resource-servers/{}", api["id"].as_str().unwrap());
+    let c = app.create_m2m_client("svc").await;
+    let (id, secret) = (
+        c["client_id"].as_str().unwrap(),
+        c["client_secret"].as_str().unwrap(),
+    );
+    app.grant(id, API, &["read", "write"]).await;
+    let keys = |v: &Value| {
+        let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        k.sort();
+        k
+    };
+    let cases = [
+        (
+            "access_token",
+            false,
+            "JWT",
+            &["aud", "azp", "exp", "gty", "iat", "iss", "scope", "sub"][..],
+        ),
+        (
+            "access_token_authz",
+            true,
+            "JWT",
+            &[
+                "aud",
+                "azp",
+                "exp",
+                "gty",
+                "iat",
+                "iss",
+                "permissions",
+                "scope",
+                "sub",
+            ],
+        ),
+        (
+            "access_token_authz",
+            false,
+            "JWT",
+            &["aud", "azp", "exp", "gty", "iat", "iss", "scope", "sub"],
+        ),
+        (
+            "rfc9068_profile",
+            false,
+            "at+jwt",
+            &[
+                "aud",
+                "client_id",
+                "exp",
+                "iat",
+                "iss",
+                "jti",
+                "scope",
+                "sub",
+            ],
+        ),
+        (
+            "rfc9068_profile_authz",
+            true,
+            "at+jwt",
+            &[
+                "aud",
+                "client_id",
+                "exp",
+                "iat",
+                "iss",
+                "jti",
+                "permissions",
+                "scope",
+                "sub",
+            ],
+        ),
+    ];
+    let mut jtis = std::collections::HashSet::new();
+    for (dialect, enforce, typ, expected) in cases {
+        let (status, body) = app
+            .admin_json(
+                Method::PATCH,
+                &path,
+                Some(json!({"token_dialect": dialect, "enforce_policies": enforce})),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        for _ in 0..2 {
+            let token = app.token_for(id, secret, API).await;
+            let (header, claims) = decode_jwt(&token);
+            assert_eq!(header["typ"], typ, "{dialect}");
+            assert_eq!(keys(&claims), expected, "{dialect} {enforce}: {claims}");
+            assert_eq!(claims["sub"], format!("{id}@clients"));
+            if typ == "at+jwt" {
+                assert_eq!(claims["client_id"], id);
+                assert!(
+                    jtis.insert(claims["jti"].as_str().unwrap().to_string()),
+                    "jti reused"
+                );
+            } else {
+                assert_eq!(
+                    (claims["azp"].as_str(), claims["gty"].as_str()),
+                    (Some(id), Some("client-credentials"))
+                );
+            }
+            if expected.contains(&"permissions") {
+                assert_eq!(claims["permissions"], json!(["read", "write"]));
+            }
+        }
+    }
+    let (status, body) = app
+        .admin_json(
+            Method::PATCH,
+            &path,
+            Some(json!({"token_dialect": "jwt_please"})),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+}

@@ -61,6 +61,8 @@ pub struct SigningKey {
     pkcs8: Vec<u8>,
     /// base64url of the protected header, followed by '.'.
     header_b64_dot: String,
+    /// The same with `"typ":"at+jwt"` (RFC 9068 access tokens).
+    at_header_b64_dot: String,
 }
 
 fn key_error(msg: &str) -> CryptoError {
@@ -103,15 +105,19 @@ impl SigningKey {
             })?;
         let kid_json =
             serde_json::to_string(&kid).map_err(|_| key_error("invalid key identifier"))?;
-        let header = format!(r#"{{"alg":"RS256","typ":"JWT","kid":{kid_json}}}"#);
-        let mut header_b64_dot = b64url(header.as_bytes());
-        header_b64_dot.push('.');
+        let header_b64_dot = |typ: &str| {
+            let header = format!(r#"{{"alg":"RS256","typ":"{typ}","kid":{kid_json}}}"#);
+            let mut b64 = b64url(header.as_bytes());
+            b64.push('.');
+            b64
+        };
         Ok(Self {
+            header_b64_dot: header_b64_dot("JWT"),
+            at_header_b64_dot: header_b64_dot("at+jwt"),
             kid,
             key_pair,
             public,
             pkcs8,
-            header_b64_dot,
         })
     }
 
@@ -141,14 +147,34 @@ impl SigningKey {
     /// # Errors
     /// [`CryptoError::Key`] when the claims do not serialize or signing fails.
     pub fn sign_jwt<T: serde::Serialize>(&self, claims: &T) -> Result<String, CryptoError> {
+        self.sign_with_header(&self.header_b64_dot, claims)
+    }
+
+    /// [`sign_jwt`](Self::sign_jwt) with the header
+    /// `{"alg":"RS256","typ":"at+jwt","kid":"<kid>"}` of an RFC 9068 access token.
+    ///
+    /// # Errors
+    /// [`CryptoError::Key`] when the claims do not serialize or signing fails.
+    pub fn sign_access_token_jwt<T: serde::Serialize>(
+        &self,
+        claims: &T,
+    ) -> Result<String, CryptoError> {
+        self.sign_with_header(&self.at_header_b64_dot, claims)
+    }
+
+    fn sign_with_header<T: serde::Serialize>(
+        &self,
+        header_b64_dot: &str,
+        claims: &T,
+    ) -> Result<String, CryptoError> {
         let payload =
             serde_json::to_vec(claims).map_err(|_| key_error("unable to serialize JWT claims"))?;
         let sig_len = self.key_pair.public_modulus_len();
         let payload_b64_len = payload.len().div_ceil(3) * 4;
         let mut token = String::with_capacity(
-            self.header_b64_dot.len() + payload_b64_len + 1 + sig_len.div_ceil(3) * 4,
+            header_b64_dot.len() + payload_b64_len + 1 + sig_len.div_ceil(3) * 4,
         );
-        token.push_str(&self.header_b64_dot);
+        token.push_str(header_b64_dot);
         base64::Engine::encode_string(
             &base64::engine::general_purpose::URL_SAFE_NO_PAD,
             &payload,
@@ -386,6 +412,19 @@ mod tests {
         for bad in ["none", "HS256", "rs256", "ES256", "RS512", "", " RS256"] {
             assert_eq!(JwsAlg::parse(bad), None);
         }
+    }
+
+    #[test]
+    fn an_rfc9068_access_token_has_its_own_typ() {
+        let key = key();
+        let token = key.sign_access_token_jwt(&claims()).unwrap();
+        assert_eq!(
+            b64url_decode(token.split('.').next().unwrap()).unwrap(),
+            format!(r#"{{"alg":"RS256","typ":"at+jwt","kid":"{}"}}"#, key.kid()).as_bytes()
+        );
+        let jws = CompactJws::parse(&token).unwrap();
+        jws.verify(key.public_key(), JwsAlg::RS256).unwrap();
+        assert_eq!(jws.claims::<Claims>().unwrap(), claims());
     }
 
     #[test]

@@ -124,6 +124,8 @@ pub struct ClientEntry {
     pub allows_client_credentials: bool,
     /// Its authentication method.
     pub auth: ClientAuth,
+    /// `require_proof_of_possession`: tokens only when a certificate binds them.
+    pub requires_binding: bool,
     /// Distinguishes this entry from every other one built by the process: a write that
     /// replaces the entry retires what was remembered under the old one.
     version: u64,
@@ -223,6 +225,7 @@ impl ClientEntry {
             client_id: client.client_id.clone(),
             allows_client_credentials: client.allows_client_credentials(),
             auth,
+            requires_binding: client.requires_proof_of_possession(),
             version: ENTRY_VERSIONS.fetch_add(1, Ordering::Relaxed),
         }
     }
@@ -243,6 +246,8 @@ pub struct ApiEntry {
     pub rfc9068: bool,
     /// Tokens carry `permissions` (an `_authz` dialect with policies enforced).
     pub permissions: bool,
+    /// `proof_of_possession` (mTLS, required): tokens only when a certificate binds them.
+    pub requires_binding: bool,
 }
 
 impl From<&ResourceServer> for ApiEntry {
@@ -254,6 +259,7 @@ impl From<&ResourceServer> for ApiEntry {
             denies_clients: rs.denies_clients(),
             rfc9068: rs.token_dialect().rfc9068(),
             permissions: rs.token_permissions(),
+            requires_binding: rs.requires_certificate_binding(),
         }
     }
 }

@@ -233,6 +233,14 @@ impl Client {
         self.grant_types.iter().any(|g| g == "client_credentials")
     }
 
+    /// `require_proof_of_possession`: its tokens only certificate-bound (mTLS, `cnf`).
+    pub fn requires_proof_of_possession(&self) -> bool {
+        self.extra
+            .get("require_proof_of_possession")
+            .and_then(Value::as_bool)
+            == Some(true)
+    }
+
     /// The API representation, in Clavis's fixed key order. `secret` is included when given:
     /// the caller decides visibility (see `uses_secret`).
     pub fn to_json(&self, secret: Option<&str>) -> Map<String, Value> {

@@ -75,6 +75,18 @@ impl ResourceServer {
             == Some("deny_all")
     }
 
+    /// Whether its tokens must be certificate-bound: `proof_of_possession` with mechanism
+    /// `mtls` and `required`, for all clients (machine-to-machine clients are confidential, so
+    /// `required_for: public_clients` does not concern them).
+    pub fn requires_certificate_binding(&self) -> bool {
+        let Some(pop) = self.extra.get("proof_of_possession") else {
+            return false;
+        };
+        pop.get("mechanism").and_then(Value::as_str) == Some("mtls")
+            && pop.get("required").and_then(Value::as_bool) == Some(true)
+            && pop.get("required_for").and_then(Value::as_str) != Some("public_clients")
+    }
+
     /// Its `token_dialect` (Auth0's default when unset).
     pub fn token_dialect(&self) -> TokenDialect {
         self.extra
@@ -246,6 +258,9 @@ fn read_fields(body: &mut Body<'_>) -> Result<ResourceServerFields, DomainError>
             if *key == "subject_type_authorization" {
                 check_subject_type_authorization(v)?;
             }
+            if *key == "proof_of_possession" && !v.is_null() {
+                check_proof_of_possession(v)?;
+            }
             if *key == "token_dialect" && v.as_str().and_then(TokenDialect::parse).is_none() {
                 return Err(super::validate::payload_error(
                     "No enum match for",
@@ -299,6 +314,52 @@ impl TokenDialect {
     pub fn authz(self) -> bool {
         matches!(self, Self::AccessTokenAuthz | Self::Rfc9068Authz)
     }
+}
+
+/// Auth0's `proof_of_possession`: `mechanism` `mtls` is enforced at the token endpoint
+/// ([`ResourceServer::requires_certificate_binding`]); `dpop` is refused until Clavis
+/// speaks DPoP (a requirement it could not honour would be a setting stored and ignored).
+fn check_proof_of_possession(v: &Value) -> Result<(), DomainError> {
+    const PATH: &str = "proof_of_possession";
+    let mut body = Body::nested(v, PATH, false)?;
+    let mechanism = body.required_string(
+        "mechanism",
+        Str::one_of(&["mtls", "dpop"]),
+        "Intended mechanism for Proof-of-Possession",
+    )?;
+    if mechanism == "dpop" {
+        return Err(super::validate::payload_error(
+            "Clavis does not support DPoP; the only mechanism is mtls",
+            &format!("{PATH}.mechanism"),
+            "Intended mechanism for Proof-of-Possession",
+        ));
+    }
+    match body.raw("required") {
+        Some(Value::Bool(_)) => {}
+        Some(other) => {
+            return Err(super::validate::payload_error(
+                &format!(
+                    "Expected type boolean but found type {}",
+                    super::validate::type_name(other)
+                ),
+                &format!("{PATH}.required"),
+                "",
+            ));
+        }
+        None => {
+            return Err(super::validate::payload_error(
+                "Missing required property: required",
+                PATH,
+                "",
+            ));
+        }
+    }
+    body.string(
+        "required_for",
+        Str::one_of(&["public_clients", "all_clients"]),
+        "Specifies which client types require Proof-of-Possession",
+    )?;
+    body.finish()
 }
 
 /// The access policies of Auth0's `subject_type_authorization`: `client.policy` is

@@ -168,6 +168,13 @@ fn check_pinned(
     }
 }
 
+/// The thumbprint a token is bound to when the client presented `presented` but
+/// authenticated otherwise (a secret or an assertion): the TLS handshake (or the trusted
+/// proxy's) proved possession of its key. `None` when it does not parse.
+pub fn binding_thumbprint(presented: &PresentedCertificate) -> Option<String> {
+    presented.leaf().ok().map(|cert| cert.thumbprint_sha256())
+}
+
 fn parse(presented: &PresentedCertificate) -> Result<Certificate, Refusal> {
     presented
         .leaf()

@@ -301,6 +301,23 @@ impl Clavis {
                     .collect()
             }
         };
+        // Bound to the certificate presented with the request, whatever authenticated the
+        // client (RFC 8705 §3); required when the API or the client asks for it.
+        let bound_to = bound_to.or_else(|| {
+            req.certificate
+                .as_ref()
+                .and_then(super::mtls::binding_thumbprint)
+        });
+        if bound_to.is_none() && (api.requires_binding || client.requires_binding) {
+            let whose = if api.requires_binding {
+                "this API"
+            } else {
+                "this client"
+            };
+            return Err(OAuthError::invalid_request(format!(
+                "Proof of possession is required for {whose}: present a client certificate (mTLS) to get a certificate-bound token"
+            )));
+        }
         let permissions = api.permissions.then_some(scope.as_slice());
         let scope_claim = (!scope.is_empty()).then(|| scope.join(" "));
         let now = Timestamp::now().unix_seconds();

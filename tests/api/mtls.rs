@@ -784,11 +784,13 @@ async fn discovery_lists_the_mtls_methods_and_bound_tokens() {
         doc["mtls_endpoint_aliases"],
         json!({"token_endpoint": app.url("/oauth/token")})
     );
-    // A token issued with a secret is not bound, even over a connection with a certificate.
+    // A token issued with a secret over a connection with a certificate is bound to that
+    // certificate too (RFC 8705 §3: the handshake proved possession of its key).
     let c = app.create_m2m_client("secret").await;
     let id = c["client_id"].as_str().unwrap();
     app.grant(id, API, &["read:things"]).await;
-    let r = client(&app, Some(&self_signed(SUBJECT, Validity::Current)), None)
+    let presented = self_signed(SUBJECT, Validity::Current);
+    let r = client(&app, Some(&presented), None)
         .post(app.url("/oauth/token"))
         .form(&[
             ("grant_type", "client_credentials"),
@@ -800,7 +802,97 @@ async fn discovery_lists_the_mtls_methods_and_bound_tokens() {
         .await
         .unwrap();
     let claims = assert_issued(r).await;
-    assert!(claims.get("cnf").is_none(), "{claims}");
+    assert_eq!(
+        claims["cnf"]["x5t#S256"],
+        presented.thumbprint(),
+        "{claims}"
+    );
+}
+
+/// `proof_of_possession` (`mtls`, `required`) on an API and `require_proof_of_possession` on a
+/// client: a token only when a certificate binds it, whatever authenticates the client; DPoP
+/// is refused until Clavis speaks it; `required_for: public_clients` does not concern
+/// machine-to-machine clients.
+#[tokio::test]
+async fn proof_of_possession_requires_a_bound_token() {
+    let ca = TestCa::new("Clavis Test CA");
+    let app = spawn(&ca).await;
+    let api = app
+        .get_ok(&format!("/api/v2/resource-servers/{}", enc(API)))
+        .await;
+    let api_path = format!("/api/v2/resource-servers/{}", api["id"].as_str().unwrap());
+    let c = app.create_m2m_client("secret").await;
+    let id = c["client_id"].as_str().unwrap().to_string();
+    let secret = c["client_secret"].as_str().unwrap().to_string();
+    app.grant(&id, API, &["read:things"]).await;
+    let presented = self_signed(SUBJECT, Validity::Current);
+    let request = |cert: Option<&ClientCert>| {
+        client(&app, cert, None)
+            .post(app.url("/oauth/token"))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", id.as_str()),
+                ("client_secret", secret.as_str()),
+                ("audience", API),
+            ])
+            .send()
+    };
+    let refused = |r: Response| async move {
+        let status = r.status();
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(body["error"], "invalid_request", "{body}");
+        body["error_description"].as_str().unwrap().to_string()
+    };
+    let set = |path: String, body: Value| {
+        let app = &app;
+        async move {
+            let (status, answer) = app.admin_json(Method::PATCH, &path, Some(body)).await;
+            assert_eq!(status, 200, "{answer}");
+        }
+    };
+    // The API requires it.
+    set(
+        api_path.clone(),
+        json!({"proof_of_possession": {"mechanism": "mtls", "required": true}}),
+    )
+    .await;
+    let why = refused(request(None).await.unwrap()).await;
+    assert!(why.contains("this API"), "{why}");
+    let claims = assert_issued(request(Some(&presented)).await.unwrap()).await;
+    assert_eq!(claims["cnf"]["x5t#S256"], presented.thumbprint());
+    // Only for public clients: not this one.
+    set(api_path.clone(), json!({"proof_of_possession": {"mechanism": "mtls", "required": true, "required_for": "public_clients"}})).await;
+    assert_issued(request(None).await.unwrap()).await;
+    set(api_path.clone(), json!({"proof_of_possession": null})).await;
+    assert_issued(request(None).await.unwrap()).await;
+    // The client requires it.
+    set(
+        format!("/api/v2/clients/{id}"),
+        json!({"require_proof_of_possession": true}),
+    )
+    .await;
+    let why = refused(request(None).await.unwrap()).await;
+    assert!(why.contains("this client"), "{why}");
+    assert_issued(request(Some(&presented)).await.unwrap()).await;
+    set(
+        format!("/api/v2/clients/{id}"),
+        json!({"require_proof_of_possession": false}),
+    )
+    .await;
+    assert_issued(request(None).await.unwrap()).await;
+    // DPoP, and shapes outside Auth0's schema, are refused.
+    for bad in [
+        json!({"proof_of_possession": {"mechanism": "dpop", "required": true}}),
+        json!({"proof_of_possession": {"mechanism": "mtls"}}),
+        json!({"proof_of_possession": {"mechanism": "mtls", "required": "yes"}}),
+        json!({"proof_of_possession": {"mechanism": "mtls", "required": true, "extra": 1}}),
+    ] {
+        let (status, body) = app
+            .admin_json(Method::PATCH, &api_path, Some(bad.clone()))
+            .await;
+        assert_eq!(status, 400, "{bad}: {body}");
+    }
 }
 
 #[tokio::test]

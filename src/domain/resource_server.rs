@@ -56,6 +56,9 @@ pub const STORED_PROPERTIES: &[(&str, &[&str])] = &[
     ("token_dialect", &["string"]),
     ("enforce_policies", &["boolean"]),
     ("token_encryption", &["object", "null"]),
+    // Inert: the lifetime of tokens from the implicit and hybrid flows, which Clavis does not
+    // serve. Auth0's exports carry it (auth0-deploy-cli sends it back on import).
+    ("token_lifetime_for_web", &["integer"]),
     ("consent_policy", &["string", "null"]),
     ("authorization_details", &["array", "null"]),
     ("proof_of_possession", &["object", "null"]),
@@ -257,6 +260,13 @@ fn read_fields(body: &mut Body<'_>) -> Result<ResourceServerFields, DomainError>
             expect_type(v, types, key)?;
             if *key == "subject_type_authorization" {
                 check_subject_type_authorization(v)?;
+            }
+            if *key == "token_encryption" && !v.is_null() {
+                return Err(super::validate::payload_error(
+                    "Clavis does not support encrypted access tokens (JWE) yet; send null",
+                    key,
+                    "Access token encryption",
+                ));
             }
             if *key == "proof_of_possession" && !v.is_null() {
                 check_proof_of_possession(v)?;

@@ -406,3 +406,35 @@ async fn form_encoded_create_and_update() {
     assert_eq!(status, 200, "{rs}");
     assert_eq!(rs["token_lifetime"], 900);
 }
+
+/// Settings Clavis cannot honour are refused rather than stored and ignored: encrypted
+/// tokens (JWE). `token_lifetime_for_web` (implicit and hybrid flows, which Clavis does not
+/// serve) is kept as it is, as Auth0's exports carry it.
+#[tokio::test]
+async fn token_encryption_is_refused_and_token_lifetime_for_web_is_kept() {
+    let app = TestApp::spawn().await;
+    let (status, body) = app
+        .admin_json(
+            Method::POST,
+            "/api/v2/resource-servers",
+            Some(json!({"identifier": "urn:encrypted", "token_encryption": {"format": "compact-nested-jwe", "encryption_key": {"alg": "RSA-OAEP-256", "pem": "x"}}})),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("token_encryption"),
+        "{body}"
+    );
+    let (status, body) = app
+        .admin_json(
+            Method::POST,
+            "/api/v2/resource-servers",
+            Some(json!({"identifier": "urn:web", "token_encryption": null, "token_lifetime_for_web": 7200})),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["token_lifetime_for_web"], 7200);
+}

@@ -207,8 +207,6 @@ fn enum_values(doc: &Value, schema: &Value) -> Option<BTreeSet<String>> {
 
 /// Fields Clavis serves that Auth0's document leaves out of that schema, and why.
 const EXTRA_FIELDS: &[(&str, &str)] = &[
-    // The contract (section 3) keeps `created_at` on clients; Auth0 returns it too.
-    ("Client", "created_at"),
     // Accepted on create by Auth0's document (stored verbatim) and echoed back as given.
     ("Client", "oidc_backchannel_logout"),
     // Read-only in Auth0's document, but its exports carry it and auth0-deploy-cli sends it

@@ -287,13 +287,11 @@ impl Client {
                 Value::Object(self.client_metadata.clone()),
             );
         }
+        // No `created_at`: Auth0's `Client` has none, and auth0-deploy-cli sends every field
+        // it read back on import, where an unknown one is refused.
         for (k, v) in &self.extra {
             m.insert(k.clone(), v.clone());
         }
-        m.insert(
-            "created_at".into(),
-            Value::String(self.created_at.to_string()),
-        );
         m
     }
 }

@@ -370,10 +370,6 @@ pub struct Client {
     /// String metadata (at most 255 characters per key and value).
     #[serde(default)]
     client_metadata: BTreeMap<String, String>,
-    /// Creation time.
-    #[serde(default)]
-    #[schema(format = DateTime)]
-    created_at: String,
 }
 
 /// `POST /clients`.

@@ -211,8 +211,14 @@ const EXTRA_FIELDS: &[(&str, &str)] = &[
     ("Client", "oidc_backchannel_logout"),
     // Read-only in Auth0's document, but its exports carry it and auth0-deploy-cli sends it
     // back on import: accepted (inert: implicit and hybrid flows) so an import round-trips.
-    ("CreateResourceServerRequestContent", "token_lifetime_for_web"),
-    ("UpdateResourceServerRequestContent", "token_lifetime_for_web"),
+    (
+        "CreateResourceServerRequestContent",
+        "token_lifetime_for_web",
+    ),
+    (
+        "UpdateResourceServerRequestContent",
+        "token_lifetime_for_web",
+    ),
 ];
 
 #[test]

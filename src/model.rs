@@ -560,6 +560,14 @@ fn build_model(snapshot: Snapshot, master_key: &MasterKey) -> Result<Model, Stri
 fn insert_grant(m: &mut Model, grant: &ClientGrant) {
     let key = (grant.client_id.clone(), grant.audience.clone());
     m.grant_keys.insert(grant.id.clone(), key.clone());
+    // Only grants for the client itself authorize machine-to-machine tokens (and Management
+    // tokens); a `user` grant is for user flows.
+    if !grant.authorizes_client_credentials() {
+        if m.grants.get(&key).is_some_and(|e| e.id == grant.id) {
+            m.grants.remove(&key);
+        }
+        return;
+    }
     m.grants.insert(
         key,
         Arc::new(GrantEntry {

@@ -62,7 +62,17 @@ impl ClientGrant {
     pub fn allows_all_scopes(&self) -> bool {
         self.extra.get("allow_all_scopes") == Some(&Value::Bool(true))
     }
+
+    /// Whether it authorizes the `client_credentials` grant: its `subject_type` is `client`
+    /// (Auth0's default). A `user` grant authorizes user flows only, which Clavis does not
+    /// serve.
+    pub fn authorizes_client_credentials(&self) -> bool {
+        self.extra.get("subject_type").and_then(Value::as_str) != Some("user")
+    }
 }
+
+/// Auth0's `subject_type` values.
+const SUBJECT_TYPES: &[&str] = &["client", "user"];
 
 fn read_extra(body: &mut Body<'_>, skip: &[&str]) -> Result<Map<String, Value>, DomainError> {
     let mut extra = Map::new();
@@ -72,6 +82,13 @@ fn read_extra(body: &mut Body<'_>, skip: &[&str]) -> Result<Map<String, Value>, 
         }
         if let Some(v) = body.raw(key) {
             expect_type(v, types, key)?;
+            if *key == "subject_type" && !v.as_str().is_some_and(|t| SUBJECT_TYPES.contains(&t)) {
+                return Err(payload_error(
+                    "No enum match for",
+                    key,
+                    "The type of application access the client grant allows",
+                ));
+            }
             extra.insert((*key).to_string(), v.clone());
         }
     }

@@ -503,3 +503,57 @@ async fn scopes_removed_from_the_api_are_no_longer_issued() {
     assert_eq!(status, 200, "{token}");
     assert_eq!(token["scope"], "read:orders");
 }
+
+/// A grant with `subject_type: "user"` is for user flows: it does not authorize the
+/// `client_credentials` grant (nor Management tokens). Values outside Auth0's enum are refused.
+#[tokio::test]
+async fn a_user_grant_does_not_authorize_client_credentials() {
+    let app = TestApp::spawn().await;
+    app.create_api(API, &["read"]).await;
+    let c = app.create_m2m_client("svc").await;
+    let (id, secret) = (
+        c["client_id"].as_str().unwrap(),
+        c["client_secret"].as_str().unwrap(),
+    );
+    let (status, grant) = app
+        .admin_json(
+            Method::POST,
+            "/api/v2/client-grants",
+            Some(json!({"client_id": id, "audience": API, "scope": ["read"], "subject_type": "user"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{grant}");
+    assert_eq!(grant["subject_type"], "user");
+    let request = [
+        ("grant_type", "client_credentials"),
+        ("client_id", id),
+        ("client_secret", secret),
+        ("audience", API),
+    ];
+    let (status, body) = status_json(app.token_form(&request).await).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (403, Some("access_denied")),
+        "{body}"
+    );
+    // The same grant for the client itself does.
+    let path = format!("/api/v2/client-grants/{}", grant["id"].as_str().unwrap());
+    app.admin_json(Method::DELETE, &path, None).await;
+    let (status, grant) = app
+        .admin_json(
+            Method::POST,
+            "/api/v2/client-grants",
+            Some(json!({"client_id": id, "audience": API, "scope": ["read"], "subject_type": "client"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{grant}");
+    assert_eq!(app.token_form(&request).await.status(), 200);
+    let (status, body) = app
+        .admin_json(
+            Method::POST,
+            "/api/v2/client-grants",
+            Some(json!({"client_id": id, "audience": API, "scope": [], "subject_type": "robot"})),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+}

@@ -166,7 +166,7 @@ pub async fn bootstrap(
     let admin = ClientAggregate {
         client: Client {
             client_id: client_id.clone(),
-            name: "Clavis Admin (bootstrap)".into(),
+            name: crate::operator::ADMIN_CLIENT_NAME.into(),
             description: Some("Created on first start; holds every Management API scope.".into()),
             app_type: Some("non_interactive".into()),
             is_first_party: true,

@@ -14,7 +14,6 @@ use anyhow::{Context, Result, bail};
 
 use crate::bootstrap;
 use crate::config::Config;
-use crate::domain::DomainError;
 use crate::domain::time::Timestamp;
 use crate::startup::open_store;
 use crate::store::{PageRequest, Store};
@@ -74,6 +73,30 @@ async fn existing_store(config: &Config) -> Result<(Option<DataDirLock>, Arc<dyn
     Ok((lock, store))
 }
 
+/// Every item of a list, page by page.
+async fn every_page<T, F, Fut>(mut fetch: F) -> Result<Vec<T>>
+where
+    F: FnMut(PageRequest) -> Fut,
+    Fut: std::future::Future<Output = crate::store::StoreResult<crate::store::Page<T>>>,
+{
+    const PER_PAGE: u64 = 100;
+    let mut all = Vec::new();
+    for page in 0.. {
+        let items = fetch(PageRequest::Offset {
+            page,
+            per_page: PER_PAGE,
+        })
+        .await?
+        .items;
+        let last = (items.len() as u64) < PER_PAGE;
+        all.extend(items);
+        if last {
+            break;
+        }
+    }
+    Ok(all)
+}
+
 /// The admin client's id: the one given, the one the first start recorded, or the only
 /// client with the first start's name.
 async fn admin_client_id(store: &dyn Store, given: Option<&str>) -> Result<String> {
@@ -83,27 +106,12 @@ async fn admin_client_id(store: &dyn Store, given: Option<&str>) -> Result<Strin
     if let Some(id) = store.setting(ADMIN_CLIENT_SETTING).await? {
         return Ok(id);
     }
-    let mut found = Vec::new();
-    let mut page = 0;
-    loop {
-        let rows = store
-            .list_clients(PageRequest::Offset {
-                page,
-                per_page: 100,
-            })
-            .await?;
-        let n = rows.items.len();
-        found.extend(
-            rows.items
-                .into_iter()
-                .filter(|r| r.client.name == ADMIN_CLIENT_NAME)
-                .map(|r| r.client.client_id),
-        );
-        if n < 100 {
-            break;
-        }
-        page += 1;
-    }
+    let found: Vec<String> = every_page(|page| store.list_clients(page))
+        .await?
+        .into_iter()
+        .filter(|r| r.client.name == ADMIN_CLIENT_NAME)
+        .map(|r| r.client.client_id)
+        .collect();
     match found.as_slice() {
         [one] => Ok(one.clone()),
         [] => bail!("no admin client found: name it with --client-id"),
@@ -131,18 +139,7 @@ pub async fn reset_admin_secret(
     let now = Timestamp::now();
     store
         .update_client(&client_id, &mut |aggregate| {
-            if aggregate.client.client_authentication_methods.is_some() {
-                return Err(DomainError::rule(
-                    "invalid_body",
-                    "this client authenticates with credentials, not a secret",
-                ));
-            }
-            aggregate.sealed_secret = Some(sealed.clone());
-            if aggregate.client.token_endpoint_auth_method.is_none() {
-                aggregate.client.token_endpoint_auth_method = Some("client_secret_post".into());
-            }
-            aggregate.client.updated_at = now;
-            Ok(())
+            aggregate.replace_secret(sealed.clone(), now)
         })
         .await
         .with_context(|| format!("cannot reset the secret of client {client_id}"))?;
@@ -174,22 +171,11 @@ pub async fn move_public_url(config: &Config) -> Result<Moved> {
     };
     let target = crate::service::Issuer::new(public_url, None).management_audience;
     let (lock, store) = existing_store(config).await?;
-    let mut systems = Vec::new();
-    let mut page = 0;
-    loop {
-        let rows = store
-            .list_resource_servers(PageRequest::Offset {
-                page,
-                per_page: 100,
-            })
-            .await?;
-        let n = rows.items.len();
-        systems.extend(rows.items.into_iter().filter(|rs| rs.is_system));
-        if n < 100 {
-            break;
-        }
-        page += 1;
-    }
+    let systems: Vec<_> = every_page(|page| store.list_resource_servers(page))
+        .await?
+        .into_iter()
+        .filter(|rs| rs.is_system)
+        .collect();
     let Some(old) = systems.iter().find(|rs| rs.identifier != target).cloned() else {
         if systems.is_empty() {
             bail!("this database has no Management API");
@@ -220,25 +206,7 @@ pub async fn move_public_url(config: &Config) -> Result<Moved> {
         audience: Some(old.identifier.clone()),
         client_id: None,
     };
-    let mut grants = Vec::new();
-    let mut page = 0;
-    loop {
-        let rows = store
-            .list_client_grants(
-                &filter,
-                PageRequest::Offset {
-                    page,
-                    per_page: 100,
-                },
-            )
-            .await?;
-        let n = rows.items.len();
-        grants.extend(rows.items);
-        if n < 100 {
-            break;
-        }
-        page += 1;
-    }
+    let grants = every_page(|page| store.list_client_grants(&filter, page)).await?;
     for grant in &grants {
         let copy = crate::domain::client_grant::ClientGrant {
             id: crate::domain::ids::new_client_grant_id(),

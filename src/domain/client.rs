@@ -328,6 +328,20 @@ impl Default for CredentialLimits {
 }
 
 impl ClientAggregate {
+    /// Gives the client a new (sealed) secret; refused for a client that authenticates with
+    /// credentials (Auth0's rotate-secret rule).
+    pub fn replace_secret(&mut self, sealed: Vec<u8>, now: Timestamp) -> Result<(), DomainError> {
+        if self.client.client_authentication_methods.is_some() {
+            return Err(DomainError::rule(
+                "invalid_body",
+                "Cannot rotate the secret of a client that uses client_authentication_methods",
+            ));
+        }
+        self.sealed_secret = Some(sealed);
+        self.client.updated_at = now;
+        Ok(())
+    }
+
     /// The credential with this id, if it belongs to this client.
     pub fn credential(&self, id: &str) -> Option<&Credential> {
         self.credentials.iter().find(|c| c.id == id)

@@ -211,15 +211,7 @@ impl Clavis {
         let now = Timestamp::now();
         let aggregate = self
             .mutate_client(client_id, &mut |aggregate| {
-                if aggregate.client.client_authentication_methods.is_some() {
-                    return Err(DomainError::rule(
-                        "invalid_body",
-                        "Cannot rotate the secret of a client that uses client_authentication_methods",
-                    ));
-                }
-                aggregate.sealed_secret = Some(sealed.clone());
-                aggregate.client.updated_at = now;
-                Ok(())
+                aggregate.replace_secret(sealed.clone(), now)
             })
             .await?;
         Ok((aggregate, secret))

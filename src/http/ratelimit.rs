@@ -21,7 +21,7 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -66,6 +66,9 @@ pub struct RateLimits {
     ip: Option<Keyed<IpAddr>>,
     pair: Option<Keyed<(Box<str>, IpAddr)>>,
     blocked: Mutex<HashMap<Blocked, Instant>>,
+    /// Whether `blocked` may hold anything: every token request asks, and without a block
+    /// (the usual case) it is answered without the lock.
+    any_blocked: AtomicBool,
     /// The address bucket's size (`x-ratelimit-limit` of a refusal before authentication).
     address_burst: u32,
     clock: DefaultClock,
@@ -134,6 +137,7 @@ impl RateLimits {
             ip: keyed(limits.per_ip),
             pair,
             blocked: Mutex::new(HashMap::new()),
+            any_blocked: AtomicBool::new(false),
             address_burst: quota(limits.per_ip).map_or(0, |q| q.burst_size().get()),
             clock: DefaultClock::default(),
             checks: AtomicU64::new(0),
@@ -161,7 +165,12 @@ impl RateLimits {
     /// blocks that have ended.
     fn prune(&self) {
         let now = Instant::now();
-        self.blocks().retain(|_, until| *until > now);
+        let mut blocks = self.blocks();
+        blocks.retain(|_, until| *until > now);
+        if blocks.is_empty() {
+            self.any_blocked.store(false, Ordering::Relaxed);
+        }
+        drop(blocks);
         if let Some(l) = &self.pair {
             l.retain_recent();
             l.shrink_to_fit();
@@ -189,6 +198,9 @@ impl RateLimits {
     /// Before authentication: the refusal of a sender that has spent its failure budget,
     /// or that budget for `named` (the client id the request names, which may not exist).
     fn refusal(&self, named: &str, ip: IpAddr) -> Option<Decision> {
+        if !self.any_blocked.load(Ordering::Relaxed) {
+            return None;
+        }
         let now = Instant::now();
         let blocks = self.blocks();
         let until = [
@@ -232,6 +244,7 @@ impl RateLimits {
                 tracing::info!(blocked = %who, seconds = wait.as_secs_f32(), "failed token requests: refusing before authentication");
                 blocks.insert(who, now + wait);
             }
+            self.any_blocked.store(true, Ordering::Relaxed);
         }
         decision
     }
@@ -397,9 +410,15 @@ pub async fn enforce(State(state): State<Limiting>, mut req: Request, next: Next
         return next.run(req).await;
     }
     let key = if path.starts_with("/api/v2/") {
-        bearer(req.headers())
-            .and_then(|t| state.app.verify_management_token(t).ok())
-            .map_or(Key::Ip(ip), |caller| Key::Management(caller.client_id))
+        match bearer(req.headers()).and_then(|t| state.app.verify_management_token(t).ok()) {
+            Some(caller) => {
+                let key = Key::Management(caller.client_id.clone());
+                // The handler's `Auth` takes it from here instead of verifying again.
+                req.extensions_mut().insert(caller);
+                key
+            }
+            None => Key::Ip(ip),
+        }
     } else {
         Key::Ip(ip)
     };

@@ -56,6 +56,14 @@ impl Api {
     }
 }
 
+/// A runtime for a test's requests.
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())
+}
+
 /// A server logging at `info`, an HTTPS client for it, its base URL and a runtime.
 fn logging_server() -> Result<(Server, reqwest::Client, String, tokio::runtime::Runtime), String> {
     let server = Server::start_with(ServerOptions {
@@ -64,10 +72,7 @@ fn logging_server() -> Result<(Server, reqwest::Client, String, tokio::runtime::
     })?;
     let http = server.http_client()?;
     let base = format!("https://{}", server.domain());
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
+    let runtime = runtime()?;
     Ok((server, http, base, runtime))
 }
 
@@ -256,10 +261,7 @@ fn admin_token_status(server: &Server, secret: &str) -> Result<u16, String> {
 fn admin_token_for(server: &Server, secret: &str, audience: &str) -> Result<(u16, String), String> {
     let http = server.http_client()?;
     let base = format!("https://{}", server.domain());
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
+    let runtime = runtime()?;
     runtime.block_on(async {
         let r = http
             .post(format!("{base}/oauth/token"))
@@ -329,10 +331,7 @@ fn move_public_url_brings_the_management_api_along() -> Result<(), String> {
     // The Management API answers the new token, with every scope.
     let http = server.http_client()?;
     let base = format!("https://{}", server.domain());
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
+    let runtime = runtime()?;
     let (status, apis) = runtime.block_on(async {
         let r = http
             .get(format!("{base}/api/v2/resource-servers"))

@@ -3,7 +3,7 @@
 It is NOT Clavis and is not used by `cargo test`. It exists so the SDK tests
 can be exercised (and the SDKs' exact wire traffic captured) before or apart
 from the real server. It follows the contract in
-shared/spec/auth0-management-api.md closely enough for the lifecycle tests,
+docs/contract.md closely enough for the lifecycle tests,
 and takes the same command line and environment as `clavis serve`:
 
     CLAVIS_BOOTSTRAP_CLIENT_ID=... CLAVIS_BOOTSTRAP_CLIENT_SECRET=... \

@@ -273,6 +273,8 @@ pub struct GrantEntry {
     pub scope: Vec<String>,
     /// Every scope of the API, present and future.
     pub all_scopes: bool,
+    /// `organization_usage: require`: tokens only for an organization.
+    pub organization_required: bool,
 }
 
 /// A key that verifies tokens, with its JWKS entry.
@@ -574,6 +576,7 @@ fn insert_grant(m: &mut Model, grant: &ClientGrant) {
             id: grant.id.clone(),
             scope: grant.scope.clone(),
             all_scopes: grant.allows_all_scopes(),
+            organization_required: grant.requires_organization(),
         }),
     );
 }

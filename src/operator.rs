@@ -204,7 +204,7 @@ pub async fn move_public_url(config: &Config) -> Result<Moved> {
     // 2. Every grant for the old audience, again for the new one.
     let filter = crate::store::GrantFilter {
         audience: Some(old.identifier.clone()),
-        client_id: None,
+        ..Default::default()
     };
     let grants = every_page(|page| store.list_client_grants(&filter, page)).await?;
     for grant in &grants {

@@ -19,7 +19,7 @@ use clavis::domain::DomainError;
 use clavis::domain::client::{
     AuthMethodKind, AuthMethods, Client, ClientAggregate, CredentialLimits, JwtConfiguration,
 };
-use clavis::domain::client_grant::ClientGrant;
+use clavis::domain::client_grant::{ClientGrant, SubjectType};
 use clavis::domain::credential::{Credential, CredentialType};
 use clavis::domain::resource_server::ResourceServer;
 use clavis::domain::time::Timestamp;
@@ -644,6 +644,71 @@ async fn client_grants_check_references_and_uniqueness(f: Fixture) {
         "{err:?}"
     );
     assert_eq!(store.client_grant(&g.id).await.unwrap(), Some(g.clone()));
+    // A `user` grant for the same client and audience is a different grant; a second is not.
+    let mut user = grant(&id, &api.identifier);
+    user.extra.insert("subject_type".into(), "user".into());
+    user.extra
+        .insert("allow_any_organization".into(), true.into());
+    store.insert_client_grant(&user).await.unwrap();
+    let err = store
+        .insert_client_grant(&{
+            let mut again = grant(&id, &api.identifier);
+            again.extra.insert("subject_type".into(), "user".into());
+            again
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Conflict {
+                entity: Entity::ClientGrant,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let listed = |filter: GrantFilter| async move {
+        store
+            .list_client_grants(
+                &filter,
+                PageRequest::Offset {
+                    page: 0,
+                    per_page: 10,
+                },
+            )
+            .await
+            .unwrap()
+    };
+    let by_type = listed(GrantFilter {
+        subject_type: Some(SubjectType::User),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(
+        (by_type.items, by_type.total),
+        (vec![user.clone()], Some(1))
+    );
+    let by_type = listed(GrantFilter {
+        client_id: Some(id.clone()),
+        subject_type: Some(SubjectType::Client),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(by_type.items, vec![g.clone()]);
+    let any_org = listed(GrantFilter {
+        allow_any_organization: true,
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(any_org.items, vec![user.clone()]);
+    let defaults = listed(GrantFilter {
+        default_grants_only: true,
+        ..Default::default()
+    })
+    .await;
+    assert_eq!((defaults.items.len(), defaults.total), (0, Some(0)));
+    store.delete_client_grant(&user.id).await.unwrap();
 
     let updated = store
         .update_client_grant(&g.id, &mut |g| {
@@ -702,7 +767,7 @@ async fn client_grants_filter_and_page(f: Fixture) {
         .list_client_grants(
             &GrantFilter {
                 audience: Some("urn:b".into()),
-                client_id: None,
+                ..Default::default()
             },
             PageRequest::Offset {
                 page: 0,
@@ -722,6 +787,7 @@ async fn client_grants_filter_and_page(f: Fixture) {
             &GrantFilter {
                 audience: Some("urn:a".into()),
                 client_id: Some(grants[2].client_id.clone()),
+                ..Default::default()
             },
             PageRequest::Offset {
                 page: 0,
@@ -739,7 +805,7 @@ async fn client_grants_filter_and_page(f: Fixture) {
             .list_client_grants(
                 &GrantFilter {
                     audience: Some("urn:a".into()),
-                    client_id: None,
+                    ..Default::default()
                 },
                 PageRequest::Checkpoint { after, take: 2 },
             )
@@ -1201,6 +1267,7 @@ async fn odd_keys_are_simply_not_found(f: Fixture) {
                 &GrantFilter {
                     audience: Some(key.into()),
                     client_id: Some(key.into()),
+                    ..Default::default()
                 },
                 PageRequest::Offset {
                     page: 0,

@@ -33,7 +33,6 @@ pub const STORED_PROPERTIES: &[(&str, &[&str])] = &[
     ("subject_type", &["string"]),
     ("authorization_details_types", &["array"]),
     ("allow_all_scopes", &["boolean", "null"]),
-    ("default_for", &["string"]),
 ];
 
 impl ClientGrant {
@@ -63,16 +62,67 @@ impl ClientGrant {
         self.extra.get("allow_all_scopes") == Some(&Value::Bool(true))
     }
 
-    /// Whether it authorizes the `client_credentials` grant: its `subject_type` is `client`
-    /// (Auth0's default). A `user` grant authorizes user flows only, which Clavis does not
-    /// serve.
+    /// Whom it grants access to: `subject_type`, `client` when absent (Auth0's default).
+    pub fn subject_type(&self) -> SubjectType {
+        match self.extra.get("subject_type").and_then(Value::as_str) {
+            Some("user") => SubjectType::User,
+            _ => SubjectType::Client,
+        }
+    }
+
+    /// Whether a token for it must name an organization (`organization_usage: require`).
+    /// Clavis has no organizations yet, so such a grant authorizes no token.
+    pub fn requires_organization(&self) -> bool {
+        self.extra.get("organization_usage").and_then(Value::as_str) == Some("require")
+    }
+
+    /// Whether it authorizes the `client_credentials` grant: its `subject_type` is `client`.
+    /// A `user` grant authorizes user flows only, which Clavis does not serve.
     pub fn authorizes_client_credentials(&self) -> bool {
-        self.extra.get("subject_type").and_then(Value::as_str) != Some("user")
+        self.subject_type() == SubjectType::Client
     }
 }
 
-/// Auth0's `subject_type` values.
-const SUBJECT_TYPES: &[&str] = &["client", "user"];
+/// Auth0's `subject_type` of a grant. A client holds at most one grant of each type per
+/// audience.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SubjectType {
+    /// Machine-to-machine access (`client_credentials`).
+    Client,
+    /// Access on behalf of users (user flows; stored, never used by Clavis's token endpoint).
+    User,
+}
+
+impl SubjectType {
+    /// Every subject type, in Auth0's enum order.
+    pub const ALL: [Self; 2] = [Self::Client, Self::User];
+
+    /// By Auth0's name.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.as_str() == name)
+    }
+
+    /// Auth0's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Client => "client",
+            Self::User => "user",
+        }
+    }
+}
+
+/// Auth0's description of `subject_type`.
+pub const SUBJECT_TYPE_DESC: &str = "The type of application access the client grant allows";
+
+/// Auth0's only `default_for` value: the grant applies to every third-party client.
+pub const DEFAULT_FOR_THIRD_PARTY: &str = "third_party_clients";
+
+/// Auth0's description of `default_for` (shortened: Auth0's own carries a link).
+pub const DEFAULT_FOR_DESC: &str =
+    "Applies this client grant as the default for all clients in the specified group";
+
+/// Auth0's `organization_usage` values.
+const ORGANIZATION_USAGES: &[&str] = &["deny", "allow", "require"];
 
 fn read_extra(body: &mut Body<'_>, skip: &[&str]) -> Result<Map<String, Value>, DomainError> {
     let mut extra = Map::new();
@@ -82,17 +132,42 @@ fn read_extra(body: &mut Body<'_>, skip: &[&str]) -> Result<Map<String, Value>, 
         }
         if let Some(v) = body.raw(key) {
             expect_type(v, types, key)?;
-            if *key == "subject_type" && !v.as_str().is_some_and(|t| SUBJECT_TYPES.contains(&t)) {
-                return Err(payload_error(
-                    "No enum match for",
-                    key,
-                    "The type of application access the client grant allows",
-                ));
-            }
+            check_value(key, v)?;
             extra.insert((*key).to_string(), v.clone());
         }
     }
     Ok(extra)
+}
+
+/// The rules of the stored properties beyond their JSON type.
+fn check_value(key: &str, v: &Value) -> Result<(), DomainError> {
+    match key {
+        "subject_type" if v.as_str().and_then(SubjectType::parse).is_none() => {
+            Err(payload_error("No enum match for", key, SUBJECT_TYPE_DESC))
+        }
+        // A default grant has no client (Auth0: mutually exclusive with `client_id`) and applies
+        // to every third-party client without a grant of its own. Clavis does not resolve
+        // grants that way, so it refuses them rather than store one and ignore it.
+        "default_for" => Err(if v.as_str() == Some(DEFAULT_FOR_THIRD_PARTY) {
+            payload_error(
+                "Clavis does not support default grants (default_for); grant each client instead",
+                key,
+                DEFAULT_FOR_DESC,
+            )
+        } else {
+            payload_error("No enum match for", key, DEFAULT_FOR_DESC)
+        }),
+        "organization_usage"
+            if !v.is_null() && !v.as_str().is_some_and(|u| ORGANIZATION_USAGES.contains(&u)) =>
+        {
+            Err(payload_error(
+                "No enum match for",
+                key,
+                "Defines whether organizations can be used with client credentials exchanges for this grant.",
+            ))
+        }
+        _ => Ok(()),
+    }
 }
 
 const SCOPE_DESC: &str = "Scopes allowed for this client grant.";
@@ -137,6 +212,9 @@ impl NewClientGrant {
         let scope = body
             .string_array("scope", Str::len(1, 280), 1000, SCOPE_DESC)?
             .unwrap_or_default();
+        if let Some(v) = body.raw("default_for") {
+            check_value("default_for", v)?;
+        }
         let extra = read_extra(&mut body, &[])?;
         body.finish()?;
         Ok(Self {
@@ -190,7 +268,7 @@ impl ClientGrantUpdate {
                 None => Patch::Absent,
             }
         };
-        let extra = read_extra(&mut body, &["subject_type", "default_for"])?;
+        let extra = read_extra(&mut body, &["subject_type"])?;
         body.finish()?;
         Ok(Self { scope, extra })
     }

@@ -299,6 +299,23 @@ impl QueryParams {
         }
     }
 
+    /// A parameter with a fixed set of values (Auth0's enum for it), read by `parse`.
+    pub fn enumerated<T>(
+        &self,
+        key: &str,
+        parse: impl Fn(&str) -> Option<T>,
+        desc: &str,
+    ) -> Result<Option<T>, ApiError> {
+        let Some(raw) = self.get(key) else {
+            return Ok(None);
+        };
+        parse(raw).map(Some).ok_or_else(|| {
+            ApiError::invalid_query(format!(
+                "Query validation error: 'No enum match for: \"{raw}\"' on property {key} ({desc})."
+            ))
+        })
+    }
+
     /// The paging the caller asked for.
     pub fn paging(&self) -> Result<Paging, ApiError> {
         let include_totals = self.boolean("include_totals")?.unwrap_or(false);

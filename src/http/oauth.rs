@@ -129,6 +129,7 @@ pub fn parse_token_body(
         client_assertion: field("client_assertion")?,
         audience: field("audience")?,
         scope: field("scope")?,
+        organization: field("organization")?.filter(|o| !o.is_empty()),
         certificate: None,
     })
 }

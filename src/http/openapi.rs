@@ -103,6 +103,41 @@ pub struct GrantFilterParams {
     /// Optional filter on client_id.
     #[param(nullable = false)]
     client_id: Option<String>,
+    /// Optional filter on allow_any_organization (only `true`).
+    #[param(inline, nullable = false)]
+    allow_any_organization: Option<ClientGrantAllowAnyOrganizationEnum>,
+    /// The type of application access the client grant allows.
+    #[param(inline, nullable = false)]
+    subject_type: Option<ClientGrantSubjectTypeEnum>,
+    /// Only default grants (`third_party_clients`); Clavis stores none.
+    #[param(inline, nullable = false)]
+    default_for: Option<ClientGrantDefaultForEnum>,
+}
+
+/// Auth0's `allow_any_organization` filter: only `true`.
+#[derive(Deserialize, ToSchema)]
+pub enum ClientGrantAllowAnyOrganizationEnum {
+    /// Grants that allow any organization.
+    #[serde(rename = "true")]
+    True,
+}
+
+/// The type of application access the client grant allows.
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientGrantSubjectTypeEnum {
+    /// Machine-to-machine access.
+    Client,
+    /// Access on behalf of users.
+    User,
+}
+
+/// Default grants for a group of clients.
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientGrantDefaultForEnum {
+    /// Every third-party client.
+    ThirdPartyClients,
 }
 
 // ----- client credentials -----

@@ -44,6 +44,8 @@ pub struct TokenRequest {
     pub audience: Option<String>,
     /// `scope` (space separated)
     pub scope: Option<String>,
+    /// `organization` (an id or name), when not empty.
+    pub organization: Option<String>,
     /// The client certificate presented with the request (TLS handshake or trusted proxy).
     pub certificate: Option<PresentedCertificate>,
 }
@@ -276,6 +278,25 @@ impl Clavis {
                 ),
             )
         })?;
+        // Auth0 validates `organization` on every request (since June 2025); Clavis has no
+        // organizations yet, so a named one does not exist, and a grant that requires one
+        // authorizes no token.
+        if let Some(org) = &req.organization {
+            return Err(OAuthError::invalid_request(format!(
+                "Organization \"{}\" does not exist",
+                truncate(org)
+            )));
+        }
+        if grant.organization_required {
+            return Err(OAuthError::new(
+                403,
+                "access_denied",
+                format!(
+                    "Client is not authorized to access \"{}\" without an organization: the client grant's organization_usage is require.",
+                    truncate(&audience)
+                ),
+            ));
+        }
         let granted: Vec<&str> = if grant.all_scopes {
             api.scopes.iter().map(String::as_str).collect()
         } else {

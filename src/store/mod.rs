@@ -25,7 +25,7 @@ use async_trait::async_trait;
 
 use crate::domain::DomainError;
 use crate::domain::client::{Client, ClientAggregate};
-use crate::domain::client_grant::ClientGrant;
+use crate::domain::client_grant::{ClientGrant, SubjectType};
 use crate::domain::credential::Credential;
 use crate::domain::resource_server::ResourceServer;
 use crate::domain::time::Timestamp;
@@ -180,13 +180,61 @@ impl<'a> ClientDiff<'a> {
     }
 }
 
-/// Filters for listing client grants.
+/// Filters for listing client grants (Auth0's query parameters of `GET /client-grants`).
 #[derive(Debug, Clone, Default)]
 pub struct GrantFilter {
     /// Only grants for this audience.
     pub audience: Option<String>,
     /// Only grants of this client.
     pub client_id: Option<String>,
+    /// Only grants of this subject type.
+    pub subject_type: Option<SubjectType>,
+    /// Only grants with `allow_any_organization: true` (Auth0's only value of the filter).
+    pub allow_any_organization: bool,
+    /// `default_for=third_party_clients`: only default grants, which Clavis does not store
+    /// (`default_for` is refused on create), so nothing matches.
+    pub default_grants_only: bool,
+}
+
+/// The message of the 409 for a second grant of one client, audience and subject type.
+pub const GRANT_CONFLICT: &str = "A client grant for this client and audience already exists";
+
+/// How a backend writes the SQL of a grant filter.
+pub(crate) trait SqlDialect {
+    /// The placeholder of the `n`th bound value (1-based).
+    fn placeholder(n: usize) -> String;
+    /// An expression that is true when the stored document's `extra.<key>` is JSON `true`.
+    fn extra_is_true(key: &str) -> String;
+}
+
+impl GrantFilter {
+    /// The filter as SQL conditions (each starting with ` AND `) and the text values they bind,
+    /// in order — the same for both backends but for [`SqlDialect`]'s spelling.
+    pub(crate) fn conditions<D: SqlDialect>(&self) -> (String, Vec<String>) {
+        let mut sql = String::new();
+        let mut binds = Vec::new();
+        let columns = [
+            ("audience", self.audience.as_deref()),
+            ("client_id", self.client_id.as_deref()),
+            ("subject_type", self.subject_type.map(SubjectType::as_str)),
+        ];
+        for (column, value) in columns {
+            if let Some(value) = value {
+                binds.push(value.to_string());
+                sql.push_str(&format!(" AND {column} = {}", D::placeholder(binds.len())));
+            }
+        }
+        if self.allow_any_organization {
+            sql.push_str(&format!(
+                " AND {}",
+                D::extra_is_true("allow_any_organization")
+            ));
+        }
+        if self.default_grants_only {
+            sql.push_str(" AND 1 = 0");
+        }
+        (sql, binds)
+    }
 }
 
 /// Lifecycle state of a token-signing key.

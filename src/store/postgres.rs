@@ -33,8 +33,9 @@ use sqlx::{PgConnection, Postgres, Row, Transaction};
 use tokio::sync::{mpsc, watch};
 
 use super::{
-    Bootstrap, Change, ClientDiff, ClientRow, Entity, GrantFilter, JtiRecord, Mutation, Page,
-    PageRequest, SigningKeyRecord, Snapshot, Store, StoreError, StoreResult,
+    Bootstrap, Change, ClientDiff, ClientRow, Entity, GRANT_CONFLICT, GrantFilter, JtiRecord,
+    Mutation, Page, PageRequest, SigningKeyRecord, Snapshot, SqlDialect, Store, StoreError,
+    StoreResult,
 };
 use crate::domain::client::{Client, ClientAggregate};
 use crate::domain::client_grant::ClientGrant;
@@ -49,12 +50,31 @@ const CHANNEL_SQL: &str = "left('clavis:' || current_schema(), 63)";
 /// How often a transaction is rerun after a serialization failure or deadlock.
 const MAX_ATTEMPTS: u32 = 5;
 
+/// PostgreSQL's spelling of a grant filter.
+struct PgDialect;
+
+impl SqlDialect for PgDialect {
+    fn placeholder(n: usize) -> String {
+        format!("${n}")
+    }
+    fn extra_is_true(key: &str) -> String {
+        format!("doc::jsonb #> '{{extra,{key}}}' = 'true'::jsonb")
+    }
+}
+
 /// The schema, `migrations/postgres/` (see [`super::migrator`]).
-pub(super) const MIGRATIONS: &[super::MigrationFile] = &[(
-    1,
-    "init",
-    include_str!("../../migrations/postgres/0001_init.sql"),
-)];
+pub(super) const MIGRATIONS: &[super::MigrationFile] = &[
+    (
+        1,
+        "init",
+        include_str!("../../migrations/postgres/0001_init.sql"),
+    ),
+    (
+        2,
+        "grant subject type",
+        include_str!("../../migrations/postgres/0002_grant_subject_type.sql"),
+    ),
+];
 
 /// Longest notification payload PostgreSQL accepts is 8000 bytes; larger changes are sent as
 /// a full resynchronisation.
@@ -531,11 +551,12 @@ impl PostgresStore {
             return Err(TxError::Fail(StoreError::NotFound(Entity::ResourceServer)));
         }
         let result = sqlx::query(
-            "INSERT INTO client_grants (id, client_id, audience, doc) VALUES ($1, $2, $3, $4)",
+            "INSERT INTO client_grants (id, client_id, audience, subject_type, doc) VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(&grant.id)
         .bind(&grant.client_id)
         .bind(&grant.audience)
+        .bind(grant.subject_type().as_str())
         .bind(encode(grant)?)
         .execute(&mut *conn)
         .await;
@@ -543,7 +564,7 @@ impl PostgresStore {
             Err(e) if unique_violation(&e) => {
                 return Err(TxError::Fail(StoreError::Conflict {
                     entity: Entity::ClientGrant,
-                    message: "A client grant for this client and audience already exists".into(),
+                    message: GRANT_CONFLICT.into(),
                 }));
             }
             Err(sqlx::Error::Database(d)) if d.is_foreign_key_violation() => {
@@ -1230,16 +1251,7 @@ impl Store for PostgresStore {
             });
         }
         self.bounded(async {
-            let mut conditions = String::new();
-            let mut binds: Vec<&str> = Vec::new();
-            if let Some(a) = &filter.audience {
-                binds.push(a);
-                conditions.push_str(&format!(" AND audience = ${}", binds.len()));
-            }
-            if let Some(c) = &filter.client_id {
-                binds.push(c);
-                conditions.push_str(&format!(" AND client_id = ${}", binds.len()));
-            }
+            let (conditions, binds) = filter.conditions::<PgDialect>();
             let n = binds.len();
             let sql = format!(
                 "SELECT seq, doc FROM client_grants WHERE TRUE{conditions} AND seq > ${} ORDER BY seq LIMIT ${} OFFSET ${}",
@@ -1251,7 +1263,7 @@ impl Store for PostgresStore {
             // Only fixed SQL text built here; values are bound.
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
             for b in &binds {
-                q = q.bind(*b);
+                q = q.bind(b.as_str());
             }
             let rows = q
                 .bind(after)
@@ -1268,7 +1280,7 @@ impl Store for PostgresStore {
                 PageRequest::Offset { .. } => Some(
                     self.count(
                         &format!("SELECT COUNT(*) AS n FROM client_grants WHERE TRUE{conditions}"),
-                        &binds,
+                        &binds.iter().map(String::as_str).collect::<Vec<_>>(),
                     )
                     .await?,
                 ),

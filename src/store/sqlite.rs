@@ -27,8 +27,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 use super::inline::{InlineReader, InlineWriter, fk_violation, unique_violation};
 use super::wal_sync::WalSync;
 use super::{
-    Bootstrap, ClientDiff, ClientRow, Entity, GrantFilter, JtiRecord, Mutation, Page, PageRequest,
-    SigningKeyRecord, Snapshot, Store, StoreError, StoreResult,
+    Bootstrap, ClientDiff, ClientRow, Entity, GRANT_CONFLICT, GrantFilter, JtiRecord, Mutation,
+    Page, PageRequest, SigningKeyRecord, Snapshot, SqlDialect, Store, StoreError, StoreResult,
 };
 use crate::domain::client::ClientAggregate;
 use crate::domain::client_grant::ClientGrant;
@@ -50,6 +50,11 @@ pub(super) const MIGRATIONS: &[super::MigrationFile] = &[
         2,
         "assertion replay",
         include_str!("../../migrations/sqlite/0002_assertion_replay.sql"),
+    ),
+    (
+        3,
+        "grant subject type",
+        include_str!("../../migrations/sqlite/0003_grant_subject_type.sql"),
     ),
 ];
 
@@ -264,18 +269,19 @@ fn insert_grant(conn: &Connection, grant: &ClientGrant) -> StoreResult<()> {
     }
     let result = conn
         .prepare_cached(
-            "INSERT INTO client_grants (id, client_id, audience, doc) VALUES (?1, ?2, ?3, ?4)",
+            "INSERT INTO client_grants (id, client_id, audience, subject_type, doc) VALUES (?1, ?2, ?3, ?4, ?5)",
         )?
         .execute(params![
             grant.id,
             grant.client_id,
             grant.audience,
+            grant.subject_type().as_str(),
             encode(grant)?
         ]);
     match result {
         Err(e) if unique_violation(&e) => Err(StoreError::Conflict {
             entity: Entity::ClientGrant,
-            message: "A client grant for this client and audience already exists".into(),
+            message: GRANT_CONFLICT.into(),
         }),
         Err(e) if fk_violation(&e) => Err(StoreError::NotFound(Entity::Client)),
         other => other.map(|_| ()).map_err(StoreError::from),
@@ -324,18 +330,21 @@ fn setting(conn: &Connection, key: &str) -> StoreResult<Option<String>> {
 }
 
 /// `client_id`, `audience` conditions of a grant list and their values.
+/// SQLite's spelling of a grant filter.
+struct SqliteDialect;
+
+impl SqlDialect for SqliteDialect {
+    fn placeholder(_: usize) -> String {
+        "?".into()
+    }
+    fn extra_is_true(key: &str) -> String {
+        format!("json_type(doc, '$.extra.{key}') = 'true'")
+    }
+}
+
 fn grant_conditions(filter: &GrantFilter) -> (String, Vec<Value>) {
-    let mut conditions = String::new();
-    let mut binds = Vec::new();
-    if let Some(a) = &filter.audience {
-        conditions.push_str(" AND audience = ?");
-        binds.push(Value::Text(a.clone()));
-    }
-    if let Some(c) = &filter.client_id {
-        conditions.push_str(" AND client_id = ?");
-        binds.push(Value::Text(c.clone()));
-    }
-    (conditions, binds)
+    let (sql, binds) = filter.conditions::<SqliteDialect>();
+    (sql, binds.into_iter().map(Value::Text).collect())
 }
 
 impl SqliteStore {

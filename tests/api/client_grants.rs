@@ -557,3 +557,215 @@ async fn a_user_grant_does_not_authorize_client_credentials() {
         .await;
     assert_eq!(status, 400, "{body}");
 }
+
+async fn post_grant(app: &TestApp, body: Value) -> (u16, Value) {
+    app.admin_json(Method::POST, "/api/v2/client-grants", Some(body))
+        .await
+}
+
+/// Auth0 keeps one grant per client, audience and subject type: a `client` grant and a `user`
+/// grant live side by side, a second of either is a 409, and only the `client` grant decides
+/// what a `client_credentials` token carries — whichever was created first.
+#[tokio::test]
+async fn a_client_grant_and_a_user_grant_for_one_api() {
+    let app = TestApp::spawn().await;
+    let (a, _) = setup(&app).await;
+    let cid = client_id(&a);
+    let (status, user) = post_grant(
+        &app,
+        json!({"client_id": cid, "audience": API, "scope": ["write:orders"], "subject_type": "user"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{user}");
+    let (status, client) = post_grant(
+        &app,
+        json!({"client_id": cid, "audience": API, "scope": ["read:orders"]}),
+    )
+    .await;
+    assert_eq!(status, 201, "{client}");
+    for subject_type in ["user", "client"] {
+        let (status, body) = post_grant(
+            &app,
+            json!({"client_id": cid, "audience": API, "scope": [], "subject_type": subject_type}),
+        )
+        .await;
+        assert_eq!(status, 409, "{subject_type}: {body}");
+        assert_eq!(body["errorCode"], "conflict", "{body}");
+    }
+    let (status, body) = token_scope(&app, &a).await;
+    assert_eq!(
+        (status, body["scope"].as_str()),
+        (200, Some("read:orders")),
+        "{body}"
+    );
+    // Deleting the user grant leaves the client grant in force; deleting that one ends it.
+    app.admin_json(Method::DELETE, &grant_path(&id(&user)), None)
+        .await;
+    assert_eq!(token_scope(&app, &a).await.0, 200);
+    app.admin_json(Method::DELETE, &grant_path(&id(&client)), None)
+        .await;
+    assert_eq!(token_scope(&app, &a).await.0, 403);
+}
+
+/// `GET /client-grants` filters as Auth0's document has them: `subject_type`,
+/// `allow_any_organization` (only `true`), `default_for` (default grants, which Clavis refuses
+/// to create, so none); totals count the filtered set; other values are a 400.
+#[tokio::test]
+async fn list_filters_by_subject_type_organization_and_default_for() {
+    let app = TestApp::spawn().await;
+    let (a, b) = setup(&app).await;
+    let (_, a_user) = post_grant(
+        &app,
+        json!({"client_id": client_id(&a), "audience": API, "scope": [], "subject_type": "user"}),
+    )
+    .await;
+    let (_, a_client) = post_grant(
+        &app,
+        json!({"client_id": client_id(&a), "audience": API, "scope": [], "allow_any_organization": true}),
+    )
+    .await;
+    let (_, b_client) = post_grant(
+        &app,
+        json!({"client_id": client_id(&b), "audience": API, "scope": [], "allow_any_organization": false, "subject_type": "client"}),
+    )
+    .await;
+    let api = enc(API);
+    let get = |query: String| {
+        let app = &app;
+        async move { app.get_ok(&format!("/api/v2/client-grants?{query}")).await }
+    };
+    assert_eq!(
+        get(format!("audience={api}&subject_type=user")).await,
+        json!([a_user])
+    );
+    assert_eq!(
+        get(format!("audience={api}&subject_type=client")).await,
+        json!([a_client, b_client])
+    );
+    assert_eq!(
+        get("allow_any_organization=true".into()).await,
+        json!([a_client])
+    );
+    let page = get(format!(
+        "audience={api}&subject_type=client&include_totals=true&per_page=1"
+    ))
+    .await;
+    assert_eq!(page["total"], 2, "{page}");
+    assert_eq!(page["client_grants"], json!([a_client]));
+    let page = get("subject_type=client&take=1".into()).await;
+    assert_eq!(page["client_grants"].as_array().unwrap().len(), 1, "{page}");
+    assert_eq!(
+        get("default_for=third_party_clients".into()).await,
+        json!([])
+    );
+    for bad in [
+        "subject_type=robot",
+        "allow_any_organization=false",
+        "allow_any_organization=yes",
+        "default_for=first_party_clients",
+    ] {
+        let (status, body) = app
+            .admin_json(Method::GET, &format!("/api/v2/client-grants?{bad}"), None)
+            .await;
+        assert_eq!(status, 400, "{bad}: {body}");
+        assert_eq!(body["errorCode"], "invalid_query_string", "{bad}: {body}");
+        assert!(
+            body["message"].as_str().unwrap().contains("No enum match"),
+            "{bad}: {body}"
+        );
+    }
+}
+
+/// `default_for` (a grant for every third-party client, without `client_id`) is refused rather
+/// than stored and ignored; `organization_usage` must be one of Auth0's values.
+#[tokio::test]
+async fn default_grants_and_bad_organization_usage_are_refused() {
+    let app = TestApp::spawn().await;
+    let (a, _) = setup(&app).await;
+    let (status, body) = post_grant(
+        &app,
+        json!({"client_id": client_id(&a), "audience": API, "scope": [], "default_for": "third_party_clients"}),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    let message = body["message"].as_str().unwrap();
+    assert!(
+        message.contains("default_for") && message.contains("does not support"),
+        "{body}"
+    );
+    let (status, body) = post_grant(
+        &app,
+        json!({"client_id": client_id(&a), "audience": API, "scope": [], "organization_usage": "sometimes"}),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("organization_usage"),
+        "{body}"
+    );
+    assert_eq!(
+        app.get_ok(&format!(
+            "/api/v2/client-grants?client_id={}",
+            client_id(&a)
+        ))
+        .await,
+        json!([])
+    );
+}
+
+/// Clavis has no organizations yet: a grant with `organization_usage: require` authorizes no
+/// token (Auth0 would need an organization), and a request naming an organization is refused
+/// (Auth0 validates the parameter). `deny` and `allow` behave as without organizations.
+#[tokio::test]
+async fn organization_usage_require_and_the_organization_parameter() {
+    let app = TestApp::spawn().await;
+    let (a, _) = setup(&app).await;
+    let (_, grant) = post_grant(
+        &app,
+        json!({"client_id": client_id(&a), "audience": API, "scope": ["read:orders"], "organization_usage": "require"}),
+    )
+    .await;
+    let (status, body) = token_scope(&app, &a).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (403, Some("access_denied")),
+        "{body}"
+    );
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("organization"),
+        "{body}"
+    );
+    for usage in ["allow", "deny"] {
+        let (status, body) = app
+            .admin_json(
+                Method::PATCH,
+                &grant_path(&id(&grant)),
+                Some(json!({"organization_usage": usage})),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(token_scope(&app, &a).await.0, 200, "{usage}");
+    }
+    let (status, body) = status_json(
+        app.token_form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", &client_id(&a)),
+            ("client_secret", a["client_secret"].as_str().unwrap()),
+            ("audience", API),
+            ("organization", "org_abc"),
+        ])
+        .await,
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_request")),
+        "{body}"
+    );
+}

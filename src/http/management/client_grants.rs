@@ -1,4 +1,5 @@
-//! `/api/v2/client-grants` — offset and checkpoint paging, filters `audience`, `client_id`.
+//! `/api/v2/client-grants` — offset and checkpoint paging; Auth0's filters `audience`,
+//! `client_id`, `subject_type`, `allow_any_organization`, `default_for`.
 
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
@@ -6,7 +7,10 @@ use axum::response::Response;
 use serde_json::Value;
 
 use super::{no_content, path_param};
-use crate::domain::client_grant::{ClientGrantUpdate, NewClientGrant};
+use crate::domain::client_grant::{
+    ClientGrantUpdate, DEFAULT_FOR_DESC, DEFAULT_FOR_THIRD_PARTY, NewClientGrant,
+    SUBJECT_TYPE_DESC, SubjectType,
+};
 use crate::domain::scopes::required;
 use crate::http::error::ApiError;
 use crate::http::extract::{Auth, Path, Payload, QueryParams, page_json};
@@ -36,6 +40,22 @@ pub async fn list(
             .get("client_id")
             .filter(|s| !s.is_empty())
             .map(str::to_string),
+        subject_type: q.enumerated("subject_type", SubjectType::parse, SUBJECT_TYPE_DESC)?,
+        // Auth0's enum for this filter has one value, `true`.
+        allow_any_organization: q
+            .enumerated(
+                "allow_any_organization",
+                |v| (v == "true").then_some(()),
+                "Optional filter on allow_any_organization.",
+            )?
+            .is_some(),
+        default_grants_only: q
+            .enumerated(
+                "default_for",
+                |v| (v == DEFAULT_FOR_THIRD_PARTY).then_some(()),
+                DEFAULT_FOR_DESC,
+            )?
+            .is_some(),
     };
     let page = app
         .store

@@ -316,3 +316,95 @@ fn fields_agree_with_auth0s_document() {
         problems.join("\n")
     );
 }
+
+/// Every property of Auth0's client, resource-server and client-grant schemas (responses and
+/// request bodies) has exactly one declared meaning in `clavis::domain::properties`, and that
+/// table names nothing else.
+#[test]
+fn every_auth0_property_has_a_declared_meaning() {
+    use clavis::domain::properties::{CLIENT, CLIENT_GRANT, RESOURCE_SERVER};
+    let auth0 = auth0_document();
+    let schemas = &auth0["components"]["schemas"];
+    let tables = [
+        (
+            CLIENT,
+            [
+                "Client",
+                "CreateClientRequestContent",
+                "UpdateClientRequestContent",
+            ],
+        ),
+        (
+            RESOURCE_SERVER,
+            [
+                "ResourceServer",
+                "CreateResourceServerRequestContent",
+                "UpdateResourceServerRequestContent",
+            ],
+        ),
+        (
+            CLIENT_GRANT,
+            [
+                "ClientGrantResponseContent",
+                "CreateClientGrantRequestContent",
+                "UpdateClientGrantRequestContent",
+            ],
+        ),
+    ];
+    for (table, names) in tables {
+        let theirs: BTreeSet<&str> = names
+            .iter()
+            .flat_map(|n| {
+                schemas[*n]["properties"]
+                    .as_object()
+                    .unwrap_or_else(|| panic!("{n} has no properties"))
+                    .keys()
+                    .map(String::as_str)
+            })
+            .collect();
+        let ours: BTreeSet<&str> = table.iter().map(|p| p.name).collect();
+        assert_eq!(
+            ours.difference(&theirs).collect::<Vec<_>>(),
+            Vec::<&&str>::new(),
+            "declared but not in Auth0's {names:?}"
+        );
+        assert_eq!(
+            theirs.difference(&ours).collect::<Vec<_>>(),
+            Vec::<&&str>::new(),
+            "in Auth0's {names:?} without a declared meaning (src/domain/properties.rs)"
+        );
+    }
+}
+
+/// `docs/contract.md` section 9 carries the tables generated from the declarations
+/// (`CLAVIS_BLESS=1` rewrites them between their markers).
+#[test]
+fn the_contract_carries_the_property_tables() {
+    use clavis::domain::properties::{CLIENT, CLIENT_GRANT, RESOURCE_SERVER, markdown};
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/contract.md");
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    const BEGIN: &str = "<!-- generated from src/domain/properties.rs: begin -->\n";
+    const END: &str = "<!-- generated from src/domain/properties.rs: end -->\n";
+    let generated = [
+        markdown("client property", CLIENT),
+        markdown("resource-server property", RESOURCE_SERVER),
+        markdown("client-grant property", CLIENT_GRANT),
+    ]
+    .join("\n");
+    let (Some(begin), Some(end)) = (text.find(BEGIN), text.find(END)) else {
+        panic!("docs/contract.md lacks the markers {BEGIN:?} and {END:?}");
+    };
+    let current = &text[begin + BEGIN.len()..end];
+    if current == generated {
+        return;
+    }
+    if std::env::var_os("CLAVIS_BLESS").is_some() {
+        text.replace_range(begin + BEGIN.len()..end, &generated);
+        std::fs::write(&path, text).unwrap();
+        return;
+    }
+    panic!(
+        "docs/contract.md's property tables differ from src/domain/properties.rs; run \
+         `CLAVIS_BLESS=1 cargo test --test openapi` and commit docs/contract.md"
+    );
+}

@@ -526,6 +526,7 @@ pub struct ClientFields {
 }
 
 fn read_common(body: &mut Body<'_>, creating: bool) -> Result<ClientFields, DomainError> {
+    super::properties::refuse(body, super::properties::CLIENT)?;
     let mut f = ClientFields {
         name: if creating {
             Some(body.required_string("name", NAME, "The name of the client")?)

@@ -145,18 +145,6 @@ fn check_value(key: &str, v: &Value) -> Result<(), DomainError> {
         "subject_type" if v.as_str().and_then(SubjectType::parse).is_none() => {
             Err(payload_error("No enum match for", key, SUBJECT_TYPE_DESC))
         }
-        // A default grant has no client (Auth0: mutually exclusive with `client_id`) and applies
-        // to every third-party client without a grant of its own. Clavis does not resolve
-        // grants that way, so it refuses them rather than store one and ignore it.
-        "default_for" => Err(if v.as_str() == Some(DEFAULT_FOR_THIRD_PARTY) {
-            payload_error(
-                "Clavis does not support default grants (default_for); grant each client instead",
-                key,
-                DEFAULT_FOR_DESC,
-            )
-        } else {
-            payload_error("No enum match for", key, DEFAULT_FOR_DESC)
-        }),
         "organization_usage"
             if !v.is_null() && !v.as_str().is_some_and(|u| ORGANIZATION_USAGES.contains(&u)) =>
         {
@@ -203,6 +191,9 @@ pub struct NewClientGrant {
 impl NewClientGrant {
     /// Reads the body.
     pub fn parse(mut body: Body<'_>) -> Result<Self, DomainError> {
+        // A default grant (`default_for`) has no client and applies to every third-party client
+        // without a grant of its own; Clavis refuses it (`properties::CLIENT_GRANT`).
+        super::properties::refuse(&body, super::properties::CLIENT_GRANT)?;
         let client_id = body.required_string("client_id", Str::len(1, 64), "ID of the client.")?;
         let audience = body.required_string(
             "audience",
@@ -212,9 +203,6 @@ impl NewClientGrant {
         let scope = body
             .string_array("scope", Str::len(1, 280), 1000, SCOPE_DESC)?
             .unwrap_or_default();
-        if let Some(v) = body.raw("default_for") {
-            check_value("default_for", v)?;
-        }
         let extra = read_extra(&mut body, &[])?;
         body.finish()?;
         Ok(Self {

@@ -255,18 +255,12 @@ fn read_fields(body: &mut Body<'_>) -> Result<ResourceServerFields, DomainError>
         "skip_consent_for_verifiable_first_party_clients",
         "Whether to skip user consent for applications flagged as first party (true) or not (false).",
     )?;
+    super::properties::refuse(body, super::properties::RESOURCE_SERVER)?;
     for (key, types) in STORED_PROPERTIES {
         if let Some(v) = body.raw(key) {
             expect_type(v, types, key)?;
             if *key == "subject_type_authorization" {
                 check_subject_type_authorization(v)?;
-            }
-            if *key == "token_encryption" && !v.is_null() {
-                return Err(super::validate::payload_error(
-                    "Clavis does not support encrypted access tokens (JWE) yet; send null",
-                    key,
-                    "Access token encryption",
-                ));
             }
             if *key == "proof_of_possession" && !v.is_null() {
                 check_proof_of_possession(v)?;

@@ -212,6 +212,11 @@ impl<'a> Body<'a> {
         }
     }
 
+    /// A property's raw value, without reading it (it still counts as unknown until read).
+    pub fn peek(&self, key: &str) -> Option<&'a Value> {
+        self.obj.get(key)
+    }
+
     fn take(&mut self, key: &'a str) -> Option<&'a Value> {
         self.seen.push(key);
         self.obj.get(key)

@@ -627,3 +627,81 @@ async fn a_body_is_json_without_a_content_type_and_a_wrong_type_is_explained() {
     assert_eq!(err["error"], "Unsupported Media Type");
     assert_eq!(err["statusCode"], 415);
 }
+
+/// Each property `clavis::domain::properties` declares refused is a 400 naming it and saying
+/// why, on create and on update, and nothing is written.
+#[tokio::test]
+async fn declared_refusals_are_400s_naming_the_property() {
+    use clavis::domain::properties::{CLIENT, CLIENT_GRANT, Meaning, RESOURCE_SERVER};
+    let app = TestApp::spawn().await;
+    let api = "urn:refusals";
+    app.create_api(api, &["read"]).await;
+    let client = app.create_m2m_client("holder").await;
+    let cid = client["client_id"].as_str().unwrap().to_string();
+    let rs_path = format!("/api/v2/resource-servers/{}", enc(api));
+    let client_path = format!("/api/v2/clients/{cid}");
+    let cases = [
+        (
+            CLIENT,
+            "/api/v2/clients",
+            json!({"name": "refused"}),
+            Some(client_path.as_str()),
+        ),
+        (
+            RESOURCE_SERVER,
+            "/api/v2/resource-servers",
+            json!({"name": "refused", "identifier": "urn:refused"}),
+            Some(rs_path.as_str()),
+        ),
+        (
+            CLIENT_GRANT,
+            "/api/v2/client-grants",
+            json!({"client_id": cid, "audience": api, "scope": []}),
+            None,
+        ),
+    ];
+    let mut checked = 0;
+    for (table, create_path, base, update_path) in cases {
+        for property in table {
+            let Meaning::Refused { why, sample, .. } = property.meaning else {
+                continue;
+            };
+            let value: Value = serde_json::from_str(sample).unwrap();
+            let mut body = base.clone();
+            body[property.name] = value.clone();
+            let mut attempts = vec![(Method::POST, create_path.to_string(), body)];
+            if let Some(path) = update_path {
+                attempts.push((
+                    Method::PATCH,
+                    path.to_string(),
+                    json!({ property.name: value }),
+                ));
+            }
+            for (method, path, body) in attempts {
+                let (status, answer) = app.admin_json(method.clone(), &path, Some(body)).await;
+                assert_eq!(status, 400, "{method} {path} {}: {answer}", property.name);
+                let message = answer["message"].as_str().unwrap();
+                assert!(
+                    message.contains(property.name) && message.contains(why),
+                    "{method} {path}: {answer}"
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 8, "{checked}");
+    // Nothing was written.
+    assert_eq!(
+        app.get_ok("/api/v2/clients")
+            .await
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(
+        app.get_ok(&format!("/api/v2/client-grants?audience={}", enc(api)))
+            .await,
+        json!([])
+    );
+}

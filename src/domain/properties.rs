@@ -473,6 +473,8 @@ pub fn markdown(title: &str, table: &[Property]) -> String {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
 
     #[test]

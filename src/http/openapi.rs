@@ -533,7 +533,7 @@ pub struct ResourceServer {
     /// Secret used to sign tokens when using symmetric algorithms (HS256). Present when
     /// the API has one: given, or created when it was set to HS256 without one.
     #[serde(default)]
-    #[schema(min_length = 16)]
+    #[schema(nullable = false, min_length = 16)]
     signing_secret: Option<String>,
     /// Scopes this API defines.
     scopes: Vec<ResourceServerScope>,
@@ -847,8 +847,11 @@ pub struct Jwk {
     /// `sig`.
     #[serde(rename = "use")]
     use_: String,
-    /// `RS256`.
-    alg: String,
+    /// `RS256` while every API the tenant keys sign for uses RS256; absent while one uses
+    /// RS512 or PS256 (the key then serves each of them).
+    #[serde(default)]
+    #[schema(nullable = false)]
+    alg: Option<String>,
     /// Key id.
     kid: String,
     /// Modulus, base64url.

@@ -155,6 +155,7 @@ pub async fn bootstrap(
             })
             .collect(),
         signing_alg: "RS256".into(),
+        sealed_signing_secret: None,
         token_lifetime: DEFAULT_TOKEN_LIFETIME,
         allow_offline_access: false,
         skip_consent_for_verifiable_first_party_clients: false,

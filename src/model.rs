@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use clavis_crypto::jws::{JwsAlg, SigningKey};
+use clavis_crypto::jws::{HmacSigningKey, JwsAlg, JwtTyp, RsaSigningAlg, SigningKey};
 use clavis_crypto::rsa::{RsaPublicKey, parse_public_key_pem};
 use clavis_crypto::sealed::MasterKey;
 use clavis_crypto::secret::SecretDigest;
@@ -248,16 +248,57 @@ pub struct ApiEntry {
     pub permissions: bool,
     /// `proof_of_possession` (mTLS, required): tokens only when a certificate binds them.
     pub requires_binding: bool,
+    /// How its tokens are signed.
+    pub signer: ApiSigner,
+    /// The `typ` of its tokens' header (`at+jwt` for the RFC 9068 profiles).
+    pub typ: JwtTyp,
 }
 
-impl From<&ResourceServer> for ApiEntry {
-    fn from(rs: &ResourceServer) -> Self {
+/// How an API's tokens are signed, decided when its entry is built.
+#[derive(Debug, Clone)]
+pub enum ApiSigner {
+    /// With the tenant's current key.
+    Rsa(RsaSigningAlg),
+    /// HS256 with the API's `signing_secret`.
+    Hmac(Arc<HmacSigningKey>),
+    /// HS256, but its secret is missing or cannot be unsealed (logged when the entry is
+    /// built): no token can be signed for it.
+    Unavailable,
+}
+
+impl ApiEntry {
+    /// Derives the entry from a stored resource server, unsealing its `signing_secret` when
+    /// it signs with HS256.
+    pub fn build(rs: &ResourceServer, master_key: &MasterKey) -> Self {
+        let signer = match rs.signing_alg.as_str() {
+            "RS512" => ApiSigner::Rsa(RsaSigningAlg::RS512),
+            "PS256" => ApiSigner::Rsa(RsaSigningAlg::PS256),
+            _ if rs.signs_with_secret() => match rs
+                .sealed_signing_secret
+                .as_deref()
+                .map(|sealed| master_key.open(sealed, rs.sealing_context()))
+            {
+                Some(Ok(secret)) => ApiSigner::Hmac(Arc::new(HmacSigningKey::new(&secret))),
+                Some(Err(_)) => {
+                    tracing::error!(resource_server_id = %rs.id, "signing secret could not be unsealed");
+                    ApiSigner::Unavailable
+                }
+                None => {
+                    tracing::error!(resource_server_id = %rs.id, "HS256 API without a signing secret");
+                    ApiSigner::Unavailable
+                }
+            },
+            _ => ApiSigner::Rsa(RsaSigningAlg::RS256),
+        };
+        let rfc9068 = rs.token_dialect().rfc9068();
         Self {
+            signer,
+            typ: if rfc9068 { JwtTyp::AtJwt } else { JwtTyp::Jwt },
             identifier: rs.identifier.clone(),
             token_lifetime: rs.token_lifetime,
             scopes: rs.scopes.iter().map(|s| s.value.clone()).collect(),
             denies_clients: rs.denies_clients(),
-            rfc9068: rs.token_dialect().rfc9068(),
+            rfc9068,
             permissions: rs.token_permissions(),
             requires_binding: rs.requires_certificate_binding(),
         }
@@ -293,8 +334,13 @@ pub struct KeyRing {
     pub current: Arc<SigningKey>,
     /// Keys that verify tokens (current, next, previous; not revoked), by kid.
     pub verifiers: HashMap<String, VerifyKey>,
-    /// The JWKS document, rendered once.
+    /// The JWKS document, rendered once, each key with `"alg":"RS256"`: served while every
+    /// API whose tokens the tenant keys sign uses RS256.
     pub jwks: Arc<[u8]>,
+    /// The same without `alg`, served while some API uses RS512 or PS256 (a JOSE library
+    /// refuses a key whose `alg` is not the token's; without `alg` the key serves every RSA
+    /// algorithm).
+    pub jwks_without_alg: Arc<[u8]>,
 }
 
 impl KeyRing {
@@ -312,6 +358,7 @@ impl KeyRing {
             .map_err(|e| format!("signing key {}: {e}", current.kid))?;
         let mut verifiers = HashMap::new();
         let mut jwks = Vec::new();
+        let mut jwks_without_alg = Vec::new();
         // Publish in a stable order: current, next, previous.
         for state in [KeyState::Current, KeyState::Next, KeyState::Previous] {
             for r in records
@@ -337,15 +384,26 @@ impl KeyRing {
                     "n": key.jwk_n(),
                     "e": key.jwk_e(),
                 }));
+                jwks_without_alg.push(serde_json::json!({
+                    "kty": "RSA",
+                    "use": "sig",
+                    "kid": r.kid,
+                    "n": key.jwk_n(),
+                    "e": key.jwk_e(),
+                }));
                 verifiers.insert(r.kid.clone(), VerifyKey { key, state });
             }
         }
-        let jwks =
-            serde_json::to_vec(&serde_json::json!({ "keys": jwks })).map_err(|e| e.to_string())?;
+        let render = |keys: Vec<serde_json::Value>| {
+            serde_json::to_vec(&serde_json::json!({ "keys": keys }))
+                .map(Arc::<[u8]>::from)
+                .map_err(|e| e.to_string())
+        };
         Ok(Self {
             current: Arc::new(signer),
             verifiers,
-            jwks: jwks.into(),
+            jwks: render(jwks)?,
+            jwks_without_alg: render(jwks_without_alg)?,
         })
     }
 }
@@ -357,6 +415,34 @@ struct Model {
     grants: HashMap<(String, String), Arc<GrantEntry>>,
     grant_keys: HashMap<String, (String, String)>,
     keys: Arc<KeyRing>,
+    /// How many APIs the tenant keys sign for with another algorithm than RS256.
+    other_rsa_algs: usize,
+}
+
+impl ApiEntry {
+    /// Signed by the tenant keys with another algorithm than RS256.
+    fn other_rsa_alg(&self) -> bool {
+        matches!(&self.signer, ApiSigner::Rsa(alg) if *alg != RsaSigningAlg::RS256)
+    }
+}
+
+impl Model {
+    fn insert_api(&mut self, entry: ApiEntry) {
+        let added = usize::from(entry.other_rsa_alg());
+        let replaced = self
+            .apis
+            .insert(entry.identifier.clone(), Arc::new(entry))
+            .map_or(0, |old| usize::from(old.other_rsa_alg()));
+        self.other_rsa_algs = (self.other_rsa_algs + added).saturating_sub(replaced);
+    }
+
+    fn remove_api(&mut self, identifier: &str) {
+        if let Some(old) = self.apis.remove(identifier) {
+            self.other_rsa_algs = self
+                .other_rsa_algs
+                .saturating_sub(usize::from(old.other_rsa_alg()));
+        }
+    }
 }
 
 /// See the module documentation.
@@ -504,16 +590,26 @@ impl ReadModel {
     }
 
     /// Replaces one API's entry.
-    pub fn put_api(&self, rs: &ResourceServer) {
-        self.write()
-            .apis
-            .insert(rs.identifier.clone(), Arc::new(ApiEntry::from(rs)));
+    pub fn put_api(&self, rs: &ResourceServer, master_key: &MasterKey) {
+        let entry = ApiEntry::build(rs, master_key);
+        self.write().insert_api(entry);
+    }
+
+    /// The JWKS document to serve: each key with `"alg":"RS256"` while every API the tenant
+    /// keys sign for uses RS256, without `alg` while one uses RS512 or PS256.
+    pub fn jwks(&self) -> Arc<[u8]> {
+        let m = self.read();
+        if m.other_rsa_algs == 0 {
+            m.keys.jwks.clone()
+        } else {
+            m.keys.jwks_without_alg.clone()
+        }
     }
 
     /// Removes an API and its grants.
     pub fn remove_api(&self, identifier: &str, grant_ids: &[String]) {
         let mut m = self.write();
-        m.apis.remove(identifier);
+        m.remove_api(identifier);
         for id in grant_ids {
             remove_grant(&mut m, id);
         }
@@ -543,15 +639,14 @@ fn build_model(snapshot: Snapshot, master_key: &MasterKey) -> Result<Model, Stri
         grants: HashMap::with_capacity(snapshot.client_grants.len()),
         grant_keys: HashMap::with_capacity(snapshot.client_grants.len()),
         keys: Arc::new(keys),
+        other_rsa_algs: 0,
     };
     for aggregate in snapshot.clients {
         let entry = Arc::new(ClientEntry::build(&aggregate, master_key));
         model.clients.insert(aggregate.client.client_id, entry);
     }
     for rs in &snapshot.resource_servers {
-        model
-            .apis
-            .insert(rs.identifier.clone(), Arc::new(ApiEntry::from(rs)));
+        model.insert_api(ApiEntry::build(rs, master_key));
     }
     for grant in &snapshot.client_grants {
         insert_grant(&mut model, grant);

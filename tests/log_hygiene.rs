@@ -141,6 +141,66 @@ async fn no_secret_assertion_or_token_reaches_the_logs() {
         .unwrap();
     assert_eq!(fetched["client_secret"], secret.as_str());
 
+    // An API's signing_secret: given, created, refused (too short), and its HS256 token.
+    let given = "hygiene-signing-secret-0123456789";
+    secrets.add("a given signing_secret", given);
+    // 15 characters (too short for a signing_secret), 16 bytes (long enough to grep for).
+    let too_short = "réfused-signing";
+    secrets.add("a refused signing_secret", too_short);
+    let mut hs_audience = None;
+    for (i, body) in [
+        json!({"signing_alg": "HS256", "signing_secret": given}),
+        json!({"signing_alg": "HS256"}),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut body = body;
+        body["identifier"] = json!(format!("https://hygiene-hs-{i}.example/"));
+        let api: Value = mgmt(reqwest::Method::POST, "/resource-servers")
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let signing_secret = api["signing_secret"].as_str().unwrap();
+        secrets.add("an API's signing_secret", signing_secret);
+        let r = mgmt(
+            reqwest::Method::PATCH,
+            &format!("/resource-servers/{}", api["id"].as_str().unwrap()),
+        )
+        .json(&json!({"signing_secret": too_short}))
+        .send()
+        .await
+        .unwrap();
+        assert_eq!(r.status(), 400);
+        hs_audience.get_or_insert(body["identifier"].as_str().unwrap().to_string());
+    }
+    let hs_audience = hs_audience.unwrap();
+    let r = mgmt(reqwest::Method::POST, "/client-grants")
+        .json(&json!({"client_id": client_id, "audience": hs_audience, "scope": []}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let hs: Value = http
+        .post(format!("{base}/oauth/token"))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", client_id.as_str()),
+            ("client_secret", secret.as_str()),
+            ("audience", hs_audience.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    secrets.add("an HS256 token", hs["access_token"].as_str().unwrap());
+
     // private_key_jwt: a key credential, attached; good, replayed and forged assertions.
     let key = SigningKey::generate().unwrap();
     let pkcs1 = der::pem::encode_string(

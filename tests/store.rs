@@ -105,6 +105,7 @@ store_suite!(
     failed_mutation_writes_nothing,
     deleting_a_client_cascades,
     resource_servers_round_trip_and_conflict,
+    resource_server_signing_secrets_round_trip,
     deleting_a_resource_server_cascades_and_respects_its_guard,
     client_grants_check_references_and_uniqueness,
     client_grants_filter_and_page,
@@ -187,6 +188,7 @@ fn resource_server(identifier: &str) -> ResourceServer {
         identifier: identifier.into(),
         scopes: Vec::new(),
         signing_alg: "RS256".into(),
+        sealed_signing_secret: None,
         token_lifetime: 86400,
         allow_offline_access: false,
         skip_consent_for_verifiable_first_party_clients: false,
@@ -563,6 +565,57 @@ async fn resource_servers_round_trip_and_conflict(f: Fixture) {
     assert_eq!(rest.items.len(), 1);
     assert_eq!(rest.next, None);
     assert_eq!(rest.items[0].identifier, "urn:api:2");
+}
+
+/// The sealed `signing_secret` lives in its own column, never in the document: written on
+/// insert and update, read back by every read (one, a page, the snapshot).
+async fn resource_server_signing_secrets_round_trip(f: Fixture) {
+    let store = f.store.as_ref();
+    let mut api = resource_server("urn:hs256");
+    api.signing_alg = "HS256".into();
+    api.sealed_signing_secret = Some(b"sealed-1".to_vec());
+    assert!(!json_of(&api).contains("sealed"), "{}", json_of(&api));
+    store.insert_resource_server(&api).await.unwrap();
+    store
+        .insert_resource_server(&resource_server("urn:plain"))
+        .await
+        .unwrap();
+    let read = store.resource_server(&api.id).await.unwrap().unwrap();
+    assert_eq!(
+        read.sealed_signing_secret.as_deref(),
+        Some(&b"sealed-1"[..])
+    );
+    let updated = store
+        .update_resource_server(&api.id, &mut |rs| {
+            rs.sealed_signing_secret = Some(b"sealed-2".to_vec());
+            Ok(())
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        store.resource_server(&api.identifier).await.unwrap(),
+        Some(updated)
+    );
+    let page = store
+        .list_resource_servers(PageRequest::Offset {
+            page: 0,
+            per_page: 10,
+        })
+        .await
+        .unwrap();
+    let secrets: Vec<_> = page
+        .items
+        .iter()
+        .map(|r| r.sealed_signing_secret.as_deref())
+        .collect();
+    assert_eq!(secrets, [Some(&b"sealed-2"[..]), None]);
+    let snapshot = store.snapshot().await.unwrap();
+    let secrets: Vec<_> = snapshot
+        .resource_servers
+        .iter()
+        .map(|r| r.sealed_signing_secret.as_deref())
+        .collect();
+    assert_eq!(secrets, [Some(&b"sealed-2"[..]), None]);
 }
 
 async fn deleting_a_resource_server_cascades_and_respects_its_guard(f: Fixture) {

@@ -33,8 +33,13 @@ pub struct ResourceServer {
     pub identifier: String,
     /// Scopes it defines.
     pub scopes: Vec<ScopeDef>,
-    /// Access-token signing algorithm (Clavis signs RS256).
+    /// Access-token signing algorithm: `RS256`, `RS512`, `PS256` (the tenant's key) or
+    /// `HS256` (the API's `signing_secret`).
     pub signing_alg: String,
+    /// The `signing_secret`, sealed with the master key (its own column, never in the
+    /// stored document); set whenever the API has signed with HS256 or was given one.
+    #[serde(skip)]
+    pub sealed_signing_secret: Option<Vec<u8>>,
     /// Access-token lifetime in seconds (`expires_in`).
     pub token_lifetime: i64,
     /// Whether refresh tokens may be issued (kept for compatibility).
@@ -66,7 +71,67 @@ pub const STORED_PROPERTIES: &[(&str, &[&str])] = &[
     ("authorization_policy", &["object", "null"]),
 ];
 
+/// Clavis's name for the HS256 algorithm.
+pub const HS256: &str = "HS256";
+
+/// The algorithms an API's tokens may be signed with (Auth0's `SigningAlgorithmEnum`).
+const SIGNING_ALGS: &[&str] = &[HS256, "RS256", "RS512", "PS256"];
+
+/// Auth0's description of `signing_secret`.
+const SIGNING_SECRET_DESCRIPTION: &str =
+    "Secret used to sign tokens when using symmetric algorithms (HS256).";
+
+/// A `signing_secret` in clear, between the request and its sealing (or its unsealing and
+/// the response). Its `Debug` shows nothing of it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SigningSecret(String);
+
+impl SigningSecret {
+    /// A new random secret (48 random bytes, base64url: 64 characters), for an API that
+    /// signs with HS256 and was given none.
+    pub fn generate() -> Self {
+        Self(clavis_crypto::secret::generate_client_secret())
+    }
+
+    /// A secret read from the store (unsealed) or a request.
+    pub fn new(secret: String) -> Self {
+        Self(secret)
+    }
+
+    /// The secret itself.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for SigningSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SigningSecret(..)")
+    }
+}
+
+/// Seals a signing secret for the resource server of the given id (the service's master
+/// key).
+pub type SealSecret<'a> = &'a dyn Fn(&str, &SigningSecret) -> Vec<u8>;
+
 impl ResourceServer {
+    /// The associated data its `signing_secret` is sealed under: its id.
+    pub fn sealing_context(&self) -> &[u8] {
+        self.id.as_bytes()
+    }
+
+    /// Whether its tokens are signed with HS256 (its `signing_secret`).
+    pub fn signs_with_secret(&self) -> bool {
+        self.signing_alg == HS256
+    }
+
+    /// Gives it a sealed secret when it signs with HS256 and has none.
+    fn ensure_secret(&mut self, seal: SealSecret<'_>) {
+        if self.signs_with_secret() && self.sealed_signing_secret.is_none() {
+            self.sealed_signing_secret = Some(seal(&self.id, &SigningSecret::generate()));
+        }
+    }
+
     /// Whether its client access policy (`subject_type_authorization.client.policy`) is
     /// `deny_all`: no machine-to-machine token for it, grant or not.
     pub fn denies_clients(&self) -> bool {
@@ -106,8 +171,8 @@ impl ResourceServer {
             && self.extra.get("enforce_policies").and_then(Value::as_bool) == Some(true)
     }
 
-    /// The API representation.
-    pub fn to_json(&self) -> Map<String, Value> {
+    /// The API representation, with its `signing_secret` (in clear) when it has one.
+    pub fn to_json(&self, signing_secret: Option<&SigningSecret>) -> Map<String, Value> {
         let mut m = Map::new();
         m.insert("id".into(), Value::String(self.id.clone()));
         m.insert("name".into(), Value::String(self.name.clone()));
@@ -128,6 +193,12 @@ impl ResourceServer {
             "signing_alg".into(),
             Value::String(self.signing_alg.clone()),
         );
+        if let Some(secret) = signing_secret {
+            m.insert(
+                "signing_secret".into(),
+                Value::String(secret.expose().to_owned()),
+            );
+        }
         m.insert(
             "scopes".into(),
             serde_json::to_value(&self.scopes).unwrap_or(Value::Array(Vec::new())),
@@ -161,6 +232,7 @@ pub struct ResourceServerFields {
     name: Option<String>,
     scopes: Option<Vec<ScopeDef>>,
     signing_alg: Option<String>,
+    signing_secret: Option<SigningSecret>,
     token_lifetime: Option<i64>,
     allow_offline_access: Option<bool>,
     skip_consent: Option<bool>,
@@ -229,18 +301,19 @@ fn read_fields(body: &mut Body<'_>) -> Result<ResourceServerFields, DomainError>
     }
     f.signing_alg = body.string(
         "signing_alg",
-        Str::one_of(&["HS256", "RS256", "RS512", "PS256"]),
+        Str::one_of(SIGNING_ALGS),
         "Algorithm used to sign JWTs.",
     )?;
-    if let Some(alg) = &f.signing_alg
-        && alg != "RS256"
-    {
-        return Err(payload_error(
-            &format!("Clavis signs access tokens with RS256 only, not {alg}"),
-            "signing_alg",
-            "Algorithm used to sign JWTs.",
-        ));
-    }
+    f.signing_secret = body
+        .string(
+            "signing_secret",
+            Str {
+                min: 16,
+                ..Str::ANY
+            },
+            SIGNING_SECRET_DESCRIPTION,
+        )?
+        .map(SigningSecret);
     f.token_lifetime = body.integer(
         "token_lifetime",
         0,
@@ -435,15 +508,17 @@ impl NewResourceServer {
         Ok(Self { identifier, fields })
     }
 
-    /// Builds the resource server.
-    pub fn build(self, now: Timestamp) -> ResourceServer {
+    /// Builds the resource server, its `signing_secret` sealed with `seal`: the one given,
+    /// else a new one when it signs with HS256 (as Auth0 creates one).
+    pub fn build(self, now: Timestamp, seal: SealSecret<'_>) -> ResourceServer {
         let f = self.fields;
-        ResourceServer {
+        let mut rs = ResourceServer {
             id: ids::new_resource_server_id(),
             name: f.name.unwrap_or_else(|| self.identifier.clone()),
             identifier: self.identifier,
             scopes: f.scopes.unwrap_or_default(),
             signing_alg: f.signing_alg.unwrap_or_else(|| "RS256".into()),
+            sealed_signing_secret: None,
             token_lifetime: f.token_lifetime.unwrap_or(DEFAULT_TOKEN_LIFETIME),
             allow_offline_access: f.allow_offline_access.unwrap_or(false),
             skip_consent_for_verifiable_first_party_clients: f.skip_consent.unwrap_or(false),
@@ -451,7 +526,12 @@ impl NewResourceServer {
             extra: f.extra.into_iter().filter(|(_, v)| !v.is_null()).collect(),
             created_at: now,
             updated_at: now,
+        };
+        if let Some(secret) = &f.signing_secret {
+            rs.sealed_signing_secret = Some(seal(&rs.id, secret));
         }
+        rs.ensure_secret(seal);
+        rs
     }
 }
 
@@ -469,8 +549,14 @@ impl ResourceServerUpdate {
         Ok(Self { fields })
     }
 
-    /// Applies the update; the system API refuses changes.
-    pub fn apply(&self, rs: &mut ResourceServer, now: Timestamp) -> Result<(), DomainError> {
+    /// Applies the update; the system API refuses changes. A `signing_secret` given is sealed
+    /// with `seal`; an API switched to HS256 without one, and with none stored, gets a new one.
+    pub fn apply(
+        &self,
+        rs: &mut ResourceServer,
+        now: Timestamp,
+        seal: SealSecret<'_>,
+    ) -> Result<(), DomainError> {
         if rs.is_system {
             return Err(system_api_error());
         }
@@ -484,6 +570,10 @@ impl ResourceServerUpdate {
         if let Some(v) = &f.signing_alg {
             rs.signing_alg = v.clone();
         }
+        if let Some(secret) = &f.signing_secret {
+            rs.sealed_signing_secret = Some(seal(&rs.id, secret));
+        }
+        rs.ensure_secret(seal);
         if let Some(v) = f.token_lifetime {
             rs.token_lifetime = v;
         }
@@ -525,10 +615,10 @@ mod tests {
             json!({"identifier": "https://api.example.com/", "scopes": [{"value": "read:x"}]});
         let rs = NewResourceServer::parse(Body::new(&body).unwrap())
             .unwrap()
-            .build(Timestamp::now());
+            .build(Timestamp::now(), &fake_seal);
         assert_eq!(rs.name, "https://api.example.com/");
         assert_eq!(rs.token_lifetime, 86_400);
-        let keys: Vec<_> = rs.to_json().keys().cloned().collect();
+        let keys: Vec<_> = rs.to_json(None).keys().cloned().collect();
         assert_eq!(keys[0..3], ["id", "name", "identifier"]);
     }
 
@@ -545,10 +635,82 @@ mod tests {
         let body = json!({"identifier": "https://h/api/v2/"});
         let mut rs = NewResourceServer::parse(Body::new(&body).unwrap())
             .unwrap()
-            .build(Timestamp::now());
+            .build(Timestamp::now(), &fake_seal);
         rs.is_system = true;
-        let update =
-            ResourceServerUpdate::parse(Body::new(&json!({"name": "x"})).unwrap()).unwrap();
-        assert!(update.apply(&mut rs, Timestamp::now()).is_err());
+        for change in [json!({"name": "x"}), json!({"signing_alg": "HS256"})] {
+            let update = ResourceServerUpdate::parse(Body::new(&change).unwrap()).unwrap();
+            assert!(update.apply(&mut rs, Timestamp::now(), &fake_seal).is_err());
+        }
+        assert_eq!(rs.signing_alg, "RS256");
+        assert_eq!(rs.sealed_signing_secret, None);
+    }
+
+    /// "Seals" by prefixing the id: enough to see what was sealed, and for whom.
+    fn fake_seal(id: &str, secret: &SigningSecret) -> Vec<u8> {
+        format!("{id}:{}", secret.expose()).into_bytes()
+    }
+
+    fn build(body: Value) -> Result<ResourceServer, DomainError> {
+        Ok(
+            NewResourceServer::parse(Body::new(&body).unwrap())?
+                .build(Timestamp::now(), &fake_seal),
+        )
+    }
+
+    #[test]
+    fn signing_secret_given_generated_or_refused() {
+        // Given: sealed for this API, whatever the algorithm.
+        for alg in ["HS256", "RS256"] {
+            let rs = build(json!({"identifier": "a", "signing_alg": alg, "signing_secret": "0123456789abcdef"})).unwrap();
+            let sealed = String::from_utf8(rs.sealed_signing_secret.unwrap()).unwrap();
+            assert_eq!(sealed, format!("{}:0123456789abcdef", rs.id));
+        }
+        // HS256 without one: a new one (64 characters).
+        let rs = build(json!({"identifier": "a", "signing_alg": "HS256"})).unwrap();
+        let sealed = String::from_utf8(rs.sealed_signing_secret.clone().unwrap()).unwrap();
+        assert_eq!(sealed.len(), rs.id.len() + 1 + 64);
+        // The asymmetric algorithms need none.
+        for alg in ["RS256", "RS512", "PS256"] {
+            let rs = build(json!({"identifier": "a", "signing_alg": alg})).unwrap();
+            assert_eq!(rs.signing_alg, alg);
+            assert_eq!(rs.sealed_signing_secret, None);
+        }
+        // Too short, not a string, unknown algorithm.
+        for body in [
+            json!({"identifier": "a", "signing_secret": "0123456789abcde"}),
+            json!({"identifier": "a", "signing_secret": 1234567890123456_i64}),
+            json!({"identifier": "a", "signing_alg": "ES256"}),
+        ] {
+            assert!(build(body).is_err());
+        }
+        // Secrets never show in Debug output.
+        let body = json!({"signing_secret": "a-secret-nobody-may-see"});
+        let update = ResourceServerUpdate::parse(Body::new(&body).unwrap()).unwrap();
+        assert!(!format!("{update:?}").contains("nobody"));
+    }
+
+    #[test]
+    fn switching_to_hs256_keeps_or_creates_the_secret() {
+        let mut rs = build(json!({"identifier": "a"})).unwrap();
+        let update = |body: Value| ResourceServerUpdate::parse(Body::new(&body).unwrap()).unwrap();
+        update(json!({"signing_alg": "HS256"}))
+            .apply(&mut rs, Timestamp::now(), &fake_seal)
+            .unwrap();
+        let first = rs.sealed_signing_secret.clone().unwrap();
+        // Back to RS256 and to HS256 again: the stored secret stays.
+        for alg in ["RS256", "HS256"] {
+            update(json!({ "signing_alg": alg }))
+                .apply(&mut rs, Timestamp::now(), &fake_seal)
+                .unwrap();
+            assert_eq!(rs.sealed_signing_secret.as_ref(), Some(&first));
+        }
+        // A new one replaces it.
+        update(json!({"signing_secret": "fedcba9876543210"}))
+            .apply(&mut rs, Timestamp::now(), &fake_seal)
+            .unwrap();
+        assert_eq!(
+            rs.sealed_signing_secret,
+            Some(format!("{}:fedcba9876543210", rs.id).into_bytes())
+        );
     }
 }

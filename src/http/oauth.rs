@@ -199,7 +199,7 @@ fn labelled(mut response: Response, decision: Option<Decision>) -> Response {
     responses((status = 200, description = "The public signing keys.", body = crate::http::openapi::Jwks)),
 )]
 pub async fn jwks(State(app): State<AppState>) -> Response {
-    let keys = app.model.keys();
+    let jwks = app.model.jwks();
     (
         [
             (
@@ -211,7 +211,7 @@ pub async fn jwks(State(app): State<AppState>) -> Response {
                 HeaderValue::from_static("public, max-age=60"),
             ),
         ],
-        axum::body::Bytes::copy_from_slice(&keys.jwks),
+        axum::body::Bytes::copy_from_slice(&jwks),
     )
         .into_response()
 }

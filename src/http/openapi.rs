@@ -562,17 +562,16 @@ pub struct ResourceServer {
     skip_consent_for_verifiable_first_party_clients: bool,
     /// Lifetime (seconds) of access tokens issued for this API.
     token_lifetime: i64,
-    /// Algorithm access tokens are signed with.
+    /// Algorithm access tokens are signed with: RS256, RS512, PS256 (the tenant's signing
+    /// key) or HS256 (`signing_secret`).
     signing_alg: SigningAlgorithmEnum,
+    /// Secret used to sign tokens when using symmetric algorithms (HS256). Present when
+    /// the API has one: given, or created when it was set to HS256 without one.
+    #[serde(default)]
+    #[schema(nullable = false, min_length = 16)]
+    signing_secret: Option<String>,
     /// Scopes this API defines.
     scopes: Vec<ResourceServerScope>,
-}
-
-/// The algorithm Clavis signs access tokens with (Auth0 also knows HS256, RS512, PS256).
-#[derive(Serialize, Deserialize, ToSchema)]
-pub enum AccessTokenSigningAlg {
-    /// RSA SHA-256.
-    RS256,
 }
 
 /// `POST /resource-servers`.
@@ -596,10 +595,16 @@ pub struct CreateResourceServerRequestContent {
     #[serde(default)]
     #[schema(max_items = 1000)]
     scopes: Vec<ResourceServerScope>,
-    /// Clavis signs access tokens with RS256 only.
+    /// Algorithm used to sign JWTs: RS256 (the default), RS512 or PS256 with the tenant's
+    /// signing key, HS256 with `signing_secret`.
     #[serde(default)]
     #[schema(nullable = false)]
-    signing_alg: Option<AccessTokenSigningAlg>,
+    signing_alg: Option<SigningAlgorithmEnum>,
+    /// Secret used to sign tokens when using symmetric algorithms (HS256). Without one, an
+    /// API set to HS256 gets a new one.
+    #[serde(default)]
+    #[schema(nullable = false, min_length = 16)]
+    signing_secret: Option<String>,
     /// Expiration value (in seconds) for access tokens issued for this API.
     #[serde(default)]
     #[schema(minimum = 0, maximum = 2592000)]
@@ -625,10 +630,16 @@ pub struct UpdateResourceServerRequestContent {
     #[serde(default)]
     #[schema(max_items = 1000)]
     scopes: Vec<ResourceServerScope>,
-    /// Clavis signs access tokens with RS256 only.
+    /// Algorithm used to sign JWTs: RS256 (the default), RS512 or PS256 with the tenant's
+    /// signing key, HS256 with `signing_secret`.
     #[serde(default)]
     #[schema(nullable = false)]
-    signing_alg: Option<AccessTokenSigningAlg>,
+    signing_alg: Option<SigningAlgorithmEnum>,
+    /// Secret used to sign tokens when using symmetric algorithms (HS256). Without one, an
+    /// API set to HS256 gets a new one.
+    #[serde(default)]
+    #[schema(nullable = false, min_length = 16)]
+    signing_secret: Option<String>,
     /// Expiration value (in seconds) for access tokens issued for this API.
     #[serde(default)]
     #[schema(minimum = 0, maximum = 2592000)]
@@ -871,8 +882,11 @@ pub struct Jwk {
     /// `sig`.
     #[serde(rename = "use")]
     use_: String,
-    /// `RS256`.
-    alg: String,
+    /// `RS256` while every API the tenant keys sign for uses RS256; absent while one uses
+    /// RS512 or PS256 (the key then serves each of them).
+    #[serde(default)]
+    #[schema(nullable = false)]
+    alg: Option<String>,
     /// Key id.
     kid: String,
     /// Modulus, base64url.

@@ -20,7 +20,7 @@ use crate::domain::client::{ClientAggregate, ClientUpdate, CredentialLimits, New
 use crate::domain::client_grant::{ClientGrant, ClientGrantUpdate, NewClientGrant};
 use crate::domain::credential::{Credential, NewCredential};
 use crate::domain::resource_server::{
-    NewResourceServer, ResourceServer, ResourceServerUpdate, system_api_error,
+    NewResourceServer, ResourceServer, ResourceServerUpdate, SigningSecret, system_api_error,
 };
 use crate::domain::time::Timestamp;
 use crate::model::ReadModel;
@@ -150,6 +150,39 @@ impl Clavis {
     pub fn seal_secret(&self, client_id: &str, secret: &str) -> Vec<u8> {
         self.master_key
             .seal(secret.as_bytes(), client_id.as_bytes())
+    }
+
+    /// Seals an API's `signing_secret` (bound to its id, see
+    /// [`ResourceServer::sealing_context`]).
+    fn seal_signing_secret(&self, id: &str, secret: &SigningSecret) -> Vec<u8> {
+        self.master_key
+            .seal(secret.expose().as_bytes(), id.as_bytes())
+    }
+
+    /// An API's `signing_secret` in clear, for responses; `None` when it has none (or it
+    /// cannot be unsealed, logged).
+    pub fn open_signing_secret(&self, rs: &ResourceServer) -> Option<SigningSecret> {
+        let sealed = rs.sealed_signing_secret.as_deref()?;
+        match self
+            .master_key
+            .open(sealed, rs.sealing_context())
+            .ok()
+            .and_then(|plain| String::from_utf8(plain).ok())
+        {
+            Some(secret) => Some(SigningSecret::new(secret)),
+            None => {
+                tracing::error!(resource_server_id = %rs.id, "signing secret could not be unsealed");
+                None
+            }
+        }
+    }
+
+    /// The API representation of `rs`, with its `signing_secret`.
+    pub fn resource_server_json(
+        &self,
+        rs: &ResourceServer,
+    ) -> serde_json::Map<String, serde_json::Value> {
+        rs.to_json(self.open_signing_secret(rs).as_ref())
     }
 
     /// The client's secret in clear, for responses that show it.
@@ -330,10 +363,12 @@ impl Clavis {
         &self,
         new: NewResourceServer,
     ) -> StoreResult<ResourceServer> {
-        let rs = new.build(Timestamp::now());
+        let rs = new.build(Timestamp::now(), &|id, secret| {
+            self.seal_signing_secret(id, secret)
+        });
         self.write(async || {
             self.store.insert_resource_server(&rs).await?;
-            self.model.put_api(&rs);
+            self.model.put_api(&rs, &self.master_key);
             Ok(())
         })
         .await?;
@@ -360,10 +395,12 @@ impl Clavis {
         self.write(async || {
             let rs = self
                 .store
-                .update_resource_server(key, &mut |rs| update.apply(rs, now))
+                .update_resource_server(key, &mut |rs| {
+                    update.apply(rs, now, &|id, secret| self.seal_signing_secret(id, secret))
+                })
                 .await
                 .map_err(not_found(Entity::ResourceServer))?;
-            self.model.put_api(&rs);
+            self.model.put_api(&rs, &self.master_key);
             Ok(rs)
         })
         .await

@@ -127,7 +127,7 @@ impl Clavis {
                         .filter(|rs| rs.identifier == *identifier);
                 }
                 match current {
-                    Some(rs) => self.model.put_api(&rs),
+                    Some(rs) => self.model.put_api(&rs, &self.master_key),
                     None => self.model.remove_api(identifier, &[]),
                 }
             }

@@ -12,7 +12,7 @@ use serde_json::Value;
 use super::Clavis;
 use super::replay::Durable;
 use crate::domain::time::Timestamp;
-use crate::model::{AttachedKey, ClientAuth, ClientEntry};
+use crate::model::{ApiSigner, AttachedKey, ClientAuth, ClientEntry};
 use crate::mtls::PresentedCertificate;
 use crate::store::{JtiRecord, StoreError};
 
@@ -360,11 +360,13 @@ impl Clavis {
                 .as_deref()
                 .map(|x5t_s256| Confirmation { x5t_s256 }),
         };
-        let keys = self.model.keys();
-        let signed = if api.rfc9068 {
-            keys.current.sign_access_token_jwt(&claims)
-        } else {
-            keys.current.sign_jwt(&claims)
+        let signed = match &api.signer {
+            ApiSigner::Rsa(alg) => self.model.keys().current.sign_token(*alg, api.typ, &claims),
+            ApiSigner::Hmac(key) => key.sign_token(api.typ, &claims),
+            ApiSigner::Unavailable => {
+                tracing::error!(audience = %api.identifier, "no signing secret for this HS256 API");
+                return Err(OAuthError::server_error());
+            }
         };
         let access_token = signed.map_err(|e| {
             tracing::error!(error = %e, "token signing failed");

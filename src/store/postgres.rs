@@ -74,6 +74,11 @@ pub(super) const MIGRATIONS: &[super::MigrationFile] = &[
         "grant subject type",
         include_str!("../../migrations/postgres/0002_grant_subject_type.sql"),
     ),
+    (
+        3,
+        "resource server signing secret",
+        include_str!("../../migrations/postgres/0003_resource_server_signing_secret.sql"),
+    ),
 ];
 
 /// Longest notification payload PostgreSQL accepts is 8000 bytes; larger changes are sent as
@@ -233,6 +238,13 @@ where
     T: sqlx::Decode<'r, Postgres> + sqlx::Type<Postgres>,
 {
     row.try_get(column).map_err(map_err)
+}
+
+/// A resource server from its `doc` and `sealed_signing_secret` columns.
+fn resource_server_row(row: &PgRow) -> StoreResult<ResourceServer> {
+    let mut rs: ResourceServer = decode(row, "doc")?;
+    rs.sealed_signing_secret = get(row, "sealed_signing_secret")?;
+    Ok(rs)
 }
 
 fn clamp(n: u64) -> i64 {
@@ -500,10 +512,11 @@ impl PostgresStore {
         rs: &ResourceServer,
     ) -> TxResult<()> {
         let result =
-            sqlx::query("INSERT INTO resource_servers (id, identifier, doc) VALUES ($1, $2, $3)")
+            sqlx::query("INSERT INTO resource_servers (id, identifier, doc, sealed_signing_secret) VALUES ($1, $2, $3, $4)")
                 .bind(&rs.id)
                 .bind(&rs.identifier)
                 .bind(encode(rs)?)
+                .bind(rs.sealed_signing_secret.as_deref())
                 .execute(&mut *conn)
                 .await;
         match result {
@@ -627,16 +640,16 @@ impl PostgresStore {
         // An identifier may itself look like an id; an id match wins.
         let sql = match (is_resource_server_id(key), lock) {
             (true, false) => {
-                "SELECT seq, doc FROM resource_servers WHERE id = $1 OR identifier = $1
+                "SELECT seq, doc, sealed_signing_secret FROM resource_servers WHERE id = $1 OR identifier = $1
                  ORDER BY id = $1 DESC LIMIT 1"
             }
             (true, true) => {
-                "SELECT seq, doc FROM resource_servers WHERE id = $1 OR identifier = $1
+                "SELECT seq, doc, sealed_signing_secret FROM resource_servers WHERE id = $1 OR identifier = $1
                  ORDER BY id = $1 DESC LIMIT 1 FOR UPDATE"
             }
-            (false, false) => "SELECT seq, doc FROM resource_servers WHERE identifier = $1",
+            (false, false) => "SELECT seq, doc, sealed_signing_secret FROM resource_servers WHERE identifier = $1",
             (false, true) => {
-                "SELECT seq, doc FROM resource_servers WHERE identifier = $1 FOR UPDATE"
+                "SELECT seq, doc, sealed_signing_secret FROM resource_servers WHERE identifier = $1 FOR UPDATE"
             }
         };
         let row = sqlx::query(sql)
@@ -645,7 +658,7 @@ impl PostgresStore {
             .await
             .map_err(db)?;
         Ok(row
-            .map(|r| Ok::<_, StoreError>((get(&r, "seq")?, decode(&r, "doc")?)))
+            .map(|r| Ok::<_, StoreError>((get(&r, "seq")?, resource_server_row(&r)?)))
             .transpose()?)
     }
 
@@ -756,12 +769,15 @@ impl PostgresStore {
         if rs.identifier != identifier {
             return Err(StoreError::Internal("identifier cannot change".into()).into());
         }
-        sqlx::query("UPDATE resource_servers SET doc = $1 WHERE seq = $2")
-            .bind(encode(&rs)?)
-            .bind(seq)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
+        sqlx::query(
+            "UPDATE resource_servers SET doc = $1, sealed_signing_secret = $2 WHERE seq = $3",
+        )
+        .bind(encode(&rs)?)
+        .bind(rs.sealed_signing_secret.as_deref())
+        .bind(seq)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
         notify(&mut tx, &rs_change(&rs)).await?;
         tx.commit().await.map_err(db)?;
         Ok(rs)
@@ -1058,13 +1074,14 @@ impl Store for PostgresStore {
                     credentials,
                 });
             }
-            let resource_servers = sqlx::query("SELECT doc FROM resource_servers ORDER BY seq")
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(map_err)?
-                .iter()
-                .map(|r| decode(r, "doc"))
-                .collect::<StoreResult<Vec<_>>>()?;
+            let resource_servers =
+                sqlx::query("SELECT doc, sealed_signing_secret FROM resource_servers ORDER BY seq")
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(map_err)?
+                    .iter()
+                    .map(resource_server_row)
+                    .collect::<StoreResult<Vec<_>>>()?;
             let client_grants = sqlx::query("SELECT doc FROM client_grants ORDER BY seq")
                 .fetch_all(&mut *tx)
                 .await
@@ -1171,7 +1188,7 @@ impl Store for PostgresStore {
         self.bounded(async {
             let (after, limit, offset) = limit_offset(page);
             let rows = sqlx::query(
-                "SELECT seq, doc FROM resource_servers WHERE seq > $1 ORDER BY seq LIMIT $2 OFFSET $3",
+                "SELECT seq, doc, sealed_signing_secret FROM resource_servers WHERE seq > $1 ORDER BY seq LIMIT $2 OFFSET $3",
             )
             .bind(after)
             .bind(limit)
@@ -1181,7 +1198,7 @@ impl Store for PostgresStore {
             .map_err(map_err)?;
             let items = rows
                 .iter()
-                .map(|r| Ok((get(r, "seq")?, decode(r, "doc")?)))
+                .map(|r| Ok((get(r, "seq")?, resource_server_row(r)?)))
                 .collect::<StoreResult<Vec<_>>>()?;
             let total = match page {
                 PageRequest::Offset { .. } => Some(

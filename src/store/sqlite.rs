@@ -56,6 +56,11 @@ pub(super) const MIGRATIONS: &[super::MigrationFile] = &[
         "grant subject type",
         include_str!("../../migrations/sqlite/0003_grant_subject_type.sql"),
     ),
+    (
+        4,
+        "resource server signing secret",
+        include_str!("../../migrations/sqlite/0004_resource_server_signing_secret.sql"),
+    ),
 ];
 
 /// SQLite-backed [`Store`].
@@ -231,8 +236,15 @@ fn insert_credential(conn: &Connection, credential: &Credential) -> StoreResult<
 
 fn insert_resource_server(conn: &Connection, rs: &ResourceServer) -> StoreResult<()> {
     let result = conn
-        .prepare_cached("INSERT INTO resource_servers (id, identifier, doc) VALUES (?1, ?2, ?3)")?
-        .execute(params![rs.id, rs.identifier, encode(rs)?]);
+        .prepare_cached(
+            "INSERT INTO resource_servers (id, identifier, doc, sealed_signing_secret) VALUES (?1, ?2, ?3, ?4)",
+        )?
+        .execute(params![
+            rs.id,
+            rs.identifier,
+            encode(rs)?,
+            rs.sealed_signing_secret
+        ]);
     match result {
         Err(e) if unique_violation(&e) => Err(StoreError::Conflict {
             entity: Entity::ResourceServer,
@@ -309,17 +321,40 @@ fn load_signing_keys(conn: &Connection) -> StoreResult<Vec<SigningKeyRecord>> {
     .collect()
 }
 
+/// The resource servers of `sql`'s `(seq, doc, sealed_signing_secret)` rows.
+fn resource_servers(
+    conn: &Connection,
+    sql: &str,
+    binds: &[Value],
+) -> StoreResult<Vec<(i64, ResourceServer)>> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let rows = stmt.query_map(params_from_iter(binds), |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, Option<Vec<u8>>>(2)?,
+        ))
+    })?;
+    rows.map(|row| {
+        let (seq, doc, sealed) = row?;
+        let mut rs: ResourceServer = decode_text(&doc, "doc")?;
+        rs.sealed_signing_secret = sealed;
+        Ok((seq, rs))
+    })
+    .collect()
+}
+
 fn load_resource_server(
     conn: &Connection,
     key: &str,
 ) -> StoreResult<Option<(i64, ResourceServer)>> {
     // An identifier may itself look like an id; an id match wins.
     let sql = if is_resource_server_id(key) {
-        "SELECT seq, doc FROM resource_servers WHERE id = ?1 OR identifier = ?1 ORDER BY id = ?1 DESC LIMIT 1"
+        "SELECT seq, doc, sealed_signing_secret FROM resource_servers WHERE id = ?1 OR identifier = ?1 ORDER BY id = ?1 DESC LIMIT 1"
     } else {
-        "SELECT seq, doc FROM resource_servers WHERE identifier = ?1"
+        "SELECT seq, doc, sealed_signing_secret FROM resource_servers WHERE identifier = ?1"
     };
-    Ok(docs(conn, sql, &[Value::Text(key.to_owned())])?.pop())
+    Ok(resource_servers(conn, sql, &[Value::Text(key.to_owned())])?.pop())
 }
 
 fn setting(conn: &Connection, key: &str) -> StoreResult<Option<String>> {
@@ -498,10 +533,14 @@ impl Store for SqliteStore {
                     }
                     Ok(Snapshot {
                         clients,
-                        resource_servers: all_docs(
+                        resource_servers: resource_servers(
                             conn,
-                            "SELECT seq, doc FROM resource_servers ORDER BY seq",
-                        )?,
+                            "SELECT seq, doc, sealed_signing_secret FROM resource_servers ORDER BY seq",
+                            &[],
+                        )?
+                        .into_iter()
+                        .map(|(_, rs)| rs)
+                        .collect(),
                         client_grants: all_docs(
                             conn,
                             "SELECT seq, doc FROM client_grants ORDER BY seq",
@@ -653,11 +692,11 @@ impl Store for SqliteStore {
     async fn list_resource_servers(&self, page: PageRequest) -> StoreResult<Page<ResourceServer>> {
         self.reader
             .read(move |conn| {
-                let items = page_of(
+                let (after, limit, offset) = limit_offset(page);
+                let items = resource_servers(
                     conn,
-                    "SELECT seq, doc FROM resource_servers WHERE seq > ? ORDER BY seq LIMIT ? OFFSET ?",
-                    &[],
-                    page,
+                    "SELECT seq, doc, sealed_signing_secret FROM resource_servers WHERE seq > ? ORDER BY seq LIMIT ? OFFSET ?",
+                    &[after, limit, offset].map(Value::Integer),
                 )?;
                 let total = total(conn, page, "SELECT COUNT(*) FROM resource_servers", &[])?;
                 Ok(finish_page(page, items, total))
@@ -679,8 +718,10 @@ impl Store for SqliteStore {
                 if rs.identifier != identifier {
                     return Err(StoreError::Internal("identifier cannot change".into()));
                 }
-                tx.prepare_cached("UPDATE resource_servers SET doc = ?1 WHERE seq = ?2")?
-                    .execute(params![encode(&rs)?, seq])?;
+                tx.prepare_cached(
+                    "UPDATE resource_servers SET doc = ?1, sealed_signing_secret = ?2 WHERE seq = ?3",
+                )?
+                .execute(params![encode(&rs)?, rs.sealed_signing_secret, seq])?;
                 Ok(rs)
             })
             .await

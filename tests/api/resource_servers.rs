@@ -438,3 +438,359 @@ async fn token_encryption_is_refused_and_token_lifetime_for_web_is_kept() {
     assert_eq!(status, 201, "{body}");
     assert_eq!(body["token_lifetime_for_web"], 7200);
 }
+
+// ----- signing_alg and signing_secret (contract sections 4 and 6) -----
+
+/// A client granted `audience`; returns (client_id, secret).
+async fn granted_client(app: &TestApp, audience: &str) -> (String, String) {
+    let c = app.create_m2m_client("svc").await;
+    let client_id = c["client_id"].as_str().unwrap().to_string();
+    app.grant(&client_id, audience, &[]).await;
+    (client_id, c["client_secret"].as_str().unwrap().to_string())
+}
+
+async fn jwks(app: &TestApp) -> Value {
+    app.http
+        .get(app.url("/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// Verifies `token`'s signature: RSA algorithms with the JWKS key of its `kid`, HS256 with
+/// `secret`. Returns its header.
+async fn verify_token(app: &TestApp, token: &str, secret: Option<&str>) -> Value {
+    use aws_lc_rs::signature;
+    let (header, _) = decode_jwt(token);
+    let (signed, sig) = token.rsplit_once('.').unwrap();
+    let sig = b64url_decode(sig);
+    if header["alg"] == "HS256" {
+        assert!(header.get("kid").is_none(), "{header}");
+        let key =
+            aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, secret.unwrap().as_bytes());
+        aws_lc_rs::hmac::verify(&key, signed.as_bytes(), &sig).expect("HS256 signature verifies");
+        return header;
+    }
+    let set = jwks(app).await;
+    let key = set["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["kid"] == header["kid"])
+        .unwrap_or_else(|| panic!("kid {} not in {set}", header["kid"]))
+        .clone();
+    // A key that names an algorithm must name the token's (what JOSE libraries check).
+    if let Some(alg) = key.get("alg") {
+        assert_eq!(
+            *alg, header["alg"],
+            "JWKS key {key} for a {} token",
+            header["alg"]
+        );
+    }
+    let algorithm: &signature::RsaParameters = match header["alg"].as_str().unwrap() {
+        "RS256" => &signature::RSA_PKCS1_2048_8192_SHA256,
+        "RS512" => &signature::RSA_PKCS1_2048_8192_SHA512,
+        "PS256" => &signature::RSA_PSS_2048_8192_SHA256,
+        other => panic!("unexpected alg {other}"),
+    };
+    signature::RsaPublicKeyComponents {
+        n: b64url_decode(key["n"].as_str().unwrap()),
+        e: b64url_decode(key["e"].as_str().unwrap()),
+    }
+    .verify(algorithm, signed.as_bytes(), &sig)
+    .expect("signature verifies with the published key");
+    header
+}
+
+#[tokio::test]
+async fn every_signing_alg_issues_tokens_that_verify() {
+    let app = TestApp::spawn().await;
+    let cases = [
+        ("RS256", None, "access_token", "JWT"),
+        ("RS512", None, "access_token", "JWT"),
+        ("PS256", None, "access_token", "JWT"),
+        ("PS256", None, "rfc9068_profile", "at+jwt"),
+        (
+            "HS256",
+            Some("a-given-secret-of-32-characters!"),
+            "access_token",
+            "JWT",
+        ),
+        ("HS256", None, "rfc9068_profile_authz", "at+jwt"),
+    ];
+    let kid = decode_jwt(&app.admin_token().await).0["kid"].clone();
+    for (i, (alg, given, dialect, typ)) in cases.into_iter().enumerate() {
+        let audience = format!("https://alg-{i}.example.com/");
+        let mut body =
+            json!({"identifier": audience, "signing_alg": alg, "token_dialect": dialect});
+        if let Some(secret) = given {
+            body["signing_secret"] = json!(secret);
+        }
+        let (status, rs) = app
+            .admin_json(Method::POST, "/api/v2/resource-servers", Some(body))
+            .await;
+        assert_eq!(status, 201, "{rs}");
+        assert_eq!(rs["signing_alg"], alg);
+        // HS256 APIs have a secret (the one given, or a new one); the others none.
+        let secret = rs
+            .get("signing_secret")
+            .map(|s| s.as_str().unwrap().to_string());
+        match (alg, given) {
+            ("HS256", Some(g)) => assert_eq!(secret.as_deref(), Some(g)),
+            ("HS256", None) => assert_eq!(secret.as_ref().map(String::len), Some(64), "{rs}"),
+            _ => assert_eq!(secret, None, "{rs}"),
+        }
+        // GET shows the same.
+        let read = app.get_ok(&rs_path(&id(&rs))).await;
+        assert_eq!(read, rs);
+        let (client_id, client_secret) = granted_client(&app, &audience).await;
+        let token = app.token_for(&client_id, &client_secret, &audience).await;
+        let header = verify_token(&app, &token, secret.as_deref()).await;
+        assert_eq!(header["alg"], alg, "{header}");
+        assert_eq!(header["typ"], typ, "{header}");
+        if alg != "HS256" {
+            assert_eq!(header["kid"], kid, "the tenant's current key signs");
+        }
+        let (_, claims) = decode_jwt(&token);
+        assert_eq!(claims["aud"], audience);
+    }
+}
+
+#[tokio::test]
+async fn jwks_names_rs256_until_another_rsa_alg_is_in_use() {
+    let app = TestApp::spawn().await;
+    let names_rs256 = |set: &Value| {
+        set["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|k| k["alg"] == "RS256")
+    };
+    let without_alg = |set: &Value| {
+        set["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|k| k.get("alg").is_none() && k["kty"] == "RSA" && k["use"] == "sig")
+    };
+    assert!(names_rs256(&jwks(&app).await));
+    // HS256 uses no tenant key: no change.
+    let hs = app
+        .admin_json(
+            Method::POST,
+            "/api/v2/resource-servers",
+            Some(json!({"identifier": "urn:hs", "signing_alg": "HS256"})),
+        )
+        .await
+        .1;
+    assert!(names_rs256(&jwks(&app).await));
+    let ps = app
+        .admin_json(
+            Method::POST,
+            "/api/v2/resource-servers",
+            Some(json!({"identifier": "urn:ps", "signing_alg": "PS256"})),
+        )
+        .await
+        .1;
+    let set = jwks(&app).await;
+    assert!(without_alg(&set), "{set}");
+    // Switched back: RS256 again; PS256 by another API, then deleted.
+    let r = app
+        .admin(
+            Method::PATCH,
+            &rs_path(&id(&ps)),
+            Some(json!({"signing_alg": "RS256"})),
+        )
+        .await;
+    assert_eq!(r.status().as_u16(), 200);
+    assert!(names_rs256(&jwks(&app).await));
+    let r = app
+        .admin(
+            Method::PATCH,
+            &rs_path(&id(&hs)),
+            Some(json!({"signing_alg": "RS512"})),
+        )
+        .await;
+    assert_eq!(r.status().as_u16(), 200);
+    assert!(without_alg(&jwks(&app).await));
+    let r = app.admin(Method::DELETE, &rs_path(&id(&hs)), None).await;
+    assert_eq!(r.status().as_u16(), 204);
+    assert!(names_rs256(&jwks(&app).await));
+}
+
+#[tokio::test]
+async fn signing_secret_is_kept_replaced_and_survives_a_restart() {
+    let app = TestApp::spawn().await;
+    let rs = app.create_api(API, &[]).await;
+    assert!(rs.get("signing_secret").is_none(), "{rs}");
+    let (client_id, client_secret) = granted_client(&app, API).await;
+    // Switched to HS256 without a secret: a new one, and tokens signed with it at once.
+    let (status, hs) = app
+        .admin_json(
+            Method::PATCH,
+            &rs_path(&id(&rs)),
+            Some(json!({"signing_alg": "HS256"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{hs}");
+    let first = hs["signing_secret"].as_str().unwrap().to_string();
+    assert_eq!(first.len(), 64);
+    let token = app.token_for(&client_id, &client_secret, API).await;
+    verify_token(&app, &token, Some(&first)).await;
+    // Back to RS256 and to HS256 again: the secret stays (and is still shown).
+    for alg in ["RS256", "HS256"] {
+        let (status, v) = app
+            .admin_json(
+                Method::PATCH,
+                &rs_path(&id(&rs)),
+                Some(json!({"signing_alg": alg})),
+            )
+            .await;
+        assert_eq!(status, 200, "{v}");
+        assert_eq!(v["signing_secret"], first.as_str());
+    }
+    // Replaced.
+    let second = "a-replacement-secret-0123456789";
+    let (status, v) = app
+        .admin_json(
+            Method::PATCH,
+            &rs_path(&id(&rs)),
+            Some(json!({"signing_secret": second})),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["signing_secret"], second);
+    let token = app.token_for(&client_id, &client_secret, API).await;
+    verify_token(&app, &token, Some(second)).await;
+    // The list shows it too.
+    let list = app.get_ok("/api/v2/resource-servers").await;
+    let listed = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == rs["id"])
+        .unwrap()
+        .clone();
+    assert_eq!(listed["signing_secret"], second);
+    // Sealed in the store, read back after a restart.
+    let app = app.restart().await;
+    assert_eq!(
+        app.get_ok(&rs_path(&id(&rs))).await["signing_secret"],
+        second
+    );
+    let token = app.token_for(&client_id, &client_secret, API).await;
+    verify_token(&app, &token, Some(second)).await;
+}
+
+#[tokio::test]
+async fn signing_secret_and_alg_refusals() {
+    let app = TestApp::spawn().await;
+    let rs = app.create_api(API, &[]).await;
+    for body in [
+        json!({"signing_secret": "fifteen-chars!!"}),
+        json!({"signing_secret": 1234567890123456_i64}),
+        json!({"signing_alg": "ES256"}),
+    ] {
+        let r = app
+            .admin(
+                Method::POST,
+                "/api/v2/resource-servers",
+                Some({
+                    let mut b = body.clone();
+                    b["identifier"] = json!("urn:refused");
+                    b
+                }),
+            )
+            .await;
+        assert_error(r, 400, Some("invalid_body")).await;
+        let r = app
+            .admin(Method::PATCH, &rs_path(&id(&rs)), Some(body.clone()))
+            .await;
+        assert_error(r, 400, Some("invalid_body")).await;
+    }
+    let r = app
+        .admin(
+            Method::PATCH,
+            &rs_path(&id(&rs)),
+            Some(json!({"signing_secret": "fifteen-chars!!"})),
+        )
+        .await;
+    let body = assert_error(r, 400, Some("invalid_body")).await;
+    assert_eq!(
+        body["message"],
+        "Payload validation error: 'String is too short (15 chars), minimum 16' on property signing_secret (Secret used to sign tokens when using symmetric algorithms (HS256).)."
+    );
+    assert!(!body.to_string().contains("fifteen"), "{body}");
+    // The Management API signs RS256, always.
+    let system = app.get_ok(&rs_path(&enc(&app.management_audience()))).await;
+    for change in [
+        json!({"signing_alg": "HS256"}),
+        json!({"signing_alg": "PS256"}),
+        json!({"signing_secret": "0123456789abcdef"}),
+    ] {
+        let r = app
+            .admin(Method::PATCH, &rs_path(&id(&system)), Some(change))
+            .await;
+        assert_error(r, 403, Some("operation_not_supported")).await;
+    }
+    let system = app.get_ok(&rs_path(&id(&system))).await;
+    assert_eq!(system["signing_alg"], "RS256");
+    assert!(system.get("signing_secret").is_none());
+}
+
+#[tokio::test]
+async fn an_hs256_token_is_never_a_management_token() {
+    let app = TestApp::spawn().await;
+    let secret = "the-api-secret-everyone-knows-0123";
+    let (status, _) = app
+        .admin_json(
+            Method::POST,
+            "/api/v2/resource-servers",
+            Some(json!({"identifier": API, "signing_alg": "HS256", "signing_secret": secret})),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let (client_id, client_secret) = granted_client(&app, API).await;
+    // The client may also call the Management API: its HS256 token for the API is refused.
+    app.grant(&client_id, &app.management_audience(), &["read:clients"])
+        .await;
+    let token = app.token_for(&client_id, &client_secret, API).await;
+    assert_eq!(decode_jwt(&token).0["alg"], "HS256");
+    let r = app.call(&token, Method::GET, "/api/v2/clients", None).await;
+    assert_eq!(r.status().as_u16(), 401);
+    // Nor one forged with the API's secret for the Management API audience, with the
+    // tenant key's kid.
+    let kid = decode_jwt(&app.admin_token().await).0["kid"].clone();
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    for header in [
+        json!({"alg": "HS256", "typ": "JWT"}),
+        json!({"alg": "HS256", "typ": "JWT", "kid": kid}),
+    ] {
+        let claims = json!({
+            "iss": app.issuer(), "sub": format!("{client_id}@clients"), "azp": client_id,
+            "aud": app.management_audience(), "iat": now, "exp": now + 600,
+            "scope": "read:clients", "gty": "client-credentials",
+        });
+        let signed = format!(
+            "{}.{}",
+            b64url(header.to_string().as_bytes()),
+            b64url(claims.to_string().as_bytes())
+        );
+        let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, secret.as_bytes());
+        let tag = aws_lc_rs::hmac::sign(&key, signed.as_bytes());
+        let forged = format!("{signed}.{}", b64url(tag.as_ref()));
+        let r = app
+            .call(&forged, Method::GET, "/api/v2/clients", None)
+            .await;
+        assert_eq!(r.status().as_u16(), 401, "{header}");
+    }
+    // The genuine management token of the same client works.
+    let token = app
+        .token_for(&client_id, &client_secret, &app.management_audience())
+        .await;
+    let r = app.call(&token, Method::GET, "/api/v2/clients", None).await;
+    assert_eq!(r.status().as_u16(), 200);
+}

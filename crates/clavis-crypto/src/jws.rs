@@ -1,11 +1,15 @@
-//! Compact JWS: RS256 signing of access tokens, and parsing/verification of
-//! client assertions (RS256, RS384, PS256).
+//! Compact JWS: signing of access tokens (RS256, RS512, PS256 with the tenant's RSA key,
+//! HS256 with an API's secret), and parsing/verification of client assertions (RS256,
+//! RS384, PS256).
 
 use std::fmt;
 
 use aws_lc_rs::encoding::AsDer as _;
+use aws_lc_rs::hmac;
 use aws_lc_rs::rsa::KeySize;
-use aws_lc_rs::signature::{KeyPair as _, RSA_PKCS1_SHA256, RsaKeyPair};
+use aws_lc_rs::signature::{
+    KeyPair as _, RSA_PKCS1_SHA256, RSA_PKCS1_SHA512, RSA_PSS_SHA256, RsaEncoding, RsaKeyPair,
+};
 
 use crate::CryptoError;
 use crate::encoding::{b64url, b64url_decode};
@@ -53,16 +57,121 @@ impl fmt::Display for JwsAlg {
     }
 }
 
+/// The algorithms access tokens are signed with using the tenant's RSA key.
+#[allow(clippy::upper_case_acronyms)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum RsaSigningAlg {
+    /// RSASSA-PKCS1-v1_5 with SHA-256.
+    #[default]
+    RS256,
+    /// RSASSA-PKCS1-v1_5 with SHA-512.
+    RS512,
+    /// RSASSA-PSS with SHA-256 and MGF1 with SHA-256 (salt length 32).
+    PS256,
+}
+
+impl RsaSigningAlg {
+    /// Every one, in the order of their precomputed headers.
+    pub const ALL: [Self; 3] = [Self::RS256, Self::RS512, Self::PS256];
+
+    /// The JOSE name.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::RS256 => "RS256",
+            Self::RS512 => "RS512",
+            Self::PS256 => "PS256",
+        }
+    }
+
+    fn index(self) -> usize {
+        match self {
+            Self::RS256 => 0,
+            Self::RS512 => 1,
+            Self::PS256 => 2,
+        }
+    }
+
+    fn encoding(self) -> &'static dyn RsaEncoding {
+        match self {
+            Self::RS256 => &RSA_PKCS1_SHA256,
+            Self::RS512 => &RSA_PKCS1_SHA512,
+            Self::PS256 => &RSA_PSS_SHA256,
+        }
+    }
+}
+
+/// The `typ` of a token's protected header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum JwtTyp {
+    /// `"typ":"JWT"`.
+    #[default]
+    Jwt,
+    /// `"typ":"at+jwt"` (RFC 9068 access tokens).
+    AtJwt,
+}
+
+impl JwtTyp {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Jwt => "JWT",
+            Self::AtJwt => "at+jwt",
+        }
+    }
+
+    fn index(self) -> usize {
+        match self {
+            Self::Jwt => 0,
+            Self::AtJwt => 1,
+        }
+    }
+}
+
+/// base64url of a protected header, followed by '.'.
+fn header_b64_dot(header: &str) -> String {
+    let mut b64 = b64url(header.as_bytes());
+    b64.push('.');
+    b64
+}
+
+/// `"<header b64>.<payload b64>"`, with room for a signature of `sig_len` bytes.
+fn signing_input<T: serde::Serialize>(
+    header_b64_dot: &str,
+    claims: &T,
+    sig_len: usize,
+) -> Result<String, CryptoError> {
+    let payload =
+        serde_json::to_vec(claims).map_err(|_| key_error("unable to serialize JWT claims"))?;
+    let payload_b64_len = payload.len().div_ceil(3) * 4;
+    let mut token =
+        String::with_capacity(header_b64_dot.len() + payload_b64_len + 1 + sig_len.div_ceil(3) * 4);
+    token.push_str(header_b64_dot);
+    base64::Engine::encode_string(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        &payload,
+        &mut token,
+    );
+    Ok(token)
+}
+
+fn push_signature(token: &mut String, signature: &[u8]) {
+    token.push('.');
+    base64::Engine::encode_string(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        signature,
+        token,
+    );
+}
+
 /// A signing key for access tokens: RSA, parsed once.
 pub struct SigningKey {
     kid: String,
     key_pair: RsaKeyPair,
     public: RsaPublicKey,
     pkcs8: Vec<u8>,
-    /// base64url of the protected header, followed by '.'.
-    header_b64_dot: String,
-    /// The same with `"typ":"at+jwt"` (RFC 9068 access tokens).
-    at_header_b64_dot: String,
+    /// base64url of each protected header followed by '.', by [`RsaSigningAlg`] and
+    /// [`JwtTyp`]: computed once, so signing builds no header.
+    headers: [[String; 2]; 3],
 }
 
 fn key_error(msg: &str) -> CryptoError {
@@ -105,15 +214,17 @@ impl SigningKey {
             })?;
         let kid_json =
             serde_json::to_string(&kid).map_err(|_| key_error("invalid key identifier"))?;
-        let header_b64_dot = |typ: &str| {
-            let header = format!(r#"{{"alg":"RS256","typ":"{typ}","kid":{kid_json}}}"#);
-            let mut b64 = b64url(header.as_bytes());
-            b64.push('.');
-            b64
-        };
+        let headers = RsaSigningAlg::ALL.map(|alg| {
+            [JwtTyp::Jwt, JwtTyp::AtJwt].map(|typ| {
+                header_b64_dot(&format!(
+                    r#"{{"alg":"{}","typ":"{}","kid":{kid_json}}}"#,
+                    alg.as_str(),
+                    typ.as_str()
+                ))
+            })
+        });
         Ok(Self {
-            header_b64_dot: header_b64_dot("JWT"),
-            at_header_b64_dot: header_b64_dot("at+jwt"),
+            headers,
             kid,
             key_pair,
             public,
@@ -147,7 +258,7 @@ impl SigningKey {
     /// # Errors
     /// [`CryptoError::Key`] when the claims do not serialize or signing fails.
     pub fn sign_jwt<T: serde::Serialize>(&self, claims: &T) -> Result<String, CryptoError> {
-        self.sign_with_header(&self.header_b64_dot, claims)
+        self.sign_token(RsaSigningAlg::RS256, JwtTyp::Jwt, claims)
     }
 
     /// [`sign_jwt`](Self::sign_jwt) with the header
@@ -159,42 +270,33 @@ impl SigningKey {
         &self,
         claims: &T,
     ) -> Result<String, CryptoError> {
-        self.sign_with_header(&self.at_header_b64_dot, claims)
+        self.sign_token(RsaSigningAlg::RS256, JwtTyp::AtJwt, claims)
     }
 
-    fn sign_with_header<T: serde::Serialize>(
+    /// Signs `claims` with `alg`, protected header exactly
+    /// `{"alg":"<alg>","typ":"<typ>","kid":"<kid>"}` (in that key order), computed once at
+    /// construction.
+    ///
+    /// # Errors
+    /// [`CryptoError::Key`] when the claims do not serialize or signing fails.
+    pub fn sign_token<T: serde::Serialize>(
         &self,
-        header_b64_dot: &str,
+        alg: RsaSigningAlg,
+        typ: JwtTyp,
         claims: &T,
     ) -> Result<String, CryptoError> {
-        let payload =
-            serde_json::to_vec(claims).map_err(|_| key_error("unable to serialize JWT claims"))?;
         let sig_len = self.key_pair.public_modulus_len();
-        let payload_b64_len = payload.len().div_ceil(3) * 4;
-        let mut token = String::with_capacity(
-            header_b64_dot.len() + payload_b64_len + 1 + sig_len.div_ceil(3) * 4,
-        );
-        token.push_str(header_b64_dot);
-        base64::Engine::encode_string(
-            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
-            &payload,
-            &mut token,
-        );
+        let mut token = signing_input(&self.headers[alg.index()][typ.index()], claims, sig_len)?;
         let mut signature = vec![0u8; sig_len];
         self.key_pair
             .sign(
-                &RSA_PKCS1_SHA256,
+                alg.encoding(),
                 &aws_lc_rs::rand::SystemRandom::new(),
                 token.as_bytes(),
                 &mut signature,
             )
             .map_err(|_| key_error("signing failed"))?;
-        token.push('.');
-        base64::Engine::encode_string(
-            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
-            &signature,
-            &mut token,
-        );
+        push_signature(&mut token, &signature);
         Ok(token)
     }
 
@@ -236,6 +338,50 @@ impl fmt::Debug for SigningKey {
             .field("kid", &self.kid)
             .field("public_key", &self.public)
             .finish_non_exhaustive()
+    }
+}
+
+/// An HS256 (HMAC-SHA256) key for the access tokens of an API with a `signing_secret`.
+/// Its `Debug` shows nothing of the secret.
+pub struct HmacSigningKey {
+    key: hmac::Key,
+    /// base64url of `{"alg":"HS256","typ":"<typ>"}` followed by '.', by [`JwtTyp`].
+    headers: [String; 2],
+}
+
+impl HmacSigningKey {
+    /// A key for `secret` (its UTF-8 bytes are the HMAC key, as JOSE libraries take a
+    /// string secret).
+    #[must_use]
+    pub fn new(secret: &[u8]) -> Self {
+        Self {
+            key: hmac::Key::new(hmac::HMAC_SHA256, secret),
+            headers: [JwtTyp::Jwt, JwtTyp::AtJwt].map(|typ| {
+                header_b64_dot(&format!(r#"{{"alg":"HS256","typ":"{}"}}"#, typ.as_str()))
+            }),
+        }
+    }
+
+    /// Signs `claims` with HS256, protected header exactly `{"alg":"HS256","typ":"<typ>"}`
+    /// (no `kid`: the key is the API's, not one of the tenant's).
+    ///
+    /// # Errors
+    /// [`CryptoError::Key`] when the claims do not serialize.
+    pub fn sign_token<T: serde::Serialize>(
+        &self,
+        typ: JwtTyp,
+        claims: &T,
+    ) -> Result<String, CryptoError> {
+        let mut token = signing_input(&self.headers[typ.index()], claims, 32)?;
+        let tag = hmac::sign(&self.key, token.as_bytes());
+        push_signature(&mut token, tag.as_ref());
+        Ok(token)
+    }
+}
+
+impl fmt::Debug for HmacSigningKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("HmacSigningKey(..)")
     }
 }
 
@@ -425,6 +571,86 @@ mod tests {
         let jws = CompactJws::parse(&token).unwrap();
         jws.verify(key.public_key(), JwsAlg::RS256).unwrap();
         assert_eq!(jws.claims::<Claims>().unwrap(), claims());
+    }
+
+    /// The header and signing input of `token`, and its signature.
+    fn split(token: &str) -> (String, Vec<u8>, Vec<u8>) {
+        let (input, sig) = token.rsplit_once('.').unwrap();
+        let header = b64url_decode(input.split('.').next().unwrap()).unwrap();
+        (
+            String::from_utf8(header).unwrap(),
+            input.as_bytes().to_vec(),
+            b64url_decode(sig).unwrap(),
+        )
+    }
+
+    #[test]
+    fn every_rsa_algorithm_signs_with_its_own_header() {
+        use aws_lc_rs::signature::{
+            RSA_PKCS1_2048_8192_SHA256, RSA_PKCS1_2048_8192_SHA512, RSA_PSS_2048_8192_SHA256,
+            UnparsedPublicKey, VerificationAlgorithm,
+        };
+        let key = key();
+        let cases: [(RsaSigningAlg, &'static dyn VerificationAlgorithm); 3] = [
+            (RsaSigningAlg::RS256, &RSA_PKCS1_2048_8192_SHA256),
+            (RsaSigningAlg::RS512, &RSA_PKCS1_2048_8192_SHA512),
+            (RsaSigningAlg::PS256, &RSA_PSS_2048_8192_SHA256),
+        ];
+        for (alg, verification) in cases {
+            for typ in [JwtTyp::Jwt, JwtTyp::AtJwt] {
+                let token = key.sign_token(alg, typ, &claims()).unwrap();
+                let (header, input, sig) = split(&token);
+                assert_eq!(
+                    header,
+                    format!(
+                        r#"{{"alg":"{}","typ":"{}","kid":"{}"}}"#,
+                        alg.as_str(),
+                        typ.as_str(),
+                        key.kid()
+                    )
+                );
+                let public = UnparsedPublicKey::new(verification, key.public_key().pkcs1_der());
+                public.verify(&input, &sig).unwrap();
+                // Not under another algorithm.
+                for (other, v) in cases {
+                    if other != alg {
+                        let public = UnparsedPublicKey::new(v, key.public_key().pkcs1_der());
+                        assert!(public.verify(&input, &sig).is_err(), "{alg:?} as {other:?}");
+                    }
+                }
+            }
+        }
+        // The RS256 shorthands are the RS256 headers.
+        assert_eq!(
+            split(&key.sign_jwt(&claims()).unwrap()).0,
+            split(
+                &key.sign_token(RsaSigningAlg::RS256, JwtTyp::Jwt, &claims())
+                    .unwrap()
+            )
+            .0
+        );
+    }
+
+    #[test]
+    fn hs256_signs_with_the_secret() {
+        let secret = b"a secret of at least sixteen characters";
+        let key = HmacSigningKey::new(secret);
+        assert_eq!(format!("{key:?}"), "HmacSigningKey(..)");
+        for typ in [JwtTyp::Jwt, JwtTyp::AtJwt] {
+            let token = key.sign_token(typ, &claims()).unwrap();
+            let (header, input, sig) = split(&token);
+            assert_eq!(
+                header,
+                format!(r#"{{"alg":"HS256","typ":"{}"}}"#, typ.as_str())
+            );
+            let verify = hmac::Key::new(hmac::HMAC_SHA256, secret);
+            hmac::verify(&verify, &input, &sig).unwrap();
+            let wrong = hmac::Key::new(hmac::HMAC_SHA256, b"another secret, sixteen or more");
+            assert!(hmac::verify(&wrong, &input, &sig).is_err());
+            // Clavis's own verifier never takes it for an RSA token.
+            let jws = CompactJws::parse(&token).unwrap();
+            assert_eq!(JwsAlg::parse(&jws.header.alg), None);
+        }
     }
 
     #[test]

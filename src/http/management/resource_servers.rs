@@ -26,7 +26,7 @@ pub async fn list(
     auth.require(required::READ_RESOURCE_SERVERS)?;
     let paging = QueryParams::parse(query.as_deref()).paging()?;
     let page = app.store.list_resource_servers(paging.request).await?;
-    let page = page.map(|rs| Value::Object(rs.to_json()));
+    let page = page.map(|rs| Value::Object(app.resource_server_json(&rs)));
     Ok(json_response(
         StatusCode::OK,
         &page_json("resource_servers", paging, page),
@@ -47,7 +47,10 @@ pub async fn create(
     auth.require(required::CREATE_RESOURCE_SERVERS)?;
     let new = NewResourceServer::parse(payload.body()?)?;
     let rs = app.create_resource_server(new).await?;
-    Ok(json_response(StatusCode::CREATED, &rs.to_json()))
+    Ok(json_response(
+        StatusCode::CREATED,
+        &app.resource_server_json(&rs),
+    ))
 }
 
 /// `GET /resource-servers/{id}`.
@@ -63,7 +66,10 @@ pub async fn get(
 ) -> Result<Response, ApiError> {
     auth.require(required::READ_RESOURCE_SERVERS)?;
     let rs = app.resource_server(path_param("id", &id)?).await?;
-    Ok(json_response(StatusCode::OK, &rs.to_json()))
+    Ok(json_response(
+        StatusCode::OK,
+        &app.resource_server_json(&rs),
+    ))
 }
 
 /// `PATCH /resource-servers/{id}`.
@@ -83,7 +89,10 @@ pub async fn update(
     let id = path_param("id", &id)?;
     let update = ResourceServerUpdate::parse(payload.body()?)?;
     let rs = app.update_resource_server(id, update).await?;
-    Ok(json_response(StatusCode::OK, &rs.to_json()))
+    Ok(json_response(
+        StatusCode::OK,
+        &app.resource_server_json(&rs),
+    ))
 }
 
 /// `DELETE /resource-servers/{id}`: 204; its client grants go with it.

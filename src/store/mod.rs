@@ -460,6 +460,69 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
+    /// A store created before the Management API took Auth0's name has it renamed when it
+    /// opens (`migrations/sqlite/0005_management_api_name.sql`); other resource servers keep
+    /// theirs.
+    #[tokio::test]
+    async fn opening_an_older_sqlite_store_renames_the_management_api() {
+        use sqlx::Connection;
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("old.db").display());
+        let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        migrator(&sqlite::MIGRATIONS[..2])
+            .run(&mut conn)
+            .await
+            .unwrap();
+        let now = crate::domain::time::Timestamp::now();
+        let rs = |id: &str, name: &str, identifier: &str, is_system: bool| ResourceServer {
+            id: id.into(),
+            name: name.into(),
+            identifier: identifier.into(),
+            scopes: Vec::new(),
+            signing_alg: "RS256".into(),
+            token_lifetime: 86_400,
+            allow_offline_access: false,
+            skip_consent_for_verifiable_first_party_clients: false,
+            is_system,
+            extra: Default::default(),
+            created_at: now,
+            updated_at: now,
+        };
+        let system = rs(
+            "000000000000000000000001",
+            "Clavis Management API",
+            "https://clavis.example/api/v2/",
+            true,
+        );
+        let other = rs(
+            "000000000000000000000002",
+            "Clavis Management API",
+            "https://other.example/",
+            false,
+        );
+        for r in [&system, &other] {
+            sqlx::query("INSERT INTO resource_servers (id, identifier, doc) VALUES (?1, ?2, ?3)")
+                .bind(&r.id)
+                .bind(&r.identifier)
+                .bind(serde_json::to_string(r).unwrap())
+                .execute(&mut conn)
+                .await
+                .unwrap();
+        }
+        conn.close().await.unwrap();
+        let store = sqlite::SqliteStore::connect(&url).await.unwrap();
+        let renamed = store.resource_server(&system.id).await.unwrap().unwrap();
+        assert_eq!(
+            renamed,
+            ResourceServer {
+                name: crate::domain::resource_server::MANAGEMENT_API_NAME.into(),
+                ..system
+            }
+        );
+        let kept = store.resource_server(&other.id).await.unwrap().unwrap();
+        assert_eq!(kept, other);
+    }
+
     /// Every file of `migrations/<backend>/` is in the backend's list, under the version and
     /// description its name gives, with its exact text, and nothing else is; the checksum is
     /// the SHA-384 of the file, as the `migrate!` macro recorded it in existing databases.

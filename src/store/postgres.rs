@@ -50,11 +50,18 @@ const CHANNEL_SQL: &str = "left('clavis:' || current_schema(), 63)";
 const MAX_ATTEMPTS: u32 = 5;
 
 /// The schema, `migrations/postgres/` (see [`super::migrator`]).
-pub(super) const MIGRATIONS: &[super::MigrationFile] = &[(
-    1,
-    "init",
-    include_str!("../../migrations/postgres/0001_init.sql"),
-)];
+pub(super) const MIGRATIONS: &[super::MigrationFile] = &[
+    (
+        1,
+        "init",
+        include_str!("../../migrations/postgres/0001_init.sql"),
+    ),
+    (
+        4,
+        "management api name",
+        include_str!("../../migrations/postgres/0004_management_api_name.sql"),
+    ),
+];
 
 /// Longest notification payload PostgreSQL accepts is 8000 bytes; larger changes are sent as
 /// a full resynchronisation.

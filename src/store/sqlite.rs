@@ -51,6 +51,11 @@ pub(super) const MIGRATIONS: &[super::MigrationFile] = &[
         "assertion replay",
         include_str!("../../migrations/sqlite/0002_assertion_replay.sql"),
     ),
+    (
+        5,
+        "management api name",
+        include_str!("../../migrations/sqlite/0005_management_api_name.sql"),
+    ),
 ];
 
 /// SQLite-backed [`Store`].

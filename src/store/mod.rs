@@ -189,6 +189,17 @@ pub struct GrantFilter {
     pub client_id: Option<String>,
 }
 
+/// Which clients a list returns (Auth0's `GET /clients` filters); the default is every client.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientFilter {
+    /// `is_global`: Clavis has no global client, so `Some(true)` matches none.
+    pub is_global: Option<bool>,
+    /// Only first-party (`true`) or only third-party (`false`) clients.
+    pub is_first_party: Option<bool>,
+    /// Only clients whose `app_type` is one of these (a client without one matches none).
+    pub app_types: Option<Vec<String>>,
+}
+
 /// Lifecycle state of a token-signing key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -379,8 +390,13 @@ pub trait Store: Send + Sync + 'static {
             .ok_or(StoreError::NotFound(Entity::Client))?;
         Ok(aggregate.credential(credential_id).cloned())
     }
-    /// A page of clients (without credentials), in creation order.
-    async fn list_clients(&self, page: PageRequest) -> StoreResult<Page<ClientRow>>;
+    /// A page of the clients `filter` selects (without credentials), in creation order;
+    /// `total` counts the selected clients.
+    async fn list_clients(
+        &self,
+        filter: &ClientFilter,
+        page: PageRequest,
+    ) -> StoreResult<Page<ClientRow>>;
     /// Changes a client aggregate atomically; returns the aggregate as committed.
     async fn update_client(
         &self,

@@ -33,8 +33,8 @@ use sqlx::{PgConnection, Postgres, Row, Transaction};
 use tokio::sync::{mpsc, watch};
 
 use super::{
-    Bootstrap, Change, ClientDiff, ClientRow, Entity, GrantFilter, JtiRecord, Mutation, Page,
-    PageRequest, SigningKeyRecord, Snapshot, Store, StoreError, StoreResult,
+    Bootstrap, Change, ClientDiff, ClientFilter, ClientRow, Entity, GrantFilter, JtiRecord,
+    Mutation, Page, PageRequest, SigningKeyRecord, Snapshot, Store, StoreError, StoreResult,
 };
 use crate::domain::client::{Client, ClientAggregate};
 use crate::domain::client_grant::ClientGrant;
@@ -1089,18 +1089,62 @@ impl Store for PostgresStore {
         })
     }
 
-    async fn list_clients(&self, page: PageRequest) -> StoreResult<Page<ClientRow>> {
+    async fn list_clients(
+        &self,
+        filter: &ClientFilter,
+        page: PageRequest,
+    ) -> StoreResult<Page<ClientRow>> {
+        let app_types = filter.app_types.as_deref();
+        let matches_none = filter.is_global == Some(true)
+            || app_types.is_some_and(|t| t.is_empty() || t.iter().any(|s| has_nul(s)));
+        if matches_none {
+            return Ok(Page {
+                items: Vec::new(),
+                total: matches!(page, PageRequest::Offset { .. }).then_some(0),
+                next: None,
+            });
+        }
         self.bounded(async {
+            let mut conditions = String::new();
+            let mut binds: Vec<&str> = Vec::new();
+            if let Some(first_party) = filter.is_first_party {
+                binds.push(if first_party { "true" } else { "false" });
+                conditions.push_str(&format!(
+                    " AND doc::jsonb ->> 'is_first_party' = ${}",
+                    binds.len()
+                ));
+            }
+            if let Some(types) = app_types {
+                let mut marks = Vec::new();
+                for t in types {
+                    binds.push(t);
+                    marks.push(format!("${}", binds.len()));
+                }
+                conditions.push_str(&format!(
+                    " AND doc::jsonb ->> 'app_type' IN ({})",
+                    marks.join(", ")
+                ));
+            }
+            let n = binds.len();
+            let sql = format!(
+                "SELECT seq, doc, sealed_secret FROM clients WHERE TRUE{conditions} AND seq > ${} ORDER BY seq LIMIT ${} OFFSET ${}",
+                n + 1,
+                n + 2,
+                n + 3
+            );
             let (after, limit, offset) = limit_offset(page);
-            let rows = sqlx::query(
-                "SELECT seq, doc, sealed_secret FROM clients WHERE seq > $1 ORDER BY seq LIMIT $2 OFFSET $3",
-            )
-            .bind(after)
-            .bind(limit)
-            .bind(offset)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(map_err)?;
+            // Only fixed SQL text built here; values are bound.
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for b in &binds {
+                q = q.bind(*b);
+            }
+            let rows = q
+                .bind(after)
+                .bind(limit)
+                .bind(offset)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(map_err)?;
             let items = rows
                 .iter()
                 .map(|r| {
@@ -1114,9 +1158,13 @@ impl Store for PostgresStore {
                 })
                 .collect::<StoreResult<Vec<_>>>()?;
             let total = match page {
-                PageRequest::Offset { .. } => {
-                    Some(self.count("SELECT COUNT(*) AS n FROM clients", &[]).await?)
-                }
+                PageRequest::Offset { .. } => Some(
+                    self.count(
+                        &format!("SELECT COUNT(*) AS n FROM clients WHERE TRUE{conditions}"),
+                        &binds,
+                    )
+                    .await?,
+                ),
                 PageRequest::Checkpoint { .. } => None,
             };
             Ok(finish_page(page, items, total))

@@ -27,8 +27,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 use super::inline::{InlineReader, InlineWriter, fk_violation, unique_violation};
 use super::wal_sync::WalSync;
 use super::{
-    Bootstrap, ClientDiff, ClientRow, Entity, GrantFilter, JtiRecord, Mutation, Page, PageRequest,
-    SigningKeyRecord, Snapshot, Store, StoreError, StoreResult,
+    Bootstrap, ClientDiff, ClientFilter, ClientRow, Entity, GrantFilter, JtiRecord, Mutation, Page,
+    PageRequest, SigningKeyRecord, Snapshot, Store, StoreError, StoreResult,
 };
 use crate::domain::client::ClientAggregate;
 use crate::domain::client_grant::ClientGrant;
@@ -329,6 +329,27 @@ fn setting(conn: &Connection, key: &str) -> StoreResult<Option<String>> {
 }
 
 /// `client_id`, `audience` conditions of a grant list and their values.
+/// The conditions (each ` AND ...`) and binds that select the clients of `filter`.
+fn client_conditions(filter: &ClientFilter) -> (String, Vec<Value>) {
+    let mut conditions = String::new();
+    let mut binds = Vec::new();
+    if filter.is_global == Some(true) {
+        conditions.push_str(" AND 0");
+    }
+    if let Some(first_party) = filter.is_first_party {
+        conditions.push_str(" AND json_extract(doc, '$.is_first_party') = ?");
+        binds.push(Value::Integer(i64::from(first_party)));
+    }
+    if let Some(types) = &filter.app_types {
+        let marks = vec!["?"; types.len()].join(", ");
+        conditions.push_str(&format!(
+            " AND json_extract(doc, '$.app_type') IN ({marks})"
+        ));
+        binds.extend(types.iter().cloned().map(Value::Text));
+    }
+    (conditions, binds)
+}
+
 fn grant_conditions(filter: &GrantFilter) -> (String, Vec<Value>) {
     let mut conditions = String::new();
     let mut binds = Vec::new();
@@ -551,14 +572,21 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn list_clients(&self, page: PageRequest) -> StoreResult<Page<ClientRow>> {
+    async fn list_clients(
+        &self,
+        filter: &ClientFilter,
+        page: PageRequest,
+    ) -> StoreResult<Page<ClientRow>> {
+        let (conditions, binds) = client_conditions(filter);
         self.reader
             .read(move |conn| {
                 let (after, limit, offset) = limit_offset(page);
-                let mut stmt = conn.prepare_cached(
-                    "SELECT seq, doc, sealed_secret FROM clients WHERE seq > ?1 ORDER BY seq LIMIT ?2 OFFSET ?3",
-                )?;
-                let rows = stmt.query_map([after, limit, offset], |r| {
+                let mut all = binds.clone();
+                all.extend([after, limit, offset].map(Value::Integer));
+                let mut stmt = conn.prepare_cached(&format!(
+                    "SELECT seq, doc, sealed_secret FROM clients WHERE 1=1{conditions} AND seq > ? ORDER BY seq LIMIT ? OFFSET ?"
+                ))?;
+                let rows = stmt.query_map(params_from_iter(&all), |r| {
                     Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get(2)?))
                 })?;
                 let items = rows
@@ -573,7 +601,12 @@ impl Store for SqliteStore {
                         ))
                     })
                     .collect::<StoreResult<Vec<_>>>()?;
-                let total = total(conn, page, "SELECT COUNT(*) FROM clients", &[])?;
+                let total = total(
+                    conn,
+                    page,
+                    &format!("SELECT COUNT(*) FROM clients WHERE 1=1{conditions}"),
+                    &binds,
+                )?;
                 Ok(finish_page(page, items, total))
             })
             .await

@@ -173,8 +173,8 @@ fn python_sdk_lifecycle() -> Result<(), Failure> {
 }
 
 /// auth0-deploy-cli round trip: seed, export to YAML, import unchanged (no-op), import an
-/// edit, import into a second empty server, import a deletion with AUTH0_ALLOW_DELETE
-/// (`sdk-tests/deploy-cli/roundtrip.mjs`).
+/// edit, import into a second empty server, import a deletion with AUTH0_ALLOW_DELETE, and
+/// export more clients and grants than a page holds (`sdk-tests/deploy-cli/roundtrip.mjs`).
 #[test]
 fn deploy_cli_round_trip() -> Result<(), Failure> {
     ensure_sdk_deps("deploy-cli")?;

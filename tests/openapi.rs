@@ -218,6 +218,20 @@ const EXTRA_FIELDS: &[(&str, &str)] = &[
         "UpdateResourceServerRequestContent",
         "token_lifetime_for_web",
     ),
+    // Newer than Auth0's document (online refresh tokens); auth0-deploy-cli's schema and
+    // documentation carry it for resource servers: accepted (inert) so its YAML imports.
+    (
+        "CreateResourceServerRequestContent",
+        "allow_online_access_with_ephemeral_sessions",
+    ),
+    (
+        "UpdateResourceServerRequestContent",
+        "allow_online_access_with_ephemeral_sessions",
+    ),
+    (
+        "ResourceServer",
+        "allow_online_access_with_ephemeral_sessions",
+    ),
 ];
 
 #[test]

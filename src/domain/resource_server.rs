@@ -58,6 +58,9 @@ pub struct ResourceServer {
 
 pub const STORED_PROPERTIES: &[(&str, &[&str])] = &[
     ("allow_online_access", &["boolean"]),
+    // Inert, as `allow_online_access` (online refresh tokens, which Clavis does not issue):
+    // Auth0 resource servers carry it and auth0-deploy-cli exports and imports it.
+    ("allow_online_access_with_ephemeral_sessions", &["boolean"]),
     ("token_dialect", &["string"]),
     ("enforce_policies", &["boolean"]),
     ("token_encryption", &["object", "null"]),

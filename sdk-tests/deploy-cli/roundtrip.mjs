@@ -224,6 +224,10 @@ async function main() {
       { value: "refund:orders", description: "Refund orders" },
     ],
     token_lifetime: 3600,
+    // Properties an Auth0 tenant's export carries (deploy-cli's example API has them all).
+    allow_online_access: false,
+    allow_online_access_with_ephemeral_sessions: false,
+    token_lifetime_for_web: 7200,
   });
   const m2m = { app_type: "non_interactive", grant_types: ["client_credentials"] };
   const billing = await a.call("POST", "/clients", {
@@ -231,6 +235,24 @@ async function main() {
     description: "Bills customers",
     client_metadata: { team: "payments" },
     ...m2m,
+    // As Auth0 returns a machine-to-machine application.
+    callbacks: [],
+    allowed_origins: [],
+    cross_origin_authentication: false,
+    custom_login_page_on: true,
+    is_token_endpoint_ip_header_trusted: false,
+    oidc_conformant: true,
+    sso_disabled: false,
+    native_social_login: { apple: { enabled: false }, facebook: { enabled: false } },
+    refresh_token: {
+      expiration_type: "non-expiring",
+      leeway: 0,
+      infinite_token_lifetime: true,
+      infinite_idle_token_lifetime: true,
+      token_lifetime: 31557600,
+      idle_token_lifetime: 2592000,
+      rotation_type: "non-rotating",
+    },
   });
   await a.call("POST", "/clients", { name: "Shipping worker", ...m2m });
   const signing = await a.call("POST", "/clients", {

@@ -13,7 +13,9 @@ use crate::config::Config;
 use crate::domain::client::{AuthMethods, Client, ClientAggregate, JwtConfiguration};
 use crate::domain::client_grant::ClientGrant;
 use crate::domain::ids;
-use crate::domain::resource_server::{DEFAULT_TOKEN_LIFETIME, ResourceServer, ScopeDef};
+use crate::domain::resource_server::{
+    DEFAULT_TOKEN_LIFETIME, MANAGEMENT_API_NAME, ResourceServer, ScopeDef,
+};
 use crate::domain::scopes::MANAGEMENT_SCOPES;
 use crate::domain::time::Timestamp;
 use crate::service::Issuer;
@@ -145,7 +147,7 @@ pub async fn bootstrap(
         .collect();
     let management_api = ResourceServer {
         id: ids::new_resource_server_id(),
-        name: "Clavis Management API".into(),
+        name: MANAGEMENT_API_NAME.into(),
         identifier: issuer.management_audience.clone(),
         scopes: MANAGEMENT_SCOPES
             .iter()

@@ -106,7 +106,8 @@ async fn admin_client_id(store: &dyn Store, given: Option<&str>) -> Result<Strin
     if let Some(id) = store.setting(ADMIN_CLIENT_SETTING).await? {
         return Ok(id);
     }
-    let found: Vec<String> = every_page(|page| store.list_clients(page))
+    let every_client = crate::store::ClientFilter::default();
+    let found: Vec<String> = every_page(|page| store.list_clients(&every_client, page))
         .await?
         .into_iter()
         .filter(|r| r.client.name == ADMIN_CLIENT_NAME)

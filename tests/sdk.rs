@@ -1,12 +1,15 @@
-//! Official-SDK compatibility tests: Auth0's own Node SDK (`auth0` on npm) and
-//! Python SDK (`auth0-python`) run unchanged against a live `clavis serve`.
+//! Official-SDK compatibility tests: Auth0's own Node SDK (`auth0` on npm),
+//! Python SDK (`auth0-python`) and `auth0-deploy-cli` (a0deploy) run unchanged
+//! against a live `clavis serve`.
 //!
 //! Each test starts its own server (free port, temporary data dir, fixed
 //! bootstrap admin client), waits for `GET /readyz`, then runs
 //!   node --test sdk-tests/node/*.test.mjs
 //!   sdk-tests/python/.venv/bin/python -m pytest -q sdk-tests/python
 //! with CLAVIS_DOMAIN / CLAVIS_CLIENT_ID / CLAVIS_CLIENT_SECRET and the local
-//! CA trusted. Missing SDK dependencies are installed by `scripts/sdk-deps`.
+//! CA trusted. The deploy-cli round trip (`sdk-tests/deploy-cli/roundtrip.mjs`)
+//! gets a second, empty server as well (CLAVIS_DOMAIN_2, both CAs trusted).
+//! Missing SDK dependencies are installed by `scripts/sdk-deps`.
 //! What the SDKs send on the wire is documented in sdk-tests/SDK-REQUESTS.md.
 
 mod common;
@@ -74,8 +77,29 @@ fn ensure_sdk_deps(which: &str) -> TestResult {
 }
 
 /// Runs an SDK test command against `server`, prints its output, and fails unless it exits 0.
-fn run_sdk(server: &Server, label: &str, mut cmd: Command) -> TestResult {
-    let ca = server.ca_path();
+fn run_sdk(server: &Server, label: &str, cmd: Command) -> TestResult {
+    run_sdk_with(server, &[], label, cmd)
+}
+
+/// [`run_sdk`] with more servers: `CLAVIS_DOMAIN_2`, ... name them, and every server's CA
+/// is trusted.
+fn run_sdk_with(server: &Server, more: &[&Server], label: &str, mut cmd: Command) -> TestResult {
+    let ca = if more.is_empty() {
+        server.ca_path()
+    } else {
+        let mut bundle = Vec::new();
+        for s in std::iter::once(server).chain(more.iter().copied()) {
+            let pem = fs::read(s.ca_path())
+                .map_err(|e| format!("cannot read {}: {e}", s.ca_path().display()))?;
+            bundle.extend_from_slice(&pem);
+        }
+        let path = server.scratch().join("ca-bundle.pem");
+        fs::write(&path, bundle).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        path
+    };
+    for (i, s) in more.iter().enumerate() {
+        cmd.env(format!("CLAVIS_DOMAIN_{}", i + 2), s.domain());
+    }
     let out_path = server.scratch().join(format!("{label}.out"));
     let (out, err) = output_file(&out_path)?;
     cmd.current_dir(repo_root())
@@ -99,6 +123,9 @@ fn run_sdk(server: &Server, label: &str, mut cmd: Command) -> TestResult {
     let output = tail(&out_path, 256 * 1024);
     println!("--- {label} SDK tests (stdout+stderr) ---\n{output}");
     println!("--- clavis server log ---\n{}", server.log_tail());
+    for (i, s) in more.iter().enumerate() {
+        println!("--- clavis server {} log ---\n{}", i + 2, s.log_tail());
+    }
     match status {
         Some(s) if s.success() => Ok(()),
         Some(s) => Err(format!(
@@ -143,4 +170,20 @@ fn python_sdk_lifecycle() -> Result<(), Failure> {
     let mut cmd = Command::new(python);
     cmd.args(["-m", "pytest", "-q", "sdk-tests/python"]);
     Ok(run_sdk(&server, "python", cmd)?)
+}
+
+/// auth0-deploy-cli round trip: seed, export to YAML, import unchanged (no-op), import an
+/// edit, import into a second empty server, import a deletion with AUTH0_ALLOW_DELETE, and
+/// export more clients and grants than a page holds (`sdk-tests/deploy-cli/roundtrip.mjs`).
+#[test]
+fn deploy_cli_round_trip() -> Result<(), Failure> {
+    ensure_sdk_deps("deploy-cli")?;
+    // Each server gets a fresh database of its own (also on PostgreSQL).
+    let server = Server::start()?;
+    let second = Server::start()?;
+    let work = server.scratch().join("deploy-cli");
+    let mut cmd = Command::new("node");
+    cmd.arg("sdk-tests/deploy-cli/roundtrip.mjs")
+        .env("CLAVIS_WORK_DIR", &work);
+    Ok(run_sdk_with(&server, &[&second], "deploy-cli", cmd)?)
 }

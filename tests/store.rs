@@ -25,8 +25,8 @@ use clavis::domain::resource_server::ResourceServer;
 use clavis::domain::time::Timestamp;
 use clavis::startup::open_store;
 use clavis::store::{
-    Bootstrap, Change, Entity, GrantFilter, JtiRecord, KeyState, PageRequest, SigningKeyRecord,
-    Store, StoreError,
+    Bootstrap, Change, ClientFilter, Entity, GrantFilter, JtiRecord, KeyState, PageRequest,
+    SigningKeyRecord, Store, StoreError,
 };
 use serde_json::{Map, json};
 
@@ -355,10 +355,13 @@ async fn clients_page_by_offset_and_checkpoint(f: Fixture) {
         ids.push(c.client.client_id);
     }
     let page = store
-        .list_clients(PageRequest::Offset {
-            page: 0,
-            per_page: 2,
-        })
+        .list_clients(
+            &ClientFilter::default(),
+            PageRequest::Offset {
+                page: 0,
+                per_page: 2,
+            },
+        )
         .await
         .unwrap();
     assert_eq!(page.total, Some(5));
@@ -366,19 +369,25 @@ async fn clients_page_by_offset_and_checkpoint(f: Fixture) {
     assert_eq!(names, ["c0", "c1"]);
     assert_eq!(page.items[0].sealed_secret, Some(vec![1, 2, 3, 0, 255]));
     let last = store
-        .list_clients(PageRequest::Offset {
-            page: 2,
-            per_page: 2,
-        })
+        .list_clients(
+            &ClientFilter::default(),
+            PageRequest::Offset {
+                page: 2,
+                per_page: 2,
+            },
+        )
         .await
         .unwrap();
     assert_eq!(last.items.len(), 1);
     assert_eq!(last.items[0].client.client_id, ids[4]);
     let beyond = store
-        .list_clients(PageRequest::Offset {
-            page: u64::MAX / 2,
-            per_page: 50,
-        })
+        .list_clients(
+            &ClientFilter::default(),
+            PageRequest::Offset {
+                page: u64::MAX / 2,
+                per_page: 50,
+            },
+        )
         .await
         .unwrap();
     assert!(beyond.items.is_empty());
@@ -387,7 +396,10 @@ async fn clients_page_by_offset_and_checkpoint(f: Fixture) {
     let mut after = None;
     loop {
         let page = store
-            .list_clients(PageRequest::Checkpoint { after, take: 2 })
+            .list_clients(
+                &ClientFilter::default(),
+                PageRequest::Checkpoint { after, take: 2 },
+            )
             .await
             .unwrap();
         assert_eq!(page.total, None);

@@ -340,6 +340,10 @@ pub const RESOURCE_SERVER: &[Property] = &[
     ),
     inert("allow_online_access", USER_FLOWS),
     inert(
+        "allow_online_access_with_ephemeral_sessions",
+        "user sessions (newer than Auth0's document; auth0-deploy-cli's schema carries it)",
+    ),
+    inert(
         "skip_consent_for_verifiable_first_party_clients",
         "user consent (user flows)",
     ),

@@ -11,6 +11,11 @@ use super::{DomainError, ids};
 pub const DEFAULT_TOKEN_LIFETIME: i64 = 86_400;
 /// Longest access-token lifetime (seconds).
 pub const MAX_TOKEN_LIFETIME: i64 = 2_592_000;
+/// The name of the system resource server for the Management API: Auth0's exact name, which
+/// tools recognise it by (auth0-deploy-cli leaves the API of this name out of its exports and
+/// never updates or deletes it). Stores created under the earlier name are renamed by a
+/// migration (`migrations/*/..._management_api_name.sql`).
+pub const MANAGEMENT_API_NAME: &str = "Auth0 Management API";
 
 /// A scope a resource server defines.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -58,6 +63,9 @@ pub struct ResourceServer {
 
 pub const STORED_PROPERTIES: &[(&str, &[&str])] = &[
     ("allow_online_access", &["boolean"]),
+    // Inert, as `allow_online_access` (online refresh tokens, which Clavis does not issue):
+    // Auth0 resource servers carry it and auth0-deploy-cli exports and imports it.
+    ("allow_online_access_with_ephemeral_sessions", &["boolean"]),
     ("token_dialect", &["string"]),
     ("enforce_policies", &["boolean"]),
     ("token_encryption", &["object", "null"]),

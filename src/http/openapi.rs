@@ -93,6 +93,24 @@ pub struct FieldsParams {
     include_fields: Option<bool>,
 }
 
+/// Filters of `GET /clients`.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ClientFilterParams {
+    /// Optional filter on the global client parameter (Clavis has no global client).
+    #[param(nullable = false)]
+    is_global: Option<bool>,
+    /// Optional filter on whether or not a client is a first-party client.
+    #[param(nullable = false)]
+    is_first_party: Option<bool>,
+    /// Optional filter by a comma-separated list of application types.
+    #[param(
+        nullable = false,
+        pattern = "^((native)|(spa)|(regular_web)|(non_interactive)|(resource_server)|(express_configuration)|(rms)|(box)|(cloudbees)|(concur)|(dropbox)|(mscrm)|(echosign)|(egnyte)|(newrelic)|(office365)|(salesforce)|(sentry)|(sharepoint)|(slack)|(springcm)|(zendesk)|(zoom)|(sso_integration)|(oag))(,((native)|(spa)|(regular_web)|(non_interactive)|(resource_server)|(express_configuration)|(rms)|(box)|(cloudbees)|(concur)|(dropbox)|(mscrm)|(echosign)|(egnyte)|(newrelic)|(office365)|(salesforce)|(sentry)|(sharepoint)|(slack)|(springcm)|(zendesk)|(zoom)|(sso_integration)|(oag)))*$"
+    )]
+    app_type: Option<String>,
+}
+
 /// Filters of `GET /client-grants`.
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]

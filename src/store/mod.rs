@@ -199,42 +199,109 @@ pub struct GrantFilter {
 /// The message of the 409 for a second grant of one client, audience and subject type.
 pub const GRANT_CONFLICT: &str = "A client grant for this client and audience already exists";
 
-/// How a backend writes the SQL of a grant filter.
+/// How a backend spells the SQL of a list filter over the stored JSON documents (`doc`).
 pub(crate) trait SqlDialect {
     /// The placeholder of the `n`th bound value (1-based).
     fn placeholder(n: usize) -> String;
-    /// An expression that is true when the stored document's `extra.<key>` is JSON `true`.
-    fn extra_is_true(key: &str) -> String;
+    /// An expression that is true when the document's value at `path` (dot-separated keys)
+    /// is the JSON boolean `value`.
+    fn doc_bool(path: &str, value: bool) -> String;
+    /// An expression for the text of the document's string at `path`.
+    fn doc_text(path: &str) -> String;
+}
+
+/// Conditions (each starting with ` AND `) and the text values they bind, in order.
+#[derive(Default)]
+pub(crate) struct Conditions {
+    /// The SQL.
+    pub sql: String,
+    /// The bound values.
+    pub binds: Vec<String>,
+}
+
+impl Conditions {
+    fn equals<D: SqlDialect>(&mut self, expr: &str, value: &str) {
+        self.binds.push(value.to_string());
+        self.sql.push_str(&format!(
+            " AND {expr} = {}",
+            D::placeholder(self.binds.len())
+        ));
+    }
+
+    fn one_of<D: SqlDialect>(&mut self, expr: &str, values: &[String]) {
+        if values.is_empty() {
+            self.nothing();
+            return;
+        }
+        let mut marks = Vec::with_capacity(values.len());
+        for v in values {
+            self.binds.push(v.clone());
+            marks.push(D::placeholder(self.binds.len()));
+        }
+        self.sql
+            .push_str(&format!(" AND {expr} IN ({})", marks.join(", ")));
+    }
+
+    fn holds(&mut self, expr: &str) {
+        self.sql.push_str(&format!(" AND {expr}"));
+    }
+
+    fn nothing(&mut self) {
+        self.sql.push_str(" AND 1 = 0");
+    }
+}
+
+impl ClientFilter {
+    /// The filter as SQL conditions, the same for both backends but for [`SqlDialect`]'s
+    /// spelling.
+    pub(crate) fn conditions<D: SqlDialect>(&self) -> Conditions {
+        let mut c = Conditions::default();
+        if self.is_global == Some(true) {
+            c.nothing();
+        }
+        if let Some(first_party) = self.is_first_party {
+            c.holds(&D::doc_bool("is_first_party", first_party));
+        }
+        if let Some(types) = &self.app_types {
+            c.one_of::<D>(&D::doc_text("app_type"), types);
+        }
+        c
+    }
 }
 
 impl GrantFilter {
-    /// The filter as SQL conditions (each starting with ` AND `) and the text values they bind,
-    /// in order — the same for both backends but for [`SqlDialect`]'s spelling.
-    pub(crate) fn conditions<D: SqlDialect>(&self) -> (String, Vec<String>) {
-        let mut sql = String::new();
-        let mut binds = Vec::new();
-        let columns = [
-            ("audience", self.audience.as_deref()),
-            ("client_id", self.client_id.as_deref()),
-            ("subject_type", self.subject_type.map(SubjectType::as_str)),
-        ];
-        for (column, value) in columns {
-            if let Some(value) = value {
-                binds.push(value.to_string());
-                sql.push_str(&format!(" AND {column} = {}", D::placeholder(binds.len())));
-            }
+    /// The filter as SQL conditions, the same for both backends but for [`SqlDialect`]'s
+    /// spelling.
+    pub(crate) fn conditions<D: SqlDialect>(&self) -> Conditions {
+        let mut c = Conditions::default();
+        if let Some(audience) = &self.audience {
+            c.equals::<D>("audience", audience);
+        }
+        if let Some(client_id) = &self.client_id {
+            c.equals::<D>("client_id", client_id);
+        }
+        if let Some(subject_type) = self.subject_type {
+            c.equals::<D>("subject_type", subject_type.as_str());
         }
         if self.allow_any_organization {
-            sql.push_str(&format!(
-                " AND {}",
-                D::extra_is_true("allow_any_organization")
-            ));
+            c.holds(&D::doc_bool("extra.allow_any_organization", true));
         }
         if self.default_grants_only {
-            sql.push_str(" AND 1 = 0");
+            c.nothing();
         }
-        (sql, binds)
+        c
     }
+}
+
+/// Which clients a list returns (Auth0's `GET /clients` filters); the default is every client.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientFilter {
+    /// `is_global`: Clavis has no global client, so `Some(true)` matches none.
+    pub is_global: Option<bool>,
+    /// Only first-party (`true`) or only third-party (`false`) clients.
+    pub is_first_party: Option<bool>,
+    /// Only clients whose `app_type` is one of these (a client without one matches none).
+    pub app_types: Option<Vec<String>>,
 }
 
 /// Lifecycle state of a token-signing key.
@@ -427,8 +494,13 @@ pub trait Store: Send + Sync + 'static {
             .ok_or(StoreError::NotFound(Entity::Client))?;
         Ok(aggregate.credential(credential_id).cloned())
     }
-    /// A page of clients (without credentials), in creation order.
-    async fn list_clients(&self, page: PageRequest) -> StoreResult<Page<ClientRow>>;
+    /// A page of the clients `filter` selects (without credentials), in creation order;
+    /// `total` counts the selected clients.
+    async fn list_clients(
+        &self,
+        filter: &ClientFilter,
+        page: PageRequest,
+    ) -> StoreResult<Page<ClientRow>>;
     /// Changes a client aggregate atomically; returns the aggregate as committed.
     async fn update_client(
         &self,
@@ -507,6 +579,70 @@ pub trait Store: Send + Sync + 'static {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    /// A store created before the Management API took Auth0's name has it renamed when it
+    /// opens (`migrations/sqlite/0005_management_api_name.sql`); other resource servers keep
+    /// theirs.
+    #[tokio::test]
+    async fn opening_an_older_sqlite_store_renames_the_management_api() {
+        use sqlx::Connection;
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("old.db").display());
+        let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        migrator(&sqlite::MIGRATIONS[..2])
+            .run(&mut conn)
+            .await
+            .unwrap();
+        let now = crate::domain::time::Timestamp::now();
+        let rs = |id: &str, name: &str, identifier: &str, is_system: bool| ResourceServer {
+            id: id.into(),
+            name: name.into(),
+            identifier: identifier.into(),
+            scopes: Vec::new(),
+            signing_alg: "RS256".into(),
+            sealed_signing_secret: None,
+            token_lifetime: 86_400,
+            allow_offline_access: false,
+            skip_consent_for_verifiable_first_party_clients: false,
+            is_system,
+            extra: Default::default(),
+            created_at: now,
+            updated_at: now,
+        };
+        let system = rs(
+            "000000000000000000000001",
+            "Clavis Management API",
+            "https://clavis.example/api/v2/",
+            true,
+        );
+        let other = rs(
+            "000000000000000000000002",
+            "Clavis Management API",
+            "https://other.example/",
+            false,
+        );
+        for r in [&system, &other] {
+            sqlx::query("INSERT INTO resource_servers (id, identifier, doc) VALUES (?1, ?2, ?3)")
+                .bind(&r.id)
+                .bind(&r.identifier)
+                .bind(serde_json::to_string(r).unwrap())
+                .execute(&mut conn)
+                .await
+                .unwrap();
+        }
+        conn.close().await.unwrap();
+        let store = sqlite::SqliteStore::connect(&url).await.unwrap();
+        let renamed = store.resource_server(&system.id).await.unwrap().unwrap();
+        assert_eq!(
+            renamed,
+            ResourceServer {
+                name: crate::domain::resource_server::MANAGEMENT_API_NAME.into(),
+                ..system
+            }
+        );
+        let kept = store.resource_server(&other.id).await.unwrap().unwrap();
+        assert_eq!(kept, other);
+    }
 
     /// Every file of `migrations/<backend>/` is in the backend's list, under the version and
     /// description its name gives, with its exact text, and nothing else is; the checksum is

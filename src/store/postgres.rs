@@ -33,9 +33,9 @@ use sqlx::{PgConnection, Postgres, Row, Transaction};
 use tokio::sync::{mpsc, watch};
 
 use super::{
-    Bootstrap, Change, ClientDiff, ClientRow, Entity, GRANT_CONFLICT, GrantFilter, JtiRecord,
-    Mutation, Page, PageRequest, SigningKeyRecord, Snapshot, SqlDialect, Store, StoreError,
-    StoreResult,
+    Bootstrap, Change, ClientDiff, ClientFilter, ClientRow, Conditions, Entity, GRANT_CONFLICT,
+    GrantFilter, JtiRecord, Mutation, Page, PageRequest, SigningKeyRecord, Snapshot, SqlDialect,
+    Store, StoreError, StoreResult,
 };
 use crate::domain::client::{Client, ClientAggregate};
 use crate::domain::client_grant::ClientGrant;
@@ -57,8 +57,14 @@ impl SqlDialect for PgDialect {
     fn placeholder(n: usize) -> String {
         format!("${n}")
     }
-    fn extra_is_true(key: &str) -> String {
-        format!("doc::jsonb #> '{{extra,{key}}}' = 'true'::jsonb")
+    fn doc_bool(path: &str, value: bool) -> String {
+        format!(
+            "doc::jsonb #> '{{{}}}' = '{value}'::jsonb",
+            path.replace('.', ",")
+        )
+    }
+    fn doc_text(path: &str) -> String {
+        format!("doc::jsonb #>> '{{{}}}'", path.replace('.', ","))
     }
 }
 
@@ -78,6 +84,11 @@ pub(super) const MIGRATIONS: &[super::MigrationFile] = &[
         3,
         "resource server signing secret",
         include_str!("../../migrations/postgres/0003_resource_server_signing_secret.sql"),
+    ),
+    (
+        4,
+        "management api name",
+        include_str!("../../migrations/postgres/0004_management_api_name.sql"),
     ),
 ];
 
@@ -1120,18 +1131,44 @@ impl Store for PostgresStore {
         })
     }
 
-    async fn list_clients(&self, page: PageRequest) -> StoreResult<Page<ClientRow>> {
+    async fn list_clients(
+        &self,
+        filter: &ClientFilter,
+        page: PageRequest,
+    ) -> StoreResult<Page<ClientRow>> {
+        let Conditions {
+            sql: conditions,
+            binds,
+        } = filter.conditions::<PgDialect>();
+        // PostgreSQL text cannot hold NUL: such a value matches no stored client.
+        if binds.iter().any(|b| has_nul(b)) {
+            return Ok(Page {
+                items: Vec::new(),
+                total: matches!(page, PageRequest::Offset { .. }).then_some(0),
+                next: None,
+            });
+        }
         self.bounded(async {
+            let n = binds.len();
+            let sql = format!(
+                "SELECT seq, doc, sealed_secret FROM clients WHERE TRUE{conditions} AND seq > ${} ORDER BY seq LIMIT ${} OFFSET ${}",
+                n + 1,
+                n + 2,
+                n + 3
+            );
             let (after, limit, offset) = limit_offset(page);
-            let rows = sqlx::query(
-                "SELECT seq, doc, sealed_secret FROM clients WHERE seq > $1 ORDER BY seq LIMIT $2 OFFSET $3",
-            )
-            .bind(after)
-            .bind(limit)
-            .bind(offset)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(map_err)?;
+            // Only fixed SQL text built here; values are bound.
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for b in &binds {
+                q = q.bind(b.as_str());
+            }
+            let rows = q
+                .bind(after)
+                .bind(limit)
+                .bind(offset)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(map_err)?;
             let items = rows
                 .iter()
                 .map(|r| {
@@ -1145,9 +1182,13 @@ impl Store for PostgresStore {
                 })
                 .collect::<StoreResult<Vec<_>>>()?;
             let total = match page {
-                PageRequest::Offset { .. } => {
-                    Some(self.count("SELECT COUNT(*) AS n FROM clients", &[]).await?)
-                }
+                PageRequest::Offset { .. } => Some(
+                    self.count(
+                        &format!("SELECT COUNT(*) AS n FROM clients WHERE TRUE{conditions}"),
+                        &binds.iter().map(String::as_str).collect::<Vec<_>>(),
+                    )
+                    .await?,
+                ),
                 PageRequest::Checkpoint { .. } => None,
             };
             Ok(finish_page(page, items, total))
@@ -1256,11 +1297,12 @@ impl Store for PostgresStore {
         filter: &GrantFilter,
         page: PageRequest,
     ) -> StoreResult<Page<ClientGrant>> {
-        let nul_filter = [&filter.audience, &filter.client_id]
-            .into_iter()
-            .flatten()
-            .any(|s| has_nul(s));
-        if nul_filter {
+        let Conditions {
+            sql: conditions,
+            binds,
+        } = filter.conditions::<PgDialect>();
+        // PostgreSQL text cannot hold NUL: such a value matches no stored grant.
+        if binds.iter().any(|b| has_nul(b)) {
             return Ok(Page {
                 items: Vec::new(),
                 total: matches!(page, PageRequest::Offset { .. }).then_some(0),
@@ -1268,7 +1310,6 @@ impl Store for PostgresStore {
             });
         }
         self.bounded(async {
-            let (conditions, binds) = filter.conditions::<PgDialect>();
             let n = binds.len();
             let sql = format!(
                 "SELECT seq, doc FROM client_grants WHERE TRUE{conditions} AND seq > ${} ORDER BY seq LIMIT ${} OFFSET ${}",

@@ -27,8 +27,9 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 use super::inline::{InlineReader, InlineWriter, fk_violation, unique_violation};
 use super::wal_sync::WalSync;
 use super::{
-    Bootstrap, ClientDiff, ClientRow, Entity, GRANT_CONFLICT, GrantFilter, JtiRecord, Mutation,
-    Page, PageRequest, SigningKeyRecord, Snapshot, SqlDialect, Store, StoreError, StoreResult,
+    Bootstrap, ClientDiff, ClientFilter, ClientRow, Conditions, Entity, GRANT_CONFLICT,
+    GrantFilter, JtiRecord, Mutation, Page, PageRequest, SigningKeyRecord, Snapshot, SqlDialect,
+    Store, StoreError, StoreResult,
 };
 use crate::domain::client::ClientAggregate;
 use crate::domain::client_grant::ClientGrant;
@@ -60,6 +61,11 @@ pub(super) const MIGRATIONS: &[super::MigrationFile] = &[
         4,
         "resource server signing secret",
         include_str!("../../migrations/sqlite/0004_resource_server_signing_secret.sql"),
+    ),
+    (
+        5,
+        "management api name",
+        include_str!("../../migrations/sqlite/0005_management_api_name.sql"),
     ),
 ];
 
@@ -364,22 +370,24 @@ fn setting(conn: &Connection, key: &str) -> StoreResult<Option<String>> {
         .optional()?)
 }
 
-/// `client_id`, `audience` conditions of a grant list and their values.
-/// SQLite's spelling of a grant filter.
+/// SQLite's spelling of the list filters.
 struct SqliteDialect;
 
 impl SqlDialect for SqliteDialect {
     fn placeholder(_: usize) -> String {
         "?".into()
     }
-    fn extra_is_true(key: &str) -> String {
-        format!("json_type(doc, '$.extra.{key}') = 'true'")
+    fn doc_bool(path: &str, value: bool) -> String {
+        format!("json_type(doc, '$.{path}') = '{value}'")
+    }
+    fn doc_text(path: &str) -> String {
+        format!("json_extract(doc, '$.{path}')")
     }
 }
 
-fn grant_conditions(filter: &GrantFilter) -> (String, Vec<Value>) {
-    let (sql, binds) = filter.conditions::<SqliteDialect>();
-    (sql, binds.into_iter().map(Value::Text).collect())
+/// A list filter's conditions with their values bound as SQLite text.
+fn sqlite_conditions(c: Conditions) -> (String, Vec<Value>) {
+    (c.sql, c.binds.into_iter().map(Value::Text).collect())
 }
 
 impl SqliteStore {
@@ -594,14 +602,21 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn list_clients(&self, page: PageRequest) -> StoreResult<Page<ClientRow>> {
+    async fn list_clients(
+        &self,
+        filter: &ClientFilter,
+        page: PageRequest,
+    ) -> StoreResult<Page<ClientRow>> {
+        let (conditions, binds) = sqlite_conditions(filter.conditions::<SqliteDialect>());
         self.reader
             .read(move |conn| {
                 let (after, limit, offset) = limit_offset(page);
-                let mut stmt = conn.prepare_cached(
-                    "SELECT seq, doc, sealed_secret FROM clients WHERE seq > ?1 ORDER BY seq LIMIT ?2 OFFSET ?3",
-                )?;
-                let rows = stmt.query_map([after, limit, offset], |r| {
+                let mut all = binds.clone();
+                all.extend([after, limit, offset].map(Value::Integer));
+                let mut stmt = conn.prepare_cached(&format!(
+                    "SELECT seq, doc, sealed_secret FROM clients WHERE 1=1{conditions} AND seq > ? ORDER BY seq LIMIT ? OFFSET ?"
+                ))?;
+                let rows = stmt.query_map(params_from_iter(&all), |r| {
                     Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get(2)?))
                 })?;
                 let items = rows
@@ -616,7 +631,12 @@ impl Store for SqliteStore {
                         ))
                     })
                     .collect::<StoreResult<Vec<_>>>()?;
-                let total = total(conn, page, "SELECT COUNT(*) FROM clients", &[])?;
+                let total = total(
+                    conn,
+                    page,
+                    &format!("SELECT COUNT(*) FROM clients WHERE 1=1{conditions}"),
+                    &binds,
+                )?;
                 Ok(finish_page(page, items, total))
             })
             .await
@@ -772,7 +792,7 @@ impl Store for SqliteStore {
         filter: &GrantFilter,
         page: PageRequest,
     ) -> StoreResult<Page<ClientGrant>> {
-        let (conditions, binds) = grant_conditions(filter);
+        let (conditions, binds) = sqlite_conditions(filter.conditions::<SqliteDialect>());
         self.reader
             .read(move |conn| {
                 let items = page_of(

@@ -254,6 +254,145 @@ async fn bad_paging_parameters_are_invalid_query_string() {
     }
 }
 
+/// Creates a client with the given `app_type` and `is_first_party`; its id.
+async fn typed_client(
+    app: &TestApp,
+    name: &str,
+    app_type: Option<&str>,
+    first_party: bool,
+) -> String {
+    let mut body = json!({"name": name, "is_first_party": first_party});
+    if let Some(t) = app_type {
+        body["app_type"] = json!(t);
+    }
+    let (status, c) = app
+        .admin_json(Method::POST, "/api/v2/clients", Some(body))
+        .await;
+    assert_eq!(status, 201, "{c}");
+    id(&c)
+}
+
+#[tokio::test]
+async fn list_filters_by_is_global_is_first_party_and_app_type() {
+    let app = TestApp::spawn().await;
+    // The admin client is a first-party non_interactive client.
+    let spa = typed_client(&app, "spa", Some("spa"), true).await;
+    let third = typed_client(&app, "third", Some("non_interactive"), false).await;
+    let web = typed_client(&app, "web", Some("regular_web"), false).await;
+    let untyped = typed_client(&app, "untyped", None, true).await;
+    let admin = ADMIN_ID.to_string();
+    let cases: [(&str, Vec<&String>); 9] = [
+        (
+            "is_global=false",
+            vec![&admin, &spa, &third, &web, &untyped],
+        ),
+        ("is_global=true", vec![]),
+        ("is_first_party=true", vec![&admin, &spa, &untyped]),
+        ("is_first_party=false", vec![&third, &web]),
+        ("app_type=non_interactive", vec![&admin, &third]),
+        ("app_type=spa,regular_web", vec![&spa, &web]),
+        (
+            "app_type=non_interactive&is_first_party=false",
+            vec![&third],
+        ),
+        (
+            "is_global=false&is_first_party=true&app_type=spa",
+            vec![&spa],
+        ),
+        ("app_type=native", vec![]),
+    ];
+    for (q, want) in cases {
+        let bare = app.get_ok(&format!("/api/v2/clients?{q}")).await;
+        let got: Vec<String> = bare.as_array().unwrap().iter().map(id).collect();
+        assert_eq!(
+            got,
+            want.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+            "{q}"
+        );
+        // Totals count the filtered set; paging pages through it.
+        let page = app
+            .get_ok(&format!(
+                "/api/v2/clients?{q}&include_totals=true&page=0&per_page=1"
+            ))
+            .await;
+        assert_eq!(page["total"], want.len(), "{q}");
+        let got: Vec<String> = page["clients"].as_array().unwrap().iter().map(id).collect();
+        assert_eq!(
+            got,
+            want.iter()
+                .take(1)
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>(),
+            "{q}"
+        );
+        if want.len() > 1 {
+            let second = app
+                .get_ok(&format!(
+                    "/api/v2/clients?{q}&include_totals=true&page=1&per_page=1"
+                ))
+                .await;
+            assert_eq!(second["clients"][0]["client_id"], json!(want[1]), "{q}");
+        }
+        // Checkpoint paging sees the same clients.
+        let mut seen = Vec::new();
+        let mut path = format!("/api/v2/clients?{q}&take=2");
+        loop {
+            let page = app.get_ok(&path).await;
+            seen.extend(page["clients"].as_array().unwrap().iter().map(id));
+            match page.get("next").and_then(Value::as_str) {
+                Some(next) => path = format!("/api/v2/clients?{q}&take=2&from={}", enc(next)),
+                None => break,
+            }
+            assert!(seen.len() <= 10, "paging does not end");
+        }
+        assert_eq!(
+            seen,
+            want.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+            "{q}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn invalid_client_filters_are_invalid_query_string() {
+    let app = TestApp::spawn().await;
+    for (q, message) in [
+        (
+            "is_global=yes",
+            "Query validation error: 'Expected type boolean but found type string' on property is_global.",
+        ),
+        (
+            "is_first_party=1",
+            "Query validation error: 'Expected type boolean but found type string' on property is_first_party.",
+        ),
+        (
+            "app_type=robot",
+            "robot' on property app_type (Optional filter by a comma-separated list of application types.).",
+        ),
+        (
+            "app_type=spa,,native",
+            ": spa,,native' on property app_type",
+        ),
+        ("app_type=", ": ' on property app_type"),
+        ("app_type=SPA", ": SPA' on property app_type"),
+    ] {
+        let r = app
+            .admin(Method::GET, &format!("/api/v2/clients?{q}"), None)
+            .await;
+        let body = assert_error(r, 400, Some("invalid_query_string")).await;
+        let got = body["message"].as_str().unwrap();
+        assert!(got.contains(message), "{q}: {got}");
+        if q.starts_with("app_type") {
+            assert!(
+                got.starts_with(
+                    "Query validation error: 'String does not match pattern ^((native)|(spa)|"
+                ),
+                "{q}: {got}"
+            );
+        }
+    }
+}
+
 // ----- get, fields -----
 
 #[tokio::test]

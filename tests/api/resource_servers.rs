@@ -794,3 +794,30 @@ async fn an_hs256_token_is_never_a_management_token() {
     let r = app.call(&token, Method::GET, "/api/v2/clients", None).await;
     assert_eq!(r.status().as_u16(), 200);
 }
+
+/// `allow_online_access_with_ephemeral_sessions` (Auth0's online refresh tokens, which Clavis
+/// does not issue) is kept as given, as auth0-deploy-cli's YAML carries it; it must be a
+/// boolean.
+#[tokio::test]
+async fn allow_online_access_with_ephemeral_sessions_is_kept() {
+    let app = TestApp::spawn().await;
+    let (status, body) = app
+        .admin_json(
+            Method::POST,
+            "/api/v2/resource-servers",
+            Some(json!({"identifier": "urn:ort", "allow_online_access": false, "allow_online_access_with_ephemeral_sessions": false})),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["allow_online_access_with_ephemeral_sessions"], false);
+    let (status, body) = app
+        .admin_json(
+            Method::PATCH,
+            "/api/v2/resource-servers/urn%3Aort",
+            Some(json!({"allow_online_access_with_ephemeral_sessions": "yes"})),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    let got = app.get_ok("/api/v2/resource-servers/urn%3Aort").await;
+    assert_eq!(got["allow_online_access_with_ephemeral_sessions"], false);
+}

@@ -6,11 +6,12 @@ use axum::response::Response;
 use serde_json::{Map, Value};
 
 use super::{no_content, path_param};
-use crate::domain::client::{Client, ClientUpdate, NewClient};
+use crate::domain::client::{APP_TYPES, Client, ClientUpdate, NewClient};
 use crate::domain::scopes::{fields, required};
 use crate::http::error::ApiError;
 use crate::http::extract::{Auth, Path, Payload, QueryParams, page_json};
 use crate::http::{AppState, json_response};
+use crate::store::ClientFilter;
 
 /// `fields` / `include_fields` selection of client properties.
 struct FieldFilter {
@@ -66,6 +67,34 @@ impl FieldFilter {
     }
 }
 
+/// Auth0's filters of `GET /clients`: `is_global`, `is_first_party` (booleans) and
+/// `app_type` (a comma-separated list of application types).
+fn client_filter(q: &QueryParams) -> Result<ClientFilter, ApiError> {
+    let app_types = match q.get("app_type") {
+        None => None,
+        Some(list) => {
+            let types: Vec<String> = list.split(',').map(str::to_string).collect();
+            if types.iter().any(|t| !APP_TYPES.contains(&t.as_str())) {
+                let one = APP_TYPES
+                    .iter()
+                    .map(|t| format!("({t})"))
+                    .collect::<Vec<_>>()
+                    .join("|");
+                let shown: String = list.chars().take(64).collect();
+                return Err(ApiError::invalid_query(format!(
+                    "Query validation error: 'String does not match pattern ^({one})(,({one}))*$: {shown}' on property app_type (Optional filter by a comma-separated list of application types.)."
+                )));
+            }
+            Some(types)
+        }
+    };
+    Ok(ClientFilter {
+        is_global: q.boolean("is_global")?,
+        is_first_party: q.boolean("is_first_party")?,
+        app_types,
+    })
+}
+
 /// Renders a client; the secret only while a secret method is in use and only for callers
 /// allowed to see it.
 fn render(client: &Client, secret: Option<&str>, auth: &Auth) -> Map<String, Value> {
@@ -84,7 +113,7 @@ fn render_read(client: &Client, secret: Option<&str>, auth: &Auth) -> Map<String
 /// `GET /clients`.
 #[utoipa::path(
     get, path = "/api/v2/clients", operation_id = "get_clients", tag = "clients",
-    params(crate::http::openapi::PagingParams, crate::http::openapi::FieldsParams),
+    params(crate::http::openapi::PagingParams, crate::http::openapi::FieldsParams, crate::http::openapi::ClientFilterParams),
     responses((status = 200, description = "A page of clients.", body = crate::http::openapi::ListClientsResponseContent)),
 )]
 pub async fn list(
@@ -96,7 +125,8 @@ pub async fn list(
     let q = QueryParams::parse(query.as_deref());
     let paging = q.paging()?;
     let filter = FieldFilter::parse(&q)?;
-    let page = app.store.list_clients(paging.request).await?;
+    let clients = client_filter(&q)?;
+    let page = app.store.list_clients(&clients, paging.request).await?;
     let show_secrets = auth.has_any(required::SEE_SECRET)
         && filter
             .as_ref()

@@ -1,7 +1,7 @@
 //! Clavis: a self-hosted machine-to-machine authorization server that speaks the Auth0
 //! Management API v2 and Auth0's `/oauth/token`.
 //!
-//! Layout (see `DESIGN.md` in the shared docs):
+//! Layout (see `docs/design.md`):
 //! - [`domain`]: resources and their rules, pure (no HTTP, no SQL);
 //! - `clavis_crypto` (its own crate): key and certificate parsing, JWS, sealed secrets;
 //! - [`store`]: the persistence trait and its SQLite implementation;

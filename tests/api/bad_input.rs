@@ -561,8 +561,8 @@ async fn unicode_names_round_trip() {
     assert_eq!(got["name"], name);
 }
 
+/// Auth0's rate-limit headers on every answer: Management (accepted or refused) and token.
 #[tokio::test]
-#[ignore = "missing: no rate limiting, so no x-ratelimit-* headers (contract section 1)"]
 async fn every_response_carries_rate_limit_headers() {
     let app = TestApp::spawn().await;
     let token = app.admin_token().await;

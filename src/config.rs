@@ -129,6 +129,11 @@ pub struct ServeArgs {
     /// holding the issuer (older client libraries); by default only the issuer as a string.
     #[arg(long, env = "CLAVIS_LEGACY_ASSERTION_AUDIENCE", num_args = 0..=1, default_missing_value = "true")]
     pub legacy_assertion_audience: Option<bool>,
+    /// Cap each access token's `exp` at the expiry of the credential that obtained it (a
+    /// `private_key_jwt` key or a client certificate), so that no token outlives its key
+    /// (default: off, as Auth0).
+    #[arg(long, env = "CLAVIS_CAP_TOKEN_EXPIRY_AT_CREDENTIAL", num_args = 0..=1, default_missing_value = "true")]
+    pub cap_token_expiry_at_credential: Option<bool>,
     /// Maximum credentials per client (default: 4, as Auth0).
     #[arg(long, env = "CLAVIS_MAX_CREDENTIALS_PER_CLIENT")]
     pub max_credentials_per_client: Option<usize>,
@@ -259,6 +264,8 @@ pub struct Config {
     pub default_audience: Option<String>,
     /// Accept the token endpoint URL and arrays in an assertion's `aud`.
     pub legacy_assertion_audience: bool,
+    /// No token outlives the credential that obtained it.
+    pub cap_token_expiry_at_credential: bool,
     /// Credential caps.
     pub limits: CredentialLimits,
     /// Master key from the environment.
@@ -335,6 +342,7 @@ impl Config {
             tls: TlsMode::Generated,
             default_audience: None,
             legacy_assertion_audience: false,
+            cap_token_expiry_at_credential: false,
             limits: CredentialLimits::default(),
             master_key: None,
             bootstrap_client_id: None,
@@ -531,6 +539,10 @@ impl ServeArgs {
             legacy_assertion_audience: self
                 .legacy_assertion_audience
                 .or(file.legacy_assertion_audience)
+                .unwrap_or(false),
+            cap_token_expiry_at_credential: self
+                .cap_token_expiry_at_credential
+                .or(file.cap_token_expiry_at_credential)
                 .unwrap_or(false),
             limits,
             master_key: master_key.map(Secret),

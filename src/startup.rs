@@ -107,6 +107,7 @@ impl Application {
             .unwrap_or_else(|| format!("{scheme}://{address}/"));
         let issuer = Issuer {
             legacy_assertion_audience: config.legacy_assertion_audience,
+            cap_token_expiry_at_credential: config.cap_token_expiry_at_credential,
             ..Issuer::new(&public_url, config.default_audience.clone())
         };
         let mtls = MtlsSettings::load(&config.mtls, config.tls != TlsMode::Insecure)?;

@@ -40,6 +40,9 @@ pub struct Issuer {
     /// Also accept, in a client assertion's `aud`, the token endpoint URL and arrays
     /// holding the issuer (what older client libraries send); off by default.
     pub legacy_assertion_audience: bool,
+    /// Cap a token's `exp` at the expiry of the credential that obtained it (beyond Auth0,
+    /// opt-in).
+    pub cap_token_expiry_at_credential: bool,
 }
 
 impl Issuer {
@@ -56,6 +59,7 @@ impl Issuer {
             issuer,
             default_audience,
             legacy_assertion_audience: false,
+            cap_token_expiry_at_credential: false,
         }
     }
 }

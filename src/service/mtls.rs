@@ -35,6 +35,9 @@ pub struct CertificateClient {
     pub client: Arc<ClientEntry>,
     /// base64url SHA-256 of the certificate DER (`x5t#S256`).
     pub thumbprint: String,
+    /// When what authenticated it stops doing so: the earlier of the certificate's notAfter
+    /// and the matching credential's expiry.
+    pub expires_at: Timestamp,
 }
 
 /// Why a certificate was refused (for the log), and which credential was involved.
@@ -97,17 +100,22 @@ impl Clavis {
             (_, None) => return Ok(None),
         };
         match checked {
-            Ok(thumbprint) => Ok(Some(CertificateClient { client, thumbprint })),
+            Ok((thumbprint, expires_at)) => Ok(Some(CertificateClient {
+                client,
+                thumbprint,
+                expires_at,
+            })),
             Err(refusal) => Err(refuse(&client.client_id, refusal)),
         }
     }
 
-    /// `tls_client_auth`. Returns the certificate's thumbprint.
+    /// `tls_client_auth`. Returns the certificate's thumbprint and when it stops
+    /// authenticating.
     fn check_ca_issued(
         &self,
         attached: &[AttachedDn],
         presented: &PresentedCertificate,
-    ) -> Result<String, Refusal> {
+    ) -> Result<(String, Timestamp), Refusal> {
         if !self.mtls.tls_client_auth_enabled() {
             return Err("tls_client_auth is off: no --mtls-ca is configured"
                 .to_string()
@@ -128,7 +136,7 @@ impl Clavis {
         for dn in attached.iter().filter(|a| a.dn == *subject) {
             match dn.expires_at {
                 Some(exp) if exp <= now => expired = Some((dn, exp)),
-                _ => return Ok(cert.thumbprint_sha256()),
+                _ => return Ok((cert.thumbprint_sha256(), until(&cert, dn.expires_at))),
             }
         }
         Err(match expired {
@@ -145,11 +153,12 @@ impl Clavis {
     }
 }
 
-/// `self_signed_tls_client_auth`. Returns the certificate's thumbprint.
+/// `self_signed_tls_client_auth`. Returns the certificate's thumbprint and when it stops
+/// authenticating.
 fn check_pinned(
     attached: &[AttachedCert],
     presented: &PresentedCertificate,
-) -> Result<String, Refusal> {
+) -> Result<(String, Timestamp), Refusal> {
     let cert = parse(presented)?;
     let now = Timestamp::now();
     check_validity(&cert, now)?;
@@ -164,8 +173,17 @@ fn check_pinned(
             reason: format!("the matching credential expired at {exp}"),
             credential_id: Some(pin.credential_id.clone()),
         }),
-        _ => Ok(thumbprint),
+        _ => {
+            let expires_at = until(&cert, pin.expires_at);
+            Ok((thumbprint, expires_at))
+        }
     }
+}
+
+/// The earlier of the certificate's notAfter and the credential's expiry.
+fn until(cert: &Certificate, credential_expiry: Option<Timestamp>) -> Timestamp {
+    let not_after = Timestamp::from_datetime(cert.not_after());
+    credential_expiry.map_or(not_after, |exp| exp.min(not_after))
 }
 
 /// The thumbprint a token is bound to when the client presented `presented` but

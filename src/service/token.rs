@@ -183,6 +183,9 @@ struct Authenticated {
     bound_to: Option<String>,
     /// For an assertion: its id's record, which must be durable before the token leaves.
     replay_record: Option<Durable>,
+    /// When the credential it authenticated with expires (a key's `expires_at`; a
+    /// certificate's notAfter or its credential's expiry, the earlier); none for a secret.
+    credential_expires_at: Option<Timestamp>,
 }
 
 /// The answer when an assertion's id could not be recorded or made durable: 503 when the
@@ -233,6 +236,7 @@ impl Clavis {
             client,
             bound_to,
             replay_record,
+            credential_expires_at,
         } = self.authenticate(req, admit).await?;
         if !client.allows_client_credentials {
             return Err(OAuthError::new(
@@ -342,13 +346,20 @@ impl Clavis {
         let permissions = api.permissions.then_some(scope.as_slice());
         let scope_claim = (!scope.is_empty()).then(|| scope.join(" "));
         let now = Timestamp::now().unix_seconds();
+        // Opt-in: no token outlives the credential that obtained it.
+        let lifetime = match credential_expires_at {
+            Some(until) if self.issuer.cap_token_expiry_at_credential => {
+                api.token_lifetime.min(until.unix_seconds() - now).max(0)
+            }
+            _ => api.token_lifetime,
+        };
         let (auth0, rfc9068) = (!api.rfc9068, api.rfc9068);
         let claims = AccessTokenClaims {
             iss: &self.issuer.issuer,
             sub: format!("{}@clients", client.client_id),
             aud: &audience,
             iat: now,
-            exp: now + api.token_lifetime,
+            exp: now + lifetime,
             scope: scope_claim.as_deref(),
             gty: auth0.then_some("client-credentials"),
             azp: auth0.then_some(client.client_id.as_str()),
@@ -382,7 +393,7 @@ impl Clavis {
         Ok(TokenResponse {
             access_token,
             scope: scope_claim,
-            expires_in: api.token_lifetime,
+            expires_in: lifetime,
             token_type: "Bearer",
         })
     }
@@ -422,11 +433,12 @@ impl Clavis {
             }
         };
         if has_assertion {
-            let (client, durable) = self.authenticate_assertion(req, admit).await?;
+            let (client, durable, key_expires_at) = self.authenticate_assertion(req, admit).await?;
             return Ok(Authenticated {
                 client,
                 bound_to: None,
                 replay_record: Some(durable),
+                credential_expires_at: key_expires_at,
             });
         }
         if client_id.is_empty() {
@@ -444,6 +456,7 @@ impl Clavis {
                     client: c.client,
                     bound_to: Some(c.thumbprint),
                     replay_record: None,
+                    credential_expires_at: Some(c.expires_at),
                 });
             }
             tracing::info!(client_id = %truncate(client_id), "token request without client authentication");
@@ -464,6 +477,7 @@ impl Clavis {
                     client: c,
                     bound_to: None,
                     replay_record: None,
+                    credential_expires_at: None,
                 })
             }
             Some(c) => {
@@ -490,7 +504,7 @@ impl Clavis {
         &self,
         req: &TokenRequest,
         admit: Admit<'_>,
-    ) -> Result<(Arc<ClientEntry>, Durable), OAuthError> {
+    ) -> Result<(Arc<ClientEntry>, Durable, Option<Timestamp>), OAuthError> {
         match req.client_assertion_type.as_deref() {
             Some(JWT_BEARER) => {}
             Some(_) => {
@@ -511,7 +525,7 @@ impl Clavis {
         };
         let now = Timestamp::now();
         let checked = self.check_assertion(assertion, req.client_id.as_deref(), now);
-        let (client, jti, exp) = match checked {
+        let (client, jti, exp, key_expires_at) = match checked {
             Ok(ok) => ok,
             Err(failure) => {
                 tracing::info!(
@@ -533,7 +547,7 @@ impl Clavis {
             expires_at: exp + CLOCK_SKEW_SECONDS,
         };
         match self.replay.record(record).await {
-            Ok(Some(durable)) => Ok((client, durable)),
+            Ok(Some(durable)) => Ok((client, durable, key_expires_at)),
             Ok(None) => {
                 tracing::info!(client_id = %client.client_id, reason = "jti already used (replay)", "client assertion refused");
                 Err(OAuthError::invalid_client())
@@ -543,13 +557,13 @@ impl Clavis {
     }
 
     /// Everything about an assertion that needs no write: signature, key choice, claims.
-    /// Returns the client, the `jti` and `exp`.
+    /// Returns the client, the `jti`, `exp` and the verifying key's expiry.
     fn check_assertion(
         &self,
         assertion: &str,
         client_id_param: Option<&str>,
         now: Timestamp,
-    ) -> Result<(Arc<ClientEntry>, String, i64), AssertionFailure> {
+    ) -> Result<(Arc<ClientEntry>, String, i64, Option<Timestamp>), AssertionFailure> {
         let fail = AssertionFailure::new;
         let jws =
             CompactJws::parse(assertion).map_err(|e| fail(format!("malformed assertion: {e}")))?;
@@ -590,6 +604,7 @@ impl Clavis {
             ));
         };
         let key = select_key(keys, &jws, alg, now).map_err(fail_for)?;
+        let key_expires_at = key.expires_at;
         let with_credential = |reason: String| AssertionFailure {
             client_id: Some(client_id.clone()),
             credential_id: Some(key.credential_id.clone()),
@@ -625,7 +640,7 @@ impl Clavis {
         if jti.is_empty() {
             return Err(with_credential("jti is empty".into()));
         }
-        Ok((client, jti, exp))
+        Ok((client, jti, exp, key_expires_at))
     }
 
     /// `aud` must be this issuer, as one string, with or without its trailing slash

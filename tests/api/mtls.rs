@@ -170,6 +170,11 @@ fn self_signed_rsa(subject: &[(DnType, &str)]) -> ClientCert {
 
 /// A server trusting `ca` for `tls_client_auth` and 127.0.0.1 as a proxy.
 async fn spawn(ca: &TestCa) -> TestApp {
+    spawn_capping(ca, false).await
+}
+
+/// [`spawn`], with `--cap-token-expiry-at-credential` as given.
+async fn spawn_capping(ca: &TestCa, cap: bool) -> TestApp {
     let file = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(file.path(), &ca.pem).unwrap();
     let path = file.path().to_path_buf();
@@ -180,6 +185,7 @@ async fn spawn(ca: &TestCa) -> TestApp {
         // The matrices refuse one client many times from one address, past the brute-force
         // bound (tests/rate_limit.rs covers it).
         c.http.per_ip.per_second = 0;
+        c.cap_token_expiry_at_credential = cap;
         c.mtls = MtlsOptions::new(
             Some(path),
             &["127.0.0.1/32".to_string()],
@@ -934,4 +940,44 @@ async fn without_a_ca_bundle_tls_client_auth_is_off_and_self_signed_still_works(
         "forwarded certificate without a trusted proxy",
     )
     .await;
+}
+
+/// `--cap-token-expiry-at-credential`: a certificate-authenticated token expires no later than
+/// the certificate (notAfter) nor its credential (`expires_at`), whichever comes first; both
+/// for a CA-issued certificate and a pinned one.
+#[tokio::test]
+async fn token_expiry_is_capped_at_the_certificate_and_its_credential() {
+    let ca = TestCa::new("Clavis Test Client CA");
+    let app = spawn_capping(&ca, true).await;
+    let exp_of = |claims: &Value| claims["exp"].as_i64().unwrap();
+    let now = || OffsetDateTime::now_utc().unix_timestamp();
+    // Pinned, the certificate ends in two hours: the token too.
+    let pinned = self_signed(SUBJECT, Validity::EndsIn(7_200));
+    let (id, cred) = pinned_client(&app, &pinned).await;
+    let claims =
+        assert_issued(present(&app, Via::Proxy("SUCCESS"), Some(&pinned), &id).await).await;
+    assert!((exp_of(&claims) - (now() + 7_200)).abs() <= 5, "{claims}");
+    // Its credential expires in one hour: that comes first.
+    patch_expiry(
+        &app,
+        &id,
+        &cred,
+        json!(millis_string(
+            OffsetDateTime::now_utc() + time::Duration::hours(1)
+        )),
+    )
+    .await;
+    let claims =
+        assert_issued(present(&app, Via::Proxy("SUCCESS"), Some(&pinned), &id).await).await;
+    assert!((exp_of(&claims) - (now() + 3_600)).abs() <= 5, "{claims}");
+    // CA-issued, valid for 30 days, a credential without expiry: the API's lifetime.
+    let issued = ca.issue(SUBJECT, Validity::Current);
+    let (id, _) = dn_client(&app, json!({"subject_dn": SUBJECT_RFC4514})).await;
+    let claims =
+        assert_issued(present(&app, Via::Proxy("SUCCESS"), Some(&issued), &id).await).await;
+    assert_eq!(exp_of(&claims) - claims["iat"].as_i64().unwrap(), 86_400);
+    // CA-issued, ending in ten minutes.
+    let short = ca.issue(SUBJECT, Validity::EndsIn(600));
+    let claims = assert_issued(present(&app, Via::Proxy("SUCCESS"), Some(&short), &id).await).await;
+    assert!((exp_of(&claims) - (now() + 600)).abs() <= 5, "{claims}");
 }

@@ -671,3 +671,59 @@ async fn failure_detail_is_not_sent_to_the_client() {
         json!({"error": "invalid_client", "error_description": "Client authentication failed"})
     );
 }
+
+/// A token for `c` with a fresh assertion: its `expires_in` and claims.
+async fn capped_token(app: &TestApp, c: &KeyClient) -> (i64, Value) {
+    let a = c
+        .key
+        .sign(&header("RS256"), &assertion_claims(app, &c.client_id));
+    let body = assert_issued(token_with_assertion(app, &a, None).await).await;
+    let (_, claims) = decode_jwt(body["access_token"].as_str().unwrap());
+    (body["expires_in"].as_i64().unwrap(), claims)
+}
+
+/// `--cap-token-expiry-at-credential` (beyond Auth0, opt-in): a token's `exp` (and
+/// `expires_in`) is no later than the expiry of the key that obtained it; without the option,
+/// or with a key that does not expire, the API's lifetime applies.
+#[tokio::test]
+async fn token_expiry_is_capped_at_the_keys_when_asked() {
+    for cap in [false, true] {
+        let app = TestApp::spawn_with(|c| c.cap_token_expiry_at_credential = cap).await;
+        setup_api(&app).await;
+        let c = key_client(&app).await;
+        // A key without expiry: the API's lifetime (86,400 s).
+        let (expires_in, claims) = capped_token(&app, &c).await;
+        assert_eq!(expires_in, 86_400);
+        assert_eq!(
+            claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
+            86_400
+        );
+        // The key expires in an hour.
+        let until = now() + 3_600;
+        let expires_at = clavis::domain::time::Timestamp::from_unix_millis(until * 1000)
+            .unwrap()
+            .to_string();
+        let r = app
+            .admin(
+                Method::PATCH,
+                &format!(
+                    "/api/v2/clients/{}/credentials/{}",
+                    c.client_id, c.credential_id
+                ),
+                Some(json!({ "expires_at": expires_at })),
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::OK);
+        let (expires_in, claims) = capped_token(&app, &c).await;
+        let exp = claims["exp"].as_i64().unwrap();
+        if cap {
+            assert!(
+                exp <= until && exp >= until - 5,
+                "exp {exp}, key until {until}"
+            );
+            assert_eq!(expires_in, exp - claims["iat"].as_i64().unwrap());
+        } else {
+            assert_eq!(expires_in, 86_400);
+        }
+    }
+}

@@ -430,6 +430,69 @@ impl PostgresStore {
             })
     }
 
+    /// A page of `table`'s rows (the `columns` besides `seq`, read by `row`) that meet the
+    /// filter's conditions, in `seq` order, with the total of the filtered set for offset
+    /// paging.
+    async fn filtered_page<T>(
+        &self,
+        columns: &str,
+        table: &str,
+        filter: Conditions,
+        page: PageRequest,
+        row: impl Fn(&sqlx::postgres::PgRow) -> StoreResult<T>,
+    ) -> StoreResult<Page<T>> {
+        let Conditions {
+            sql: conditions,
+            binds,
+        } = filter;
+        // PostgreSQL text cannot hold NUL: such a value matches no stored row.
+        if binds.iter().any(|b| has_nul(b)) {
+            return Ok(Page {
+                items: Vec::new(),
+                total: matches!(page, PageRequest::Offset { .. }).then_some(0),
+                next: None,
+            });
+        }
+        self.bounded(async {
+            let n = binds.len();
+            let sql = format!(
+                "SELECT seq, {columns} FROM {table} WHERE TRUE{conditions} AND seq > ${} ORDER BY seq LIMIT ${} OFFSET ${}",
+                n + 1,
+                n + 2,
+                n + 3
+            );
+            let (after, limit, offset) = limit_offset(page);
+            // Only fixed SQL text built in this module reaches here; values are bound.
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for b in &binds {
+                q = q.bind(b.as_str());
+            }
+            let rows = q
+                .bind(after)
+                .bind(limit)
+                .bind(offset)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(map_err)?;
+            let items = rows
+                .iter()
+                .map(|r| Ok((get(r, "seq")?, row(r)?)))
+                .collect::<StoreResult<Vec<_>>>()?;
+            let total = match page {
+                PageRequest::Offset { .. } => Some(
+                    self.count(
+                        &format!("SELECT COUNT(*) AS n FROM {table} WHERE TRUE{conditions}"),
+                        &binds.iter().map(String::as_str).collect::<Vec<_>>(),
+                    )
+                    .await?,
+                ),
+                PageRequest::Checkpoint { .. } => None,
+            };
+            Ok(finish_page(page, items, total))
+        })
+        .await
+    }
+
     async fn begin(&self) -> TxResult<Transaction<'static, Postgres>> {
         self.pool.begin().await.map_err(db)
     }
@@ -1136,63 +1199,18 @@ impl Store for PostgresStore {
         filter: &ClientFilter,
         page: PageRequest,
     ) -> StoreResult<Page<ClientRow>> {
-        let Conditions {
-            sql: conditions,
-            binds,
-        } = filter.conditions::<PgDialect>();
-        // PostgreSQL text cannot hold NUL: such a value matches no stored client.
-        if binds.iter().any(|b| has_nul(b)) {
-            return Ok(Page {
-                items: Vec::new(),
-                total: matches!(page, PageRequest::Offset { .. }).then_some(0),
-                next: None,
-            });
-        }
-        self.bounded(async {
-            let n = binds.len();
-            let sql = format!(
-                "SELECT seq, doc, sealed_secret FROM clients WHERE TRUE{conditions} AND seq > ${} ORDER BY seq LIMIT ${} OFFSET ${}",
-                n + 1,
-                n + 2,
-                n + 3
-            );
-            let (after, limit, offset) = limit_offset(page);
-            // Only fixed SQL text built here; values are bound.
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for b in &binds {
-                q = q.bind(b.as_str());
-            }
-            let rows = q
-                .bind(after)
-                .bind(limit)
-                .bind(offset)
-                .fetch_all(&self.pool)
-                .await
-                .map_err(map_err)?;
-            let items = rows
-                .iter()
-                .map(|r| {
-                    Ok((
-                        get(r, "seq")?,
-                        ClientRow {
-                            client: decode(r, "doc")?,
-                            sealed_secret: get(r, "sealed_secret")?,
-                        },
-                    ))
+        self.filtered_page(
+            "doc, sealed_secret",
+            "clients",
+            filter.conditions::<PgDialect>(),
+            page,
+            |r| {
+                Ok(ClientRow {
+                    client: decode(r, "doc")?,
+                    sealed_secret: get(r, "sealed_secret")?,
                 })
-                .collect::<StoreResult<Vec<_>>>()?;
-            let total = match page {
-                PageRequest::Offset { .. } => Some(
-                    self.count(
-                        &format!("SELECT COUNT(*) AS n FROM clients WHERE TRUE{conditions}"),
-                        &binds.iter().map(String::as_str).collect::<Vec<_>>(),
-                    )
-                    .await?,
-                ),
-                PageRequest::Checkpoint { .. } => None,
-            };
-            Ok(finish_page(page, items, total))
-        })
+            },
+        )
         .await
     }
 
@@ -1226,30 +1244,13 @@ impl Store for PostgresStore {
     }
 
     async fn list_resource_servers(&self, page: PageRequest) -> StoreResult<Page<ResourceServer>> {
-        self.bounded(async {
-            let (after, limit, offset) = limit_offset(page);
-            let rows = sqlx::query(
-                "SELECT seq, doc, sealed_signing_secret FROM resource_servers WHERE seq > $1 ORDER BY seq LIMIT $2 OFFSET $3",
-            )
-            .bind(after)
-            .bind(limit)
-            .bind(offset)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(map_err)?;
-            let items = rows
-                .iter()
-                .map(|r| Ok((get(r, "seq")?, resource_server_row(r)?)))
-                .collect::<StoreResult<Vec<_>>>()?;
-            let total = match page {
-                PageRequest::Offset { .. } => Some(
-                    self.count("SELECT COUNT(*) AS n FROM resource_servers", &[])
-                        .await?,
-                ),
-                PageRequest::Checkpoint { .. } => None,
-            };
-            Ok(finish_page(page, items, total))
-        })
+        self.filtered_page(
+            "doc, sealed_signing_secret",
+            "resource_servers",
+            Conditions::default(),
+            page,
+            resource_server_row,
+        )
         .await
     }
 
@@ -1297,55 +1298,13 @@ impl Store for PostgresStore {
         filter: &GrantFilter,
         page: PageRequest,
     ) -> StoreResult<Page<ClientGrant>> {
-        let Conditions {
-            sql: conditions,
-            binds,
-        } = filter.conditions::<PgDialect>();
-        // PostgreSQL text cannot hold NUL: such a value matches no stored grant.
-        if binds.iter().any(|b| has_nul(b)) {
-            return Ok(Page {
-                items: Vec::new(),
-                total: matches!(page, PageRequest::Offset { .. }).then_some(0),
-                next: None,
-            });
-        }
-        self.bounded(async {
-            let n = binds.len();
-            let sql = format!(
-                "SELECT seq, doc FROM client_grants WHERE TRUE{conditions} AND seq > ${} ORDER BY seq LIMIT ${} OFFSET ${}",
-                n + 1,
-                n + 2,
-                n + 3
-            );
-            let (after, limit, offset) = limit_offset(page);
-            // Only fixed SQL text built here; values are bound.
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for b in &binds {
-                q = q.bind(b.as_str());
-            }
-            let rows = q
-                .bind(after)
-                .bind(limit)
-                .bind(offset)
-                .fetch_all(&self.pool)
-                .await
-                .map_err(map_err)?;
-            let items = rows
-                .iter()
-                .map(|r| Ok((get(r, "seq")?, decode(r, "doc")?)))
-                .collect::<StoreResult<Vec<_>>>()?;
-            let total = match page {
-                PageRequest::Offset { .. } => Some(
-                    self.count(
-                        &format!("SELECT COUNT(*) AS n FROM client_grants WHERE TRUE{conditions}"),
-                        &binds.iter().map(String::as_str).collect::<Vec<_>>(),
-                    )
-                    .await?,
-                ),
-                PageRequest::Checkpoint { .. } => None,
-            };
-            Ok(finish_page(page, items, total))
-        })
+        self.filtered_page(
+            "doc",
+            "client_grants",
+            filter.conditions::<PgDialect>(),
+            page,
+            |r| decode(r, "doc"),
+        )
         .await
     }
 

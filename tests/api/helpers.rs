@@ -639,14 +639,7 @@ pub fn assertion_claims(app: &TestApp, client_id: &str) -> Value {
 
 /// The decoded payload of a JWT.
 pub fn jwt_payload(token: &str) -> Value {
-    use base64::Engine;
-    let part = token.split('.').nth(1).unwrap();
-    serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(part)
-            .unwrap(),
-    )
-    .unwrap()
+    decode_jwt(token).1
 }
 
 /// The decoded header of a JWT.

@@ -57,6 +57,9 @@ pub struct Application {
     /// The database URL as it may be printed (password masked).
     database: String,
     log_format: LogFormat,
+    /// The separate `/metrics` listener, when configured.
+    metrics_listener: Option<std::net::TcpListener>,
+    metrics_token: Option<crate::config::Secret>,
     _data_dir_lock: crate::operator::DataDirLock,
 }
 
@@ -96,6 +99,15 @@ impl Application {
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         listener.set_nonblocking(true)?;
         let address = listener.local_addr()?;
+        let metrics_listener = match config.metrics.listen {
+            Some(at) => {
+                let l = std::net::TcpListener::bind(at)
+                    .with_context(|| format!("cannot listen for metrics on {at}"))?;
+                l.set_nonblocking(true)?;
+                Some(l)
+            }
+            None => None,
+        };
         let scheme = if config.tls == TlsMode::Insecure {
             "http"
         } else {
@@ -181,6 +193,8 @@ impl Application {
             http: config.http,
             database: crate::config::masked_url(&config.database_url),
             log_format: config.log_format,
+            metrics_listener,
+            metrics_token: config.metrics.token.clone(),
             _data_dir_lock: data_dir_lock,
         })
     }
@@ -188,6 +202,13 @@ impl Application {
     /// The bound address.
     pub fn address(&self) -> SocketAddr {
         self.address
+    }
+
+    /// The address of the separate `/metrics` listener, when configured.
+    pub fn metrics_address(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
     }
 
     /// The application core (tests use it to inspect state).
@@ -269,12 +290,28 @@ impl Application {
 
     /// Serves until the handle stops it (no signal handling; for tests).
     pub async fn serve(self) -> Result<()> {
-        let router = http::hardening::wrap(
-            http::router(self.clavis.clone()),
-            self.clavis.clone(),
-            &self.http,
-            self.tls.is_some(),
+        let endpoint = http::metrics::MetricsEndpoint::new(
+            &self.clavis,
+            self.metrics_token.as_ref().map(|t| t.0.as_str()),
         );
+        let metrics_server = match self.metrics_listener {
+            Some(listener) => {
+                let listener = tokio::net::TcpListener::from_std(listener)?;
+                let router = http::metrics::listener_router(endpoint.clone());
+                Some(tokio::spawn(async move {
+                    if let Err(e) = axum::serve(listener, router).await {
+                        tracing::error!(error = %e, "the metrics listener failed");
+                    }
+                }))
+            }
+            None => None,
+        };
+        let mut routes = http::router(self.clavis.clone());
+        if self.metrics_token.is_some() {
+            routes = routes.merge(http::metrics::route(endpoint));
+        }
+        let router =
+            http::hardening::wrap(routes, self.clavis.clone(), &self.http, self.tls.is_some());
         let service = router.into_make_service_with_connect_info::<SocketAddr>();
         let connections = http::hardening::ConnectionLimit::new(&self.http);
         match self.tls {
@@ -290,6 +327,9 @@ impl Application {
                 http::hardening::tune_http(server.http_builder(), &self.http);
                 server.handle(self.handle).serve(service).await?
             }
+        }
+        if let Some(task) = metrics_server {
+            task.abort();
         }
         self.clavis.store.close().await;
         Ok(())

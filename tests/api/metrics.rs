@@ -329,6 +329,7 @@ async fn every_series_counts_what_the_requests_did() {
         );
     } else {
         assert!(value(&after, "clavis_db_pool_max_connections", &[]) >= 1.0);
+        assert!(value(&after, "clavis_db_pool_connections", &[]) >= 1.0);
         assert_eq!(value(&after, "clavis_change_listener_connected", &[]), 1.0);
     }
 
@@ -394,4 +395,113 @@ async fn metrics_are_not_served_unless_configured() {
     );
     let r = reqwest::get(format!("{listener}/healthz")).await.unwrap();
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
+}
+
+/// Stops the Prometheus server this test started.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A real Prometheus server (Debian's package, installed by `scripts/test`) scrapes the
+/// separate listener with the bearer token, and its query API returns the series.
+#[tokio::test]
+async fn a_prometheus_server_scrapes_the_metrics() {
+    let app = TestApp::spawn_with(|c| {
+        c.metrics.token = Some(Secret(TOKEN.into()));
+        with_listener(c);
+    })
+    .await;
+    let token = app.admin_token().await;
+    assert!(!token.is_empty());
+    let r = app
+        .admin(Method::GET, "/api/v2/clients/no-such-client", None)
+        .await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, TOKEN).unwrap();
+    let config = dir.path().join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: clavis\n    scrape_interval: 1s\n    authorization:\n      credentials_file: {}\n    static_configs:\n      - targets: ['{}']\n",
+            token_file.display(),
+            app.metrics_address.unwrap()
+        ),
+    )
+    .unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
+    let _prometheus = Child(
+        std::process::Command::new("prometheus")
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("prometheus on PATH (Debian's package; scripts/test installs it)"),
+    );
+    let query = |q: &'static str| {
+        let url = format!("http://127.0.0.1:{port}/api/v1/query");
+        async move {
+            let r = reqwest::Client::new()
+                .post(url)
+                .form(&[("query", q)])
+                .send()
+                .await
+                .ok()?;
+            let body: serde_json::Value = r.json().await.ok()?;
+            let value = body["data"]["result"][0]["value"][1].as_str()?.to_string();
+            value.parse::<f64>().ok()
+        }
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        if query("up{job=\"clavis\"}").await == Some(1.0) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "Prometheus did not scrape: {}",
+            std::fs::read_to_string(dir.path().join("prometheus.log")).unwrap_or_default()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert!(
+        query("clavis_token_requests_total{method=\"client_secret_post\",outcome=\"issued\"}")
+            .await
+            .unwrap()
+            >= 1.0
+    );
+    assert_eq!(
+        query(
+            "clavis_management_requests_total{route=\"/api/v2/clients/{client_id}\",status=\"404\"}"
+        )
+        .await,
+        Some(1.0)
+    );
+    assert_eq!(
+        query("count(clavis_token_requests_total)").await,
+        Some(50.0)
+    );
+    assert!(
+        query("clavis_token_request_duration_seconds_count{method=\"client_secret_post\"}")
+            .await
+            .unwrap()
+            >= 1.0
+    );
 }

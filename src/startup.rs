@@ -294,15 +294,17 @@ impl Application {
             &self.clavis,
             self.metrics_token.as_ref().map(|t| t.0.as_str()),
         );
+        // The separate metrics listener: plain HTTP, with the main listener's connection
+        // bounds and timeouts (slots of its own).
         let metrics_server = match self.metrics_listener {
             Some(listener) => {
-                let listener = tokio::net::TcpListener::from_std(listener)?;
-                let router = http::metrics::listener_router(endpoint.clone());
-                Some(tokio::spawn(async move {
-                    if let Err(e) = axum::serve(listener, router).await {
-                        tracing::error!(error = %e, "the metrics listener failed");
-                    }
-                }))
+                let service = http::metrics::listener_router(endpoint.clone()).into_make_service();
+                let mut server = axum_server::from_tcp(listener)?
+                    .acceptor(http::hardening::ConnectionLimit::new(&self.http));
+                http::hardening::tune_http(server.http_builder(), &self.http);
+                let handle = Handle::new();
+                let task = tokio::spawn(server.handle(handle.clone()).serve(service));
+                Some((handle, task))
             }
             None => None,
         };
@@ -328,8 +330,11 @@ impl Application {
                 server.handle(self.handle).serve(service).await?
             }
         }
-        if let Some(task) = metrics_server {
-            task.abort();
+        if let Some((handle, task)) = metrics_server {
+            handle.shutdown();
+            if let Ok(Err(e)) = task.await {
+                tracing::warn!(error = %e, "the metrics listener failed");
+            }
         }
         self.clavis.store.close().await;
         Ok(())

@@ -180,12 +180,14 @@ pub async fn token(State(app): State<AppState>, mut req: Request) -> Response {
     };
     let result = app.issue_token(&request, &admit).await;
     let decision = match admitted.into_inner() {
-        Some(decision) => decision,
+        Some(decision) => {
+            if decision.is_some_and(|d| !d.allowed) {
+                app.metrics.rate_limited(Bucket::TokenClient);
+            }
+            decision
+        }
         None => gate.as_ref().and_then(|g| g.failed(named)),
     };
-    if decision.is_some_and(|d| !d.allowed) {
-        app.metrics.rate_limited(Bucket::TokenClient);
-    }
     let response = match result {
         Ok(body) => {
             let mut response = json_response(StatusCode::OK, &body);

@@ -380,18 +380,38 @@ async fn metrics_are_not_served_unless_configured() {
     assert!(app.metrics_address.is_none());
     app.stop().await;
     // A separate listener only: served there without a token, still 404 on the main one.
-    let app = TestApp::spawn_with(with_listener).await;
+    // A bucket of one request per address: the second request is refused.
+    let app = TestApp::spawn_with(|c| {
+        with_listener(c);
+        c.http.per_ip = clavis::config::RateQuota {
+            per_second: 1,
+            burst: 1,
+        };
+    })
+    .await;
     let r = app.http.get(app.url("/metrics")).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let r = app.http.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
     let listener = format!("http://{}", app.metrics_address.unwrap());
     let r = reqwest::get(format!("{listener}/metrics")).await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     let scrape = parse(&r.text().await.unwrap());
-    assert!(
+    assert_eq!(
+        value(
+            &scrape,
+            "clavis_rate_limited_requests_total",
+            &[("bucket", "address")]
+        ),
+        1.0
+    );
+    assert_eq!(
         scrape
             .samples
             .iter()
-            .any(|s| s.metric == "clavis_token_requests_total")
+            .filter(|s| s.metric == "clavis_rate_limited_requests_total")
+            .count(),
+        4
     );
     let r = reqwest::get(format!("{listener}/healthz")).await.unwrap();
     assert_eq!(r.status(), StatusCode::NOT_FOUND);

@@ -233,6 +233,12 @@ impl Application {
                 .display()
                 .to_string()
         });
+        let metrics = match (self.metrics_address(), &self.metrics_token) {
+            (Some(at), None) => Some(format!("http://{at}/metrics")),
+            (Some(at), Some(_)) => Some(format!("http://{at}/metrics (bearer token)")),
+            (None, Some(_)) => Some(format!("{}metrics (bearer token)", issuer.issuer)),
+            (None, None) => None,
+        };
         if self.log_format == LogFormat::Json {
             tracing::info!(
                 issuer = %issuer.issuer,
@@ -240,6 +246,7 @@ impl Application {
                 management_audience = %issuer.management_audience,
                 database = %self.database,
                 local_ca = ca.as_deref(),
+                metrics = metrics.as_deref(),
                 "Clavis listening"
             );
             if let Some(admin) = &self.admin {
@@ -256,6 +263,9 @@ impl Application {
         println!("  token endpoint:      {}", issuer.token_endpoint);
         println!("  management audience: {}", issuer.management_audience);
         println!("  database:            {}", self.database);
+        if let Some(metrics) = &metrics {
+            println!("  metrics:             {metrics}");
+        }
         if let Some(ca) = &ca {
             println!("  local CA:            {ca}");
             println!(

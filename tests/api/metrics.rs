@@ -331,6 +331,19 @@ async fn every_series_counts_what_the_requests_did() {
         assert!(value(&after, "clavis_db_pool_max_connections", &[]) >= 1.0);
         assert!(value(&after, "clavis_db_pool_connections", &[]) >= 1.0);
         assert_eq!(value(&after, "clavis_change_listener_connected", &[]), 1.0);
+        // This node's own writes came back through the listener.
+        let age = value(
+            &after,
+            "clavis_change_listener_last_notification_age_seconds",
+            &[],
+        );
+        assert!((0.0..10.0).contains(&age), "{age}");
+        assert!(
+            after
+                .samples
+                .iter()
+                .any(|s| s.metric == "clavis_change_listener_last_notification_age_seconds")
+        );
     }
 
     // Without the token, or with a wrong one: 401.

@@ -190,6 +190,11 @@ pub struct ServeArgs {
     /// is taken on it, in-flight requests finish.
     #[arg(long, env = "CLAVIS_MAX_CONNECTION_AGE_SECONDS")]
     pub max_connection_age_seconds: Option<u64>,
+    /// Address of a separate plain-HTTP listener serving only `/metrics` (default: none;
+    /// without it, `/metrics` is served only on the main listener, and only when
+    /// CLAVIS_METRICS_TOKEN is set).
+    #[arg(long, env = "CLAVIS_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// A secret string whose `Debug` is redacted.
@@ -282,7 +287,22 @@ pub struct Config {
     pub mtls: crate::mtls::MtlsOptions,
     /// Rate limits, connection and timeout bounds of the HTTP listener.
     pub http: HttpLimits,
+    /// Who can read `/metrics`, and where.
+    pub metrics: MetricsOptions,
 }
+
+/// Where `/metrics` is served. With neither setting it is not served at all.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MetricsOptions {
+    /// A separate plain-HTTP listener for `/metrics`.
+    pub listen: Option<SocketAddr>,
+    /// Bearer token: serves `/metrics` on the main listener, and is asked for on the
+    /// separate one too.
+    pub token: Option<Secret>,
+}
+
+/// Shortest metrics token accepted.
+pub const MIN_METRICS_TOKEN: usize = 16;
 
 /// A token bucket: `per_second` steady rate, `burst` requests at once. A rate of 0 turns
 /// the limit off.
@@ -351,6 +371,7 @@ impl Config {
             log: "info".into(),
             mtls: crate::mtls::MtlsOptions::default(),
             http: HttpLimits::default(),
+            metrics: MetricsOptions::default(),
         }
     }
 }
@@ -418,6 +439,15 @@ impl ServeArgs {
         let bootstrap_client_secret = from_env(env, "CLAVIS_BOOTSTRAP_CLIENT_SECRET")?;
         let proxy_secret = from_env(env, "CLAVIS_PROXY_SECRET")?;
         let env_database_url = from_env(env, "CLAVIS_DATABASE_URL")?;
+        let metrics_token = from_env(env, "CLAVIS_METRICS_TOKEN")?;
+        if metrics_token
+            .as_ref()
+            .is_some_and(|t| t.trim().len() < MIN_METRICS_TOKEN || t.trim() != t)
+        {
+            return Err(format!(
+                "CLAVIS_METRICS_TOKEN must be at least {MIN_METRICS_TOKEN} characters, without surrounding spaces"
+            ));
+        }
         let file: ServeArgs = match &self.config {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
@@ -577,6 +607,10 @@ impl ServeArgs {
                 idle_timeout: std::time::Duration::from_secs(idle_timeout),
                 max_connection_age: std::time::Duration::from_secs(max_connection_age),
             },
+            metrics: MetricsOptions {
+                listen: self.metrics_listen.or(file.metrics_listen),
+                token: metrics_token.map(Secret),
+            },
         })
     }
 }
@@ -693,6 +727,7 @@ mod tests {
             "--bootstrap-client-secret",
             "--proxy-secret",
             "--bootstrap-client-id",
+            "--metrics-token",
         ] {
             assert!(!help.contains(flag), "{flag} in --help");
         }

@@ -567,6 +567,29 @@ impl ReadModel {
         self.read().keys.clone()
     }
 
+    /// For each client with an expiring credential among those it authenticates with, the
+    /// soonest expiry (for `/metrics`, computed when scraped).
+    pub fn soonest_credential_expiries(&self) -> Vec<(String, Timestamp)> {
+        let model = self.read();
+        model
+            .clients
+            .values()
+            .filter_map(|c| {
+                let soonest = match &c.auth {
+                    ClientAuth::PrivateKeyJwt(keys) => {
+                        keys.iter().filter_map(|k| k.expires_at).min()
+                    }
+                    ClientAuth::TlsClientAuth(dns) => dns.iter().filter_map(|d| d.expires_at).min(),
+                    ClientAuth::SelfSignedTlsClientAuth(certs) => {
+                        certs.iter().filter_map(|c| c.expires_at).min()
+                    }
+                    ClientAuth::Secret(_) | ClientAuth::Unavailable => None,
+                }?;
+                Some((c.client_id.clone(), soonest))
+            })
+            .collect()
+    }
+
     /// Number of clients (for diagnostics and tests).
     pub fn client_count(&self) -> usize {
         self.read().clients.len()

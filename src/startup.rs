@@ -57,6 +57,9 @@ pub struct Application {
     /// The database URL as it may be printed (password masked).
     database: String,
     log_format: LogFormat,
+    /// The separate `/metrics` listener, when configured.
+    metrics_listener: Option<std::net::TcpListener>,
+    metrics_token: Option<crate::config::Secret>,
     _data_dir_lock: crate::operator::DataDirLock,
 }
 
@@ -96,6 +99,15 @@ impl Application {
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         listener.set_nonblocking(true)?;
         let address = listener.local_addr()?;
+        let metrics_listener = match config.metrics.listen {
+            Some(at) => {
+                let l = std::net::TcpListener::bind(at)
+                    .with_context(|| format!("cannot listen for metrics on {at}"))?;
+                l.set_nonblocking(true)?;
+                Some(l)
+            }
+            None => None,
+        };
         let scheme = if config.tls == TlsMode::Insecure {
             "http"
         } else {
@@ -182,6 +194,8 @@ impl Application {
             http: config.http,
             database: crate::config::masked_url(&config.database_url),
             log_format: config.log_format,
+            metrics_listener,
+            metrics_token: config.metrics.token.clone(),
             _data_dir_lock: data_dir_lock,
         })
     }
@@ -189,6 +203,13 @@ impl Application {
     /// The bound address.
     pub fn address(&self) -> SocketAddr {
         self.address
+    }
+
+    /// The address of the separate `/metrics` listener, when configured.
+    pub fn metrics_address(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
     }
 
     /// The application core (tests use it to inspect state).
@@ -213,6 +234,12 @@ impl Application {
                 .display()
                 .to_string()
         });
+        let metrics = match (self.metrics_address(), &self.metrics_token) {
+            (Some(at), None) => Some(format!("http://{at}/metrics")),
+            (Some(at), Some(_)) => Some(format!("http://{at}/metrics (bearer token)")),
+            (None, Some(_)) => Some(format!("{}metrics (bearer token)", issuer.issuer)),
+            (None, None) => None,
+        };
         if self.log_format == LogFormat::Json {
             tracing::info!(
                 issuer = %issuer.issuer,
@@ -220,6 +247,7 @@ impl Application {
                 management_audience = %issuer.management_audience,
                 database = %self.database,
                 local_ca = ca.as_deref(),
+                metrics = metrics.as_deref(),
                 "Clavis listening"
             );
             if let Some(admin) = &self.admin {
@@ -236,6 +264,9 @@ impl Application {
         println!("  token endpoint:      {}", issuer.token_endpoint);
         println!("  management audience: {}", issuer.management_audience);
         println!("  database:            {}", self.database);
+        if let Some(metrics) = &metrics {
+            println!("  metrics:             {metrics}");
+        }
         if let Some(ca) = &ca {
             println!("  local CA:            {ca}");
             println!(
@@ -270,12 +301,30 @@ impl Application {
 
     /// Serves until the handle stops it (no signal handling; for tests).
     pub async fn serve(self) -> Result<()> {
-        let router = http::hardening::wrap(
-            http::router(self.clavis.clone()),
-            self.clavis.clone(),
-            &self.http,
-            self.tls.is_some(),
+        let endpoint = http::metrics::MetricsEndpoint::new(
+            &self.clavis,
+            self.metrics_token.as_ref().map(|t| t.0.as_str()),
         );
+        // The separate metrics listener: plain HTTP, with the main listener's connection
+        // bounds and timeouts (slots of its own).
+        let metrics_server = match self.metrics_listener {
+            Some(listener) => {
+                let service = http::metrics::listener_router(endpoint.clone()).into_make_service();
+                let mut server = axum_server::from_tcp(listener)?
+                    .acceptor(http::hardening::ConnectionLimit::new(&self.http));
+                http::hardening::tune_http(server.http_builder(), &self.http);
+                let handle = Handle::new();
+                let task = tokio::spawn(server.handle(handle.clone()).serve(service));
+                Some((handle, task))
+            }
+            None => None,
+        };
+        let mut routes = http::router(self.clavis.clone());
+        if self.metrics_token.is_some() {
+            routes = routes.merge(http::metrics::route(endpoint));
+        }
+        let router =
+            http::hardening::wrap(routes, self.clavis.clone(), &self.http, self.tls.is_some());
         let service = router.into_make_service_with_connect_info::<SocketAddr>();
         let connections = http::hardening::ConnectionLimit::new(&self.http);
         match self.tls {
@@ -290,6 +339,12 @@ impl Application {
                 let mut server = axum_server::from_tcp(self.listener)?.acceptor(connections);
                 http::hardening::tune_http(server.http_builder(), &self.http);
                 server.handle(self.handle).serve(service).await?
+            }
+        }
+        if let Some((handle, task)) = metrics_server {
+            handle.shutdown();
+            if let Ok(Err(e)) = task.await {
+                tracing::warn!(error = %e, "the metrics listener failed");
             }
         }
         self.clavis.store.close().await;

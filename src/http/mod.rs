@@ -6,6 +6,7 @@ pub mod extract;
 pub mod hardening;
 pub mod health;
 pub mod management;
+pub mod metrics;
 pub mod oauth;
 pub mod openapi;
 pub mod ratelimit;
@@ -55,7 +56,13 @@ pub fn router(state: AppState) -> Router {
             get(oauth::openid_configuration),
         )
         .route("/api/v2/openapi.json", get(openapi::serve))
-        .nest("/api/v2", management::router())
+        .nest(
+            "/api/v2",
+            management::router().route_layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                metrics::count_management,
+            )),
+        )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)

@@ -1,6 +1,7 @@
 //! `POST /oauth/token`, discovery and JWKS.
 
 use std::sync::OnceLock;
+use std::time::Instant;
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -12,6 +13,7 @@ use super::extract::{is_form, read_body};
 use super::ratelimit::{Decision, TokenGate};
 use super::strict::{self, BodyError};
 use super::{AppState, json_response};
+use crate::metrics::{Bucket, TokenMethod};
 use crate::service::token::{OAuthError, TokenRequest};
 
 fn oauth_error(e: &OAuthError) -> Response {
@@ -150,17 +152,24 @@ pub fn parse_token_body(
     ),
 )]
 pub async fn token(State(app): State<AppState>, mut req: Request) -> Response {
+    let started = Instant::now();
     let gate = req.extensions_mut().remove::<TokenGate>();
     let request = match parse_token_request(&app, req).await {
         Ok(r) => r,
         Err(e) => {
             let decision = gate.as_ref().and_then(|g| g.failed(""));
+            app.metrics
+                .token(TokenMethod::None, Some(e.error), started.elapsed());
             return labelled(oauth_error(&e), decision);
         }
     };
+    let method = TokenMethod::of(&request);
     let named = request.named_client().unwrap_or_default();
     if let Some(refusal) = gate.as_ref().and_then(|g| g.refusal(named)) {
-        return labelled(oauth_error(&OAuthError::too_many_requests()), Some(refusal));
+        let e = OAuthError::too_many_requests();
+        app.metrics.rate_limited(Bucket::FailedAuthentication);
+        app.metrics.token(method, Some(e.error), started.elapsed());
+        return labelled(oauth_error(&e), Some(refusal));
     }
     // Set once the client has authenticated, with its bucket's decision.
     let admitted: OnceLock<Option<Decision>> = OnceLock::new();
@@ -171,16 +180,25 @@ pub async fn token(State(app): State<AppState>, mut req: Request) -> Response {
     };
     let result = app.issue_token(&request, &admit).await;
     let decision = match admitted.into_inner() {
-        Some(decision) => decision,
+        Some(decision) => {
+            if decision.is_some_and(|d| !d.allowed) {
+                app.metrics.rate_limited(Bucket::TokenClient);
+            }
+            decision
+        }
         None => gate.as_ref().and_then(|g| g.failed(named)),
     };
     let response = match result {
         Ok(body) => {
             let mut response = json_response(StatusCode::OK, &body);
             no_store(response.headers_mut());
+            app.metrics.token(method, None, started.elapsed());
             response
         }
-        Err(e) => oauth_error(&e),
+        Err(e) => {
+            app.metrics.token(method, Some(e.error), started.elapsed());
+            oauth_error(&e)
+        }
     };
     labelled(response, decision)
 }

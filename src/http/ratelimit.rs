@@ -428,6 +428,11 @@ pub async fn enforce(State(state): State<Limiting>, mut req: Request, next: Next
     let mut response = if decision.allowed {
         next.run(req).await
     } else {
+        state.app.metrics.rate_limited(match &key {
+            Key::Management(_) => crate::metrics::Bucket::ManagementClient,
+            Key::Token(_) => crate::metrics::Bucket::TokenClient,
+            Key::Ip(_) => crate::metrics::Bucket::Address,
+        });
         tracing::info!(
             bucket = match &key {
                 Key::Management(_) => "management client",

@@ -82,6 +82,8 @@ pub struct Clavis {
     pub mtls: crate::mtls::MtlsSettings,
     /// Management tokens already verified.
     pub verified_tokens: access::VerifiedTokens,
+    /// What `/metrics` reports.
+    pub metrics: Arc<crate::metrics::Metrics>,
     write_lock: Mutex<()>,
 }
 
@@ -118,8 +120,10 @@ impl Clavis {
         limits: CredentialLimits,
         issuer: Issuer,
     ) -> Self {
+        let metrics = Arc::new(crate::metrics::Metrics::new());
         Self {
-            replay: replay::ReplayGuard::start(store.clone()),
+            replay: replay::ReplayGuard::start(store.clone(), metrics.jti_write.clone()),
+            metrics,
             verified_tokens: access::VerifiedTokens::default(),
             store,
             model,

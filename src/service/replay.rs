@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::metrics::AtomicHistogram;
 use crate::store::{JtiRecord, Store, StoreError};
 
 /// Most records committed in one transaction.
@@ -67,10 +68,11 @@ pub struct ReplayGuard {
 
 impl ReplayGuard {
     /// Starts the writer task and the periodic purge of expired records.
-    pub fn start(store: Arc<dyn Store>) -> Self {
+    /// `latency` gets one observation per batch: its commit and fsync.
+    pub fn start(store: Arc<dyn Store>, latency: AtomicHistogram) -> Self {
         let (tx, rx) = mpsc::channel(8192);
         tokio::spawn(purger(Arc::downgrade(&store)));
-        tokio::spawn(writer(store, rx));
+        tokio::spawn(writer(store, rx, latency));
         Self { tx }
     }
 
@@ -87,13 +89,14 @@ impl ReplayGuard {
     }
 }
 
-async fn writer(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Pending>) {
+async fn writer(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Pending>, latency: AtomicHistogram) {
     let mut batch: Vec<Pending> = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
         gather(&mut rx, &mut batch).await;
         let (records, replies): (Vec<JtiRecord>, Vec<_>) =
             batch.drain(..).map(|p| (p.record, p.reply)).unzip();
         let now = crate::domain::time::Timestamp::now().unix_seconds();
+        let started = std::time::Instant::now();
         match store.record_jtis(&records, now).await {
             Ok(fresh) if fresh.len() == replies.len() => {
                 // The fsync is asked for first, then each request learns whether its id
@@ -103,7 +106,9 @@ async fn writer(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Pending>) {
                 // token depends on: no fsync.
                 let (done, outcome) = watch::channel(None);
                 if fresh.contains(&true) {
+                    let latency = latency.clone();
                     store.when_durable(Box::new(move |result| {
+                        latency.observe(started.elapsed());
                         if let Err(e) = &result {
                             tracing::warn!(error = %e, "making assertion ids durable failed");
                         }

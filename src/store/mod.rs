@@ -464,6 +464,11 @@ pub trait Store: Send + Sync + 'static {
         then(Ok(()));
     }
 
+    /// The state of the store's connections, for `/metrics` (PostgreSQL; `None` elsewhere).
+    fn gauges(&self) -> Option<crate::metrics::StoreGauges> {
+        None
+    }
+
     /// A start-up setting (e.g. the master-key check value).
     async fn setting(&self, key: &str) -> StoreResult<Option<String>>;
     /// Stores a setting unless one exists; returns the value now stored.

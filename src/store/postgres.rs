@@ -134,6 +134,8 @@ pub struct PostgresStore {
     op_timeout: Duration,
     /// Set to `true` by `close()`: stops the change listener.
     closing: Arc<watch::Sender<bool>>,
+    /// The change listener's state, once one runs (for `/metrics`).
+    listener: Arc<std::sync::OnceLock<Arc<crate::metrics::ListenerState>>>,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -412,6 +414,7 @@ impl PostgresStore {
                 + options.statement_timeout
                 + Duration::from_secs(1),
             closing: Arc::new(closing),
+            listener: Arc::default(),
         })
     }
 
@@ -1065,6 +1068,15 @@ impl Store for PostgresStore {
         .await
     }
 
+    fn gauges(&self) -> Option<crate::metrics::StoreGauges> {
+        Some(crate::metrics::StoreGauges {
+            pool_size: self.pool.size(),
+            pool_idle: self.pool.num_idle(),
+            pool_max: self.pool.options().get_max_connections(),
+            listener: self.listener.get().map(|l| l.gauges()),
+        })
+    }
+
     async fn close(&self) {
         self.closing.send_replace(true);
         self.pool.close().await;
@@ -1392,6 +1404,8 @@ impl Store for PostgresStore {
         // Listening before returning: a change committed after `subscribe` returns is
         // delivered (the caller loads its snapshot afterwards).
         let listener = listen(&pool, &channel).await.map_err(map_err)?;
+        let state = self.listener.get_or_init(Arc::default).clone();
+        state.set_connected(true);
         let (tx, rx) = mpsc::channel(4096);
         tokio::spawn(forward_changes(
             channel,
@@ -1400,6 +1414,7 @@ impl Store for PostgresStore {
             tx,
             self.pool.clone(),
             self.closing.subscribe(),
+            state,
         ));
         Ok(Some(rx))
     }
@@ -1427,6 +1442,7 @@ async fn forward_changes(
     tx: mpsc::Sender<Change>,
     writer: PgPool,
     mut closing: watch::Receiver<bool>,
+    state: Arc<crate::metrics::ListenerState>,
 ) {
     let nonce = format!(
         "ping:{}",
@@ -1451,6 +1467,7 @@ async fn forward_changes(
                 Ok(l) => {
                     tracing::info!("change listener reconnected; resynchronising");
                     listener = Some(l);
+                    state.set_connected(true);
                     awaiting_ping = false;
                     backoff = Duration::from_millis(100);
                     if tx.send(Change::Resync).await.is_err() {
@@ -1470,6 +1487,7 @@ async fn forward_changes(
                 if awaiting_ping {
                     tracing::warn!("change listener missed its heartbeat; reconnecting");
                     listener = None;
+                    state.set_connected(false);
                     continue;
                 }
                 // A failed ping means the database is unreachable; the listener will see it.
@@ -1485,6 +1503,7 @@ async fn forward_changes(
             }
             received = current.try_recv() => match received {
                 Ok(Some(notification)) => {
+                    state.notified();
                     let payload = notification.payload();
                     if payload == nonce {
                         awaiting_ping = false;
@@ -1497,10 +1516,12 @@ async fn forward_changes(
                 Ok(None) => {
                     tracing::warn!("change listener lost its connection");
                     listener = None;
+                    state.set_connected(false);
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "change listener failed");
                     listener = None;
+                    state.set_connected(false);
                 }
             }
         }

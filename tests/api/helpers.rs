@@ -30,6 +30,8 @@ pub struct TestApp {
     pub http: reqwest::Client,
     pub data_dir: Arc<tempfile::TempDir>,
     pub clavis: Arc<Clavis>,
+    /// The separate `/metrics` listener, when configured.
+    pub metrics_address: Option<SocketAddr>,
     handle: axum_server::Handle<SocketAddr>,
     task: tokio::task::JoinHandle<()>,
     admin_token: OnceCell<String>,
@@ -84,6 +86,7 @@ impl TestApp {
         let address = app.address();
         let handle = app.handle();
         let clavis = app.clavis();
+        let metrics_address = app.metrics_address();
         let ca = app.ca_cert.clone().expect("generated CA");
         let task = tokio::spawn(async move {
             app.serve().await.expect("server runs");
@@ -99,6 +102,7 @@ impl TestApp {
             http,
             data_dir: dir,
             clavis,
+            metrics_address,
             handle,
             task,
             admin_token: OnceCell::new(),

@@ -96,7 +96,8 @@ fn model(c: &mut Criterion) {
         .unwrap(),
     )
     .unwrap()
-    .build(now);
+    // An RS256 API: nothing to seal.
+    .build(now, &|_, _| Vec::new());
     let key = SigningKey::generate().unwrap();
     let pem = der::pem::encode_string(
         "RSA PUBLIC KEY",

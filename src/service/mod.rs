@@ -78,6 +78,8 @@ pub struct Clavis {
     pub mtls: crate::mtls::MtlsSettings,
     /// Management tokens already verified.
     pub verified_tokens: access::VerifiedTokens,
+    /// The audit trail (`/api/v2/logs`).
+    pub audit: crate::audit::AuditLog,
     write_lock: Mutex<()>,
 }
 
@@ -114,8 +116,13 @@ impl Clavis {
         limits: CredentialLimits,
         issuer: Issuer,
     ) -> Self {
+        let hostname = url::Url::parse(&issuer.issuer)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_string))
+            .unwrap_or_default();
         Self {
             replay: replay::ReplayGuard::start(store.clone()),
+            audit: crate::audit::AuditLog::start(store.clone(), hostname),
             verified_tokens: access::VerifiedTokens::default(),
             store,
             model,

@@ -146,6 +146,7 @@ impl Application {
         if let Some(changes) = changes {
             crate::service::sync::start(&clavis, changes, config.db.resync_interval);
         }
+        crate::audit::start_retention(&clavis.store, config.log_retention);
 
         let (tls, ca_cert) = match &config.tls {
             TlsMode::Insecure => (None, None),
@@ -290,6 +291,13 @@ impl Application {
                 http::hardening::tune_http(server.http_builder(), &self.http);
                 server.handle(self.handle).serve(service).await?
             }
+        }
+        // The audit events still queued are written before the store closes.
+        if tokio::time::timeout(Duration::from_secs(5), self.clavis.audit.flush())
+            .await
+            .is_err()
+        {
+            tracing::warn!("audit events still queued at shutdown were not written");
         }
         self.clavis.store.close().await;
         Ok(())

@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use serde_json::{Value, json};
 
+use super::audit;
 use super::extract::{is_form, read_body};
 use super::ratelimit::{Decision, TokenGate};
 use super::strict::{self, BodyError};
@@ -151,15 +152,25 @@ pub fn parse_token_body(
 )]
 pub async fn token(State(app): State<AppState>, mut req: Request) -> Response {
     let gate = req.extensions_mut().remove::<TokenGate>();
+    let origin = audit::origin(&req);
     let request = match parse_token_request(&app, req).await {
         Ok(r) => r,
         Err(e) => {
+            audit::token_event(&app, &origin, None, Err(&e));
             let decision = gate.as_ref().and_then(|g| g.failed(""));
             return labelled(oauth_error(&e), decision);
         }
     };
     let named = request.named_client().unwrap_or_default();
     if let Some(refusal) = gate.as_ref().and_then(|g| g.refusal(named)) {
+        audit::rate_limited(
+            &app,
+            &origin,
+            ("POST", "/oauth/token"),
+            Some(named).filter(|n| !n.is_empty()),
+            "authentication failures",
+            refusal.limit,
+        );
         return labelled(oauth_error(&OAuthError::too_many_requests()), Some(refusal));
     }
     // Set once the client has authenticated, with its bucket's decision.
@@ -174,6 +185,17 @@ pub async fn token(State(app): State<AppState>, mut req: Request) -> Response {
         Some(decision) => decision,
         None => gate.as_ref().and_then(|g| g.failed(named)),
     };
+    match (&result, decision) {
+        (Err(e), Some(d)) if e.status == 429 => audit::rate_limited(
+            &app,
+            &origin,
+            ("POST", "/oauth/token"),
+            e.client_id.as_deref().or(Some(named)),
+            "token client",
+            d.limit,
+        ),
+        _ => audit::token_event(&app, &origin, Some(&request), result.as_ref()),
+    }
     let response = match result {
         Ok(body) => {
             let mut response = json_response(StatusCode::OK, &body);

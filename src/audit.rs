@@ -240,11 +240,13 @@ pub async fn purge(store: &dyn Store, before_ms: i64) -> Result<u64, StoreError>
     }
 }
 
-/// Purges events older than `retention` now and then every hour, until the store is dropped.
+/// Purges events older than `retention` a minute after the start and then every hour,
+/// until the store is dropped.
 pub fn start_retention(store: &Arc<dyn Store>, retention: Duration) {
     let store = Arc::downgrade(store);
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(PURGE_EVERY);
+        let first = tokio::time::Instant::now() + Duration::from_secs(60);
+        let mut tick = tokio::time::interval_at(first, PURGE_EVERY);
         loop {
             tick.tick().await;
             let Some(store) = store.upgrade() else {

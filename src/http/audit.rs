@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{ConnectInfo, OriginalUri, Request, State};
 use axum::http::{Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -247,7 +247,12 @@ pub async fn management(State(app): State<AppState>, mut req: Request, next: Nex
         method,
         Method::POST | Method::PATCH | Method::PUT | Method::DELETE
     );
-    let path = req.uri().path().to_string();
+    // The whole path (the router nested under `/api/v2` sees it without the prefix).
+    let path = req
+        .extensions()
+        .get::<OriginalUri>()
+        .map_or_else(|| req.uri().path(), |OriginalUri(uri)| uri.path())
+        .to_string();
     if !write && !(method == Method::GET && may_return_secrets(&path)) {
         return next.run(req).await;
     }

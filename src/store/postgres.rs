@@ -1401,7 +1401,7 @@ impl Store for PostgresStore {
             sqlx::query(
                 "INSERT INTO logs (date_ms, type, client_id, client_name, description, ip,
                      hostname, user_agent, audience, scope, doc)
-                 SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[],
+                 SELECT a, b, c, d, e, f, g, h, i, j, k FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[],
                      $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[],
                      $11::text[]) WITH ORDINALITY AS t(a, b, c, d, e, f, g, h, i, j, k, o)
                  ORDER BY o",

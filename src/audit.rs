@@ -155,7 +155,7 @@ impl AuditLog {
             Err(mpsc::error::TrySendError::Full(_)) => {
                 let dropped = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
                 // The first drop and then every thousandth: a full queue must not flood the log.
-                if dropped == 1 || dropped % 1000 == 0 {
+                if dropped == 1 || dropped.is_multiple_of(1000) {
                     tracing::warn!(
                         dropped,
                         capacity = QUEUE_CAPACITY,

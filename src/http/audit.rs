@@ -253,7 +253,8 @@ pub async fn management(State(app): State<AppState>, mut req: Request, next: Nex
         .get::<OriginalUri>()
         .map_or_else(|| req.uri().path(), |OriginalUri(uri)| uri.path())
         .to_string();
-    if !write && !(method == Method::GET && may_return_secrets(&path)) {
+    let secret_read = method == Method::GET && may_return_secrets(&path);
+    if !(write || secret_read) {
         return next.run(req).await;
     }
     let origin = origin(&req);

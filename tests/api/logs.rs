@@ -575,3 +575,63 @@ async fn read_logs_is_required_and_unknown_ids_are_404() {
         assert_eq!(body["message"], "Log not found");
     }
 }
+
+#[tokio::test]
+async fn an_older_installation_gains_read_logs_and_a_restart_writes_the_queue_first() {
+    let app = TestApp::spawn().await;
+    // As an installation made before `read:logs` existed: neither the system API nor the
+    // admin's grant has it.
+    let store = app.clavis.store.clone();
+    let api = store
+        .resource_server(&app.management_audience())
+        .await
+        .unwrap()
+        .unwrap();
+    store
+        .update_resource_server(&api.id, &mut |rs| {
+            rs.scopes.retain(|s| s.value != "read:logs");
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let filter = clavis::store::GrantFilter {
+        client_id: Some(ADMIN_ID.into()),
+        ..Default::default()
+    };
+    let page = clavis::store::PageRequest::Offset {
+        page: 0,
+        per_page: 10,
+    };
+    for grant in store.list_client_grants(&filter, page).await.unwrap().items {
+        store
+            .update_client_grant(&grant.id, &mut |g| {
+                g.scope.retain(|s| s != "read:logs");
+                Ok(())
+            })
+            .await
+            .unwrap();
+    }
+    // Its event is queued when the server is asked to stop.
+    app.create_m2m_client("made before the restart").await;
+    let app = app.restart().await;
+    let token = app.admin_token().await;
+    let scope = jwt_payload(&token)["scope"].as_str().unwrap().to_string();
+    assert!(scope.split(' ').any(|s| s == "read:logs"), "{scope}");
+    let api = app
+        .get_ok(&format!("/api/v2/resource-servers/{}", api.id))
+        .await;
+    assert!(
+        api["scopes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["value"] == "read:logs" && s["description"] == "Read Logs")
+    );
+    let events = all_events(&app).await;
+    assert!(
+        of_type(&events, "sapi")
+            .iter()
+            .any(|e| e["details"]["request"]["body"]["name"] == "made before the restart"),
+        "{events:?}"
+    );
+}

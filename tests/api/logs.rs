@@ -635,3 +635,74 @@ async fn an_older_installation_gains_read_logs_and_a_restart_writes_the_queue_fi
         "{events:?}"
     );
 }
+
+#[tokio::test]
+async fn rate_limit_refusals_are_api_limit_events() {
+    let app = TestApp::spawn_with(|c| {
+        c.http.per_client = clavis::config::RateQuota {
+            per_second: 1,
+            burst: 5,
+        };
+    })
+    .await;
+    let reader = app.token_with_scopes(&["read:logs"]).await;
+    let mut refused = false;
+    for _ in 0..10 {
+        let r = app.admin(Method::GET, "/api/v2/clients", None).await;
+        if r.status() == StatusCode::TOO_MANY_REQUESTS {
+            refused = true;
+            break;
+        }
+    }
+    assert!(refused, "the management bucket never ran out");
+    let mut refused = false;
+    for _ in 0..10 {
+        let r = app
+            .token_form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", ADMIN_ID),
+                ("client_secret", ADMIN_SECRET),
+                ("audience", &app.management_audience()),
+            ])
+            .await;
+        if r.status() == StatusCode::TOO_MANY_REQUESTS {
+            refused = true;
+            break;
+        }
+    }
+    assert!(refused, "the token bucket never ran out");
+    let r = app
+        .call(
+            &reader,
+            Method::GET,
+            "/api/v2/logs?q=type:api_limit&sort=date:1",
+            None,
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let events: Vec<Value> = r.json().await.unwrap();
+    let buckets: Vec<&str> = events
+        .iter()
+        .map(|e| e["details"]["limit"]["bucket"].as_str().unwrap())
+        .collect();
+    assert_eq!(buckets, ["management client", "token client"], "{events:?}");
+    let m = &events[0];
+    assert_eq!(m["client_id"], ADMIN_ID);
+    assert_eq!(m["client_name"], clavis::operator::ADMIN_CLIENT_NAME);
+    assert_eq!(m["description"], "Global limit has been reached");
+    assert_eq!(
+        m["details"],
+        json!({"limit": {"bucket": "management client", "global": false, "size": 5},
+               "request": {"method": "GET", "path": "/api/v2/clients"}})
+    );
+    assert_eq!(
+        events[1]["details"]["request"],
+        json!({"method": "POST", "path": "/oauth/token"})
+    );
+    assert_eq!(events[1]["client_id"], ADMIN_ID);
+    // A refused token request is an api_limit, not also a feccft.
+    let r = app
+        .call(&reader, Method::GET, "/api/v2/logs?q=type:feccft", None)
+        .await;
+    assert_eq!(r.json::<Value>().await.unwrap(), json!([]));
+}

@@ -706,3 +706,31 @@ async fn rate_limit_refusals_are_api_limit_events() {
         .await;
     assert_eq!(r.json::<Value>().await.unwrap(), json!([]));
 }
+
+#[tokio::test]
+async fn an_rfc9068_token_logs_its_jti() {
+    let app = TestApp::spawn().await;
+    let r = app
+        .admin(
+            Method::POST,
+            "/api/v2/resource-servers",
+            Some(
+                json!({"identifier": API, "name": "jti api", "token_dialect": "rfc9068_profile",
+                        "scopes": [{"value": "read:things"}]}),
+            ),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let client = app.create_m2m_client("jti logs").await;
+    let id = client["client_id"].as_str().unwrap();
+    app.grant(id, API, &["read:things"]).await;
+    let token = app
+        .token_for(id, client["client_secret"].as_str().unwrap(), API)
+        .await;
+    let jti = jwt_payload(&token)["jti"].as_str().unwrap().to_string();
+    let events = logs(&app, &format!("q=type:seccft%20AND%20client_id:{id}")).await;
+    assert_eq!(events[0]["details"], json!({"access_token_jti": jti}));
+    // The Auth0 dialect has no jti: no details.
+    let admin = logs(&app, &format!("q=type:seccft%20AND%20client_id:{ADMIN_ID}")).await;
+    assert!(admin[0].get("details").is_none(), "{admin}");
+}

@@ -128,6 +128,7 @@ pub async fn bootstrap(
                 "the public URL changed since the first start: the Management API was created for another audience, so no client gets Management tokens"
             );
         }
+        add_new_scopes(store, issuer).await?;
         return Ok(None);
     }
     let now = Timestamp::now();
@@ -216,6 +217,71 @@ pub async fn bootstrap(
     } else {
         Ok(None)
     }
+}
+
+/// Brings an existing installation's Management API up to this version's scope list: a
+/// scope added since (e.g. `read:logs`) is defined on the system API and granted to the
+/// admin client, as a first start would have. Scopes the API already defines are left as
+/// they are, so a scope an operator took from the admin grant stays taken.
+pub async fn add_new_scopes(store: &dyn Store, issuer: &Issuer) -> Result<()> {
+    let Some(api) = store.resource_server(&issuer.management_audience).await? else {
+        return Ok(());
+    };
+    if !api.is_system {
+        return Ok(());
+    }
+    let missing: Vec<(&str, &str)> = MANAGEMENT_SCOPES
+        .iter()
+        .copied()
+        .filter(|(value, _)| !api.scopes.iter().any(|s| s.value == *value))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    store
+        .update_resource_server(&api.id, &mut |rs| {
+            for (value, description) in &missing {
+                if !rs.scopes.iter().any(|s| s.value == *value) {
+                    rs.scopes.push(ScopeDef {
+                        value: (*value).to_string(),
+                        description: Some((*description).to_string()),
+                    });
+                }
+            }
+            Ok(())
+        })
+        .await?;
+    if let Some(admin) = store.setting(crate::operator::ADMIN_CLIENT_SETTING).await? {
+        let filter = crate::store::GrantFilter {
+            audience: Some(issuer.management_audience.clone()),
+            client_id: Some(admin),
+            ..Default::default()
+        };
+        let grants = store
+            .list_client_grants(
+                &filter,
+                crate::store::PageRequest::Offset {
+                    page: 0,
+                    per_page: 10,
+                },
+            )
+            .await?;
+        for grant in grants.items {
+            store
+                .update_client_grant(&grant.id, &mut |g| {
+                    for (value, _) in &missing {
+                        if !g.scope.iter().any(|s| s == value) {
+                            g.scope.push((*value).to_string());
+                        }
+                    }
+                    Ok(())
+                })
+                .await?;
+        }
+    }
+    let added: Vec<&str> = missing.iter().map(|(v, _)| *v).collect();
+    tracing::info!(scopes = ?added, "added new Management API scopes to the system API and the admin grant");
+    Ok(())
 }
 
 /// Creates the data directory (mode 0700 on Unix).

@@ -8,6 +8,9 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde::Deserialize;
 
+/// Days the audit trail keeps an event unless `--log-retention-days` says otherwise.
+pub const DEFAULT_LOG_RETENTION_DAYS: u64 = 30;
+
 use crate::domain::client::CredentialLimits;
 
 /// Command line.
@@ -134,6 +137,9 @@ pub struct ServeArgs {
     /// (default: off, as Auth0).
     #[arg(long, env = "CLAVIS_CAP_TOKEN_EXPIRY_AT_CREDENTIAL", num_args = 0..=1, default_missing_value = "true")]
     pub cap_token_expiry_at_credential: Option<bool>,
+    /// Days the audit trail (`/api/v2/logs`) keeps an event (default: 30; 1-3650).
+    #[arg(long, env = "CLAVIS_LOG_RETENTION_DAYS", value_parser = clap::value_parser!(u32).range(1..=3650))]
+    pub log_retention_days: Option<u32>,
     /// Maximum credentials per client (default: 4, as Auth0).
     #[arg(long, env = "CLAVIS_MAX_CREDENTIALS_PER_CLIENT")]
     pub max_credentials_per_client: Option<usize>,
@@ -271,6 +277,8 @@ pub struct Config {
     pub legacy_assertion_audience: bool,
     /// No token outlives the credential that obtained it.
     pub cap_token_expiry_at_credential: bool,
+    /// How long the audit trail keeps an event.
+    pub log_retention: Duration,
     /// Credential caps.
     pub limits: CredentialLimits,
     /// Master key from the environment.
@@ -363,6 +371,7 @@ impl Config {
             default_audience: None,
             legacy_assertion_audience: false,
             cap_token_expiry_at_credential: false,
+            log_retention: Duration::from_secs(DEFAULT_LOG_RETENTION_DAYS * 86_400),
             limits: CredentialLimits::default(),
             master_key: None,
             bootstrap_client_id: None,
@@ -574,6 +583,13 @@ impl ServeArgs {
                 .cap_token_expiry_at_credential
                 .or(file.cap_token_expiry_at_credential)
                 .unwrap_or(false),
+            log_retention: Duration::from_secs(
+                self.log_retention_days
+                    .or(file.log_retention_days)
+                    .map_or(DEFAULT_LOG_RETENTION_DAYS, u64::from)
+                    .clamp(1, 3650)
+                    * 86_400,
+            ),
             limits,
             master_key: master_key.map(Secret),
             bootstrap_client_id,

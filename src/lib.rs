@@ -11,6 +11,7 @@
 //! - [`mtls`]: how client certificates arrive (TLS handshake or a trusted proxy);
 //! - [`config`], [`startup`], [`bootstrap`], [`tls`]: configuration and process start.
 
+pub mod audit;
 pub mod bootstrap;
 pub mod config;
 pub mod domain;

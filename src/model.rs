@@ -120,6 +120,8 @@ pub enum ClientAuth {
 pub struct ClientEntry {
     /// The client id.
     pub client_id: String,
+    /// Its name (`client_name` of its log events).
+    pub name: String,
     /// Whether `client_credentials` is enabled.
     pub allows_client_credentials: bool,
     /// Its authentication method.
@@ -223,6 +225,7 @@ impl ClientEntry {
         };
         Self {
             client_id: client.client_id.clone(),
+            name: client.name.clone(),
             allows_client_credentials: client.allows_client_credentials(),
             auth,
             requires_binding: client.requires_proof_of_possession(),

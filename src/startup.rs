@@ -159,6 +159,7 @@ impl Application {
         if let Some(changes) = changes {
             crate::service::sync::start(&clavis, changes, config.db.resync_interval);
         }
+        crate::audit::start_retention(&clavis.store, config.log_retention);
 
         let (tls, ca_cert) = match &config.tls {
             TlsMode::Insecure => (None, None),
@@ -346,6 +347,13 @@ impl Application {
             if let Ok(Err(e)) = task.await {
                 tracing::warn!(error = %e, "the metrics listener failed");
             }
+        }
+        // The audit events still queued are written before the store closes.
+        if tokio::time::timeout(Duration::from_secs(5), self.clavis.audit.flush())
+            .await
+            .is_err()
+        {
+            tracing::warn!("audit events still queued at shutdown were not written");
         }
         self.clavis.store.close().await;
         Ok(())

@@ -1,6 +1,7 @@
 //! Several `clavis serve` processes on one PostgreSQL database: what one node writes, every
-//! node enforces within a second; `jti` replay protection and signing keys are shared; and
-//! a database outage gives 503s (never 500s or hangs) and heals without restarts.
+//! node enforces within a second; `jti` replay protection, signing keys and the audit feed
+//! are shared; and a database outage gives 503s (never 500s or hangs) and heals without
+//! restarts.
 //!
 //! These tests need PostgreSQL: `scripts/test-postgres` runs them (they are `#[ignore]`d in
 //! the default run, and fail rather than pass without the cluster).
@@ -821,4 +822,132 @@ fn database_tls_is_verified_against_the_configured_ca() {
         .await;
         assert!(refused.is_err());
     });
+}
+
+#[test]
+#[ignore = "needs PostgreSQL: scripts/test-postgres"]
+fn two_nodes_serve_one_ordered_audit_feed() {
+    let database = pg::fresh_database_blocking(&pg::require_base_url());
+    let key = master_key();
+    let nodes = [
+        Node::start("A", &database, &key, &[]),
+        Node::start("B", &database, &key, &[]),
+    ];
+    runtime().block_on(one_feed(&nodes));
+}
+
+/// Every event, oldest first, read by checkpoint from `node`.
+async fn export(node: &Node, token: &str) -> Vec<Value> {
+    let mut out = Vec::new();
+    let mut from = String::new();
+    loop {
+        let text = node
+            .expect(
+                token,
+                Method::GET,
+                &format!("/api/v2/logs?take=100&from={from}"),
+                None,
+                200,
+            )
+            .await;
+        let page: Vec<Value> = serde_json::from_str(&text).unwrap();
+        let Some(last) = page.last() else {
+            return out;
+        };
+        from = last["log_id"].as_str().unwrap().to_string();
+        out.extend(page);
+    }
+}
+
+async fn one_feed(nodes: &[Node; 2]) {
+    let [a, b] = nodes;
+    let token = a.admin_token().await;
+    create_api(a, &token).await;
+    // The seed scenario across the nodes: the key is made on A, used on B, expired on A,
+    // refused on B, restored on B.
+    let (client_id, key, credential) = key_client(a, &token).await;
+    let path = format!(
+        "/api/v2/clients/{client_id}/credentials/{}",
+        credential["id"].as_str().unwrap()
+    );
+    until("B knows the key", PROPAGATION, || async {
+        b.assertion_status(&client_id, &key).await == 200
+    })
+    .await;
+    a.expect(
+        &token,
+        Method::PATCH,
+        &path,
+        Some(json!({"expires_at": "2020-01-01T00:00:00Z"})),
+        200,
+    )
+    .await;
+    until("B refuses the expired key", PROPAGATION, || async {
+        b.assertion_status(&client_id, &key).await == 401
+    })
+    .await;
+    b.expect(
+        &token,
+        Method::PATCH,
+        &path,
+        Some(json!({"expires_at": null})),
+        200,
+    )
+    .await;
+    until("A accepts the key again", PROPAGATION, || async {
+        a.assertion_status(&client_id, &key).await == 200
+    })
+    .await;
+    // Token traffic on both nodes at once.
+    let traffic = |node: &'static str| {
+        let target = if node == "A" { a } else { b };
+        let (client_id, key) = (&client_id, &key);
+        async move {
+            for _ in 0..30 {
+                assert_eq!(target.assertion_status(client_id, key).await, 200);
+            }
+        }
+    };
+    tokio::join!(traffic("A"), traffic("B"));
+
+    // One feed: both nodes export the same events in the same order, log_ids increasing.
+    // (A `GET /logs` first writes what its node has queued: one on each node first.)
+    for node in [a, b] {
+        node.expect(&token, Method::GET, "/api/v2/logs?take=1", None, 200)
+            .await;
+    }
+    let from_a = export(a, &token).await;
+    let from_b = export(b, &token).await;
+    let ids = |events: &[Value]| -> Vec<String> {
+        events
+            .iter()
+            .map(|e| e["log_id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(ids(&from_a), ids(&from_b));
+    let mut sorted = ids(&from_a);
+    sorted.sort();
+    assert_eq!(ids(&from_a), sorted);
+    let mine = |kind: &str| {
+        from_a
+            .iter()
+            .filter(|e| e["type"] == kind && e["client_id"] == client_id.as_str())
+            .count()
+    };
+    // The token of the first probe at least, and the 60 of the traffic.
+    assert!(mine("seccft") >= 61, "{}", mine("seccft"));
+    assert!(mine("feccft") >= 1);
+    let patches: Vec<&Value> = from_a
+        .iter()
+        .filter(|e| e["type"] == "sapi" && e["details"]["request"]["path"] == path.as_str())
+        .collect();
+    assert_eq!(patches.len(), 2);
+    assert_eq!(
+        patches[0]["details"]["request"]["body"],
+        json!({"expires_at": "2020-01-01T00:00:00Z"})
+    );
+    assert_eq!(
+        patches[1]["details"]["request"]["body"],
+        json!({"expires_at": null})
+    );
 }

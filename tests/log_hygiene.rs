@@ -1,4 +1,5 @@
-//! Secrets, client assertions and tokens never reach the logs.
+//! Secrets, client assertions and tokens never reach the logs: the process log and the
+//! audit trail (`/api/v2/logs`).
 //!
 //! Runs the `clavis` binary at `debug` (and `trace` for Clavis's own code), drives every
 //! flow that handles a secret through it — client_secret_post and client_secret_basic,
@@ -293,8 +294,33 @@ async fn no_secret_assertion_or_token_reaches_the_logs() {
         "--- node ---\n{}",
         output.lines().rev().take(12).collect::<Vec<_>>().join("\n")
     );
+    // The audit trail (`/api/v2/logs`) holds every event of all of the above: it is checked
+    // like the process log.
+    let token = admin_token(&server, &http).await;
+    let mut audit = String::new();
+    let mut from = String::new();
+    loop {
+        let r = http
+            .get(format!("{base}/api/v2/logs?take=100&from={from}"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let page: Vec<serde_json::Value> = r.json().await.unwrap();
+        let Some(last) = page.last() else { break };
+        from = last["log_id"].as_str().unwrap().to_string();
+        for event in &page {
+            audit.push_str(&event.to_string());
+            audit.push('\n');
+        }
+    }
+    assert!(
+        audit.lines().count() > 100,
+        "suspiciously few audit events:\n{audit}"
+    );
     server.stop();
-    let log = server.log_text();
+    let log = format!("{}\n{audit}", server.log_text());
     println!(
         "log hygiene: {} log lines checked for {} secrets, assertions and tokens",
         log.lines().count(),

@@ -83,6 +83,8 @@ fn document_is_openapi_3_1_and_covers_every_served_endpoint() {
         ("/api/v2/keys/signing/rotate", &["post"]),
         ("/api/v2/keys/signing/{kid}", &["get"]),
         ("/api/v2/keys/signing/{kid}/revoke", &["put"]),
+        ("/api/v2/logs", &["get"]),
+        ("/api/v2/logs/{id}", &["get"]),
     ] {
         let item = paths
             .get(path)
@@ -91,7 +93,7 @@ fn document_is_openapi_3_1_and_covers_every_served_endpoint() {
             assert!(item.get(*method).is_some(), "{method} {path} is missing");
         }
     }
-    assert_eq!(paths.len(), 19, "an undocumented or unexpected path");
+    assert_eq!(paths.len(), 21, "an undocumented or unexpected path");
 }
 
 #[test]

@@ -24,6 +24,7 @@ pub const MANAGEMENT_SCOPES: &[(&str, &str)] = &[
     ("read:signing_keys", "Read Signing Keys"),
     ("create:signing_keys", "Create Signing Keys"),
     ("update:signing_keys", "Update Signing Keys"),
+    ("read:logs", "Read Logs"),
 ];
 
 /// Scopes accepted by each operation (any one suffices).
@@ -75,6 +76,9 @@ pub mod required {
     pub const UPDATE_CLIENT_GRANTS: &[&str] = &["update:client_grants"];
     /// Client grants.
     pub const DELETE_CLIENT_GRANTS: &[&str] = &["delete:client_grants"];
+    /// `GET /logs`, `GET /logs/{id}` (as Auth0's OpenAPI lists them, less
+    /// `read:logs_users`, which Clavis does not define).
+    pub const READ_LOGS: &[&str] = &["read:logs"];
 }
 
 /// The scopes each field of a request body or of a response needs, beyond its operation's

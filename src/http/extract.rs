@@ -73,6 +73,17 @@ impl FromRequestParts<AppState> for Auth {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
+        let slot = parts.extensions.get::<super::audit::CallerSlot>().cloned();
+        let auth = Self::verify(parts, state)?;
+        if let Some(slot) = slot {
+            slot.set(&auth.0.client_id);
+        }
+        Ok(auth)
+    }
+}
+
+impl Auth {
+    fn verify(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         // Verified already by the rate limiter (which keys the request by its client).
         if let Some(caller) = parts.extensions.remove::<Caller>() {
             return Ok(Auth(caller));
@@ -265,7 +276,14 @@ impl QueryParams {
         self.0.get(key).map(String::as_str)
     }
 
-    fn integer(&self, key: &str, min: i64, max: i64, desc: &str) -> Result<Option<i64>, ApiError> {
+    /// An integer parameter within `[min, max]`; `desc` is Auth0's description of it.
+    pub fn integer(
+        &self,
+        key: &str,
+        min: i64,
+        max: i64,
+        desc: &str,
+    ) -> Result<Option<i64>, ApiError> {
         let Some(raw) = self.get(key) else {
             return Ok(None);
         };

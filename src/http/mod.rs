@@ -1,6 +1,7 @@
 //! The HTTP surface: the router and what every handler shares. Handlers are thin: they
 //! extract, check scopes, call `service`, and render.
 
+pub mod audit;
 pub mod error;
 pub mod extract;
 pub mod hardening;
@@ -58,10 +59,15 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v2/openapi.json", get(openapi::serve))
         .nest(
             "/api/v2",
-            management::router().route_layer(axum::middleware::from_fn_with_state(
-                state.clone(),
-                metrics::count_management,
-            )),
+            management::router()
+                .route_layer(axum::middleware::from_fn_with_state(
+                    state.clone(),
+                    audit::management,
+                ))
+                .route_layer(axum::middleware::from_fn_with_state(
+                    state.clone(),
+                    metrics::count_management,
+                )),
         )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use serde_json::{Value, json};
 
+use super::audit;
 use super::extract::{is_form, read_body};
 use super::ratelimit::{Decision, TokenGate};
 use super::strict::{self, BodyError};
@@ -154,9 +155,11 @@ pub fn parse_token_body(
 pub async fn token(State(app): State<AppState>, mut req: Request) -> Response {
     let started = Instant::now();
     let gate = req.extensions_mut().remove::<TokenGate>();
+    let origin = audit::origin(&req);
     let request = match parse_token_request(&app, req).await {
         Ok(r) => r,
         Err(e) => {
+            audit::token_event(&app, &origin, None, Err(&e));
             let decision = gate.as_ref().and_then(|g| g.failed(""));
             app.metrics
                 .token(TokenMethod::None, Some(e.error), started.elapsed());
@@ -169,6 +172,14 @@ pub async fn token(State(app): State<AppState>, mut req: Request) -> Response {
         let e = OAuthError::too_many_requests();
         app.metrics.rate_limited(Bucket::FailedAuthentication);
         app.metrics.token(method, Some(e.error), started.elapsed());
+        audit::rate_limited(
+            &app,
+            &origin,
+            ("POST", "/oauth/token"),
+            Some(named).filter(|n| !n.is_empty()),
+            "authentication failures",
+            refusal.limit,
+        );
         return labelled(oauth_error(&e), Some(refusal));
     }
     // Set once the client has authenticated, with its bucket's decision.
@@ -188,6 +199,17 @@ pub async fn token(State(app): State<AppState>, mut req: Request) -> Response {
         }
         None => gate.as_ref().and_then(|g| g.failed(named)),
     };
+    match (&result, decision) {
+        (Err(e), Some(d)) if e.status == 429 => audit::rate_limited(
+            &app,
+            &origin,
+            ("POST", "/oauth/token"),
+            e.client_id.as_deref().or(Some(named)),
+            "token client",
+            d.limit,
+        ),
+        _ => audit::token_event(&app, &origin, Some(&request), result.as_ref()),
+    }
     let response = match result {
         Ok(body) => {
             let mut response = json_response(StatusCode::OK, &body);

@@ -37,7 +37,7 @@ use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
 
 use crate::domain::scopes::required;
 use crate::http::management::{
-    client_grants, clients, credentials, resource_servers, signing_keys,
+    client_grants, clients, credentials, logs, resource_servers, signing_keys,
 };
 use crate::http::{health, oauth};
 
@@ -109,6 +109,116 @@ pub struct ClientFilterParams {
         pattern = "^((native)|(spa)|(regular_web)|(non_interactive)|(resource_server)|(express_configuration)|(rms)|(box)|(cloudbees)|(concur)|(dropbox)|(mscrm)|(echosign)|(egnyte)|(newrelic)|(office365)|(salesforce)|(sentry)|(sharepoint)|(slack)|(springcm)|(zendesk)|(zoom)|(sso_integration)|(oag))(,((native)|(spa)|(regular_web)|(non_interactive)|(resource_server)|(express_configuration)|(rms)|(box)|(cloudbees)|(concur)|(dropbox)|(mscrm)|(echosign)|(egnyte)|(newrelic)|(office365)|(salesforce)|(sentry)|(sharepoint)|(slack)|(springcm)|(zendesk)|(zoom)|(sso_integration)|(oag)))*$"
     )]
     app_type: Option<String>,
+}
+
+/// Parameters of `GET /logs`: a search (page mode) or a checkpoint export (`from`, `take`).
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct LogsParams {
+    /// Page index of the results to return. First page is 0.
+    #[param(minimum = 0, nullable = false)]
+    page: Option<u32>,
+    /// Number of results per page. Default: 50. Max value: 100. A search pages through at
+    /// most 1,000 results.
+    #[param(minimum = 0, maximum = 100, nullable = false)]
+    per_page: Option<u32>,
+    /// Field to use for sorting appended with `:1` for ascending and `:-1` for descending,
+    /// e.g. `date:-1` (the default).
+    #[param(nullable = false)]
+    sort: Option<String>,
+    /// Comma-separated list of fields to include or exclude (based on `include_fields`).
+    #[param(nullable = false)]
+    fields: Option<String>,
+    /// Whether specified fields are to be included (true) or excluded (false).
+    #[param(nullable = false)]
+    include_fields: Option<bool>,
+    /// Return results inside an object that also contains a total result count when true.
+    #[param(nullable = false)]
+    include_totals: Option<bool>,
+    /// Log Event Id from which to start selection from (checkpoint: events after it, in
+    /// log_id order; every other parameter is ignored).
+    #[param(nullable = false)]
+    from: Option<String>,
+    /// Number of entries to retrieve when using the `from` parameter. Default 50, max 100.
+    #[param(minimum = 1, maximum = 100, nullable = false)]
+    take: Option<u32>,
+    /// Search query in (a subset of) Auth0's query syntax, e.g. `type:seccft AND
+    /// date:[2026-01-01 TO *]`.
+    #[param(nullable = false)]
+    q: Option<String>,
+    /// The same query under the name Auth0's SDKs send it (`q` wins when both are given).
+    #[param(nullable = false)]
+    search: Option<String>,
+}
+
+/// A log event (Auth0's `Log`; fields by event type).
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct Log {
+    /// When the event occurred (ISO 8601, milliseconds, UTC).
+    date: String,
+    /// Event type code: `seccft`, `feccft`, `sapi`, `mgmt_api_read`, `api_limit`.
+    #[serde(rename = "type")]
+    kind: String,
+    /// Description of this event.
+    description: String,
+    /// The client (application) involved.
+    #[serde(default)]
+    client_id: Option<String>,
+    /// Its name (empty when unknown).
+    #[serde(default)]
+    client_name: Option<String>,
+    /// IP address of the log event source.
+    #[serde(default)]
+    ip: Option<String>,
+    /// Hostname the event applies to (the host of the public URL).
+    #[serde(default)]
+    hostname: Option<String>,
+    /// User agent of the request.
+    #[serde(default)]
+    user_agent: Option<String>,
+    /// API audience (token events).
+    #[serde(default)]
+    audience: Option<String>,
+    /// Scopes (token events, space separated).
+    #[serde(default)]
+    scope: Option<String>,
+    /// Thumbprint of the certificate a token is bound to (`seccft`).
+    #[serde(default)]
+    mtls_thumbprint_sha256: Option<String>,
+    /// Always false (server-to-server).
+    #[serde(rename = "isMobile", default)]
+    is_mobile: Option<bool>,
+    /// Event-type specific details.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    details: Option<Value>,
+    /// Unique ID of the event; ids sort in the order the events were stored.
+    log_id: String,
+}
+
+/// `GET /logs` with `include_totals=true`.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct ListLogOffsetPaginatedResponseContent {
+    /// Index of the first event of the page.
+    start: u64,
+    /// `per_page`.
+    limit: u64,
+    /// Events in this page.
+    length: u64,
+    /// Events matching the search.
+    total: u64,
+    /// The events.
+    logs: Vec<Log>,
+}
+
+/// `GET /logs`: an array, or the envelope with totals.
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum ListLogResponseContent {
+    /// Plain array.
+    Array(Vec<Log>),
+    /// With totals.
+    Totals(ListLogOffsetPaginatedResponseContent),
 }
 
 /// Filters of `GET /client-grants`.
@@ -1008,6 +1118,8 @@ LQIDAQAB
         signing_keys::get,
         signing_keys::rotate,
         signing_keys::revoke,
+        logs::list,
+        logs::get,
     ),
     components(schemas(ErrorBody, OAuthErrorBody)),
     modifiers(&Conventions),
@@ -1018,6 +1130,7 @@ LQIDAQAB
         (name = "resource servers", description = "APIs: the audiences tokens are issued for"),
         (name = "client grants", description = "Which scopes of an API a client may request"),
         (name = "signing keys", description = "The keys that sign access tokens"),
+        (name = "logs", description = "The audit trail: token requests, Management API writes and secret reads, rate-limit refusals"),
         (name = "health", description = "Liveness and readiness"),
     )
 )]
@@ -1047,6 +1160,7 @@ fn operation_scopes(operation_id: &str) -> Option<&'static [&'static str]> {
         "get_signing_keys" | "get_signing_key" => signing_keys::READ,
         "post_signing_keys" => signing_keys::CREATE,
         "put_signing_keys" => signing_keys::UPDATE,
+        "get_logs" | "get_logs_by_id" => required::READ_LOGS,
         _ => return None,
     })
 }

@@ -433,6 +433,20 @@ pub async fn enforce(State(state): State<Limiting>, mut req: Request, next: Next
             Key::Token(_) => crate::metrics::Bucket::TokenClient,
             Key::Ip(_) => crate::metrics::Bucket::Address,
         });
+        let origin = super::audit::origin(&req);
+        let (client_id, bucket) = match &key {
+            Key::Management(id) => (Some(id.as_str()), "management client"),
+            Key::Token(id) => (Some(id.as_str()), "token client"),
+            Key::Ip(_) => (None, "ip"),
+        };
+        super::audit::rate_limited(
+            &state.app,
+            &origin,
+            (req.method().as_str(), req.uri().path()),
+            client_id,
+            bucket,
+            decision.limit,
+        );
         tracing::info!(
             bucket = match &key {
                 Key::Management(_) => "management client",

@@ -84,6 +84,8 @@ pub struct Clavis {
     pub verified_tokens: access::VerifiedTokens,
     /// What `/metrics` reports.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// The audit trail (`/api/v2/logs`).
+    pub audit: crate::audit::AuditLog,
     write_lock: Mutex<()>,
 }
 
@@ -121,9 +123,14 @@ impl Clavis {
         issuer: Issuer,
     ) -> Self {
         let metrics = Arc::new(crate::metrics::Metrics::new());
+        let hostname = url::Url::parse(&issuer.issuer)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_string))
+            .unwrap_or_default();
         Self {
             replay: replay::ReplayGuard::start(store.clone(), metrics.jti_write.clone()),
             metrics,
+            audit: crate::audit::AuditLog::start(store.clone(), hostname),
             verified_tokens: access::VerifiedTokens::default(),
             store,
             model,

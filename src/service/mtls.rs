@@ -75,6 +75,8 @@ impl Clavis {
                 "client certificate refused"
             );
             OAuthError::invalid_client()
+                .because(refusal.reason)
+                .concerning(Some(client_id), refusal.credential_id.as_deref())
         };
         let Some(client) = client else {
             return match presented {

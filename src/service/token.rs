@@ -82,6 +82,24 @@ pub struct TokenResponse {
     pub expires_in: i64,
     /// Always `Bearer`.
     pub token_type: &'static str,
+    /// For the audit event: what was issued, to whom (not part of the response).
+    #[serde(skip)]
+    pub issued: Issued,
+}
+
+/// What a token was issued for, for its `seccft` event.
+#[derive(Debug, Clone, Default)]
+pub struct Issued {
+    /// The client.
+    pub client_id: String,
+    /// Its name.
+    pub client_name: String,
+    /// The audience.
+    pub audience: String,
+    /// The token's `jti`, in the dialects that have one.
+    pub jti: Option<String>,
+    /// The thumbprint (`x5t#S256`) of the certificate the token is bound to.
+    pub thumbprint: Option<String>,
 }
 
 /// An OAuth error (`{"error", "error_description"}`).
@@ -93,6 +111,12 @@ pub struct OAuthError {
     pub error: &'static str,
     /// `error_description`
     pub description: String,
+    /// For the audit event (never sent): why, when the description does not say.
+    pub reason: Option<String>,
+    /// For the audit event: the client the failure concerns, once known.
+    pub client_id: Option<String>,
+    /// For the audit event: the credential involved, when one was.
+    pub credential_id: Option<String>,
 }
 
 impl OAuthError {
@@ -101,7 +125,27 @@ impl OAuthError {
             status,
             error,
             description: description.into(),
+            reason: None,
+            client_id: None,
+            credential_id: None,
         }
+    }
+
+    /// The same error, with the reason the audit event gives.
+    pub fn because(mut self, reason: impl Into<String>) -> Self {
+        self.reason = Some(reason.into());
+        self
+    }
+
+    /// The same error, about this client and credential (kept when already set).
+    pub fn concerning(mut self, client_id: Option<&str>, credential_id: Option<&str>) -> Self {
+        if self.client_id.is_none() {
+            self.client_id = client_id.map(str::to_string);
+        }
+        if self.credential_id.is_none() {
+            self.credential_id = credential_id.map(str::to_string);
+        }
+        self
     }
 
     /// 400 `invalid_request`.
@@ -194,11 +238,11 @@ fn replay_failure(client_id: &str, e: StoreError) -> OAuthError {
     match e {
         StoreError::Unavailable(cause) => {
             tracing::warn!(%client_id, %cause, "assertion refused: replay record could not be written");
-            OAuthError::unavailable()
+            OAuthError::unavailable().because("the assertion id could not be recorded")
         }
         e => {
             tracing::error!(%client_id, error = %e, "replay record failed");
-            OAuthError::server_error()
+            OAuthError::server_error().because("the assertion id could not be recorded")
         }
     }
 }
@@ -232,12 +276,25 @@ impl Clavis {
                 ));
             }
         }
+        let authenticated = self.authenticate(req, admit).await?;
+        let client_id = authenticated.client.client_id.clone();
+        self.issue_for(req, authenticated)
+            .await
+            .map_err(|e| e.concerning(Some(&client_id), None))
+    }
+
+    /// The grant for an authenticated client.
+    async fn issue_for(
+        &self,
+        req: &TokenRequest,
+        authenticated: Authenticated,
+    ) -> Result<TokenResponse, OAuthError> {
         let Authenticated {
             client,
             bound_to,
             replay_record,
             credential_expires_at,
-        } = self.authenticate(req, admit).await?;
+        } = authenticated;
         if !client.allows_client_credentials {
             return Err(OAuthError::new(
                 403,
@@ -354,6 +411,8 @@ impl Clavis {
             _ => api.token_lifetime,
         };
         let (auth0, rfc9068) = (!api.rfc9068, api.rfc9068);
+        let jti =
+            rfc9068.then(|| clavis_crypto::random::string(clavis_crypto::random::ALPHANUMERIC, 24));
         let claims = AccessTokenClaims {
             iss: &self.issuer.issuer,
             sub: format!("{}@clients", client.client_id),
@@ -364,8 +423,7 @@ impl Clavis {
             gty: auth0.then_some("client-credentials"),
             azp: auth0.then_some(client.client_id.as_str()),
             client_id: rfc9068.then_some(client.client_id.as_str()),
-            jti: rfc9068
-                .then(|| clavis_crypto::random::string(clavis_crypto::random::ALPHANUMERIC, 24)),
+            jti: jti.clone(),
             permissions,
             cnf: bound_to
                 .as_deref()
@@ -395,6 +453,13 @@ impl Clavis {
             scope: scope_claim,
             expires_in: lifetime,
             token_type: "Bearer",
+            issued: Issued {
+                client_id: client.client_id.clone(),
+                client_name: client.name.clone(),
+                audience,
+                jti,
+                thumbprint: bound_to,
+            },
         })
     }
 
@@ -450,7 +515,9 @@ impl Clavis {
             // Neither secret nor assertion: a certificate client (see `service::mtls`).
             if let Some(c) = self.authenticate_certificate(client_id, req.certificate.as_ref())? {
                 if !admit(&c.client.client_id) {
-                    return Err(OAuthError::too_many_requests());
+                    return Err(
+                        OAuthError::too_many_requests().concerning(Some(&c.client.client_id), None)
+                    );
                 }
                 return Ok(Authenticated {
                     client: c.client,
@@ -460,7 +527,7 @@ impl Clavis {
                 });
             }
             tracing::info!(client_id = %truncate(client_id), "token request without client authentication");
-            return Err(OAuthError::secret_denied());
+            return Err(OAuthError::secret_denied().because("no client authentication"));
         };
         let client = self.model.client(client_id);
         let digest = match client.as_deref().map(|c| &c.auth) {
@@ -471,7 +538,9 @@ impl Clavis {
         match client {
             Some(c) if matched && matches!(c.auth, ClientAuth::Secret(_)) => {
                 if !admit(&c.client_id) {
-                    return Err(OAuthError::too_many_requests());
+                    return Err(
+                        OAuthError::too_many_requests().concerning(Some(&c.client_id), None)
+                    );
                 }
                 Ok(Authenticated {
                     client: c,
@@ -487,11 +556,11 @@ impl Clavis {
                     "client does not authenticate with a secret"
                 };
                 tracing::info!(client_id = %c.client_id, reason, "token request refused");
-                Err(OAuthError::secret_denied())
+                Err(OAuthError::secret_denied().because(reason))
             }
             None => {
                 tracing::info!(client_id = %truncate(client_id), reason = "unknown client", "token request refused");
-                Err(OAuthError::secret_denied())
+                Err(OAuthError::secret_denied().because("unknown client"))
             }
         }
     }
@@ -534,12 +603,17 @@ impl Clavis {
                     reason = %failure.reason,
                     "client assertion refused"
                 );
-                return Err(OAuthError::invalid_client());
+                return Err(OAuthError::invalid_client()
+                    .because(failure.reason)
+                    .concerning(
+                        failure.client_id.as_deref(),
+                        failure.credential_id.as_deref(),
+                    ));
             }
         };
         // Before the `jti` is recorded: a refused request leaves its assertion unused.
         if !admit(&client.client_id) {
-            return Err(OAuthError::too_many_requests());
+            return Err(OAuthError::too_many_requests().concerning(Some(&client.client_id), None));
         }
         let record = JtiRecord {
             client_id: client.client_id.clone(),
@@ -550,7 +624,9 @@ impl Clavis {
             Ok(Some(durable)) => Ok((client, durable, key_expires_at)),
             Ok(None) => {
                 tracing::info!(client_id = %client.client_id, reason = "jti already used (replay)", "client assertion refused");
-                Err(OAuthError::invalid_client())
+                Err(OAuthError::invalid_client()
+                    .because("jti already used (replay)")
+                    .concerning(Some(&client.client_id), None))
             }
             Err(e) => Err(replay_failure(&client.client_id, e)),
         }

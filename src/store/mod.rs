@@ -17,6 +17,7 @@
 //!   ([`Store::subscribe`]); each node re-reads the entity into its read model.
 
 mod inline;
+pub mod logs;
 pub mod postgres;
 pub mod sqlite;
 mod wal_sync;
@@ -29,6 +30,7 @@ use crate::domain::client_grant::{ClientGrant, SubjectType};
 use crate::domain::credential::Credential;
 use crate::domain::resource_server::ResourceServer;
 use crate::domain::time::Timestamp;
+pub use logs::{LogRow, LogSearch, NewLog};
 
 /// What a missing or conflicting row was.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -561,6 +563,21 @@ pub trait Store: Send + Sync + 'static {
     async fn record_jtis(&self, records: &[JtiRecord], now: i64) -> StoreResult<Vec<bool>>;
     /// Forgets assertion ids whose records expired before `now`; returns how many.
     async fn purge_jtis(&self, now: i64) -> StoreResult<u64>;
+
+    /// Appends log events in one transaction, each with the next sequence number (its
+    /// log_id), in the order given. On a shared store, sequence numbers become visible in
+    /// increasing order on every node (a reader never sees a number before a smaller one
+    /// that is still to come).
+    async fn insert_logs(&self, logs: &[NewLog]) -> StoreResult<()>;
+    /// One log event by sequence number.
+    async fn log(&self, seq: i64) -> StoreResult<Option<LogRow>>;
+    /// Up to `take` log events after sequence number `after`, in sequence order.
+    async fn logs_after(&self, after: i64, take: u64) -> StoreResult<Vec<LogRow>>;
+    /// A page of a log search, and the number of matches when `totals` is asked for.
+    async fn search_logs(&self, search: &LogSearch) -> StoreResult<(Vec<LogRow>, Option<u64>)>;
+    /// Deletes up to `chunk` of the oldest log events dated before `before_ms`, in one
+    /// transaction; returns how many.
+    async fn purge_logs(&self, before_ms: i64, chunk: u64) -> StoreResult<u64>;
 
     /// All signing keys, oldest first.
     async fn signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>>;

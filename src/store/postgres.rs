@@ -32,10 +32,12 @@ use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions, PgRow,
 use sqlx::{PgConnection, Postgres, Row, Transaction};
 use tokio::sync::{mpsc, watch};
 
+use super::logs::{LOG_COLUMNS, SqlValue};
+
 use super::{
     Bootstrap, Change, ClientDiff, ClientFilter, ClientRow, Conditions, Entity, GRANT_CONFLICT,
-    GrantFilter, JtiRecord, Mutation, Page, PageRequest, SigningKeyRecord, Snapshot, SqlDialect,
-    Store, StoreError, StoreResult,
+    GrantFilter, JtiRecord, LogRow, LogSearch, Mutation, NewLog, Page, PageRequest,
+    SigningKeyRecord, Snapshot, SqlDialect, Store, StoreError, StoreResult,
 };
 use crate::domain::client::{Client, ClientAggregate};
 use crate::domain::client_grant::ClientGrant;
@@ -90,7 +92,17 @@ pub(super) const MIGRATIONS: &[super::MigrationFile] = &[
         "management api name",
         include_str!("../../migrations/postgres/0004_management_api_name.sql"),
     ),
+    (
+        5,
+        "logs",
+        include_str!("../../migrations/postgres/0005_logs.sql"),
+    ),
 ];
+
+/// The advisory lock a node holds while it appends log events: sequence numbers are taken
+/// and committed by one transaction at a time, so they become visible in increasing order
+/// (a checkpoint reader never skips an event that commits late).
+const LOG_APPEND_LOCK: i64 = 0x636c_6176_6973_6c67; // "clavislg"
 
 /// Longest notification payload PostgreSQL accepts is 8000 bytes; larger changes are sent as
 /// a full resynchronisation.
@@ -254,6 +266,13 @@ where
 }
 
 /// A resource server from its `doc` and `sealed_signing_secret` columns.
+fn log_row(row: &PgRow) -> StoreResult<LogRow> {
+    Ok(LogRow {
+        seq: get(row, "seq")?,
+        doc: get(row, "doc")?,
+    })
+}
+
 fn resource_server_row(row: &PgRow) -> StoreResult<ResourceServer> {
     let mut rs: ResourceServer = decode(row, "doc")?;
     rs.sealed_signing_secret = get(row, "sealed_signing_secret")?;
@@ -1363,6 +1382,147 @@ impl Store for PostgresStore {
                 .await
                 .map_err(map_err)?
                 .rows_affected();
+            Ok(deleted)
+        })
+        .await
+    }
+
+    async fn insert_logs(&self, logs: &[NewLog]) -> StoreResult<()> {
+        if logs.is_empty() {
+            return Ok(());
+        }
+        let mut dates = Vec::with_capacity(logs.len());
+        let mut columns: [Vec<Option<String>>; 9] = Default::default();
+        let mut docs = Vec::with_capacity(logs.len());
+        for log in logs {
+            dates.push(log.date_ms);
+            for (values, name) in columns.iter_mut().zip(LOG_COLUMNS) {
+                // The database stores no NUL; the document keeps it escaped.
+                values.push(log.column(name).map(|v| v.replace('\0', "\u{fffd}")));
+            }
+            docs.push(encode(&log.doc)?);
+        }
+        retrying!(self, async {
+            let mut tx = self.begin().await?;
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(LOG_APPEND_LOCK)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+            let [a, b, c, d, e, f, g, h, i] = &columns;
+            sqlx::query(
+                "INSERT INTO logs (date_ms, type, client_id, client_name, description, ip,
+                     hostname, user_agent, audience, scope, doc)
+                 SELECT a, b, c, d, e, f, g, h, i, j, k FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[],
+                     $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[],
+                     $11::text[]) WITH ORDINALITY AS t(a, b, c, d, e, f, g, h, i, j, k, o)
+                 ORDER BY o",
+            )
+            .bind(&dates)
+            .bind(
+                a.iter()
+                    .map(|t| t.clone().unwrap_or_default())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(b)
+            .bind(c)
+            .bind(d)
+            .bind(e)
+            .bind(f)
+            .bind(g)
+            .bind(h)
+            .bind(i)
+            .bind(&docs)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+            tx.commit().await.map_err(db)
+        })
+    }
+
+    async fn log(&self, seq: i64) -> StoreResult<Option<LogRow>> {
+        self.bounded(async {
+            let row = sqlx::query("SELECT seq, doc FROM logs WHERE seq = $1")
+                .bind(seq)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(map_err)?;
+            row.map(|r| log_row(&r)).transpose()
+        })
+        .await
+    }
+
+    async fn logs_after(&self, after: i64, take: u64) -> StoreResult<Vec<LogRow>> {
+        self.bounded(async {
+            let rows =
+                sqlx::query("SELECT seq, doc FROM logs WHERE seq > $1 ORDER BY seq LIMIT $2")
+                    .bind(after)
+                    .bind(clamp(take))
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(map_err)?;
+            rows.iter().map(log_row).collect()
+        })
+        .await
+    }
+
+    async fn search_logs(&self, search: &LogSearch) -> StoreResult<(Vec<LogRow>, Option<u64>)> {
+        let mut binds = Vec::new();
+        let (filter, order) = super::logs::search_sql::<PgDialect>(search, &mut binds);
+        let bind_all = |sql: String, binds: &[SqlValue]| {
+            // Only fixed SQL text built in `store::logs` reaches here; values are bound.
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for b in binds {
+                q = match b {
+                    SqlValue::Text(t) => q.bind(t.replace('\0', "\u{fffd}")),
+                    SqlValue::Int(n) => q.bind(*n),
+                };
+            }
+            q
+        };
+        self.bounded(async {
+            let n = binds.len();
+            let rows = bind_all(
+                format!(
+                    "SELECT seq, doc FROM logs{filter}{order} LIMIT ${} OFFSET ${}",
+                    n + 1,
+                    n + 2
+                ),
+                &binds,
+            )
+            .bind(clamp(search.limit))
+            .bind(clamp(search.offset))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?;
+            let rows = rows.iter().map(log_row).collect::<StoreResult<Vec<_>>>()?;
+            let total = if search.totals {
+                let row = bind_all(format!("SELECT COUNT(*) AS n FROM logs{filter}"), &binds)
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(map_err)?;
+                let n: i64 = get(&row, "n")?;
+                Some(n.max(0) as u64)
+            } else {
+                None
+            };
+            Ok((rows, total))
+        })
+        .await
+    }
+
+    async fn purge_logs(&self, before_ms: i64, chunk: u64) -> StoreResult<u64> {
+        self.bounded(async {
+            let deleted = sqlx::query(
+                "DELETE FROM logs WHERE seq IN (
+                     SELECT seq FROM logs WHERE date_ms < $1 ORDER BY seq LIMIT $2)",
+            )
+            .bind(before_ms)
+            .bind(clamp(chunk))
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?
+            .rows_affected();
             Ok(deleted)
         })
         .await

@@ -25,11 +25,12 @@ use sqlx::ConnectOptions as _;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 
 use super::inline::{InlineReader, InlineWriter, fk_violation, unique_violation};
+use super::logs::LOG_COLUMNS;
 use super::wal_sync::WalSync;
 use super::{
     Bootstrap, ClientDiff, ClientFilter, ClientRow, Conditions, Entity, GRANT_CONFLICT,
-    GrantFilter, JtiRecord, Mutation, Page, PageRequest, SigningKeyRecord, Snapshot, SqlDialect,
-    Store, StoreError, StoreResult,
+    GrantFilter, JtiRecord, LogRow, LogSearch, Mutation, NewLog, Page, PageRequest,
+    SigningKeyRecord, Snapshot, SqlDialect, Store, StoreError, StoreResult,
 };
 use crate::domain::client::ClientAggregate;
 use crate::domain::client_grant::ClientGrant;
@@ -66,6 +67,11 @@ pub(super) const MIGRATIONS: &[super::MigrationFile] = &[
         5,
         "management api name",
         include_str!("../../migrations/sqlite/0005_management_api_name.sql"),
+    ),
+    (
+        6,
+        "logs",
+        include_str!("../../migrations/sqlite/0006_logs.sql"),
     ),
 ];
 
@@ -388,6 +394,25 @@ impl SqlDialect for SqliteDialect {
 /// A list filter's conditions with their values bound as SQLite text.
 fn sqlite_conditions(c: Conditions) -> (String, Vec<Value>) {
     (c.sql, c.binds.into_iter().map(Value::Text).collect())
+}
+
+fn sql_value(value: super::logs::SqlValue) -> Value {
+    match value {
+        super::logs::SqlValue::Text(text) => Value::Text(text),
+        super::logs::SqlValue::Int(n) => Value::Integer(n),
+    }
+}
+
+/// `(seq, doc)` rows of a log query.
+fn log_rows(conn: &Connection, sql: &str, binds: &[Value]) -> StoreResult<Vec<LogRow>> {
+    let mut stmt = conn.prepare(sql)?;
+    let rows = stmt.query_map(params_from_iter(binds), |r| {
+        Ok(LogRow {
+            seq: r.get(0)?,
+            doc: r.get(1)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
 }
 
 impl SqliteStore {
@@ -899,6 +924,112 @@ impl Store for SqliteStore {
                 return Ok(total);
             }
         }
+    }
+
+    async fn insert_logs(&self, logs: &[NewLog]) -> StoreResult<()> {
+        if logs.is_empty() {
+            return Ok(());
+        }
+        let rows = logs
+            .iter()
+            .map(|log| Ok((log, encode(&log.doc)?)))
+            .collect::<StoreResult<Vec<_>>>()?;
+        self.writer
+            .write(|tx| {
+                let mut stmt = tx.prepare_cached(
+                    "INSERT INTO logs (date_ms, type, client_id, client_name, description, ip,
+                         hostname, user_agent, audience, scope, doc)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                )?;
+                for (log, doc) in &rows {
+                    let [a, b, c, d, e, f, g, h, i] = LOG_COLUMNS.map(|name| log.column(name));
+                    stmt.execute(params![
+                        log.date_ms,
+                        a.unwrap_or_default(),
+                        b,
+                        c,
+                        d,
+                        e,
+                        f,
+                        g,
+                        h,
+                        i,
+                        doc
+                    ])?;
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    async fn log(&self, seq: i64) -> StoreResult<Option<LogRow>> {
+        self.reader
+            .read(move |conn| {
+                Ok(log_rows(
+                    conn,
+                    "SELECT seq, doc FROM logs WHERE seq = ?1",
+                    &[Value::Integer(seq)],
+                )?
+                .pop())
+            })
+            .await
+    }
+
+    async fn logs_after(&self, after: i64, take: u64) -> StoreResult<Vec<LogRow>> {
+        let take = i64::try_from(take).unwrap_or(i64::MAX);
+        self.reader
+            .read(move |conn| {
+                log_rows(
+                    conn,
+                    "SELECT seq, doc FROM logs WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+                    &[Value::Integer(after), Value::Integer(take)],
+                )
+            })
+            .await
+    }
+
+    async fn search_logs(&self, search: &LogSearch) -> StoreResult<(Vec<LogRow>, Option<u64>)> {
+        let mut binds = Vec::new();
+        let (filter, order) = super::logs::search_sql::<SqliteDialect>(search, &mut binds);
+        let binds: Vec<Value> = binds.into_iter().map(sql_value).collect();
+        let limit = i64::try_from(search.limit).unwrap_or(i64::MAX);
+        let offset = i64::try_from(search.offset).unwrap_or(i64::MAX);
+        let totals = search.totals;
+        self.reader
+            .read(move |conn| {
+                let mut all = binds.clone();
+                all.extend([Value::Integer(limit), Value::Integer(offset)]);
+                let rows = log_rows(
+                    conn,
+                    &format!("SELECT seq, doc FROM logs{filter}{order} LIMIT ? OFFSET ?"),
+                    &all,
+                )?;
+                let total = if totals {
+                    let n: i64 = conn
+                        .prepare(&format!("SELECT COUNT(*) FROM logs{filter}"))?
+                        .query_row(params_from_iter(&binds), |r| r.get(0))?;
+                    Some(n.max(0) as u64)
+                } else {
+                    None
+                };
+                Ok((rows, total))
+            })
+            .await
+    }
+
+    async fn purge_logs(&self, before_ms: i64, chunk: u64) -> StoreResult<u64> {
+        let chunk = i64::try_from(chunk).unwrap_or(i64::MAX);
+        self.writer
+            .write(|tx| {
+                let deleted = tx
+                    .prepare_cached(
+                        "DELETE FROM logs WHERE seq IN (
+                             SELECT seq FROM logs WHERE date_ms < ?1 ORDER BY seq LIMIT ?2)",
+                    )?
+                    .execute(params![before_ms, chunk])?;
+                Ok(deleted as u64)
+            })
+            .await
     }
 
     async fn signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>> {

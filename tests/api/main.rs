@@ -10,6 +10,7 @@ mod bad_input;
 mod client_grants;
 mod clients;
 mod credentials;
+mod logs;
 mod metrics;
 mod mtls;
 mod private_key_jwt;

@@ -981,3 +981,34 @@ async fn token_expiry_is_capped_at_the_certificate_and_its_credential() {
     let claims = assert_issued(present(&app, Via::Proxy("SUCCESS"), Some(&short), &id).await).await;
     assert!((exp_of(&claims) - (now() + 600)).abs() <= 5, "{claims}");
 }
+
+#[tokio::test]
+async fn a_certificate_bound_token_logs_its_thumbprint() {
+    let ca = TestCa::new("Clavis Test Client CA");
+    let app = spawn(&ca).await;
+    let cert = self_signed_rsa(SUBJECT);
+    let (client_id, _) = pinned_client(&app, &cert).await;
+    assert_issued(present(&app, Via::Tls, Some(&cert), &client_id).await).await;
+    let events = app
+        .get_ok(&format!(
+            "/api/v2/logs?q=type:seccft%20AND%20client_id:{client_id}"
+        ))
+        .await;
+    assert_eq!(events.as_array().unwrap().len(), 1, "{events}");
+    assert_eq!(events[0]["mtls_thumbprint_sha256"], cert.thumbprint());
+    // A refused certificate: feccft naming the pinned credential's refusal.
+    let other = self_signed(SUBJECT, Validity::Current);
+    assert_refused(
+        present(&app, Via::Tls, Some(&other), &client_id).await,
+        "another certificate",
+    )
+    .await;
+    let events = app
+        .get_ok(&format!(
+            "/api/v2/logs?q=type:feccft%20AND%20client_id:{client_id}"
+        ))
+        .await;
+    assert_eq!(events.as_array().unwrap().len(), 1, "{events}");
+    assert_eq!(events[0]["details"]["error"], "invalid_client");
+    assert!(events[0].get("mtls_thumbprint_sha256").is_none());
+}

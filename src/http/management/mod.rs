@@ -4,6 +4,7 @@
 pub mod client_grants;
 pub mod clients;
 pub mod credentials;
+pub mod logs;
 pub mod resource_servers;
 pub mod signing_keys;
 
@@ -58,6 +59,8 @@ pub fn router() -> Router<AppState> {
             "/client-grants",
             get(client_grants::list).post(client_grants::create),
         )
+        .route("/logs", get(logs::list))
+        .route("/logs/{id}", get(logs::get))
         .route(
             "/client-grants/{id}",
             get(client_grants::get)

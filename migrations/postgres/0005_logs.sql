@@ -1,0 +1,22 @@
+-- The audit trail (`/api/v2/logs`): one row per event. `seq` is the log_id's number, taken
+-- from the identity sequence at insert by a writer that holds the table's insert lock until
+-- it commits, so ids become visible in increasing order on every node; the document is the
+-- event as served (without its log_id), the other columns are the fields the search query
+-- reads.
+CREATE TABLE logs (
+    seq         BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    date_ms     BIGINT NOT NULL, -- Unix milliseconds of `date`
+    type        TEXT NOT NULL,
+    client_id   TEXT,
+    client_name TEXT,
+    description TEXT,
+    ip          TEXT,
+    hostname    TEXT,
+    user_agent  TEXT,
+    audience    TEXT,
+    scope       TEXT,
+    doc         TEXT NOT NULL
+);
+CREATE INDEX logs_by_date ON logs (date_ms, seq);
+CREATE INDEX logs_by_type ON logs (type, seq);
+CREATE INDEX logs_by_client ON logs (client_id, seq);

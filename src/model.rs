@@ -22,7 +22,7 @@ use crate::domain::client_grant::ClientGrant;
 use crate::domain::credential::Credential;
 use crate::domain::resource_server::ResourceServer;
 use crate::domain::time::Timestamp;
-use crate::store::{KeyState, SigningKeyRecord, Snapshot};
+use crate::store::{KeyState, OrganizationRecord, SigningKeyRecord, Snapshot};
 
 /// A public key attached to a client's `private_key_jwt` method.
 #[derive(Debug, Clone)]
@@ -318,6 +318,28 @@ pub struct GrantEntry {
     pub organization_required: bool,
 }
 
+/// What the token endpoint knows of an organization.
+#[derive(Debug, Clone)]
+pub struct OrgEntry {
+    /// `org_…`.
+    pub id: String,
+    /// Its unique name.
+    pub name: String,
+    /// The client grants associated with it (ids of deleted grants may linger until the
+    /// next write or resynchronisation; grant ids are never reused).
+    pub grant_ids: std::collections::HashSet<String>,
+}
+
+impl OrgEntry {
+    fn build(record: &OrganizationRecord) -> Self {
+        Self {
+            id: record.organization.id.clone(),
+            name: record.organization.name.clone(),
+            grant_ids: record.grant_ids.iter().cloned().collect(),
+        }
+    }
+}
+
 /// A key that verifies tokens, with its JWKS entry.
 #[derive(Debug, Clone)]
 pub struct VerifyKey {
@@ -414,6 +436,7 @@ struct Model {
     apis: HashMap<String, Arc<ApiEntry>>,
     grants: HashMap<(String, String), Arc<GrantEntry>>,
     grant_keys: HashMap<String, (String, String)>,
+    orgs: HashMap<String, Arc<OrgEntry>>,
     keys: Arc<KeyRing>,
     /// How many APIs the tenant keys sign for with another algorithm than RS256.
     other_rsa_algs: usize,
@@ -625,6 +648,24 @@ impl ReadModel {
         remove_grant(&mut self.write(), id);
     }
 
+    /// The organization with this id.
+    pub fn organization(&self, id: &str) -> Option<Arc<OrgEntry>> {
+        self.read().orgs.get(id).cloned()
+    }
+
+    /// Replaces one organization's entry (with its associations).
+    pub fn put_organization(&self, record: &OrganizationRecord) {
+        self.write().orgs.insert(
+            record.organization.id.clone(),
+            Arc::new(OrgEntry::build(record)),
+        );
+    }
+
+    /// Removes an organization.
+    pub fn remove_organization(&self, id: &str) {
+        self.write().orgs.remove(id);
+    }
+
     /// Replaces the signing keys.
     pub fn put_keys(&self, keys: KeyRing) {
         self.write().keys = Arc::new(keys);
@@ -638,6 +679,11 @@ fn build_model(snapshot: Snapshot, master_key: &MasterKey) -> Result<Model, Stri
         apis: HashMap::with_capacity(snapshot.resource_servers.len()),
         grants: HashMap::with_capacity(snapshot.client_grants.len()),
         grant_keys: HashMap::with_capacity(snapshot.client_grants.len()),
+        orgs: snapshot
+            .organizations
+            .iter()
+            .map(|o| (o.organization.id.clone(), Arc::new(OrgEntry::build(o))))
+            .collect(),
         keys: Arc::new(keys),
         other_rsa_algs: 0,
     };

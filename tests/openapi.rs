@@ -83,6 +83,15 @@ fn document_is_openapi_3_1_and_covers_every_served_endpoint() {
         ("/api/v2/keys/signing/rotate", &["post"]),
         ("/api/v2/keys/signing/{kid}", &["get"]),
         ("/api/v2/keys/signing/{kid}/revoke", &["put"]),
+        ("/api/v2/client-grants/{id}/organizations", &["get"]),
+        ("/api/v2/organizations", &["get", "post"]),
+        ("/api/v2/organizations/name/{name}", &["get"]),
+        ("/api/v2/organizations/{id}", &["get", "patch", "delete"]),
+        ("/api/v2/organizations/{id}/client-grants", &["get", "post"]),
+        (
+            "/api/v2/organizations/{id}/client-grants/{grant_id}",
+            &["delete"],
+        ),
     ] {
         let item = paths
             .get(path)
@@ -91,7 +100,7 @@ fn document_is_openapi_3_1_and_covers_every_served_endpoint() {
             assert!(item.get(*method).is_some(), "{method} {path} is missing");
         }
     }
-    assert_eq!(paths.len(), 19, "an undocumented or unexpected path");
+    assert_eq!(paths.len(), 25, "an undocumented or unexpected path");
 }
 
 #[test]
@@ -123,6 +132,14 @@ fn management_operations_declare_scopes_errors_and_rate_limit_headers() {
 
 /// Auth0's published document for the paths Clavis serves, kept in the repository
 /// (`docs/auth0/`).
+fn auth0_next_document() -> Value {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("docs/auth0/auth0-management-openapi-next.json");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap()
+}
+
 fn auth0_document() -> Value {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("docs/auth0/auth0-management-openapi-subset.json");
@@ -336,9 +353,10 @@ fn fields_agree_with_auth0s_document() {
 /// table names nothing else.
 #[test]
 fn every_auth0_property_has_a_declared_meaning() {
-    use clavis::domain::properties::{CLIENT, CLIENT_GRANT, RESOURCE_SERVER};
+    use clavis::domain::properties::{CLIENT, CLIENT_GRANT, ORGANIZATION, RESOURCE_SERVER};
     let auth0 = auth0_document();
-    let schemas = &auth0["components"]["schemas"];
+    // Organizations are in Auth0's newer document only.
+    let next = auth0_next_document();
     let tables = [
         (
             CLIENT,
@@ -364,8 +382,20 @@ fn every_auth0_property_has_a_declared_meaning() {
                 "UpdateClientGrantRequestContent",
             ],
         ),
-    ];
-    for (table, names) in tables {
+    ]
+    .map(|(table, names)| (table, names, &auth0))
+    .into_iter()
+    .chain([(
+        ORGANIZATION,
+        [
+            "Organization",
+            "CreateOrganizationRequestContent",
+            "UpdateOrganizationRequestContent",
+        ],
+        &next,
+    )]);
+    for (table, names, doc) in tables {
+        let schemas = &doc["components"]["schemas"];
         let theirs: BTreeSet<&str> = names
             .iter()
             .flat_map(|n| {
@@ -402,7 +432,9 @@ fn every_auth0_property_has_a_declared_meaning() {
 /// (`CLAVIS_BLESS=1` rewrites them between their markers).
 #[test]
 fn the_contract_carries_the_property_tables() {
-    use clavis::domain::properties::{CLIENT, CLIENT_GRANT, RESOURCE_SERVER, markdown};
+    use clavis::domain::properties::{
+        CLIENT, CLIENT_GRANT, ORGANIZATION, RESOURCE_SERVER, markdown,
+    };
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/contract.md");
     let mut text = std::fs::read_to_string(&path).unwrap();
     const BEGIN: &str = "<!-- generated from src/domain/properties.rs: begin -->\n";
@@ -411,6 +443,7 @@ fn the_contract_carries_the_property_tables() {
         markdown("client property", CLIENT),
         markdown("resource-server property", RESOURCE_SERVER),
         markdown("client-grant property", CLIENT_GRANT),
+        markdown("organization property", ORGANIZATION),
     ]
     .join("\n");
     let (Some(begin), Some(end)) = (text.find(BEGIN), text.find(END)) else {

@@ -6,6 +6,7 @@ pub mod client_grant;
 pub mod credential;
 pub mod error;
 pub mod ids;
+pub mod organization;
 pub mod properties;
 pub mod resource_server;
 pub mod scopes;

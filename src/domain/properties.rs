@@ -438,6 +438,38 @@ pub const CLIENT_GRANT: &[Property] = &[
     ),
 ];
 
+/// Auth0's `Organization` (and its create and update bodies).
+pub const ORGANIZATION: &[Property] = &[
+    enforced(
+        "id",
+        "generated (`org_` + 16 alphanumerics); the `org_id` of tokens obtained for it",
+    ),
+    enforced(
+        "name",
+        "unique (409), lowercase letters, digits, `_` and `-`, 1–50 characters; `GET /organizations/name/{name}`",
+    ),
+    inert("display_name", "a label"),
+    inert(
+        "metadata",
+        "a label (at most 25 string values of at most 255 characters; a PATCH replaces the object)",
+    ),
+    inert("branding", USER_FLOWS),
+    refused(
+        "enabled_connections",
+        When::Present,
+        "Clavis has no connections (user login)",
+        "absent is accepted",
+        r#"[{"connection_id":"con_abc"}]"#,
+    ),
+    refused(
+        "token_quota",
+        When::NotNull,
+        "Clavis has no token quotas yet",
+        "`null` is accepted",
+        r#"{"client_credentials":{"per_day":10}}"#,
+    ),
+];
+
 /// Refuses the properties of `table` that are present in `body` with a refused value: a 400
 /// naming the property and saying why.
 pub fn refuse(body: &Body<'_>, table: &[Property]) -> Result<(), DomainError> {
@@ -483,7 +515,7 @@ mod tests {
 
     #[test]
     fn names_are_unique_and_samples_are_refused_json() {
-        for table in [CLIENT, RESOURCE_SERVER, CLIENT_GRANT] {
+        for table in [CLIENT, RESOURCE_SERVER, CLIENT_GRANT, ORGANIZATION] {
             let mut names: Vec<_> = table.iter().map(|p| p.name).collect();
             names.sort_unstable();
             let before = names.len();

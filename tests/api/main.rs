@@ -11,6 +11,7 @@ mod client_grants;
 mod clients;
 mod credentials;
 mod mtls;
+mod organizations;
 mod private_key_jwt;
 mod replay_store;
 mod resource_servers;

@@ -126,6 +126,9 @@ pub struct ClientEntry {
     pub auth: ClientAuth,
     /// `require_proof_of_possession`: tokens only when a certificate binds them.
     pub requires_binding: bool,
+    /// `default_organization` for `client_credentials`: the organization of a request that
+    /// names none when the grant requires one.
+    pub default_organization: Option<String>,
     /// Distinguishes this entry from every other one built by the process: a write that
     /// replaces the entry retires what was remembered under the old one.
     version: u64,
@@ -226,6 +229,7 @@ impl ClientEntry {
             allows_client_credentials: client.allows_client_credentials(),
             auth,
             requires_binding: client.requires_proof_of_possession(),
+            default_organization: client.default_organization().map(str::to_string),
             version: ENTRY_VERSIONS.fetch_add(1, Ordering::Relaxed),
         }
     }
@@ -314,8 +318,21 @@ pub struct GrantEntry {
     pub scope: Vec<String>,
     /// Every scope of the API, present and future.
     pub all_scopes: bool,
-    /// `organization_usage: require`: tokens only for an organization.
-    pub organization_required: bool,
+    /// `organization_usage`: whether a token may or must be for an organization.
+    pub organization_usage: OrganizationUsage,
+    /// `allow_any_organization`: every organization, not only the associated ones.
+    pub any_organization: bool,
+}
+
+/// A grant's `organization_usage`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrganizationUsage {
+    /// No organization (Auth0's default).
+    Deny,
+    /// With or without one.
+    Allow,
+    /// Only with one.
+    Require,
 }
 
 /// What the token endpoint knows of an organization.
@@ -717,7 +734,12 @@ fn insert_grant(m: &mut Model, grant: &ClientGrant) {
             id: grant.id.clone(),
             scope: grant.scope.clone(),
             all_scopes: grant.allows_all_scopes(),
-            organization_required: grant.requires_organization(),
+            organization_usage: match grant.organization_usage() {
+                Some("allow") => OrganizationUsage::Allow,
+                Some("require") => OrganizationUsage::Require,
+                _ => OrganizationUsage::Deny,
+            },
+            any_organization: grant.allows_any_organization(),
         }),
     );
 }

@@ -70,10 +70,14 @@ impl ClientGrant {
         }
     }
 
-    /// Whether a token for it must name an organization (`organization_usage: require`).
-    /// Clavis has no organizations yet, so such a grant authorizes no token.
-    pub fn requires_organization(&self) -> bool {
-        self.extra.get("organization_usage").and_then(Value::as_str) == Some("require")
+    /// `organization_usage` (`deny`, `allow`, `require`), when set.
+    pub fn organization_usage(&self) -> Option<&str> {
+        self.extra.get("organization_usage").and_then(Value::as_str)
+    }
+
+    /// `allow_any_organization: true`: tokens for any organization, not only associated ones.
+    pub fn allows_any_organization(&self) -> bool {
+        self.extra.get("allow_any_organization") == Some(&Value::Bool(true))
     }
 
     /// Whether it authorizes the `client_credentials` grant: its `subject_type` is `client`.

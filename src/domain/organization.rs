@@ -266,6 +266,44 @@ impl OrganizationUpdate {
     }
 }
 
+/// Checks a client's `default_organization` (when not `null`): Auth0's
+/// `{organization_id, flows: ["client_credentials"]}`, both required.
+pub fn check_default_organization(v: &Value) -> Result<(), DomainError> {
+    if v.is_null() {
+        return Ok(());
+    }
+    let mut b = Body::nested(v, "default_organization", false)?;
+    let id = b.required_string(
+        "organization_id",
+        Str::len(1, 50),
+        "The default Organization ID to be used",
+    )?;
+    if !is_organization_id(&id) {
+        return Err(payload_error(
+            &format!("Object didn't pass validation for format organization-id: {id}"),
+            "default_organization.organization_id",
+            "The default Organization ID to be used",
+        ));
+    }
+    b.required_raw("flows")?;
+    b.string_array(
+        "flows",
+        Str::one_of(&["client_credentials"]),
+        10,
+        "The default Organization usage",
+    )?;
+    b.finish()
+}
+
+/// The organization a stored `default_organization` names for `client_credentials`.
+pub fn default_organization_for_client_credentials(v: &Value) -> Option<&str> {
+    let flows = v.get("flows")?.as_array()?;
+    if !flows.iter().any(|f| f == "client_credentials") {
+        return None;
+    }
+    v.get("organization_id")?.as_str()
+}
+
 /// A validated `POST /organizations/{id}/client-grants` body.
 #[derive(Debug, Clone)]
 pub struct Association {

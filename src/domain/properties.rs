@@ -209,12 +209,9 @@ pub const CLIENT: &[Property] = &[
         "refresh_token",
         "client_credentials issues no refresh tokens",
     ),
-    refused(
+    enforced(
         "default_organization",
-        When::NotNull,
-        "Clavis has no organizations yet",
-        "`null` is accepted",
-        r#"{"organization_id":"org_abc","flows":["client_credentials"]}"#,
+        "`{organization_id, flows: [\"client_credentials\"]}`: the organization (which must exist, 404) of a client_credentials request that names none when its grant's `organization_usage` is `require`",
     ),
     inert(
         "organization_usage",
@@ -407,11 +404,11 @@ pub const CLIENT_GRANT: &[Property] = &[
     ),
     enforced(
         "organization_usage",
-        "`require` authorizes no token until organizations exist (403); `deny` and `allow` issue tokens without an organization",
+        "whether a token request may (`allow`), must (`require`) or must not (`deny`, the default) name an `organization`; a token for one carries its `org_id`",
     ),
-    inert(
+    enforced(
         "allow_any_organization",
-        "which organizations the grant allows; Clavis has no organizations yet (a list filter)",
+        "the grant serves every organization; otherwise only those associated with it (`/organizations/{id}/client-grants`); a list filter",
     ),
     refused(
         "default_for",

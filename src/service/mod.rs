@@ -201,6 +201,9 @@ impl Clavis {
 
     /// Creates a client (with inline credentials); returns it with its new secret.
     pub async fn create_client(&self, new: NewClient) -> StoreResult<(ClientAggregate, String)> {
+        if let Some(org) = new.default_organization() {
+            self.organization(org).await?;
+        }
         let mut aggregate = new.build(None, self.limits, Timestamp::now())?;
         let secret = generate_client_secret();
         aggregate.sealed_secret = Some(self.seal_secret(&aggregate.client.client_id, &secret));
@@ -227,6 +230,9 @@ impl Clavis {
         client_id: &str,
         update: ClientUpdate,
     ) -> StoreResult<ClientAggregate> {
+        if let Some(org) = update.default_organization() {
+            self.organization(org).await?;
+        }
         let new_secret = update
             .client_secret
             .as_deref()

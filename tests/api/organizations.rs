@@ -364,3 +364,251 @@ async fn grants_are_associated_listed_and_removed() {
     assert_eq!(r.status().as_u16(), 204);
     assert_eq!(app.get_ok(&orgs_of(&g1)).await, json!([]));
 }
+
+/// A token request of `client` for [`API`], with extra form fields; (status, body).
+async fn token(app: &TestApp, client: &Value, extra: &[(&str, &str)]) -> (u16, Value) {
+    let client_id = client["client_id"].as_str().unwrap();
+    let secret = client["client_secret"].as_str().unwrap();
+    let mut form = vec![
+        ("grant_type", "client_credentials"),
+        ("client_id", client_id),
+        ("client_secret", secret),
+        ("audience", API),
+    ];
+    form.extend_from_slice(extra);
+    status_json(app.token_form(&form).await).await
+}
+
+fn claims_of(body: &Value) -> Value {
+    decode_jwt(body["access_token"].as_str().unwrap()).1
+}
+
+async fn associate(app: &TestApp, org: &Value, grant: &Value) {
+    let (status, body) = app
+        .admin_json(
+            Method::POST,
+            &format!("/api/v2/organizations/{}/client-grants", id(org)),
+            Some(json!({"grant_id": id(grant)})),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+}
+
+async fn set_usage(app: &TestApp, grant: &Value, body: Value) {
+    let (status, body) = app
+        .admin_json(
+            Method::PATCH,
+            &format!("/api/v2/client-grants/{}", id(grant)),
+            Some(body),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+}
+
+fn assert_denied(status: u16, body: &Value, fragment: &str) {
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (403, Some("access_denied")),
+        "{body}"
+    );
+    let description = body["error_description"].as_str().unwrap();
+    assert!(description.contains(fragment), "{body}");
+}
+
+/// `deny` (the default): no token for an organization; `allow`: with or without one;
+/// `require`: only with one. An unknown organization is a 400 whatever the grant says; an
+/// organization the grant is not associated with is a 403 unless `allow_any_organization`.
+#[tokio::test]
+async fn organization_usage_decides_tokens_for_organizations() {
+    let app = TestApp::spawn().await;
+    app.create_api(API, &["read:invoices"]).await;
+    let (client, grant) = client_with_grant(&app, "worker", json!({})).await;
+    let acme = create_org(&app, json!({"name": "acme"})).await;
+    let globex = create_org(&app, json!({"name": "globex"})).await;
+    let acme_id = id(&acme);
+    let globex_id = id(&globex);
+
+    // deny (no organization_usage at all): without an organization only.
+    let (status, body) = token(&app, &client, &[]).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(claims_of(&body).get("org_id").is_none());
+    let (status, body) = token(&app, &client, &[("organization", &acme_id)]).await;
+    assert_denied(status, &body, "organization_usage is deny");
+    // Unknown (or a name: names are not accepted): 400.
+    for unknown in ["org_0000000000000000", "acme"] {
+        let (status, body) = token(&app, &client, &[("organization", unknown)]).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (400, Some("invalid_request")),
+            "{body}"
+        );
+        assert_eq!(
+            body["error_description"],
+            format!("Organization \"{unknown}\" does not exist")
+        );
+    }
+
+    // allow: optional; only associated organizations.
+    set_usage(&app, &grant, json!({"organization_usage": "allow"})).await;
+    let (status, body) = token(&app, &client, &[]).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(claims_of(&body).get("org_id").is_none());
+    let (status, body) = token(&app, &client, &[("organization", &acme_id)]).await;
+    assert_denied(status, &body, "not associated with the organization");
+    associate(&app, &acme, &grant).await;
+    let (status, body) = token(&app, &client, &[("organization", &acme_id)]).await;
+    assert_eq!(status, 200, "{body}");
+    let claims = claims_of(&body);
+    assert_eq!(claims["org_id"], acme_id.as_str());
+    assert!(claims.get("org_name").is_none(), "{claims}");
+    let names: Vec<&str> = claims
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "iss", "sub", "aud", "iat", "exp", "scope", "org_id", "gty", "azp"
+        ]
+    );
+    let (status, body) = token(&app, &client, &[("organization", &globex_id)]).await;
+    assert_denied(status, &body, "not associated");
+
+    // allow_any_organization: every organization.
+    set_usage(&app, &grant, json!({"allow_any_organization": true})).await;
+    let (status, body) = token(&app, &client, &[("organization", &globex_id)]).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(claims_of(&body)["org_id"], globex_id.as_str());
+
+    // require: not without one.
+    set_usage(
+        &app,
+        &grant,
+        json!({"organization_usage": "require", "allow_any_organization": false}),
+    )
+    .await;
+    let (status, body) = token(&app, &client, &[]).await;
+    assert_denied(status, &body, "organization_usage is require");
+    let (status, body) = token(&app, &client, &[("organization", &acme_id)]).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = token(&app, &client, &[("organization", &globex_id)]).await;
+    assert_denied(status, &body, "not associated");
+
+    // Removing the association, or the organization, stops its tokens at once.
+    let r = app
+        .admin(
+            Method::DELETE,
+            &format!(
+                "/api/v2/organizations/{acme_id}/client-grants/{}",
+                id(&grant)
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(r.status().as_u16(), 204);
+    let (status, body) = token(&app, &client, &[("organization", &acme_id)]).await;
+    assert_denied(status, &body, "not associated");
+    associate(&app, &acme, &grant).await;
+    assert_eq!(
+        token(&app, &client, &[("organization", &acme_id)]).await.0,
+        200
+    );
+    let r = app
+        .admin(
+            Method::DELETE,
+            &format!("/api/v2/organizations/{acme_id}"),
+            None,
+        )
+        .await;
+    assert_eq!(r.status().as_u16(), 204);
+    let (status, _) = token(&app, &client, &[("organization", &acme_id)]).await;
+    assert_eq!(status, 400);
+}
+
+/// The client's `default_organization` applies when the request names none and the grant
+/// requires one; it must exist when set, and it is checked like a named one.
+#[tokio::test]
+async fn default_organization_applies_when_required() {
+    let app = TestApp::spawn().await;
+    app.create_api(API, &["read:invoices"]).await;
+    let (client, grant) =
+        client_with_grant(&app, "worker", json!({"organization_usage": "require"})).await;
+    let acme = create_org(&app, json!({"name": "acme"})).await;
+    let globex = create_org(&app, json!({"name": "globex"})).await;
+    associate(&app, &acme, &grant).await;
+    let client_path = format!("/api/v2/clients/{}", client["client_id"].as_str().unwrap());
+
+    // Validated: shape, flows, existence.
+    for (body, status) in [
+        (json!({"organization_id": id(&acme)}), 400),
+        (
+            json!({"organization_id": id(&acme), "flows": ["authorization_code"]}),
+            400,
+        ),
+        (
+            json!({"organization_id": "acme", "flows": ["client_credentials"]}),
+            400,
+        ),
+        (
+            json!({"organization_id": "org_0000000000000000", "flows": ["client_credentials"]}),
+            404,
+        ),
+    ] {
+        let (got, err) = app
+            .admin_json(
+                Method::PATCH,
+                &client_path,
+                Some(json!({"default_organization": body})),
+            )
+            .await;
+        assert_eq!(got, status, "{body} → {err}");
+    }
+
+    let set_default = |org: &Value| json!({"default_organization": {"organization_id": id(org), "flows": ["client_credentials"]}});
+    let (status, updated) = app
+        .admin_json(Method::PATCH, &client_path, Some(set_default(&acme)))
+        .await;
+    assert_eq!(status, 200, "{updated}");
+    assert_eq!(
+        updated["default_organization"]["organization_id"],
+        acme["id"]
+    );
+    let (status, body) = token(&app, &client, &[]).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(claims_of(&body)["org_id"], acme["id"]);
+    // A named organization wins over the default.
+    associate(&app, &globex, &grant).await;
+    let (status, body) = token(&app, &client, &[("organization", &id(&globex))]).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(claims_of(&body)["org_id"], globex["id"]);
+
+    // Not applied when the grant merely allows organizations.
+    set_usage(&app, &grant, json!({"organization_usage": "allow"})).await;
+    let (status, body) = token(&app, &client, &[]).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(claims_of(&body).get("org_id").is_none());
+
+    // A default the grant is not associated with is refused like a named one.
+    set_usage(&app, &grant, json!({"organization_usage": "require"})).await;
+    let other = create_org(&app, json!({"name": "initech"})).await;
+    let (status, _) = app
+        .admin_json(Method::PATCH, &client_path, Some(set_default(&other)))
+        .await;
+    assert_eq!(status, 200);
+    let (status, body) = token(&app, &client, &[]).await;
+    assert_denied(status, &body, "not associated");
+
+    // Cleared: required again.
+    let (status, _) = app
+        .admin_json(
+            Method::PATCH,
+            &client_path,
+            Some(json!({"default_organization": null})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, body) = token(&app, &client, &[]).await;
+    assert_denied(status, &body, "organization_usage is require");
+}

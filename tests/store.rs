@@ -1459,6 +1459,7 @@ async fn organizations_and_their_grants(f: Fixture) {
         .list_organizations(
             &OrganizationFilter {
                 grant_id: Some(g.id.clone()),
+                ..Default::default()
             },
             PageRequest::Offset {
                 page: 0,

@@ -875,6 +875,20 @@ pub struct ListOrganizationsPaginatedResponseContent {
     organizations: Vec<Organization>,
 }
 
+/// `sort` of `GET /organizations`.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct OrganizationSortParams {
+    /// Field to sort by: `field:order`, order `1` ascending, `-1` descending (`name`,
+    /// `display_name`, `created_at`; default `created_at:1`). With page/per_page paging only.
+    #[param(
+        nullable = false,
+        max_length = 15,
+        pattern = r"^((display_name)|(created_at)|(name))\:(1|-1)$"
+    )]
+    sort: Option<String>,
+}
+
 /// `POST /organizations/{id}/client-grants`.
 #[derive(Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

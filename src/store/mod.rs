@@ -208,6 +208,67 @@ pub struct GrantFilter {
 pub struct OrganizationFilter {
     /// Only organizations associated with this client grant.
     pub grant_id: Option<String>,
+    /// Auth0's `sort` (offset paging only); creation order when `None`.
+    pub sort: Option<OrganizationSort>,
+}
+
+/// Auth0's `sort` of `GET /organizations`: `name`, `display_name` or `created_at`, ascending
+/// or descending. Organizations without a `display_name` come last either way; ties go in
+/// creation order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OrganizationSort {
+    /// The field.
+    pub field: OrganizationSortField,
+    /// `:1` (true) or `:-1`.
+    pub ascending: bool,
+}
+
+/// A field organizations sort by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrganizationSortField {
+    /// `name`.
+    Name,
+    /// `display_name`.
+    DisplayName,
+    /// `created_at` (creation order).
+    CreatedAt,
+}
+
+impl OrganizationSort {
+    /// Reads Auth0's `field:1` / `field:-1`.
+    pub fn parse(s: &str) -> Option<Self> {
+        let (field, order) = s.split_once(':')?;
+        let field = match field {
+            "name" => OrganizationSortField::Name,
+            "display_name" => OrganizationSortField::DisplayName,
+            "created_at" => OrganizationSortField::CreatedAt,
+            _ => return None,
+        };
+        let ascending = match order {
+            "1" => true,
+            "-1" => false,
+            _ => return None,
+        };
+        Some(Self { field, ascending })
+    }
+
+    /// Whether it is the natural (creation) order.
+    pub fn is_creation_order(self) -> bool {
+        self.field == OrganizationSortField::CreatedAt && self.ascending
+    }
+
+    /// The `ORDER BY` clause; `text` spells a document field as text.
+    pub(crate) fn order_by(self, text: impl Fn(&str) -> String) -> String {
+        let dir = if self.ascending { "ASC" } else { "DESC" };
+        match self.field {
+            OrganizationSortField::CreatedAt => format!("seq {dir}"),
+            OrganizationSortField::Name => format!("name {dir}, seq {dir}"),
+            OrganizationSortField::DisplayName => {
+                let d = text("display_name");
+                format!("({d}) IS NULL, {d} {dir}, seq {dir}")
+            }
+        }
+    }
 }
 
 impl OrganizationFilter {

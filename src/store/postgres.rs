@@ -504,6 +504,63 @@ impl PostgresStore {
         .await
     }
 
+    /// A page of organizations in another order than creation order (offset paging; the
+    /// caller refuses checkpoint paging with a sort).
+    async fn sorted_organizations(
+        &self,
+        filter: &OrganizationFilter,
+        sort: super::OrganizationSort,
+        page: PageRequest,
+    ) -> StoreResult<Page<Organization>> {
+        let Conditions {
+            sql: conditions,
+            binds,
+        } = filter.conditions::<PgDialect>();
+        if binds.iter().any(|b| has_nul(b)) {
+            return Ok(Page {
+                items: Vec::new(),
+                total: Some(0),
+                next: None,
+            });
+        }
+        let (_, limit, offset) = limit_offset(page);
+        let order = sort.order_by(PgDialect::doc_text);
+        self.bounded(async {
+            let n = binds.len();
+            let sql = format!(
+                "SELECT doc FROM organizations WHERE TRUE{conditions} ORDER BY {order} LIMIT ${} OFFSET ${}",
+                n + 1,
+                n + 2
+            );
+            // Only fixed SQL text built in this module reaches here; values are bound.
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for b in &binds {
+                q = q.bind(b.as_str());
+            }
+            let items = q
+                .bind(limit)
+                .bind(offset)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(map_err)?
+                .iter()
+                .map(|r| decode(r, "doc"))
+                .collect::<StoreResult<Vec<_>>>()?;
+            let total = self
+                .count(
+                    &format!("SELECT COUNT(*) AS n FROM organizations WHERE TRUE{conditions}"),
+                    &binds.iter().map(String::as_str).collect::<Vec<_>>(),
+                )
+                .await?;
+            Ok(Page {
+                items,
+                total: Some(total),
+                next: None,
+            })
+        })
+        .await
+    }
+
     async fn begin(&self) -> TxResult<Transaction<'static, Postgres>> {
         self.pool.begin().await.map_err(db)
     }
@@ -1551,14 +1608,19 @@ impl Store for PostgresStore {
         filter: &OrganizationFilter,
         page: PageRequest,
     ) -> StoreResult<Page<Organization>> {
-        self.filtered_page(
-            "doc",
-            "organizations",
-            filter.conditions::<PgDialect>(),
-            page,
-            |r| decode(r, "doc"),
-        )
-        .await
+        match filter.sort.filter(|s| !s.is_creation_order()) {
+            None => {
+                self.filtered_page(
+                    "doc",
+                    "organizations",
+                    filter.conditions::<PgDialect>(),
+                    page,
+                    |r| decode(r, "doc"),
+                )
+                .await
+            }
+            Some(sort) => self.sorted_organizations(filter, sort, page).await,
+        }
     }
 
     async fn update_organization(

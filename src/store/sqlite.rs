@@ -945,12 +945,16 @@ impl Store for SqliteStore {
         page: PageRequest,
     ) -> StoreResult<Page<Organization>> {
         let (conditions, binds) = sqlite_conditions(filter.conditions::<SqliteDialect>());
+        let order = filter.sort.map_or_else(
+            || "seq".to_string(),
+            |s| s.order_by(SqliteDialect::doc_text),
+        );
         self.reader
             .read(move |conn| {
                 let items = page_of(
                     conn,
                     &format!(
-                        "SELECT seq, doc FROM organizations WHERE 1=1{conditions} AND seq > ? ORDER BY seq LIMIT ? OFFSET ?"
+                        "SELECT seq, doc FROM organizations WHERE 1=1{conditions} AND seq > ? ORDER BY {order} LIMIT ? OFFSET ?"
                     ),
                     &binds,
                     page,

@@ -612,3 +612,56 @@ async fn default_organization_applies_when_required() {
     let (status, body) = token(&app, &client, &[]).await;
     assert_denied(status, &body, "organization_usage is require");
 }
+
+/// Auth0's `sort` (`name`, `display_name`, `created_at`, `:1` or `:-1`) with page paging;
+/// checkpoint paging lists in creation order only.
+#[tokio::test]
+async fn list_sorts_by_name_display_name_and_creation() {
+    let app = TestApp::spawn().await;
+    let b = create_org(&app, json!({"name": "b", "display_name": "Zed"})).await;
+    let c = create_org(&app, json!({"name": "c"})).await;
+    let a = create_org(&app, json!({"name": "a", "display_name": "Alpha"})).await;
+    let ids = |v: Value| -> Vec<String> { v.as_array().unwrap().iter().map(id).collect() };
+    for (sort, expected) in [
+        ("name:1", vec![&a, &b, &c]),
+        ("name:-1", vec![&c, &b, &a]),
+        ("display_name:1", vec![&a, &b, &c]),
+        ("display_name:-1", vec![&b, &a, &c]),
+        ("created_at:1", vec![&b, &c, &a]),
+        ("created_at:-1", vec![&a, &c, &b]),
+    ] {
+        let listed = app
+            .get_ok(&format!("/api/v2/organizations?sort={}", enc(sort)))
+            .await;
+        let expected: Vec<String> = expected.into_iter().map(id).collect();
+        assert_eq!(ids(listed), expected, "{sort}");
+    }
+    let page = app
+        .get_ok("/api/v2/organizations?sort=name:-1&page=1&per_page=1&include_totals=true")
+        .await;
+    assert_eq!(page["total"], 3);
+    assert_eq!(page["organizations"][0]["id"], b["id"]);
+    for bad in ["name", "name:2", "id:1"] {
+        let r = app
+            .admin(
+                Method::GET,
+                &format!("/api/v2/organizations?sort={}", enc(bad)),
+                None,
+            )
+            .await;
+        assert_error(r, 400, Some("invalid_query_string")).await;
+    }
+    let r = app
+        .admin(
+            Method::GET,
+            "/api/v2/organizations?sort=name:1&take=2",
+            None,
+        )
+        .await;
+    assert_error(r, 400, Some("invalid_query_string")).await;
+    // created_at:1 is the checkpoint order itself.
+    let page = app
+        .get_ok("/api/v2/organizations?sort=created_at:1&take=2")
+        .await;
+    assert_eq!(page["organizations"].as_array().unwrap().len(), 2);
+}

@@ -12,7 +12,7 @@ use crate::domain::scopes::required;
 use crate::http::error::ApiError;
 use crate::http::extract::{Auth, Path, Payload, QueryParams, page_json};
 use crate::http::{AppState, json_response};
-use crate::store::{GrantFilter, OrganizationFilter};
+use crate::store::{GrantFilter, OrganizationFilter, OrganizationSort, PageRequest};
 
 /// Most `grant_ids` values in one list request (Auth0: "max 10").
 const MAX_GRANT_IDS: usize = 10;
@@ -20,7 +20,7 @@ const MAX_GRANT_IDS: usize = 10;
 /// `GET /organizations`.
 #[utoipa::path(
     get, path = "/api/v2/organizations", operation_id = "get_organizations", tag = "organizations",
-    params(crate::http::openapi::PagingParams),
+    params(crate::http::openapi::PagingParams, crate::http::openapi::OrganizationSortParams),
     responses((status = 200, description = "A page of organizations.", body = crate::http::openapi::ListOrganizationsResponseContent)),
 )]
 pub async fn list(
@@ -31,9 +31,30 @@ pub async fn list(
     auth.require(required::READ_ORGANIZATIONS)?;
     let q = QueryParams::parse(query.as_deref());
     let paging = q.paging()?;
+    let sort = q
+        .get("sort")
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            OrganizationSort::parse(s).ok_or_else(|| {
+                ApiError::invalid_query(format!(
+                    "Query validation error: 'String does not match pattern ^((display_name)|(created_at)|(name))\\:(1|-1)$: {s}' on property sort (Field to sort by. Use field:order where order is 1 for ascending and -1 for descending. Defaults to created_at:1.)."
+                ))
+            })
+        })
+        .transpose()?
+        .filter(|s| !s.is_creation_order());
+    if sort.is_some() && matches!(paging.request, PageRequest::Checkpoint { .. }) {
+        return Err(ApiError::invalid_query(
+            "Query validation error: 'sort is supported with page/per_page paging only; checkpoint paging (from/take) lists in created_at:1 order' on property sort.",
+        ));
+    }
+    let filter = OrganizationFilter {
+        sort,
+        ..Default::default()
+    };
     let page = app
         .store
-        .list_organizations(&OrganizationFilter::default(), paging.request)
+        .list_organizations(&filter, paging.request)
         .await?
         .map(|o| Value::Object(o.to_json()));
     Ok(json_response(
@@ -274,6 +295,7 @@ pub async fn grant_organizations(
     app.client_grant(id).await?;
     let filter = OrganizationFilter {
         grant_id: Some(id.to_string()),
+        ..Default::default()
     };
     let page = app
         .store

@@ -47,6 +47,10 @@ describe("Organizations (official Node SDK)", () => {
     assert.deepEqual(await mgmt.organizations.getByName(name), o);
     const listed = await collect(await mgmt.organizations.list({ take: 1 }));
     assert.ok(listed.some((x) => x.id === o.id));
+    const sorted = await collect(await mgmt.organizations.list({ take: 1, sort: "name:-1" }));
+    const names = sorted.map((x) => x.name);
+    assert.deepEqual(names, [...names].sort().reverse());
+    assert.equal(new Set(sorted.map((x) => x.id)).size, sorted.length);
     const err = await expectError(mgmt.organizations.create({ name }), Management.ConflictError, 409);
     assertMgmtErrorBody(err, 409);
     const renamed = await mgmt.organizations.update(o.id, { name: `${name}-x`, metadata: { tier: "gold" } });

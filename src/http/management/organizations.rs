@@ -30,7 +30,6 @@ pub async fn list(
 ) -> Result<Response, ApiError> {
     auth.require(required::READ_ORGANIZATIONS)?;
     let q = QueryParams::parse(query.as_deref());
-    let paging = q.paging()?;
     let sort = q
         .get("sort")
         .filter(|s| !s.is_empty())
@@ -43,11 +42,12 @@ pub async fn list(
         })
         .transpose()?
         .filter(|s| !s.is_creation_order());
-    if sort.is_some() && matches!(paging.request, PageRequest::Checkpoint { .. }) {
-        return Err(ApiError::invalid_query(
-            "Query validation error: 'sort is supported with page/per_page paging only; checkpoint paging (from/take) lists in created_at:1 order' on property sort.",
-        ));
+    if let Some(sort) = sort
+        && (q.get("take").is_some() || q.get("from").is_some_and(|f| !f.is_empty()))
+    {
+        return sorted_checkpoint_page(&app, &q, sort).await;
     }
+    let paging = q.paging()?;
     let filter = OrganizationFilter {
         sort,
         ..Default::default()
@@ -61,6 +61,77 @@ pub async fn list(
         StatusCode::OK,
         &page_json("organizations", paging, page),
     ))
+}
+
+/// Checkpoint paging (`from`/`take`) in another order than creation order: the cursor is the
+/// position in that order (`off:<n>`, base64url), so a list that changes between pages may
+/// repeat or skip an item, as offset paging does.
+async fn sorted_checkpoint_page(
+    app: &AppState,
+    q: &QueryParams,
+    sort: OrganizationSort,
+) -> Result<Response, ApiError> {
+    const TAKE_DESC: &str = "Number of results per page. Defaults to 50.";
+    let take: u64 = match q.get("take") {
+        None => 50,
+        Some(raw) => raw
+            .parse()
+            .ok()
+            .filter(|n| (1..=100).contains(n))
+            .ok_or_else(|| {
+                ApiError::invalid_query(format!(
+                    "Query validation error: 'Expected an integer from 1 to 100' on property take ({TAKE_DESC})."
+                ))
+            })?,
+    };
+    let invalid = || {
+        ApiError::invalid_query(
+            "Query validation error: 'Invalid checkpoint' on property from (Optional Id from which to start selection.).",
+        )
+    };
+    let offset: u64 = match q.get("from").filter(|f| !f.is_empty()) {
+        None => 0,
+        Some(from) => clavis_crypto::encoding::b64url_decode(from)
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .and_then(|t| t.strip_prefix("off:").and_then(|n| n.parse().ok()))
+            .filter(|n: &u64| n.is_multiple_of(take))
+            .ok_or_else(invalid)?,
+    };
+    let filter = OrganizationFilter {
+        sort: Some(sort),
+        ..Default::default()
+    };
+    let page = app
+        .store
+        .list_organizations(
+            &filter,
+            PageRequest::Offset {
+                page: offset / take,
+                per_page: take,
+            },
+        )
+        .await?;
+    let seen = offset + page.items.len() as u64;
+    let mut body = serde_json::Map::new();
+    if !page.items.is_empty() && seen < page.total.unwrap_or(0) {
+        body.insert(
+            "next".into(),
+            Value::String(clavis_crypto::encoding::b64url(
+                format!("off:{seen}").as_bytes(),
+            )),
+        );
+    }
+    body.insert(
+        "organizations".into(),
+        Value::Array(
+            page.items
+                .into_iter()
+                .map(|o| Value::Object(o.to_json()))
+                .collect(),
+        ),
+    );
+    Ok(json_response(StatusCode::OK, &Value::Object(body)))
 }
 
 /// `POST /organizations`: 201; 409 for a name already taken.

@@ -675,3 +675,23 @@ async fn list_sorts_by_name_display_name_and_creation() {
         .await;
     assert_error(r, 400, Some("invalid_query_string")).await;
 }
+
+/// After a restart the read model is built from the store: organizations and associations
+/// still decide tokens.
+#[tokio::test]
+async fn organizations_survive_a_restart() {
+    let app = TestApp::spawn().await;
+    app.create_api(API, &["read:invoices"]).await;
+    let (client, grant) =
+        client_with_grant(&app, "worker", json!({"organization_usage": "require"})).await;
+    let acme = create_org(&app, json!({"name": "acme"})).await;
+    let globex = create_org(&app, json!({"name": "globex"})).await;
+    associate(&app, &acme, &grant).await;
+    let app = app.restart().await;
+    let (status, body) = token(&app, &client, &[("organization", &id(&acme))]).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(claims_of(&body)["org_id"], acme["id"]);
+    let (status, body) = token(&app, &client, &[("organization", &id(&globex))]).await;
+    assert_denied(status, &body, "not associated");
+    assert_eq!(app.get_ok("/api/v2/organizations/name/acme").await, acme);
+}

@@ -1,5 +1,5 @@
 //! Organizations — `/api/v2/organizations`, their client grants, and tokens for them
-//! (contract section 10).
+//! (contract section 11).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 

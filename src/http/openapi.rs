@@ -1124,7 +1124,7 @@ LQIDAQAB
         title = "Clavis",
         description = "Self-hosted machine-to-machine authorization server speaking the Auth0 \
                        Management API v2 (clients, client credentials, resource servers, client \
-                       grants, signing keys) and Auth0's `POST /oauth/token`.",
+                       grants, organizations, signing keys) and Auth0's `POST /oauth/token`.",
         license(name = "Apache-2.0", identifier = "Apache-2.0")
     ),
     paths(

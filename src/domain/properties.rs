@@ -408,7 +408,7 @@ pub const CLIENT_GRANT: &[Property] = &[
     ),
     enforced(
         "allow_any_organization",
-        "the grant serves every organization; otherwise only those associated with it (`/organizations/{id}/client-grants`); a list filter",
+        "the grant serves every organization; otherwise only those associated with it (`/organizations/{id}/client-grants`); not for third-party clients (400); a list filter",
     ),
     refused(
         "default_for",

@@ -450,6 +450,10 @@ impl Clavis {
             .ok_or(StoreError::Rejected(
                 DomainError::resource_server_not_found(),
             ))?;
+        if new.allows_any_organization() {
+            self.refuse_any_organization_for_third_party(&new.client_id)
+                .await?;
+        }
         let grant = new.build(&rs, Timestamp::now())?;
         self.write(async || {
             self.store
@@ -481,6 +485,10 @@ impl Clavis {
         update: ClientGrantUpdate,
     ) -> StoreResult<ClientGrant> {
         let existing = self.client_grant(id).await?;
+        if update.allows_any_organization() {
+            self.refuse_any_organization_for_third_party(&existing.client_id)
+                .await?;
+        }
         let rs = self.store.resource_server(&existing.audience).await?;
         let now = Timestamp::now();
         self.write(async || {
@@ -506,6 +514,17 @@ impl Clavis {
             Ok(())
         })
         .await
+    }
+
+    /// `allow_any_organization: true` is not available for third-party clients (Auth0); an
+    /// unknown client is left to the grant's own check.
+    async fn refuse_any_organization_for_third_party(&self, client_id: &str) -> StoreResult<()> {
+        match self.store.client(client_id).await? {
+            Some(c) if !c.client.is_first_party => Err(StoreError::Rejected(
+                crate::domain::client_grant::any_organization_third_party_error(),
+            )),
+            _ => Ok(()),
+        }
     }
 
     // ----- organizations -----

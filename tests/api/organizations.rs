@@ -695,3 +695,49 @@ async fn organizations_survive_a_restart() {
     assert_denied(status, &body, "not associated");
     assert_eq!(app.get_ok("/api/v2/organizations/name/acme").await, acme);
 }
+
+/// `allow_any_organization` is not available for third-party clients (Auth0).
+#[tokio::test]
+async fn any_organization_is_refused_for_third_party_clients() {
+    let app = TestApp::spawn().await;
+    app.create_api(API, &["read:invoices"]).await;
+    let (status, third) = app
+        .admin_json(
+            Method::POST,
+            "/api/v2/clients",
+            Some(json!({"name": "partner", "is_first_party": false, "grant_types": ["client_credentials"]})),
+        )
+        .await;
+    assert_eq!(status, 201, "{third}");
+    let body = json!({"client_id": third["client_id"], "audience": API, "scope": [], "allow_any_organization": true});
+    let r = app
+        .admin(Method::POST, "/api/v2/client-grants", Some(body))
+        .await;
+    let err = assert_error(r, 400, Some("invalid_body")).await;
+    assert!(
+        err["message"]
+            .as_str()
+            .unwrap()
+            .contains("not available for third-party clients"),
+        "{err}"
+    );
+    let (status, grant) = app
+        .admin_json(
+            Method::POST,
+            "/api/v2/client-grants",
+            Some(json!({"client_id": third["client_id"], "audience": API, "scope": [], "organization_usage": "allow"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{grant}");
+    let r = app
+        .admin(
+            Method::PATCH,
+            &format!("/api/v2/client-grants/{}", id(&grant)),
+            Some(json!({"allow_any_organization": true})),
+        )
+        .await;
+    assert_error(r, 400, Some("invalid_body")).await;
+    // First-party clients may.
+    let (_, first) = client_with_grant(&app, "own", json!({"allow_any_organization": true})).await;
+    assert!(first["client_id"].is_string());
+}

@@ -22,7 +22,7 @@ use crate::domain::client_grant::ClientGrant;
 use crate::domain::credential::Credential;
 use crate::domain::resource_server::ResourceServer;
 use crate::domain::time::Timestamp;
-use crate::store::{KeyState, SigningKeyRecord, Snapshot};
+use crate::store::{KeyState, OrganizationRecord, SigningKeyRecord, Snapshot};
 
 /// A public key attached to a client's `private_key_jwt` method.
 #[derive(Debug, Clone)]
@@ -128,6 +128,9 @@ pub struct ClientEntry {
     pub auth: ClientAuth,
     /// `require_proof_of_possession`: tokens only when a certificate binds them.
     pub requires_binding: bool,
+    /// `default_organization` for `client_credentials`: the organization of a request that
+    /// names none when the grant requires one.
+    pub default_organization: Option<String>,
     /// Distinguishes this entry from every other one built by the process: a write that
     /// replaces the entry retires what was remembered under the old one.
     version: u64,
@@ -229,6 +232,7 @@ impl ClientEntry {
             allows_client_credentials: client.allows_client_credentials(),
             auth,
             requires_binding: client.requires_proof_of_possession(),
+            default_organization: client.default_organization().map(str::to_string),
             version: ENTRY_VERSIONS.fetch_add(1, Ordering::Relaxed),
         }
     }
@@ -317,8 +321,43 @@ pub struct GrantEntry {
     pub scope: Vec<String>,
     /// Every scope of the API, present and future.
     pub all_scopes: bool,
-    /// `organization_usage: require`: tokens only for an organization.
-    pub organization_required: bool,
+    /// `organization_usage`: whether a token may or must be for an organization.
+    pub organization_usage: OrganizationUsage,
+    /// `allow_any_organization`: every organization, not only the associated ones.
+    pub any_organization: bool,
+}
+
+/// A grant's `organization_usage`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrganizationUsage {
+    /// No organization (Auth0's default).
+    Deny,
+    /// With or without one.
+    Allow,
+    /// Only with one.
+    Require,
+}
+
+/// What the token endpoint knows of an organization.
+#[derive(Debug, Clone)]
+pub struct OrgEntry {
+    /// `org_…`.
+    pub id: String,
+    /// Its unique name.
+    pub name: String,
+    /// The client grants associated with it (ids of deleted grants may linger until the
+    /// next write or resynchronisation; grant ids are never reused).
+    pub grant_ids: std::collections::HashSet<String>,
+}
+
+impl OrgEntry {
+    fn build(record: &OrganizationRecord) -> Self {
+        Self {
+            id: record.organization.id.clone(),
+            name: record.organization.name.clone(),
+            grant_ids: record.grant_ids.iter().cloned().collect(),
+        }
+    }
 }
 
 /// A key that verifies tokens, with its JWKS entry.
@@ -417,6 +456,7 @@ struct Model {
     apis: HashMap<String, Arc<ApiEntry>>,
     grants: HashMap<(String, String), Arc<GrantEntry>>,
     grant_keys: HashMap<String, (String, String)>,
+    orgs: HashMap<String, Arc<OrgEntry>>,
     keys: Arc<KeyRing>,
     /// How many APIs the tenant keys sign for with another algorithm than RS256.
     other_rsa_algs: usize,
@@ -651,6 +691,24 @@ impl ReadModel {
         remove_grant(&mut self.write(), id);
     }
 
+    /// The organization with this id.
+    pub fn organization(&self, id: &str) -> Option<Arc<OrgEntry>> {
+        self.read().orgs.get(id).cloned()
+    }
+
+    /// Replaces one organization's entry (with its associations).
+    pub fn put_organization(&self, record: &OrganizationRecord) {
+        self.write().orgs.insert(
+            record.organization.id.clone(),
+            Arc::new(OrgEntry::build(record)),
+        );
+    }
+
+    /// Removes an organization.
+    pub fn remove_organization(&self, id: &str) {
+        self.write().orgs.remove(id);
+    }
+
     /// Replaces the signing keys.
     pub fn put_keys(&self, keys: KeyRing) {
         self.write().keys = Arc::new(keys);
@@ -664,6 +722,11 @@ fn build_model(snapshot: Snapshot, master_key: &MasterKey) -> Result<Model, Stri
         apis: HashMap::with_capacity(snapshot.resource_servers.len()),
         grants: HashMap::with_capacity(snapshot.client_grants.len()),
         grant_keys: HashMap::with_capacity(snapshot.client_grants.len()),
+        orgs: snapshot
+            .organizations
+            .iter()
+            .map(|o| (o.organization.id.clone(), Arc::new(OrgEntry::build(o))))
+            .collect(),
         keys: Arc::new(keys),
         other_rsa_algs: 0,
     };
@@ -697,7 +760,12 @@ fn insert_grant(m: &mut Model, grant: &ClientGrant) {
             id: grant.id.clone(),
             scope: grant.scope.clone(),
             all_scopes: grant.allows_all_scopes(),
-            organization_required: grant.requires_organization(),
+            organization_usage: match grant.organization_usage() {
+                Some("allow") => OrganizationUsage::Allow,
+                Some("require") => OrganizationUsage::Require,
+                _ => OrganizationUsage::Deny,
+            },
+            any_organization: grant.allows_any_organization(),
         }),
     );
 }

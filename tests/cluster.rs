@@ -455,6 +455,118 @@ async fn three_nodes(nodes: &[Node; 3]) {
     );
 }
 
+/// Organizations written on one node are enforced by the other within a second: an
+/// association lets a token for the organization through, its removal and the
+/// organization's deletion stop it.
+#[test]
+#[ignore = "needs PostgreSQL: scripts/test-postgres"]
+fn two_nodes_enforce_each_others_organizations_within_a_second() {
+    let database = pg::fresh_database_blocking(&pg::require_base_url());
+    let key = master_key();
+    let nodes = [
+        Node::start("A", &database, &key, &[]),
+        Node::start("B", &database, &key, &[]),
+    ];
+    runtime().block_on(organizations(&nodes));
+}
+
+async fn organizations(nodes: &[Node; 2]) {
+    let [a, b] = nodes;
+    let token = a.admin_token().await;
+    create_api(a, &token).await;
+    let created = |text: String| serde_json::from_str::<Value>(&text).unwrap();
+    let client = created(
+        a.expect(
+            &token,
+            Method::POST,
+            "/api/v2/clients",
+            Some(json!({"name": "org worker", "app_type": "non_interactive", "grant_types": ["client_credentials"]})),
+            201,
+        )
+        .await,
+    );
+    let client_id = client["client_id"].as_str().unwrap().to_string();
+    let secret = client["client_secret"].as_str().unwrap().to_string();
+    let grant = created(
+        a.expect(
+            &token,
+            Method::POST,
+            "/api/v2/client-grants",
+            Some(json!({"client_id": client_id, "audience": API, "scope": ["read:things"], "organization_usage": "require"})),
+            201,
+        )
+        .await,
+    );
+    let grant_id = grant["id"].as_str().unwrap().to_string();
+    let org = created(
+        a.expect(
+            &token,
+            Method::POST,
+            "/api/v2/organizations",
+            Some(json!({"name": "acme"})),
+            201,
+        )
+        .await,
+    );
+    let org_id = org["id"].as_str().unwrap().to_string();
+    // Not associated yet: 403 on B.
+    until("B knows the organization", PROPAGATION, || async {
+        org_token(b, &client_id, &secret, &org_id).await == 403
+    })
+    .await;
+    let grants_path = format!("/api/v2/organizations/{org_id}/client-grants");
+    a.expect(
+        &token,
+        Method::POST,
+        &grants_path,
+        Some(json!({"grant_id": grant_id})),
+        201,
+    )
+    .await;
+    until("B honours the association", PROPAGATION, || async {
+        org_token(b, &client_id, &secret, &org_id).await == 200
+    })
+    .await;
+    b.expect(
+        &token,
+        Method::DELETE,
+        &format!("{grants_path}/{grant_id}"),
+        None,
+        204,
+    )
+    .await;
+    until("A honours the removal", PROPAGATION, || async {
+        org_token(a, &client_id, &secret, &org_id).await == 403
+    })
+    .await;
+    b.expect(
+        &token,
+        Method::DELETE,
+        &format!("/api/v2/organizations/{org_id}"),
+        None,
+        204,
+    )
+    .await;
+    until("A forgets the organization", PROPAGATION, || async {
+        org_token(a, &client_id, &secret, &org_id).await == 400
+    })
+    .await;
+}
+
+/// The status of a token request for `org_id`.
+async fn org_token(node: &Node, client_id: &str, secret: &str, org_id: &str) -> u16 {
+    node.token(&[
+        ("grant_type", "client_credentials"),
+        ("client_id", client_id),
+        ("client_secret", secret),
+        ("audience", API),
+        ("organization", org_id),
+    ])
+    .await
+    .status()
+    .as_u16()
+}
+
 /// What the load saw.
 #[derive(Default)]
 struct Observed {

@@ -85,6 +85,15 @@ fn document_is_openapi_3_1_and_covers_every_served_endpoint() {
         ("/api/v2/keys/signing/{kid}/revoke", &["put"]),
         ("/api/v2/logs", &["get"]),
         ("/api/v2/logs/{id}", &["get"]),
+        ("/api/v2/client-grants/{id}/organizations", &["get"]),
+        ("/api/v2/organizations", &["get", "post"]),
+        ("/api/v2/organizations/name/{name}", &["get"]),
+        ("/api/v2/organizations/{id}", &["get", "patch", "delete"]),
+        ("/api/v2/organizations/{id}/client-grants", &["get", "post"]),
+        (
+            "/api/v2/organizations/{id}/client-grants/{grant_id}",
+            &["delete"],
+        ),
     ] {
         let item = paths
             .get(path)
@@ -93,7 +102,7 @@ fn document_is_openapi_3_1_and_covers_every_served_endpoint() {
             assert!(item.get(*method).is_some(), "{method} {path} is missing");
         }
     }
-    assert_eq!(paths.len(), 21, "an undocumented or unexpected path");
+    assert_eq!(paths.len(), 27, "an undocumented or unexpected path");
 }
 
 #[test]
@@ -125,6 +134,14 @@ fn management_operations_declare_scopes_errors_and_rate_limit_headers() {
 
 /// Auth0's published document for the paths Clavis serves, kept in the repository
 /// (`docs/auth0/`).
+fn auth0_next_document() -> Value {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("docs/auth0/auth0-management-openapi-next.json");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap()
+}
+
 fn auth0_document() -> Value {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("docs/auth0/auth0-management-openapi-subset.json");
@@ -277,9 +294,30 @@ fn fields_agree_with_auth0s_document() {
         ("SigningKey", "SigningKeys"),
         ("SigningKeyCert", "RotateSigningKeysResponseContent"),
     ];
+    // Organizations are in Auth0's newer document only.
+    let next = auth0_next_document();
+    let org_pairs = [
+        ("Organization", "GetOrganizationResponseContent"),
+        (
+            "CreateOrganizationRequestContent",
+            "CreateOrganizationRequestContent",
+        ),
+        (
+            "UpdateOrganizationRequestContent",
+            "UpdateOrganizationRequestContent",
+        ),
+        (
+            "AssociateOrganizationClientGrantRequestContent",
+            "AssociateOrganizationClientGrantRequestContent",
+        ),
+    ];
     let mut problems = Vec::new();
     let mut compared = 0;
-    for (mine, theirs) in pairs {
+    let all = pairs
+        .map(|(mine, theirs)| (mine, theirs, &auth0))
+        .into_iter()
+        .chain(org_pairs.map(|(mine, theirs)| (mine, theirs, &next)));
+    for (mine, theirs, auth0) in all {
         let my_schema = &ours["components"]["schemas"][mine];
         let their_schema = &auth0["components"]["schemas"][theirs];
         assert!(my_schema.is_object(), "{mine} is not in our document");
@@ -297,12 +335,12 @@ fn fields_agree_with_auth0s_document() {
                 continue;
             };
             compared += 1;
-            let (a, b) = (types(&ours, my_prop), types(&auth0, their_prop));
+            let (a, b) = (types(&ours, my_prop), types(auth0, their_prop));
             if !a.is_empty() && !b.is_empty() && !a.is_subset(&b) {
                 problems.push(format!("{mine}.{name}: types {a:?}, Auth0 {b:?}"));
             }
             if let (Some(a), Some(b)) =
-                (enum_values(&ours, my_prop), enum_values(&auth0, their_prop))
+                (enum_values(&ours, my_prop), enum_values(auth0, their_prop))
                 && !a.is_subset(&b)
             {
                 problems.push(format!("{mine}.{name}: values {a:?} beyond Auth0's {b:?}"));
@@ -338,9 +376,10 @@ fn fields_agree_with_auth0s_document() {
 /// table names nothing else.
 #[test]
 fn every_auth0_property_has_a_declared_meaning() {
-    use clavis::domain::properties::{CLIENT, CLIENT_GRANT, RESOURCE_SERVER};
+    use clavis::domain::properties::{CLIENT, CLIENT_GRANT, ORGANIZATION, RESOURCE_SERVER};
     let auth0 = auth0_document();
-    let schemas = &auth0["components"]["schemas"];
+    // Organizations are in Auth0's newer document only.
+    let next = auth0_next_document();
     let tables = [
         (
             CLIENT,
@@ -366,8 +405,20 @@ fn every_auth0_property_has_a_declared_meaning() {
                 "UpdateClientGrantRequestContent",
             ],
         ),
-    ];
-    for (table, names) in tables {
+    ]
+    .map(|(table, names)| (table, names, &auth0))
+    .into_iter()
+    .chain([(
+        ORGANIZATION,
+        [
+            "Organization",
+            "CreateOrganizationRequestContent",
+            "UpdateOrganizationRequestContent",
+        ],
+        &next,
+    )]);
+    for (table, names, doc) in tables {
+        let schemas = &doc["components"]["schemas"];
         let theirs: BTreeSet<&str> = names
             .iter()
             .flat_map(|n| {
@@ -404,7 +455,9 @@ fn every_auth0_property_has_a_declared_meaning() {
 /// (`CLAVIS_BLESS=1` rewrites them between their markers).
 #[test]
 fn the_contract_carries_the_property_tables() {
-    use clavis::domain::properties::{CLIENT, CLIENT_GRANT, RESOURCE_SERVER, markdown};
+    use clavis::domain::properties::{
+        CLIENT, CLIENT_GRANT, ORGANIZATION, RESOURCE_SERVER, markdown,
+    };
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/contract.md");
     let mut text = std::fs::read_to_string(&path).unwrap();
     const BEGIN: &str = "<!-- generated from src/domain/properties.rs: begin -->\n";
@@ -413,6 +466,7 @@ fn the_contract_carries_the_property_tables() {
         markdown("client property", CLIENT),
         markdown("resource-server property", RESOURCE_SERVER),
         markdown("client-grant property", CLIENT_GRANT),
+        markdown("organization property", ORGANIZATION),
     ]
     .join("\n");
     let (Some(begin), Some(end)) = (text.find(BEGIN), text.find(END)) else {

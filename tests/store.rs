@@ -21,12 +21,13 @@ use clavis::domain::client::{
 };
 use clavis::domain::client_grant::{ClientGrant, SubjectType};
 use clavis::domain::credential::{Credential, CredentialType};
+use clavis::domain::organization::Organization;
 use clavis::domain::resource_server::ResourceServer;
 use clavis::domain::time::Timestamp;
 use clavis::startup::open_store;
 use clavis::store::{
     Bootstrap, Change, ClientFilter, Entity, GrantFilter, JtiRecord, KeyState, LogSearch, NewLog,
-    PageRequest, SigningKeyRecord, Store, StoreError,
+    OrganizationFilter, OrganizationRecord, PageRequest, SigningKeyRecord, Store, StoreError,
 };
 use serde_json::{Map, json};
 
@@ -117,6 +118,7 @@ store_suite!(
     concurrent_jti_records_across_nodes_accept_once,
     writes_are_announced_to_other_nodes,
     odd_keys_are_simply_not_found,
+    organizations_and_their_grants,
     logs_append_search_and_purge,
     log_ids_become_visible_in_order_across_nodes,
 );
@@ -1492,4 +1494,233 @@ async fn log_ids_become_visible_in_order_across_nodes(f: Fixture) {
         .collect();
     assert_eq!(everything.len(), written);
     assert_eq!(seen, everything);
+}
+
+fn organization(name: &str) -> Organization {
+    let now = Timestamp::now();
+    Organization {
+        id: clavis::domain::ids::new_organization_id(),
+        name: name.into(),
+        display_name: Some("Display".into()),
+        extra: Map::new(),
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+/// Organizations: unique names, paging, associations with grants (conflict, cap of 100,
+/// cascades from either side), the snapshot, odd keys, and announcements to other nodes.
+async fn organizations_and_their_grants(f: Fixture) {
+    let other = f.node().await;
+    let changes = other.subscribe().await.unwrap();
+    let store = f.store.as_ref();
+    let acme = organization("acme");
+    store.insert_organization(&acme).await.unwrap();
+    let err = store
+        .insert_organization(&organization("acme"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Conflict {
+                entity: Entity::Organization,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let globex = organization("globex");
+    store.insert_organization(&globex).await.unwrap();
+    assert_eq!(
+        store.organization_by_name("acme").await.unwrap(),
+        Some(acme.clone())
+    );
+    // Renaming onto a taken name conflicts and changes nothing.
+    let err = store
+        .update_organization(&acme.id, &mut |o| {
+            o.name = "globex".into();
+            Ok(())
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict { .. }), "{err:?}");
+    let renamed = store
+        .update_organization(&acme.id, &mut |o| {
+            o.name = "acme-corp".into();
+            Ok(())
+        })
+        .await
+        .unwrap();
+    assert_eq!(store.organization_by_name("acme").await.unwrap(), None);
+    assert_eq!(
+        store.organization_by_name("acme-corp").await.unwrap(),
+        Some(renamed.clone())
+    );
+    let page = store
+        .list_organizations(
+            &OrganizationFilter::default(),
+            PageRequest::Offset {
+                page: 0,
+                per_page: 1,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!((page.items, page.total), (vec![renamed.clone()], Some(2)));
+
+    let api = resource_server(&unique("urn:orgs:"));
+    store.insert_resource_server(&api).await.unwrap();
+    let c = client_with_credentials(store, 0).await;
+    let g = grant(&c.client.client_id, &api.identifier);
+    store.insert_client_grant(&g).await.unwrap();
+    assert_eq!(
+        store.associate_client_grant(&acme.id, &g.id).await.unwrap(),
+        g
+    );
+    let err = store
+        .associate_client_grant(&acme.id, &g.id)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict { .. }), "{err:?}");
+    for (org, grant_id, entity) in [
+        ("org_0000000000000000", g.id.as_str(), Entity::Organization),
+        (
+            acme.id.as_str(),
+            "cgr_0000000000000000",
+            Entity::ClientGrant,
+        ),
+    ] {
+        let err = store
+            .associate_client_grant(org, grant_id)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, StoreError::NotFound(e) if e == entity),
+            "{err:?}"
+        );
+    }
+    store
+        .associate_client_grant(&globex.id, &g.id)
+        .await
+        .unwrap();
+    let of_grant = store
+        .list_organizations(
+            &OrganizationFilter {
+                grant_id: Some(g.id.clone()),
+                ..Default::default()
+            },
+            PageRequest::Offset {
+                page: 0,
+                per_page: 50,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(of_grant.items, vec![renamed.clone(), globex.clone()]);
+    let of_org = store
+        .list_client_grants(
+            &GrantFilter {
+                organization_id: Some(acme.id.clone()),
+                ..Default::default()
+            },
+            PageRequest::Offset {
+                page: 0,
+                per_page: 50,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!((of_org.items, of_org.total), (vec![g.clone()], Some(1)));
+    assert_eq!(
+        store.organization(&acme.id).await.unwrap(),
+        Some(OrganizationRecord {
+            organization: renamed.clone(),
+            grant_ids: vec![g.id.clone()],
+        })
+    );
+    let snapshot = store.snapshot().await.unwrap();
+    assert_eq!(snapshot.organizations.len(), 2);
+    assert_eq!(snapshot.organizations[1].grant_ids, vec![g.id.clone()]);
+
+    // Removing: idempotent; an unknown organization is NotFound.
+    store
+        .dissociate_client_grant(&globex.id, &g.id)
+        .await
+        .unwrap();
+    store
+        .dissociate_client_grant(&globex.id, &g.id)
+        .await
+        .unwrap();
+    assert!(matches!(
+        store
+            .dissociate_client_grant("org_0000000000000000", &g.id)
+            .await,
+        Err(StoreError::NotFound(Entity::Organization))
+    ));
+    // Deleting the grant removes its associations; deleting an organization its own.
+    store.delete_client_grant(&g.id).await.unwrap();
+    assert_eq!(
+        store
+            .organization(&acme.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .grant_ids,
+        Vec::<String>::new()
+    );
+    store.delete_organization(&globex.id).await.unwrap();
+    assert!(matches!(
+        store.delete_organization(&globex.id).await,
+        Err(StoreError::NotFound(Entity::Organization))
+    ));
+
+    // The cap: 100 grants per organization.
+    let many: Vec<ClientGrant> = {
+        let mut v = Vec::new();
+        for i in 0..101 {
+            let api = resource_server(&format!("urn:cap:{i}:{}", unique("")));
+            store.insert_resource_server(&api).await.unwrap();
+            let g = grant(&c.client.client_id, &api.identifier);
+            store.insert_client_grant(&g).await.unwrap();
+            v.push(g);
+        }
+        v
+    };
+    for g in &many[..100] {
+        store.associate_client_grant(&acme.id, &g.id).await.unwrap();
+    }
+    let err = store
+        .associate_client_grant(&acme.id, &many[100].id)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Conflict { message, .. } if message.contains("100")),
+        "{err:?}"
+    );
+
+    for key in ["\0", "a\0b", "' OR 1=1 --", ""] {
+        assert_eq!(store.organization(key).await.unwrap(), None, "{key:?}");
+        assert_eq!(store.organization_by_name(key).await.unwrap(), None);
+        assert!(matches!(
+            store.delete_organization(key).await,
+            Err(StoreError::NotFound(Entity::Organization))
+        ));
+    }
+
+    // Every organization write is announced by the organization's id.
+    if let Some(mut changes) = changes {
+        let mut orgs = Vec::new();
+        while let Ok(Some(change)) =
+            tokio::time::timeout(Duration::from_millis(500), changes.recv()).await
+        {
+            if let Change::Organization(id) = change {
+                orgs.push(id);
+            }
+        }
+        // inserts (2), the rename, associations (2), a removal (2), the delete, the cap (100).
+        assert_eq!(orgs.len(), 2 + 1 + 2 + 2 + 1 + 100, "{orgs:?}");
+        assert!(orgs.iter().all(|id| *id == acme.id || *id == globex.id));
+    }
+    other.close().await;
 }

@@ -233,6 +233,14 @@ impl Client {
         self.grant_types.iter().any(|g| g == "client_credentials")
     }
 
+    /// The organization `default_organization` names for `client_credentials` requests
+    /// that name none.
+    pub fn default_organization(&self) -> Option<&str> {
+        super::organization::default_organization_for_client_credentials(
+            self.extra.get("default_organization")?,
+        )
+    }
+
     /// `require_proof_of_possession`: its tokens only certificate-bound (mTLS, `cnf`).
     pub fn requires_proof_of_possession(&self) -> bool {
         self.extra
@@ -583,6 +591,9 @@ fn read_common(body: &mut Body<'_>, creating: bool) -> Result<ClientFields, Doma
         }
         if let Some(v) = body.raw(key) {
             expect_type(v, types, key)?;
+            if *key == "default_organization" {
+                super::organization::check_default_organization(v)?;
+            }
             f.extra.insert((*key).to_string(), v.clone());
         }
     }
@@ -731,6 +742,15 @@ pub struct NewClient {
 }
 
 impl NewClient {
+    /// The organization its `default_organization` names, if any (to check that it exists).
+    pub fn default_organization(&self) -> Option<&str> {
+        self.fields
+            .extra
+            .get("default_organization")?
+            .get("organization_id")?
+            .as_str()
+    }
+
     /// Reads the body.
     pub fn parse(mut body: Body<'_>) -> Result<Self, DomainError> {
         let fields = read_common(&mut body, true)?;
@@ -817,6 +837,15 @@ pub struct ClientUpdate {
 }
 
 impl ClientUpdate {
+    /// The organization its `default_organization` names, if any (to check that it exists).
+    pub fn default_organization(&self) -> Option<&str> {
+        self.fields
+            .extra
+            .get("default_organization")?
+            .get("organization_id")?
+            .as_str()
+    }
+
     /// Reads the body.
     pub fn parse(mut body: Body<'_>) -> Result<Self, DomainError> {
         let fields = read_common(&mut body, false)?;

@@ -70,10 +70,14 @@ impl ClientGrant {
         }
     }
 
-    /// Whether a token for it must name an organization (`organization_usage: require`).
-    /// Clavis has no organizations yet, so such a grant authorizes no token.
-    pub fn requires_organization(&self) -> bool {
-        self.extra.get("organization_usage").and_then(Value::as_str) == Some("require")
+    /// `organization_usage` (`deny`, `allow`, `require`), when set.
+    pub fn organization_usage(&self) -> Option<&str> {
+        self.extra.get("organization_usage").and_then(Value::as_str)
+    }
+
+    /// `allow_any_organization: true`: tokens for any organization, not only associated ones.
+    pub fn allows_any_organization(&self) -> bool {
+        self.extra.get("allow_any_organization") == Some(&Value::Bool(true))
     }
 
     /// Whether it authorizes the `client_credentials` grant: its `subject_type` is `client`.
@@ -188,7 +192,22 @@ pub struct NewClientGrant {
     extra: Map<String, Value>,
 }
 
+/// The refusal of `allow_any_organization: true` for a third-party client (Auth0: "not
+/// available for third-party clients").
+pub fn any_organization_third_party_error() -> DomainError {
+    payload_error(
+        "allow_any_organization is not available for third-party clients",
+        "allow_any_organization",
+        "",
+    )
+}
+
 impl NewClientGrant {
+    /// Whether it sets `allow_any_organization: true`.
+    pub fn allows_any_organization(&self) -> bool {
+        self.extra.get("allow_any_organization") == Some(&Value::Bool(true))
+    }
+
     /// Reads the body.
     pub fn parse(mut body: Body<'_>) -> Result<Self, DomainError> {
         // A default grant (`default_for`) has no client and applies to every third-party client
@@ -246,6 +265,11 @@ pub struct ClientGrantUpdate {
 }
 
 impl ClientGrantUpdate {
+    /// Whether it sets `allow_any_organization: true`.
+    pub fn allows_any_organization(&self) -> bool {
+        self.extra.get("allow_any_organization") == Some(&Value::Bool(true))
+    }
+
     /// Reads the body.
     pub fn parse(mut body: Body<'_>) -> Result<Self, DomainError> {
         let scope = if body.raw("scope").is_some_and(Value::is_null) {

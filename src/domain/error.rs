@@ -86,4 +86,12 @@ impl DomainError {
             message: "The client grant does not exist".into(),
         }
     }
+
+    /// 404 for an unknown organization.
+    pub fn organization_not_found() -> Self {
+        Self::NotFound {
+            code: "inexistent_organization",
+            message: "No organization found by that id or name".into(),
+        }
+    }
 }

@@ -17,6 +17,11 @@ pub fn new_client_grant_id() -> String {
     format!("cgr_{}", random::string(random::ALPHANUMERIC, 16))
 }
 
+/// Organization id: `org_` + 16 alphanumerics.
+pub fn new_organization_id() -> String {
+    format!("org_{}", random::string(random::ALPHANUMERIC, 16))
+}
+
 /// Resource server id: 24 lowercase hex digits.
 pub fn new_resource_server_id() -> String {
     random::string(random::HEX_LOWER, 24)

@@ -209,12 +209,9 @@ pub const CLIENT: &[Property] = &[
         "refresh_token",
         "client_credentials issues no refresh tokens",
     ),
-    refused(
+    enforced(
         "default_organization",
-        When::NotNull,
-        "Clavis has no organizations yet",
-        "`null` is accepted",
-        r#"{"organization_id":"org_abc","flows":["client_credentials"]}"#,
+        "`{organization_id, flows: [\"client_credentials\"]}`: the organization (which must exist, 404) of a client_credentials request that names none when its grant's `organization_usage` is `require`",
     ),
     inert(
         "organization_usage",
@@ -407,11 +404,11 @@ pub const CLIENT_GRANT: &[Property] = &[
     ),
     enforced(
         "organization_usage",
-        "`require` authorizes no token until organizations exist (403); `deny` and `allow` issue tokens without an organization",
+        "whether a token request may (`allow`), must (`require`) or must not (`deny`, the default) name an `organization`; a token for one carries its `org_id`",
     ),
-    inert(
+    enforced(
         "allow_any_organization",
-        "which organizations the grant allows; Clavis has no organizations yet (a list filter)",
+        "the grant serves every organization; otherwise only those associated with it (`/organizations/{id}/client-grants`); not for third-party clients (400); a list filter",
     ),
     refused(
         "default_for",
@@ -435,6 +432,38 @@ pub const CLIENT_GRANT: &[Property] = &[
     enforced(
         "allow_all_scopes",
         "the grant covers every scope of the API, present and future",
+    ),
+];
+
+/// Auth0's `Organization` (and its create and update bodies).
+pub const ORGANIZATION: &[Property] = &[
+    enforced(
+        "id",
+        "generated (`org_` + 16 alphanumerics); the `org_id` of tokens obtained for it",
+    ),
+    enforced(
+        "name",
+        "unique (409), lowercase letters, digits, `_` and `-`, 1–50 characters; `GET /organizations/name/{name}`",
+    ),
+    inert("display_name", "a label"),
+    inert(
+        "metadata",
+        "a label (at most 25 string values of at most 255 characters; a PATCH replaces the object)",
+    ),
+    inert("branding", USER_FLOWS),
+    refused(
+        "enabled_connections",
+        When::Present,
+        "Clavis has no connections (user login)",
+        "absent is accepted",
+        r#"[{"connection_id":"con_abc"}]"#,
+    ),
+    refused(
+        "token_quota",
+        When::NotNull,
+        "Clavis has no token quotas yet",
+        "`null` is accepted",
+        r#"{"client_credentials":{"per_day":10}}"#,
     ),
 ];
 
@@ -483,7 +512,7 @@ mod tests {
 
     #[test]
     fn names_are_unique_and_samples_are_refused_json() {
-        for table in [CLIENT, RESOURCE_SERVER, CLIENT_GRANT] {
+        for table in [CLIENT, RESOURCE_SERVER, CLIENT_GRANT, ORGANIZATION] {
             let mut names: Vec<_> = table.iter().map(|p| p.name).collect();
             names.sort_unstable();
             let before = names.len();

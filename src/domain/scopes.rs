@@ -21,6 +21,22 @@ pub const MANAGEMENT_SCOPES: &[(&str, &str)] = &[
     ("create:client_grants", "Create Client Grants"),
     ("update:client_grants", "Update Client Grants"),
     ("delete:client_grants", "Delete Client Grants"),
+    ("read:organizations", "Read Organizations"),
+    ("create:organizations", "Create Organizations"),
+    ("update:organizations", "Update Organizations"),
+    ("delete:organizations", "Delete Organizations"),
+    (
+        "read:organization_client_grants",
+        "Read Organization Client Grants",
+    ),
+    (
+        "create:organization_client_grants",
+        "Create Organization Client Grants",
+    ),
+    (
+        "delete:organization_client_grants",
+        "Delete Organization Client Grants",
+    ),
     ("read:signing_keys", "Read Signing Keys"),
     ("create:signing_keys", "Create Signing Keys"),
     ("update:signing_keys", "Update Signing Keys"),
@@ -79,6 +95,20 @@ pub mod required {
     /// `GET /logs`, `GET /logs/{id}` (as Auth0's OpenAPI lists them, less
     /// `read:logs_users`, which Clavis does not define).
     pub const READ_LOGS: &[&str] = &["read:logs"];
+    /// Organizations (`read:organizations_summary` is not defined by Clavis).
+    pub const READ_ORGANIZATIONS: &[&str] = &["read:organizations"];
+    /// Organizations.
+    pub const CREATE_ORGANIZATIONS: &[&str] = &["create:organizations"];
+    /// Organizations.
+    pub const UPDATE_ORGANIZATIONS: &[&str] = &["update:organizations"];
+    /// Organizations.
+    pub const DELETE_ORGANIZATIONS: &[&str] = &["delete:organizations"];
+    /// The client grants of an organization.
+    pub const READ_ORGANIZATION_CLIENT_GRANTS: &[&str] = &["read:organization_client_grants"];
+    /// The client grants of an organization.
+    pub const CREATE_ORGANIZATION_CLIENT_GRANTS: &[&str] = &["create:organization_client_grants"];
+    /// The client grants of an organization.
+    pub const DELETE_ORGANIZATION_CLIENT_GRANTS: &[&str] = &["delete:organization_client_grants"];
 }
 
 /// The scopes each field of a request body or of a response needs, beyond its operation's

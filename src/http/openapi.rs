@@ -37,7 +37,7 @@ use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
 
 use crate::domain::scopes::required;
 use crate::http::management::{
-    client_grants, clients, credentials, logs, resource_servers, signing_keys,
+    client_grants, clients, credentials, logs, organizations, resource_servers, signing_keys,
 };
 use crate::http::{health, oauth};
 
@@ -891,6 +891,157 @@ pub struct ListClientGrantPaginatedResponseContent {
     client_grants: Vec<ClientGrant>,
 }
 
+// ----- organizations -----
+
+/// An organization: a customer on whose behalf clients obtain tokens.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct Organization {
+    /// Organization identifier (`org_` + 16 alphanumerics).
+    #[schema(max_length = 50)]
+    id: String,
+    /// The name of this organization (lowercase letters, digits, `_` and `-`).
+    #[schema(min_length = 1, max_length = 50)]
+    name: String,
+    /// Friendly name of this organization.
+    #[serde(default)]
+    #[schema(min_length = 1, max_length = 255)]
+    display_name: Option<String>,
+    /// Login-page branding (kept, inert).
+    #[serde(default)]
+    branding: Option<serde_json::Value>,
+    /// Metadata: at most 25 string values of at most 255 characters.
+    #[serde(default)]
+    metadata: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// `POST /organizations`.
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateOrganizationRequestContent {
+    /// The name of this organization (lowercase letters, digits, `_` and `-`; unique).
+    #[schema(min_length = 1, max_length = 50)]
+    name: String,
+    /// Friendly name of this organization.
+    #[serde(default)]
+    #[schema(min_length = 1, max_length = 255)]
+    display_name: Option<String>,
+    /// Login-page branding (kept, inert).
+    #[serde(default)]
+    branding: Option<serde_json::Value>,
+    /// Metadata: at most 25 string values of at most 255 characters.
+    #[serde(default)]
+    metadata: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// `PATCH /organizations/{id}`.
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateOrganizationRequestContent {
+    /// The name of this organization (lowercase letters, digits, `_` and `-`; unique).
+    #[serde(default)]
+    #[schema(min_length = 1, max_length = 50)]
+    name: Option<String>,
+    /// Friendly name of this organization; `null` removes it.
+    #[serde(default)]
+    #[schema(min_length = 1, max_length = 255)]
+    display_name: Option<String>,
+    /// Login-page branding (kept, inert).
+    #[serde(default)]
+    branding: Option<serde_json::Value>,
+    /// Metadata (replaces the stored object).
+    #[serde(default)]
+    metadata: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// A page of organizations.
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum ListOrganizationsResponseContent {
+    /// Without `include_totals`.
+    Array(Vec<Organization>),
+    /// Offset paging with totals.
+    Offset(ListOrganizationsOffsetPaginatedResponseContent),
+    /// Checkpoint paging.
+    Checkpoint(ListOrganizationsPaginatedResponseContent),
+}
+
+/// Offset paging with totals.
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ListOrganizationsOffsetPaginatedResponseContent {
+    start: u64,
+    limit: u64,
+    total: u64,
+    organizations: Vec<Organization>,
+}
+
+/// Checkpoint paging; `next` is omitted on the last page.
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ListOrganizationsPaginatedResponseContent {
+    /// Opaque identifier for use with the `from` query parameter for the next page.
+    #[serde(default)]
+    next: String,
+    organizations: Vec<Organization>,
+}
+
+/// `sort` of `GET /organizations`.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct OrganizationSortParams {
+    /// Field to sort by: `field:order`, order `1` ascending, `-1` descending (`name`,
+    /// `display_name`, `created_at`; default `created_at:1`). With page/per_page paging only.
+    #[param(
+        nullable = false,
+        max_length = 15,
+        pattern = r"^((display_name)|(created_at)|(name))\:(1|-1)$"
+    )]
+    sort: Option<String>,
+}
+
+/// `POST /organizations/{id}/client-grants`.
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AssociateOrganizationClientGrantRequestContent {
+    /// A Client Grant ID to add to the organization.
+    grant_id: String,
+}
+
+/// A page of the client grants of an organization.
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum ListOrganizationClientGrantsResponseContent {
+    /// Without `include_totals`.
+    Array(Vec<ClientGrant>),
+    /// Offset paging with totals.
+    Offset(ListOrganizationClientGrantsOffsetPaginatedResponseContent),
+}
+
+/// Offset paging with totals.
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ListOrganizationClientGrantsOffsetPaginatedResponseContent {
+    start: u64,
+    limit: u64,
+    total: u64,
+    client_grants: Vec<ClientGrant>,
+}
+
+/// Filters of `GET /organizations/{id}/client-grants`.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct OrganizationGrantFilterParams {
+    /// Optional filter on audience of the client grant.
+    #[param(nullable = false, max_length = 600)]
+    audience: Option<String>,
+    /// Optional filter on client_id of the client grant.
+    #[param(nullable = false)]
+    client_id: Option<String>,
+    /// Optional filter on the ID of the client grant (repeatable, at most 10).
+    #[param(nullable = false)]
+    grant_ids: Option<Vec<String>>,
+}
+
 // ----- signing keys -----
 
 /// A key that signs (or signed, or will sign) access tokens.
@@ -1083,7 +1234,7 @@ LQIDAQAB
         title = "Clavis",
         description = "Self-hosted machine-to-machine authorization server speaking the Auth0 \
                        Management API v2 (clients, client credentials, resource servers, client \
-                       grants, signing keys) and Auth0's `POST /oauth/token`.",
+                       grants, organizations, signing keys) and Auth0's `POST /oauth/token`.",
         license(name = "Apache-2.0", identifier = "Apache-2.0")
     ),
     paths(
@@ -1114,6 +1265,16 @@ LQIDAQAB
         client_grants::get,
         client_grants::update,
         client_grants::delete,
+        organizations::list,
+        organizations::create,
+        organizations::get,
+        organizations::get_by_name,
+        organizations::update,
+        organizations::delete,
+        organizations::list_grants,
+        organizations::associate,
+        organizations::dissociate,
+        organizations::grant_organizations,
         signing_keys::list,
         signing_keys::get,
         signing_keys::rotate,
@@ -1129,6 +1290,7 @@ LQIDAQAB
         (name = "client credentials", description = "Keys and certificates clients authenticate with"),
         (name = "resource servers", description = "APIs: the audiences tokens are issued for"),
         (name = "client grants", description = "Which scopes of an API a client may request"),
+        (name = "organizations", description = "Customers on whose behalf clients obtain tokens, and the client grants associated with each"),
         (name = "signing keys", description = "The keys that sign access tokens"),
         (name = "logs", description = "The audit trail: token requests, Management API writes and secret reads, rate-limit refusals"),
         (name = "health", description = "Liveness and readiness"),
@@ -1157,6 +1319,17 @@ fn operation_scopes(operation_id: &str) -> Option<&'static [&'static str]> {
         "post_client-grants" => required::CREATE_CLIENT_GRANTS,
         "patch_client-grants_by_id" => required::UPDATE_CLIENT_GRANTS,
         "delete_client-grants_by_id" => required::DELETE_CLIENT_GRANTS,
+        "get_organizations" | "get_organizations_by_id" | "get_name_by_name" => {
+            required::READ_ORGANIZATIONS
+        }
+        "post_organizations" => required::CREATE_ORGANIZATIONS,
+        "patch_organizations_by_id" => required::UPDATE_ORGANIZATIONS,
+        "delete_organizations_by_id" => required::DELETE_ORGANIZATIONS,
+        "get_organization-client-grants" | "get_client-grant-organizations" => {
+            required::READ_ORGANIZATION_CLIENT_GRANTS
+        }
+        "create_organization-client-grants" => required::CREATE_ORGANIZATION_CLIENT_GRANTS,
+        "delete_client-grants_by_grant_id" => required::DELETE_ORGANIZATION_CLIENT_GRANTS,
         "get_signing_keys" | "get_signing_key" => signing_keys::READ,
         "post_signing_keys" => signing_keys::CREATE,
         "put_signing_keys" => signing_keys::UPDATE,

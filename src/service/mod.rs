@@ -19,12 +19,13 @@ use crate::domain::DomainError;
 use crate::domain::client::{ClientAggregate, ClientUpdate, CredentialLimits, NewClient};
 use crate::domain::client_grant::{ClientGrant, ClientGrantUpdate, NewClientGrant};
 use crate::domain::credential::{Credential, NewCredential};
+use crate::domain::organization::{NewOrganization, Organization, OrganizationUpdate};
 use crate::domain::resource_server::{
     NewResourceServer, ResourceServer, ResourceServerUpdate, SigningSecret, system_api_error,
 };
 use crate::domain::time::Timestamp;
 use crate::model::ReadModel;
-use crate::store::{Entity, Store, StoreError, StoreResult};
+use crate::store::{Entity, OrganizationRecord, Store, StoreError, StoreResult};
 
 /// Issuer-level settings the services need.
 #[derive(Debug, Clone)]
@@ -104,6 +105,7 @@ fn not_found(entity: Entity) -> impl FnOnce(StoreError) -> StoreError {
             Entity::Credential => DomainError::credential_not_found(),
             Entity::ResourceServer => DomainError::resource_server_not_found(),
             Entity::ClientGrant => DomainError::client_grant_not_found(),
+            Entity::Organization => DomainError::organization_not_found(),
             Entity::SigningKey => DomainError::NotFound {
                 code: "inexistent_key",
                 message: "The signing key does not exist".into(),
@@ -210,6 +212,9 @@ impl Clavis {
 
     /// Creates a client (with inline credentials); returns it with its new secret.
     pub async fn create_client(&self, new: NewClient) -> StoreResult<(ClientAggregate, String)> {
+        if let Some(org) = new.default_organization() {
+            self.organization(org).await?;
+        }
         let mut aggregate = new.build(None, self.limits, Timestamp::now())?;
         let secret = generate_client_secret();
         aggregate.sealed_secret = Some(self.seal_secret(&aggregate.client.client_id, &secret));
@@ -236,6 +241,9 @@ impl Clavis {
         client_id: &str,
         update: ClientUpdate,
     ) -> StoreResult<ClientAggregate> {
+        if let Some(org) = update.default_organization() {
+            self.organization(org).await?;
+        }
         let new_secret = update
             .client_secret
             .as_deref()
@@ -453,6 +461,10 @@ impl Clavis {
             .ok_or(StoreError::Rejected(
                 DomainError::resource_server_not_found(),
             ))?;
+        if new.allows_any_organization() {
+            self.refuse_any_organization_for_third_party(&new.client_id)
+                .await?;
+        }
         let grant = new.build(&rs, Timestamp::now())?;
         self.write(async || {
             self.store
@@ -484,6 +496,10 @@ impl Clavis {
         update: ClientGrantUpdate,
     ) -> StoreResult<ClientGrant> {
         let existing = self.client_grant(id).await?;
+        if update.allows_any_organization() {
+            self.refuse_any_organization_for_third_party(&existing.client_id)
+                .await?;
+        }
         let rs = self.store.resource_server(&existing.audience).await?;
         let now = Timestamp::now();
         self.write(async || {
@@ -506,6 +522,127 @@ impl Clavis {
                 .await
                 .map_err(not_found(Entity::ClientGrant))?;
             self.model.remove_grant(id);
+            Ok(())
+        })
+        .await
+    }
+
+    /// `allow_any_organization: true` is not available for third-party clients (Auth0); an
+    /// unknown client is left to the grant's own check.
+    async fn refuse_any_organization_for_third_party(&self, client_id: &str) -> StoreResult<()> {
+        match self.store.client(client_id).await? {
+            Some(c) if !c.client.is_first_party => Err(StoreError::Rejected(
+                crate::domain::client_grant::any_organization_third_party_error(),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    // ----- organizations -----
+
+    /// Re-reads an organization with its associations into the read model (after a write
+    /// under the write lock).
+    async fn refresh_organization(&self, id: &str) -> StoreResult<()> {
+        match self.store.organization(id).await? {
+            Some(record) => self.model.put_organization(&record),
+            None => self.model.remove_organization(id),
+        }
+        Ok(())
+    }
+
+    /// Creates an organization.
+    pub async fn create_organization(&self, new: NewOrganization) -> StoreResult<Organization> {
+        let org = new.build(Timestamp::now());
+        self.write(async || {
+            self.store.insert_organization(&org).await?;
+            self.model.put_organization(&OrganizationRecord {
+                organization: org.clone(),
+                grant_ids: Vec::new(),
+            });
+            Ok(())
+        })
+        .await?;
+        Ok(org)
+    }
+
+    /// Reads an organization by id.
+    pub async fn organization(&self, id: &str) -> StoreResult<Organization> {
+        self.store
+            .organization(id)
+            .await?
+            .map(|r| r.organization)
+            .ok_or(StoreError::Rejected(DomainError::organization_not_found()))
+    }
+
+    /// Reads an organization by name.
+    pub async fn organization_by_name(&self, name: &str) -> StoreResult<Organization> {
+        self.store
+            .organization_by_name(name)
+            .await?
+            .ok_or(StoreError::Rejected(DomainError::organization_not_found()))
+    }
+
+    /// Changes an organization.
+    pub async fn update_organization(
+        &self,
+        id: &str,
+        update: OrganizationUpdate,
+    ) -> StoreResult<Organization> {
+        let now = Timestamp::now();
+        self.write(async || {
+            let org = self
+                .store
+                .update_organization(id, &mut |o| update.apply(o, now))
+                .await
+                .map_err(not_found(Entity::Organization))?;
+            self.refresh_organization(id).await?;
+            Ok(org)
+        })
+        .await
+    }
+
+    /// Deletes an organization and its associations.
+    pub async fn delete_organization(&self, id: &str) -> StoreResult<()> {
+        self.write(async || {
+            self.store
+                .delete_organization(id)
+                .await
+                .map_err(not_found(Entity::Organization))?;
+            self.model.remove_organization(id);
+            Ok(())
+        })
+        .await
+    }
+
+    /// Associates a client grant with an organization; returns the grant.
+    pub async fn associate_client_grant(
+        &self,
+        org_id: &str,
+        grant_id: &str,
+    ) -> StoreResult<ClientGrant> {
+        self.write(async || {
+            let grant = self
+                .store
+                .associate_client_grant(org_id, grant_id)
+                .await
+                .map_err(|e| match e {
+                    StoreError::NotFound(entity) => not_found(entity)(StoreError::NotFound(entity)),
+                    other => other,
+                })?;
+            self.refresh_organization(org_id).await?;
+            Ok(grant)
+        })
+        .await
+    }
+
+    /// Removes a client grant from an organization.
+    pub async fn dissociate_client_grant(&self, org_id: &str, grant_id: &str) -> StoreResult<()> {
+        self.write(async || {
+            self.store
+                .dissociate_client_grant(org_id, grant_id)
+                .await
+                .map_err(not_found(Entity::Organization))?;
+            self.refresh_organization(org_id).await?;
             Ok(())
         })
         .await

@@ -135,6 +135,10 @@ impl Clavis {
                 Some(grant) => self.model.put_grant(&grant),
                 None => self.model.remove_grant(id),
             },
+            Change::Organization(id) => match self.store.organization(id).await? {
+                Some(record) => self.model.put_organization(&record),
+                None => self.model.remove_organization(id),
+            },
             Change::SigningKeys => {
                 let keys = self.store.signing_keys().await?;
                 let ring = KeyRing::build(&keys, &self.master_key).map_err(StoreError::Internal)?;

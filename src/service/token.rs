@@ -12,7 +12,9 @@ use serde_json::Value;
 use super::Clavis;
 use super::replay::Durable;
 use crate::domain::time::Timestamp;
-use crate::model::{ApiSigner, AttachedKey, ClientAuth, ClientEntry};
+use crate::model::{
+    ApiSigner, AttachedKey, ClientAuth, ClientEntry, GrantEntry, OrganizationUsage,
+};
 use crate::mtls::PresentedCertificate;
 use crate::store::{JtiRecord, StoreError};
 
@@ -194,6 +196,9 @@ struct AccessTokenClaims<'a> {
     exp: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
     scope: Option<&'a str>,
+    /// The organization the token was obtained for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    org_id: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     gty: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -339,25 +344,7 @@ impl Clavis {
                 ),
             )
         })?;
-        // Auth0 validates `organization` on every request (since June 2025); Clavis has no
-        // organizations yet, so a named one does not exist, and a grant that requires one
-        // authorizes no token.
-        if let Some(org) = &req.organization {
-            return Err(OAuthError::invalid_request(format!(
-                "Organization \"{}\" does not exist",
-                truncate(org)
-            )));
-        }
-        if grant.organization_required {
-            return Err(OAuthError::new(
-                403,
-                "access_denied",
-                format!(
-                    "Client is not authorized to access \"{}\" without an organization: the client grant's organization_usage is require.",
-                    truncate(&audience)
-                ),
-            ));
-        }
+        let org_id = self.organization_for(req, &client, &grant, &audience)?;
         let granted: Vec<&str> = if grant.all_scopes {
             api.scopes.iter().map(String::as_str).collect()
         } else {
@@ -420,6 +407,7 @@ impl Clavis {
             iat: now,
             exp: now + lifetime,
             scope: scope_claim.as_deref(),
+            org_id: org_id.as_deref(),
             gty: auth0.then_some("client-credentials"),
             azp: auth0.then_some(client.client_id.as_str()),
             client_id: rfc9068.then_some(client.client_id.as_str()),
@@ -461,6 +449,71 @@ impl Clavis {
                 thumbprint: bound_to,
             },
         })
+    }
+
+    /// The organization a token is for, from the read model: the request's `organization`
+    /// (an organization id), else the client's `default_organization` when the grant
+    /// requires one; checked against the grant's `organization_usage` and its
+    /// organizations (`allow_any_organization` or an association).
+    fn organization_for(
+        &self,
+        req: &TokenRequest,
+        client: &ClientEntry,
+        grant: &GrantEntry,
+        audience: &str,
+    ) -> Result<Option<String>, OAuthError> {
+        // Auth0 validates `organization` on every request (since June 2025): one that does
+        // not exist is refused, whatever the grant says.
+        let named = match &req.organization {
+            Some(org) => Some(self.model.organization(org).ok_or_else(|| {
+                OAuthError::invalid_request(format!(
+                    "Organization \"{}\" does not exist",
+                    truncate(org)
+                ))
+            })?),
+            None => None,
+        };
+        let org = match (grant.organization_usage, named) {
+            (OrganizationUsage::Deny, Some(_)) => {
+                return Err(OAuthError::new(
+                    403,
+                    "access_denied",
+                    format!(
+                        "Client is not authorized to access \"{}\" on behalf of an organization: the client grant's organization_usage is deny.",
+                        truncate(audience)
+                    ),
+                ));
+            }
+            (OrganizationUsage::Deny, None) => return Ok(None),
+            (_, Some(org)) => org,
+            (OrganizationUsage::Allow, None) => return Ok(None),
+            (OrganizationUsage::Require, None) => client
+                .default_organization
+                .as_deref()
+                .and_then(|id| self.model.organization(id))
+                .ok_or_else(|| {
+                    OAuthError::new(
+                        403,
+                        "access_denied",
+                        format!(
+                            "Client is not authorized to access \"{}\" without an organization: the client grant's organization_usage is require.",
+                            truncate(audience)
+                        ),
+                    )
+                })?,
+        };
+        if !grant.any_organization && !org.grant_ids.contains(&grant.id) {
+            return Err(OAuthError::new(
+                403,
+                "access_denied",
+                format!(
+                    "Client is not authorized to access \"{}\" on behalf of organization \"{}\": the client grant is not associated with the organization.",
+                    truncate(audience),
+                    org.id
+                ),
+            ));
+        }
+        Ok(Some(org.id.clone()))
     }
 
     /// Authenticates the client with exactly one method. With a certificate, also returns

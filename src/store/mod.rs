@@ -28,6 +28,7 @@ use crate::domain::DomainError;
 use crate::domain::client::{Client, ClientAggregate};
 use crate::domain::client_grant::{ClientGrant, SubjectType};
 use crate::domain::credential::Credential;
+use crate::domain::organization::Organization;
 use crate::domain::resource_server::ResourceServer;
 use crate::domain::time::Timestamp;
 pub use logs::{LogRow, LogSearch, NewLog};
@@ -45,6 +46,8 @@ pub enum Entity {
     ClientGrant,
     /// A signing key.
     SigningKey,
+    /// An organization.
+    Organization,
 }
 
 /// Errors from a store.
@@ -196,7 +199,114 @@ pub struct GrantFilter {
     /// `default_for=third_party_clients`: only default grants, which Clavis does not store
     /// (`default_for` is refused on create), so nothing matches.
     pub default_grants_only: bool,
+    /// Only grants associated with this organization.
+    pub organization_id: Option<String>,
+    /// Only grants with one of these ids.
+    pub ids: Option<Vec<String>>,
 }
+
+/// Filters for listing organizations.
+#[derive(Debug, Clone, Default)]
+pub struct OrganizationFilter {
+    /// Only organizations associated with this client grant.
+    pub grant_id: Option<String>,
+    /// Auth0's `sort` (offset paging only); creation order when `None`.
+    pub sort: Option<OrganizationSort>,
+}
+
+/// Auth0's `sort` of `GET /organizations`: `name`, `display_name` or `created_at`, ascending
+/// or descending. Organizations without a `display_name` come last either way; ties go in
+/// creation order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OrganizationSort {
+    /// The field.
+    pub field: OrganizationSortField,
+    /// `:1` (true) or `:-1`.
+    pub ascending: bool,
+}
+
+/// A field organizations sort by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrganizationSortField {
+    /// `name`.
+    Name,
+    /// `display_name`.
+    DisplayName,
+    /// `created_at` (creation order).
+    CreatedAt,
+}
+
+impl OrganizationSort {
+    /// Reads Auth0's `field:1` / `field:-1`.
+    pub fn parse(s: &str) -> Option<Self> {
+        let (field, order) = s.split_once(':')?;
+        let field = match field {
+            "name" => OrganizationSortField::Name,
+            "display_name" => OrganizationSortField::DisplayName,
+            "created_at" => OrganizationSortField::CreatedAt,
+            _ => return None,
+        };
+        let ascending = match order {
+            "1" => true,
+            "-1" => false,
+            _ => return None,
+        };
+        Some(Self { field, ascending })
+    }
+
+    /// Whether it is the natural (creation) order.
+    pub fn is_creation_order(self) -> bool {
+        self.field == OrganizationSortField::CreatedAt && self.ascending
+    }
+
+    /// The `ORDER BY` clause; `text` spells a document field as text.
+    pub(crate) fn order_by(self, text: impl Fn(&str) -> String) -> String {
+        let dir = if self.ascending { "ASC" } else { "DESC" };
+        match self.field {
+            OrganizationSortField::CreatedAt => format!("seq {dir}"),
+            OrganizationSortField::Name => format!("name {dir}, seq {dir}"),
+            OrganizationSortField::DisplayName => {
+                let d = text("display_name");
+                format!("({d}) IS NULL, {d} {dir}, seq {dir}")
+            }
+        }
+    }
+}
+
+impl OrganizationFilter {
+    /// The filter as SQL conditions.
+    pub(crate) fn conditions<D: SqlDialect>(&self) -> Conditions {
+        let mut c = Conditions::default();
+        if let Some(grant_id) = &self.grant_id {
+            c.in_subquery::<D>(
+                "id",
+                "SELECT organization_id FROM organization_client_grants WHERE grant_id",
+                grant_id,
+            );
+        }
+        c
+    }
+}
+
+/// An organization with the ids of the client grants associated with it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OrganizationRecord {
+    /// The organization.
+    pub organization: Organization,
+    /// Its associated client grants, in association order.
+    pub grant_ids: Vec<String>,
+}
+
+/// The message of the 409 for a second organization of one name (Auth0's OpenAPI).
+pub const ORGANIZATION_CONFLICT: &str = "An organization with this name already exists.";
+
+/// The message of the 409 for a grant associated twice (Auth0's OpenAPI).
+pub const ASSOCIATION_CONFLICT: &str =
+    "The client grant has already been added to this organization.";
+
+/// The message of the 409 beyond the association cap (Auth0's OpenAPI).
+pub const ASSOCIATION_QUOTA: &str =
+    "Quota exceeded; cannot add more than 100 client grants to a single organization";
 
 /// The message of the 409 for a second grant of one client, audience and subject type.
 pub const GRANT_CONFLICT: &str = "A client grant for this client and audience already exists";
@@ -242,6 +352,15 @@ impl Conditions {
         }
         self.sql
             .push_str(&format!(" AND {expr} IN ({})", marks.join(", ")));
+    }
+
+    /// `expr IN (<subquery> = value)`: `subquery` ends with the column compared to `value`.
+    fn in_subquery<D: SqlDialect>(&mut self, expr: &str, subquery: &str, value: &str) {
+        self.binds.push(value.to_string());
+        self.sql.push_str(&format!(
+            " AND {expr} IN ({subquery} = {})",
+            D::placeholder(self.binds.len())
+        ));
     }
 
     fn holds(&mut self, expr: &str) {
@@ -290,6 +409,16 @@ impl GrantFilter {
         }
         if self.default_grants_only {
             c.nothing();
+        }
+        if let Some(org) = &self.organization_id {
+            c.in_subquery::<D>(
+                "id",
+                "SELECT grant_id FROM organization_client_grants WHERE organization_id",
+                org,
+            );
+        }
+        if let Some(ids) = &self.ids {
+            c.one_of::<D>("id", ids);
         }
         c
     }
@@ -384,6 +513,8 @@ pub struct Snapshot {
     pub client_grants: Vec<ClientGrant>,
     /// Every signing key.
     pub signing_keys: Vec<SigningKeyRecord>,
+    /// Every organization with its associated grants.
+    pub organizations: Vec<OrganizationRecord>,
 }
 
 /// One schema migration, embedded in the binary: `(version, description, SQL)` as sqlx's
@@ -429,6 +560,8 @@ pub enum Change {
     },
     /// A client grant, by id.
     ClientGrant(String),
+    /// An organization or its associations, by id.
+    Organization(String),
     /// The signing keys (rotation, revocation).
     SigningKeys,
     /// Anything may have changed (e.g. announcements were missed while disconnected): reload
@@ -556,6 +689,37 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<ClientGrant>;
     /// Deletes a grant.
     async fn delete_client_grant(&self, id: &str) -> StoreResult<()>;
+
+    /// Inserts an organization. `Conflict` on a duplicate name.
+    async fn insert_organization(&self, org: &Organization) -> StoreResult<()>;
+    /// An organization with its associated grants, by id.
+    async fn organization(&self, id: &str) -> StoreResult<Option<OrganizationRecord>>;
+    /// An organization by name.
+    async fn organization_by_name(&self, name: &str) -> StoreResult<Option<Organization>>;
+    /// A page of the organizations `filter` selects, in creation order.
+    async fn list_organizations(
+        &self,
+        filter: &OrganizationFilter,
+        page: PageRequest,
+    ) -> StoreResult<Page<Organization>>;
+    /// Changes an organization atomically. `Conflict` when its new name is taken.
+    async fn update_organization(
+        &self,
+        id: &str,
+        mutation: Mutation<'_, Organization>,
+    ) -> StoreResult<Organization>;
+    /// Deletes an organization and its associations.
+    async fn delete_organization(&self, id: &str) -> StoreResult<()>;
+    /// Associates a client grant with an organization; returns the grant.
+    /// `NotFound(Organization)` / `NotFound(ClientGrant)`; `Conflict` when already associated
+    /// or when the organization has [`crate::domain::organization::MAX_GRANTS_PER_ORGANIZATION`].
+    async fn associate_client_grant(
+        &self,
+        org_id: &str,
+        grant_id: &str,
+    ) -> StoreResult<ClientGrant>;
+    /// Removes an association (nothing when there is none). `NotFound(Organization)`.
+    async fn dissociate_client_grant(&self, org_id: &str, grant_id: &str) -> StoreResult<()>;
 
     /// Records assertion ids as used, in one transaction. For each record, in order: `true`
     /// if it was new (or only an expired record existed), `false` if it is a replay. A

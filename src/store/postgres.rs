@@ -35,14 +35,16 @@ use tokio::sync::{mpsc, watch};
 use super::logs::{LOG_COLUMNS, SqlValue};
 
 use super::{
-    Bootstrap, Change, ClientDiff, ClientFilter, ClientRow, Conditions, Entity, GRANT_CONFLICT,
-    GrantFilter, JtiRecord, LogRow, LogSearch, Mutation, NewLog, Page, PageRequest,
-    SigningKeyRecord, Snapshot, SqlDialect, Store, StoreError, StoreResult,
+    ASSOCIATION_CONFLICT, ASSOCIATION_QUOTA, Bootstrap, Change, ClientDiff, ClientFilter,
+    ClientRow, Conditions, Entity, GRANT_CONFLICT, GrantFilter, JtiRecord, LogRow, LogSearch,
+    Mutation, NewLog, ORGANIZATION_CONFLICT, OrganizationFilter, OrganizationRecord, Page,
+    PageRequest, SigningKeyRecord, Snapshot, SqlDialect, Store, StoreError, StoreResult,
 };
 use crate::domain::client::{Client, ClientAggregate};
 use crate::domain::client_grant::ClientGrant;
 use crate::domain::credential::Credential;
 use crate::domain::ids::is_resource_server_id;
+use crate::domain::organization::{MAX_GRANTS_PER_ORGANIZATION, Organization};
 use crate::domain::resource_server::ResourceServer;
 
 /// SQL for the notification channel of the session's schema: `clavis:<schema>` (cut to
@@ -96,6 +98,11 @@ pub(super) const MIGRATIONS: &[super::MigrationFile] = &[
         5,
         "logs",
         include_str!("../../migrations/postgres/0005_logs.sql"),
+    ),
+    (
+        6,
+        "organizations",
+        include_str!("../../migrations/postgres/0006_organizations.sql"),
     ),
 ];
 
@@ -318,6 +325,7 @@ pub fn encode_change(change: &Change) -> String {
         Change::Client(id) => format!("client:{id}"),
         Change::ResourceServer { id, identifier } => format!("rs:{id} {identifier}"),
         Change::ClientGrant(id) => format!("grant:{id}"),
+        Change::Organization(id) => format!("org:{id}"),
         Change::SigningKeys => "keys".into(),
         Change::Resync => "resync".into(),
     };
@@ -342,6 +350,9 @@ pub fn decode_change(payload: &str) -> Option<Change> {
     }
     if let Some(id) = payload.strip_prefix("grant:") {
         return Some(Change::ClientGrant(id.to_string()));
+    }
+    if let Some(id) = payload.strip_prefix("org:") {
+        return Some(Change::Organization(id.to_string()));
     }
     match payload {
         "keys" => Some(Change::SigningKeys),
@@ -511,6 +522,63 @@ impl PostgresStore {
                 PageRequest::Checkpoint { .. } => None,
             };
             Ok(finish_page(page, items, total))
+        })
+        .await
+    }
+
+    /// A page of organizations in another order than creation order (offset paging; the
+    /// caller refuses checkpoint paging with a sort).
+    async fn sorted_organizations(
+        &self,
+        filter: &OrganizationFilter,
+        sort: super::OrganizationSort,
+        page: PageRequest,
+    ) -> StoreResult<Page<Organization>> {
+        let Conditions {
+            sql: conditions,
+            binds,
+        } = filter.conditions::<PgDialect>();
+        if binds.iter().any(|b| has_nul(b)) {
+            return Ok(Page {
+                items: Vec::new(),
+                total: Some(0),
+                next: None,
+            });
+        }
+        let (_, limit, offset) = limit_offset(page);
+        let order = sort.order_by(PgDialect::doc_text);
+        self.bounded(async {
+            let n = binds.len();
+            let sql = format!(
+                "SELECT doc FROM organizations WHERE TRUE{conditions} ORDER BY {order} LIMIT ${} OFFSET ${}",
+                n + 1,
+                n + 2
+            );
+            // Only fixed SQL text built in this module reaches here; values are bound.
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for b in &binds {
+                q = q.bind(b.as_str());
+            }
+            let items = q
+                .bind(limit)
+                .bind(offset)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(map_err)?
+                .iter()
+                .map(|r| decode(r, "doc"))
+                .collect::<StoreResult<Vec<_>>>()?;
+            let total = self
+                .count(
+                    &format!("SELECT COUNT(*) AS n FROM organizations WHERE TRUE{conditions}"),
+                    &binds.iter().map(String::as_str).collect::<Vec<_>>(),
+                )
+                .await?;
+            Ok(Page {
+                items,
+                total: Some(total),
+                next: None,
+            })
         })
         .await
     }
@@ -767,6 +835,144 @@ impl PostgresStore {
         let row = q.fetch_one(&self.pool).await.map_err(map_err)?;
         let n: i64 = get(&row, "n")?;
         Ok(n.max(0) as u64)
+    }
+
+    /// Organizations (one, or all) with their associated grant ids.
+    async fn load_organizations(
+        conn: &mut PgConnection,
+        id: Option<&str>,
+    ) -> StoreResult<Vec<OrganizationRecord>> {
+        let (org_sql, assoc_sql) = match id {
+            Some(_) => (
+                "SELECT doc FROM organizations WHERE id = $1",
+                "SELECT organization_id, grant_id FROM organization_client_grants WHERE organization_id = $1 ORDER BY seq",
+            ),
+            None => (
+                "SELECT doc FROM organizations ORDER BY seq",
+                "SELECT organization_id, grant_id FROM organization_client_grants ORDER BY seq",
+            ),
+        };
+        let mut q = sqlx::query(org_sql);
+        let mut a = sqlx::query(assoc_sql);
+        if let Some(id) = id {
+            q = q.bind(id);
+            a = a.bind(id);
+        }
+        let orgs = q
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(map_err)?
+            .iter()
+            .map(|r| decode::<Organization>(r, "doc"))
+            .collect::<StoreResult<Vec<_>>>()?;
+        let mut by_org: std::collections::HashMap<String, Vec<String>> = Default::default();
+        for row in a.fetch_all(&mut *conn).await.map_err(map_err)? {
+            by_org
+                .entry(get(&row, "organization_id")?)
+                .or_default()
+                .push(get(&row, "grant_id")?);
+        }
+        Ok(orgs
+            .into_iter()
+            .map(|organization| OrganizationRecord {
+                grant_ids: by_org.remove(&organization.id).unwrap_or_default(),
+                organization,
+            })
+            .collect())
+    }
+
+    async fn update_organization_once(
+        &self,
+        id: &str,
+        mutation: Mutation<'_, Organization>,
+    ) -> TxResult<Organization> {
+        let mut tx = self.begin().await?;
+        let row = sqlx::query("SELECT doc FROM organizations WHERE id = $1 FOR UPDATE")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?
+            .ok_or(StoreError::NotFound(Entity::Organization))?;
+        let mut org: Organization = decode(&row, "doc")?;
+        mutation(&mut org)?;
+        if org.id != id {
+            return Err(StoreError::Internal("id cannot change".into()).into());
+        }
+        if has_nul(&org.name) {
+            return Err(nul_refused("name").into());
+        }
+        let result = sqlx::query("UPDATE organizations SET name = $1, doc = $2 WHERE id = $3")
+            .bind(&org.name)
+            .bind(encode(&org)?)
+            .bind(id)
+            .execute(&mut *tx)
+            .await;
+        match result {
+            Err(e) if unique_violation(&e) => {
+                return Err(TxError::Fail(org_name_conflict()));
+            }
+            other => {
+                other.map_err(db)?;
+            }
+        }
+        notify(&mut tx, &Change::Organization(id.to_string())).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(org)
+    }
+
+    async fn associate_once(&self, org_id: &str, grant_id: &str) -> TxResult<ClientGrant> {
+        let mut tx = self.begin().await?;
+        // The organization's row lock makes the cap check serial across nodes.
+        let org = sqlx::query("SELECT 1 FROM organizations WHERE id = $1 FOR UPDATE")
+            .bind(org_id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?;
+        if org.is_none() {
+            return Err(StoreError::NotFound(Entity::Organization).into());
+        }
+        let row = sqlx::query("SELECT doc FROM client_grants WHERE id = $1 FOR KEY SHARE")
+            .bind(grant_id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?
+            .ok_or(StoreError::NotFound(Entity::ClientGrant))?;
+        let grant: ClientGrant = decode(&row, "doc")?;
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n, COUNT(*) FILTER (WHERE grant_id = $2) AS here
+               FROM organization_client_grants WHERE organization_id = $1",
+        )
+        .bind(org_id)
+        .bind(grant_id)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db)?;
+        let (n, here): (i64, i64) = (get(&row, "n")?, get(&row, "here")?);
+        if here > 0 {
+            return Err(StoreError::Conflict {
+                entity: Entity::Organization,
+                message: ASSOCIATION_CONFLICT.into(),
+            }
+            .into());
+        }
+        if n.max(0) as usize >= MAX_GRANTS_PER_ORGANIZATION {
+            return Err(StoreError::Conflict {
+                entity: Entity::Organization,
+                message: ASSOCIATION_QUOTA.into(),
+            }
+            .into());
+        }
+        sqlx::query(
+            "INSERT INTO organization_client_grants (organization_id, grant_id) VALUES ($1, $2)",
+        )
+        .bind(org_id)
+        .bind(grant_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        notify(&mut tx, &Change::Organization(org_id.to_string())).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(grant)
     }
 
     // ----- one attempt of each transactional write -----
@@ -1067,6 +1273,13 @@ impl PostgresStore {
     }
 }
 
+fn org_name_conflict() -> StoreError {
+    StoreError::Conflict {
+        entity: Entity::Organization,
+        message: ORGANIZATION_CONFLICT.into(),
+    }
+}
+
 fn rs_change(rs: &ResourceServer) -> Change {
     Change::ResourceServer {
         id: rs.id.clone(),
@@ -1199,12 +1412,14 @@ impl Store for PostgresStore {
                 Err(TxError::Fail(e)) => return Err(e),
                 Err(TxError::Retry(e)) => return Err(map_err(e)),
             };
+            let organizations = Self::load_organizations(&mut tx, None).await?;
             tx.commit().await.map_err(map_err)?;
             Ok(Snapshot {
                 clients,
                 resource_servers,
                 client_grants,
                 signing_keys,
+                organizations,
             })
         })
         .await
@@ -1363,6 +1578,153 @@ impl Store for PostgresStore {
                 return Err(StoreError::NotFound(Entity::ClientGrant).into());
             }
             notify(&mut tx, &Change::ClientGrant(id.to_string())).await?;
+            tx.commit().await.map_err(db)
+        })
+    }
+
+    async fn insert_organization(&self, org: &Organization) -> StoreResult<()> {
+        if has_nul(&org.name) {
+            return Err(nul_refused("name"));
+        }
+        retrying!(self, async {
+            let mut tx = self.begin().await?;
+            let result =
+                sqlx::query("INSERT INTO organizations (id, name, doc) VALUES ($1, $2, $3)")
+                    .bind(&org.id)
+                    .bind(&org.name)
+                    .bind(encode(org)?)
+                    .execute(&mut *tx)
+                    .await;
+            match result {
+                Err(e) if unique_violation(&e) => {
+                    return Err(TxError::Fail(org_name_conflict()));
+                }
+                other => {
+                    other.map_err(db)?;
+                }
+            }
+            notify(&mut tx, &Change::Organization(org.id.clone())).await?;
+            tx.commit().await.map_err(db)
+        })
+    }
+
+    async fn organization(&self, id: &str) -> StoreResult<Option<OrganizationRecord>> {
+        if has_nul(id) {
+            return Ok(None);
+        }
+        self.bounded(async {
+            let mut conn = self.pool.acquire().await.map_err(map_err)?;
+            Ok(Self::load_organizations(&mut conn, Some(id)).await?.pop())
+        })
+        .await
+    }
+
+    async fn organization_by_name(&self, name: &str) -> StoreResult<Option<Organization>> {
+        if has_nul(name) {
+            return Ok(None);
+        }
+        self.bounded(async {
+            let row = sqlx::query("SELECT doc FROM organizations WHERE name = $1")
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(map_err)?;
+            row.map(|r| decode(&r, "doc")).transpose()
+        })
+        .await
+    }
+
+    async fn list_organizations(
+        &self,
+        filter: &OrganizationFilter,
+        page: PageRequest,
+    ) -> StoreResult<Page<Organization>> {
+        match filter.sort.filter(|s| !s.is_creation_order()) {
+            None => {
+                self.filtered_page(
+                    "doc",
+                    "organizations",
+                    filter.conditions::<PgDialect>(),
+                    page,
+                    |r| decode(r, "doc"),
+                )
+                .await
+            }
+            Some(sort) => self.sorted_organizations(filter, sort, page).await,
+        }
+    }
+
+    async fn update_organization(
+        &self,
+        id: &str,
+        mutation: Mutation<'_, Organization>,
+    ) -> StoreResult<Organization> {
+        if has_nul(id) {
+            return Err(StoreError::NotFound(Entity::Organization));
+        }
+        retrying!(self, self.update_organization_once(id, &mut *mutation))
+    }
+
+    async fn delete_organization(&self, id: &str) -> StoreResult<()> {
+        if has_nul(id) {
+            return Err(StoreError::NotFound(Entity::Organization));
+        }
+        retrying!(self, async {
+            let mut tx = self.begin().await?;
+            let deleted = sqlx::query("DELETE FROM organizations WHERE id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?
+                .rows_affected();
+            if deleted == 0 {
+                return Err(StoreError::NotFound(Entity::Organization).into());
+            }
+            notify(&mut tx, &Change::Organization(id.to_string())).await?;
+            tx.commit().await.map_err(db)
+        })
+    }
+
+    async fn associate_client_grant(
+        &self,
+        org_id: &str,
+        grant_id: &str,
+    ) -> StoreResult<ClientGrant> {
+        if has_nul(org_id) {
+            return Err(StoreError::NotFound(Entity::Organization));
+        }
+        if has_nul(grant_id) {
+            return Err(StoreError::NotFound(Entity::ClientGrant));
+        }
+        retrying!(self, self.associate_once(org_id, grant_id))
+    }
+
+    async fn dissociate_client_grant(&self, org_id: &str, grant_id: &str) -> StoreResult<()> {
+        if has_nul(org_id) {
+            return Err(StoreError::NotFound(Entity::Organization));
+        }
+        if has_nul(grant_id) {
+            return Ok(());
+        }
+        retrying!(self, async {
+            let mut tx = self.begin().await?;
+            let org = sqlx::query("SELECT 1 FROM organizations WHERE id = $1 FOR UPDATE")
+                .bind(org_id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db)?;
+            if org.is_none() {
+                return Err(StoreError::NotFound(Entity::Organization).into());
+            }
+            sqlx::query(
+                "DELETE FROM organization_client_grants WHERE organization_id = $1 AND grant_id = $2",
+            )
+            .bind(org_id)
+            .bind(grant_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+            notify(&mut tx, &Change::Organization(org_id.to_string())).await?;
             tx.commit().await.map_err(db)
         })
     }

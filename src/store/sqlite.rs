@@ -28,14 +28,16 @@ use super::inline::{InlineReader, InlineWriter, fk_violation, unique_violation};
 use super::logs::LOG_COLUMNS;
 use super::wal_sync::WalSync;
 use super::{
-    Bootstrap, ClientDiff, ClientFilter, ClientRow, Conditions, Entity, GRANT_CONFLICT,
-    GrantFilter, JtiRecord, LogRow, LogSearch, Mutation, NewLog, Page, PageRequest,
+    ASSOCIATION_CONFLICT, ASSOCIATION_QUOTA, Bootstrap, ClientDiff, ClientFilter, ClientRow,
+    Conditions, Entity, GRANT_CONFLICT, GrantFilter, JtiRecord, LogRow, LogSearch, Mutation,
+    NewLog, ORGANIZATION_CONFLICT, OrganizationFilter, OrganizationRecord, Page, PageRequest,
     SigningKeyRecord, Snapshot, SqlDialect, Store, StoreError, StoreResult,
 };
 use crate::domain::client::ClientAggregate;
 use crate::domain::client_grant::ClientGrant;
 use crate::domain::credential::Credential;
 use crate::domain::ids::is_resource_server_id;
+use crate::domain::organization::{MAX_GRANTS_PER_ORGANIZATION, Organization};
 use crate::domain::resource_server::ResourceServer;
 
 /// Expired assertion ids deleted per transaction by [`Store::purge_jtis`].
@@ -72,6 +74,11 @@ pub(super) const MIGRATIONS: &[super::MigrationFile] = &[
         6,
         "logs",
         include_str!("../../migrations/sqlite/0006_logs.sql"),
+    ),
+    (
+        7,
+        "organizations",
+        include_str!("../../migrations/sqlite/0007_organizations.sql"),
     ),
 ];
 
@@ -376,6 +383,46 @@ fn setting(conn: &Connection, key: &str) -> StoreResult<Option<String>> {
         .optional()?)
 }
 
+/// Every organization with its associated grant ids (one ordered pass over each table).
+fn load_organizations(conn: &Connection, id: Option<&str>) -> StoreResult<Vec<OrganizationRecord>> {
+    let (org_sql, assoc_sql, binds): (&str, &str, Vec<Value>) = match id {
+        Some(id) => (
+            "SELECT seq, doc FROM organizations WHERE id = ?1",
+            "SELECT organization_id, grant_id FROM organization_client_grants WHERE organization_id = ?1 ORDER BY seq",
+            vec![Value::Text(id.to_owned())],
+        ),
+        None => (
+            "SELECT seq, doc FROM organizations ORDER BY seq",
+            "SELECT organization_id, grant_id FROM organization_client_grants ORDER BY seq",
+            Vec::new(),
+        ),
+    };
+    let orgs: Vec<(i64, Organization)> = docs(conn, org_sql, &binds)?;
+    let mut by_org: std::collections::HashMap<String, Vec<String>> = Default::default();
+    let mut stmt = conn.prepare_cached(assoc_sql)?;
+    let rows = stmt.query_map(params_from_iter(&binds), |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+    })?;
+    for row in rows {
+        let (org, grant) = row?;
+        by_org.entry(org).or_default().push(grant);
+    }
+    Ok(orgs
+        .into_iter()
+        .map(|(_, organization)| OrganizationRecord {
+            grant_ids: by_org.remove(&organization.id).unwrap_or_default(),
+            organization,
+        })
+        .collect())
+}
+
+fn org_name_conflict() -> StoreError {
+    StoreError::Conflict {
+        entity: Entity::Organization,
+        message: ORGANIZATION_CONFLICT.into(),
+    }
+}
+
 /// SQLite's spelling of the list filters.
 struct SqliteDialect;
 
@@ -579,6 +626,7 @@ impl Store for SqliteStore {
                             "SELECT seq, doc FROM client_grants ORDER BY seq",
                         )?,
                         signing_keys: load_signing_keys(conn)?,
+                        organizations: load_organizations(conn, None)?,
                     })
                 })
             })
@@ -870,6 +918,187 @@ impl Store for SqliteStore {
                 if deleted == 0 {
                     return Err(StoreError::NotFound(Entity::ClientGrant));
                 }
+                Ok(())
+            })
+            .await
+    }
+
+    async fn insert_organization(&self, org: &Organization) -> StoreResult<()> {
+        self.writer
+            .write(|tx| {
+                let result = tx
+                    .prepare_cached(
+                        "INSERT INTO organizations (id, name, doc) VALUES (?1, ?2, ?3)",
+                    )?
+                    .execute(params![org.id, org.name, encode(org)?]);
+                match result {
+                    Err(e) if unique_violation(&e) => Err(org_name_conflict()),
+                    other => {
+                        other?;
+                        Ok(())
+                    }
+                }
+            })
+            .await
+    }
+
+    async fn organization(&self, id: &str) -> StoreResult<Option<OrganizationRecord>> {
+        let id = id.to_owned();
+        self.reader
+            .read(move |conn| Ok(load_organizations(conn, Some(&id))?.pop()))
+            .await
+    }
+
+    async fn organization_by_name(&self, name: &str) -> StoreResult<Option<Organization>> {
+        let name = name.to_owned();
+        self.reader
+            .read(move |conn| {
+                Ok(docs(
+                    conn,
+                    "SELECT seq, doc FROM organizations WHERE name = ?1",
+                    &[Value::Text(name.clone())],
+                )?
+                .pop()
+                .map(|(_, org)| org))
+            })
+            .await
+    }
+
+    async fn list_organizations(
+        &self,
+        filter: &OrganizationFilter,
+        page: PageRequest,
+    ) -> StoreResult<Page<Organization>> {
+        let (conditions, binds) = sqlite_conditions(filter.conditions::<SqliteDialect>());
+        let order = filter.sort.map_or_else(
+            || "seq".to_string(),
+            |s| s.order_by(SqliteDialect::doc_text),
+        );
+        self.reader
+            .read(move |conn| {
+                let items = page_of(
+                    conn,
+                    &format!(
+                        "SELECT seq, doc FROM organizations WHERE 1=1{conditions} AND seq > ? ORDER BY {order} LIMIT ? OFFSET ?"
+                    ),
+                    &binds,
+                    page,
+                )?;
+                let total = total(
+                    conn,
+                    page,
+                    &format!("SELECT COUNT(*) FROM organizations WHERE 1=1{conditions}"),
+                    &binds,
+                )?;
+                Ok(finish_page(page, items, total))
+            })
+            .await
+    }
+
+    async fn update_organization(
+        &self,
+        id: &str,
+        mutation: Mutation<'_, Organization>,
+    ) -> StoreResult<Organization> {
+        self.writer
+            .write(|tx| {
+                let (seq, mut org) = docs::<Organization>(
+                    tx,
+                    "SELECT seq, doc FROM organizations WHERE id = ?1",
+                    &[Value::Text(id.to_owned())],
+                )?
+                .pop()
+                .ok_or(StoreError::NotFound(Entity::Organization))?;
+                mutation(&mut org)?;
+                if org.id != id {
+                    return Err(StoreError::Internal("id cannot change".into()));
+                }
+                let result = tx
+                    .prepare_cached("UPDATE organizations SET name = ?1, doc = ?2 WHERE seq = ?3")?
+                    .execute(params![org.name, encode(&org)?, seq]);
+                match result {
+                    Err(e) if unique_violation(&e) => Err(org_name_conflict()),
+                    other => {
+                        other?;
+                        Ok(org)
+                    }
+                }
+            })
+            .await
+    }
+
+    async fn delete_organization(&self, id: &str) -> StoreResult<()> {
+        self.writer
+            .write(|tx| {
+                let deleted = tx
+                    .prepare_cached("DELETE FROM organizations WHERE id = ?1")?
+                    .execute([id])?;
+                if deleted == 0 {
+                    return Err(StoreError::NotFound(Entity::Organization));
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    async fn associate_client_grant(
+        &self,
+        org_id: &str,
+        grant_id: &str,
+    ) -> StoreResult<ClientGrant> {
+        self.writer
+            .write(|tx| {
+                if !exists(tx, "SELECT 1 FROM organizations WHERE id = ?1", org_id)? {
+                    return Err(StoreError::NotFound(Entity::Organization));
+                }
+                let (_, grant) = docs::<ClientGrant>(
+                    tx,
+                    "SELECT seq, doc FROM client_grants WHERE id = ?1",
+                    &[Value::Text(grant_id.to_owned())],
+                )?
+                .pop()
+                .ok_or(StoreError::NotFound(Entity::ClientGrant))?;
+                if tx
+                    .prepare_cached(
+                        "SELECT 1 FROM organization_client_grants WHERE organization_id = ?1 AND grant_id = ?2",
+                    )?
+                    .exists([org_id, grant_id])?
+                {
+                    return Err(StoreError::Conflict {
+                        entity: Entity::Organization,
+                        message: ASSOCIATION_CONFLICT.into(),
+                    });
+                }
+                let count: i64 = tx
+                    .prepare_cached(
+                        "SELECT COUNT(*) FROM organization_client_grants WHERE organization_id = ?1",
+                    )?
+                    .query_row([org_id], |r| r.get(0))?;
+                if count as usize >= MAX_GRANTS_PER_ORGANIZATION {
+                    return Err(StoreError::Conflict {
+                        entity: Entity::Organization,
+                        message: ASSOCIATION_QUOTA.into(),
+                    });
+                }
+                tx.prepare_cached(
+                    "INSERT INTO organization_client_grants (organization_id, grant_id) VALUES (?1, ?2)",
+                )?
+                .execute([org_id, grant_id])?;
+                Ok(grant)
+            })
+            .await
+    }
+
+    async fn dissociate_client_grant(&self, org_id: &str, grant_id: &str) -> StoreResult<()> {
+        self.writer
+            .write(|tx| {
+                if !exists(tx, "SELECT 1 FROM organizations WHERE id = ?1", org_id)? {
+                    return Err(StoreError::NotFound(Entity::Organization));
+                }
+                tx.prepare_cached(
+                    "DELETE FROM organization_client_grants WHERE organization_id = ?1 AND grant_id = ?2",
+                )?
+                .execute([org_id, grant_id])?;
                 Ok(())
             })
             .await

@@ -716,9 +716,9 @@ async fn default_grants_and_bad_organization_usage_are_refused() {
     );
 }
 
-/// Clavis has no organizations yet: a grant with `organization_usage: require` authorizes no
-/// token (Auth0 would need an organization), and a request naming an organization is refused
-/// (Auth0 validates the parameter). `deny` and `allow` behave as without organizations.
+/// A grant with `organization_usage: require` authorizes no token without an organization,
+/// and a request naming an organization that does not exist is refused (Auth0 validates the
+/// parameter). `deny` and `allow` issue tokens without one (`organizations.rs` has the rest).
 #[tokio::test]
 async fn organization_usage_require_and_the_organization_parameter() {
     let app = TestApp::spawn().await;

@@ -13,6 +13,7 @@ mod credentials;
 mod logs;
 mod metrics;
 mod mtls;
+mod organizations;
 mod private_key_jwt;
 mod replay_store;
 mod resource_servers;

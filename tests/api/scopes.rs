@@ -51,6 +51,8 @@ fn endpoints(client: &str, credential: &str, rs: &str, grant: &str, kid: &str) -
     let cred = format!("{creds}/{credential}");
     let rsp = format!("/api/v2/resource-servers/{rs}");
     let gp = format!("/api/v2/client-grants/{grant}");
+    // No organization exists: the scope check comes first.
+    let org = "/api/v2/organizations/org_0000000000000000";
     vec![
         ep(Method::GET, "/api/v2/clients".into(), None, READ_CLIENTS),
         ep(
@@ -138,7 +140,62 @@ fn endpoints(client: &str, credential: &str, rs: &str, grant: &str, kid: &str) -
             Some(json!({"scope": []})),
             &["update:client_grants"],
         ),
-        ep(Method::DELETE, gp, None, &["delete:client_grants"]),
+        ep(Method::DELETE, gp.clone(), None, &["delete:client_grants"]),
+        ep(
+            Method::GET,
+            format!("{gp}/organizations"),
+            None,
+            &["read:organization_client_grants"],
+        ),
+        ep(
+            Method::GET,
+            "/api/v2/organizations".into(),
+            None,
+            &["read:organizations"],
+        ),
+        ep(
+            Method::POST,
+            "/api/v2/organizations".into(),
+            Some(json!({"name": "scoped"})),
+            &["create:organizations"],
+        ),
+        ep(Method::GET, org.to_string(), None, &["read:organizations"]),
+        ep(
+            Method::GET,
+            "/api/v2/organizations/name/no-such-org".into(),
+            None,
+            &["read:organizations"],
+        ),
+        ep(
+            Method::PATCH,
+            org.to_string(),
+            Some(json!({"display_name": "x"})),
+            &["update:organizations"],
+        ),
+        ep(
+            Method::DELETE,
+            org.to_string(),
+            None,
+            &["delete:organizations"],
+        ),
+        ep(
+            Method::GET,
+            format!("{org}/client-grants"),
+            None,
+            &["read:organization_client_grants"],
+        ),
+        ep(
+            Method::POST,
+            format!("{org}/client-grants"),
+            Some(json!({"grant_id": grant})),
+            &["create:organization_client_grants"],
+        ),
+        ep(
+            Method::DELETE,
+            format!("{org}/client-grants/{grant}"),
+            None,
+            &["delete:organization_client_grants"],
+        ),
         ep(
             Method::GET,
             "/api/v2/keys/signing".into(),

@@ -56,6 +56,7 @@ pub async fn list(
                 DEFAULT_FOR_DESC,
             )?
             .is_some(),
+        ..Default::default()
     };
     let page = app
         .store

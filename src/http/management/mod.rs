@@ -5,6 +5,7 @@ pub mod client_grants;
 pub mod clients;
 pub mod credentials;
 pub mod logs;
+pub mod organizations;
 pub mod resource_servers;
 pub mod signing_keys;
 
@@ -66,6 +67,32 @@ pub fn router() -> Router<AppState> {
             get(client_grants::get)
                 .patch(client_grants::update)
                 .delete(client_grants::delete),
+        )
+        .route(
+            "/client-grants/{id}/organizations",
+            get(organizations::grant_organizations),
+        )
+        .route(
+            "/organizations",
+            get(organizations::list).post(organizations::create),
+        )
+        .route(
+            "/organizations/name/{name}",
+            get(organizations::get_by_name),
+        )
+        .route(
+            "/organizations/{id}",
+            get(organizations::get)
+                .patch(organizations::update)
+                .delete(organizations::delete),
+        )
+        .route(
+            "/organizations/{id}/client-grants",
+            get(organizations::list_grants).post(organizations::associate),
+        )
+        .route(
+            "/organizations/{id}/client-grants/{grant_id}",
+            axum::routing::delete(organizations::dissociate),
         )
 }
 

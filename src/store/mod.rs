@@ -761,7 +761,8 @@ pub trait Store: Send + Sync + 'static {
     /// credential and threshold existed, or the one that did was sent for an earlier expiry
     /// (the credential was renewed since) — and the caller is to send it; `false` when it was
     /// sent already (by this node or another). Atomic across nodes: of concurrent claims of
-    /// one notice, exactly one returns `true`.
+    /// one notice, exactly one returns `true`. `false` for a credential that no longer
+    /// exists (a credential's notices are deleted with it).
     async fn claim_expiry_notice(&self, notice: &ExpiryNotice) -> StoreResult<bool>;
 
     /// All signing keys, oldest first.

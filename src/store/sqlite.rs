@@ -1168,7 +1168,8 @@ impl Store for SqliteStore {
                     .prepare_cached(
                         "INSERT INTO credential_expiry_notices
                              (credential_id, threshold_s, expires_at_ms, sent_at_ms)
-                         VALUES (?1, ?2, ?3, ?4)
+                         SELECT ?1, ?2, ?3, ?4
+                         WHERE EXISTS (SELECT 1 FROM credentials WHERE id = ?1)
                          ON CONFLICT (credential_id, threshold_s) DO UPDATE
                          SET expires_at_ms = excluded.expires_at_ms, sent_at_ms = excluded.sent_at_ms
                          WHERE credential_expiry_notices.expires_at_ms < excluded.expires_at_ms",

@@ -156,7 +156,8 @@ pub struct LogsParams {
 pub struct Log {
     /// When the event occurred (ISO 8601, milliseconds, UTC).
     date: String,
-    /// Event type code: `seccft`, `feccft`, `sapi`, `mgmt_api_read`, `api_limit`.
+    /// Event type code: Auth0's `seccft`, `feccft`, `sapi`, `mgmt_api_read`, `api_limit`, and
+    /// Clavis's own `clavis_credential_expiring`, `clavis_credential_expired`.
     #[serde(rename = "type")]
     kind: String,
     /// Description of this event.
@@ -1373,7 +1374,7 @@ LQIDAQAB
         (name = "client grants", description = "Which scopes of an API a client may request"),
         (name = "organizations", description = "Customers on whose behalf clients obtain tokens, and the client grants associated with each"),
         (name = "signing keys", description = "The keys that sign access tokens"),
-        (name = "logs", description = "The audit trail: token requests, Management API writes and secret reads, rate-limit refusals"),
+        (name = "logs", description = "The audit trail: token requests, Management API writes and secret reads, rate-limit refusals, credential expiry"),
         (name = "health", description = "Liveness and readiness"),
     )
 )]

@@ -656,46 +656,10 @@ impl ReadModel {
         let model = self.read();
         let mut out = Vec::new();
         for c in model.clients.values() {
-            let attached: Vec<(&str, Option<Timestamp>, CredentialType)> = match &c.auth {
-                ClientAuth::PrivateKeyJwt(keys) => keys
-                    .iter()
-                    .map(|k| {
-                        (
-                            k.credential_id.as_str(),
-                            k.expires_at,
-                            CredentialType::PublicKey,
-                        )
-                    })
-                    .collect(),
-                ClientAuth::TlsClientAuth(dns) => dns
-                    .iter()
-                    .map(|d| {
-                        (
-                            d.credential_id.as_str(),
-                            d.expires_at,
-                            CredentialType::CertSubjectDn,
-                        )
-                    })
-                    .collect(),
-                ClientAuth::SelfSignedTlsClientAuth(certs) => certs
-                    .iter()
-                    .map(|x| {
-                        (
-                            x.credential_id.as_str(),
-                            x.expires_at,
-                            CredentialType::X509Cert,
-                        )
-                    })
-                    .collect(),
-                ClientAuth::Secret(_) | ClientAuth::Unavailable => Vec::new(),
-            };
-            for (id, expires_at, credential_type) in attached {
-                let Some(expires_at) = expires_at else {
-                    continue;
+            let mut add = |id: &str, expires_at: Option<Timestamp>, credential_type| {
+                let Some(expires_at) = expires_at.filter(|e| before.is_none_or(|b| *e < b)) else {
+                    return;
                 };
-                if before.is_some_and(|b| expires_at >= b) {
-                    continue;
-                }
                 out.push(ExpiringCredential {
                     credential_id: id.to_string(),
                     credential_type,
@@ -703,6 +667,22 @@ impl ReadModel {
                     client_name: c.name.clone(),
                     expires_at,
                 });
+            };
+            match &c.auth {
+                ClientAuth::PrivateKeyJwt(keys) => keys
+                    .iter()
+                    .for_each(|k| add(&k.credential_id, k.expires_at, CredentialType::PublicKey)),
+                ClientAuth::TlsClientAuth(dns) => dns.iter().for_each(|d| {
+                    add(
+                        &d.credential_id,
+                        d.expires_at,
+                        CredentialType::CertSubjectDn,
+                    );
+                }),
+                ClientAuth::SelfSignedTlsClientAuth(certs) => certs
+                    .iter()
+                    .for_each(|x| add(&x.credential_id, x.expires_at, CredentialType::X509Cert)),
+                ClientAuth::Secret(_) | ClientAuth::Unavailable => {}
             }
         }
         drop(model);

@@ -140,6 +140,14 @@ pub struct ServeArgs {
     /// Days the audit trail (`/api/v2/logs`) keeps an event (default: 30; 1-3650).
     #[arg(long, env = "CLAVIS_LOG_RETENTION_DAYS", value_parser = clap::value_parser!(u32).range(1..=3650))]
     pub log_retention_days: Option<u32>,
+    /// Audit events when a credential comes within these many days of its expiry, once per
+    /// threshold (default: 30d,7d,1d; an empty value turns the warnings off, the event at
+    /// expiry stays).
+    #[arg(long, env = "CLAVIS_CREDENTIAL_EXPIRY_WARNINGS")]
+    pub credential_expiry_warnings: Option<String>,
+    /// Seconds between scans for expiring credentials (default: 60).
+    #[arg(long, env = "CLAVIS_CREDENTIAL_EXPIRY_SCAN_SECONDS", value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub credential_expiry_scan_seconds: Option<u64>,
     /// Maximum credentials per client (default: 4, as Auth0).
     #[arg(long, env = "CLAVIS_MAX_CREDENTIALS_PER_CLIENT")]
     pub max_credentials_per_client: Option<usize>,
@@ -279,6 +287,10 @@ pub struct Config {
     pub cap_token_expiry_at_credential: bool,
     /// How long the audit trail keeps an event.
     pub log_retention: Duration,
+    /// Credential-expiry warning thresholds, in days, longest first.
+    pub credential_expiry_warnings: Vec<u32>,
+    /// How often the credential-expiry scan runs.
+    pub credential_expiry_scan: Duration,
     /// Credential caps.
     pub limits: CredentialLimits,
     /// Master key from the environment.
@@ -372,6 +384,8 @@ impl Config {
             legacy_assertion_audience: false,
             cap_token_expiry_at_credential: false,
             log_retention: Duration::from_secs(DEFAULT_LOG_RETENTION_DAYS * 86_400),
+            credential_expiry_warnings: crate::expiry::DEFAULT_WARNING_DAYS.to_vec(),
+            credential_expiry_scan: crate::expiry::DEFAULT_SCAN_INTERVAL,
             limits: CredentialLimits::default(),
             master_key: None,
             bootstrap_client_id: None,
@@ -522,6 +536,19 @@ impl ServeArgs {
                 "database pool size, timeouts and resync interval must be at least 1".into(),
             );
         }
+        let credential_expiry_warnings = match self
+            .credential_expiry_warnings
+            .or(file.credential_expiry_warnings)
+        {
+            Some(text) => crate::expiry::parse_warning_days(&text)?,
+            None => crate::expiry::DEFAULT_WARNING_DAYS.to_vec(),
+        };
+        let credential_expiry_scan = self
+            .credential_expiry_scan_seconds
+            .or(file.credential_expiry_scan_seconds)
+            .map_or(crate::expiry::DEFAULT_SCAN_INTERVAL, |s| {
+                Duration::from_secs(s.clamp(1, 86_400))
+            });
         let trusted_proxy = if self.trusted_proxy.is_empty() {
             file.trusted_proxy
         } else {
@@ -590,6 +617,8 @@ impl ServeArgs {
                     .clamp(1, 3650)
                     * 86_400,
             ),
+            credential_expiry_warnings,
+            credential_expiry_scan,
             limits,
             master_key: master_key.map(Secret),
             bootstrap_client_id,

@@ -15,6 +15,7 @@ pub mod audit;
 pub mod bootstrap;
 pub mod config;
 pub mod domain;
+pub mod expiry;
 pub mod http;
 pub mod log_text;
 pub mod metrics;

@@ -19,10 +19,26 @@ use clavis_crypto::x509::DistinguishedName;
 
 use crate::domain::client::{AuthMethodKind, ClientAggregate};
 use crate::domain::client_grant::ClientGrant;
-use crate::domain::credential::Credential;
+use crate::domain::credential::{Credential, CredentialType};
 use crate::domain::resource_server::ResourceServer;
 use crate::domain::time::Timestamp;
 use crate::store::{KeyState, OrganizationRecord, SigningKeyRecord, Snapshot};
+
+/// A credential a client authenticates with, and when it expires
+/// ([`ReadModel::expiring_credentials`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpiringCredential {
+    /// The credential.
+    pub credential_id: String,
+    /// Its type.
+    pub credential_type: CredentialType,
+    /// Its client.
+    pub client_id: String,
+    /// The client's name.
+    pub client_name: String,
+    /// Its effective expiry.
+    pub expires_at: Timestamp,
+}
 
 /// A public key attached to a client's `private_key_jwt` method.
 #[derive(Debug, Clone)]
@@ -631,6 +647,47 @@ impl ReadModel {
                 Some((c.client_id.clone(), soonest))
             })
             .collect()
+    }
+
+    /// Every credential a client authenticates with whose effective expiry is before
+    /// `before` (every one with an expiry when `None`), soonest first (ties by credential
+    /// id). Only attached credentials are in the model: only they authenticate.
+    pub fn expiring_credentials(&self, before: Option<Timestamp>) -> Vec<ExpiringCredential> {
+        let model = self.read();
+        let mut out = Vec::new();
+        for c in model.clients.values() {
+            let mut add = |id: &str, expires_at: Option<Timestamp>, credential_type| {
+                let Some(expires_at) = expires_at.filter(|e| before.is_none_or(|b| *e < b)) else {
+                    return;
+                };
+                out.push(ExpiringCredential {
+                    credential_id: id.to_string(),
+                    credential_type,
+                    client_id: c.client_id.clone(),
+                    client_name: c.name.clone(),
+                    expires_at,
+                });
+            };
+            match &c.auth {
+                ClientAuth::PrivateKeyJwt(keys) => keys
+                    .iter()
+                    .for_each(|k| add(&k.credential_id, k.expires_at, CredentialType::PublicKey)),
+                ClientAuth::TlsClientAuth(dns) => dns.iter().for_each(|d| {
+                    add(
+                        &d.credential_id,
+                        d.expires_at,
+                        CredentialType::CertSubjectDn,
+                    );
+                }),
+                ClientAuth::SelfSignedTlsClientAuth(certs) => certs
+                    .iter()
+                    .for_each(|x| add(&x.credential_id, x.expires_at, CredentialType::X509Cert)),
+                ClientAuth::Secret(_) | ClientAuth::Unavailable => {}
+            }
+        }
+        drop(model);
+        out.sort_by(|a, b| (a.expires_at, &a.credential_id).cmp(&(b.expires_at, &b.credential_id)));
+        out
     }
 
     /// Number of clients (for diagnostics and tests).

@@ -154,12 +154,16 @@ impl Application {
             build_ms = u64::try_from((started.elapsed() - read).as_millis()).unwrap_or(u64::MAX),
             "read model loaded"
         );
-        let clavis =
-            Arc::new(Clavis::new(store, model, master_key, config.limits, issuer).with_mtls(mtls));
+        let clavis = Arc::new(
+            Clavis::new(store, model, master_key, config.limits, issuer)
+                .with_mtls(mtls)
+                .with_expiry_warnings(config.credential_expiry_warnings.clone()),
+        );
         if let Some(changes) = changes {
             crate::service::sync::start(&clavis, changes, config.db.resync_interval);
         }
         crate::audit::start_retention(&clavis.store, config.log_retention);
+        crate::expiry::start(&clavis, config.credential_expiry_scan);
 
         let (tls, ca_cert) = match &config.tls {
             TlsMode::Insecure => (None, None),

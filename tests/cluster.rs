@@ -1063,3 +1063,117 @@ async fn one_feed(nodes: &[Node; 2]) {
         json!({"expires_at": null})
     );
 }
+
+#[test]
+#[ignore = "needs PostgreSQL: scripts/test-postgres"]
+fn two_nodes_record_each_credential_expiry_notice_once() {
+    let database = pg::fresh_database_blocking(&pg::require_base_url());
+    let key = master_key();
+    let fast = ["--credential-expiry-scan-seconds", "1"];
+    let nodes = [
+        Node::start("A", &database, &key, &fast),
+        Node::start("B", &database, &key, &fast),
+    ];
+    runtime().block_on(expiry_notices(&nodes));
+}
+
+async fn expiry_notices(nodes: &[Node; 2]) {
+    let [a, b] = nodes;
+    let token = a.admin_token().await;
+    create_api(a, &token).await;
+    let in_two_days = (time::OffsetDateTime::now_utc() + time::Duration::days(2))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let mut paths = Vec::new();
+    let mut credential_ids = Vec::new();
+    for _ in 0..3 {
+        let (client_id, _, credential) = key_client(a, &token).await;
+        let id = credential["id"].as_str().unwrap().to_string();
+        let path = format!("/api/v2/clients/{client_id}/credentials/{id}");
+        a.expect(
+            &token,
+            Method::PATCH,
+            &path,
+            Some(json!({"expires_at": in_two_days})),
+            200,
+        )
+        .await;
+        paths.push(path);
+        credential_ids.push(id);
+    }
+    // (credential, type, threshold) of every expiry event in the shared feed.
+    let notices = || async {
+        for node in [a, b] {
+            node.expect(&token, Method::GET, "/api/v2/logs?take=1", None, 200)
+                .await;
+        }
+        export(a, &token)
+            .await
+            .into_iter()
+            .filter(|e| {
+                e["type"]
+                    .as_str()
+                    .is_some_and(|t| t.starts_with("clavis_credential_"))
+            })
+            .map(|e| {
+                (
+                    e["details"]["credential_id"].as_str().unwrap().to_string(),
+                    e["type"].as_str().unwrap().to_string(),
+                    e["details"]["threshold_days"].as_u64(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    until(
+        "both warnings of every key",
+        Duration::from_secs(10),
+        || async { notices().await.len() >= 6 },
+    )
+    .await;
+    // Both nodes scan every second: a few more rounds, and still one notice each.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let mut seen = notices().await;
+    seen.sort();
+    let mut expected: Vec<(String, String, Option<u64>)> = credential_ids
+        .iter()
+        .flat_map(|id| {
+            [30, 7].map(|d| {
+                (
+                    id.clone(),
+                    "clavis_credential_expiring".to_string(),
+                    Some(d),
+                )
+            })
+        })
+        .collect();
+    expected.sort();
+    assert_eq!(seen, expected);
+
+    // Expired (written on B): one expired event per key.
+    for path in &paths {
+        b.expect(
+            &token,
+            Method::PATCH,
+            path,
+            Some(json!({"expires_at": "2020-01-01T00:00:00Z"})),
+            200,
+        )
+        .await;
+    }
+    until("every key expired", Duration::from_secs(10), || async {
+        notices().await.len() >= 9
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let expired: Vec<String> = notices()
+        .await
+        .into_iter()
+        .filter(|(_, kind, _)| kind == "clavis_credential_expired")
+        .map(|(id, _, _)| id)
+        .collect();
+    let mut expired_sorted = expired.clone();
+    expired_sorted.sort();
+    let mut ids = credential_ids.clone();
+    ids.sort();
+    assert_eq!(expired_sorted, ids);
+}

@@ -26,8 +26,9 @@ use clavis::domain::resource_server::ResourceServer;
 use clavis::domain::time::Timestamp;
 use clavis::startup::open_store;
 use clavis::store::{
-    Bootstrap, Change, ClientFilter, Entity, GrantFilter, JtiRecord, KeyState, LogSearch, NewLog,
-    OrganizationFilter, OrganizationRecord, PageRequest, SigningKeyRecord, Store, StoreError,
+    Bootstrap, Change, ClientFilter, Entity, ExpiryNotice, GrantFilter, JtiRecord, KeyState,
+    LogSearch, NewLog, OrganizationFilter, OrganizationRecord, PageRequest, SigningKeyRecord,
+    Store, StoreError,
 };
 use serde_json::{Map, json};
 
@@ -99,6 +100,7 @@ macro_rules! store_suite {
 }
 
 store_suite!(
+    expiry_notices_are_claimed_once_re_armed_later_and_go_with_their_credential,
     settings_are_written_once,
     bootstrap_happens_once,
     client_round_trips_and_conflicts,
@@ -1174,6 +1176,80 @@ async fn attach_and_delete_race_leaves_no_deleted_credential_attached(f: Fixture
         );
         assert_eq!(attached, ra.is_ok(), "attach succeeded iff it is attached");
     }
+}
+
+async fn expiry_notices_are_claimed_once_re_armed_later_and_go_with_their_credential(f: Fixture) {
+    let a = f.store.clone();
+    let b = f.node().await;
+    let aggregate = client_with_credentials(a.as_ref(), 2).await;
+    let (first, second) = (&aggregate.credentials[0].id, &aggregate.credentials[1].id);
+    let notice = |id: &str, threshold_s: i64, expires_at_ms: i64| ExpiryNotice {
+        credential_id: id.to_string(),
+        threshold_s,
+        expires_at_ms,
+        sent_at_ms: 1,
+    };
+    // Concurrent claims of one notice on two nodes: exactly one wins.
+    for threshold in [86_400, 7 * 86_400, 0] {
+        let n = notice(first, threshold, 1_000);
+        let (ra, rb) = tokio::join!(a.claim_expiry_notice(&n), b.claim_expiry_notice(&n));
+        match (ra, rb) {
+            (Ok(ra), Ok(rb)) => assert!(ra ^ rb, "threshold {threshold}: {ra} / {rb}"),
+            (ra, rb) => {
+                // SQLite's single writer may make the other "node" give up; nothing else.
+                assert_eq!(f.backend, Backend::Sqlite, "{ra:?} / {rb:?}");
+                assert!(matches!(ra, Ok(true)) || matches!(rb, Ok(true)));
+            }
+        }
+        assert!(!a.claim_expiry_notice(&n).await.unwrap());
+    }
+    // An earlier expiry does not re-arm a threshold; a later one does, once.
+    assert!(
+        !a.claim_expiry_notice(&notice(first, 86_400, 500))
+            .await
+            .unwrap()
+    );
+    assert!(
+        a.claim_expiry_notice(&notice(first, 86_400, 2_000))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !b.claim_expiry_notice(&notice(first, 86_400, 2_000))
+            .await
+            .unwrap()
+    );
+    // Another credential's notices are its own.
+    assert!(
+        a.claim_expiry_notice(&notice(second, 86_400, 1_000))
+            .await
+            .unwrap()
+    );
+    // A credential that does not exist has none; a deleted one's go with it.
+    assert!(
+        !a.claim_expiry_notice(&notice("cred_nope", 0, 1))
+            .await
+            .unwrap()
+    );
+    let client_id = aggregate.client.client_id.clone();
+    let gone = second.clone();
+    a.update_client(&client_id, &mut |agg| {
+        agg.credentials.retain(|c| c.id != gone);
+        Ok(())
+    })
+    .await
+    .unwrap();
+    assert!(
+        !a.claim_expiry_notice(&notice(second, 86_400, 1_000))
+            .await
+            .unwrap()
+    );
+    a.delete_client(&client_id).await.unwrap();
+    assert!(
+        !a.claim_expiry_notice(&notice(first, 0, 5_000))
+            .await
+            .unwrap()
+    );
 }
 
 async fn concurrent_jti_records_across_nodes_accept_once(f: Fixture) {

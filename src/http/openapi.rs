@@ -156,7 +156,8 @@ pub struct LogsParams {
 pub struct Log {
     /// When the event occurred (ISO 8601, milliseconds, UTC).
     date: String,
-    /// Event type code: `seccft`, `feccft`, `sapi`, `mgmt_api_read`, `api_limit`.
+    /// Event type code: Auth0's `seccft`, `feccft`, `sapi`, `mgmt_api_read`, `api_limit`, and
+    /// Clavis's own `clavis_credential_expiring`, `clavis_credential_expired`.
     #[serde(rename = "type")]
     kind: String,
     /// Description of this event.
@@ -381,6 +382,86 @@ pub struct ClientCredential {
     #[serde(default)]
     #[schema(format = DateTime)]
     expires_at: String,
+}
+
+/// The filter of `GET /credentials/expiring`.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ExpiringCredentialsParams {
+    /// Credentials expiring before this date-time (RFC 3339), or this date (`YYYY-MM-DD`,
+    /// midnight UTC); every credential that expires when omitted.
+    #[param(nullable = false)]
+    before: Option<String>,
+}
+
+/// A credential with its client, as `GET /credentials/expiring` lists it.
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExpiringCredential {
+    /// `cred_` + 22 base58 characters.
+    id: String,
+    credential_type: ClientCredentialTypeEnum,
+    /// Key id (`public_key`).
+    #[serde(default)]
+    kid: String,
+    /// Signature algorithm (`public_key`).
+    #[serde(default)]
+    #[schema(nullable = false)]
+    alg: Option<ClientCredentialAlgorithmEnum>,
+    /// Friendly name, may be empty.
+    name: String,
+    /// Subject DN (`cert_subject_dn`).
+    #[serde(default)]
+    subject_dn: String,
+    /// base64url SHA-256 of the certificate DER (`x509_cert`).
+    #[serde(default)]
+    thumbprint_sha256: String,
+    /// Creation time.
+    #[schema(format = DateTime)]
+    created_at: String,
+    /// Last change.
+    #[schema(format = DateTime)]
+    updated_at: String,
+    /// When the credential stops authenticating (the earlier of `expires_at` and a pinned
+    /// certificate's notAfter).
+    #[schema(format = DateTime)]
+    expires_at: String,
+    /// The client the credential is attached to.
+    client_id: String,
+    /// That client's name.
+    client_name: String,
+}
+
+/// A page of expiring credentials.
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum ListExpiringCredentialsResponseContent {
+    /// Without `include_totals`.
+    Array(Vec<ExpiringCredential>),
+    /// Offset paging with totals.
+    Offset(ListExpiringCredentialsOffsetPaginatedResponseContent),
+    /// Checkpoint paging.
+    Checkpoint(ListExpiringCredentialsPaginatedResponseContent),
+}
+
+/// Offset paging with totals.
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ListExpiringCredentialsOffsetPaginatedResponseContent {
+    start: u64,
+    limit: u64,
+    total: u64,
+    credentials: Vec<ExpiringCredential>,
+}
+
+/// Checkpoint paging; `next` is omitted on the last page.
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ListExpiringCredentialsPaginatedResponseContent {
+    /// Opaque identifier for use with the `from` query parameter for the next page.
+    #[serde(default)]
+    next: String,
+    credentials: Vec<ExpiringCredential>,
 }
 
 // ----- clients -----
@@ -1255,6 +1336,7 @@ LQIDAQAB
         credentials::get,
         credentials::update,
         credentials::delete,
+        credentials::expiring,
         resource_servers::list,
         resource_servers::create,
         resource_servers::get,
@@ -1292,7 +1374,7 @@ LQIDAQAB
         (name = "client grants", description = "Which scopes of an API a client may request"),
         (name = "organizations", description = "Customers on whose behalf clients obtain tokens, and the client grants associated with each"),
         (name = "signing keys", description = "The keys that sign access tokens"),
-        (name = "logs", description = "The audit trail: token requests, Management API writes and secret reads, rate-limit refusals"),
+        (name = "logs", description = "The audit trail: token requests, Management API writes and secret reads, rate-limit refusals, credential expiry"),
         (name = "health", description = "Liveness and readiness"),
     )
 )]
@@ -1311,6 +1393,7 @@ fn operation_scopes(operation_id: &str) -> Option<&'static [&'static str]> {
         "post_credentials" => required::CREATE_CREDENTIALS,
         "patch_credentials_by_credential_id" => required::UPDATE_CREDENTIALS,
         "delete_credentials_by_credential_id" => required::DELETE_CREDENTIALS,
+        "get_expiring_credentials" => required::READ_CREDENTIALS,
         "get_resource-servers" | "get_resource-servers_by_id" => required::READ_RESOURCE_SERVERS,
         "post_resource-servers" => required::CREATE_RESOURCE_SERVERS,
         "patch_resource-servers_by_id" => required::UPDATE_RESOURCE_SERVERS,

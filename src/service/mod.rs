@@ -87,6 +87,8 @@ pub struct Clavis {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// The audit trail (`/api/v2/logs`).
     pub audit: crate::audit::AuditLog,
+    /// Credential-expiry warnings (`crate::expiry`).
+    pub expiry: crate::expiry::ExpiryWatch,
     write_lock: Mutex<()>,
 }
 
@@ -140,6 +142,7 @@ impl Clavis {
             limits,
             issuer,
             mtls: crate::mtls::MtlsSettings::default(),
+            expiry: crate::expiry::ExpiryWatch::default(),
             write_lock: Mutex::new(()),
         }
     }
@@ -160,6 +163,12 @@ impl Clavis {
     /// Sets the mTLS configuration (default: no certificate can arrive).
     pub fn with_mtls(mut self, mtls: crate::mtls::MtlsSettings) -> Self {
         self.mtls = mtls;
+        self
+    }
+
+    /// Sets the credential-expiry warning thresholds, in days (default 30, 7 and 1).
+    pub fn with_expiry_warnings(mut self, days: Vec<u32>) -> Self {
+        self.expiry = crate::expiry::ExpiryWatch::new(days);
         self
     }
 

@@ -489,6 +489,20 @@ pub struct JtiRecord {
     pub expires_at: i64,
 }
 
+/// A credential-expiry notice (see `crate::expiry`): `threshold_s` seconds before the
+/// credential's effective expiry `expires_at_ms` (0: the expiry itself).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpiryNotice {
+    /// The credential.
+    pub credential_id: String,
+    /// Seconds before the expiry; 0 for the expiry itself.
+    pub threshold_s: i64,
+    /// The effective expiry the notice is about (Unix milliseconds).
+    pub expires_at_ms: i64,
+    /// When it is sent (Unix milliseconds).
+    pub sent_at_ms: i64,
+}
+
 /// Everything created on the first start, written in one transaction.
 #[derive(Debug, Clone)]
 pub struct Bootstrap {
@@ -742,6 +756,14 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes up to `chunk` of the oldest log events dated before `before_ms`, in one
     /// transaction; returns how many.
     async fn purge_logs(&self, before_ms: i64, chunk: u64) -> StoreResult<u64>;
+
+    /// Claims an expiry notice: `true` when this call recorded it — no notice of this
+    /// credential and threshold existed, or the one that did was sent for an earlier expiry
+    /// (the credential was renewed since) — and the caller is to send it; `false` when it was
+    /// sent already (by this node or another). Atomic across nodes: of concurrent claims of
+    /// one notice, exactly one returns `true`. `false` for a credential that no longer
+    /// exists (a credential's notices are deleted with it).
+    async fn claim_expiry_notice(&self, notice: &ExpiryNotice) -> StoreResult<bool>;
 
     /// All signing keys, oldest first.
     async fn signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>>;

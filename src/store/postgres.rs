@@ -36,9 +36,9 @@ use super::logs::{LOG_COLUMNS, SqlValue};
 
 use super::{
     ASSOCIATION_CONFLICT, ASSOCIATION_QUOTA, Bootstrap, Change, ClientDiff, ClientFilter,
-    ClientRow, Conditions, Entity, GRANT_CONFLICT, GrantFilter, JtiRecord, LogRow, LogSearch,
-    Mutation, NewLog, ORGANIZATION_CONFLICT, OrganizationFilter, OrganizationRecord, Page,
-    PageRequest, SigningKeyRecord, Snapshot, SqlDialect, Store, StoreError, StoreResult,
+    ClientRow, Conditions, Entity, ExpiryNotice, GRANT_CONFLICT, GrantFilter, JtiRecord, LogRow,
+    LogSearch, Mutation, NewLog, ORGANIZATION_CONFLICT, OrganizationFilter, OrganizationRecord,
+    Page, PageRequest, SigningKeyRecord, Snapshot, SqlDialect, Store, StoreError, StoreResult,
 };
 use crate::domain::client::{Client, ClientAggregate};
 use crate::domain::client_grant::ClientGrant;
@@ -103,6 +103,11 @@ pub(super) const MIGRATIONS: &[super::MigrationFile] = &[
         6,
         "organizations",
         include_str!("../../migrations/postgres/0006_organizations.sql"),
+    ),
+    (
+        7,
+        "expiry notices",
+        include_str!("../../migrations/postgres/0007_expiry_notices.sql"),
     ),
 ];
 
@@ -1745,6 +1750,35 @@ impl Store for PostgresStore {
                 .map_err(map_err)?
                 .rows_affected();
             Ok(deleted)
+        })
+        .await
+    }
+
+    async fn claim_expiry_notice(&self, notice: &ExpiryNotice) -> StoreResult<bool> {
+        if has_nul(&notice.credential_id) {
+            return Ok(false);
+        }
+        // One statement: a concurrent claim of the same notice on another node waits for
+        // the first to commit, then sees its row and its expiry (not earlier: no update).
+        self.bounded(async {
+            let claimed = sqlx::query(
+                "INSERT INTO credential_expiry_notices
+                     (credential_id, threshold_s, expires_at_ms, sent_at_ms)
+                 SELECT $1, $2, $3, $4
+                 WHERE EXISTS (SELECT 1 FROM credentials WHERE id = $1)
+                 ON CONFLICT (credential_id, threshold_s) DO UPDATE
+                 SET expires_at_ms = excluded.expires_at_ms, sent_at_ms = excluded.sent_at_ms
+                 WHERE credential_expiry_notices.expires_at_ms < excluded.expires_at_ms",
+            )
+            .bind(&notice.credential_id)
+            .bind(notice.threshold_s)
+            .bind(notice.expires_at_ms)
+            .bind(notice.sent_at_ms)
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?
+            .rows_affected();
+            Ok(claimed == 1)
         })
         .await
     }

@@ -29,9 +29,9 @@ use super::logs::LOG_COLUMNS;
 use super::wal_sync::WalSync;
 use super::{
     ASSOCIATION_CONFLICT, ASSOCIATION_QUOTA, Bootstrap, ClientDiff, ClientFilter, ClientRow,
-    Conditions, Entity, GRANT_CONFLICT, GrantFilter, JtiRecord, LogRow, LogSearch, Mutation,
-    NewLog, ORGANIZATION_CONFLICT, OrganizationFilter, OrganizationRecord, Page, PageRequest,
-    SigningKeyRecord, Snapshot, SqlDialect, Store, StoreError, StoreResult,
+    Conditions, Entity, ExpiryNotice, GRANT_CONFLICT, GrantFilter, JtiRecord, LogRow, LogSearch,
+    Mutation, NewLog, ORGANIZATION_CONFLICT, OrganizationFilter, OrganizationRecord, Page,
+    PageRequest, SigningKeyRecord, Snapshot, SqlDialect, Store, StoreError, StoreResult,
 };
 use crate::domain::client::ClientAggregate;
 use crate::domain::client_grant::ClientGrant;
@@ -79,6 +79,11 @@ pub(super) const MIGRATIONS: &[super::MigrationFile] = &[
         7,
         "organizations",
         include_str!("../../migrations/sqlite/0007_organizations.sql"),
+    ),
+    (
+        8,
+        "expiry notices",
+        include_str!("../../migrations/sqlite/0008_expiry_notices.sql"),
     ),
 ];
 
@@ -1153,6 +1158,31 @@ impl Store for SqliteStore {
                 return Ok(total);
             }
         }
+    }
+
+    async fn claim_expiry_notice(&self, notice: &ExpiryNotice) -> StoreResult<bool> {
+        let n = notice.clone();
+        self.writer
+            .write(move |tx| {
+                let claimed = tx
+                    .prepare_cached(
+                        "INSERT INTO credential_expiry_notices
+                             (credential_id, threshold_s, expires_at_ms, sent_at_ms)
+                         SELECT ?1, ?2, ?3, ?4
+                         WHERE EXISTS (SELECT 1 FROM credentials WHERE id = ?1)
+                         ON CONFLICT (credential_id, threshold_s) DO UPDATE
+                         SET expires_at_ms = excluded.expires_at_ms, sent_at_ms = excluded.sent_at_ms
+                         WHERE credential_expiry_notices.expires_at_ms < excluded.expires_at_ms",
+                    )?
+                    .execute(params![
+                        n.credential_id,
+                        n.threshold_s,
+                        n.expires_at_ms,
+                        n.sent_at_ms
+                    ])?;
+                Ok(claimed == 1)
+            })
+            .await
     }
 
     async fn insert_logs(&self, logs: &[NewLog]) -> StoreResult<()> {

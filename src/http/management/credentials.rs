@@ -112,3 +112,82 @@ pub async fn delete(
     .await?;
     Ok(no_content())
 }
+
+/// Reads `before`: an RFC 3339 date-time, or a date (`YYYY-MM-DD`, its midnight UTC).
+fn parse_before(text: &str) -> Option<crate::domain::time::Timestamp> {
+    crate::domain::time::Timestamp::parse(text).or_else(|| {
+        if text.len() == 10 {
+            crate::domain::time::Timestamp::parse(&format!("{text}T00:00:00Z"))
+        } else {
+            None
+        }
+    })
+}
+
+/// `GET /credentials/expiring` (Clavis's own): every credential a client authenticates with
+/// whose effective expiry is before `before` (every one that expires, without it), soonest
+/// first, each as `GET .../credentials/{id}` shows it plus `client_id` and `client_name`.
+#[utoipa::path(
+    get, path = "/api/v2/credentials/expiring", operation_id = "get_expiring_credentials", tag = "client credentials",
+    params(crate::http::openapi::ExpiringCredentialsParams, crate::http::openapi::PagingParams),
+    responses(
+        (status = 200, description = "A page of the attached credentials that expire before `before` (already expired ones included), soonest first (ties by credential id); a plain array, `{start, limit, total, credentials}` with `include_totals=true`, or `{next, credentials}` with `take`/`from` (`next` is a position in the list).", body = crate::http::openapi::ListExpiringCredentialsResponseContent),
+        (status = 400, description = "`before` is not a date or date-time.", body = crate::http::openapi::ErrorBody),
+    ),
+)]
+pub async fn expiring(
+    State(app): State<AppState>,
+    auth: Auth,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+) -> Result<Response, ApiError> {
+    use serde_json::Value;
+
+    use crate::http::extract::{QueryParams, page_json};
+    use crate::store::{Page, PageRequest};
+
+    auth.require(required::READ_CREDENTIALS)?;
+    let q = QueryParams::parse(query.as_deref());
+    let before = match q.get("before").filter(|b| !b.is_empty()) {
+        None => None,
+        Some(text) => Some(parse_before(text).ok_or_else(|| {
+            ApiError::invalid_query(
+                "Query validation error: 'Object didn't pass validation for format date-time' on property before (Credentials expiring before this date or date-time.).",
+            )
+        })?),
+    };
+    let paging = q.paging()?;
+    let all = app.model.expiring_credentials(before);
+    let total = all.len() as u64;
+    let (start, count) = match paging.request {
+        PageRequest::Offset { page, per_page } => (page.saturating_mul(per_page), per_page),
+        PageRequest::Checkpoint { after, take } => (after.unwrap_or(0) as u64, take),
+    };
+    let start = usize::try_from(start).unwrap_or(usize::MAX).min(all.len());
+    let end = start
+        .saturating_add(usize::try_from(count).unwrap_or(usize::MAX))
+        .min(all.len());
+    let mut items = Vec::with_capacity(end - start);
+    for c in &all[start..end] {
+        // Detached or deleted since the model was read: left out.
+        let Ok(credential) = app.credential(&c.client_id, &c.credential_id).await else {
+            continue;
+        };
+        let Ok(Value::Object(mut item)) = serde_json::to_value(credential.view()) else {
+            continue;
+        };
+        item.insert("client_id".into(), Value::String(c.client_id.clone()));
+        item.insert("client_name".into(), Value::String(c.client_name.clone()));
+        items.push(Value::Object(item));
+    }
+    let next = (matches!(paging.request, PageRequest::Checkpoint { .. }) && end < all.len())
+        .then_some(end as i64);
+    let page = Page {
+        items,
+        total: Some(total),
+        next,
+    };
+    Ok(json_response(
+        StatusCode::OK,
+        &page_json("credentials", paging, page),
+    ))
+}

@@ -39,6 +39,7 @@ pub fn router() -> Router<AppState> {
                 .patch(credentials::update)
                 .delete(credentials::delete),
         )
+        .route("/credentials/expiring", get(credentials::expiring))
         .route(
             "/resource-servers",
             get(resource_servers::list).post(resource_servers::create),

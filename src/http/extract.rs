@@ -366,6 +366,14 @@ impl QueryParams {
                 include_totals,
             });
         }
+        self.offset_paging()
+    }
+
+    /// Page paging only (`page`, `per_page`, `include_totals`), for the lists whose Auth0
+    /// document has no checkpoint paging: `from` and `take` are ignored there, as unknown
+    /// parameters are.
+    pub fn offset_paging(&self) -> Result<Paging, ApiError> {
+        let include_totals = self.boolean("include_totals")?.unwrap_or(false);
         let page = self.integer(
             "page",
             0,

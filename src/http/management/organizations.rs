@@ -250,7 +250,7 @@ pub async fn list_grants(
     auth.require(required::READ_ORGANIZATION_CLIENT_GRANTS)?;
     let id = path_param("id", &id)?;
     let q = QueryParams::parse(query.as_deref());
-    let paging = q.paging()?;
+    let paging = q.offset_paging()?;
     let grant_ids = repeated(query.as_deref(), "grant_ids");
     if grant_ids.len() > MAX_GRANT_IDS {
         return Err(ApiError::invalid_query(format!(

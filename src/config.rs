@@ -140,6 +140,16 @@ pub struct ServeArgs {
     /// Days the audit trail (`/api/v2/logs`) keeps an event (default: 30; 1-3650).
     #[arg(long, env = "CLAVIS_LOG_RETENTION_DAYS", value_parser = clap::value_parser!(u32).range(1..=3650))]
     pub log_retention_days: Option<u32>,
+    /// Milliseconds between log-stream delivery rounds (default: 1000; 10-60000).
+    #[arg(long, env = "CLAVIS_LOG_STREAM_INTERVAL_MS", value_parser = clap::value_parser!(u64).range(10..=60_000))]
+    pub log_stream_interval_ms: Option<u64>,
+    /// Milliseconds a log-stream POST may take before it counts as failed (default: 10000).
+    #[arg(long, env = "CLAVIS_LOG_STREAM_TIMEOUT_MS", value_parser = clap::value_parser!(u64).range(100..=120_000))]
+    pub log_stream_timeout_ms: Option<u64>,
+    /// Seconds of failing deliveries after which a log stream is suspended (default: 604800,
+    /// 7 days, as Auth0).
+    #[arg(long, env = "CLAVIS_LOG_STREAM_SUSPEND_AFTER_SECS", value_parser = clap::value_parser!(u64).range(1..=31_536_000))]
+    pub log_stream_suspend_after_secs: Option<u64>,
     /// Maximum credentials per client (default: 4, as Auth0).
     #[arg(long, env = "CLAVIS_MAX_CREDENTIALS_PER_CLIENT")]
     pub max_credentials_per_client: Option<usize>,
@@ -279,6 +289,8 @@ pub struct Config {
     pub cap_token_expiry_at_credential: bool,
     /// How long the audit trail keeps an event.
     pub log_retention: Duration,
+    /// Log-stream delivery.
+    pub log_streams: crate::log_streams::DeliveryOptions,
     /// Credential caps.
     pub limits: CredentialLimits,
     /// Master key from the environment.
@@ -372,6 +384,7 @@ impl Config {
             legacy_assertion_audience: false,
             cap_token_expiry_at_credential: false,
             log_retention: Duration::from_secs(DEFAULT_LOG_RETENTION_DAYS * 86_400),
+            log_streams: crate::log_streams::DeliveryOptions::default(),
             limits: CredentialLimits::default(),
             master_key: None,
             bootstrap_client_id: None,
@@ -590,6 +603,23 @@ impl ServeArgs {
                     .clamp(1, 3650)
                     * 86_400,
             ),
+            log_streams: {
+                let d = crate::log_streams::DeliveryOptions::default();
+                crate::log_streams::DeliveryOptions {
+                    interval: self
+                        .log_stream_interval_ms
+                        .or(file.log_stream_interval_ms)
+                        .map_or(d.interval, Duration::from_millis),
+                    timeout: self
+                        .log_stream_timeout_ms
+                        .or(file.log_stream_timeout_ms)
+                        .map_or(d.timeout, Duration::from_millis),
+                    suspend_after: self
+                        .log_stream_suspend_after_secs
+                        .or(file.log_stream_suspend_after_secs)
+                        .map_or(d.suspend_after, Duration::from_secs),
+                }
+            },
             limits,
             master_key: master_key.map(Secret),
             bootstrap_client_id,

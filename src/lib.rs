@@ -16,6 +16,7 @@ pub mod bootstrap;
 pub mod config;
 pub mod domain;
 pub mod http;
+pub mod log_streams;
 pub mod log_text;
 pub mod metrics;
 pub mod model;

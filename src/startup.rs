@@ -160,6 +160,7 @@ impl Application {
             crate::service::sync::start(&clavis, changes, config.db.resync_interval);
         }
         crate::audit::start_retention(&clavis.store, config.log_retention);
+        crate::log_streams::start(&clavis, config.log_streams.clone());
 
         let (tls, ca_cert) = match &config.tls {
             TlsMode::Insecure => (None, None),

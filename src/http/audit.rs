@@ -155,15 +155,22 @@ fn may_return_secrets(path: &str) -> bool {
     let segments: Vec<&str> = rest.trim_matches('/').split('/').collect();
     matches!(
         segments.as_slice(),
-        ["clients"] | ["clients", _] | ["resource-servers"] | ["resource-servers", _]
+        ["clients"]
+            | ["clients", _]
+            | ["resource-servers"]
+            | ["resource-servers", _]
+            | ["log-streams"]
+            | ["log-streams", _]
     )
 }
 
-/// Whether `key` names a secret that a logged body must not hold. Credential `pem`s stay:
-/// they are public keys and certificates.
+/// Whether `key` names a secret that a logged body must not hold (a log stream's
+/// `httpAuthorization` included). Credential `pem`s stay: they are public keys and
+/// certificates.
 fn is_secret(key: &str) -> bool {
     let key = key.to_ascii_lowercase();
     key == "secret"
+        || key.ends_with("authorization")
         || key.ends_with("_secret")
         || key.contains("password")
         || key.contains("private")
@@ -234,6 +241,7 @@ fn describe(method: &Method, path: &str) -> String {
         ["clients", _, "credentials"] | ["clients", _, "credentials", _] => "a client credential",
         ["resource-servers"] | ["resource-servers", _] => "a resource server",
         ["client-grants"] | ["client-grants", _] => "a client grant",
+        ["log-streams"] | ["log-streams", _] => "a log stream",
         _ => return format!("{method} {}", clean(path)),
     };
     format!("{verb} {what}")

@@ -10,6 +10,7 @@ mod bad_input;
 mod client_grants;
 mod clients;
 mod credentials;
+mod log_streams;
 mod logs;
 mod metrics;
 mod mtls;

@@ -119,7 +119,12 @@ async fn run(clavis: Weak<Clavis>, options: DeliveryOptions) {
                 continue;
             }
         };
-        waits.retain(|id, _| streams.iter().any(|r| &r.stream.id == id));
+        // A stream paused, suspended or deleted starts afresh when it is active again.
+        waits.retain(|id, _| {
+            streams
+                .iter()
+                .any(|r| &r.stream.id == id && r.stream.is_active())
+        });
         for record in streams.iter().filter(|r| r.stream.is_active()) {
             let id = &record.stream.id;
             if waits.get(id).is_some_and(|w| w.until > Instant::now()) {
@@ -189,7 +194,16 @@ impl Stream<'_> {
                 return Ok(());
             };
             let events = carried(&record.stream, &rows);
-            if !events.is_empty() && !self.post(&record, &events).await {
+            if let Err(failed_at) = self.post(&record, &events).await {
+                // The events before the first one not delivered (JSONOBJECT: one POST each)
+                // are not sent again.
+                if let Some(before) = failed_at.checked_sub(1)
+                    && before > record.cursor
+                {
+                    store
+                        .record_delivery(id, self.node, Delivery::Delivered(before))
+                        .await?;
+                }
                 self.failed(&record).await?;
                 return Err(Failure::Delivery);
             }
@@ -231,8 +245,12 @@ impl Stream<'_> {
         Ok(())
     }
 
-    /// POSTs the events in the stream's format; true when every POST got a 2xx.
-    async fn post(&self, record: &LogStreamRecord, events: &[Value]) -> bool {
+    /// POSTs the events (sequence number, event) in the stream's format; when a POST gets
+    /// no 2xx, the sequence number of its first event.
+    async fn post(&self, record: &LogStreamRecord, events: &[(i64, Value)]) -> Result<(), i64> {
+        if events.is_empty() {
+            return Ok(());
+        }
         let stream = &record.stream;
         let authorization = self.app.open_authorization(record).and_then(|a| {
             let mut v = HeaderValue::from_str(&a).ok()?;
@@ -258,12 +276,24 @@ impl Stream<'_> {
         if let Some(a) = authorization {
             headers.insert(header::AUTHORIZATION, a);
         }
-        for body in bodies(stream.format(), events) {
+        let format = stream.format();
+        if format == "JSONOBJECT" {
+            for (seq, event) in events {
+                for body in bodies(format, std::slice::from_ref(event)) {
+                    if !self.post_one(stream, &headers, body).await {
+                        return Err(*seq);
+                    }
+                }
+            }
+            return Ok(());
+        }
+        let values: Vec<Value> = events.iter().map(|(_, e)| e.clone()).collect();
+        for body in bodies(format, &values) {
             if !self.post_one(stream, &headers, body).await {
-                return false;
+                return Err(events.first().map_or(0, |(seq, _)| *seq));
             }
         }
-        true
+        Ok(())
     }
 
     async fn post_one(
@@ -299,8 +329,9 @@ impl Stream<'_> {
     }
 }
 
-/// The events of `rows` that `stream` carries, each as `{log_id, data}`.
-fn carried(stream: &LogStream, rows: &[LogRow]) -> Vec<Value> {
+/// The events of `rows` that `stream` carries, each as `{log_id, data}` with its sequence
+/// number.
+fn carried(stream: &LogStream, rows: &[LogRow]) -> Vec<(i64, Value)> {
     rows.iter()
         .filter_map(|row| {
             let mut doc: Map<String, Value> = match serde_json::from_str(&row.doc) {
@@ -316,7 +347,7 @@ fn carried(stream: &LogStream, rows: &[LogRow]) -> Vec<Value> {
             }
             let id = log_id(row.seq);
             doc.insert("log_id".into(), Value::String(id.clone()));
-            Some(envelope(&id, Value::Object(doc)))
+            Some((row.seq, envelope(&id, Value::Object(doc))))
         })
         .collect()
 }

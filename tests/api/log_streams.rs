@@ -21,6 +21,8 @@ use crate::helpers::*;
 enum Mode {
     Accept,
     Fail,
+    /// Accept this many more POSTs, then fail.
+    AcceptOnly(usize),
 }
 
 #[derive(Default)]
@@ -49,14 +51,19 @@ async fn receive(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> AxumStatus {
-    let mode = *shared.mode.lock().unwrap();
+    let mut mode = shared.mode.lock().unwrap();
     let mut seen = shared.seen.lock().unwrap();
-    match mode {
+    match *mode {
+        Mode::AcceptOnly(n) if n > 0 => {
+            *mode = Mode::AcceptOnly(n - 1);
+            seen.posts.push((headers, body.to_vec()));
+            AxumStatus::OK
+        }
         Mode::Accept => {
             seen.posts.push((headers, body.to_vec()));
             AxumStatus::OK
         }
-        Mode::Fail => {
+        Mode::Fail | Mode::AcceptOnly(_) => {
             seen.refused += 1;
             AxumStatus::INTERNAL_SERVER_ERROR
         }
@@ -587,4 +594,30 @@ async fn paused_streams_wait_and_filters_choose_categories() {
     assert_eq!(r.status(), StatusCode::OK);
     let expected = after(&events, before, |_| true);
     wait_for(&paused_receiver, &expected).await;
+}
+
+#[tokio::test]
+async fn jsonobject_does_not_resend_what_a_failed_round_delivered() {
+    let app = spawn(Duration::from_secs(3600)).await;
+    app.admin_token().await;
+    let receiver = Receiver::start().await;
+    // Three events get through, then the receiver fails until told otherwise.
+    receiver.set(Mode::AcceptOnly(3));
+    let before = all_events(&app).await.len();
+    create_stream(
+        &app,
+        json!({"type": "http", "sink": {"httpEndpoint": receiver.url(), "httpContentFormat": "JSONOBJECT"}}),
+    )
+    .await;
+    scenario(&app, 3).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while receiver.refused() < 3 {
+        assert!(tokio::time::Instant::now() < deadline, "no failed round");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(receiver.events().len(), 3);
+    receiver.set(Mode::Accept);
+    let expected = after(&all_events(&app).await, before, |_| true);
+    let got = wait_for(&receiver, &expected).await;
+    assert_eq!(duplicates(&got), 0, "{got:?}");
 }

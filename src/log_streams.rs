@@ -3,7 +3,10 @@
 //! stream's filters carry, and POSTs them in batches to the stream's endpoint. The cursor
 //! moves only after a 2xx, so each event is delivered at least once. A node delivers a
 //! stream only while it holds the stream's lease (a stored owner and expiry, taken with a
-//! conditional update), so with several nodes one of them delivers each stream at a time.
+//! conditional update for a round that has events to deliver, and released after it), so
+//! with several nodes one of them delivers each stream at a time. A lease left by a node
+//! that died expires after [`DeliveryOptions::lease`]; on SQLite, which one process serves,
+//! opening the store releases them.
 //!
 //! A failed POST is retried at once with back-off (Auth0: "up to three times"), then the
 //! stream waits, with exponential back-off, before its next round. A stream that has been
@@ -53,9 +56,11 @@ impl Default for DeliveryOptions {
 }
 
 impl DeliveryOptions {
-    /// How long a lease lasts: longer than a batch can take to deliver.
-    fn lease(&self) -> Duration {
-        (self.timeout + self.retry_pause(ATTEMPTS)) * (ATTEMPTS + 1) + Duration::from_secs(30)
+    /// How long a lease lasts: longer than one POST attempt and the pause before it (the
+    /// holder renews it before each). A node that dies holding a lease holds up its stream
+    /// this long.
+    pub fn lease(&self) -> Duration {
+        self.timeout + self.retry_pause(ATTEMPTS) + Duration::from_secs(5)
     }
 
     /// The pause before retry `attempt` (1-based) within a round.
@@ -130,13 +135,31 @@ async fn run(clavis: Weak<Clavis>, options: DeliveryOptions) {
             if waits.get(id).is_some_and(|w| w.until > Instant::now()) {
                 continue;
             }
+            // Nothing to deliver: no write (the lease is taken only for work).
+            match app.store.logs_after(record.cursor, 1).await {
+                Ok(pending) if pending.is_empty() => continue,
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(log_stream_id = %id, error = %e, "log streams: store unavailable");
+                    continue;
+                }
+            }
             let stream = Stream {
                 app: &app,
                 client: &client,
                 node: &node,
                 options: &options,
             };
-            match stream.deliver(id).await {
+            let outcome = stream.deliver(id).await;
+            // The round is over: any node may take the next one.
+            if let Err(e) = app
+                .store
+                .record_delivery(id, &node, Delivery::Release)
+                .await
+            {
+                tracing::warn!(log_stream_id = %id, error = %e, "log streams: releasing the lease failed");
+            }
+            match outcome {
                 Ok(()) => {
                     waits.remove(id);
                 }
@@ -303,6 +326,18 @@ impl Stream<'_> {
         body: Vec<u8>,
     ) -> bool {
         for attempt in 1..=ATTEMPTS {
+            let now = now_ms();
+            let until = now.saturating_add(millis(self.options.lease()));
+            match self
+                .app
+                .store
+                .lease_log_stream(&stream.id, self.node, now, until)
+                .await
+            {
+                Ok(Some(_)) => {}
+                // Lost (or unknown): whoever holds it now delivers.
+                Ok(None) | Err(_) => return false,
+            }
             let sent = self
                 .client
                 .post(&stream.sink.endpoint)

@@ -594,6 +594,8 @@ pub enum Delivery {
     Delivered(i64),
     /// Delivery failed at this time (Unix milliseconds).
     Failed(i64),
+    /// The holder is done for this round: the lease is free for any node.
+    Release,
 }
 
 #[async_trait]
@@ -802,7 +804,7 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Option<LogStreamRecord>>;
     /// Records a delivery by `owner`, if it still holds the lease: a delivery moves the
     /// cursor forward (never back) and ends a failing run; a failure starts one (or
-    /// continues it). Returns whether the lease was held.
+    /// continues it); a release frees the lease. Returns whether the lease was held.
     async fn record_delivery(&self, id: &str, owner: &str, outcome: Delivery) -> StoreResult<bool>;
 
     /// All signing keys, oldest first.

@@ -2077,6 +2077,11 @@ impl Store for PostgresStore {
                      WHERE id = $2 AND lease_owner = $3",
                 )
                 .bind(now),
+                Delivery::Release => sqlx::query(
+                    "UPDATE log_streams SET lease_owner = NULL, lease_until_ms = 0
+                     WHERE $1::bigint IS NULL AND id = $2 AND lease_owner = $3",
+                )
+                .bind(None::<i64>),
             };
             let changed = query
                 .bind(id)

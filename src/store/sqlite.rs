@@ -527,6 +527,12 @@ impl SqliteStore {
             .run(&mut migrator)
             .await
             .map_err(|e| StoreError::Internal(format!("migration failed: {e}")))?;
+        // One process at a time serves a SQLite store: a log-stream lease still held is a
+        // previous process's, which is gone.
+        sqlx::query("UPDATE log_streams SET lease_owner = NULL, lease_until_ms = 0")
+            .execute(&mut migrator)
+            .await
+            .map_err(|e| StoreError::Internal(format!("releasing log-stream leases: {e}")))?;
         // The write connection stays open for the store's life, so the log file stays
         // the same one (see `WalSync`); opened before the migrator closes, so that the
         // migrator's close does not remove the log.
@@ -1440,6 +1446,12 @@ impl Store for SqliteStore {
                              WHERE id = ?2 AND lease_owner = ?3",
                         )?
                         .execute(params![now, id, owner])?,
+                    Delivery::Release => tx
+                        .prepare_cached(
+                            "UPDATE log_streams SET lease_owner = NULL, lease_until_ms = 0
+                             WHERE id = ?1 AND lease_owner = ?2",
+                        )?
+                        .execute(params![id, owner])?,
                 };
                 Ok(changed > 0)
             })

@@ -621,3 +621,38 @@ async fn jsonobject_does_not_resend_what_a_failed_round_delivered() {
     let got = wait_for(&receiver, &expected).await;
     assert_eq!(duplicates(&got), 0, "{got:?}");
 }
+
+#[tokio::test]
+async fn a_node_restart_during_an_outage_loses_nothing() {
+    let app = spawn(Duration::from_secs(3600)).await;
+    app.admin_token().await;
+    let mut receiver = Receiver::start().await;
+    let before = all_events(&app).await.len();
+    create_stream(
+        &app,
+        json!({"type": "http", "sink": {"httpEndpoint": receiver.url(), "httpContentFormat": "JSONARRAY",
+            "httpAuthorization": "Bearer across-restarts"}}),
+    )
+    .await;
+    scenario(&app, 2).await;
+    receiver.stop().await;
+    scenario(&app, 2).await;
+    app.clavis.audit.flush().await;
+    // The restarted node delivers at the default interval (1 s).
+    let app = app.restart().await;
+    receiver.restart().await;
+    scenario(&app, 1).await;
+    let expected = after(&all_events(&app).await, before, |_| true);
+    let got = wait_for(&receiver, &expected).await;
+    assert!(
+        receiver
+            .posts()
+            .iter()
+            .all(|(h, _)| h["authorization"] == "Bearer across-restarts")
+    );
+    eprintln!(
+        "restart: {} events, {} duplicates",
+        expected.len(),
+        duplicates(&got)
+    );
+}

@@ -137,8 +137,24 @@ async fn run(clavis: Weak<Clavis>, options: DeliveryOptions) {
             }
             // Nothing to deliver: no write (the lease is taken only for work).
             match app.store.logs_after(record.cursor, 1).await {
-                Ok(pending) if pending.is_empty() => continue,
-                Ok(_) => {}
+                Ok(pending) if pending.is_empty() => {
+                    app.metrics.log_stream_lag(id, 0);
+                    continue;
+                }
+                Ok(pending) => {
+                    let oldest = pending
+                        .first()
+                        .and_then(|row| serde_json::from_str::<Map<String, Value>>(&row.doc).ok())
+                        .and_then(|doc| {
+                            doc.get("date")
+                                .and_then(Value::as_str)
+                                .and_then(Timestamp::parse)
+                        });
+                    if let Some(date) = oldest {
+                        let age = Timestamp::now().unix_seconds() - date.unix_seconds();
+                        app.metrics.log_stream_lag(id, age.max(0));
+                    }
+                }
                 Err(e) => {
                     tracing::warn!(log_stream_id = %id, error = %e, "log streams: store unavailable");
                     continue;
@@ -230,6 +246,9 @@ impl Stream<'_> {
                 self.failed(&record).await?;
                 return Err(Failure::Delivery);
             }
+            self.app
+                .metrics
+                .log_stream_delivered(id, events.len() as u64);
             if !store
                 .record_delivery(id, self.node, Delivery::Delivered(last))
                 .await?
@@ -345,8 +364,10 @@ impl Stream<'_> {
                 .body(body.clone())
                 .send()
                 .await;
+            let delivered = matches!(&sent, Ok(r) if r.status().is_success());
+            self.app.metrics.log_stream_post(&stream.id, delivered);
             match sent {
-                Ok(r) if r.status().is_success() => return true,
+                Ok(_) if delivered => return true,
                 Ok(r) => {
                     tracing::debug!(log_stream_id = %stream.id, status = r.status().as_u16(), attempt, "log stream delivery refused");
                 }

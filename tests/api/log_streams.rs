@@ -487,6 +487,17 @@ async fn a_receiver_that_is_down_for_a_while_loses_nothing() {
     scenario(&app, 1).await;
     let expected = after(&all_events(&app).await, before, |_| true);
     let got = wait_for(&receiver, &expected).await;
+    // The series of /metrics count the attempts and the events.
+    let text = clavis::metrics::encode(&clavis::metrics::registry(&app.clavis)).unwrap();
+    let id = stream["id"].as_str().unwrap();
+    for series in [
+        format!("clavis_log_stream_posts_total{{log_stream=\"{id}\",outcome=\"failed\"}}"),
+        format!("clavis_log_stream_posts_total{{log_stream=\"{id}\",outcome=\"delivered\"}}"),
+        format!("clavis_log_stream_events_total{{log_stream=\"{id}\"}}"),
+        format!("clavis_log_stream_lag_seconds{{log_stream=\"{id}\"}}"),
+    ] {
+        assert!(text.contains(&series), "{series} missing:\n{text}");
+    }
     eprintln!(
         "outage: {} events, {} duplicates, {} refused POSTs",
         expected.len(),

@@ -170,7 +170,8 @@ fn may_return_secrets(path: &str) -> bool {
 fn is_secret(key: &str) -> bool {
     let key = key.to_ascii_lowercase();
     key == "secret"
-        || key.ends_with("authorization")
+        || key == "httpauthorization"
+        || key == "authorization"
         || key.ends_with("_secret")
         || key.contains("password")
         || key.contains("private")
@@ -375,6 +376,17 @@ mod tests {
         );
         assert_eq!(logged["credentials"][0]["private_key"], REDACTED);
         assert_eq!(found, ["client_secret", "private_key"]);
+        let mut found = Vec::new();
+        let logged = logged_body(
+            br#"{"sink":{"httpAuthorization":"Bearer x"},"subject_type_authorization":{"client":{"policy":"deny_all"}}}"#,
+            &mut found,
+        );
+        assert_eq!(logged["sink"]["httpAuthorization"], REDACTED);
+        assert_eq!(
+            logged["subject_type_authorization"]["client"]["policy"],
+            "deny_all"
+        );
+        assert_eq!(found, ["httpAuthorization"]);
         let form = logged_body(b"client_secret=x&name=y", &mut Vec::new());
         assert_eq!(form, json!({"client_secret": REDACTED, "name": "y"}));
     }

@@ -148,6 +148,16 @@ pub struct ServeArgs {
     /// Seconds between scans for expiring credentials (default: 60).
     #[arg(long, env = "CLAVIS_CREDENTIAL_EXPIRY_SCAN_SECONDS", value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub credential_expiry_scan_seconds: Option<u64>,
+    /// Milliseconds between log-stream delivery rounds (default: 1000; 10-60000).
+    #[arg(long, env = "CLAVIS_LOG_STREAM_INTERVAL_MS", value_parser = clap::value_parser!(u64).range(10..=60_000))]
+    pub log_stream_interval_ms: Option<u64>,
+    /// Milliseconds a log-stream POST may take before it counts as failed (default: 10000).
+    #[arg(long, env = "CLAVIS_LOG_STREAM_TIMEOUT_MS", value_parser = clap::value_parser!(u64).range(100..=120_000))]
+    pub log_stream_timeout_ms: Option<u64>,
+    /// Seconds of failing deliveries after which a log stream is suspended (default: 604800,
+    /// 7 days, as Auth0).
+    #[arg(long, env = "CLAVIS_LOG_STREAM_SUSPEND_AFTER_SECS", value_parser = clap::value_parser!(u64).range(1..=31_536_000))]
+    pub log_stream_suspend_after_secs: Option<u64>,
     /// Maximum credentials per client (default: 4, as Auth0).
     #[arg(long, env = "CLAVIS_MAX_CREDENTIALS_PER_CLIENT")]
     pub max_credentials_per_client: Option<usize>,
@@ -291,6 +301,8 @@ pub struct Config {
     pub credential_expiry_warnings: Vec<u32>,
     /// How often the credential-expiry scan runs.
     pub credential_expiry_scan: Duration,
+    /// Log-stream delivery.
+    pub log_streams: crate::log_streams::DeliveryOptions,
     /// Credential caps.
     pub limits: CredentialLimits,
     /// Master key from the environment.
@@ -386,6 +398,7 @@ impl Config {
             log_retention: Duration::from_secs(DEFAULT_LOG_RETENTION_DAYS * 86_400),
             credential_expiry_warnings: crate::expiry::DEFAULT_WARNING_DAYS.to_vec(),
             credential_expiry_scan: crate::expiry::DEFAULT_SCAN_INTERVAL,
+            log_streams: crate::log_streams::DeliveryOptions::default(),
             limits: CredentialLimits::default(),
             master_key: None,
             bootstrap_client_id: None,
@@ -619,6 +632,23 @@ impl ServeArgs {
             ),
             credential_expiry_warnings,
             credential_expiry_scan,
+            log_streams: {
+                let d = crate::log_streams::DeliveryOptions::default();
+                crate::log_streams::DeliveryOptions {
+                    interval: self
+                        .log_stream_interval_ms
+                        .or(file.log_stream_interval_ms)
+                        .map_or(d.interval, Duration::from_millis),
+                    timeout: self
+                        .log_stream_timeout_ms
+                        .or(file.log_stream_timeout_ms)
+                        .map_or(d.timeout, Duration::from_millis),
+                    suspend_after: self
+                        .log_stream_suspend_after_secs
+                        .or(file.log_stream_suspend_after_secs)
+                        .map_or(d.suspend_after, Duration::from_secs),
+                }
+            },
             limits,
             master_key: master_key.map(Secret),
             bootstrap_client_id,

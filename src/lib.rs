@@ -17,6 +17,7 @@ pub mod config;
 pub mod domain;
 pub mod expiry;
 pub mod http;
+pub mod log_streams;
 pub mod log_text;
 pub mod metrics;
 pub mod model;

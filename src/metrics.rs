@@ -20,7 +20,7 @@ use prometheus_client::encoding::{
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::exemplar::Exemplar;
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::{MetricType, TypedMetric};
 use prometheus_client::registry::{Registry, Unit};
 
@@ -227,6 +227,17 @@ pub struct ManagementLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LogStreamLabels {
+    log_stream: String,
+    outcome: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LogStreamLabel {
+    log_stream: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BucketLabel {
     bucket: &'static str,
 }
@@ -251,6 +262,9 @@ pub struct Metrics {
     rate_limited: Vec<Counter>,
     /// One observation per batch of assertion ids: commit and fsync.
     pub jti_write: AtomicHistogram,
+    log_stream_posts: Family<LogStreamLabels, Counter>,
+    log_stream_events: Family<LogStreamLabel, Counter>,
+    log_stream_lag: Family<LogStreamLabel, Gauge>,
 }
 
 impl Default for Metrics {
@@ -297,7 +311,39 @@ impl Metrics {
             rate_limit_family,
             rate_limited,
             jti_write: AtomicHistogram::new(WRITE_BUCKETS),
+            log_stream_posts: Family::default(),
+            log_stream_events: Family::default(),
+            log_stream_lag: Family::default(),
         }
+    }
+
+    /// One log-stream POST attempt: `delivered` when it got a 2xx.
+    pub fn log_stream_post(&self, stream: &str, delivered: bool) {
+        self.log_stream_posts
+            .get_or_create(&LogStreamLabels {
+                log_stream: stream.to_string(),
+                outcome: if delivered { "delivered" } else { "failed" },
+            })
+            .inc();
+    }
+
+    /// Events a log stream delivered (each counted once per delivery).
+    pub fn log_stream_delivered(&self, stream: &str, events: u64) {
+        self.log_stream_events
+            .get_or_create(&LogStreamLabel {
+                log_stream: stream.to_string(),
+            })
+            .inc_by(events);
+    }
+
+    /// How far behind a stream is: the age in seconds of its oldest undelivered event,
+    /// 0 when it has none (seen by this node's last round).
+    pub fn log_stream_lag(&self, stream: &str, seconds: i64) {
+        self.log_stream_lag
+            .get_or_create(&LogStreamLabel {
+                log_stream: stream.to_string(),
+            })
+            .set(seconds);
     }
 
     /// One answered token request: `error` is the OAuth error code of a refusal, `None`
@@ -380,6 +426,22 @@ pub fn registry(clavis: &Arc<Clavis>) -> Registry {
         "Time to commit a batch of client-assertion ids and make it durable",
         Unit::Seconds,
         m.jti_write.clone(),
+    );
+    r.register(
+        "clavis_log_stream_posts",
+        "Log-stream POST attempts by this node, by stream and outcome (delivered: a 2xx; failed: anything else)",
+        m.log_stream_posts.clone(),
+    );
+    r.register(
+        "clavis_log_stream_events",
+        "Events delivered by this node's log-stream POSTs, by stream",
+        m.log_stream_events.clone(),
+    );
+    r.register_with_unit(
+        "clavis_log_stream_lag",
+        "Age of the oldest event a log stream has yet to deliver, as this node last saw it (0: none pending)",
+        Unit::Seconds,
+        m.log_stream_lag.clone(),
     );
     r.register_collector(Box::new(ScrapeTime {
         clavis: Arc::downgrade(clavis),

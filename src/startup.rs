@@ -164,6 +164,7 @@ impl Application {
         }
         crate::audit::start_retention(&clavis.store, config.log_retention);
         crate::expiry::start(&clavis, config.credential_expiry_scan);
+        crate::log_streams::start(&clavis, config.log_streams.clone());
 
         let (tls, ca_cert) = match &config.tls {
             TlsMode::Insecure => (None, None),

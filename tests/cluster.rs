@@ -1,7 +1,7 @@
 //! Several `clavis serve` processes on one PostgreSQL database: what one node writes, every
 //! node enforces within a second; `jti` replay protection, signing keys and the audit feed
-//! are shared; and a database outage gives 503s (never 500s or hangs) and heals without
-//! restarts.
+//! are shared; a log stream's events are delivered once though both nodes deliver; and a
+//! database outage gives 503s (never 500s or hangs) and heals without restarts.
 //!
 //! These tests need PostgreSQL: `scripts/test-postgres` runs them (they are `#[ignore]`d in
 //! the default run, and fail rather than pass without the cluster).
@@ -1176,4 +1176,114 @@ async fn expiry_notices(nodes: &[Node; 2]) {
     let mut ids = credential_ids.clone();
     ids.sort();
     assert_eq!(expired_sorted, ids);
+}
+
+#[test]
+#[ignore = "needs PostgreSQL: scripts/test-postgres"]
+fn two_nodes_deliver_each_event_of_a_log_stream_once() {
+    let database = pg::fresh_database_blocking(&pg::require_base_url());
+    let key = master_key();
+    let fast = ["--log-stream-interval-ms", "50"];
+    let nodes = [
+        Node::start("A", &database, &key, &fast),
+        Node::start("B", &database, &key, &fast),
+    ];
+    runtime().block_on(one_delivery(&nodes));
+}
+
+/// The bodies a local HTTP receiver was POSTed.
+type Received = Arc<Mutex<Vec<Vec<u8>>>>;
+
+async fn receiver() -> (String, Received) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/in", listener.local_addr().unwrap());
+    let received: Received = Arc::default();
+    let app = axum::Router::new()
+        .route(
+            "/in",
+            axum::routing::post(
+                |axum::extract::State(r): axum::extract::State<Received>,
+                 body: axum::body::Bytes| async move {
+                    r.lock().unwrap().push(body.to_vec());
+                    axum::http::StatusCode::OK
+                },
+            ),
+        )
+        .with_state(received.clone());
+    tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap();
+    });
+    (url, received)
+}
+
+async fn one_delivery(nodes: &[Node; 2]) {
+    let [a, b] = nodes;
+    let token = a.admin_token().await;
+    let (url, received) = receiver().await;
+    for node in [a, b] {
+        node.expect(&token, Method::GET, "/api/v2/logs?take=1", None, 200)
+            .await;
+    }
+    let before = export(a, &token).await.len();
+    a.expect(
+        &token,
+        Method::POST,
+        "/api/v2/log-streams",
+        Some(json!({"type": "http", "sink": {"httpEndpoint": url, "httpContentFormat": "JSONARRAY"}})),
+        200,
+    )
+    .await;
+    // Refused token requests on both nodes at once.
+    tokio::join!(refused_tokens(a, 40), refused_tokens(b, 40));
+    for node in [a, b] {
+        node.expect(&token, Method::GET, "/api/v2/logs?take=1", None, 200)
+            .await;
+    }
+    let events = export(a, &token).await;
+    let expected: Vec<String> = events[before..]
+        .iter()
+        .map(|e| e["log_id"].as_str().unwrap().to_string())
+        .collect();
+    assert!(expected.len() >= 80, "{}", expected.len());
+    let counts = || {
+        let mut counts = std::collections::BTreeMap::<String, usize>::new();
+        for body in received.lock().unwrap().iter() {
+            let batch: Vec<Value> = serde_json::from_slice(body).unwrap();
+            for e in batch {
+                *counts
+                    .entry(e["log_id"].as_str().unwrap().to_string())
+                    .or_default() += 1;
+            }
+        }
+        counts
+    };
+    until("every event delivered", Duration::from_secs(20), || async {
+        let c = counts();
+        expected.iter().all(|id| c.contains_key(id))
+    })
+    .await;
+    // Both nodes run delivery; a stream's lease lets one of them deliver each event.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let c = counts();
+    let duplicates: usize = c.values().map(|n| n - 1).sum();
+    eprintln!(
+        "{} events delivered, {duplicates} duplicates",
+        expected.len()
+    );
+    assert_eq!(duplicates, 0, "{c:?}");
+}
+
+/// `n` refused token requests (`feccft`) on `node`.
+async fn refused_tokens(node: &Node, n: usize) {
+    for _ in 0..n {
+        let r = node
+            .token(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", "nobody"),
+                ("client_secret", "wrong-secret-0123456789"),
+                ("audience", MANAGEMENT),
+            ])
+            .await;
+        assert!(r.status().is_client_error());
+    }
 }

@@ -86,6 +86,8 @@ fn document_is_openapi_3_1_and_covers_every_served_endpoint() {
         ("/api/v2/credentials/expiring", &["get"]),
         ("/api/v2/logs", &["get"]),
         ("/api/v2/logs/{id}", &["get"]),
+        ("/api/v2/log-streams", &["get", "post"]),
+        ("/api/v2/log-streams/{id}", &["get", "patch", "delete"]),
         ("/api/v2/client-grants/{id}/organizations", &["get"]),
         ("/api/v2/organizations", &["get", "post"]),
         ("/api/v2/organizations/name/{name}", &["get"]),
@@ -103,7 +105,7 @@ fn document_is_openapi_3_1_and_covers_every_served_endpoint() {
             assert!(item.get(*method).is_some(), "{method} {path} is missing");
         }
     }
-    assert_eq!(paths.len(), 28, "an undocumented or unexpected path");
+    assert_eq!(paths.len(), 30, "an undocumented or unexpected path");
 }
 
 #[test]
@@ -377,7 +379,9 @@ fn fields_agree_with_auth0s_document() {
 /// table names nothing else.
 #[test]
 fn every_auth0_property_has_a_declared_meaning() {
-    use clavis::domain::properties::{CLIENT, CLIENT_GRANT, ORGANIZATION, RESOURCE_SERVER};
+    use clavis::domain::properties::{
+        CLIENT, CLIENT_GRANT, LOG_STREAM, ORGANIZATION, RESOURCE_SERVER,
+    };
     let auth0 = auth0_document();
     // Organizations are in Auth0's newer document only.
     let next = auth0_next_document();
@@ -409,15 +413,26 @@ fn every_auth0_property_has_a_declared_meaning() {
     ]
     .map(|(table, names)| (table, names, &auth0))
     .into_iter()
-    .chain([(
-        ORGANIZATION,
-        [
-            "Organization",
-            "CreateOrganizationRequestContent",
-            "UpdateOrganizationRequestContent",
-        ],
-        &next,
-    )]);
+    .chain([
+        (
+            ORGANIZATION,
+            [
+                "Organization",
+                "CreateOrganizationRequestContent",
+                "UpdateOrganizationRequestContent",
+            ],
+            &next,
+        ),
+        (
+            LOG_STREAM,
+            [
+                "LogStreamHttpResponseSchema",
+                "CreateLogStreamHttpRequestBody",
+                "UpdateLogStreamRequestContent",
+            ],
+            &next,
+        ),
+    ]);
     for (table, names, doc) in tables {
         let schemas = &doc["components"]["schemas"];
         let theirs: BTreeSet<&str> = names
@@ -457,7 +472,7 @@ fn every_auth0_property_has_a_declared_meaning() {
 #[test]
 fn the_contract_carries_the_property_tables() {
     use clavis::domain::properties::{
-        CLIENT, CLIENT_GRANT, ORGANIZATION, RESOURCE_SERVER, markdown,
+        CLIENT, CLIENT_GRANT, LOG_STREAM, ORGANIZATION, RESOURCE_SERVER, markdown,
     };
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/contract.md");
     let mut text = std::fs::read_to_string(&path).unwrap();
@@ -468,6 +483,7 @@ fn the_contract_carries_the_property_tables() {
         markdown("resource-server property", RESOURCE_SERVER),
         markdown("client-grant property", CLIENT_GRANT),
         markdown("organization property", ORGANIZATION),
+        markdown("log-stream property", LOG_STREAM),
     ]
     .join("\n");
     let (Some(begin), Some(end)) = (text.find(BEGIN), text.find(END)) else {

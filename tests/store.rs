@@ -26,9 +26,9 @@ use clavis::domain::resource_server::ResourceServer;
 use clavis::domain::time::Timestamp;
 use clavis::startup::open_store;
 use clavis::store::{
-    Bootstrap, Change, ClientFilter, Entity, ExpiryNotice, GrantFilter, JtiRecord, KeyState,
-    LogSearch, NewLog, OrganizationFilter, OrganizationRecord, PageRequest, SigningKeyRecord,
-    Store, StoreError,
+    Bootstrap, Change, ClientFilter, Delivery, Entity, ExpiryNotice, GrantFilter, JtiRecord,
+    KeyState, LogSearch, NewLog, OrganizationFilter, OrganizationRecord, PageRequest,
+    SigningKeyRecord, Store, StoreError,
 };
 use serde_json::{Map, json};
 
@@ -123,6 +123,7 @@ store_suite!(
     organizations_and_their_grants,
     logs_append_search_and_purge,
     log_ids_become_visible_in_order_across_nodes,
+    log_stream_leases_let_one_node_deliver,
 );
 
 // ----- builders -----
@@ -1799,4 +1800,142 @@ async fn organizations_and_their_grants(f: Fixture) {
         assert!(orgs.iter().all(|id| *id == acme.id || *id == globex.id));
     }
     other.close().await;
+}
+
+fn log_at(date_ms: i64) -> NewLog {
+    let mut doc = Map::new();
+    doc.insert("type".into(), json!("sapi"));
+    NewLog { date_ms, doc }
+}
+
+/// A stream starts after the events stored before it (or `startFrom`); its lease is held
+/// by one owner at a time across nodes (taken again only once expired); only the holder
+/// moves the cursor, which never goes back; failures start a failing run that a delivery
+/// ends; updates keep the cursor.
+async fn log_stream_leases_let_one_node_deliver(f: Fixture) {
+    use clavis::domain::log_stream::NewLogStream;
+    use clavis::domain::validate::Body;
+    let store = f.store.clone();
+    store
+        .insert_logs(&[log_at(1_000), log_at(2_000), log_at(3_000)])
+        .await
+        .unwrap();
+    let last = store.logs_after(0, 10).await.unwrap().last().unwrap().seq;
+    let body = json!({"type": "http", "sink": {"httpEndpoint": "https://logs.example/"}});
+    let new = NewLogStream::parse(Body::new(&body).unwrap()).unwrap();
+    let stream = new.stream().clone();
+    store
+        .insert_log_stream(&stream, Some(b"sealed".as_slice()), None)
+        .await
+        .unwrap();
+    let record = store.log_stream(&stream.id).await.unwrap().unwrap();
+    assert_eq!(record.cursor, last);
+    assert_eq!(
+        record.sealed_authorization.as_deref(),
+        Some(b"sealed".as_slice())
+    );
+    // startFrom: after the last event dated before it.
+    let other = NewLogStream::parse(Body::new(&body).unwrap()).unwrap();
+    store
+        .insert_log_stream(other.stream(), None, Some(2_500))
+        .await
+        .unwrap();
+    let started = store.log_stream(&other.stream().id).await.unwrap().unwrap();
+    assert_eq!(started.cursor, last - 1);
+    assert_eq!(store.log_streams().await.unwrap().len(), 2);
+
+    let node = f.node().await;
+    let id = stream.id.as_str();
+    let (a, b) = (store.as_ref(), node.as_ref());
+    assert!(
+        a.lease_log_stream(id, "A", 10, 100)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        b.lease_log_stream(id, "B", 50, 150)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // A renews; B may not move the cursor.
+    assert!(
+        a.lease_log_stream(id, "A", 60, 200)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        !b.record_delivery(id, "B", Delivery::Delivered(last + 5))
+            .await
+            .unwrap()
+    );
+    assert!(
+        a.record_delivery(id, "A", Delivery::Failed(70))
+            .await
+            .unwrap()
+    );
+    assert!(
+        a.record_delivery(id, "A", Delivery::Failed(80))
+            .await
+            .unwrap()
+    );
+    let r = b.log_stream(id).await.unwrap().unwrap();
+    assert_eq!((r.cursor, r.failing_since_ms), (last, Some(70)));
+    assert!(
+        a.record_delivery(id, "A", Delivery::Delivered(last + 2))
+            .await
+            .unwrap()
+    );
+    assert!(
+        a.record_delivery(id, "A", Delivery::Delivered(last + 1))
+            .await
+            .unwrap()
+    );
+    let r = b.log_stream(id).await.unwrap().unwrap();
+    assert_eq!((r.cursor, r.failing_since_ms), (last + 2, None));
+    // Expired: B takes it, and A no longer moves the cursor.
+    assert!(
+        b.lease_log_stream(id, "B", 201, 300)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        !a.record_delivery(id, "A", Delivery::Delivered(last + 9))
+            .await
+            .unwrap()
+    );
+    // Concurrent takes: exactly one wins.
+    let (x, y) = tokio::join!(
+        a.lease_log_stream(id, "C", 400, 500),
+        b.lease_log_stream(id, "D", 400, 500)
+    );
+    assert_eq!(
+        [x.unwrap().is_some(), y.unwrap().is_some()]
+            .iter()
+            .filter(|held| **held)
+            .count(),
+        1
+    );
+    // An update changes the document, not the cursor.
+    let updated = a
+        .update_log_stream(id, &mut |r| {
+            r.stream.status = "paused".into();
+            Ok(())
+        })
+        .await
+        .unwrap();
+    assert_eq!(updated.cursor, last + 2);
+    assert_eq!(
+        b.log_stream(id).await.unwrap().unwrap().stream.status,
+        "paused"
+    );
+    a.delete_log_stream(id).await.unwrap();
+    assert!(matches!(
+        b.delete_log_stream(id).await,
+        Err(StoreError::NotFound(Entity::LogStream))
+    ));
+    assert!(b.log_stream(id).await.unwrap().is_none());
 }

@@ -7,6 +7,7 @@ pub mod credential;
 pub mod error;
 pub mod ids;
 pub mod log_query;
+pub mod log_stream;
 pub mod organization;
 pub mod properties;
 pub mod resource_server;

@@ -1,6 +1,7 @@
-//! What Clavis does with every property of Auth0's client, resource-server and client-grant
-//! schemas: enforced as Auth0 documents it, inert (kept and returned, with the reason it means
-//! nothing for machine-to-machine tokens), refused (with the reason), or Auth0's output only.
+//! What Clavis does with every property of Auth0's client, resource-server, client-grant,
+//! organization and log-stream schemas: enforced as Auth0 documents it, inert (kept and
+//! returned, with the reason it means nothing for machine-to-machine tokens), refused (with
+//! the reason), or Auth0's output only.
 //!
 //! One declaration: the validators refuse what this says is refused (with this reason), the
 //! table in `docs/contract.md` section 9 is generated from it, and tests check that it names
@@ -467,6 +468,41 @@ pub const ORGANIZATION: &[Property] = &[
     ),
 ];
 
+/// Auth0's `http` log stream (`LogStreamHttpResponseSchema` and its create and update
+/// bodies).
+pub const LOG_STREAM: &[Property] = &[
+    enforced("id", "generated (`lst_` + 16 digits)"),
+    inert("name", "a label (default `HTTP log stream`)"),
+    enforced(
+        "type",
+        "`http` only; any other type is a 400 naming it (Clavis supports http log streams only)",
+    ),
+    enforced(
+        "status",
+        "`active` delivers; `paused` does not (events wait behind the stream's cursor while they are kept); `suspended` is set after failing deliveries for the configured period (Auth0: 7 days), and a PATCH to `active` resumes from the cursor",
+    ),
+    enforced(
+        "sink",
+        "`httpEndpoint` (https, or http to a loopback address) receives POSTs of `{log_id, data}` in `httpContentFormat` (`JSONARRAY`, `JSONLINES` the default, `JSONOBJECT` one POST per event) with `httpContentType`, `httpAuthorization` (sealed at rest, returned as Auth0 returns it) and `httpCustomHeaders`",
+    ),
+    enforced(
+        "filters",
+        "`{type: category, name}`: only the events of those categories are delivered (the contract lists the categories that cover Clavis's events); none or empty: every event",
+    ),
+    inert(
+        "isPriority",
+        "Auth0's delivery priority among a tenant's streams; Clavis delivers every stream alike",
+    ),
+    inert(
+        "pii_config",
+        "masks or hashes user fields (names, email, phone, address) that Clavis's events do not carry; checked against Auth0's schema",
+    ),
+    enforced(
+        "startFrom",
+        "on create: the stream starts with the kept events dated from then on (default: the events after its creation)",
+    ),
+];
+
 /// Refuses the properties of `table` that are present in `body` with a refused value: a 400
 /// naming the property and saying why.
 pub fn refuse(body: &Body<'_>, table: &[Property]) -> Result<(), DomainError> {
@@ -512,7 +548,13 @@ mod tests {
 
     #[test]
     fn names_are_unique_and_samples_are_refused_json() {
-        for table in [CLIENT, RESOURCE_SERVER, CLIENT_GRANT, ORGANIZATION] {
+        for table in [
+            CLIENT,
+            RESOURCE_SERVER,
+            CLIENT_GRANT,
+            ORGANIZATION,
+            LOG_STREAM,
+        ] {
             let mut names: Vec<_> = table.iter().map(|p| p.name).collect();
             names.sort_unstable();
             let before = names.len();

@@ -41,6 +41,10 @@ pub const MANAGEMENT_SCOPES: &[(&str, &str)] = &[
     ("create:signing_keys", "Create Signing Keys"),
     ("update:signing_keys", "Update Signing Keys"),
     ("read:logs", "Read Logs"),
+    ("read:log_streams", "Read Log Streams"),
+    ("create:log_streams", "Create Log Streams"),
+    ("update:log_streams", "Update Log Streams"),
+    ("delete:log_streams", "Delete Log Streams"),
 ];
 
 /// Scopes accepted by each operation (any one suffices).
@@ -95,6 +99,14 @@ pub mod required {
     /// `GET /logs`, `GET /logs/{id}` (as Auth0's OpenAPI lists them, less
     /// `read:logs_users`, which Clavis does not define).
     pub const READ_LOGS: &[&str] = &["read:logs"];
+    /// Log streams.
+    pub const READ_LOG_STREAMS: &[&str] = &["read:log_streams"];
+    /// Log streams.
+    pub const CREATE_LOG_STREAMS: &[&str] = &["create:log_streams"];
+    /// Log streams.
+    pub const UPDATE_LOG_STREAMS: &[&str] = &["update:log_streams"];
+    /// Log streams.
+    pub const DELETE_LOG_STREAMS: &[&str] = &["delete:log_streams"];
     /// Organizations (`read:organizations_summary` is not defined by Clavis).
     pub const READ_ORGANIZATIONS: &[&str] = &["read:organizations"];
     /// Organizations.

@@ -155,15 +155,23 @@ fn may_return_secrets(path: &str) -> bool {
     let segments: Vec<&str> = rest.trim_matches('/').split('/').collect();
     matches!(
         segments.as_slice(),
-        ["clients"] | ["clients", _] | ["resource-servers"] | ["resource-servers", _]
+        ["clients"]
+            | ["clients", _]
+            | ["resource-servers"]
+            | ["resource-servers", _]
+            | ["log-streams"]
+            | ["log-streams", _]
     )
 }
 
-/// Whether `key` names a secret that a logged body must not hold. Credential `pem`s stay:
-/// they are public keys and certificates.
+/// Whether `key` names a secret that a logged body must not hold (a log stream's
+/// `httpAuthorization` included). Credential `pem`s stay: they are public keys and
+/// certificates.
 fn is_secret(key: &str) -> bool {
     let key = key.to_ascii_lowercase();
     key == "secret"
+        || key == "httpauthorization"
+        || key == "authorization"
         || key.ends_with("_secret")
         || key.contains("password")
         || key.contains("private")
@@ -234,6 +242,7 @@ fn describe(method: &Method, path: &str) -> String {
         ["clients", _, "credentials"] | ["clients", _, "credentials", _] => "a client credential",
         ["resource-servers"] | ["resource-servers", _] => "a resource server",
         ["client-grants"] | ["client-grants", _] => "a client grant",
+        ["log-streams"] | ["log-streams", _] => "a log stream",
         _ => return format!("{method} {}", clean(path)),
     };
     format!("{verb} {what}")
@@ -367,6 +376,17 @@ mod tests {
         );
         assert_eq!(logged["credentials"][0]["private_key"], REDACTED);
         assert_eq!(found, ["client_secret", "private_key"]);
+        let mut found = Vec::new();
+        let logged = logged_body(
+            br#"{"sink":{"httpAuthorization":"Bearer x"},"subject_type_authorization":{"client":{"policy":"deny_all"}}}"#,
+            &mut found,
+        );
+        assert_eq!(logged["sink"]["httpAuthorization"], REDACTED);
+        assert_eq!(
+            logged["subject_type_authorization"]["client"]["policy"],
+            "deny_all"
+        );
+        assert_eq!(found, ["httpAuthorization"]);
         let form = logged_body(b"client_secret=x&name=y", &mut Vec::new());
         assert_eq!(form, json!({"client_secret": REDACTED, "name": "y"}));
     }

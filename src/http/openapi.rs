@@ -37,7 +37,8 @@ use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
 
 use crate::domain::scopes::required;
 use crate::http::management::{
-    client_grants, clients, credentials, logs, organizations, resource_servers, signing_keys,
+    client_grants, clients, credentials, log_streams, logs, organizations, resource_servers,
+    signing_keys,
 };
 use crate::http::{health, oauth};
 
@@ -1308,6 +1309,103 @@ LQIDAQAB
 
 // ----- the document -----
 
+// ----- log streams -----
+
+/// The `sink` of an `http` log stream.
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LogStreamHttpSink {
+    /// HTTP endpoint (`https://`, or `http://` to a loopback address).
+    #[serde(rename = "httpEndpoint")]
+    #[schema(min_length = 1, max_length = 2048)]
+    http_endpoint: String,
+    /// HTTP Content-Type header.
+    #[serde(rename = "httpContentType", default)]
+    http_content_type: Option<String>,
+    /// HTTP JSON format: `JSONARRAY`, `JSONLINES` (the default) or `JSONOBJECT`.
+    #[serde(rename = "httpContentFormat", default)]
+    http_content_format: Option<String>,
+    /// HTTP Authorization header (sealed at rest).
+    #[serde(rename = "httpAuthorization", default)]
+    http_authorization: Option<String>,
+    /// Custom HTTP headers: `{header, value}`.
+    #[serde(rename = "httpCustomHeaders", default)]
+    http_custom_headers: Option<Vec<serde_json::Value>>,
+}
+
+/// An `http` log stream.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct LogStreamHttpResponseSchema {
+    /// The id of the log stream (`lst_` + 16 digits).
+    id: String,
+    /// log stream name
+    name: String,
+    /// `active`, `paused` or `suspended`.
+    status: String,
+    /// `http`.
+    #[serde(rename = "type")]
+    kind: String,
+    /// True for priority log streams, false for non-priority (inert).
+    #[serde(rename = "isPriority")]
+    is_priority: bool,
+    /// `{type: "category", name}`: only events of these categories are delivered.
+    #[serde(default)]
+    filters: Option<Vec<serde_json::Value>>,
+    /// PII obfuscation (inert: Clavis's events carry no user fields).
+    #[serde(default)]
+    pii_config: Option<serde_json::Value>,
+    sink: LogStreamHttpSink,
+}
+
+/// `POST /log-streams` (`type: http` only).
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateLogStreamHttpRequestBody {
+    /// log stream name
+    #[serde(default)]
+    name: Option<String>,
+    /// `http`; any other type is refused.
+    #[serde(rename = "type")]
+    kind: String,
+    /// Inert.
+    #[serde(rename = "isPriority", default)]
+    is_priority: Option<bool>,
+    /// `{type: "category", name}`.
+    #[serde(default)]
+    filters: Option<Vec<serde_json::Value>>,
+    /// Inert.
+    #[serde(default)]
+    pii_config: Option<serde_json::Value>,
+    sink: LogStreamHttpSink,
+    /// The optional datetime (ISO 8601) to start streaming logs from.
+    #[serde(rename = "startFrom", default)]
+    start_from: Option<String>,
+}
+
+/// `PATCH /log-streams/{id}`.
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateLogStreamRequestContent {
+    /// log stream name
+    #[serde(default)]
+    name: Option<String>,
+    /// `active` (resumes from the stream's cursor), `paused` or `suspended`.
+    #[serde(default)]
+    status: Option<String>,
+    /// Inert.
+    #[serde(rename = "isPriority", default)]
+    is_priority: Option<bool>,
+    /// `{type: "category", name}`; empty: every event.
+    #[serde(default)]
+    filters: Option<Vec<serde_json::Value>>,
+    /// Inert.
+    #[serde(default)]
+    pii_config: Option<serde_json::Value>,
+    /// Replaces the sink.
+    #[serde(default)]
+    sink: Option<LogStreamHttpSink>,
+}
+
 /// The whole document; see the module documentation.
 #[derive(OpenApi)]
 #[openapi(
@@ -1315,7 +1413,8 @@ LQIDAQAB
         title = "Clavis",
         description = "Self-hosted machine-to-machine authorization server speaking the Auth0 \
                        Management API v2 (clients, client credentials, resource servers, client \
-                       grants, organizations, signing keys) and Auth0's `POST /oauth/token`.",
+                       grants, organizations, signing keys, logs, log streams) and Auth0's \
+                       `POST /oauth/token`.",
         license(name = "Apache-2.0", identifier = "Apache-2.0")
     ),
     paths(
@@ -1363,6 +1462,11 @@ LQIDAQAB
         signing_keys::revoke,
         logs::list,
         logs::get,
+        log_streams::list,
+        log_streams::create,
+        log_streams::get,
+        log_streams::update,
+        log_streams::delete,
     ),
     components(schemas(ErrorBody, OAuthErrorBody)),
     modifiers(&Conventions),
@@ -1374,6 +1478,7 @@ LQIDAQAB
         (name = "client grants", description = "Which scopes of an API a client may request"),
         (name = "organizations", description = "Customers on whose behalf clients obtain tokens, and the client grants associated with each"),
         (name = "signing keys", description = "The keys that sign access tokens"),
+        (name = "log streams", description = "Delivery of the audit trail to HTTP endpoints"),
         (name = "logs", description = "The audit trail: token requests, Management API writes and secret reads, rate-limit refusals, credential expiry"),
         (name = "health", description = "Liveness and readiness"),
     )
@@ -1406,6 +1511,10 @@ fn operation_scopes(operation_id: &str) -> Option<&'static [&'static str]> {
             required::READ_ORGANIZATIONS
         }
         "post_organizations" => required::CREATE_ORGANIZATIONS,
+        "get_log-streams" | "get_log-streams_by_id" => required::READ_LOG_STREAMS,
+        "post_log-streams" => required::CREATE_LOG_STREAMS,
+        "patch_log-streams_by_id" => required::UPDATE_LOG_STREAMS,
+        "delete_log-streams_by_id" => required::DELETE_LOG_STREAMS,
         "patch_organizations_by_id" => required::UPDATE_ORGANIZATIONS,
         "delete_organizations_by_id" => required::DELETE_ORGANIZATIONS,
         "get_organization-client-grants" | "get_client-grant-organizations" => {

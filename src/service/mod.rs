@@ -3,6 +3,7 @@
 //! version of a row after a newer one.
 
 pub mod access;
+pub mod log_streams;
 pub mod mtls;
 pub mod replay;
 pub mod signing_keys;
@@ -108,6 +109,7 @@ fn not_found(entity: Entity) -> impl FnOnce(StoreError) -> StoreError {
             Entity::ResourceServer => DomainError::resource_server_not_found(),
             Entity::ClientGrant => DomainError::client_grant_not_found(),
             Entity::Organization => DomainError::organization_not_found(),
+            Entity::LogStream => crate::domain::log_stream::not_found(),
             Entity::SigningKey => DomainError::NotFound {
                 code: "inexistent_key",
                 message: "The signing key does not exist".into(),

@@ -28,6 +28,7 @@ use crate::domain::DomainError;
 use crate::domain::client::{Client, ClientAggregate};
 use crate::domain::client_grant::{ClientGrant, SubjectType};
 use crate::domain::credential::Credential;
+use crate::domain::log_stream::LogStream;
 use crate::domain::organization::Organization;
 use crate::domain::resource_server::ResourceServer;
 use crate::domain::time::Timestamp;
@@ -48,6 +49,8 @@ pub enum Entity {
     SigningKey,
     /// An organization.
     Organization,
+    /// A log stream.
+    LogStream,
 }
 
 /// Errors from a store.
@@ -584,6 +587,31 @@ pub enum Change {
 }
 
 /// The persistence interface. All methods are atomic: a failed call changes nothing.
+/// A log stream as stored, with its delivery state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogStreamRecord {
+    /// The stream.
+    pub stream: LogStream,
+    /// Its authorization header, sealed.
+    pub sealed_authorization: Option<Vec<u8>>,
+    /// Sequence number of the last event delivered (or skipped by its filters).
+    pub cursor: i64,
+    /// When the current run of failed deliveries began (Unix milliseconds).
+    pub failing_since_ms: Option<i64>,
+}
+
+/// The outcome of one delivery attempt of a stream, recorded by the node that holds its
+/// lease.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// Every event up to this sequence number was delivered (or filtered out).
+    Delivered(i64),
+    /// Delivery failed at this time (Unix milliseconds).
+    Failed(i64),
+    /// The holder is done for this round: the lease is free for any node.
+    Release,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Cheap round trip to the database (readiness).
@@ -764,6 +792,41 @@ pub trait Store: Send + Sync + 'static {
     /// one notice, exactly one returns `true`. `false` for a credential that no longer
     /// exists (a credential's notices are deleted with it).
     async fn claim_expiry_notice(&self, notice: &ExpiryNotice) -> StoreResult<bool>;
+    /// Creates a log stream whose cursor is the last event dated before `start_ms` (the
+    /// last event of all when `None`).
+    async fn insert_log_stream(
+        &self,
+        stream: &LogStream,
+        sealed_authorization: Option<&[u8]>,
+        start_ms: Option<i64>,
+    ) -> StoreResult<()>;
+    /// One log stream.
+    async fn log_stream(&self, id: &str) -> StoreResult<Option<LogStreamRecord>>;
+    /// Every log stream, oldest first.
+    async fn log_streams(&self) -> StoreResult<Vec<LogStreamRecord>>;
+    /// Changes a log stream (its document, sealed authorization and failure time; not its
+    /// cursor).
+    async fn update_log_stream(
+        &self,
+        id: &str,
+        mutation: Mutation<'_, LogStreamRecord>,
+    ) -> StoreResult<LogStreamRecord>;
+    /// Deletes a log stream.
+    async fn delete_log_stream(&self, id: &str) -> StoreResult<()>;
+    /// Takes or renews the delivery lease of a stream for `owner` until `until_ms`, when it
+    /// is free, expired (before `now_ms`) or already `owner`'s; returns the stream when the
+    /// lease is held.
+    async fn lease_log_stream(
+        &self,
+        id: &str,
+        owner: &str,
+        now_ms: i64,
+        until_ms: i64,
+    ) -> StoreResult<Option<LogStreamRecord>>;
+    /// Records a delivery by `owner`, if it still holds the lease: a delivery moves the
+    /// cursor forward (never back) and ends a failing run; a failure starts one (or
+    /// continues it); a release frees the lease. Returns whether the lease was held.
+    async fn record_delivery(&self, id: &str, owner: &str, outcome: Delivery) -> StoreResult<bool>;
 
     /// All signing keys, oldest first.
     async fn signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>>;

@@ -36,14 +36,16 @@ use super::logs::{LOG_COLUMNS, SqlValue};
 
 use super::{
     ASSOCIATION_CONFLICT, ASSOCIATION_QUOTA, Bootstrap, Change, ClientDiff, ClientFilter,
-    ClientRow, Conditions, Entity, ExpiryNotice, GRANT_CONFLICT, GrantFilter, JtiRecord, LogRow,
-    LogSearch, Mutation, NewLog, ORGANIZATION_CONFLICT, OrganizationFilter, OrganizationRecord,
-    Page, PageRequest, SigningKeyRecord, Snapshot, SqlDialect, Store, StoreError, StoreResult,
+    ClientRow, Conditions, Delivery, Entity, ExpiryNotice, GRANT_CONFLICT, GrantFilter, JtiRecord,
+    LogRow, LogSearch, LogStreamRecord, Mutation, NewLog, ORGANIZATION_CONFLICT,
+    OrganizationFilter, OrganizationRecord, Page, PageRequest, SigningKeyRecord, Snapshot,
+    SqlDialect, Store, StoreError, StoreResult,
 };
 use crate::domain::client::{Client, ClientAggregate};
 use crate::domain::client_grant::ClientGrant;
 use crate::domain::credential::Credential;
 use crate::domain::ids::is_resource_server_id;
+use crate::domain::log_stream::LogStream;
 use crate::domain::organization::{MAX_GRANTS_PER_ORGANIZATION, Organization};
 use crate::domain::resource_server::ResourceServer;
 
@@ -108,6 +110,11 @@ pub(super) const MIGRATIONS: &[super::MigrationFile] = &[
         7,
         "expiry notices",
         include_str!("../../migrations/postgres/0007_expiry_notices.sql"),
+    ),
+    (
+        8,
+        "log streams",
+        include_str!("../../migrations/postgres/0008_log_streams.sql"),
     ),
 ];
 
@@ -275,6 +282,18 @@ where
     T: sqlx::Decode<'r, Postgres> + sqlx::Type<Postgres>,
 {
     row.try_get(column).map_err(map_err)
+}
+
+const LOG_STREAM_COLUMNS: &str = "doc, sealed_authorization, cursor, failing_since_ms";
+
+/// A log stream from its `LOG_STREAM_COLUMNS`.
+fn log_stream_row(row: &PgRow) -> StoreResult<LogStreamRecord> {
+    Ok(LogStreamRecord {
+        stream: decode(row, "doc")?,
+        sealed_authorization: get(row, "sealed_authorization")?,
+        cursor: get(row, "cursor")?,
+        failing_since_ms: get(row, "failing_since_ms")?,
+    })
 }
 
 /// A resource server from its `doc` and `sealed_signing_secret` columns.
@@ -923,6 +942,40 @@ impl PostgresStore {
         notify(&mut tx, &Change::Organization(id.to_string())).await?;
         tx.commit().await.map_err(db)?;
         Ok(org)
+    }
+
+    async fn update_log_stream_once(
+        &self,
+        id: &str,
+        mutation: Mutation<'_, LogStreamRecord>,
+    ) -> TxResult<LogStreamRecord> {
+        let mut tx = self.begin().await?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {LOG_STREAM_COLUMNS} FROM log_streams WHERE id = $1 FOR UPDATE"
+        )))
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db)?
+        .ok_or(StoreError::NotFound(Entity::LogStream))?;
+        let mut record = log_stream_row(&row)?;
+        mutation(&mut record)?;
+        if record.stream.id != id {
+            return Err(StoreError::Internal("id cannot change".into()).into());
+        }
+        sqlx::query(
+            "UPDATE log_streams SET doc = $1, sealed_authorization = $2, failing_since_ms = $3
+             WHERE id = $4",
+        )
+        .bind(encode(&record.stream)?)
+        .bind(record.sealed_authorization.as_deref())
+        .bind(record.failing_since_ms)
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(record)
     }
 
     async fn associate_once(&self, org_id: &str, grant_id: &str) -> TxResult<ClientGrant> {
@@ -1922,6 +1975,158 @@ impl Store for PostgresStore {
             Ok(deleted)
         })
         .await
+    }
+
+    async fn insert_log_stream(
+        &self,
+        stream: &LogStream,
+        sealed_authorization: Option<&[u8]>,
+        start_ms: Option<i64>,
+    ) -> StoreResult<()> {
+        let doc = encode(stream)?;
+        retrying!(self, async {
+            let mut tx = self.begin().await?;
+            sqlx::query(
+                "INSERT INTO log_streams (id, doc, sealed_authorization, cursor)
+                 VALUES ($1, $2, $3, COALESCE((SELECT MAX(seq) FROM logs
+                     WHERE $4::bigint IS NULL OR date_ms < $4::bigint), 0))",
+            )
+            .bind(&stream.id)
+            .bind(&doc)
+            .bind(sealed_authorization)
+            .bind(start_ms)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+            tx.commit().await.map_err(db)
+        })
+    }
+
+    async fn log_stream(&self, id: &str) -> StoreResult<Option<LogStreamRecord>> {
+        if has_nul(id) {
+            return Ok(None);
+        }
+        self.bounded(async {
+            let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT {LOG_STREAM_COLUMNS} FROM log_streams WHERE id = $1"
+            )))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?;
+            row.as_ref().map(log_stream_row).transpose()
+        })
+        .await
+    }
+
+    async fn log_streams(&self) -> StoreResult<Vec<LogStreamRecord>> {
+        self.bounded(async {
+            let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT {LOG_STREAM_COLUMNS} FROM log_streams ORDER BY seq"
+            )))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?;
+            rows.iter().map(log_stream_row).collect()
+        })
+        .await
+    }
+
+    async fn update_log_stream(
+        &self,
+        id: &str,
+        mutation: Mutation<'_, LogStreamRecord>,
+    ) -> StoreResult<LogStreamRecord> {
+        if has_nul(id) {
+            return Err(StoreError::NotFound(Entity::LogStream));
+        }
+        retrying!(self, self.update_log_stream_once(id, &mut *mutation))
+    }
+
+    async fn delete_log_stream(&self, id: &str) -> StoreResult<()> {
+        if has_nul(id) {
+            return Err(StoreError::NotFound(Entity::LogStream));
+        }
+        retrying!(self, async {
+            let mut tx = self.begin().await?;
+            let deleted = sqlx::query("DELETE FROM log_streams WHERE id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?
+                .rows_affected();
+            if deleted == 0 {
+                return Err(StoreError::NotFound(Entity::LogStream).into());
+            }
+            tx.commit().await.map_err(db)
+        })
+    }
+
+    async fn lease_log_stream(
+        &self,
+        id: &str,
+        owner: &str,
+        now_ms: i64,
+        until_ms: i64,
+    ) -> StoreResult<Option<LogStreamRecord>> {
+        if has_nul(id) || has_nul(owner) {
+            return Ok(None);
+        }
+        retrying!(self, async {
+            let mut tx = self.begin().await?;
+            // One statement: the row lock makes two nodes' takes serial, and the second
+            // sees the first's lease.
+            let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "UPDATE log_streams SET lease_owner = $1, lease_until_ms = $2
+                 WHERE id = $3 AND (lease_owner IS NULL OR lease_owner = $1 OR lease_until_ms < $4)
+                 RETURNING {LOG_STREAM_COLUMNS}"
+            )))
+            .bind(owner)
+            .bind(until_ms)
+            .bind(id)
+            .bind(now_ms)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?;
+            let record = row.as_ref().map(log_stream_row).transpose()?;
+            tx.commit().await.map_err(db)?;
+            Ok(record)
+        })
+    }
+
+    async fn record_delivery(&self, id: &str, owner: &str, outcome: Delivery) -> StoreResult<bool> {
+        if has_nul(id) || has_nul(owner) {
+            return Ok(false);
+        }
+        retrying!(self, async {
+            let mut tx = self.begin().await?;
+            let query = match outcome {
+                Delivery::Delivered(cursor) => sqlx::query(
+                    "UPDATE log_streams SET cursor = GREATEST(cursor, $1), failing_since_ms = NULL
+                     WHERE id = $2 AND lease_owner = $3",
+                )
+                .bind(cursor),
+                Delivery::Failed(now) => sqlx::query(
+                    "UPDATE log_streams SET failing_since_ms = COALESCE(failing_since_ms, $1)
+                     WHERE id = $2 AND lease_owner = $3",
+                )
+                .bind(now),
+                Delivery::Release => sqlx::query(
+                    "UPDATE log_streams SET lease_owner = NULL, lease_until_ms = 0
+                     WHERE $1::bigint IS NULL AND id = $2 AND lease_owner = $3",
+                )
+                .bind(None::<i64>),
+            };
+            let changed = query
+                .bind(id)
+                .bind(owner)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?
+                .rows_affected();
+            tx.commit().await.map_err(db)?;
+            Ok(changed > 0)
+        })
     }
 
     async fn signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>> {

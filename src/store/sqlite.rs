@@ -29,14 +29,16 @@ use super::logs::LOG_COLUMNS;
 use super::wal_sync::WalSync;
 use super::{
     ASSOCIATION_CONFLICT, ASSOCIATION_QUOTA, Bootstrap, ClientDiff, ClientFilter, ClientRow,
-    Conditions, Entity, ExpiryNotice, GRANT_CONFLICT, GrantFilter, JtiRecord, LogRow, LogSearch,
-    Mutation, NewLog, ORGANIZATION_CONFLICT, OrganizationFilter, OrganizationRecord, Page,
-    PageRequest, SigningKeyRecord, Snapshot, SqlDialect, Store, StoreError, StoreResult,
+    Conditions, Delivery, Entity, ExpiryNotice, GRANT_CONFLICT, GrantFilter, JtiRecord, LogRow,
+    LogSearch, LogStreamRecord, Mutation, NewLog, ORGANIZATION_CONFLICT, OrganizationFilter,
+    OrganizationRecord, Page, PageRequest, SigningKeyRecord, Snapshot, SqlDialect, Store,
+    StoreError, StoreResult,
 };
 use crate::domain::client::ClientAggregate;
 use crate::domain::client_grant::ClientGrant;
 use crate::domain::credential::Credential;
 use crate::domain::ids::is_resource_server_id;
+use crate::domain::log_stream::LogStream;
 use crate::domain::organization::{MAX_GRANTS_PER_ORGANIZATION, Organization};
 use crate::domain::resource_server::ResourceServer;
 
@@ -84,6 +86,11 @@ pub(super) const MIGRATIONS: &[super::MigrationFile] = &[
         8,
         "expiry notices",
         include_str!("../../migrations/sqlite/0008_expiry_notices.sql"),
+    ),
+    (
+        9,
+        "log streams",
+        include_str!("../../migrations/sqlite/0009_log_streams.sql"),
     ),
 ];
 
@@ -467,6 +474,35 @@ fn log_rows(conn: &Connection, sql: &str, binds: &[Value]) -> StoreResult<Vec<Lo
     Ok(rows.collect::<Result<Vec<_>, _>>()?)
 }
 
+const LOG_STREAM_COLUMNS: &str = "doc, sealed_authorization, cursor, failing_since_ms";
+
+/// The log streams of `sql`'s `(doc, sealed_authorization, cursor, failing_since_ms)` rows.
+fn log_stream_rows(
+    conn: &Connection,
+    sql: &str,
+    binds: &[Value],
+) -> StoreResult<Vec<LogStreamRecord>> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let rows = stmt.query_map(params_from_iter(binds), |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, Option<Vec<u8>>>(1)?,
+            r.get::<_, i64>(2)?,
+            r.get::<_, Option<i64>>(3)?,
+        ))
+    })?;
+    rows.map(|row| {
+        let (doc, sealed_authorization, cursor, failing_since_ms) = row?;
+        Ok(LogStreamRecord {
+            stream: decode_text(&doc, "doc")?,
+            sealed_authorization,
+            cursor,
+            failing_since_ms,
+        })
+    })
+    .collect()
+}
+
 impl SqliteStore {
     /// Opens (creating if missing) the database at `url` and applies migrations.
     pub async fn connect(url: &str) -> StoreResult<Self> {
@@ -496,6 +532,12 @@ impl SqliteStore {
             .run(&mut migrator)
             .await
             .map_err(|e| StoreError::Internal(format!("migration failed: {e}")))?;
+        // One process at a time serves a SQLite store: a log-stream lease still held is a
+        // previous process's, which is gone.
+        sqlx::query("UPDATE log_streams SET lease_owner = NULL, lease_until_ms = 0")
+            .execute(&mut migrator)
+            .await
+            .map_err(|e| StoreError::Internal(format!("releasing log-stream leases: {e}")))?;
         // The write connection stays open for the store's life, so the log file stays
         // the same one (see `WalSync`); opened before the migrator closes, so that the
         // migrator's close does not remove the log.
@@ -1287,6 +1329,161 @@ impl Store for SqliteStore {
                     )?
                     .execute(params![before_ms, chunk])?;
                 Ok(deleted as u64)
+            })
+            .await
+    }
+
+    async fn insert_log_stream(
+        &self,
+        stream: &LogStream,
+        sealed_authorization: Option<&[u8]>,
+        start_ms: Option<i64>,
+    ) -> StoreResult<()> {
+        self.writer
+            .write(|tx| {
+                let cursor: i64 = match start_ms {
+                    None => tx
+                        .prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM logs")?
+                        .query_row([], |r| r.get(0))?,
+                    Some(start) => tx
+                        .prepare_cached(
+                            "SELECT COALESCE((SELECT MAX(seq) FROM logs WHERE date_ms < ?1), 0)",
+                        )?
+                        .query_row([start], |r| r.get(0))?,
+                };
+                tx.prepare_cached(
+                    "INSERT INTO log_streams (id, doc, sealed_authorization, cursor) VALUES (?1, ?2, ?3, ?4)",
+                )?
+                .execute(params![stream.id, encode(stream)?, sealed_authorization, cursor])?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn log_stream(&self, id: &str) -> StoreResult<Option<LogStreamRecord>> {
+        let id = id.to_owned();
+        self.reader
+            .read(move |conn| {
+                Ok(log_stream_rows(
+                    conn,
+                    &format!("SELECT {LOG_STREAM_COLUMNS} FROM log_streams WHERE id = ?1"),
+                    &[Value::Text(id.clone())],
+                )?
+                .pop())
+            })
+            .await
+    }
+
+    async fn log_streams(&self) -> StoreResult<Vec<LogStreamRecord>> {
+        self.reader
+            .read(move |conn| {
+                log_stream_rows(
+                    conn,
+                    &format!("SELECT {LOG_STREAM_COLUMNS} FROM log_streams ORDER BY seq"),
+                    &[],
+                )
+            })
+            .await
+    }
+
+    async fn update_log_stream(
+        &self,
+        id: &str,
+        mutation: Mutation<'_, LogStreamRecord>,
+    ) -> StoreResult<LogStreamRecord> {
+        self.writer
+            .write(|tx| {
+                let mut record = log_stream_rows(
+                    tx,
+                    &format!("SELECT {LOG_STREAM_COLUMNS} FROM log_streams WHERE id = ?1"),
+                    &[Value::Text(id.to_owned())],
+                )?
+                .pop()
+                .ok_or(StoreError::NotFound(Entity::LogStream))?;
+                mutation(&mut record)?;
+                if record.stream.id != id {
+                    return Err(StoreError::Internal("id cannot change".into()));
+                }
+                tx.prepare_cached(
+                    "UPDATE log_streams SET doc = ?1, sealed_authorization = ?2, failing_since_ms = ?3 WHERE id = ?4",
+                )?
+                .execute(params![
+                    encode(&record.stream)?,
+                    record.sealed_authorization,
+                    record.failing_since_ms,
+                    id
+                ])?;
+                Ok(record)
+            })
+            .await
+    }
+
+    async fn delete_log_stream(&self, id: &str) -> StoreResult<()> {
+        self.writer
+            .write(|tx| {
+                let deleted = tx
+                    .prepare_cached("DELETE FROM log_streams WHERE id = ?1")?
+                    .execute([id])?;
+                if deleted == 0 {
+                    return Err(StoreError::NotFound(Entity::LogStream));
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    async fn lease_log_stream(
+        &self,
+        id: &str,
+        owner: &str,
+        now_ms: i64,
+        until_ms: i64,
+    ) -> StoreResult<Option<LogStreamRecord>> {
+        self.writer
+            .write(|tx| {
+                let taken = tx
+                    .prepare_cached(
+                        "UPDATE log_streams SET lease_owner = ?1, lease_until_ms = ?2
+                         WHERE id = ?3 AND (lease_owner IS NULL OR lease_owner = ?1 OR lease_until_ms < ?4)",
+                    )?
+                    .execute(params![owner, until_ms, id, now_ms])?;
+                if taken == 0 {
+                    return Ok(None);
+                }
+                Ok(log_stream_rows(
+                    tx,
+                    &format!("SELECT {LOG_STREAM_COLUMNS} FROM log_streams WHERE id = ?1"),
+                    &[Value::Text(id.to_owned())],
+                )?
+                .pop())
+            })
+            .await
+    }
+
+    async fn record_delivery(&self, id: &str, owner: &str, outcome: Delivery) -> StoreResult<bool> {
+        self.writer
+            .write(|tx| {
+                let changed = match outcome {
+                    Delivery::Delivered(cursor) => tx
+                        .prepare_cached(
+                            "UPDATE log_streams SET cursor = MAX(cursor, ?1), failing_since_ms = NULL
+                             WHERE id = ?2 AND lease_owner = ?3",
+                        )?
+                        .execute(params![cursor, id, owner])?,
+                    Delivery::Failed(now) => tx
+                        .prepare_cached(
+                            "UPDATE log_streams SET failing_since_ms = COALESCE(failing_since_ms, ?1)
+                             WHERE id = ?2 AND lease_owner = ?3",
+                        )?
+                        .execute(params![now, id, owner])?,
+                    Delivery::Release => tx
+                        .prepare_cached(
+                            "UPDATE log_streams SET lease_owner = NULL, lease_until_ms = 0
+                             WHERE id = ?1 AND lease_owner = ?2",
+                        )?
+                        .execute(params![id, owner])?,
+                };
+                Ok(changed > 0)
             })
             .await
     }

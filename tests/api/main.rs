@@ -11,6 +11,7 @@ mod client_grants;
 mod clients;
 mod credentials;
 mod expiry;
+mod log_streams;
 mod logs;
 mod metrics;
 mod mtls;

@@ -4,6 +4,7 @@
 pub mod client_grants;
 pub mod clients;
 pub mod credentials;
+pub mod log_streams;
 pub mod logs;
 pub mod organizations;
 pub mod resource_servers;
@@ -63,6 +64,16 @@ pub fn router() -> Router<AppState> {
         )
         .route("/logs", get(logs::list))
         .route("/logs/{id}", get(logs::get))
+        .route(
+            "/log-streams",
+            get(log_streams::list).post(log_streams::create),
+        )
+        .route(
+            "/log-streams/{id}",
+            get(log_streams::get)
+                .patch(log_streams::update)
+                .delete(log_streams::delete),
+        )
         .route(
             "/client-grants/{id}",
             get(client_grants::get)

@@ -1,0 +1,101 @@
+//! `/api/v2/log-streams`: Auth0's `http` log streams (delivery: [`crate::log_streams`]).
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde_json::Value;
+
+use super::{no_content, path_param};
+use crate::domain::log_stream::{LogStreamUpdate, NewLogStream};
+use crate::domain::scopes::required;
+use crate::http::error::ApiError;
+use crate::http::extract::{Auth, Path, Payload};
+use crate::http::{AppState, json_response};
+
+/// `GET /log-streams`: every stream, oldest first (Auth0 pages none).
+#[utoipa::path(
+    get, path = "/api/v2/log-streams", operation_id = "get_log-streams", tag = "log streams",
+    responses((status = 200, description = "Returning log streams", body = Vec<crate::http::openapi::LogStreamHttpResponseSchema>)),
+)]
+pub async fn list(State(app): State<AppState>, auth: Auth) -> Result<Response, ApiError> {
+    auth.require(required::READ_LOG_STREAMS)?;
+    let streams: Vec<Value> = app
+        .store
+        .log_streams()
+        .await?
+        .iter()
+        .map(|r| Value::Object(app.log_stream_json(r)))
+        .collect();
+    Ok(json_response(StatusCode::OK, &Value::Array(streams)))
+}
+
+/// `POST /log-streams`: 200 (Auth0's status) with the stream; `type` other than `http` is a
+/// 400.
+#[utoipa::path(
+    post, path = "/api/v2/log-streams", operation_id = "post_log-streams", tag = "log streams",
+    request_body(content((crate::http::openapi::CreateLogStreamHttpRequestBody = "application/json"))),
+    responses((status = 200, description = "Log stream created", body = crate::http::openapi::LogStreamHttpResponseSchema), (status = 400, description = "Invalid request body, or a type other than http.", body = crate::http::openapi::ErrorBody)),
+)]
+pub async fn create(
+    State(app): State<AppState>,
+    auth: Auth,
+    payload: Payload,
+) -> Result<Response, ApiError> {
+    auth.require(required::CREATE_LOG_STREAMS)?;
+    let new = NewLogStream::parse(payload.body()?)?;
+    let record = app.create_log_stream(new).await?;
+    Ok(json_response(StatusCode::OK, &app.log_stream_json(&record)))
+}
+
+/// `GET /log-streams/{id}`.
+#[utoipa::path(
+    get, path = "/api/v2/log-streams/{id}", operation_id = "get_log-streams_by_id", tag = "log streams",
+    params(("id" = String, Path, description = "The id of the log stream to get")),
+    responses((status = 200, description = "Returning log stream.", body = crate::http::openapi::LogStreamHttpResponseSchema), (status = 404, description = "The log stream does not exist.", body = crate::http::openapi::ErrorBody)),
+)]
+pub async fn get(
+    State(app): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    auth.require(required::READ_LOG_STREAMS)?;
+    let record = app.log_stream(path_param("id", &id)?).await?;
+    Ok(json_response(StatusCode::OK, &app.log_stream_json(&record)))
+}
+
+/// `PATCH /log-streams/{id}`: `status: active` resumes a paused or suspended stream from
+/// its cursor.
+#[utoipa::path(
+    patch, path = "/api/v2/log-streams/{id}", operation_id = "patch_log-streams_by_id", tag = "log streams",
+    params(("id" = String, Path, description = "The id of the log stream to get")),
+    request_body(content((crate::http::openapi::UpdateLogStreamRequestContent = "application/json"))),
+    responses((status = 200, description = "Log stream updated", body = crate::http::openapi::LogStreamHttpResponseSchema), (status = 404, description = "The log stream does not exist.", body = crate::http::openapi::ErrorBody)),
+)]
+pub async fn update(
+    State(app): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+    payload: Payload,
+) -> Result<Response, ApiError> {
+    auth.require(required::UPDATE_LOG_STREAMS)?;
+    let id = path_param("id", &id)?;
+    let update = LogStreamUpdate::parse(payload.body()?)?;
+    let record = app.update_log_stream(id, update).await?;
+    Ok(json_response(StatusCode::OK, &app.log_stream_json(&record)))
+}
+
+/// `DELETE /log-streams/{id}`: 204.
+#[utoipa::path(
+    delete, path = "/api/v2/log-streams/{id}", operation_id = "delete_log-streams_by_id", tag = "log streams",
+    params(("id" = String, Path, description = "The id of the log stream to delete")),
+    responses((status = 204, description = "The log stream was deleted."), (status = 404, description = "The log stream does not exist.", body = crate::http::openapi::ErrorBody)),
+)]
+pub async fn delete(
+    State(app): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    auth.require(required::DELETE_LOG_STREAMS)?;
+    app.delete_log_stream(path_param("id", &id)?).await?;
+    Ok(no_content())
+}

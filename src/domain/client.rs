@@ -48,6 +48,10 @@ const TOKEN_ENDPOINT_AUTH_METHODS: &[&str] = &["none", "client_secret_post", "cl
 
 /// Auth0 client properties that Clavis keeps verbatim (it does not act on them) with the
 /// JSON types each may take. Anything not here and not a core field is refused.
+/// Auth0's request schemas, which verbatim properties are checked against.
+pub const CREATE_SCHEMA: &str = "CreateClientRequestContent";
+pub const UPDATE_SCHEMA: &str = "UpdateClientRequestContent";
+
 pub const STORED_PROPERTIES: &[(&str, &[&str])] = &[
     ("logo_uri", &["string"]),
     ("callbacks", &["array"]),
@@ -591,6 +595,15 @@ fn read_common(body: &mut Body<'_>, creating: bool) -> Result<ClientFields, Doma
         }
         if let Some(v) = body.raw(key) {
             expect_type(v, types, key)?;
+            super::auth0_schema::check_property(
+                if creating {
+                    CREATE_SCHEMA
+                } else {
+                    UPDATE_SCHEMA
+                },
+                key,
+                v,
+            )?;
             if *key == "default_organization" {
                 super::organization::check_default_organization(v)?;
             }

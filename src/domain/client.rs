@@ -604,6 +604,9 @@ fn read_common(body: &mut Body<'_>, creating: bool) -> Result<ClientFields, Doma
                 key,
                 v,
             )?;
+            if *key == "signed_request_object" {
+                check_signed_request_object(v)?;
+            }
             if *key == "default_organization" {
                 super::organization::check_default_organization(v)?;
             }
@@ -611,6 +614,24 @@ fn read_common(body: &mut Body<'_>, creating: bool) -> Result<ClientFields, Doma
         }
     }
     Ok(f)
+}
+
+/// `signed_request_object` is inert (JAR belongs to /authorize), but Auth0 turns the
+/// `credentials` of a create or update body into client credentials and answers their ids;
+/// Clavis would store the keys and echo them back in a shape Auth0 never answers, so a body
+/// that brings any is refused.
+fn check_signed_request_object(v: &Value) -> Result<(), DomainError> {
+    if v.get("credentials")
+        .and_then(Value::as_array)
+        .is_some_and(|c| !c.is_empty())
+    {
+        return Err(payload_error(
+            "Clavis does not support credentials for signed request objects (JAR is part of /authorize, which Clavis does not serve)",
+            "signed_request_object.credentials",
+            "",
+        ));
+    }
+    Ok(())
 }
 
 fn read_jwt_configuration(v: &Value) -> Result<JwtConfiguration, DomainError> {

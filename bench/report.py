@@ -140,6 +140,26 @@ if half:
       f"errors {half['errors']}; steal / idle {cpu(half)}.")
 w("")
 
+audit_rows = []
+for label, method in [("private_key_jwt", "pkjwt"), ("client_secret_post", "secret")]:
+    on, off = load(f"clavis-{method}-c64-audit-on"), load(f"clavis-{method}-c64-audit-off")
+    if on and off and local(on) and local(off):
+        share_on, share_off = on["rps"] / local(on), off["rps"] / local(off)
+        audit_rows.append((label, on, off, share_on / share_off))
+if audit_rows:
+    w("### The audit trail's cost (64 connections)")
+    w("")
+    w("The node restarted with `--audit-trail false`, then with it on, after the phases above; "
+      "**on / off** compares each phase's share of the ceiling probed around it.")
+    w("")
+    w("| method | off: tokens/s (of ceiling) | on: tokens/s (of ceiling) | on / off | p99 ms off / on |")
+    w("|---|---:|---:|---:|---:|")
+    for label, on, off, r in audit_rows:
+        w(f"| {label} | {off['rps']:,.0f} ({off['rps'] / local(off):.0%}) | "
+          f"{on['rps']:,.0f} ({on['rps'] / local(on):.0%}) | **{r:.0%}** | "
+          f"{off['p99_ms']:.2f} / {on['p99_ms']:.2f} |")
+    w("")
+
 w("## Management API (32 connections)")
 w("")
 w("| scenario | requests/s | p50 ms | p99 ms | p99.9 ms | errors | steal / idle |")
@@ -228,6 +248,9 @@ if mem:
     targets.append(("100k clients: resident memory", "≤ 512 MB", f"peak {mem['vm_hwm_kb'] / 1024:,.0f} MB",
                     mem["vm_hwm_kb"] / 1024 <= 512))
 
+for label, on, off, r in audit_rows:
+    targets.append((f"{label} with the audit trail on vs. off (issue 21)", "≥ 95 %",
+                    f"{r:.0%} of the share of the ceiling", r >= 0.95))
 summary = ["## Targets (issue 6), measured in this run", "",
            "| scenario | target | measured | |", "|---|---|---|---|"]
 for name, target, measured, ok in targets:

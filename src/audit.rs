@@ -114,7 +114,8 @@ enum Message {
 /// The queue of events and its writer.
 #[derive(Debug)]
 pub struct AuditLog {
-    tx: mpsc::Sender<Message>,
+    /// None when the audit trail is off (`--audit-trail false`): nothing is recorded.
+    tx: Option<mpsc::Sender<Message>>,
     dropped: Arc<AtomicU64>,
     hostname: String,
 }
@@ -135,22 +136,39 @@ impl AuditLog {
         let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
         tokio::spawn(writer(store, rx));
         Self {
-            tx,
+            tx: Some(tx),
             dropped: Arc::new(AtomicU64::new(0)),
             hostname,
         }
     }
 
+    /// An audit trail that records nothing (`--audit-trail false`).
+    pub fn off() -> Self {
+        Self {
+            tx: None,
+            dropped: Arc::new(AtomicU64::new(0)),
+            hostname: String::new(),
+        }
+    }
+
+    /// Whether events are recorded; callers skip building an event when not.
+    pub fn is_on(&self) -> bool {
+        self.tx.is_some()
+    }
+
     /// Queues an event without waiting; when the queue is full the event is dropped and
     /// counted.
     pub fn record(&self, event: Event) {
+        let Some(tx) = &self.tx else {
+            return;
+        };
         let Event { date, mut doc } = event;
         doc.insert("hostname".into(), Value::String(self.hostname.clone()));
         let log = NewLog {
             date_ms: date.unix_millis(),
             doc,
         };
-        match self.tx.try_send(Message::Event(log)) {
+        match tx.try_send(Message::Event(log)) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(_)) => {
                 let dropped = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
@@ -176,8 +194,11 @@ impl AuditLog {
 
     /// Returns once every event queued before the call has been written (or given up on).
     pub async fn flush(&self) {
+        let Some(tx) = &self.tx else {
+            return;
+        };
         let (done, wait) = oneshot::channel();
-        if self.tx.send(Message::Flush(done)).await.is_ok() {
+        if tx.send(Message::Flush(done)).await.is_ok() {
             let _ = wait.await;
         }
     }

@@ -137,6 +137,11 @@ pub struct ServeArgs {
     /// (default: off, as Auth0).
     #[arg(long, env = "CLAVIS_CAP_TOKEN_EXPIRY_AT_CREDENTIAL", num_args = 0..=1, default_missing_value = "true")]
     pub cap_token_expiry_at_credential: Option<bool>,
+    /// Record the audit trail (`/api/v2/logs`, log streams, credential-expiry events)
+    /// (default: true). Off, nothing is recorded: the token and Management paths build no
+    /// event at all.
+    #[arg(long, env = "CLAVIS_AUDIT_TRAIL", num_args = 0..=1, default_missing_value = "true")]
+    pub audit_trail: Option<bool>,
     /// Days the audit trail (`/api/v2/logs`) keeps an event (default: 30; 1-3650).
     #[arg(long, env = "CLAVIS_LOG_RETENTION_DAYS", value_parser = clap::value_parser!(u32).range(1..=3650))]
     pub log_retention_days: Option<u32>,
@@ -295,6 +300,8 @@ pub struct Config {
     pub legacy_assertion_audience: bool,
     /// No token outlives the credential that obtained it.
     pub cap_token_expiry_at_credential: bool,
+    /// Whether the audit trail is recorded.
+    pub audit_trail: bool,
     /// How long the audit trail keeps an event.
     pub log_retention: Duration,
     /// Credential-expiry warning thresholds, in days, longest first.
@@ -395,6 +402,7 @@ impl Config {
             default_audience: None,
             legacy_assertion_audience: false,
             cap_token_expiry_at_credential: false,
+            audit_trail: true,
             log_retention: Duration::from_secs(DEFAULT_LOG_RETENTION_DAYS * 86_400),
             credential_expiry_warnings: crate::expiry::DEFAULT_WARNING_DAYS.to_vec(),
             credential_expiry_scan: crate::expiry::DEFAULT_SCAN_INTERVAL,
@@ -623,6 +631,7 @@ impl ServeArgs {
                 .cap_token_expiry_at_credential
                 .or(file.cap_token_expiry_at_credential)
                 .unwrap_or(false),
+            audit_trail: self.audit_trail.or(file.audit_trail).unwrap_or(true),
             log_retention: Duration::from_secs(
                 self.log_retention_days
                     .or(file.log_retention_days)

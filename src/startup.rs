@@ -154,16 +154,22 @@ impl Application {
             build_ms = u64::try_from((started.elapsed() - read).as_millis()).unwrap_or(u64::MAX),
             "read model loaded"
         );
-        let clavis = Arc::new(
-            Clavis::new(store, model, master_key, config.limits, issuer)
-                .with_mtls(mtls)
-                .with_expiry_warnings(config.credential_expiry_warnings.clone()),
-        );
+        let mut clavis = Clavis::new(store, model, master_key, config.limits, issuer)
+            .with_mtls(mtls)
+            .with_expiry_warnings(config.credential_expiry_warnings.clone());
+        if !config.audit_trail {
+            tracing::warn!("the audit trail is off (--audit-trail false): nothing is recorded");
+            clavis = clavis.without_audit_trail();
+        }
+        let clavis = Arc::new(clavis);
         if let Some(changes) = changes {
             crate::service::sync::start(&clavis, changes, config.db.resync_interval);
         }
         crate::audit::start_retention(&clavis.store, config.log_retention);
-        crate::expiry::start(&clavis, config.credential_expiry_scan);
+        // Credential-expiry notices are audit events: claimed only where they are recorded.
+        if config.audit_trail {
+            crate::expiry::start(&clavis, config.credential_expiry_scan);
+        }
         crate::log_streams::start(&clavis, config.log_streams.clone());
 
         let (tls, ca_cert) = match &config.tls {

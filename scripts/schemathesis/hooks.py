@@ -101,12 +101,25 @@ def map_body(ctx, body):
     return body
 
 
+ORACLE = os.environ.get("CLAVIS_FUZZ_ORACLE", "clavis")
+
+
 @schemathesis.hook
 def before_call(ctx, case, kwargs):
+    if ORACLE == "auth0" and case.method.upper() == "GET":
+        # docs/auth0/oracle-deviations.json, "requests": a nested `fields` selection answers
+        # objects without the properties their schema requires, which no document can check.
+        query = case.query or {}
+        fields = query.get("fields")
+        if isinstance(fields, str) and "." in fields:
+            query["fields"] = ",".join(f for f in fields.split(",") if "." not in f)
     params = case.path_parameters or {}
     if case.method.upper() == "GET":
         return
     if params.get("client_id") == CLIENT_ID:
         params["client_id"] = PROTECTED_ID
+    # Auth0's document (api-fuzz --oracle auth0) names the client `id` in /clients/{id}.
+    if case.path.startswith("/api/v2/clients/{id}") and params.get("id") == CLIENT_ID:
+        params["id"] = PROTECTED_ID
     if case.path.startswith("/api/v2/client-grants/") and params.get("id") in _admin_grant_ids:
         params["id"] = PROTECTED_ID

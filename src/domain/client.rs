@@ -48,6 +48,10 @@ const TOKEN_ENDPOINT_AUTH_METHODS: &[&str] = &["none", "client_secret_post", "cl
 
 /// Auth0 client properties that Clavis keeps verbatim (it does not act on them) with the
 /// JSON types each may take. Anything not here and not a core field is refused.
+/// Auth0's request schemas, which verbatim properties are checked against.
+pub const CREATE_SCHEMA: &str = "CreateClientRequestContent";
+pub const UPDATE_SCHEMA: &str = "UpdateClientRequestContent";
+
 pub const STORED_PROPERTIES: &[(&str, &[&str])] = &[
     ("logo_uri", &["string"]),
     ("callbacks", &["array"]),
@@ -591,6 +595,18 @@ fn read_common(body: &mut Body<'_>, creating: bool) -> Result<ClientFields, Doma
         }
         if let Some(v) = body.raw(key) {
             expect_type(v, types, key)?;
+            super::auth0_schema::check_property(
+                if creating {
+                    CREATE_SCHEMA
+                } else {
+                    UPDATE_SCHEMA
+                },
+                key,
+                v,
+            )?;
+            if *key == "signed_request_object" {
+                check_signed_request_object(v)?;
+            }
             if *key == "default_organization" {
                 super::organization::check_default_organization(v)?;
             }
@@ -598,6 +614,24 @@ fn read_common(body: &mut Body<'_>, creating: bool) -> Result<ClientFields, Doma
         }
     }
     Ok(f)
+}
+
+/// `signed_request_object` is inert (JAR belongs to /authorize), but Auth0 turns the
+/// `credentials` of a create or update body into client credentials and answers their ids;
+/// Clavis would store the keys and echo them back in a shape Auth0 never answers, so a body
+/// that brings any is refused.
+fn check_signed_request_object(v: &Value) -> Result<(), DomainError> {
+    if v.get("credentials")
+        .and_then(Value::as_array)
+        .is_some_and(|c| !c.is_empty())
+    {
+        return Err(payload_error(
+            "Clavis does not support credentials for signed request objects (JAR is part of /authorize, which Clavis does not serve)",
+            "signed_request_object.credentials",
+            "",
+        ));
+    }
+    Ok(())
 }
 
 fn read_jwt_configuration(v: &Value) -> Result<JwtConfiguration, DomainError> {

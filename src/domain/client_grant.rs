@@ -27,6 +27,10 @@ pub struct ClientGrant {
     pub updated_at: Timestamp,
 }
 
+/// Auth0's request schemas, which verbatim properties are checked against.
+pub const CREATE_SCHEMA: &str = "CreateClientGrantRequestContent";
+pub const UPDATE_SCHEMA: &str = "UpdateClientGrantRequestContent";
+
 pub const STORED_PROPERTIES: &[(&str, &[&str])] = &[
     ("organization_usage", &["string", "null"]),
     ("allow_any_organization", &["boolean", "null"]),
@@ -128,7 +132,11 @@ pub const DEFAULT_FOR_DESC: &str =
 /// Auth0's `organization_usage` values.
 const ORGANIZATION_USAGES: &[&str] = &["deny", "allow", "require"];
 
-fn read_extra(body: &mut Body<'_>, skip: &[&str]) -> Result<Map<String, Value>, DomainError> {
+fn read_extra(
+    body: &mut Body<'_>,
+    schema: &'static str,
+    skip: &[&str],
+) -> Result<Map<String, Value>, DomainError> {
     let mut extra = Map::new();
     for (key, types) in STORED_PROPERTIES {
         if skip.contains(key) {
@@ -137,6 +145,7 @@ fn read_extra(body: &mut Body<'_>, skip: &[&str]) -> Result<Map<String, Value>, 
         if let Some(v) = body.raw(key) {
             expect_type(v, types, key)?;
             check_value(key, v)?;
+            super::auth0_schema::check_property(schema, key, v)?;
             extra.insert((*key).to_string(), v.clone());
         }
     }
@@ -222,7 +231,7 @@ impl NewClientGrant {
         let scope = body
             .string_array("scope", Str::len(1, 280), 1000, SCOPE_DESC)?
             .unwrap_or_default();
-        let extra = read_extra(&mut body, &[])?;
+        let extra = read_extra(&mut body, CREATE_SCHEMA, &[])?;
         body.finish()?;
         Ok(Self {
             client_id,
@@ -280,7 +289,7 @@ impl ClientGrantUpdate {
                 None => Patch::Absent,
             }
         };
-        let extra = read_extra(&mut body, &["subject_type"])?;
+        let extra = read_extra(&mut body, UPDATE_SCHEMA, &["subject_type"])?;
         body.finish()?;
         Ok(Self { scope, extra })
     }

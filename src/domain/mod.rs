@@ -1,6 +1,7 @@
 //! Clavis's resources and the rules that govern them. Nothing here performs I/O: handlers and
 //! the store call into these types, and most unit tests live next to them.
 
+pub mod auth0_schema;
 pub mod client;
 pub mod client_grant;
 pub mod credential;
@@ -16,3 +17,14 @@ pub mod time;
 pub mod validate;
 
 pub use error::DomainError;
+
+/// The request schemas of Auth0's documents that verbatim-stored properties are checked
+/// against ([`auth0_schema::check_property`]).
+pub const VERBATIM_SCHEMAS: [&str; 6] = [
+    client::CREATE_SCHEMA,
+    client::UPDATE_SCHEMA,
+    client_grant::CREATE_SCHEMA,
+    client_grant::UPDATE_SCHEMA,
+    resource_server::CREATE_SCHEMA,
+    resource_server::UPDATE_SCHEMA,
+];

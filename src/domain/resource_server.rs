@@ -61,6 +61,10 @@ pub struct ResourceServer {
     pub updated_at: Timestamp,
 }
 
+/// Auth0's request schemas, which verbatim properties are checked against.
+pub const CREATE_SCHEMA: &str = "CreateResourceServerRequestContent";
+pub const UPDATE_SCHEMA: &str = "UpdateResourceServerRequestContent";
+
 pub const STORED_PROPERTIES: &[(&str, &[&str])] = &[
     ("allow_online_access", &["boolean"]),
     // Inert, as `allow_online_access` (online refresh tokens, which Clavis does not issue):
@@ -295,7 +299,10 @@ fn read_scopes(v: &Value) -> Result<Vec<ScopeDef>, DomainError> {
     Ok(out)
 }
 
-fn read_fields(body: &mut Body<'_>) -> Result<ResourceServerFields, DomainError> {
+fn read_fields(
+    body: &mut Body<'_>,
+    schema: &'static str,
+) -> Result<ResourceServerFields, DomainError> {
     let mut f = ResourceServerFields {
         name: body.string(
             "name",
@@ -340,6 +347,7 @@ fn read_fields(body: &mut Body<'_>) -> Result<ResourceServerFields, DomainError>
     for (key, types) in STORED_PROPERTIES {
         if let Some(v) = body.raw(key) {
             expect_type(v, types, key)?;
+            super::auth0_schema::check_property(schema, key, v)?;
             if *key == "subject_type_authorization" {
                 check_subject_type_authorization(v)?;
             }
@@ -511,7 +519,7 @@ impl NewResourceServer {
             Str::len(1, 600),
             "Unique identifier for the API used as the audience parameter on authorization calls. Can not be changed once set.",
         )?;
-        let fields = read_fields(&mut body)?;
+        let fields = read_fields(&mut body, CREATE_SCHEMA)?;
         body.finish()?;
         Ok(Self { identifier, fields })
     }
@@ -552,7 +560,7 @@ pub struct ResourceServerUpdate {
 impl ResourceServerUpdate {
     /// Reads the body.
     pub fn parse(mut body: Body<'_>) -> Result<Self, DomainError> {
-        let fields = read_fields(&mut body)?;
+        let fields = read_fields(&mut body, UPDATE_SCHEMA)?;
         body.finish()?;
         Ok(Self { fields })
     }

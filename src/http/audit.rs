@@ -54,6 +54,9 @@ pub fn token_event(
     request: Option<&TokenRequest>,
     result: Result<&TokenResponse, &OAuthError>,
 ) {
+    if !app.audit.is_on() {
+        return;
+    }
     let event = match result {
         Ok(response) => {
             let issued = &response.issued;
@@ -117,6 +120,9 @@ pub fn rate_limited(
     bucket: &str,
     size: u32,
 ) {
+    if !app.audit.is_on() {
+        return;
+    }
     let event = Event::new(types::API_LIMIT, "Global limit has been reached")
         .text("client_id", client_id)
         .text("client_name", Some(&client_name(app, client_id)))
@@ -251,6 +257,9 @@ fn describe(method: &Method, path: &str) -> String {
 /// The middleware of the Management API routes: records `sapi` for every successful write
 /// and `mgmt_api_read` for every successful read that returned a secret.
 pub async fn management(State(app): State<AppState>, mut req: Request, next: Next) -> Response {
+    if !app.audit.is_on() {
+        return next.run(req).await;
+    }
     let method = req.method().clone();
     let write = matches!(
         method,

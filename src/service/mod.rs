@@ -168,6 +168,12 @@ impl Clavis {
         self
     }
 
+    /// Turns the audit trail off (`--audit-trail false`): nothing is recorded.
+    pub fn without_audit_trail(mut self) -> Self {
+        self.audit = crate::audit::AuditLog::off();
+        self
+    }
+
     /// Sets the credential-expiry warning thresholds, in days (default 30, 7 and 1).
     pub fn with_expiry_warnings(mut self, days: Vec<u32>) -> Self {
         self.expiry = crate::expiry::ExpiryWatch::new(days);

@@ -769,3 +769,66 @@ async fn organization_usage_require_and_the_organization_parameter() {
         "{body}"
     );
 }
+
+/// Auth0's schema: each `authorization_details_types` item is a string of 1 to 255
+/// characters, on create and on update (found by schemathesis with Auth0's document as the
+/// oracle, `scripts/api-fuzz --oracle auth0`).
+#[tokio::test]
+async fn authorization_details_types_items_are_bounded_as_auth0s_schema() {
+    let app = TestApp::spawn().await;
+    let (a, _) = setup(&app).await;
+    let long = "t".repeat(256);
+    for (types, what, at) in [
+        (
+            json!([long]),
+            "String is too long (256 chars), maximum 255",
+            "[0]",
+        ),
+        (
+            json!(["ok", ""]),
+            "String is too short (0 chars), minimum 1",
+            "[1]",
+        ),
+        (
+            json!([7]),
+            "Expected type string but found type integer",
+            "[0]",
+        ),
+    ] {
+        let body = json!({"client_id": client_id(&a), "audience": API, "scope": [],
+            "subject_type": "user", "authorization_details_types": types});
+        let err = assert_error(
+            app.admin(Method::POST, "/api/v2/client-grants", Some(body))
+                .await,
+            400,
+            Some("invalid_body"),
+        )
+        .await;
+        let message = err["message"].as_str().unwrap();
+        assert!(
+            message.contains(what)
+                && message.contains(&format!("on property authorization_details_types{at}")),
+            "{message}"
+        );
+    }
+    let (status, grant) = app
+        .admin_json(
+            Method::POST,
+            "/api/v2/client-grants",
+            Some(
+                json!({"client_id": client_id(&a), "audience": API, "scope": [],
+                "subject_type": "user", "authorization_details_types": ["t".repeat(255)]}),
+            ),
+        )
+        .await;
+    assert_eq!(status, 201, "{grant}");
+    let r = app
+        .admin(
+            Method::PATCH,
+            &grant_path(&id(&grant)),
+            Some(json!({"authorization_details_types": [long]})),
+        )
+        .await;
+    assert_error(r, 400, Some("invalid_body")).await;
+    assert_eq!(app.get_ok(&grant_path(&id(&grant))).await, grant);
+}

@@ -111,10 +111,18 @@ impl TestApp {
 
     /// Stops the server gracefully and starts it again on the same port and data directory.
     pub async fn restart(self) -> Self {
+        self.restart_with(|_| {}).await
+    }
+
+    /// Stops the server and starts it again on the same data and port, with a tweaked
+    /// configuration.
+    pub async fn restart_with(self, tweak: impl FnOnce(&mut Config)) -> Self {
         let port = self.address.port();
         let dir = self.data_dir.clone();
         self.stop().await;
-        Self::start(config(dir.path(), port), dir).await
+        let mut c = config(dir.path(), port);
+        tweak(&mut c);
+        Self::start(c, dir).await
     }
 
     /// Stops the server gracefully.

@@ -667,3 +667,106 @@ async fn a_node_restart_during_an_outage_loses_nothing() {
         duplicates(&got)
     );
 }
+
+const AUDIENCE_10K: &str = "https://api.stream10k.test/";
+
+/// Issue 21's acceptance run: every event of 10,000 token requests reaches a stream, at least
+/// once, across a receiver outage and a node restart in the middle of the run; duplicates
+/// are counted and reported.
+#[tokio::test]
+async fn ten_thousand_tokens_reach_a_stream_across_an_outage_and_a_restart() {
+    fn fast(c: &mut clavis::config::Config) {
+        c.http.per_client.per_second = 0;
+        c.http.per_ip.per_second = 0;
+        c.log_streams.interval = Duration::from_millis(50);
+        c.log_streams.timeout = Duration::from_secs(2);
+    }
+    async fn tokens(app: &TestApp, (id, secret): (&str, &str), n: usize) {
+        let audience = AUDIENCE_10K.to_string();
+        let (id, secret) = (id.to_string(), secret.to_string());
+        let mut running = tokio::task::JoinSet::new();
+        let per_task = n / 16;
+        for _ in 0..16 {
+            let http = app.http.clone();
+            let url = app.url("/oauth/token");
+            let audience = audience.clone();
+            let (id, secret) = (id.clone(), secret.clone());
+            running.spawn(async move {
+                for _ in 0..per_task {
+                    let r = http
+                        .post(&url)
+                        .form(&[
+                            ("grant_type", "client_credentials"),
+                            ("client_id", id.as_str()),
+                            ("client_secret", secret.as_str()),
+                            ("audience", &audience),
+                        ])
+                        .send()
+                        .await
+                        .unwrap();
+                    // Read to the end: an HTTP/2 stream whose answer is dropped unread is
+                    // cancelled, and the server closes a connection that cancels too many.
+                    let status = r.status();
+                    let body = r.text().await.unwrap();
+                    assert_eq!(status, StatusCode::OK, "{body}");
+                }
+            });
+        }
+        while let Some(done) = running.join_next().await {
+            done.unwrap();
+        }
+    }
+    let app = TestApp::spawn_with(fast).await;
+    let r = app
+        .admin(
+            Method::POST,
+            "/api/v2/resource-servers",
+            Some(json!({"identifier": AUDIENCE_10K, "name": "10k"})),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let client = app.create_m2m_client("10k").await;
+    let id = client["client_id"].as_str().unwrap().to_string();
+    let secret = client["client_secret"].as_str().unwrap().to_string();
+    let r = app
+        .admin(
+            Method::POST,
+            "/api/v2/client-grants",
+            Some(json!({"client_id": id, "audience": AUDIENCE_10K, "scope": []})),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let creds = (id.as_str(), secret.as_str());
+    let mut receiver = Receiver::start().await;
+    let before = all_events(&app).await.len();
+    create_stream(
+        &app,
+        json!({"type": "http", "sink": {"httpEndpoint": receiver.url(), "httpContentFormat": "JSONLINES"}}),
+    )
+    .await;
+    tokens(&app, creds, 4_000).await;
+    receiver.stop().await;
+    tokens(&app, creds, 3_200).await;
+    app.clavis.audit.flush().await;
+    let app = app.restart_with(fast).await;
+    tokens(&app, creds, 1_600).await;
+    receiver.restart().await;
+    tokens(&app, creds, 1_200).await;
+    let events = all_events(&app).await;
+    let expected = after(&events, before, |t| t == "seccft");
+    assert!(
+        expected.len() >= 10_000,
+        "every token request is one seccft"
+    );
+    let got = wait_for(&receiver, &expected).await;
+    let delivered_tokens = got
+        .values()
+        .filter(|(_, e)| e["data"]["type"] == "seccft" && e["data"]["client_id"] == id.as_str())
+        .count();
+    assert_eq!(delivered_tokens, 10_000);
+    eprintln!(
+        "10,000 tokens: {} events delivered, {} duplicates",
+        got.len(),
+        duplicates(&got)
+    );
+}

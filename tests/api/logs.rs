@@ -734,3 +734,42 @@ async fn an_rfc9068_token_logs_its_jti() {
     let admin = logs(&app, &format!("q=type:seccft%20AND%20client_id:{ADMIN_ID}")).await;
     assert!(admin[0].get("details").is_none(), "{admin}");
 }
+
+#[tokio::test]
+async fn with_the_audit_trail_off_nothing_is_recorded() {
+    let app = TestApp::spawn_with(|c| c.audit_trail = false).await;
+    // A Management write, a secret read, a token and a refused token request.
+    let r = app
+        .admin(
+            Method::POST,
+            "/api/v2/resource-servers",
+            Some(json!({"identifier": API, "name": "off", "scopes": [{"value": "read:things"}]})),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let r = app
+        .admin(Method::GET, &format!("/api/v2/clients/{ADMIN_ID}"), None)
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = app
+        .token_form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", ADMIN_ID),
+            ("client_secret", ADMIN_SECRET),
+            ("audience", &app.management_audience()),
+        ])
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = app
+        .token_form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", ADMIN_ID),
+            ("client_secret", "not the secret"),
+            ("audience", &app.management_audience()),
+        ])
+        .await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    // The log reads flush the queue first: an event recorded would be there.
+    assert_eq!(logs(&app, "").await, json!([]));
+    assert_eq!(logs(&app, "take=100").await, json!([]));
+}

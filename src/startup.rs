@@ -189,6 +189,8 @@ impl Application {
                 )
             }
         };
+        // The console's files are compressed now, not on a request.
+        http::console::prepare();
         Ok(Self {
             listener,
             address,

@@ -96,7 +96,7 @@ function addCredentialForm(client, rerender) {
     field('PEM: paste a public key or certificate', pem), field('… or upload a PEM file', file),
     field('Subject DN instead of a PEM (cert_subject_dn)', subject),
     field('Expires (public_key; local time; empty = never)', expires),
-    h('div', { class: 'row' }, fromCert, h('label', { for: fromCert.id || (fromCert.id = 'from-cert') }, 'Take the expiry from the certificate (public_key given as a certificate)')),
+    h('div', { class: 'check' }, fromCert, h('label', { for: fromCert.id || (fromCert.id = 'from-cert') }, 'Take the expiry from the certificate (public_key given as a certificate)')),
     h('div', {}, h('button', { type: 'submit', 'data-write': '' }, 'Add credential')));
   form.addEventListener('submit', (e) => {
     e.preventDefault();

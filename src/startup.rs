@@ -253,6 +253,7 @@ impl Application {
                 issuer = %issuer.issuer,
                 token_endpoint = %issuer.token_endpoint,
                 management_audience = %issuer.management_audience,
+                console = %format!("{}console/", issuer.issuer),
                 database = %self.database,
                 local_ca = ca.as_deref(),
                 metrics = metrics.as_deref(),
@@ -271,6 +272,7 @@ impl Application {
         println!("  issuer:              {}", issuer.issuer);
         println!("  token endpoint:      {}", issuer.token_endpoint);
         println!("  management audience: {}", issuer.management_audience);
+        println!("  admin console:       {}console/", issuer.issuer);
         println!("  database:            {}", self.database);
         if let Some(metrics) = &metrics {
             println!("  metrics:             {metrics}");

@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import tls from 'node:tls';
 import axe from 'axe-core';
@@ -154,8 +155,13 @@ try {
   await waitText('#sign-in-error', /Sign-in refused: .+/);
   await page.$eval('#sign-in-id', (el) => { el.value = ''; });
 
-  log('sign in as the admin: the overview');
-  await signInAs(ADMIN_ID, ADMIN_SECRET);
+  log('sign in as the admin with the keyboard only: the overview');
+  await page.$eval('#sign-in-id', (el) => el.focus());
+  await page.keyboard.type(ADMIN_ID);
+  await page.keyboard.press('Tab');
+  assert.equal(await page.evaluate(() => document.activeElement.id), 'sign-in-secret');
+  await page.keyboard.type(ADMIN_SECRET);
+  await page.keyboard.press('Enter');
   await page.waitForSelector('#view[data-ready="overview"]');
   assert.match(await textOf('#who-text'), new RegExp(ADMIN_ID));
   assert.deepEqual(await page.evaluate(() => [localStorage.length, sessionStorage.length, document.cookie, location.href.includes('eyJ')]), [0, 0, '', false], 'the token is kept in memory only');
@@ -197,8 +203,7 @@ try {
 
   log('add a public key by uploading its PEM');
   const { privateKey, publicKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
-  const pemPath = path.join(SHOTS, '..', `console-key-${process.pid}.pem`);
-  fs.mkdirSync(path.dirname(pemPath), { recursive: true });
+  const pemPath = path.join(os.tmpdir(), `clavis-console-key-${process.pid}.pem`);
   fs.writeFileSync(pemPath, publicKey.export({ type: 'spki', format: 'pem' }));
   await go(`#/clients/${clientId}`, `clients/${clientId}`);
   const upload = await page.$('input[name=pem_file]');
@@ -217,6 +222,11 @@ try {
   await waitText(`${row} td[data-field=attached]`, /attached \(private_key_jwt\)/);
   assert.equal(await tokenWithKey(clientId, privateKey, API), 200);
   await checkAxe('client page');
+
+  log("deleting it while attached is refused, with the API's words");
+  await page.click(`${row} [data-action=delete-credential]`);
+  await waitText('#status', /Refused: Cannot delete credential still associated with a client/);
+  assert.ok(await page.$(row), 'the credential is still there');
 
   const pick = async (localValue) => {
     await page.$eval(`${row} input.expiry`, (el, v) => {

@@ -66,11 +66,22 @@ export async function signIn(clientId, clientSecret) {
     expiresAt: c.exp ? c.exp * 1000 : Date.now() + lifetime,
     clientId,
   };
+  // Back to the sign-in when the token expires, even if the page sits idle until then
+  // (timers beyond 2^31 ms fire at once, so long lifetimes are checked daily).
+  clearTimeout(expiryTimer);
+  const watch = () => {
+    if (!signedIn()) end();
+    else expiryTimer = setTimeout(watch, Math.min(session.expiresAt - Date.now() + 1000, 86400000));
+  };
+  expiryTimer = setTimeout(watch, Math.min(session.expiresAt - Date.now() + 1000, 86400000));
   return session;
 }
 
+let expiryTimer;
+
 /** Forgets the token. */
 export function signOut() {
+  clearTimeout(expiryTimer);
   session = null;
 }
 

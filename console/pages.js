@@ -219,8 +219,8 @@ export async function keys(view) {
     }, 'danger') : null)));
   fill(view, heading('Signing keys'),
     h('div', { class: 'panel' },
-      h('p', {}, h('strong', {}, 'Rotate'), ': the next key becomes the current one and signs new tokens; the current key becomes the previous one and stays in the JWKS, so tokens it already signed keep verifying until they expire. A new next key is published.'),
-      h('p', {}, h('strong', {}, 'Revoke'), ' (a previous key): it leaves the JWKS at once; every live token it signed stops verifying at resource servers that refresh their JWKS. Rotate first, wait for the longest token lifetime, then revoke.')),
+      h('p', {}, h('strong', {}, 'Rotate'), ': the next key (already in the JWKS, so resource servers have it) becomes the current one and signs every new token; the current key becomes a previous one and stays in the JWKS, so the tokens it signed keep verifying until they expire. A new next key is published. Clavis keeps at most 8 previous keys: a rotation beyond that revokes the oldest.'),
+      h('p', {}, h('strong', {}, 'Revoke'), ' (a previous key): it leaves the JWKS at once. Every live token it signed stops working: at once for the Management API (Clavis verifies those itself), and at each resource server when it next refreshes its JWKS. Use it when a key may be compromised; otherwise rotate, wait for the longest token lifetime, then revoke.')),
     can('create:signing_keys', 'update:signing_keys') ? h('div', { class: 'row' }, writeButton('Rotate signing key', () => {
       if (!window.confirm('Rotate the signing key? New tokens are signed with the next key.')) return;
       act('Signing key rotated', () => post('/keys/signing/rotate'), () => keys(view));

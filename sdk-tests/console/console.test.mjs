@@ -199,7 +199,23 @@ try {
   await page.click(`${fs1} input[value="read:invoices"]`);
   await page.click(`${fs1} [data-action=save-grant]`);
   await waitText(`${fs1} legend`, /— granted/);
+  await shot('grants');
   assert.equal(await page.$eval(`${fs1} input[value="read:invoices"]`, (el) => el.checked), true);
+
+  log('the secret shown at creation works; rotate it: the new one is shown once and works, the old one is refused');
+  const secretStatus = async (s) => (await fetch(`${BASE}/oauth/token`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ grant_type: 'client_credentials', client_id: clientId, client_secret: s, audience: API }),
+  })).status;
+  assert.equal(await secretStatus(secret), 200);
+  await go(`#/clients/${clientId}`, `clients/${clientId}`);
+  await page.click('[data-action=rotate-secret]');
+  await page.waitForSelector('[data-secret] input');
+  const rotated = await page.$eval('[data-secret] input', (el) => el.value);
+  assert.notEqual(rotated, secret);
+  assert.equal(await secretStatus(rotated), 200);
+  assert.equal(await secretStatus(secret), 401);
 
   log('add a public key by uploading its PEM');
   const { privateKey, publicKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
@@ -311,6 +327,7 @@ try {
   const before = await page.$$eval('#keys tbody tr', (r) => r.length);
   await page.click('[data-action=rotate-key]');
   await page.waitForFunction((n) => document.querySelectorAll('#keys tbody tr').length > n, { timeout: 30000 }, before);
+  await shot('keys');
 
   log('logs: filtered by type and client');
   await go(`#/logs?type=feccft&client_id=${clientId}`, 'logs');
@@ -318,6 +335,7 @@ try {
   await waitText('#logs caption', /^[1-9]\d* events?/);
   const types = await page.$$eval('#logs tbody td:nth-child(2)', (tds) => [...new Set(tds.map((t) => t.textContent))]);
   assert.deepEqual(types, ['feccft']);
+  await shot('logs');
 
   log('sign out: the token is forgotten');
   await page.click('#sign-out');

@@ -45,13 +45,54 @@ function claims(jwt) {
   }
 }
 
-/** Exchanges a client's id and secret for a Management API token. */
-export async function signIn(clientId, clientSecret) {
-  const { management_audience: audience } = await loadConfig();
+const b64url = (bytes) => btoa(String.fromCharCode(...new Uint8Array(bytes))).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+const b64urlJson = (value) => b64url(new TextEncoder().encode(JSON.stringify(value)));
+
+const ALGS = {
+  RS256: { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' },
+  RS384: { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-384' },
+  PS256: { name: 'RSA-PSS', hash: 'SHA-256', saltLength: 32 },
+};
+
+/** A private_key_jwt client assertion, signed in the browser (WebCrypto); the key is not kept. */
+async function clientAssertion(clientId, pem, alg, issuer) {
+  if (/BEGIN RSA PRIVATE KEY/.test(pem)) {
+    throw new Error('This is a PKCS#1 key: convert it with `openssl pkcs8 -topk8 -nocrypt -in key.pem` (BEGIN PRIVATE KEY)');
+  }
+  const match = /-----BEGIN PRIVATE KEY-----([\s\S]+?)-----END PRIVATE KEY-----/.exec(pem);
+  if (!match) throw new Error('Not a PKCS#8 private key PEM (BEGIN PRIVATE KEY)');
+  const der = Uint8Array.from(atob(match[1].replace(/\s+/g, '')), (c) => c.charCodeAt(0));
+  const params = ALGS[alg];
+  if (!params) throw new Error(`Unsupported algorithm ${alg}`);
+  let key;
+  try {
+    key = await crypto.subtle.importKey('pkcs8', der, { name: params.name, hash: params.hash }, false, ['sign']);
+  } catch {
+    throw new Error('The private key could not be read (an RSA key in PKCS#8 PEM is needed)');
+  }
+  const now = Math.floor(Date.now() / 1000);
+  const input = `${b64urlJson({ alg, typ: 'JWT' })}.${b64urlJson({ iss: clientId, sub: clientId, aud: issuer, iat: now, exp: now + 60, jti: crypto.randomUUID() })}`;
+  const signature = await crypto.subtle.sign(params, key, new TextEncoder().encode(input));
+  return `${input}.${b64url(signature)}`;
+}
+
+/**
+ * Exchanges a client's credentials for a Management API token: `{ secret }`, or
+ * `{ privateKey, alg }` (private_key_jwt, signed here).
+ */
+export async function signIn(clientId, { secret, privateKey, alg = 'RS256' }) {
+  const { management_audience: audience, issuer } = await loadConfig();
+  const request = { grant_type: 'client_credentials', client_id: clientId, audience };
+  if (privateKey) {
+    request.client_assertion_type = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
+    request.client_assertion = await clientAssertion(clientId, privateKey, alg, issuer);
+  } else {
+    request.client_secret = secret;
+  }
   const res = await fetch('/oauth/token', {
     method: 'POST',
     headers: { 'content-type': 'application/json', accept: 'application/json' },
-    body: JSON.stringify({ grant_type: 'client_credentials', client_id: clientId, client_secret: clientSecret, audience }),
+    body: JSON.stringify(request),
     cache: 'no-store',
     credentials: 'omit',
   });
@@ -117,7 +158,14 @@ export async function api(method, path, body, { raw = false } = {}) {
     headers['content-type'] = 'application/json';
     init.body = JSON.stringify(body);
   }
-  const res = await fetch(`/api/v2${path}`, init);
+  let res = await fetch(`/api/v2${path}`, init);
+  // Rate limited (a timeline over many clients makes a request per client): wait as the
+  // server says (Retry-After, at most 10 s) and try again, three times at most.
+  for (let tries = 0; res.status === 429 && tries < 3; tries += 1) {
+    const wait = Math.min(Math.max(Number(res.headers.get('retry-after')) || 1, 1), 10);
+    await new Promise((resolve) => { setTimeout(resolve, wait * 1000); });
+    res = await fetch(`/api/v2${path}`, init);
+  }
   if (res.status === 401) {
     end();
     throw new SessionEnded('The token was refused');

@@ -70,18 +70,34 @@ async function route() {
   }
 }
 
+const withKey = () => $('sign-in-with-key').checked;
+for (const radio of document.querySelectorAll('#sign-in-form input[name=method]')) {
+  radio.addEventListener('change', () => {
+    $('secret-fields').hidden = withKey();
+    $('key-fields').hidden = !withKey();
+  });
+}
+$('sign-in-key-file').addEventListener('change', async () => {
+  const file = $('sign-in-key-file').files[0];
+  if (file) $('sign-in-key').value = await file.text();
+  $('sign-in-key-file').value = '';
+});
+
 $('sign-in-form').addEventListener('submit', async (e) => {
   e.preventDefault();
   const id = $('sign-in-id').value.trim();
-  const secretInput = $('sign-in-secret');
   $('sign-in-error').textContent = '';
   try {
-    await signIn(id, secretInput.value);
+    await signIn(id, withKey()
+      ? { privateKey: $('sign-in-key').value, alg: $('sign-in-alg').value }
+      : { secret: $('sign-in-secret').value });
   } catch (err) {
     $('sign-in-error').textContent = `Sign-in refused: ${err.message}`;
     return;
   } finally {
-    secretInput.value = '';
+    // Neither the secret nor the key stays in the page.
+    $('sign-in-secret').value = '';
+    $('sign-in-key').value = '';
   }
   const me = who();
   $('who-text').textContent = `Signed in as ${me.clientId} (${me.scopes.length} scope${me.scopes.length === 1 ? '' : 's'})`;

@@ -365,6 +365,31 @@ try {
   await page.waitForSelector('#sign-in:not([hidden])');
   await waitText('#sign-in-error', /session ended/);
 
+  log('sign in with a private key instead of a secret (private_key_jwt signed in the page)');
+  const keyAdmin = await api('POST', '/clients', { name: 'console-key-admin', app_type: 'non_interactive', grant_types: ['client_credentials'] });
+  await api('POST', '/client-grants', { client_id: keyAdmin.client_id, audience: config.management_audience, scope: readScopes });
+  const adminKey = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const adminCred = await api('POST', `/clients/${keyAdmin.client_id}/credentials`, { credential_type: 'public_key', name: 'console sign-in', pem: adminKey.publicKey.export({ type: 'spki', format: 'pem' }) });
+  await api('PATCH', `/clients/${keyAdmin.client_id}`, { token_endpoint_auth_method: null, client_authentication_methods: { private_key_jwt: { credentials: [{ id: adminCred.id }] } } });
+  const keySignIn = async (pem) => {
+    await page.$eval('#sign-in-id', (el) => { el.value = ''; });
+    await page.type('#sign-in-id', keyAdmin.client_id);
+    await page.click('#sign-in-with-key');
+    await page.waitForSelector('#sign-in-key', { visible: true });
+    await page.$eval('#sign-in-key', (el, v) => { el.value = v; }, pem);
+    await page.select('#sign-in-alg', 'RS256');
+    await page.click('#sign-in-form button[type=submit]');
+  };
+  const otherKey = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ type: 'pkcs8', format: 'pem' });
+  await keySignIn(otherKey);
+  await waitText('#sign-in-error', /Sign-in refused: .+/);
+  await keySignIn(adminKey.privateKey.export({ type: 'pkcs8', format: 'pem' }));
+  await page.waitForSelector('#view[data-ready]');
+  assert.match(await textOf('#who-text'), new RegExp(keyAdmin.client_id));
+  assert.equal(await page.$eval('#sign-in-key', (el) => el.value), '', 'the key is not kept in the page');
+  await page.click('#sign-out');
+  await page.waitForSelector('#sign-in:not([hidden])');
+
   log('no CSP violation, no script error');
   assert.deepEqual(problems.filter((p) => !/Failed to load resource: the server responded with a status of 40[01]/.test(p)), []);
   console.log('console tests passed');

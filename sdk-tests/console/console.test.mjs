@@ -244,13 +244,17 @@ try {
   await waitText('#status', /Refused: Cannot delete credential still associated with a client/);
   assert.ok(await page.$(row), 'the credential is still there');
 
+  // The date-time picker, as a keyboard user fills it (Chromium's en-US layout:
+  // month day year, then hour minute AM/PM), then "Set expiry".
   const pick = async (localValue) => {
-    await page.$eval(`${row} input.expiry`, (el, v) => {
-      el.focus();
-      el.value = v;
-      el.dispatchEvent(new Event('input', { bubbles: true }));
-      el.dispatchEvent(new Event('change', { bubbles: true }));
-    }, localValue);
+    const [, y, mo, d, hh, mm] = /^(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d)$/.exec(localValue);
+    const hour12 = String(Number(hh) % 12 === 0 ? 12 : Number(hh) % 12).padStart(2, '0');
+    await page.$eval(`${row} input.expiry`, (el) => { el.value = ''; });
+    await page.focus(`${row} input.expiry`);
+    await page.keyboard.type(`${mo}${d}${y}`);
+    await page.keyboard.press('ArrowRight');
+    await page.keyboard.type(`${hour12}${mm}${Number(hh) < 12 ? 'A' : 'P'}`);
+    assert.equal(await page.$eval(`${row} input.expiry`, (el) => el.value), localValue, 'the picker holds the typed date');
     await page.click(`${row} [data-action=set-expiry]`);
   };
 

@@ -8,6 +8,7 @@
 use std::io::Write;
 use std::sync::LazyLock;
 
+use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -77,9 +78,10 @@ const FILES: &[(&str, &str, &[u8])] = &[
 struct Asset {
     name: &'static str,
     content_type: &'static str,
-    body: &'static [u8],
-    /// The gzip form, when it is smaller.
-    gzip: Option<Vec<u8>>,
+    /// The file (a static slice: answering it copies nothing).
+    body: Bytes,
+    /// The gzip form, when it is smaller (reference-counted: answering it copies nothing).
+    gzip: Option<Bytes>,
     /// Strong validator of the plain body; the gzip form's is this with `-gzip` appended.
     etag: String,
 }
@@ -96,8 +98,8 @@ static ASSETS: LazyLock<Vec<Asset>> = LazyLock::new(|| {
             Asset {
                 name,
                 content_type,
-                body,
-                gzip: gzip(body).filter(|z| z.len() < body.len()),
+                body: Bytes::from_static(body),
+                gzip: gzip(body).filter(|z| z.len() < body.len()).map(Bytes::from),
                 etag: hex,
             }
         })
@@ -175,7 +177,7 @@ fn not_modified(headers: &HeaderMap, etag: &str) -> bool {
 }
 
 fn serve(asset: &Asset, request: &HeaderMap) -> Response {
-    let compressed = asset.gzip.as_deref().filter(|_| accepts_gzip(request));
+    let compressed = asset.gzip.as_ref().filter(|_| accepts_gzip(request));
     let etag = match compressed {
         Some(_) => format!("\"{}-gzip\"", asset.etag),
         None => format!("\"{}\"", asset.etag),
@@ -183,7 +185,7 @@ fn serve(asset: &Asset, request: &HeaderMap) -> Response {
     let mut response = if not_modified(request, &etag) {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
-        let body = compressed.map_or_else(|| asset.body.to_vec(), <[u8]>::to_vec);
+        let body = compressed.unwrap_or(&asset.body).clone();
         let mut response = (StatusCode::OK, body).into_response();
         if compressed.is_some() {
             response

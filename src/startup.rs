@@ -195,6 +195,8 @@ impl Application {
                 )
             }
         };
+        // The console's files are compressed now, not on a request.
+        http::console::prepare();
         Ok(Self {
             listener,
             address,
@@ -257,6 +259,7 @@ impl Application {
                 issuer = %issuer.issuer,
                 token_endpoint = %issuer.token_endpoint,
                 management_audience = %issuer.management_audience,
+                console = %format!("{}console/", issuer.issuer),
                 database = %self.database,
                 local_ca = ca.as_deref(),
                 metrics = metrics.as_deref(),
@@ -275,6 +278,7 @@ impl Application {
         println!("  issuer:              {}", issuer.issuer);
         println!("  token endpoint:      {}", issuer.token_endpoint);
         println!("  management audience: {}", issuer.management_audience);
+        println!("  admin console:       {}console/", issuer.issuer);
         println!("  database:            {}", self.database);
         if let Some(metrics) = &metrics {
             println!("  metrics:             {metrics}");

@@ -2,6 +2,7 @@
 //! extract, check scopes, call `service`, and render.
 
 pub mod audit;
+pub mod console;
 pub mod error;
 pub mod extract;
 pub mod hardening;
@@ -57,6 +58,10 @@ pub fn router(state: AppState) -> Router {
             get(oauth::openid_configuration),
         )
         .route("/api/v2/openapi.json", get(openapi::serve))
+        .route("/console", get(console::redirect))
+        .route("/console/", get(console::index))
+        .route("/console/config.json", get(console::config))
+        .route("/console/{*file}", get(console::file))
         .nest(
             "/api/v2",
             management::router()

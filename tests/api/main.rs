@@ -9,6 +9,7 @@ mod keys;
 mod bad_input;
 mod client_grants;
 mod clients;
+mod console;
 mod credentials;
 mod expiry;
 mod log_streams;

@@ -482,8 +482,7 @@ fn every_auth0_property_has_a_declared_meaning() {
 #[test]
 fn the_contract_carries_the_property_tables() {
     use clavis::domain::properties::{
-        CLIENT, CLIENT_GRANT, LOG_STREAM, ORGANIZATION, RESOURCE_SERVER, TENANT_SETTINGS,
-        markdown,
+        CLIENT, CLIENT_GRANT, LOG_STREAM, ORGANIZATION, RESOURCE_SERVER, TENANT_SETTINGS, markdown,
     };
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/contract.md");
     let mut text = std::fs::read_to_string(&path).unwrap();

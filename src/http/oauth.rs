@@ -201,11 +201,11 @@ pub async fn token(State(app): State<AppState>, mut req: Request) -> Response {
     };
     let quota = match &result {
         Ok(body) => body.quota.clone(),
-        Err(e) => e.quota.clone(),
+        Err(e) => e.quota.iter().map(|q| (**q).clone()).collect(),
     };
     match (&result, decision) {
         // A rate limit's refusal (a quota's is a failed exchange, `feccft`).
-        (Err(e), Some(d)) if e.status == 429 && e.quota.is_empty() => audit::rate_limited(
+        (Err(e), Some(d)) if e.status == 429 && e.quota.is_none() => audit::rate_limited(
             &app,
             &origin,
             ("POST", "/oauth/token"),

@@ -118,13 +118,13 @@ pub struct OAuthError {
     /// `error_description`
     pub description: String,
     /// For the audit event (never sent): why, when the description does not say.
-    pub reason: Option<String>,
+    pub reason: Option<Box<str>>,
     /// For the audit event: the client the failure concerns, once known.
     pub client_id: Option<String>,
     /// For the audit event: the credential involved, when one was.
     pub credential_id: Option<String>,
-    /// The token quota that refused the request (response headers).
-    pub quota: Vec<QuotaReport>,
+    /// The token quota that refused the request (its response headers).
+    pub quota: Option<Box<QuotaReport>>,
 }
 
 impl OAuthError {
@@ -136,13 +136,13 @@ impl OAuthError {
             reason: None,
             client_id: None,
             credential_id: None,
-            quota: Vec::new(),
+            quota: None,
         }
     }
 
     /// The same error, with the reason the audit event gives.
     pub fn because(mut self, reason: impl Into<String>) -> Self {
-        self.reason = Some(reason.into());
+        self.reason = Some(reason.into().into_boxed_str());
         self
     }
 
@@ -507,16 +507,14 @@ impl Clavis {
         if allowed {
             return Ok(reports);
         }
-        let refusing: Vec<QuotaReport> = reports
-            .into_iter()
-            .filter(|r| r.refused_by.is_some())
-            .collect();
-        let description = match refusing.first().map(|r| r.entity) {
+        // The client's quota first, when both refuse.
+        let refusing = reports.into_iter().find(|r| r.refused_by.is_some());
+        let description = match refusing.as_ref().map(|r| r.entity) {
             Some(QuotaEntity::Organization) => "Organization quota exceeded",
             _ => "Client quota exceeded",
         };
         let mut e = OAuthError::new(429, "too_many_requests", description);
-        e.quota = refusing;
+        e.quota = refusing.map(Box::new);
         Err(e)
     }
 

@@ -189,7 +189,7 @@ pub async fn token(State(app): State<AppState>, mut req: Request) -> Response {
         let _ = admitted.set(decision);
         decision.is_none_or(|d| d.allowed)
     };
-    let result = app.issue_token(&request, &admit).await;
+    let mut result = app.issue_token(&request, &admit).await;
     let decision = match admitted.into_inner() {
         Some(decision) => {
             if decision.is_some_and(|d| !d.allowed) {
@@ -199,9 +199,9 @@ pub async fn token(State(app): State<AppState>, mut req: Request) -> Response {
         }
         None => gate.as_ref().and_then(|g| g.failed(named)),
     };
-    let quota = match &result {
-        Ok(body) => body.quota.clone(),
-        Err(e) => e.quota.iter().map(|q| (**q).clone()).collect(),
+    let quota: Vec<crate::quota::QuotaReport> = match &mut result {
+        Ok(body) => std::mem::take(&mut body.quota),
+        Err(e) => e.quota.clone().map(|q| vec![*q]).unwrap_or_default(),
     };
     match (&result, decision) {
         // A rate limit's refusal (a quota's is a failed exchange, `feccft`).

@@ -42,7 +42,8 @@ pub enum Entity {
 }
 
 impl Entity {
-    fn prefix(self) -> &'static str {
+    /// `client` or `organization` (Auth0's `entity_type`; the prefix of its buckets).
+    pub fn name(self) -> &'static str {
         match self {
             Self::Client => "client",
             Self::Organization => "organization",
@@ -61,13 +62,34 @@ pub struct BucketReport {
     pub remaining: u64,
     /// Seconds until the window resets.
     pub reset_after: i64,
+    /// The consumption threshold (60, 80 or 100 %) this request took the bucket to, when
+    /// this node had not reported it yet in this window (Auth0's
+    /// `token_quota_consumption_warning`).
+    pub warning: Option<u8>,
 }
+
+impl BucketReport {
+    /// `per_hour` or `per_day`.
+    pub fn name(&self) -> &'static str {
+        if self.hourly { "per_hour" } else { "per_day" }
+    }
+
+    /// Tokens counted in the window (as this node knows it).
+    pub fn consumed(&self) -> u64 {
+        self.quota.saturating_sub(self.remaining)
+    }
+}
+
+/// The consumption thresholds reported (Auth0's: 60, 80 and 100 %).
+const THRESHOLDS: [u8; 3] = [60, 80, 100];
 
 /// A quota's state after a request: its buckets, whether it refused the request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QuotaReport {
     /// Whose quota.
     pub entity: Entity,
+    /// The client's or organization's id.
+    pub id: String,
     /// Its buckets (hourly first).
     pub buckets: Vec<BucketReport>,
     /// The bucket that refused the request (enforced and exhausted), if any.
@@ -90,7 +112,7 @@ impl QuotaReport {
             .map(|b| {
                 format!(
                     "b={};q={};r={};t={}",
-                    if b.hourly { "per_hour" } else { "per_day" },
+                    b.name(),
                     b.quota,
                     b.remaining,
                     b.reset_after
@@ -112,6 +134,8 @@ struct BucketState {
     shared_used: u64,
     /// The shared count reached the quota in this window.
     exhausted: bool,
+    /// The highest consumption threshold this node reported in this window.
+    warned: u8,
 }
 
 impl BucketState {
@@ -123,6 +147,20 @@ impl BucketState {
                 ..Self::default()
             };
         }
+    }
+
+    /// The highest threshold the consumption reached, if this node has not reported it yet
+    /// (and now counts it as reported).
+    fn warn(&mut self) -> Option<u8> {
+        let consumed = u128::from(self.limit.saturating_sub(self.remaining()));
+        let reached = THRESHOLDS
+            .into_iter()
+            .filter(|t| consumed * 100 >= u128::from(*t) * u128::from(self.limit))
+            .max()?;
+        (reached > self.warned).then(|| {
+            self.warned = reached;
+            reached
+        })
     }
 
     fn remaining(&self) -> u64 {
@@ -211,12 +249,12 @@ impl QuotaCounter {
         // each other in opposite orders.
         let mut guards = Vec::with_capacity(applied.len());
         for a in applied {
-            let key = format!("{}:{}", a.entity.prefix(), a.id);
+            let key = format!("{}:{}", a.entity.name(), a.id);
             guards.push((a, self.state(key).lock_owned().await));
         }
         // Make sure every bucket holds a token or is known to be exhausted.
         for (a, guard) in &mut guards {
-            let id = format!("{}:{}", a.entity.prefix(), a.id);
+            let id = format!("{}:{}", a.entity.name(), a.id);
             let state: &mut EntityState = guard;
             let buckets = [
                 (a.limits.per_hour, &mut state.hour, hour_start, "per_hour"),
@@ -256,6 +294,7 @@ impl QuotaCounter {
             refused |= refused_by.is_some();
             reports.push(QuotaReport {
                 entity: a.entity,
+                id: a.id.to_string(),
                 buckets,
                 refused_by,
             });
@@ -270,7 +309,14 @@ impl QuotaCounter {
             for bucket in [&mut state.hour, &mut state.day] {
                 bucket.reserve = bucket.reserve.saturating_sub(1);
             }
+            let warnings = [
+                a.limits.per_hour.and_then(|_| state.hour.warn()),
+                a.limits.per_day.and_then(|_| state.day.warn()),
+            ];
             entry.buckets = report(state, a, now, hour_start, day_start);
+            for b in &mut entry.buckets {
+                b.warning = warnings[usize::from(!b.hourly)];
+            }
         }
         Ok((reports, true))
     }
@@ -313,6 +359,7 @@ fn report(
             quota: state.hour.limit,
             remaining: state.hour.remaining(),
             reset_after: hour_start + HOUR - now,
+            warning: None,
         });
     }
     if a.limits.per_day.is_some() {
@@ -321,6 +368,7 @@ fn report(
             quota: state.day.limit,
             remaining: state.day.remaining(),
             reset_after: day_start + DAY - now,
+            warning: None,
         });
     }
     buckets
@@ -334,18 +382,21 @@ mod tests {
     fn header_has_auth0_format() {
         let r = QuotaReport {
             entity: Entity::Client,
+            id: "c".into(),
             buckets: vec![
                 BucketReport {
                     hourly: true,
                     quota: 10,
                     remaining: 7,
                     reset_after: 3540,
+                    warning: None,
                 },
                 BucketReport {
                     hourly: false,
                     quota: 50,
                     remaining: 47,
                     reset_after: 43200,
+                    warning: None,
                 },
             ],
             refused_by: None,
@@ -355,6 +406,23 @@ mod tests {
             r.header_value(),
             "b=per_hour;q=10;r=7;t=3540,b=per_day;q=50;r=47;t=43200"
         );
+    }
+
+    #[test]
+    fn each_threshold_is_reported_once_per_window() {
+        let mut b = BucketState::default();
+        b.roll(0, 5);
+        b.reserve = 5;
+        b.shared_used = 5;
+        let mut seen = Vec::new();
+        for _ in 0..5 {
+            b.reserve -= 1;
+            seen.push(b.warn());
+        }
+        assert_eq!(seen, [None, None, Some(60), Some(80), Some(100)]);
+        assert_eq!(b.warn(), None);
+        b.roll(3600, 5);
+        assert_eq!(b.warned, 0);
     }
 
     #[test]

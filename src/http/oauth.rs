@@ -215,6 +215,13 @@ pub async fn token(State(app): State<AppState>, mut req: Request) -> Response {
         ),
         _ => audit::token_event(&app, &origin, Some(&request), result.as_ref()),
     }
+    if !quota.is_empty() {
+        let client_id = match &result {
+            Ok(body) => Some(body.issued.client_id.as_str()),
+            Err(e) => e.client_id.as_deref(),
+        };
+        audit::quota_warnings(&app, &origin, client_id, &quota);
+    }
     let response = match result {
         Ok(body) => {
             let mut response = json_response(StatusCode::OK, &body);

@@ -157,7 +157,8 @@ pub struct LogsParams {
 pub struct Log {
     /// When the event occurred (ISO 8601, milliseconds, UTC).
     date: String,
-    /// Event type code: Auth0's `seccft`, `feccft`, `sapi`, `mgmt_api_read`, `api_limit`, and
+    /// Event type code: Auth0's `seccft`, `feccft`, `sapi`, `mgmt_api_read`, `api_limit`,
+    /// `token_quota_consumption_warning`, and
     /// Clavis's own `clavis_credential_expiring`, `clavis_credential_expired`.
     #[serde(rename = "type")]
     kind: String,

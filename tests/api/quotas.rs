@@ -218,6 +218,55 @@ async fn a_quota_not_enforced_counts_and_reports_without_refusing() {
     }
 }
 
+/// Auth0's consumption warnings: 60, 80 and 100 % of a bucket, each once per window.
+#[tokio::test]
+async fn consumption_warnings_are_logged_at_60_80_and_100_percent() {
+    let app = TestApp::spawn().await;
+    setup(&app).await;
+    let (id, secret) = quota_client(
+        &app,
+        json!({"token_quota": {"client_credentials": {"per_day": 5, "enforce": false}}}),
+    )
+    .await;
+    for _ in 0..7 {
+        let r = token(&app, &id, &secret, None).await;
+        assert_eq!(r.status().as_u16(), 200);
+    }
+    let admin = app.admin_token().await;
+    let mut warnings = Vec::new();
+    for _ in 0..50 {
+        let r = app
+            .call(
+                &admin,
+                Method::GET,
+                "/api/v2/logs?q=type:token_quota_consumption_warning&sort=date:1",
+                None,
+            )
+            .await;
+        warnings = r.json::<Value>().await.unwrap().as_array().unwrap().clone();
+        if warnings.len() >= 3 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let seen: Vec<(Value, Value)> = warnings
+        .iter()
+        .map(|w| (w["description"].clone(), w["details"].clone()))
+        .collect();
+    let expected: Vec<(Value, Value)> = [(60, 3), (80, 4), (100, 5)]
+        .into_iter()
+        .map(|(pct, n)| {
+            (
+                json!(format!("{pct}% of client per_day quota consumed")),
+                json!({"bucket": "per_day", "entity_type": "client", "entity_id": id,
+                       "quota": 5, "quota_consumption_percentage": pct, "quota_consumption": n}),
+            )
+        })
+        .collect();
+    assert_eq!(seen, expected);
+    assert!(warnings.iter().all(|w| w["client_id"] == id.as_str()));
+}
+
 #[tokio::test]
 async fn without_any_quota_nothing_is_counted_or_reported() {
     let app = TestApp::spawn().await;

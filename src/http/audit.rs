@@ -279,6 +279,7 @@ fn describe(method: &Method, path: &str) -> String {
         ["clients", _, "rotate-secret"] => return "Rotate a client secret".into(),
         ["keys", "signing", "rotate"] => return "Rotate the signing key".into(),
         ["keys", "signing", _, "revoke"] => return "Revoke a signing key".into(),
+        ["tenants", "settings"] => "tenant settings",
         ["clients"] | ["clients", _] => "a client",
         ["clients", _, "credentials"] | ["clients", _, "credentials", _] => "a client credential",
         ["resource-servers"] | ["resource-servers", _] => "a resource server",
@@ -441,6 +442,10 @@ mod tests {
         assert_eq!(
             describe(&Method::POST, "/api/v2/clients"),
             "Create a client"
+        );
+        assert_eq!(
+            describe(&Method::PATCH, "/api/v2/tenants/settings"),
+            "Update tenant settings"
         );
         assert!(may_return_secrets("/api/v2/clients/abc"));
         assert!(!may_return_secrets("/api/v2/clients/abc/credentials"));

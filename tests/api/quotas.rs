@@ -593,3 +593,49 @@ async fn tenant_settings_are_read_and_changed_with_their_scopes() {
     let app = app.restart().await;
     assert_eq!(app.get_ok("/api/v2/tenants/settings").await, updated);
 }
+
+/// Each tenant setting `clavis::domain::properties` declares refused is a 400 naming it and
+/// saying why; `null` (or `false` where only `true` is refused) is accepted and not kept.
+#[tokio::test]
+async fn declared_tenant_setting_refusals_are_400s_naming_the_setting() {
+    use clavis::domain::properties::{Meaning, TENANT_SETTINGS, When};
+    let app = TestApp::spawn().await;
+    let mut checked = 0;
+    for property in TENANT_SETTINGS {
+        let Meaning::Refused {
+            why, sample, when, ..
+        } = property.meaning
+        else {
+            continue;
+        };
+        let value: Value = serde_json::from_str(sample).unwrap();
+        let (status, answer) = app
+            .admin_json(
+                Method::PATCH,
+                "/api/v2/tenants/settings",
+                Some(json!({ property.name: value })),
+            )
+            .await;
+        assert_eq!(status, 400, "{}: {answer}", property.name);
+        let message = answer["message"].as_str().unwrap();
+        assert!(
+            message.contains(property.name) && message.contains(why),
+            "{answer}"
+        );
+        let accepted = match when {
+            When::True => json!(false),
+            _ => Value::Null,
+        };
+        let (status, answer) = app
+            .admin_json(
+                Method::PATCH,
+                "/api/v2/tenants/settings",
+                Some(json!({ property.name: accepted })),
+            )
+            .await;
+        assert_eq!(status, 200, "{}: {answer}", property.name);
+        checked += 1;
+    }
+    assert!(checked > 25, "{checked}");
+    assert_eq!(app.get_ok("/api/v2/tenants/settings").await, json!({}));
+}

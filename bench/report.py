@@ -192,6 +192,13 @@ if startup:
 if mem:
     w(f"- resident memory: {mem['rss_idle_kb'] / 1024:,.0f} MB after start-up, "
       f"{mem['rss_after_load_kb'] / 1024:,.0f} MB after the token load, peak (VmHWM) **{mem['vm_hwm_kb'] / 1024:,.0f} MB**")
+for title, name, base in [("private_key_jwt", "clavis-pkjwt-quota-c64", "clavis-pkjwt-c64"),
+                          ("client_secret_post", "clavis-secret-quota-c64", "clavis-secret-c64")]:
+    q, b = load(name), get(base)
+    if q and b:
+        w(f"- {title}, 64 connections, with a token quota on every client (counted and reported, "
+          f"never refusing): **{q['rps']:,.0f} tokens/s** = {q['rps'] / b:.0%} of the same phase "
+          f"without ({b:,.0f}/s), p99 {q['p99_ms']:.2f} ms, errors {q['errors']}; steal / idle {cpu(q)}")
 sp = load("scale-pkjwt-c64")
 if sp:
     w(f"- private_key_jwt over 1,000 of the loaded clients, 64 connections: **{sp['rps']:,.0f} tokens/s**, "

@@ -38,6 +38,8 @@ pub mod types {
     pub const MGMT_API_READ: &str = "mgmt_api_read";
     /// A rate limit refused a request.
     pub const API_LIMIT: &str = "api_limit";
+    /// A token quota's consumption reached 60, 80 or 100 %.
+    pub const TOKEN_QUOTA_CONSUMPTION_WARNING: &str = "token_quota_consumption_warning";
 }
 
 /// Text fit for an event field: at most [`MAX_TEXT`] bytes (cut at a character boundary),

@@ -23,6 +23,7 @@ pub mod metrics;
 pub mod model;
 pub mod mtls;
 pub mod operator;
+pub mod quota;
 pub mod service;
 pub mod startup;
 pub mod store;

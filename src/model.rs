@@ -21,7 +21,9 @@ use crate::domain::client::{AuthMethodKind, ClientAggregate};
 use crate::domain::client_grant::ClientGrant;
 use crate::domain::credential::{Credential, CredentialType};
 use crate::domain::resource_server::ResourceServer;
+use crate::domain::tenant_settings::{DefaultQuotas, TenantSettings};
 use crate::domain::time::Timestamp;
+use crate::domain::token_quota::QuotaLimits;
 use crate::store::{KeyState, OrganizationRecord, SigningKeyRecord, Snapshot};
 
 /// A credential a client authenticates with, and when it expires
@@ -147,6 +149,8 @@ pub struct ClientEntry {
     /// `default_organization` for `client_credentials`: the organization of a request that
     /// names none when the grant requires one.
     pub default_organization: Option<String>,
+    /// Its own `token_quota` (else the tenant's default for clients applies).
+    pub token_quota: Option<QuotaLimits>,
     /// Distinguishes this entry from every other one built by the process: a write that
     /// replaces the entry retires what was remembered under the old one.
     version: u64,
@@ -249,6 +253,7 @@ impl ClientEntry {
             auth,
             requires_binding: client.requires_proof_of_possession(),
             default_organization: client.default_organization().map(str::to_string),
+            token_quota: client.token_quota(),
             version: ENTRY_VERSIONS.fetch_add(1, Ordering::Relaxed),
         }
     }
@@ -364,6 +369,8 @@ pub struct OrgEntry {
     /// The client grants associated with it (ids of deleted grants may linger until the
     /// next write or resynchronisation; grant ids are never reused).
     pub grant_ids: std::collections::HashSet<String>,
+    /// Its own `token_quota` (else the tenant's default for organizations applies).
+    pub token_quota: Option<QuotaLimits>,
 }
 
 impl OrgEntry {
@@ -372,6 +379,7 @@ impl OrgEntry {
             id: record.organization.id.clone(),
             name: record.organization.name.clone(),
             grant_ids: record.grant_ids.iter().cloned().collect(),
+            token_quota: record.organization.token_quota(),
         }
     }
 }
@@ -476,6 +484,8 @@ struct Model {
     keys: Arc<KeyRing>,
     /// How many APIs the tenant keys sign for with another algorithm than RS256.
     other_rsa_algs: usize,
+    /// The tenant's `default_token_quota`.
+    default_quotas: DefaultQuotas,
 }
 
 impl ApiEntry {
@@ -770,6 +780,16 @@ impl ReadModel {
     pub fn put_keys(&self, keys: KeyRing) {
         self.write().keys = Arc::new(keys);
     }
+
+    /// The tenant's `default_token_quota`.
+    pub fn default_quotas(&self) -> DefaultQuotas {
+        self.read().default_quotas
+    }
+
+    /// Replaces the tenant's settings.
+    pub fn put_tenant_settings(&self, settings: &TenantSettings) {
+        self.write().default_quotas = settings.default_quotas();
+    }
 }
 
 fn build_model(snapshot: Snapshot, master_key: &MasterKey) -> Result<Model, String> {
@@ -786,6 +806,7 @@ fn build_model(snapshot: Snapshot, master_key: &MasterKey) -> Result<Model, Stri
             .collect(),
         keys: Arc::new(keys),
         other_rsa_algs: 0,
+        default_quotas: snapshot.tenant_settings.default_quotas(),
     };
     for aggregate in snapshot.clients {
         let entry = Arc::new(ClientEntry::build(&aggregate, master_key));

@@ -1287,3 +1287,164 @@ async fn refused_tokens(node: &Node, n: usize) {
         assert!(r.status().is_client_error());
     }
 }
+
+/// A token quota is counted across nodes: two nodes issuing concurrently for one client
+/// issue, between them, exactly its quota (no overshoot; and once both have been refused no
+/// reserved token is left unspent); and the tenant's default quota written on one node is
+/// applied by the other within a second.
+#[test]
+#[ignore = "needs PostgreSQL: scripts/test-postgres"]
+fn two_nodes_share_a_token_quota_without_overshoot() {
+    let database = pg::fresh_database_blocking(&pg::require_base_url());
+    let key = master_key();
+    // Without the per-client rate limit: the quota alone refuses.
+    let unlimited = ["--rate-limit-client-rps", "0"];
+    let nodes = [
+        Node::start("A", &database, &key, &unlimited),
+        Node::start("B", &database, &key, &unlimited),
+    ];
+    runtime().block_on(shared_quota(&nodes));
+}
+
+async fn shared_quota(nodes: &[Node; 2]) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    /// Blocks of 4 (1 % of it): each node reserves 4 tokens at a time.
+    const QUOTA: usize = 400;
+    const WORKERS_PER_NODE: usize = 6;
+    let [a, b] = nodes;
+    let token = a.admin_token().await;
+    create_api(a, &token).await;
+    let client: Value = serde_json::from_str(
+        &a.expect(
+            &token,
+            Method::POST,
+            "/api/v2/clients",
+            Some(json!({"name": "quota", "app_type": "non_interactive", "grant_types": ["client_credentials"],
+                        "token_quota": {"client_credentials": {"per_day": QUOTA}}})),
+            201,
+        )
+        .await,
+    )
+    .unwrap();
+    let client_id = client["client_id"].as_str().unwrap().to_string();
+    let secret = client["client_secret"].as_str().unwrap().to_string();
+    a.expect(
+        &token,
+        Method::POST,
+        "/api/v2/client-grants",
+        Some(json!({"client_id": client_id, "audience": API, "scope": ["read:things"]})),
+        201,
+    )
+    .await;
+    let issued = Arc::new(AtomicUsize::new(0));
+    let form = [
+        ("grant_type", "client_credentials"),
+        ("client_id", client_id.as_str()),
+        ("client_secret", secret.as_str()),
+        ("audience", API),
+    ];
+    // B knows the client and its grant (a token it issues counts like any other).
+    until("B knows the client", PROPAGATION, || async {
+        let r = b.token(&form).await;
+        let ok = r.status() == StatusCode::OK;
+        if ok {
+            issued.fetch_add(1, Ordering::SeqCst);
+            let quota = r.headers()["auth0-client-quota-limit"].to_str().unwrap();
+            let t: i64 = quota.rsplit("t=").next().unwrap().parse().unwrap();
+            assert!(t > 120, "too close to UTC midnight for this test: {quota}");
+        }
+        ok
+    })
+    .await;
+    // Every worker asks until it has been refused three times in a row.
+    let mut tasks = Vec::new();
+    for node in [a, b] {
+        for _ in 0..WORKERS_PER_NODE {
+            let http = node.http().clone();
+            let url = node.url("/oauth/token");
+            let form: Vec<(String, String)> = form
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            let issued = issued.clone();
+            tasks.push(tokio::spawn(async move {
+                let (mut refused, mut mine) = (0, 0);
+                while refused < 3 {
+                    let r = http.post(&url).form(&form).send().await.unwrap();
+                    match r.status().as_u16() {
+                        200 => {
+                            refused = 0;
+                            mine += 1;
+                            issued.fetch_add(1, Ordering::SeqCst);
+                        }
+                        429 => {
+                            refused += 1;
+                            let body: Value = r.json().await.unwrap();
+                            assert_eq!(body["error_description"], "Client quota exceeded");
+                        }
+                        other => panic!("unexpected {other}: {}", r.text().await.unwrap()),
+                    }
+                }
+                mine
+            }));
+        }
+    }
+    let mut per_node = [0, 0];
+    for (i, task) in tasks.into_iter().enumerate() {
+        per_node[i / WORKERS_PER_NODE] += task.await.unwrap();
+    }
+    let total = issued.load(Ordering::SeqCst);
+    eprintln!(
+        "quota {QUOTA}: node A issued {}, node B {} (+ the first)",
+        per_node[0], per_node[1]
+    );
+    assert!(
+        total <= QUOTA,
+        "overshoot: {total} tokens for a quota of {QUOTA}"
+    );
+    assert_eq!(total, QUOTA, "tokens left reserved on a node that refuses");
+    assert!(per_node[0] > 0 && per_node[1] > 0, "{per_node:?}");
+
+    // The tenant's default, written on B, is applied by A.
+    let other: Value = serde_json::from_str(
+        &a.expect(
+            &token,
+            Method::POST,
+            "/api/v2/clients",
+            Some(json!({"name": "default", "app_type": "non_interactive", "grant_types": ["client_credentials"]})),
+            201,
+        )
+        .await,
+    )
+    .unwrap();
+    let other_id = other["client_id"].as_str().unwrap().to_string();
+    let other_secret = other["client_secret"].as_str().unwrap().to_string();
+    a.expect(
+        &token,
+        Method::POST,
+        "/api/v2/client-grants",
+        Some(json!({"client_id": other_id, "audience": API, "scope": ["read:things"]})),
+        201,
+    )
+    .await;
+    b.expect(
+        &token,
+        Method::PATCH,
+        "/api/v2/tenants/settings",
+        Some(json!({"default_token_quota": {"clients": {"client_credentials": {"per_hour": 100000, "enforce": false}}}})),
+        200,
+    )
+    .await;
+    let other_form = [
+        ("grant_type", "client_credentials"),
+        ("client_id", other_id.as_str()),
+        ("client_secret", other_secret.as_str()),
+        ("audience", API),
+    ];
+    until("A applies B's default quota", PROPAGATION, || async {
+        let r = a.token(&other_form).await;
+        assert_eq!(r.status(), StatusCode::OK);
+        r.headers().contains_key("auth0-client-quota-limit")
+    })
+    .await;
+}

@@ -97,6 +97,7 @@ fn document_is_openapi_3_1_and_covers_every_served_endpoint() {
             "/api/v2/organizations/{id}/client-grants/{grant_id}",
             &["delete"],
         ),
+        ("/api/v2/tenants/settings", &["get", "patch"]),
     ] {
         let item = paths
             .get(path)
@@ -105,7 +106,7 @@ fn document_is_openapi_3_1_and_covers_every_served_endpoint() {
             assert!(item.get(*method).is_some(), "{method} {path} is missing");
         }
     }
-    assert_eq!(paths.len(), 30, "an undocumented or unexpected path");
+    assert_eq!(paths.len(), 31, "an undocumented or unexpected path");
 }
 
 #[test]
@@ -380,7 +381,7 @@ fn fields_agree_with_auth0s_document() {
 #[test]
 fn every_auth0_property_has_a_declared_meaning() {
     use clavis::domain::properties::{
-        CLIENT, CLIENT_GRANT, LOG_STREAM, ORGANIZATION, RESOURCE_SERVER,
+        CLIENT, CLIENT_GRANT, LOG_STREAM, ORGANIZATION, RESOURCE_SERVER, TENANT_SETTINGS,
     };
     let auth0 = auth0_document();
     // Organizations are in Auth0's newer document only.
@@ -432,6 +433,15 @@ fn every_auth0_property_has_a_declared_meaning() {
             ],
             &next,
         ),
+        (
+            TENANT_SETTINGS,
+            [
+                "GetTenantSettingsResponseContent",
+                "UpdateTenantSettingsRequestContent",
+                "UpdateTenantSettingsResponseContent",
+            ],
+            &next,
+        ),
     ]);
     for (table, names, doc) in tables {
         let schemas = &doc["components"]["schemas"];
@@ -472,7 +482,7 @@ fn every_auth0_property_has_a_declared_meaning() {
 #[test]
 fn the_contract_carries_the_property_tables() {
     use clavis::domain::properties::{
-        CLIENT, CLIENT_GRANT, LOG_STREAM, ORGANIZATION, RESOURCE_SERVER, markdown,
+        CLIENT, CLIENT_GRANT, LOG_STREAM, ORGANIZATION, RESOURCE_SERVER, TENANT_SETTINGS, markdown,
     };
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/contract.md");
     let mut text = std::fs::read_to_string(&path).unwrap();
@@ -484,6 +494,7 @@ fn the_contract_carries_the_property_tables() {
         markdown("client-grant property", CLIENT_GRANT),
         markdown("organization property", ORGANIZATION),
         markdown("log-stream property", LOG_STREAM),
+        markdown("tenant setting", TENANT_SETTINGS),
     ]
     .join("\n");
     let (Some(begin), Some(end)) = (text.find(BEGIN), text.find(END)) else {

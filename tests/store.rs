@@ -124,6 +124,8 @@ store_suite!(
     logs_append_search_and_purge,
     log_ids_become_visible_in_order_across_nodes,
     log_stream_leases_let_one_node_deliver,
+    token_quota_reservations_never_exceed_the_quota,
+    tenant_settings_are_one_document_announced_to_other_nodes,
 );
 
 // ----- builders -----
@@ -1938,4 +1940,132 @@ async fn log_stream_leases_let_one_node_deliver(f: Fixture) {
         Err(StoreError::NotFound(Entity::LogStream))
     ));
     assert!(b.log_stream(id).await.unwrap().is_none());
+}
+
+/// Concurrent reservations from two nodes: granted in full while the quota lasts, never
+/// beyond it; each answer is what it added and the count after it; windows are counted
+/// apart and purged by their start.
+async fn token_quota_reservations_never_exceed_the_quota(f: Fixture) {
+    let store = f.store.clone();
+    let other = f.node().await;
+    assert_eq!(
+        store
+            .reserve_token_quota("client:a:per_day", 86_400, 3, 10)
+            .await
+            .unwrap(),
+        (3, 3)
+    );
+    assert_eq!(
+        other
+            .reserve_token_quota("client:a:per_day", 86_400, 3, 10)
+            .await
+            .unwrap(),
+        (3, 6)
+    );
+    // 40 concurrent reservations of 3 from both nodes share the remaining 4.
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let s = if i % 2 == 0 {
+            store.clone()
+        } else {
+            other.clone()
+        };
+        tasks.push(tokio::spawn(async move {
+            s.reserve_token_quota("client:a:per_day", 86_400, 3, 10)
+                .await
+                .unwrap()
+        }));
+    }
+    let mut granted = 0;
+    for t in tasks {
+        let (g, used) = t.await.unwrap();
+        assert!(g <= 3 && used <= 10, "({g}, {used})");
+        granted += g;
+    }
+    assert_eq!(granted, 4);
+    // Spent: nothing more; a lowered quota grants nothing either.
+    assert_eq!(
+        store
+            .reserve_token_quota("client:a:per_day", 86_400, 3, 10)
+            .await
+            .unwrap(),
+        (0, 10)
+    );
+    assert_eq!(
+        store
+            .reserve_token_quota("client:a:per_day", 86_400, 3, 5)
+            .await
+            .unwrap(),
+        (0, 10)
+    );
+    // Another window and another bucket start afresh.
+    assert_eq!(
+        store
+            .reserve_token_quota("client:a:per_day", 2 * 86_400, 5, 10)
+            .await
+            .unwrap(),
+        (5, 5)
+    );
+    assert_eq!(
+        store
+            .reserve_token_quota("organization:a:per_day", 86_400, 1, 1)
+            .await
+            .unwrap(),
+        (1, 1)
+    );
+    // Purging the windows that started before the second day forgets the first.
+    assert_eq!(store.purge_token_quota_usage(2 * 86_400).await.unwrap(), 2);
+    assert_eq!(
+        store
+            .reserve_token_quota("client:a:per_day", 86_400, 3, 10)
+            .await
+            .unwrap(),
+        (3, 3)
+    );
+}
+
+async fn tenant_settings_are_one_document_announced_to_other_nodes(f: Fixture) {
+    use clavis::domain::tenant_settings::TenantSettings;
+    let other = f.node().await;
+    let mut changes = other.subscribe().await.unwrap();
+    let store = f.store.as_ref();
+    assert_eq!(
+        store.tenant_settings().await.unwrap(),
+        TenantSettings::default()
+    );
+    let set = |key: &'static str, value: serde_json::Value| {
+        move |s: &mut TenantSettings| {
+            s.values.insert(key.into(), value.clone());
+            Ok(())
+        }
+    };
+    let mut first = set("friendly_name", json!("Acme"));
+    store.update_tenant_settings(&mut first).await.unwrap();
+    let mut second = set("support_url", json!("https://acme.example/"));
+    let written = other.update_tenant_settings(&mut second).await.unwrap();
+    assert_eq!(
+        written.values,
+        json!({"friendly_name": "Acme", "support_url": "https://acme.example/"})
+            .as_object()
+            .unwrap()
+            .clone()
+    );
+    assert_eq!(store.tenant_settings().await.unwrap(), written);
+    // A refused mutation writes nothing.
+    let mut refuse = |_: &mut TenantSettings| Err(DomainError::InvalidBody("no".into()));
+    assert!(store.update_tenant_settings(&mut refuse).await.is_err());
+    assert_eq!(other.tenant_settings().await.unwrap(), written);
+    if let Some(changes) = changes.as_mut() {
+        let change = tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                if let Some(Change::TenantSettings) = changes.recv().await {
+                    return;
+                }
+            }
+        })
+        .await;
+        assert!(change.is_ok(), "no announcement of the tenant settings");
+    } else {
+        assert_eq!(f.backend, Backend::Sqlite);
+    }
 }

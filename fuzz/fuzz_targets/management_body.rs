@@ -1,11 +1,12 @@
 //! Management API request bodies (JSON and form) through every domain validator, and the
-//! builders that parse key material; and the paging query string.
+//! builders that parse key material; the tenant settings; and the paging query string.
 #![no_main]
 
 use clavis::domain::client::{ClientUpdate, CredentialLimits, NewClient};
 use clavis::domain::client_grant::{ClientGrantUpdate, NewClientGrant};
 use clavis::domain::credential::{NewCredential, parse_patch};
 use clavis::domain::resource_server::{NewResourceServer, ResourceServerUpdate};
+use clavis::domain::tenant_settings::{TenantSettings, TenantSettingsUpdate};
 use clavis::domain::time::Timestamp;
 use clavis::domain::validate::Body;
 use clavis::http::extract::QueryParams;
@@ -72,5 +73,15 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Some(b) = body(&value, form) {
         let _ = ClientGrantUpdate::parse(b);
+    }
+    if let Some(b) = body(&value, form)
+        && let Ok(update) = TenantSettingsUpdate::parse(b)
+    {
+        // What is applied reads back as the same settings (and its quotas).
+        let mut settings = TenantSettings::default();
+        update.apply(&mut settings);
+        let stored = TenantSettings::from_stored(Some(&settings.to_stored()));
+        assert_eq!(stored, settings);
+        assert_eq!(stored.default_quotas(), settings.default_quotas());
     }
 });

@@ -9,6 +9,10 @@
 - The fuzzer's own admin client and its grant are off limits: a request that would patch,
   rotate or delete them (and so end the run's authentication) is sent to an id that does
   not exist instead, which still exercises the operation.
+- PATCH /tenants/settings: a generated `default_token_quota.clients` quota would apply to the
+  fuzzer's admin client too and, once spent, refuse its token refreshes (429); it is sent
+  with `enforce: false` instead (counted and reported, never refusing), which still
+  exercises the operation.
 - POST /client-grants: half of the generated bodies get the Management API's identifier as
   `audience`, so that grants get created (with a client from a POST /clients link) and the
   get/patch/delete links after them are exercised.
@@ -90,6 +94,17 @@ class ManagementToken:
 @schemathesis.hook
 def map_body(ctx, body):
     operation = getattr(ctx, "operation", None)
+    if (
+        operation is not None
+        and operation.method.upper() == "PATCH"
+        and operation.path.endswith("/tenants/settings")
+        and isinstance(body, dict)
+    ):
+        quota = body.get("default_token_quota")
+        clients = quota.get("clients") if isinstance(quota, dict) else None
+        credentials = clients.get("client_credentials") if isinstance(clients, dict) else None
+        if isinstance(credentials, dict):
+            credentials["enforce"] = False
     if (
         operation is not None
         and operation.method.upper() == "POST"

@@ -153,7 +153,7 @@ describe("Auth0's settings are enforced (official Node SDK)", () => {
 
   it("settings Clavis does not support are refused with a 400 naming them, never stored", async () => {
     const refusals = [
-      () => mgmt.clients.create({ name: uniq("sdk-enf"), token_quota: { client_credentials: { enforce: true, per_hour: 10 } } }),
+      () => mgmt.tenants.settings.update({ session_lifetime: 24 }),
       () => mgmt.clients.create({ name: uniq("sdk-enf"), compliance_level: "fapi1_adv_pkj_par" }),
       () => mgmt.resourceServers.create({ identifier: `urn:${uniq("enc")}`, proof_of_possession: { mechanism: "dpop", required: true } }),
       () =>

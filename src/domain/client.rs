@@ -245,6 +245,11 @@ impl Client {
         )
     }
 
+    /// Its own `token_quota` for client-credentials tokens, if it has one.
+    pub fn token_quota(&self) -> Option<super::token_quota::QuotaLimits> {
+        super::token_quota::QuotaLimits::from_stored(self.extra.get("token_quota"))
+    }
+
     /// `require_proof_of_possession`: its tokens only certificate-bound (mTLS, `cnf`).
     pub fn requires_proof_of_possession(&self) -> bool {
         self.extra
@@ -609,6 +614,9 @@ fn read_common(body: &mut Body<'_>, creating: bool) -> Result<ClientFields, Doma
             }
             if *key == "default_organization" {
                 super::organization::check_default_organization(v)?;
+            }
+            if *key == "token_quota" {
+                super::token_quota::check(v, key, true)?;
             }
             f.extra.insert((*key).to_string(), v.clone());
         }

@@ -34,10 +34,16 @@ pub const CATEGORIES: &[(&str, &[&str])] = &[
     ("management.fail", &["fapi"]),
     ("management.success", &["sapi", "mgmt_api_read"]),
     ("scim.event", &[]),
-    // Clavis's own credential-expiry events are notices of the system (Auth0 has none).
+    // Clavis's own credential-expiry events are notices of the system (Auth0 has none), and
+    // so are token quota warnings (Auth0's table does not name their category).
     (
         "system.notification",
-        &["api_limit", crate::expiry::EXPIRING, crate::expiry::EXPIRED],
+        &[
+            "api_limit",
+            crate::expiry::EXPIRING,
+            crate::expiry::EXPIRED,
+            "token_quota_consumption_warning",
+        ],
     ),
     ("user.fail", &[]),
     ("user.notification", &[]),

@@ -13,7 +13,9 @@ pub mod organization;
 pub mod properties;
 pub mod resource_server;
 pub mod scopes;
+pub mod tenant_settings;
 pub mod time;
+pub mod token_quota;
 pub mod validate;
 
 pub use error::DomainError;

@@ -182,6 +182,22 @@ fn set_extra(extra: &mut Map<String, Value>, key: &str, value: Option<Option<Val
     }
 }
 
+/// `token_quota` (Auth0's `TokenQuota`, or `null` to clear it).
+fn read_token_quota(body: &mut Body<'_>) -> Result<Option<Option<Value>>, DomainError> {
+    let Some(v) = body.raw("token_quota") else {
+        return Ok(None);
+    };
+    super::token_quota::check(v, "token_quota", true)?;
+    Ok(Some((!v.is_null()).then(|| v.clone())))
+}
+
+impl Organization {
+    /// Its own `token_quota` for client-credentials tokens, if it has one.
+    pub fn token_quota(&self) -> Option<super::token_quota::QuotaLimits> {
+        super::token_quota::QuotaLimits::from_stored(self.extra.get("token_quota"))
+    }
+}
+
 /// A validated `POST /organizations` body.
 #[derive(Debug, Clone)]
 pub struct NewOrganization {
@@ -201,6 +217,8 @@ impl NewOrganization {
         set_extra(&mut extra, "branding", branding);
         let metadata = read_metadata(&mut body)?;
         set_extra(&mut extra, "metadata", metadata);
+        let token_quota = read_token_quota(&mut body)?;
+        set_extra(&mut extra, "token_quota", token_quota);
         body.finish()?;
         Ok(Self {
             name,
@@ -229,6 +247,7 @@ pub struct OrganizationUpdate {
     display_name: Patch<String>,
     branding: Option<Option<Value>>,
     metadata: Option<Option<Value>>,
+    token_quota: Option<Option<Value>>,
 }
 
 impl OrganizationUpdate {
@@ -240,12 +259,14 @@ impl OrganizationUpdate {
             body.nullable_string("display_name", Str::len(1, 255), DISPLAY_NAME_DESC)?;
         let branding = read_branding(&mut body)?;
         let metadata = read_metadata(&mut body)?;
+        let token_quota = read_token_quota(&mut body)?;
         body.finish()?;
         Ok(Self {
             name,
             display_name,
             branding,
             metadata,
+            token_quota,
         })
     }
 
@@ -261,6 +282,7 @@ impl OrganizationUpdate {
         }
         set_extra(&mut org.extra, "branding", self.branding.clone());
         set_extra(&mut org.extra, "metadata", self.metadata.clone());
+        set_extra(&mut org.extra, "token_quota", self.token_quota.clone());
         org.updated_at = now;
         Ok(())
     }

@@ -255,12 +255,9 @@ pub const CLIENT: &[Property] = &[
         "par_request_expiry",
         "PAR is part of /authorize, which Clavis does not serve",
     ),
-    refused(
+    enforced(
         "token_quota",
-        When::NotNull,
-        "Clavis does not enforce token quotas yet",
-        "`null` is accepted",
-        r#"{"client_credentials":{"enforce":true,"per_hour":10}}"#,
+        "`client_credentials.per_hour` / `per_day`: tokens per UTC hour / day for this client, overriding the tenant's `default_token_quota.clients`; beyond them 429 `too_many_requests` when `enforce` (default true), counted and reported (`Auth0-Client-Quota-Limit`) either way; `null` removes it",
     ),
     inert(
         "express_configuration",
@@ -459,12 +456,9 @@ pub const ORGANIZATION: &[Property] = &[
         "absent is accepted",
         r#"[{"connection_id":"con_abc"}]"#,
     ),
-    refused(
+    enforced(
         "token_quota",
-        When::NotNull,
-        "Clavis has no token quotas yet",
-        "`null` is accepted",
-        r#"{"client_credentials":{"per_day":10}}"#,
+        "`client_credentials.per_hour` / `per_day`: tokens per UTC hour / day obtained for this organization (by any client), overriding the tenant's `default_token_quota.organizations`; beyond them 429 `too_many_requests` when `enforce` (default true), counted and reported (`Auth0-Organization-Quota-Limit`) either way; `null` removes it",
     ),
 ];
 
@@ -500,6 +494,242 @@ pub const LOG_STREAM: &[Property] = &[
     enforced(
         "startFrom",
         "on create: the stream starts with the kept events dated from then on (default: the events after its creation)",
+    ),
+];
+
+const TENANT_USER_FLOWS: &str =
+    "configures user login, sessions or pages, which Clavis does not serve";
+
+/// Auth0's `TenantSettings` (`GET`/`PATCH /tenants/settings`).
+pub const TENANT_SETTINGS: &[Property] = &[
+    enforced(
+        "default_token_quota",
+        "`clients.client_credentials` / `organizations.client_credentials`: the token quota of every client / organization that has no `token_quota` of its own; `null` removes both",
+    ),
+    inert("friendly_name", "a label (login pages and emails)"),
+    inert("picture_url", "a label (login pages and emails)"),
+    inert("support_email", "a label (login pages and emails)"),
+    inert("support_url", "a label (login pages and emails)"),
+    refused(
+        "default_audience",
+        When::NotNull,
+        "Clavis's default audience is set by its operator (CLAVIS_DEFAULT_AUDIENCE), not through the API",
+        "`null` is accepted",
+        r#""https://api.example.com/""#,
+    ),
+    refused(
+        "allowed_logout_urls",
+        When::NotNull,
+        TENANT_USER_FLOWS,
+        "`null` is accepted",
+        r#"["https://example.com/"]"#,
+    ),
+    refused(
+        "change_password",
+        When::NotNull,
+        TENANT_USER_FLOWS,
+        "`null` is accepted",
+        r#"{"enabled":true,"html":"x"}"#,
+    ),
+    refused(
+        "guardian_mfa_page",
+        When::NotNull,
+        TENANT_USER_FLOWS,
+        "`null` is accepted",
+        r#"{"enabled":true,"html":"x"}"#,
+    ),
+    refused(
+        "default_directory",
+        When::NotNull,
+        "Clavis has no connections (user login)",
+        "`null` is accepted",
+        r#""Username-Password-Authentication""#,
+    ),
+    refused(
+        "error_page",
+        When::NotNull,
+        TENANT_USER_FLOWS,
+        "`null` is accepted",
+        r#"{"url":"https://example.com/"}"#,
+    ),
+    refused(
+        "device_flow",
+        When::NotNull,
+        "Clavis serves no device authorization grant",
+        "`null` is accepted",
+        r#"{"charset":"base20"}"#,
+    ),
+    refused(
+        "flags",
+        When::NotNull,
+        "Auth0's tenant flags change Auth0's own behaviour; Clavis has none of them",
+        "`null` is accepted",
+        r#"{"enable_sso":true}"#,
+    ),
+    refused(
+        "session_lifetime",
+        When::NotNull,
+        TENANT_USER_FLOWS,
+        "`null` is accepted",
+        "168",
+    ),
+    refused(
+        "idle_session_lifetime",
+        When::NotNull,
+        TENANT_USER_FLOWS,
+        "`null` is accepted",
+        "72",
+    ),
+    refused(
+        "ephemeral_session_lifetime",
+        When::NotNull,
+        TENANT_USER_FLOWS,
+        "`null` is accepted",
+        "72",
+    ),
+    refused(
+        "idle_ephemeral_session_lifetime",
+        When::NotNull,
+        TENANT_USER_FLOWS,
+        "`null` is accepted",
+        "24",
+    ),
+    refused(
+        "sandbox_version",
+        When::NotNull,
+        "Clavis runs no extensibility sandbox (rules, hooks, actions)",
+        "`null` is accepted",
+        r#""22""#,
+    ),
+    refused(
+        "legacy_sandbox_version",
+        When::NotNull,
+        "Clavis runs no extensibility sandbox (rules, hooks, actions)",
+        "`null` is accepted",
+        r#""12""#,
+    ),
+    output(
+        "sandbox_versions_available",
+        "Clavis runs no extensibility sandbox",
+    ),
+    refused(
+        "default_redirection_uri",
+        When::NotNull,
+        TENANT_USER_FLOWS,
+        "`null` is accepted",
+        r#""https://example.com/login""#,
+    ),
+    refused(
+        "enabled_locales",
+        When::NotNull,
+        TENANT_USER_FLOWS,
+        "`null` is accepted",
+        r#"["en"]"#,
+    ),
+    refused(
+        "session_cookie",
+        When::NotNull,
+        TENANT_USER_FLOWS,
+        "`null` is accepted",
+        r#"{"mode":"persistent"}"#,
+    ),
+    refused(
+        "sessions",
+        When::NotNull,
+        TENANT_USER_FLOWS,
+        "`null` is accepted",
+        r#"{"oidc_logout_prompt_enabled":true}"#,
+    ),
+    refused(
+        "oidc_logout",
+        When::NotNull,
+        TENANT_USER_FLOWS,
+        "`null` is accepted",
+        r#"{"rp_logout_end_session_endpoint_discovery":true}"#,
+    ),
+    refused(
+        "allow_organization_name_in_authentication_api",
+        When::True,
+        "Clavis's token endpoint takes organization ids; names are not accepted there",
+        "`false` and `null` are accepted (and not kept)",
+        "true",
+    ),
+    refused(
+        "customize_mfa_in_postlogin_action",
+        When::NotNull,
+        TENANT_USER_FLOWS,
+        "`null` is accepted",
+        "true",
+    ),
+    refused(
+        "acr_values_supported",
+        When::NotNull,
+        TENANT_USER_FLOWS,
+        "`null` is accepted",
+        r#"["urn:x"]"#,
+    ),
+    refused(
+        "mtls",
+        When::NotNull,
+        "Clavis's mTLS endpoint is set by its operator (CLAVIS_MTLS_*), not through the API",
+        "`null` is accepted",
+        r#"{"enable_endpoint_aliases":true}"#,
+    ),
+    refused(
+        "pushed_authorization_requests_supported",
+        When::NotNull,
+        "PAR is part of /authorize, which Clavis does not serve",
+        "`null` is accepted",
+        "true",
+    ),
+    refused(
+        "authorization_response_iss_parameter_supported",
+        When::NotNull,
+        "/authorize responses, which Clavis does not serve",
+        "`null` is accepted",
+        "true",
+    ),
+    refused(
+        "skip_non_verifiable_callback_uri_confirmation_prompt",
+        When::NotNull,
+        TENANT_USER_FLOWS,
+        "`null` is accepted",
+        "true",
+    ),
+    refused(
+        "resource_parameter_profile",
+        When::NotNull,
+        "Clavis takes the `audience` parameter only",
+        "`null` is accepted",
+        r#""compatibility""#,
+    ),
+    refused(
+        "client_id_metadata_document_supported",
+        When::NotNull,
+        "Clavis has no dynamic client registration",
+        "`null` is accepted",
+        "true",
+    ),
+    refused(
+        "phone_consolidated_experience",
+        When::NotNull,
+        TENANT_USER_FLOWS,
+        "`null` is accepted",
+        "true",
+    ),
+    refused(
+        "enable_ai_guide",
+        When::NotNull,
+        "Auth0's dashboard assistant; Clavis has no dashboard",
+        "`null` is accepted",
+        "true",
+    ),
+    refused(
+        "dynamic_client_registration_security_mode",
+        When::NotNull,
+        "Clavis has no dynamic client registration",
+        "`null` is accepted",
+        r#""strict""#,
     ),
 ];
 
@@ -554,6 +784,7 @@ mod tests {
             CLIENT_GRANT,
             ORGANIZATION,
             LOG_STREAM,
+            TENANT_SETTINGS,
         ] {
             let mut names: Vec<_> = table.iter().map(|p| p.name).collect();
             names.sort_unstable();

@@ -45,6 +45,8 @@ pub const MANAGEMENT_SCOPES: &[(&str, &str)] = &[
     ("create:log_streams", "Create Log Streams"),
     ("update:log_streams", "Update Log Streams"),
     ("delete:log_streams", "Delete Log Streams"),
+    ("read:tenant_settings", "Read Tenant Settings"),
+    ("update:tenant_settings", "Update Tenant Settings"),
 ];
 
 /// Scopes accepted by each operation (any one suffices).
@@ -121,6 +123,10 @@ pub mod required {
     pub const CREATE_ORGANIZATION_CLIENT_GRANTS: &[&str] = &["create:organization_client_grants"];
     /// The client grants of an organization.
     pub const DELETE_ORGANIZATION_CLIENT_GRANTS: &[&str] = &["delete:organization_client_grants"];
+    /// `GET /tenants/settings`.
+    pub const READ_TENANT_SETTINGS: &[&str] = &["read:tenant_settings"];
+    /// `PATCH /tenants/settings`.
+    pub const UPDATE_TENANT_SETTINGS: &[&str] = &["update:tenant_settings"];
 }
 
 /// The scopes each field of a request body or of a response needs, beyond its operation's

@@ -138,6 +138,47 @@ pub fn rate_limited(
     app.audit.record(event);
 }
 
+/// Auth0's `token_quota_consumption_warning` for each quota bucket a token request took to
+/// 60, 80 or 100 % of its quota (once per node, bucket and window).
+pub fn quota_warnings(
+    app: &Clavis,
+    origin: &Origin,
+    client_id: Option<&str>,
+    reports: &[crate::quota::QuotaReport],
+) {
+    for report in reports {
+        for bucket in &report.buckets {
+            let Some(pct) = bucket.warning else {
+                continue;
+            };
+            let event = Event::new(
+                types::TOKEN_QUOTA_CONSUMPTION_WARNING,
+                &format!(
+                    "{pct}% of {} {} quota consumed",
+                    report.entity.name(),
+                    bucket.name()
+                ),
+            )
+            .text("client_id", client_id)
+            .text("client_name", Some(&client_name(app, client_id)))
+            .origin(origin)
+            .value("isMobile", Value::Bool(false))
+            .value(
+                "details",
+                json!({
+                    "bucket": bucket.name(),
+                    "entity_type": report.entity.name(),
+                    "entity_id": clean(&report.id),
+                    "quota": bucket.quota,
+                    "quota_consumption_percentage": pct,
+                    "quota_consumption": bucket.consumed(),
+                }),
+            );
+            app.audit.record(event);
+        }
+    }
+}
+
 /// The client that called a Management API endpoint, set by the `Auth` extractor for the
 /// audit middleware.
 #[derive(Debug, Clone, Default)]
@@ -244,6 +285,7 @@ fn describe(method: &Method, path: &str) -> String {
         ["clients", _, "rotate-secret"] => return "Rotate a client secret".into(),
         ["keys", "signing", "rotate"] => return "Rotate the signing key".into(),
         ["keys", "signing", _, "revoke"] => return "Revoke a signing key".into(),
+        ["tenants", "settings"] => "tenant settings",
         ["clients"] | ["clients", _] => "a client",
         ["clients", _, "credentials"] | ["clients", _, "credentials", _] => "a client credential",
         ["resource-servers"] | ["resource-servers", _] => "a resource server",
@@ -409,6 +451,10 @@ mod tests {
         assert_eq!(
             describe(&Method::POST, "/api/v2/clients"),
             "Create a client"
+        );
+        assert_eq!(
+            describe(&Method::PATCH, "/api/v2/tenants/settings"),
+            "Update tenant settings"
         );
         assert!(may_return_secrets("/api/v2/clients/abc"));
         assert!(!may_return_secrets("/api/v2/clients/abc/credentials"));

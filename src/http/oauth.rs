@@ -148,7 +148,7 @@ pub fn parse_token_body(
         (status = 401, description = "`access_denied` (secrets) or `invalid_client` (assertions).", body = crate::http::openapi::OAuthErrorBody),
         (status = 403, description = "`unauthorized_client` or `access_denied` (no grant, unknown audience).", body = crate::http::openapi::OAuthErrorBody),
         (status = 408, description = "The request body did not arrive within the request timeout.", body = crate::http::openapi::OAuthErrorBody),
-        (status = 429, description = "Rate limit reached (`too_many_requests`, with `retry-after`).", body = crate::http::openapi::OAuthErrorBody),
+        (status = 429, description = "Rate limit reached, or a token quota spent (`too_many_requests`, with `retry-after`; a quota also sends `Auth0-Client-Quota-Limit` or `Auth0-Organization-Quota-Limit`).", body = crate::http::openapi::OAuthErrorBody),
         (status = 503, description = "The store cannot be reached (`temporarily_unavailable`); retry.", body = crate::http::openapi::OAuthErrorBody),
     ),
 )]
@@ -189,7 +189,7 @@ pub async fn token(State(app): State<AppState>, mut req: Request) -> Response {
         let _ = admitted.set(decision);
         decision.is_none_or(|d| d.allowed)
     };
-    let result = app.issue_token(&request, &admit).await;
+    let mut result = app.issue_token(&request, &admit).await;
     let decision = match admitted.into_inner() {
         Some(decision) => {
             if decision.is_some_and(|d| !d.allowed) {
@@ -199,8 +199,13 @@ pub async fn token(State(app): State<AppState>, mut req: Request) -> Response {
         }
         None => gate.as_ref().and_then(|g| g.failed(named)),
     };
+    let quota: Vec<crate::quota::QuotaReport> = match &mut result {
+        Ok(body) => std::mem::take(&mut body.quota),
+        Err(e) => e.quota.clone().map(|q| vec![*q]).unwrap_or_default(),
+    };
     match (&result, decision) {
-        (Err(e), Some(d)) if e.status == 429 => audit::rate_limited(
+        // A rate limit's refusal (a quota's is a failed exchange, `feccft`).
+        (Err(e), Some(d)) if e.status == 429 && e.quota.is_none() => audit::rate_limited(
             &app,
             &origin,
             ("POST", "/oauth/token"),
@@ -209,6 +214,13 @@ pub async fn token(State(app): State<AppState>, mut req: Request) -> Response {
             d.limit,
         ),
         _ => audit::token_event(&app, &origin, Some(&request), result.as_ref()),
+    }
+    if !quota.is_empty() {
+        let client_id = match &result {
+            Ok(body) => Some(body.issued.client_id.as_str()),
+            Err(e) => e.client_id.as_deref(),
+        };
+        audit::quota_warnings(&app, &origin, client_id, &quota);
     }
     let response = match result {
         Ok(body) => {
@@ -222,7 +234,35 @@ pub async fn token(State(app): State<AppState>, mut req: Request) -> Response {
             oauth_error(&e)
         }
     };
-    labelled(response, decision)
+    let mut response = labelled(response, decision);
+    with_quota(response.headers_mut(), &quota);
+    response
+}
+
+/// Adds Auth0's quota headers (`Auth0-Client-Quota-Limit`, `Auth0-Organization-Quota-Limit`)
+/// and, when a quota refused the request, the `x-ratelimit-*` and `retry-after` of the bucket
+/// that did (Auth0's answer).
+fn with_quota(headers: &mut HeaderMap, quota: &[crate::quota::QuotaReport]) {
+    use axum::http::HeaderName;
+    for report in quota {
+        if let Ok(value) = HeaderValue::from_str(&report.header_value()) {
+            headers.insert(HeaderName::from_static(report.header_name()), value);
+        }
+        if let Some(bucket) = report.refused_by {
+            let now = crate::domain::time::Timestamp::now().unix_seconds();
+            let wait = bucket.reset_after.max(1);
+            let mut set = |name: &'static str, value: u64| {
+                headers.insert(HeaderName::from_static(name), HeaderValue::from(value));
+            };
+            set("x-ratelimit-limit", bucket.quota);
+            set("x-ratelimit-remaining", 0);
+            set(
+                "x-ratelimit-reset",
+                u64::try_from(now + wait).unwrap_or_default(),
+            );
+            set("retry-after", u64::try_from(wait).unwrap_or(1));
+        }
+    }
 }
 
 /// Adds the rate-limit headers of the bucket the request was charged to.

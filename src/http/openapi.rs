@@ -38,7 +38,7 @@ use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
 use crate::domain::scopes::required;
 use crate::http::management::{
     client_grants, clients, credentials, log_streams, logs, organizations, resource_servers,
-    signing_keys,
+    signing_keys, tenant_settings,
 };
 use crate::http::{health, oauth};
 
@@ -157,7 +157,8 @@ pub struct LogsParams {
 pub struct Log {
     /// When the event occurred (ISO 8601, milliseconds, UTC).
     date: String,
-    /// Event type code: Auth0's `seccft`, `feccft`, `sapi`, `mgmt_api_read`, `api_limit`, and
+    /// Event type code: Auth0's `seccft`, `feccft`, `sapi`, `mgmt_api_read`, `api_limit`,
+    /// `token_quota_consumption_warning`, and
     /// Clavis's own `clavis_credential_expiring`, `clavis_credential_expired`.
     #[serde(rename = "type")]
     kind: String,
@@ -994,6 +995,10 @@ pub struct Organization {
     /// Metadata: at most 25 string values of at most 255 characters.
     #[serde(default)]
     metadata: Option<serde_json::Map<String, serde_json::Value>>,
+    /// `{client_credentials: {per_hour, per_day, enforce}}`: tokens obtained for it per UTC
+    /// hour / day.
+    #[serde(default)]
+    token_quota: Option<TokenQuota>,
 }
 
 /// `POST /organizations`.
@@ -1013,6 +1018,10 @@ pub struct CreateOrganizationRequestContent {
     /// Metadata: at most 25 string values of at most 255 characters.
     #[serde(default)]
     metadata: Option<serde_json::Map<String, serde_json::Value>>,
+    /// `{client_credentials: {per_hour, per_day, enforce}}`: tokens obtained for it per UTC
+    /// hour / day.
+    #[serde(default)]
+    token_quota: Option<TokenQuota>,
 }
 
 /// `PATCH /organizations/{id}`.
@@ -1033,6 +1042,68 @@ pub struct UpdateOrganizationRequestContent {
     /// Metadata (replaces the stored object).
     #[serde(default)]
     metadata: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Replaces its token quota; `null` removes it.
+    #[serde(default)]
+    token_quota: Option<TokenQuota>,
+}
+
+/// A token quota (Auth0's `TokenQuota`).
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TokenQuota {
+    client_credentials: TokenQuotaClientCredentials,
+}
+
+/// Auth0's `TokenQuotaClientCredentials` (at least one property).
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TokenQuotaClientCredentials {
+    /// Refuse requests beyond the quota (default true); otherwise count and report only.
+    #[serde(default)]
+    enforce: Option<bool>,
+    /// Maximum number of issued tokens per UTC day.
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 2147483647)]
+    per_day: Option<i64>,
+    /// Maximum number of issued tokens per UTC hour.
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 2147483647)]
+    per_hour: Option<i64>,
+}
+
+/// Auth0's `DefaultTokenQuota`.
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DefaultTokenQuota {
+    /// The quota of every client without one of its own.
+    #[serde(default)]
+    clients: Option<TokenQuota>,
+    /// The quota of every organization without one of its own.
+    #[serde(default)]
+    organizations: Option<TokenQuota>,
+}
+
+/// The tenant's settings that Clavis keeps (every other one of Auth0's is refused with a
+/// 400 naming it, or accepted as `null`; see the contract).
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TenantSettings {
+    /// Token quotas of clients and organizations without one of their own; `null` removes
+    /// them.
+    #[serde(default)]
+    default_token_quota: Option<DefaultTokenQuota>,
+    /// Friendly name for this tenant (inert).
+    #[serde(default)]
+    friendly_name: Option<String>,
+    /// URL of logo to be shown for this tenant (inert).
+    #[serde(default)]
+    picture_url: Option<String>,
+    /// End-user support email (inert).
+    #[serde(default)]
+    support_email: Option<String>,
+    /// End-user support url (inert).
+    #[serde(default)]
+    support_url: Option<String>,
 }
 
 /// A page of organizations.
@@ -1467,6 +1538,8 @@ pub struct UpdateLogStreamRequestContent {
         log_streams::get,
         log_streams::update,
         log_streams::delete,
+        tenant_settings::get,
+        tenant_settings::update,
     ),
     components(schemas(ErrorBody, OAuthErrorBody)),
     modifiers(&Conventions),
@@ -1479,6 +1552,7 @@ pub struct UpdateLogStreamRequestContent {
         (name = "organizations", description = "Customers on whose behalf clients obtain tokens, and the client grants associated with each"),
         (name = "signing keys", description = "The keys that sign access tokens"),
         (name = "log streams", description = "Delivery of the audit trail to HTTP endpoints"),
+        (name = "tenants", description = "The tenant's settings: default token quotas"),
         (name = "logs", description = "The audit trail: token requests, Management API writes and secret reads, rate-limit refusals, credential expiry"),
         (name = "health", description = "Liveness and readiness"),
     )
@@ -1526,6 +1600,8 @@ fn operation_scopes(operation_id: &str) -> Option<&'static [&'static str]> {
         "post_signing_keys" => signing_keys::CREATE,
         "put_signing_keys" => signing_keys::UPDATE,
         "get_logs" | "get_logs_by_id" => required::READ_LOGS,
+        "tenant_settings_route" => required::READ_TENANT_SETTINGS,
+        "patch_settings" => required::UPDATE_TENANT_SETTINGS,
         _ => return None,
     })
 }

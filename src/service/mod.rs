@@ -24,6 +24,7 @@ use crate::domain::organization::{NewOrganization, Organization, OrganizationUpd
 use crate::domain::resource_server::{
     NewResourceServer, ResourceServer, ResourceServerUpdate, SigningSecret, system_api_error,
 };
+use crate::domain::tenant_settings::{TenantSettings, TenantSettingsUpdate};
 use crate::domain::time::Timestamp;
 use crate::model::ReadModel;
 use crate::store::{Entity, OrganizationRecord, Store, StoreError, StoreResult};
@@ -90,6 +91,8 @@ pub struct Clavis {
     pub audit: crate::audit::AuditLog,
     /// Credential-expiry warnings (`crate::expiry`).
     pub expiry: crate::expiry::ExpiryWatch,
+    /// Token quotas (`crate::quota`).
+    pub quotas: crate::quota::QuotaCounter,
     write_lock: Mutex<()>,
 }
 
@@ -138,6 +141,7 @@ impl Clavis {
             metrics,
             audit: crate::audit::AuditLog::start(store.clone(), hostname),
             verified_tokens: access::VerifiedTokens::default(),
+            quotas: crate::quota::QuotaCounter::new(store.clone()),
             store,
             model,
             master_key,
@@ -648,6 +652,32 @@ impl Clavis {
                 })?;
             self.refresh_organization(org_id).await?;
             Ok(grant)
+        })
+        .await
+    }
+
+    // ----- tenant settings -----
+
+    /// The tenant's settings.
+    pub async fn tenant_settings(&self) -> StoreResult<TenantSettings> {
+        self.store.tenant_settings().await
+    }
+
+    /// Changes the tenant's settings.
+    pub async fn update_tenant_settings(
+        &self,
+        update: TenantSettingsUpdate,
+    ) -> StoreResult<TenantSettings> {
+        self.write(async || {
+            let settings = self
+                .store
+                .update_tenant_settings(&mut |s| {
+                    update.apply(s);
+                    Ok(())
+                })
+                .await?;
+            self.model.put_tenant_settings(&settings);
+            Ok(settings)
         })
         .await
     }

@@ -139,6 +139,10 @@ impl Clavis {
                 Some(record) => self.model.put_organization(&record),
                 None => self.model.remove_organization(id),
             },
+            Change::TenantSettings => {
+                let settings = self.store.tenant_settings().await?;
+                self.model.put_tenant_settings(&settings);
+            }
             Change::SigningKeys => {
                 let keys = self.store.signing_keys().await?;
                 let ring = KeyRing::build(&keys, &self.master_key).map_err(StoreError::Internal)?;

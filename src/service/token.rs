@@ -16,6 +16,7 @@ use crate::model::{
     ApiSigner, AttachedKey, ClientAuth, ClientEntry, GrantEntry, OrganizationUsage,
 };
 use crate::mtls::PresentedCertificate;
+use crate::quota::{Applied, Entity as QuotaEntity, QuotaReport};
 use crate::store::{JtiRecord, StoreError};
 
 /// `client_assertion_type` for `private_key_jwt` (RFC 7523).
@@ -87,6 +88,9 @@ pub struct TokenResponse {
     /// For the audit event: what was issued, to whom (not part of the response).
     #[serde(skip)]
     pub issued: Issued,
+    /// The token quotas that counted it (response headers).
+    #[serde(skip)]
+    pub quota: Vec<QuotaReport>,
 }
 
 /// What a token was issued for, for its `seccft` event.
@@ -114,11 +118,13 @@ pub struct OAuthError {
     /// `error_description`
     pub description: String,
     /// For the audit event (never sent): why, when the description does not say.
-    pub reason: Option<String>,
+    pub reason: Option<Box<str>>,
     /// For the audit event: the client the failure concerns, once known.
     pub client_id: Option<String>,
     /// For the audit event: the credential involved, when one was.
     pub credential_id: Option<String>,
+    /// The token quota that refused the request (its response headers).
+    pub quota: Option<Box<QuotaReport>>,
 }
 
 impl OAuthError {
@@ -130,12 +136,13 @@ impl OAuthError {
             reason: None,
             client_id: None,
             credential_id: None,
+            quota: None,
         }
     }
 
     /// The same error, with the reason the audit event gives.
     pub fn because(mut self, reason: impl Into<String>) -> Self {
-        self.reason = Some(reason.into());
+        self.reason = Some(reason.into().into_boxed_str());
         self
     }
 
@@ -387,6 +394,7 @@ impl Clavis {
                 "Proof of possession is required for {whose}: present a client certificate (mTLS) to get a certificate-bound token"
             )));
         }
+        let quota = self.count_quota(&client, org_id.as_deref()).await?;
         let permissions = api.permissions.then_some(scope.as_slice());
         let scope_claim = (!scope.is_empty()).then(|| scope.join(" "));
         let now = Timestamp::now().unix_seconds();
@@ -448,7 +456,66 @@ impl Clavis {
                 jti,
                 thumbprint: bound_to,
             },
+            quota,
         })
+    }
+
+    /// Counts the token against the quotas that apply (the client's own or the tenant's
+    /// default for clients; with an organization, also its own or the default for
+    /// organizations), or refuses it with 429 when an enforced one is spent. With no quota
+    /// anywhere, only the read model is looked at.
+    async fn count_quota(
+        &self,
+        client: &ClientEntry,
+        org_id: Option<&str>,
+    ) -> Result<Vec<QuotaReport>, OAuthError> {
+        let defaults = self.model.default_quotas();
+        let org = org_id.and_then(|id| {
+            self.model
+                .organization(id)
+                .and_then(|o| o.token_quota)
+                .or(defaults.organizations)
+                .map(|limits| (id, limits))
+        });
+        let client_quota = client.token_quota.or(defaults.clients);
+        if client_quota.is_none() && org.is_none() {
+            return Ok(Vec::new());
+        }
+        let mut applied = Vec::with_capacity(2);
+        if let Some(limits) = client_quota {
+            applied.push(Applied {
+                entity: QuotaEntity::Client,
+                id: &client.client_id,
+                limits,
+            });
+        }
+        if let Some((id, limits)) = org {
+            applied.push(Applied {
+                entity: QuotaEntity::Organization,
+                id,
+                limits,
+            });
+        }
+        let (reports, allowed) = self.quotas.take(&applied).await.map_err(|e| {
+            tracing::warn!(client_id = %client.client_id, error = %e, "token quota could not be counted");
+            match e {
+                StoreError::Unavailable(_) => OAuthError::unavailable(),
+                _ => OAuthError::server_error(),
+            }
+            .because("the token quota could not be counted")
+        })?;
+        if allowed {
+            return Ok(reports);
+        }
+        // The client's quota first, when both refuse.
+        let refusing = reports.into_iter().find(|r| r.refused_by.is_some());
+        let description = match refusing.as_ref().map(|r| r.entity) {
+            Some(QuotaEntity::Organization) => "Organization quota exceeded",
+            _ => "Client quota exceeded",
+        };
+        let mut e = OAuthError::new(429, "too_many_requests", description);
+        e.quota = refusing.map(Box::new);
+        Err(e)
     }
 
     /// The organization a token is for, from the read model: the request's `organization`

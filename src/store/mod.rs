@@ -31,6 +31,7 @@ use crate::domain::credential::Credential;
 use crate::domain::log_stream::LogStream;
 use crate::domain::organization::Organization;
 use crate::domain::resource_server::ResourceServer;
+use crate::domain::tenant_settings::TenantSettings;
 use crate::domain::time::Timestamp;
 pub use logs::{LogRow, LogSearch, NewLog};
 
@@ -532,6 +533,8 @@ pub struct Snapshot {
     pub signing_keys: Vec<SigningKeyRecord>,
     /// Every organization with its associated grants.
     pub organizations: Vec<OrganizationRecord>,
+    /// The tenant's settings.
+    pub tenant_settings: TenantSettings,
 }
 
 /// One schema migration, embedded in the binary: `(version, description, SQL)` as sqlx's
@@ -581,6 +584,8 @@ pub enum Change {
     Organization(String),
     /// The signing keys (rotation, revocation).
     SigningKeys,
+    /// The tenant's settings.
+    TenantSettings,
     /// Anything may have changed (e.g. announcements were missed while disconnected): reload
     /// everything.
     Resync,
@@ -830,6 +835,29 @@ pub trait Store: Send + Sync + 'static {
 
     /// All signing keys, oldest first.
     async fn signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>>;
+
+    /// The tenant's settings (empty when never set).
+    async fn tenant_settings(&self) -> StoreResult<TenantSettings>;
+
+    /// Changes the tenant's settings (one at a time across nodes) and returns them.
+    async fn update_tenant_settings(
+        &self,
+        mutation: Mutation<'_, TenantSettings>,
+    ) -> StoreResult<TenantSettings>;
+
+    /// Reserves up to `want` tokens of `bucket`'s quota `limit` for the window starting at
+    /// `window_start` (Unix seconds): the count of the window grows by what is granted, and
+    /// never beyond `limit`. Returns what was granted and the window's count after it.
+    async fn reserve_token_quota(
+        &self,
+        bucket: &str,
+        window_start: i64,
+        want: u64,
+        limit: u64,
+    ) -> StoreResult<(u64, u64)>;
+
+    /// Forgets the counts of windows that started before `before` (Unix seconds).
+    async fn purge_token_quota_usage(&self, before: i64) -> StoreResult<u64>;
     /// Changes the set of signing keys atomically (rotation, revocation): the mutation sees
     /// every key and may change states or append new keys; keys are never deleted.
     async fn update_signing_keys(

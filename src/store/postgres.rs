@@ -48,6 +48,7 @@ use crate::domain::ids::is_resource_server_id;
 use crate::domain::log_stream::LogStream;
 use crate::domain::organization::{MAX_GRANTS_PER_ORGANIZATION, Organization};
 use crate::domain::resource_server::ResourceServer;
+use crate::domain::tenant_settings::TenantSettings;
 
 /// SQL for the notification channel of the session's schema: `clavis:<schema>` (cut to
 /// PostgreSQL's 63-byte identifier limit).
@@ -115,6 +116,11 @@ pub(super) const MIGRATIONS: &[super::MigrationFile] = &[
         8,
         "log streams",
         include_str!("../../migrations/postgres/0008_log_streams.sql"),
+    ),
+    (
+        9,
+        "token quotas",
+        include_str!("../../migrations/postgres/0009_token_quotas.sql"),
     ),
 ];
 
@@ -351,6 +357,7 @@ pub fn encode_change(change: &Change) -> String {
         Change::ClientGrant(id) => format!("grant:{id}"),
         Change::Organization(id) => format!("org:{id}"),
         Change::SigningKeys => "keys".into(),
+        Change::TenantSettings => "tenant".into(),
         Change::Resync => "resync".into(),
     };
     if payload.len() > MAX_PAYLOAD {
@@ -380,6 +387,7 @@ pub fn decode_change(payload: &str) -> Option<Change> {
     }
     match payload {
         "keys" => Some(Change::SigningKeys),
+        "tenant" => Some(Change::TenantSettings),
         "resync" => Some(Change::Resync),
         _ => None,
     }
@@ -903,6 +911,47 @@ impl PostgresStore {
                 organization,
             })
             .collect())
+    }
+
+    async fn load_tenant_settings(conn: &mut PgConnection) -> StoreResult<TenantSettings> {
+        let doc: Option<String> =
+            sqlx::query_scalar("SELECT doc FROM tenant_settings WHERE id = 1")
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(map_err)?;
+        Ok(TenantSettings::from_stored(doc.as_deref()))
+    }
+
+    async fn update_tenant_settings_once(
+        &self,
+        mutation: Mutation<'_, TenantSettings>,
+    ) -> TxResult<TenantSettings> {
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "INSERT INTO tenant_settings (id, doc) VALUES (1, '{}') ON CONFLICT (id) DO NOTHING",
+        )
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        let doc: String =
+            sqlx::query_scalar("SELECT doc FROM tenant_settings WHERE id = 1 FOR UPDATE")
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db)?;
+        let mut settings = TenantSettings::from_stored(Some(&doc));
+        mutation(&mut settings)?;
+        let stored = settings.to_stored();
+        if has_nul(&stored) {
+            return Err(nul_refused("tenant settings").into());
+        }
+        sqlx::query("UPDATE tenant_settings SET doc = $1 WHERE id = 1")
+            .bind(stored)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        notify(&mut tx, &Change::TenantSettings).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(settings)
     }
 
     async fn update_organization_once(
@@ -1471,6 +1520,7 @@ impl Store for PostgresStore {
                 Err(TxError::Retry(e)) => return Err(map_err(e)),
             };
             let organizations = Self::load_organizations(&mut tx, None).await?;
+            let tenant_settings = Self::load_tenant_settings(&mut tx).await?;
             tx.commit().await.map_err(map_err)?;
             Ok(Snapshot {
                 clients,
@@ -1478,6 +1528,7 @@ impl Store for PostgresStore {
                 client_grants,
                 signing_keys,
                 organizations,
+                tenant_settings,
             })
         })
         .await
@@ -2127,6 +2178,74 @@ impl Store for PostgresStore {
             tx.commit().await.map_err(db)?;
             Ok(changed > 0)
         })
+    }
+
+    async fn tenant_settings(&self) -> StoreResult<TenantSettings> {
+        self.bounded(async {
+            let mut conn = self.pool.acquire().await.map_err(map_err)?;
+            Self::load_tenant_settings(&mut conn).await
+        })
+        .await
+    }
+
+    async fn update_tenant_settings(
+        &self,
+        mutation: Mutation<'_, TenantSettings>,
+    ) -> StoreResult<TenantSettings> {
+        retrying!(self, self.update_tenant_settings_once(&mut *mutation))
+    }
+
+    async fn reserve_token_quota(
+        &self,
+        bucket: &str,
+        window_start: i64,
+        want: u64,
+        limit: u64,
+    ) -> StoreResult<(u64, u64)> {
+        if has_nul(bucket) {
+            return Err(StoreError::Internal("bucket name holds a NUL".into()));
+        }
+        let want = i64::try_from(want).unwrap_or(i64::MAX);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        // One statement: concurrent reservations of the same window (any node) queue on
+        // its row, and each sees the count the previous one left. SET's expressions read
+        // the row as it was, so `last_grant` is what this reservation added.
+        self.bounded(async {
+            let (used, granted): (i64, i64) = sqlx::query_as(
+                "INSERT INTO token_quota_usage (bucket, window_start, used, last_grant)
+                 VALUES ($1, $2, LEAST($3, $4), LEAST($3, $4))
+                 ON CONFLICT (bucket, window_start) DO UPDATE
+                 SET last_grant = LEAST($3, GREATEST($4 - token_quota_usage.used, 0)),
+                     used = token_quota_usage.used + LEAST($3, GREATEST($4 - token_quota_usage.used, 0))
+                 RETURNING used, last_grant",
+            )
+            .bind(bucket)
+            .bind(window_start)
+            .bind(want)
+            .bind(limit)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(map_err)?;
+            Ok((
+                u64::try_from(granted).unwrap_or(0),
+                u64::try_from(used).unwrap_or(0),
+            ))
+        })
+        .await
+    }
+
+    async fn purge_token_quota_usage(&self, before: i64) -> StoreResult<u64> {
+        self.bounded(async {
+            Ok(
+                sqlx::query("DELETE FROM token_quota_usage WHERE window_start < $1")
+                    .bind(before)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(map_err)?
+                    .rows_affected(),
+            )
+        })
+        .await
     }
 
     async fn signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>> {

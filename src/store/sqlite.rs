@@ -41,6 +41,7 @@ use crate::domain::ids::is_resource_server_id;
 use crate::domain::log_stream::LogStream;
 use crate::domain::organization::{MAX_GRANTS_PER_ORGANIZATION, Organization};
 use crate::domain::resource_server::ResourceServer;
+use crate::domain::tenant_settings::TenantSettings;
 
 /// Expired assertion ids deleted per transaction by [`Store::purge_jtis`].
 const PURGE_CHUNK: i64 = 2_000;
@@ -91,6 +92,11 @@ pub(super) const MIGRATIONS: &[super::MigrationFile] = &[
         9,
         "log streams",
         include_str!("../../migrations/sqlite/0009_log_streams.sql"),
+    ),
+    (
+        10,
+        "token quotas",
+        include_str!("../../migrations/sqlite/0010_token_quotas.sql"),
     ),
 ];
 
@@ -388,6 +394,14 @@ fn load_resource_server(
     Ok(resource_servers(conn, sql, &[Value::Text(key.to_owned())])?.pop())
 }
 
+fn load_tenant_settings(conn: &Connection) -> StoreResult<TenantSettings> {
+    let doc: Option<String> = conn
+        .prepare_cached("SELECT doc FROM tenant_settings WHERE id = 1")?
+        .query_row([], |row| row.get(0))
+        .optional()?;
+    Ok(TenantSettings::from_stored(doc.as_deref()))
+}
+
 fn setting(conn: &Connection, key: &str) -> StoreResult<Option<String>> {
     Ok(conn
         .prepare_cached("SELECT value FROM settings WHERE key = ?1")?
@@ -674,6 +688,7 @@ impl Store for SqliteStore {
                         )?,
                         signing_keys: load_signing_keys(conn)?,
                         organizations: load_organizations(conn, None)?,
+                        tenant_settings: load_tenant_settings(conn)?,
                     })
                 })
             })
@@ -1490,6 +1505,71 @@ impl Store for SqliteStore {
 
     async fn signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>> {
         self.reader.read(load_signing_keys).await
+    }
+
+    async fn tenant_settings(&self) -> StoreResult<TenantSettings> {
+        self.reader.read(load_tenant_settings).await
+    }
+
+    async fn update_tenant_settings(
+        &self,
+        mutation: Mutation<'_, TenantSettings>,
+    ) -> StoreResult<TenantSettings> {
+        self.writer
+            .write(|tx| {
+                let mut settings = load_tenant_settings(tx)?;
+                mutation(&mut settings)?;
+                tx.prepare_cached(
+                    "INSERT INTO tenant_settings (id, doc) VALUES (1, ?1)
+                     ON CONFLICT (id) DO UPDATE SET doc = excluded.doc",
+                )?
+                .execute([settings.to_stored()])?;
+                Ok(settings)
+            })
+            .await
+    }
+
+    async fn reserve_token_quota(
+        &self,
+        bucket: &str,
+        window_start: i64,
+        want: u64,
+        limit: u64,
+    ) -> StoreResult<(u64, u64)> {
+        let want = i64::try_from(want).unwrap_or(i64::MAX);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.writer
+            .write(|tx| {
+                // SET's expressions read the row as it was: `last_grant` is what this
+                // reservation added.
+                let (used, granted): (i64, i64) = tx
+                    .prepare_cached(
+                        "INSERT INTO token_quota_usage (bucket, window_start, used, last_grant)
+                         VALUES (?1, ?2, min(?3, ?4), min(?3, ?4))
+                         ON CONFLICT (bucket, window_start) DO UPDATE
+                         SET last_grant = min(?3, max(?4 - used, 0)),
+                             used = used + min(?3, max(?4 - used, 0))
+                         RETURNING used, last_grant",
+                    )?
+                    .query_row(params![bucket, window_start, want, limit], |row| {
+                        Ok((row.get(0)?, row.get(1)?))
+                    })?;
+                Ok((
+                    u64::try_from(granted).unwrap_or(0),
+                    u64::try_from(used).unwrap_or(0),
+                ))
+            })
+            .await
+    }
+
+    async fn purge_token_quota_usage(&self, before: i64) -> StoreResult<u64> {
+        self.writer
+            .write(|tx| {
+                Ok(tx
+                    .prepare_cached("DELETE FROM token_quota_usage WHERE window_start < ?1")?
+                    .execute([before])? as u64)
+            })
+            .await
     }
 
     async fn update_signing_keys(

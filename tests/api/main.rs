@@ -18,6 +18,7 @@ mod metrics;
 mod mtls;
 mod organizations;
 mod private_key_jwt;
+mod quotas;
 mod replay_store;
 mod resource_servers;
 mod restart;

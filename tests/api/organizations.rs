@@ -120,8 +120,12 @@ async fn bodies_are_validated_as_auth0_does() {
             "enabled_connections",
         ),
         (
-            json!({"name": "x", "token_quota": {"client_credentials": {"per_day": 10}}}),
-            "token_quota",
+            json!({"name": "x", "token_quota": {"client_credentials": {"per_day": 0}}}),
+            "token_quota.client_credentials.per_day",
+        ),
+        (
+            json!({"name": "x", "token_quota": {"client_credentials": {}}}),
+            "Too few properties",
         ),
     ] {
         let r = app

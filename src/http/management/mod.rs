@@ -9,6 +9,7 @@ pub mod logs;
 pub mod organizations;
 pub mod resource_servers;
 pub mod signing_keys;
+pub mod tenant_settings;
 
 use axum::Router;
 use axum::routing::{get, post};
@@ -50,6 +51,10 @@ pub fn router() -> Router<AppState> {
             get(resource_servers::get)
                 .patch(resource_servers::update)
                 .delete(resource_servers::delete),
+        )
+        .route(
+            "/tenants/settings",
+            get(tenant_settings::get).patch(tenant_settings::update),
         )
         .route("/keys/signing", get(signing_keys::list))
         .route("/keys/signing/rotate", post(signing_keys::rotate))

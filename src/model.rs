@@ -147,6 +147,8 @@ pub struct ClientEntry {
     /// `default_organization` for `client_credentials`: the organization of a request that
     /// names none when the grant requires one.
     pub default_organization: Option<String>,
+    /// `client_metadata`, when not empty (the token hook's event carries it).
+    pub metadata: Option<Box<serde_json::Map<String, serde_json::Value>>>,
     /// Distinguishes this entry from every other one built by the process: a write that
     /// replaces the entry retires what was remembered under the old one.
     version: u64,
@@ -249,6 +251,8 @@ impl ClientEntry {
             auth,
             requires_binding: client.requires_proof_of_possession(),
             default_organization: client.default_organization().map(str::to_string),
+            metadata: (!client.client_metadata.is_empty())
+                .then(|| Box::new(client.client_metadata.clone())),
             version: ENTRY_VERSIONS.fetch_add(1, Ordering::Relaxed),
         }
     }
@@ -341,6 +345,8 @@ pub struct GrantEntry {
     pub organization_usage: OrganizationUsage,
     /// `allow_any_organization`: every organization, not only the associated ones.
     pub any_organization: bool,
+    /// `token_claims` (a Clavis extension): claims every token of the grant carries.
+    pub claims: Option<Box<serde_json::Map<String, serde_json::Value>>>,
 }
 
 /// A grant's `organization_usage`.
@@ -364,6 +370,10 @@ pub struct OrgEntry {
     /// The client grants associated with it (ids of deleted grants may linger until the
     /// next write or resynchronisation; grant ids are never reused).
     pub grant_ids: std::collections::HashSet<String>,
+    /// Its `display_name` (the token hook's event carries it).
+    pub display_name: Option<String>,
+    /// Its `metadata`, when set (the token hook's event carries it).
+    pub metadata: Option<serde_json::Value>,
 }
 
 impl OrgEntry {
@@ -372,6 +382,8 @@ impl OrgEntry {
             id: record.organization.id.clone(),
             name: record.organization.name.clone(),
             grant_ids: record.grant_ids.iter().cloned().collect(),
+            display_name: record.organization.display_name.clone(),
+            metadata: record.organization.extra.get("metadata").cloned(),
         }
     }
 }
@@ -823,6 +835,7 @@ fn insert_grant(m: &mut Model, grant: &ClientGrant) {
                 _ => OrganizationUsage::Deny,
             },
             any_organization: grant.allows_any_organization(),
+            claims: grant.token_claims().cloned().map(Box::new),
         }),
     );
 }

@@ -1,6 +1,7 @@
 //! Clavis's resources and the rules that govern them. Nothing here performs I/O: handlers and
 //! the store call into these types, and most unit tests live next to them.
 
+pub mod claims;
 pub mod client;
 pub mod client_grant;
 pub mod credential;

@@ -189,7 +189,7 @@ pub async fn token(State(app): State<AppState>, mut req: Request) -> Response {
         let _ = admitted.set(decision);
         decision.is_none_or(|d| d.allowed)
     };
-    let result = app.issue_token(&request, &admit).await;
+    let result = app.issue_token(&request, &origin, &admit).await;
     let decision = match admitted.into_inner() {
         Some(decision) => {
             if decision.is_some_and(|d| !d.allowed) {

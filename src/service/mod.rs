@@ -90,6 +90,8 @@ pub struct Clavis {
     pub audit: crate::audit::AuditLog,
     /// Credential-expiry warnings (`crate::expiry`).
     pub expiry: crate::expiry::ExpiryWatch,
+    /// The token hook, when one is configured.
+    pub token_hook: Option<crate::token_hook::TokenHook>,
     write_lock: Mutex<()>,
 }
 
@@ -145,6 +147,7 @@ impl Clavis {
             issuer,
             mtls: crate::mtls::MtlsSettings::default(),
             expiry: crate::expiry::ExpiryWatch::default(),
+            token_hook: None,
             write_lock: Mutex::new(()),
         }
     }
@@ -171,6 +174,12 @@ impl Clavis {
     /// Sets the credential-expiry warning thresholds, in days (default 30, 7 and 1).
     pub fn with_expiry_warnings(mut self, days: Vec<u32>) -> Self {
         self.expiry = crate::expiry::ExpiryWatch::new(days);
+        self
+    }
+
+    /// Calls this hook on every client-credentials exchange (default: none).
+    pub fn with_token_hook(mut self, hook: crate::token_hook::TokenHook) -> Self {
+        self.token_hook = Some(hook);
         self
     }
 

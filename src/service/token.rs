@@ -7,16 +7,18 @@ use std::sync::Arc;
 use clavis_crypto::jws::{CompactJws, JwsAlg};
 use clavis_crypto::secret::SecretDigest;
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use super::Clavis;
 use super::replay::Durable;
+use crate::audit::Origin;
 use crate::domain::time::Timestamp;
 use crate::model::{
     ApiSigner, AttachedKey, ClientAuth, ClientEntry, GrantEntry, OrganizationUsage,
 };
 use crate::mtls::PresentedCertificate;
 use crate::store::{JtiRecord, StoreError};
+use crate::token_hook::{self as hook, Outcome, TokenHook};
 
 /// `client_assertion_type` for `private_key_jwt` (RFC 7523).
 pub const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -212,6 +214,10 @@ struct AccessTokenClaims<'a> {
     /// Certificate binding (RFC 8705 §3.1), for tokens issued through mTLS.
     #[serde(skip_serializing_if = "Option::is_none")]
     cnf: Option<Confirmation<'a>>,
+    /// Custom claims (the grant's `token_claims`, the token hook's), never a name above
+    /// (`domain::claims::RESTRICTED` holds them all).
+    #[serde(flatten)]
+    custom: Option<&'a Map<String, Value>>,
 }
 
 #[derive(Serialize)]
@@ -259,11 +265,12 @@ fn decoy_digest() -> SecretDigest {
 }
 
 impl Clavis {
-    /// Runs the client-credentials grant; `admit` is asked once the client has
-    /// authenticated.
+    /// Runs the client-credentials grant for a request from `origin`; `admit` is asked once
+    /// the client has authenticated.
     pub async fn issue_token(
         &self,
         req: &TokenRequest,
+        origin: &Origin,
         admit: Admit<'_>,
     ) -> Result<TokenResponse, OAuthError> {
         match req.grant_type.as_deref() {
@@ -283,7 +290,7 @@ impl Clavis {
         }
         let authenticated = self.authenticate(req, admit).await?;
         let client_id = authenticated.client.client_id.clone();
-        self.issue_for(req, authenticated)
+        self.issue_for(req, origin, authenticated)
             .await
             .map_err(|e| e.concerning(Some(&client_id), None))
     }
@@ -292,6 +299,7 @@ impl Clavis {
     async fn issue_for(
         &self,
         req: &TokenRequest,
+        origin: &Origin,
         authenticated: Authenticated,
     ) -> Result<TokenResponse, OAuthError> {
         let Authenticated {
@@ -387,6 +395,26 @@ impl Clavis {
                 "Proof of possession is required for {whose}: present a client certificate (mTLS) to get a certificate-bound token"
             )));
         }
+        // Custom claims: the grant's, then the token hook's over them (as a later
+        // `setCustomClaim`). Without a hook, nothing is built. For an assertion, the hook runs
+        // while its `jti` record is being made durable.
+        let hooked = match &self.token_hook {
+            None => None,
+            Some(h) => {
+                self.ask_hook(
+                    h,
+                    req,
+                    origin,
+                    &client,
+                    &audience,
+                    &grant,
+                    org_id.as_deref(),
+                    &scope,
+                )
+                .await?
+            }
+        };
+        let custom = hooked.as_ref().or(grant.claims.as_deref());
         let permissions = api.permissions.then_some(scope.as_slice());
         let scope_claim = (!scope.is_empty()).then(|| scope.join(" "));
         let now = Timestamp::now().unix_seconds();
@@ -416,6 +444,7 @@ impl Clavis {
             cnf: bound_to
                 .as_deref()
                 .map(|x5t_s256| Confirmation { x5t_s256 }),
+            custom,
         };
         let signed = match &api.signer {
             ApiSigner::Rsa(alg) => self.model.keys().current.sign_token(*alg, api.typ, &claims),
@@ -449,6 +478,102 @@ impl Clavis {
                 thumbprint: bound_to,
             },
         })
+    }
+
+    /// Asks the token hook about an exchange the grant allows: `Some` claims (the grant's
+    /// and the hook's) to sign, `None` for the grant's alone (the hook added none, or failed
+    /// with `fail_open`), or the refusal (a denial, or a failure without `fail_open`).
+    #[allow(clippy::too_many_arguments)]
+    async fn ask_hook(
+        &self,
+        h: &TokenHook,
+        req: &TokenRequest,
+        origin: &Origin,
+        client: &ClientEntry,
+        audience: &str,
+        grant: &GrantEntry,
+        org_id: Option<&str>,
+        scope: &[&str],
+    ) -> Result<Option<Map<String, Value>>, OAuthError> {
+        let empty = Map::new();
+        let no_metadata = Value::Object(Map::new());
+        let org = org_id.and_then(|id| self.model.organization(id));
+        let declared = grant.claims.as_deref();
+        let event = hook::HookEvent {
+            client: hook::HookClient {
+                client_id: &client.client_id,
+                name: &client.name,
+                metadata: client.metadata.as_deref().unwrap_or(&empty),
+            },
+            resource_server: hook::HookResourceServer {
+                identifier: audience,
+            },
+            request: hook::HookRequest {
+                ip: &origin.ip,
+                user_agent: origin.user_agent.as_deref(),
+                hostname: h.hostname(),
+                method: "POST",
+                body: hook::HookRequestBody {
+                    grant_type: "client_credentials",
+                    client_id: &client.client_id,
+                    audience,
+                    scope: req.scope.as_deref(),
+                    organization: req.organization.as_deref(),
+                },
+            },
+            transaction: hook::HookTransaction {
+                requested_scopes: req
+                    .scope
+                    .as_deref()
+                    .map(|s| s.split_whitespace().collect())
+                    .unwrap_or_default(),
+            },
+            access_token: hook::HookAccessToken {
+                scope,
+                custom_claims: declared.unwrap_or(&empty),
+            },
+            organization: org.as_deref().map(|o| hook::HookOrganization {
+                id: &o.id,
+                name: &o.name,
+                display_name: o.display_name.as_deref(),
+                metadata: o.metadata.as_ref().unwrap_or(&no_metadata),
+            }),
+        };
+        let management = audience == self.issuer.management_audience;
+        let failure = match h.call(&event, management).await {
+            Outcome::Claims(added) if added.is_empty() => return Ok(None),
+            Outcome::Claims(added) => {
+                let mut merged = declared.cloned().unwrap_or_default();
+                merged.extend(added);
+                let size = serde_json::to_vec(&merged).map_or(usize::MAX, |v| v.len());
+                if size <= crate::domain::claims::MAX_TOKEN_CLAIMS_BYTES {
+                    return Ok(Some(merged));
+                }
+                format!(
+                    "token hook: the token's custom claims would take {size} bytes; at most {}",
+                    crate::domain::claims::MAX_TOKEN_CLAIMS_BYTES
+                )
+            }
+            Outcome::Deny { code, reason } => {
+                let status = if code == "server_error" { 500 } else { 400 };
+                let why = match &reason {
+                    Some(r) => format!("token hook denied the exchange ({code}): {r}"),
+                    None => format!("token hook denied the exchange ({code})"),
+                };
+                tracing::info!(client_id = %client.client_id, %audience, reason = %why, "token request refused");
+                let description =
+                    reason.unwrap_or_else(|| "The token hook denied the request".into());
+                return Err(OAuthError::new(status, code, description).because(why));
+            }
+            Outcome::Failed(why) => why,
+        };
+        if h.fail_open {
+            tracing::warn!(client_id = %client.client_id, %audience, reason = %failure, "token hook failed; token issued without its claims (fail-open)");
+            Ok(None)
+        } else {
+            tracing::warn!(client_id = %client.client_id, %audience, reason = %failure, "token hook failed; token refused (fail-closed)");
+            Err(OAuthError::server_error().because(failure))
+        }
     }
 
     /// The organization a token is for, from the read model: the request's `organization`

@@ -856,6 +856,63 @@ mod tests {
     }
 
     #[test]
+    fn the_token_hook_needs_https_and_a_secret() {
+        let hook = |url: &str| ServeArgs {
+            token_hook_url: Some(url.into()),
+            ..Default::default()
+        };
+        let secret = |name: &str| {
+            (name == "CLAVIS_TOKEN_HOOK_SECRET").then(|| "hook-secret-0123456789".to_string())
+        };
+        let none = |_: &str| None;
+        let short = |name: &str| (name == "CLAVIS_TOKEN_HOOK_SECRET").then(|| "short".to_string());
+        assert!(
+            ServeArgs::default()
+                .into_config_with_env(&secret)
+                .unwrap()
+                .token_hook
+                .is_none()
+        );
+        let c = hook("https://hooks.example.com/claims")
+            .into_config_with_env(&secret)
+            .unwrap();
+        let options = c.token_hook.unwrap();
+        assert_eq!(options.url.as_str(), "https://hooks.example.com/claims");
+        assert_eq!(options.secret, "hook-secret-0123456789");
+        assert_eq!(options.timeout, crate::token_hook::DEFAULT_TIMEOUT);
+        assert!(!options.fail_open);
+        assert_eq!(
+            options.max_connections,
+            crate::token_hook::DEFAULT_MAX_CONNECTIONS
+        );
+        assert!(!format!("{options:?}").contains("hook-secret"));
+        for (args, env) in [
+            (
+                hook("http://hooks.example.com/claims"),
+                &secret as &dyn Fn(&str) -> Option<String>,
+            ),
+            (hook("not a url"), &secret),
+            (hook("https://hooks.example.com/claims"), &none),
+            (hook("https://hooks.example.com/claims"), &short),
+        ] {
+            assert!(args.into_config_with_env(env).is_err());
+        }
+        let c = ServeArgs {
+            token_hook_url: Some("https://hooks.example.com/claims".into()),
+            token_hook_timeout_ms: Some(250),
+            token_hook_fail_open: Some(true),
+            token_hook_max_connections: Some(4),
+            ..Default::default()
+        }
+        .into_config_with_env(&secret)
+        .unwrap();
+        let options = c.token_hook.unwrap();
+        assert_eq!(options.timeout, Duration::from_millis(250));
+        assert!(options.fail_open);
+        assert_eq!(options.max_connections, 4);
+    }
+
+    #[test]
     fn help_shows_no_secret_flag_and_no_environment_value() {
         use clap::CommandFactory;
         let mut cli = Cli::command();

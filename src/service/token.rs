@@ -14,7 +14,7 @@ use super::replay::Durable;
 use crate::audit::Origin;
 use crate::domain::time::Timestamp;
 use crate::model::{
-    ApiSigner, AttachedKey, ClientAuth, ClientEntry, GrantEntry, OrganizationUsage,
+    ApiEntry, ApiSigner, AttachedKey, ClientAuth, ClientEntry, GrantEntry, OrganizationUsage,
 };
 use crate::mtls::PresentedCertificate;
 use crate::store::{JtiRecord, StoreError};
@@ -214,10 +214,17 @@ struct AccessTokenClaims<'a> {
     /// Certificate binding (RFC 8705 §3.1), for tokens issued through mTLS.
     #[serde(skip_serializing_if = "Option::is_none")]
     cnf: Option<Confirmation<'a>>,
-    /// Custom claims (the grant's `token_claims`, the token hook's), never a name above
-    /// (`domain::claims::RESTRICTED` holds them all).
+}
+
+/// The standard claims followed by custom ones (the grant's `token_claims`, the token
+/// hook's), none of which has a standard claim's name (`domain::claims::RESTRICTED` holds
+/// them all). Tokens without custom claims are serialized without it.
+#[derive(Serialize)]
+struct WithCustomClaims<'a> {
     #[serde(flatten)]
-    custom: Option<&'a Map<String, Value>>,
+    standard: &'a AccessTokenClaims<'a>,
+    #[serde(flatten)]
+    custom: &'a Map<String, Value>,
 }
 
 #[derive(Serialize)]
@@ -444,15 +451,16 @@ impl Clavis {
             cnf: bound_to
                 .as_deref()
                 .map(|x5t_s256| Confirmation { x5t_s256 }),
-            custom,
         };
-        let signed = match &api.signer {
-            ApiSigner::Rsa(alg) => self.model.keys().current.sign_token(*alg, api.typ, &claims),
-            ApiSigner::Hmac(key) => key.sign_token(api.typ, &claims),
-            ApiSigner::Unavailable => {
-                tracing::error!(audience = %api.identifier, "no signing secret for this HS256 API");
-                return Err(OAuthError::server_error());
-            }
+        let signed = match custom {
+            None => self.sign(&api, &claims)?,
+            Some(custom) => self.sign(
+                &api,
+                &WithCustomClaims {
+                    standard: &claims,
+                    custom,
+                },
+            )?,
         };
         let access_token = signed.map_err(|e| {
             tracing::error!(error = %e, "token signing failed");
@@ -477,6 +485,22 @@ impl Clavis {
                 jti,
                 thumbprint: bound_to,
             },
+        })
+    }
+
+    /// Signs `claims` as the API signs its tokens.
+    fn sign<T: Serialize>(
+        &self,
+        api: &ApiEntry,
+        claims: &T,
+    ) -> Result<Result<String, clavis_crypto::CryptoError>, OAuthError> {
+        Ok(match &api.signer {
+            ApiSigner::Rsa(alg) => self.model.keys().current.sign_token(*alg, api.typ, claims),
+            ApiSigner::Hmac(key) => key.sign_token(api.typ, claims),
+            ApiSigner::Unavailable => {
+                tracing::error!(audience = %api.identifier, "no signing secret for this HS256 API");
+                return Err(OAuthError::server_error());
+            }
         })
     }
 

@@ -218,11 +218,14 @@ enum Mode {
     Status(u16),
 }
 
+/// (Authorization header, body) of one call.
+type Call = (Option<String>, Value);
+
 #[derive(Clone)]
 struct Receiver {
     mode: Arc<Mutex<Mode>>,
     /// (Authorization header, body) of each call.
-    calls: Arc<Mutex<Vec<(Option<String>, Value)>>>,
+    calls: Arc<Mutex<Vec<Call>>>,
     handle: axum_server::Handle<SocketAddr>,
 }
 
@@ -233,7 +236,7 @@ impl Receiver {
 
     /// The calls about `client_id` (the admin's Management API tokens go through the hook
     /// too).
-    fn calls_for(&self, client_id: &str) -> Vec<(Option<String>, Value)> {
+    fn calls_for(&self, client_id: &str) -> Vec<Call> {
         self.calls
             .lock()
             .unwrap()

@@ -568,3 +568,55 @@ async fn a_hook_that_is_down_refuses_or_passes_as_configured() {
         }
     }
 }
+
+#[tokio::test]
+async fn the_hook_sees_the_organization_of_the_token() {
+    let (receiver, url, ca, _dir) = start_receiver().await;
+    let app = TestApp::spawn_with(|c| c.token_hook = Some(hook_options(&url, Some(&ca)))).await;
+    app.create_api(API, &["read"]).await;
+    let client = app.create_m2m_client("org worker").await;
+    let id = client["client_id"].as_str().unwrap().to_string();
+    let secret = client["client_secret"].as_str().unwrap().to_string();
+    let (status, _) = app
+        .admin_json(
+            Method::POST,
+            "/api/v2/client-grants",
+            Some(json!({"client_id": id, "audience": API, "scope": ["read"],
+                        "organization_usage": "allow", "allow_any_organization": true})),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let (status, org) = app
+        .admin_json(
+            Method::POST,
+            "/api/v2/organizations",
+            Some(json!({"name": "acme", "display_name": "Acme Inc.", "metadata": {"plan": "pro"}})),
+        )
+        .await;
+    assert_eq!(status, 201, "{org}");
+    let org_id = org["id"].as_str().unwrap();
+    receiver.set(Mode::Answer(
+        json!({"claims": {"https://example.com/plan": "pro"}}),
+    ));
+    let r = app
+        .token_form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", id.as_str()),
+            ("client_secret", secret.as_str()),
+            ("audience", API),
+            ("organization", org_id),
+        ])
+        .await;
+    let (status, body) = status_json(r).await;
+    assert_eq!(status, 200, "{body}");
+    let claims = jwt_payload(body["access_token"].as_str().unwrap());
+    assert_eq!(claims["org_id"], org_id);
+    assert_eq!(claims["https://example.com/plan"], "pro");
+    let calls = receiver.calls_for(&id);
+    let event = &calls.last().unwrap().1;
+    assert_eq!(
+        event["organization"],
+        json!({"id": org_id, "name": "acme", "display_name": "Acme Inc.", "metadata": {"plan": "pro"}})
+    );
+    assert_eq!(event["request"]["body"]["organization"], org_id);
+}

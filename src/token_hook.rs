@@ -305,7 +305,15 @@ fn describe(e: reqwest::Error) -> String {
     } else if e.is_connect() {
         "token hook unreachable (connection failed)".into()
     } else {
-        format!("token hook request failed: {}", e.without_url())
+        // The causes say what went wrong (a closed connection, a TLS failure, ...).
+        let e = e.without_url();
+        let mut text = format!("token hook request failed: {e}");
+        let mut cause = std::error::Error::source(&e);
+        while let Some(c) = cause {
+            text.push_str(&format!(": {c}"));
+            cause = c.source();
+        }
+        text
     }
 }
 

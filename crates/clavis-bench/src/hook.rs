@@ -13,7 +13,13 @@ use axum::response::{IntoResponse, Response};
 /// The answer to every authorised call.
 const ANSWER: &str = r#"{"claims":{"https://bench.clavis.test/plan":"pro"}}"#;
 
-async fn answer(State(expected): State<Arc<String>>, headers: HeaderMap) -> Response {
+/// Reads the whole event (an HTTP/2 stream answered before its body is read is reset, and
+/// hyper's server ends a connection with too many of those), then answers.
+async fn answer(
+    State(expected): State<Arc<String>>,
+    headers: HeaderMap,
+    _event: axum::body::Bytes,
+) -> Response {
     let authorised = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())

@@ -130,6 +130,24 @@ for title, prefix in [("Clavis, private_key_jwt (RS256 in, RS256 out)", "clavis-
         w(f"| {c} " + row(load(f"{prefix}-c{c}")))
     w("")
 
+w("### Custom claims (64 connections)")
+w("")
+w("A fresh server whose grants declare two claims (`token_claims`), then the same server with a "
+  "token hook on 127.0.0.1 (`clavis-bench hook`, HTTPS, one claim per answer); the rate beside the "
+  "plain 64-connection phase of the same method.")
+w("")
+w("| phase | tokens/s | ceiling before / after | of ceiling | p50 ms | p99 ms | p99.9 ms | steal / idle | of plain |")
+w("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+for name, label, plain in [("claims-secret-c64", "declared claims, client_secret_post", "clavis-secret-c64"),
+                           ("claims-pkjwt-c64", "declared claims, private_key_jwt", "clavis-pkjwt-c64"),
+                           ("hook-secret-c64", "token hook, client_secret_post", "clavis-secret-c64"),
+                           ("hook-pkjwt-c64", "token hook, private_key_jwt", "clavis-pkjwt-c64")]:
+    r = load(name)
+    if r:
+        rt = ratio(get(name), get(plain))
+        w(f"| {label} " + row(r).rstrip().rstrip("|").rstrip() + f" | {'–' if rt is None else f'{rt:.0%}'} |")
+w("")
+
 half = load("clavis-pkjwt-half")
 w("### Latency at half of maximum throughput")
 w("")

@@ -163,6 +163,27 @@ pub struct ServeArgs {
     /// 7 days, as Auth0).
     #[arg(long, env = "CLAVIS_LOG_STREAM_SUSPEND_AFTER_SECS", value_parser = clap::value_parser!(u64).range(1..=31_536_000))]
     pub log_stream_suspend_after_secs: Option<u64>,
+    /// HTTPS endpoint called on each client-credentials exchange, before the token is
+    /// signed, to add claims or deny it (default: none). Its secret is
+    /// CLAVIS_TOKEN_HOOK_SECRET (or _FILE), sent as `Authorization: Bearer <secret>`.
+    #[arg(long, env = "CLAVIS_TOKEN_HOOK_URL")]
+    pub token_hook_url: Option<String>,
+    /// Milliseconds a token-hook call may take, waiting for a connection included
+    /// (default: 2000).
+    #[arg(long, env = "CLAVIS_TOKEN_HOOK_TIMEOUT_MS", value_parser = clap::value_parser!(u64).range(10..=30_000))]
+    pub token_hook_timeout_ms: Option<u64>,
+    /// When the token hook fails (timeout, unreachable, bad answer), issue the token without
+    /// its claims instead of refusing the exchange (default: off, fail-closed).
+    #[arg(long, env = "CLAVIS_TOKEN_HOOK_FAIL_OPEN", num_args = 0..=1, default_missing_value = "true")]
+    pub token_hook_fail_open: Option<bool>,
+    /// PEM bundle of the only CAs that verify the token hook's certificate (default: the
+    /// system's roots).
+    #[arg(long, env = "CLAVIS_TOKEN_HOOK_CA_FILE")]
+    pub token_hook_ca_file: Option<PathBuf>,
+    /// Most token-hook calls (and connections) at once (default: 32); an exchange waits for
+    /// a free one within the timeout.
+    #[arg(long, env = "CLAVIS_TOKEN_HOOK_MAX_CONNECTIONS", value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub token_hook_max_connections: Option<u64>,
     /// Maximum credentials per client (default: 4, as Auth0).
     #[arg(long, env = "CLAVIS_MAX_CREDENTIALS_PER_CLIENT")]
     pub max_credentials_per_client: Option<usize>,
@@ -310,6 +331,8 @@ pub struct Config {
     pub credential_expiry_scan: Duration,
     /// Log-stream delivery.
     pub log_streams: crate::log_streams::DeliveryOptions,
+    /// The token hook.
+    pub token_hook: Option<crate::token_hook::TokenHookOptions>,
     /// Credential caps.
     pub limits: CredentialLimits,
     /// Master key from the environment.
@@ -407,6 +430,7 @@ impl Config {
             credential_expiry_warnings: crate::expiry::DEFAULT_WARNING_DAYS.to_vec(),
             credential_expiry_scan: crate::expiry::DEFAULT_SCAN_INTERVAL,
             log_streams: crate::log_streams::DeliveryOptions::default(),
+            token_hook: None,
             limits: CredentialLimits::default(),
             master_key: None,
             bootstrap_client_id: None,
@@ -492,6 +516,7 @@ impl ServeArgs {
                 "CLAVIS_METRICS_TOKEN must be at least {MIN_METRICS_TOKEN} characters, without surrounding spaces"
             ));
         }
+        let token_hook_secret = from_env(env, "CLAVIS_TOKEN_HOOK_SECRET")?;
         let file: ServeArgs = match &self.config {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
@@ -608,7 +633,46 @@ impl ServeArgs {
                     .into(),
             );
         }
+        let token_hook = match self.token_hook_url.or(file.token_hook_url) {
+            None => None,
+            Some(url) => {
+                let url =
+                    url::Url::parse(&url).map_err(|e| format!("--token-hook-url {url}: {e}"))?;
+                if url.scheme() != "https" {
+                    return Err("--token-hook-url must be an https URL".into());
+                }
+                let secret = token_hook_secret.ok_or(
+                    "--token-hook-url needs CLAVIS_TOKEN_HOOK_SECRET (or CLAVIS_TOKEN_HOOK_SECRET_FILE)",
+                )?;
+                let min = crate::token_hook::MIN_SECRET;
+                if secret.trim().len() < min || secret.trim() != secret {
+                    return Err(format!(
+                        "CLAVIS_TOKEN_HOOK_SECRET must be at least {min} characters, without surrounding spaces"
+                    ));
+                }
+                Some(crate::token_hook::TokenHookOptions {
+                    url,
+                    secret,
+                    timeout: self
+                        .token_hook_timeout_ms
+                        .or(file.token_hook_timeout_ms)
+                        .map_or(crate::token_hook::DEFAULT_TIMEOUT, Duration::from_millis),
+                    fail_open: self
+                        .token_hook_fail_open
+                        .or(file.token_hook_fail_open)
+                        .unwrap_or(false),
+                    ca_file: self.token_hook_ca_file.or(file.token_hook_ca_file),
+                    max_connections: self
+                        .token_hook_max_connections
+                        .or(file.token_hook_max_connections)
+                        .map_or(crate::token_hook::DEFAULT_MAX_CONNECTIONS, |n| {
+                            usize::try_from(n).unwrap_or(crate::token_hook::DEFAULT_MAX_CONNECTIONS)
+                        }),
+                })
+            }
+        };
         Ok(Config {
+            token_hook,
             listen: self
                 .listen
                 .or(file.listen)
@@ -798,6 +862,63 @@ mod tests {
             _ => None,
         };
         assert!(ServeArgs::default().into_config_with_env(&both).is_err());
+    }
+
+    #[test]
+    fn the_token_hook_needs_https_and_a_secret() {
+        let hook = |url: &str| ServeArgs {
+            token_hook_url: Some(url.into()),
+            ..Default::default()
+        };
+        let secret = |name: &str| {
+            (name == "CLAVIS_TOKEN_HOOK_SECRET").then(|| "hook-secret-0123456789".to_string())
+        };
+        let none = |_: &str| None;
+        let short = |name: &str| (name == "CLAVIS_TOKEN_HOOK_SECRET").then(|| "short".to_string());
+        assert!(
+            ServeArgs::default()
+                .into_config_with_env(&secret)
+                .unwrap()
+                .token_hook
+                .is_none()
+        );
+        let c = hook("https://hooks.example.com/claims")
+            .into_config_with_env(&secret)
+            .unwrap();
+        let options = c.token_hook.unwrap();
+        assert_eq!(options.url.as_str(), "https://hooks.example.com/claims");
+        assert_eq!(options.secret, "hook-secret-0123456789");
+        assert_eq!(options.timeout, crate::token_hook::DEFAULT_TIMEOUT);
+        assert!(!options.fail_open);
+        assert_eq!(
+            options.max_connections,
+            crate::token_hook::DEFAULT_MAX_CONNECTIONS
+        );
+        assert!(!format!("{options:?}").contains("hook-secret"));
+        for (args, env) in [
+            (
+                hook("http://hooks.example.com/claims"),
+                &secret as &dyn Fn(&str) -> Option<String>,
+            ),
+            (hook("not a url"), &secret),
+            (hook("https://hooks.example.com/claims"), &none),
+            (hook("https://hooks.example.com/claims"), &short),
+        ] {
+            assert!(args.into_config_with_env(env).is_err());
+        }
+        let c = ServeArgs {
+            token_hook_url: Some("https://hooks.example.com/claims".into()),
+            token_hook_timeout_ms: Some(250),
+            token_hook_fail_open: Some(true),
+            token_hook_max_connections: Some(4),
+            ..Default::default()
+        }
+        .into_config_with_env(&secret)
+        .unwrap();
+        let options = c.token_hook.unwrap();
+        assert_eq!(options.timeout, Duration::from_millis(250));
+        assert!(options.fail_open);
+        assert_eq!(options.max_connections, 4);
     }
 
     #[test]

@@ -28,3 +28,4 @@ pub mod service;
 pub mod startup;
 pub mod store;
 pub mod tls;
+pub mod token_hook;

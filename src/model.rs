@@ -151,6 +151,8 @@ pub struct ClientEntry {
     pub default_organization: Option<String>,
     /// Its own `token_quota` (else the tenant's default for clients applies).
     pub token_quota: Option<QuotaLimits>,
+    /// `client_metadata`, when not empty (the token hook's event carries it).
+    pub metadata: Option<Box<serde_json::Map<String, serde_json::Value>>>,
     /// Distinguishes this entry from every other one built by the process: a write that
     /// replaces the entry retires what was remembered under the old one.
     version: u64,
@@ -254,6 +256,8 @@ impl ClientEntry {
             requires_binding: client.requires_proof_of_possession(),
             default_organization: client.default_organization().map(str::to_string),
             token_quota: client.token_quota(),
+            metadata: (!client.client_metadata.is_empty())
+                .then(|| Box::new(client.client_metadata.clone())),
             version: ENTRY_VERSIONS.fetch_add(1, Ordering::Relaxed),
         }
     }
@@ -346,6 +350,8 @@ pub struct GrantEntry {
     pub organization_usage: OrganizationUsage,
     /// `allow_any_organization`: every organization, not only the associated ones.
     pub any_organization: bool,
+    /// `token_claims` (a Clavis extension): claims every token of the grant carries.
+    pub claims: Option<Box<serde_json::Map<String, serde_json::Value>>>,
 }
 
 /// A grant's `organization_usage`.
@@ -371,6 +377,10 @@ pub struct OrgEntry {
     pub grant_ids: std::collections::HashSet<String>,
     /// Its own `token_quota` (else the tenant's default for organizations applies).
     pub token_quota: Option<QuotaLimits>,
+    /// Its `display_name` (the token hook's event carries it).
+    pub display_name: Option<String>,
+    /// Its `metadata`, when set (the token hook's event carries it).
+    pub metadata: Option<serde_json::Value>,
 }
 
 impl OrgEntry {
@@ -380,6 +390,8 @@ impl OrgEntry {
             name: record.organization.name.clone(),
             grant_ids: record.grant_ids.iter().cloned().collect(),
             token_quota: record.organization.token_quota(),
+            display_name: record.organization.display_name.clone(),
+            metadata: record.organization.extra.get("metadata").cloned(),
         }
     }
 }
@@ -844,6 +856,7 @@ fn insert_grant(m: &mut Model, grant: &ClientGrant) {
                 _ => OrganizationUsage::Deny,
             },
             any_organization: grant.allows_any_organization(),
+            claims: grant.token_claims().cloned().map(Box::new),
         }),
     );
 }

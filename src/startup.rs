@@ -154,14 +154,30 @@ impl Application {
             build_ms = u64::try_from((started.elapsed() - read).as_millis()).unwrap_or(u64::MAX),
             "read model loaded"
         );
-        let mut clavis = Clavis::new(store, model, master_key, config.limits, issuer)
+        let token_hook = match &config.token_hook {
+            Some(options) => {
+                let hostname = url::Url::parse(&issuer.issuer)
+                    .ok()
+                    .and_then(|u| u.host_str().map(str::to_string))
+                    .unwrap_or_default();
+                Some(
+                    crate::token_hook::TokenHook::new(options, &hostname)
+                        .map_err(|e| anyhow::anyhow!(e))?,
+                )
+            }
+            None => None,
+        };
+        let mut core = Clavis::new(store, model, master_key, config.limits, issuer)
             .with_mtls(mtls)
             .with_expiry_warnings(config.credential_expiry_warnings.clone());
+        if let Some(h) = token_hook {
+            core = core.with_token_hook(h);
+        }
         if !config.audit_trail {
             tracing::warn!("the audit trail is off (--audit-trail false): nothing is recorded");
-            clavis = clavis.without_audit_trail();
+            core = core.without_audit_trail();
         }
-        let clavis = Arc::new(clavis);
+        let clavis = Arc::new(core);
         if let Some(changes) = changes {
             crate::service::sync::start(&clavis, changes, config.db.resync_interval);
         }

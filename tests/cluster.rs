@@ -553,6 +553,100 @@ async fn organizations(nodes: &[Node; 2]) {
     .await;
 }
 
+/// A grant's declared claims (`token_claims`) written on one node are in the other node's
+/// tokens within a second, and so are their update and removal.
+#[test]
+#[ignore = "needs PostgreSQL: scripts/test-postgres"]
+fn two_nodes_issue_each_others_declared_claims_within_a_second() {
+    let database = pg::fresh_database_blocking(&pg::require_base_url());
+    let key = master_key();
+    let nodes = [
+        Node::start("A", &database, &key, &[]),
+        Node::start("B", &database, &key, &[]),
+    ];
+    runtime().block_on(declared_claims(&nodes));
+}
+
+async fn declared_claims(nodes: &[Node; 2]) {
+    let [a, b] = nodes;
+    let token = a.admin_token().await;
+    create_api(a, &token).await;
+    let created = |text: String| serde_json::from_str::<Value>(&text).unwrap();
+    let client = created(
+        a.expect(
+            &token,
+            Method::POST,
+            "/api/v2/clients",
+            Some(json!({"name": "claims worker", "app_type": "non_interactive", "grant_types": ["client_credentials"]})),
+            201,
+        )
+        .await,
+    );
+    let client_id = client["client_id"].as_str().unwrap().to_string();
+    let secret = client["client_secret"].as_str().unwrap().to_string();
+    let grant = created(
+        a.expect(
+            &token,
+            Method::POST,
+            "/api/v2/client-grants",
+            Some(json!({"client_id": client_id, "audience": API, "scope": ["read:things"], "token_claims": {"tier": "gold"}})),
+            201,
+        )
+        .await,
+    );
+    let grant_path = format!("/api/v2/client-grants/{}", grant["id"].as_str().unwrap());
+    until("B issues A's claims", PROPAGATION, || async {
+        claim_on(b, &client_id, &secret).await == json!("gold")
+    })
+    .await;
+    b.expect(
+        &token,
+        Method::PATCH,
+        &grant_path,
+        Some(json!({"token_claims": {"tier": "silver"}})),
+        200,
+    )
+    .await;
+    until("A issues B's update", PROPAGATION, || async {
+        claim_on(a, &client_id, &secret).await == json!("silver")
+    })
+    .await;
+    a.expect(
+        &token,
+        Method::PATCH,
+        &grant_path,
+        Some(json!({"token_claims": null})),
+        200,
+    )
+    .await;
+    until("B drops the claims", PROPAGATION, || async {
+        claim_on(b, &client_id, &secret).await == Value::Null
+    })
+    .await;
+}
+
+/// The `tier` claim of a fresh token from `node` (`null` when absent or refused).
+async fn claim_on(node: &Node, client_id: &str, secret: &str) -> Value {
+    let r = node
+        .token(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", client_id),
+            ("client_secret", secret),
+            ("audience", API),
+        ])
+        .await;
+    if r.status() != StatusCode::OK {
+        return Value::Null;
+    }
+    let body: Value = r.json().await.unwrap();
+    let token = body["access_token"].as_str().unwrap();
+    let payload = token.split('.').nth(1).unwrap();
+    let bytes =
+        base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, payload).unwrap();
+    let claims: Value = serde_json::from_slice(&bytes).unwrap();
+    claims["tier"].clone()
+}
+
 /// The status of a token request for `org_id`.
 async fn org_token(node: &Node, client_id: &str, secret: &str, org_id: &str) -> u16 {
     node.token(&[

@@ -255,6 +255,11 @@ const EXTRA_FIELDS: &[(&str, &str)] = &[
         "ResourceServer",
         "allow_online_access_with_ephemeral_sessions",
     ),
+    // A Clavis extension (src/domain/claims.rs): the claims a grant's tokens carry.
+    ("ClientGrant", "token_claims"),
+    ("ClientGrantResponseContent", "token_claims"),
+    ("CreateClientGrantRequestContent", "token_claims"),
+    ("UpdateClientGrantRequestContent", "token_claims"),
 ];
 
 #[test]

@@ -33,6 +33,7 @@ const ADMIN_SECRET = need("CLAVIS_CLIENT_SECRET");
 const WORK = need("CLAVIS_WORK_DIR");
 const INCLUDED = ["clients", "resourceServers", "clientGrants", "clientAuthCredentials"];
 const ORDERS = "https://orders.example.com/";
+const BILLING_CLAIMS = { "https://orders.example.com/team": "billing", tier: "gold" };
 
 const require = createRequire(import.meta.url);
 const cliPackage = require.resolve("auth0-deploy-cli/package.json");
@@ -274,7 +275,9 @@ async function main() {
     [signing, ["read:orders", "write:orders"]],
     [partner, ["read:orders"]],
   ]) {
-    await a.call("POST", "/client-grants", { client_id: client.client_id, audience: ORDERS, scope });
+    // Clavis's extension on one grant: the claims its tokens carry go through export and import.
+    const extra = client === billing ? { token_claims: BILLING_CLAIMS } : {};
+    await a.call("POST", "/client-grants", { client_id: client.client_id, audience: ORDERS, scope, ...extra });
   }
   const seeded = await a.snapshot();
   const managementApi = seeded.resourceServers.find((r) => r.is_system);
@@ -305,6 +308,11 @@ async function main() {
       ["Signing worker", ORDERS, ["read:orders", "write:orders"]],
     ],
     "the grants name their clients; the admin's Management API grant is left out",
+  );
+  assert.deepEqual(
+    exported.clientGrants.find((g) => g.client_id === "Billing worker").token_claims,
+    BILLING_CLAIMS,
+    "the export carries the grant's token_claims",
   );
   const firstParty = (await exportYaml(a, "export-first-party", { AUTH0_EXCLUDE_THIRD_PARTY_CLIENTS: "true" })).doc;
   assert.ok(!firstParty.clients.some((c) => c.name === "Partner app"), "a third-party client was exported");
@@ -345,7 +353,7 @@ async function main() {
       .map(({ id, ...rest }) => rest),
     grants: snap.clientGrants
       .filter((g) => g.audience === ORDERS)
-      .map((g) => [snap.clients.find((c) => c.client_id === g.client_id).name, g.audience, g.scope])
+      .map((g) => [snap.clients.find((c) => c.client_id === g.client_id).name, g.audience, g.scope, g.token_claims ?? null])
       .sort(),
     credentials: Object.fromEntries(
       Object.entries(snap.credentials).map(([name, list]) => [

@@ -37,6 +37,7 @@ pub const STORED_PROPERTIES: &[(&str, &[&str])] = &[
     ("subject_type", &["string"]),
     ("authorization_details_types", &["array"]),
     ("allow_all_scopes", &["boolean", "null"]),
+    (super::claims::PROPERTY, &["object", "null"]),
 ];
 
 impl ClientGrant {
@@ -82,6 +83,14 @@ impl ClientGrant {
     /// `allow_any_organization: true`: tokens for any organization, not only associated ones.
     pub fn allows_any_organization(&self) -> bool {
         self.extra.get("allow_any_organization") == Some(&Value::Bool(true))
+    }
+
+    /// `token_claims` (a Clavis extension): the claims every token of the grant carries.
+    pub fn token_claims(&self) -> Option<&Map<String, Value>> {
+        self.extra
+            .get(super::claims::PROPERTY)
+            .and_then(Value::as_object)
+            .filter(|m| !m.is_empty())
     }
 
     /// Whether it authorizes the `client_credentials` grant: its `subject_type` is `client`.
@@ -167,6 +176,22 @@ fn check_value(key: &str, v: &Value) -> Result<(), DomainError> {
                 "Defines whether organizations can be used with client credentials exchanges for this grant.",
             ))
         }
+        super::claims::PROPERTY => match v.as_object() {
+            Some(claims) => super::claims::check_declared(claims, false),
+            None => Ok(()),
+        },
+        _ => Ok(()),
+    }
+}
+
+/// Claims declared for the Management API must be namespaced (Auth0 adds no other custom
+/// claim to its tokens); checked once the grant's API is known.
+fn check_claims_for(extra: &Map<String, Value>, rs: &ResourceServer) -> Result<(), DomainError> {
+    match extra
+        .get(super::claims::PROPERTY)
+        .and_then(Value::as_object)
+    {
+        Some(claims) if rs.is_system => super::claims::check_declared(claims, true),
         _ => Ok(()),
     }
 }
@@ -244,6 +269,7 @@ impl NewClientGrant {
     /// Builds the grant after checking its scopes against the resource server.
     pub fn build(self, rs: &ResourceServer, now: Timestamp) -> Result<ClientGrant, DomainError> {
         check_scopes(&self.scope, rs)?;
+        check_claims_for(&self.extra, rs)?;
         Ok(ClientGrant {
             id: ids::new_client_grant_id(),
             client_id: self.client_id,
@@ -310,6 +336,9 @@ impl ClientGrantUpdate {
                 }
                 grant.scope = scope.clone();
             }
+        }
+        if let Some(rs) = rs {
+            check_claims_for(&self.extra, rs)?;
         }
         for (k, v) in &self.extra {
             if v.is_null() {

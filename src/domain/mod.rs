@@ -2,6 +2,7 @@
 //! the store call into these types, and most unit tests live next to them.
 
 pub mod auth0_schema;
+pub mod claims;
 pub mod client;
 pub mod client_grant;
 pub mod credential;

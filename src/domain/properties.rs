@@ -34,6 +34,8 @@ pub enum Meaning {
     /// In Auth0's responses only; Clavis does not return it (why). A request carrying it is
     /// refused as an unknown property, as Auth0 refuses it.
     OutputOnly(&'static str),
+    /// Not in Auth0's schema: a Clavis extension, acted on as described.
+    Extension(&'static str),
 }
 
 /// Which values of a refused property are refused.
@@ -84,6 +86,13 @@ const fn enforced(name: &'static str, how: &'static str) -> Property {
     Property {
         name,
         meaning: Meaning::Enforced(how),
+    }
+}
+
+const fn extension(name: &'static str, how: &'static str) -> Property {
+    Property {
+        name,
+        meaning: Meaning::Extension(how),
     }
 }
 
@@ -431,6 +440,10 @@ pub const CLIENT_GRANT: &[Property] = &[
         "allow_all_scopes",
         "the grant covers every scope of the API, present and future",
     ),
+    extension(
+        super::claims::PROPERTY,
+        "an object of claims (JSON values) every access token of the grant carries; at most 20 claims, names of at most 256 characters that are not restricted claims (contract section 9), 16 KiB as JSON; namespaced names only for the Management API; `null` removes them",
+    ),
 ];
 
 /// Auth0's `Organization` (and its create and update bodies).
@@ -764,6 +777,7 @@ pub fn markdown(title: &str, table: &[Property]) -> String {
                 format!("{} is a 400: {why}; {otherwise}", when.describe()),
             ),
             Meaning::OutputOnly(why) => ("not returned", why.to_string()),
+            Meaning::Extension(how) => ("Clavis extension", how.to_string()),
         };
         out.push_str(&format!("| `{}` | {kind} | {text} |\n", p.name));
     }

@@ -144,11 +144,12 @@ pub fn parse_token_body(
     security((), ("clientSecretBasic" = [])),
     responses(
         (status = 200, description = "An access token (`cache-control: no-store`).", body = crate::http::openapi::TokenResponse),
-        (status = 400, description = "`invalid_request` or `unsupported_grant_type`.", body = crate::http::openapi::OAuthErrorBody),
+        (status = 400, description = "`invalid_request` or `unsupported_grant_type`; `invalid_scope` or `invalid_request` when the token hook denies the exchange.", body = crate::http::openapi::OAuthErrorBody),
         (status = 401, description = "`access_denied` (secrets) or `invalid_client` (assertions).", body = crate::http::openapi::OAuthErrorBody),
         (status = 403, description = "`unauthorized_client` or `access_denied` (no grant, unknown audience).", body = crate::http::openapi::OAuthErrorBody),
         (status = 408, description = "The request body did not arrive within the request timeout.", body = crate::http::openapi::OAuthErrorBody),
         (status = 429, description = "Rate limit reached, or a token quota spent (`too_many_requests`, with `retry-after`; a quota also sends `Auth0-Client-Quota-Limit` or `Auth0-Organization-Quota-Limit`).", body = crate::http::openapi::OAuthErrorBody),
+        (status = 500, description = "`server_error`: the token could not be signed, or the token hook failed (fail-closed) or denied the exchange with `server_error`.", body = crate::http::openapi::OAuthErrorBody),
         (status = 503, description = "The store cannot be reached (`temporarily_unavailable`); retry.", body = crate::http::openapi::OAuthErrorBody),
     ),
 )]
@@ -189,7 +190,7 @@ pub async fn token(State(app): State<AppState>, mut req: Request) -> Response {
         let _ = admitted.set(decision);
         decision.is_none_or(|d| d.allowed)
     };
-    let mut result = app.issue_token(&request, &admit).await;
+    let mut result = app.issue_token(&request, &origin, &admit).await;
     let decision = match admitted.into_inner() {
         Some(decision) => {
             if decision.is_some_and(|d| !d.allowed) {

@@ -914,6 +914,10 @@ pub struct ClientGrant {
     /// Scopes allowed for this client grant.
     #[schema(inline)]
     scope: Vec<GrantScope>,
+    /// Clavis extension: claims every access token of this grant carries (not restricted
+    /// claim names; at most 20 claims, 16 KiB as JSON).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    token_claims: Option<serde_json::Map<String, Value>>,
 }
 
 /// `POST /client-grants`.
@@ -930,6 +934,10 @@ pub struct CreateClientGrantRequestContent {
     #[serde(default)]
     #[schema(max_items = 1000, inline)]
     scope: Vec<GrantScope>,
+    /// Clavis extension: claims every access token of this grant carries (not restricted
+    /// claim names; at most 20 claims, 16 KiB as JSON).
+    #[serde(default)]
+    token_claims: Option<serde_json::Map<String, Value>>,
 }
 
 /// `PATCH /client-grants/{id}`.
@@ -940,6 +948,10 @@ pub struct UpdateClientGrantRequestContent {
     #[serde(default)]
     #[schema(max_items = 1000, inline)]
     scope: Option<Vec<GrantScope>>,
+    /// Clavis extension: claims every access token of this grant carries; `null` removes
+    /// them.
+    #[serde(default)]
+    token_claims: Option<serde_json::Map<String, Value>>,
 }
 
 /// A page of client grants.

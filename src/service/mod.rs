@@ -93,6 +93,8 @@ pub struct Clavis {
     pub expiry: crate::expiry::ExpiryWatch,
     /// Token quotas (`crate::quota`).
     pub quotas: crate::quota::QuotaCounter,
+    /// The token hook, when one is configured.
+    pub token_hook: Option<crate::token_hook::TokenHook>,
     write_lock: Mutex<()>,
 }
 
@@ -149,6 +151,7 @@ impl Clavis {
             issuer,
             mtls: crate::mtls::MtlsSettings::default(),
             expiry: crate::expiry::ExpiryWatch::default(),
+            token_hook: None,
             write_lock: Mutex::new(()),
         }
     }
@@ -181,6 +184,12 @@ impl Clavis {
     /// Sets the credential-expiry warning thresholds, in days (default 30, 7 and 1).
     pub fn with_expiry_warnings(mut self, days: Vec<u32>) -> Self {
         self.expiry = crate::expiry::ExpiryWatch::new(days);
+        self
+    }
+
+    /// Calls this hook on every client-credentials exchange (default: none).
+    pub fn with_token_hook(mut self, hook: crate::token_hook::TokenHook) -> Self {
+        self.token_hook = Some(hook);
         self
     }
 

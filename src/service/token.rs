@@ -7,17 +7,20 @@ use std::sync::Arc;
 use clavis_crypto::jws::{CompactJws, JwsAlg};
 use clavis_crypto::secret::SecretDigest;
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use super::Clavis;
 use super::replay::Durable;
+use crate::audit::Origin;
 use crate::domain::time::Timestamp;
 use crate::model::{
-    ApiSigner, AttachedKey, ClientAuth, ClientEntry, GrantEntry, OrganizationUsage,
+    ApiEntry, ApiSigner, AttachedKey, ClientAuth, ClientEntry, GrantEntry, OrganizationUsage,
 };
 use crate::mtls::PresentedCertificate;
 use crate::quota::{Applied, Entity as QuotaEntity, QuotaReport};
 use crate::store::{JtiRecord, StoreError};
+
+mod custom_claims;
 
 /// `client_assertion_type` for `private_key_jwt` (RFC 7523).
 pub const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -221,6 +224,17 @@ struct AccessTokenClaims<'a> {
     cnf: Option<Confirmation<'a>>,
 }
 
+/// The standard claims followed by custom ones (the grant's `token_claims`, the token
+/// hook's), none of which has a standard claim's name (`domain::claims::RESTRICTED` holds
+/// them all). Tokens without custom claims are serialized without it.
+#[derive(Serialize)]
+struct WithCustomClaims<'a> {
+    #[serde(flatten)]
+    standard: &'a AccessTokenClaims<'a>,
+    #[serde(flatten)]
+    custom: &'a Map<String, Value>,
+}
+
 #[derive(Serialize)]
 struct Confirmation<'a> {
     #[serde(rename = "x5t#S256")]
@@ -266,11 +280,12 @@ fn decoy_digest() -> SecretDigest {
 }
 
 impl Clavis {
-    /// Runs the client-credentials grant; `admit` is asked once the client has
-    /// authenticated.
+    /// Runs the client-credentials grant for a request from `origin`; `admit` is asked once
+    /// the client has authenticated.
     pub async fn issue_token(
         &self,
         req: &TokenRequest,
+        origin: &Origin,
         admit: Admit<'_>,
     ) -> Result<TokenResponse, OAuthError> {
         match req.grant_type.as_deref() {
@@ -290,7 +305,7 @@ impl Clavis {
         }
         let authenticated = self.authenticate(req, admit).await?;
         let client_id = authenticated.client.client_id.clone();
-        self.issue_for(req, authenticated)
+        self.issue_for(req, origin, authenticated)
             .await
             .map_err(|e| e.concerning(Some(&client_id), None))
     }
@@ -299,6 +314,7 @@ impl Clavis {
     async fn issue_for(
         &self,
         req: &TokenRequest,
+        origin: &Origin,
         authenticated: Authenticated,
     ) -> Result<TokenResponse, OAuthError> {
         let Authenticated {
@@ -395,6 +411,26 @@ impl Clavis {
             )));
         }
         let quota = self.count_quota(&client, org_id.as_deref()).await?;
+        // Custom claims: the grant's, then the token hook's over them (as a later
+        // `setCustomClaim`). Without a hook, nothing is built. For an assertion, the hook runs
+        // while its `jti` record is being made durable.
+        let hooked = match &self.token_hook {
+            None => None,
+            Some(h) => {
+                self.ask_hook(
+                    h,
+                    req,
+                    origin,
+                    &client,
+                    &audience,
+                    &grant,
+                    org_id.as_deref(),
+                    &scope,
+                )
+                .await?
+            }
+        };
+        let custom = hooked.as_ref().or(grant.claims.as_deref());
         let permissions = api.permissions.then_some(scope.as_slice());
         let scope_claim = (!scope.is_empty()).then(|| scope.join(" "));
         let now = Timestamp::now().unix_seconds();
@@ -425,13 +461,15 @@ impl Clavis {
                 .as_deref()
                 .map(|x5t_s256| Confirmation { x5t_s256 }),
         };
-        let signed = match &api.signer {
-            ApiSigner::Rsa(alg) => self.model.keys().current.sign_token(*alg, api.typ, &claims),
-            ApiSigner::Hmac(key) => key.sign_token(api.typ, &claims),
-            ApiSigner::Unavailable => {
-                tracing::error!(audience = %api.identifier, "no signing secret for this HS256 API");
-                return Err(OAuthError::server_error());
-            }
+        let signed = match custom {
+            None => self.sign(&api, &claims)?,
+            Some(custom) => self.sign(
+                &api,
+                &WithCustomClaims {
+                    standard: &claims,
+                    custom,
+                },
+            )?,
         };
         let access_token = signed.map_err(|e| {
             tracing::error!(error = %e, "token signing failed");
@@ -516,6 +554,20 @@ impl Clavis {
         let mut e = OAuthError::new(429, "too_many_requests", description);
         e.quota = refusing.map(Box::new);
         Err(e)
+    /// Signs `claims` as the API signs its tokens.
+    fn sign<T: Serialize>(
+        &self,
+        api: &ApiEntry,
+        claims: &T,
+    ) -> Result<Result<String, clavis_crypto::CryptoError>, OAuthError> {
+        Ok(match &api.signer {
+            ApiSigner::Rsa(alg) => self.model.keys().current.sign_token(*alg, api.typ, claims),
+            ApiSigner::Hmac(key) => key.sign_token(api.typ, claims),
+            ApiSigner::Unavailable => {
+                tracing::error!(audience = %api.identifier, "no signing secret for this HS256 API");
+                return Err(OAuthError::server_error());
+            }
+        })
     }
 
     /// The organization a token is for, from the read model: the request's `organization`

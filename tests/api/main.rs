@@ -25,4 +25,5 @@ mod restart;
 mod scopes;
 mod signing_keys;
 mod smoke;
+mod token_claims;
 mod token_secret;

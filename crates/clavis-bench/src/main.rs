@@ -6,6 +6,7 @@
 mod assertions;
 mod ceiling;
 mod fsync;
+mod hook;
 mod load;
 mod machine;
 mod scale;
@@ -100,8 +101,28 @@ enum Cmd {
         /// Clients holding 4 unattached credentials each (GET/PATCH targets).
         #[arg(long, default_value_t = 8)]
         credential_clients: usize,
+        /// `token_claims` (JSON object) on every grant created.
+        #[arg(long)]
+        token_claims: Option<String>,
         #[arg(long)]
         out: PathBuf,
+    },
+    /// A token hook for Clavis (`--token-hook-url`): HTTPS on `listen`, answers each POST
+    /// carrying the bearer secret with one claim.
+    Hook {
+        #[arg(long)]
+        listen: std::net::SocketAddr,
+        /// Certificate chain (PEM).
+        #[arg(long)]
+        cert: PathBuf,
+        /// Its key (PEM).
+        #[arg(long)]
+        key: PathBuf,
+        /// The secret Clavis sends (also read from CLAVIS_TOKEN_HOOK_SECRET).
+        #[arg(long, env = "CLAVIS_TOKEN_HOOK_SECRET", hide_env_values = true)]
+        secret: String,
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
     },
     /// Token endpoint load with pre-made requests.
     Tokens {
@@ -207,6 +228,13 @@ fn run_tag() -> String {
 
 fn main() -> Result<()> {
     match Cli::parse().command {
+        Cmd::Hook {
+            listen,
+            cert,
+            key,
+            secret,
+            threads,
+        } => runtime(threads)?.block_on(hook::serve(listen, &cert, &key, secret)),
         Cmd::Ceiling { seconds, threads } => {
             print(&ceiling::run(seconds, threads.unwrap_or_else(cores))?)
         }
@@ -218,9 +246,14 @@ fn main() -> Result<()> {
             admin_secret,
             key_clients,
             credential_clients,
+            token_claims,
             out,
         } => {
             let ca_pem = std::fs::read(&ca)?;
+            let token_claims = token_claims
+                .map(|c| serde_json::from_str(&c))
+                .transpose()
+                .context("--token-claims is not JSON")?;
             let manifest = runtime(2)?.block_on(setup::run(
                 &base,
                 &ca_pem,
@@ -228,6 +261,7 @@ fn main() -> Result<()> {
                 &admin_secret,
                 key_clients,
                 credential_clients,
+                token_claims,
             ))?;
             std::fs::write(&out, serde_json::to_vec_pretty(&manifest)?)?;
             print(

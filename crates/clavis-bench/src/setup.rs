@@ -89,6 +89,8 @@ struct Api {
     http: reqwest::Client,
     base: String,
     token: String,
+    /// `token_claims` of every grant, when set.
+    token_claims: Option<Value>,
 }
 
 impl Api {
@@ -124,12 +126,12 @@ impl Api {
     }
 
     async fn grant(&self, client_id: &str) -> Result<()> {
-        self.call(
-            reqwest::Method::POST,
-            "/api/v2/client-grants",
-            json!({"client_id": client_id, "audience": API, "scope": [SCOPE]}),
-        )
-        .await?;
+        let mut body = json!({"client_id": client_id, "audience": API, "scope": [SCOPE]});
+        if let Some(claims) = &self.token_claims {
+            body["token_claims"] = claims.clone();
+        }
+        self.call(reqwest::Method::POST, "/api/v2/client-grants", body)
+            .await?;
         Ok(())
     }
 
@@ -182,7 +184,8 @@ pub fn http_client(ca_pem: &[u8]) -> Result<reqwest::Client> {
         .build()?)
 }
 
-/// Creates the fixtures and returns the manifest.
+/// Creates the fixtures and returns the manifest; every grant carries `token_claims` when
+/// given.
 pub async fn run(
     base: &str,
     ca_pem: &[u8],
@@ -190,6 +193,7 @@ pub async fn run(
     admin_secret: &str,
     key_clients: usize,
     credential_clients: usize,
+    token_claims: Option<Value>,
 ) -> Result<Manifest> {
     let http = http_client(ca_pem)?;
     let issuer = format!("{base}/");
@@ -198,6 +202,7 @@ pub async fn run(
         http,
         base: base.to_string(),
         token: token.clone(),
+        token_claims,
     };
     api.call(
         reqwest::Method::POST,

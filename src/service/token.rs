@@ -554,6 +554,8 @@ impl Clavis {
         let mut e = OAuthError::new(429, "too_many_requests", description);
         e.quota = refusing.map(Box::new);
         Err(e)
+    }
+
     /// Signs `claims` as the API signs its tokens.
     fn sign<T: Serialize>(
         &self,

@@ -178,10 +178,31 @@ struct EntityState {
     day: BucketState,
 }
 
+impl EntityState {
+    fn bucket(&mut self, hourly: bool) -> &mut BucketState {
+        if hourly { &mut self.hour } else { &mut self.day }
+    }
+}
+
+/// One client's or organization's counts on this node. A token is counted under `state`'s
+/// lock alone, held for no await; only a request that finds a bucket without reserve takes
+/// `refill` (one reservation from the store at a time per entity) and waits for the store.
+#[derive(Debug, Default)]
+struct Entry {
+    state: Mutex<EntityState>,
+    refill: tokio::sync::Mutex<()>,
+}
+
+impl Entry {
+    fn lock(&self) -> std::sync::MutexGuard<'_, EntityState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
 /// The quota counter of one node.
 pub struct QuotaCounter {
     store: Arc<dyn Store>,
-    entities: Mutex<HashMap<String, Arc<tokio::sync::Mutex<EntityState>>>>,
+    entities: Mutex<HashMap<String, Arc<Entry>>>,
     /// Added to the clock (tests move time forward instead of waiting for an hour).
     clock_shift: AtomicI64,
     /// The start of the oldest day window still kept in the store.
@@ -228,7 +249,7 @@ impl QuotaCounter {
             + self.clock_shift.load(Ordering::Relaxed)
     }
 
-    fn state(&self, key: String) -> Arc<tokio::sync::Mutex<EntityState>> {
+    fn entry(&self, key: String) -> Arc<Entry> {
         let mut entities = self.entities.lock().unwrap_or_else(|e| e.into_inner());
         entities.entry(key).or_default().clone()
     }
@@ -245,37 +266,80 @@ impl QuotaCounter {
         self.purge_old(now);
         let hour_start = now - now.rem_euclid(HOUR);
         let day_start = now - now.rem_euclid(DAY);
-        // Locks in `applied`'s order (client, then organization): no two requests wait on
-        // each other in opposite orders.
-        let mut guards = Vec::with_capacity(applied.len());
-        for a in applied {
-            let key = format!("{}:{}", a.entity.name(), a.id);
-            guards.push((a, self.state(key).lock_owned().await));
-        }
-        // Make sure every bucket holds a token or is known to be exhausted.
-        for (a, guard) in &mut guards {
-            let id = format!("{}:{}", a.entity.name(), a.id);
-            let state: &mut EntityState = guard;
-            let buckets = [
-                (a.limits.per_hour, &mut state.hour, hour_start, "per_hour"),
-                (a.limits.per_day, &mut state.day, day_start, "per_day"),
-            ];
-            for (limit, bucket, start, name) in buckets {
-                let Some(limit) = limit.map(u64::from) else {
-                    continue;
-                };
+        let entries: Vec<(&Applied<'_>, Arc<Entry>)> = applied
+            .iter()
+            .map(|a| (a, self.entry(format!("{}:{}", a.entity.name(), a.id))))
+            .collect();
+        loop {
+            // Every bucket must hold a token or be known to be exhausted; the first that does
+            // not is refilled from the store below, with no state lock held.
+            let missing = {
+                // Locked in `applied`'s order (client, then organization).
+                let mut guards: Vec<_> = entries.iter().map(|(a, e)| (*a, e.lock())).collect();
+                let mut missing = None;
+                for (i, (a, state)) in guards.iter_mut().enumerate() {
+                    for (hourly, limit, start) in [
+                        (true, a.limits.per_hour, hour_start),
+                        (false, a.limits.per_day, day_start),
+                    ] {
+                        let Some(limit) = limit.map(u64::from) else {
+                            continue;
+                        };
+                        let bucket = state.bucket(hourly);
+                        bucket.roll(start, limit);
+                        if missing.is_none() && bucket.reserve == 0 && !bucket.exhausted {
+                            missing = Some((i, hourly, start, limit));
+                        }
+                    }
+                }
+                match missing {
+                    None => return Ok(self.decide(guards, now, hour_start, day_start)),
+                    Some(m) => m,
+                }
+            };
+            let (i, hourly, start, limit) = missing;
+            let (a, entry) = &entries[i];
+            let _refilling = entry.refill.lock().await;
+            // Another request may have refilled it while this one waited.
+            let still = {
+                let mut state = entry.lock();
+                let bucket = state.bucket(hourly);
                 bucket.roll(start, limit);
-                if bucket.reserve == 0 && !bucket.exhausted {
-                    let (granted, used) = self
-                        .store
-                        .reserve_token_quota(&format!("{id}:{name}"), start, block(limit), limit)
-                        .await?;
+                bucket.reserve == 0 && !bucket.exhausted
+            };
+            if still {
+                let name = if hourly { "per_hour" } else { "per_day" };
+                let (granted, used) = self
+                    .store
+                    .reserve_token_quota(
+                        &format!("{}:{}:{name}", a.entity.name(), a.id),
+                        start,
+                        block(limit),
+                        limit,
+                    )
+                    .await?;
+                let mut state = entry.lock();
+                let bucket = state.bucket(hourly);
+                // A window that rolled over meanwhile starts afresh: the grant was for the old.
+                if bucket.window_start == start && bucket.limit == limit {
                     bucket.reserve += granted;
                     bucket.shared_used = used;
                     bucket.exhausted = granted == 0 || used >= limit;
                 }
             }
         }
+    }
+
+    /// With every bucket holding a token or known to be exhausted (the locks held):
+    /// refuses the request when an enforced bucket is exhausted, else spends one token from
+    /// every bucket.
+    fn decide(
+        &self,
+        mut guards: Vec<(&Applied<'_>, std::sync::MutexGuard<'_, EntityState>)>,
+        now: i64,
+        hour_start: i64,
+        day_start: i64,
+    ) -> (Vec<QuotaReport>, bool) {
         // Refused when an enforced bucket has nothing left.
         let mut refused = false;
         let mut reports = Vec::with_capacity(guards.len());
@@ -300,7 +364,7 @@ impl QuotaCounter {
             });
         }
         if refused {
-            return Ok((reports, false));
+            return (reports, false);
         }
         // Spend one token from every bucket (one beyond a quota that is not enforced is
         // issued without one).
@@ -318,7 +382,7 @@ impl QuotaCounter {
                 b.warning = warnings[usize::from(!b.hourly)];
             }
         }
-        Ok((reports, true))
+        (reports, true)
     }
 
     /// Forgets the store's counts of windows that ended, once per hour and node, in the

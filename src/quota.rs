@@ -180,7 +180,11 @@ struct EntityState {
 
 impl EntityState {
     fn bucket(&mut self, hourly: bool) -> &mut BucketState {
-        if hourly { &mut self.hour } else { &mut self.day }
+        if hourly {
+            &mut self.hour
+        } else {
+            &mut self.day
+        }
     }
 }
 

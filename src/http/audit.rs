@@ -39,6 +39,22 @@ pub fn origin(req: &Request) -> Origin {
 }
 
 /// A client's name, or the empty string when it is unknown (Auth0: "May be empty string").
+/// An event about a client's request: its `client_id`, `client_name`, origin and
+/// `isMobile` (always false for machine-to-machine traffic), as every such event of Auth0's.
+fn client_event(
+    app: &Clavis,
+    kind: &str,
+    description: &str,
+    client_id: Option<&str>,
+    origin: &Origin,
+) -> Event {
+    Event::new(kind, description)
+        .text("client_id", client_id)
+        .text("client_name", Some(&client_name(app, client_id)))
+        .origin(origin)
+        .value("isMobile", Value::Bool(false))
+}
+
 fn client_name(app: &Clavis, client_id: Option<&str>) -> String {
     client_id
         .and_then(|id| app.model.client(id))
@@ -95,16 +111,15 @@ pub fn token_event(
             if let Some(credential_id) = &e.credential_id {
                 details.insert("credential_id".into(), Value::String(clean(credential_id)));
             }
-            Event::new(
+            client_event(
+                app,
                 types::FECCFT,
                 e.reason.as_deref().unwrap_or(e.description.as_str()),
+                client_id,
+                origin,
             )
-            .text("client_id", client_id)
-            .text("client_name", Some(&client_name(app, client_id)))
-            .origin(origin)
             .text("audience", Some(audience))
             .text("scope", request.and_then(|r| r.scope.as_deref()))
-            .value("isMobile", Value::Bool(false))
             .value("details", Value::Object(details))
         }
     };
@@ -123,18 +138,20 @@ pub fn rate_limited(
     if !app.audit.is_on() {
         return;
     }
-    let event = Event::new(types::API_LIMIT, "Global limit has been reached")
-        .text("client_id", client_id)
-        .text("client_name", Some(&client_name(app, client_id)))
-        .origin(origin)
-        .value("isMobile", Value::Bool(false))
-        .value(
-            "details",
-            json!({
-                "limit": {"bucket": bucket, "global": false, "size": size},
-                "request": {"method": method, "path": clean(path)},
-            }),
-        );
+    let event = client_event(
+        app,
+        types::API_LIMIT,
+        "Global limit has been reached",
+        client_id,
+        origin,
+    )
+    .value(
+        "details",
+        json!({
+            "limit": {"bucket": bucket, "global": false, "size": size},
+            "request": {"method": method, "path": clean(path)},
+        }),
+    );
     app.audit.record(event);
 }
 
@@ -151,18 +168,17 @@ pub fn quota_warnings(
             let Some(pct) = bucket.warning else {
                 continue;
             };
-            let event = Event::new(
+            let event = client_event(
+                app,
                 types::TOKEN_QUOTA_CONSUMPTION_WARNING,
                 &format!(
                     "{pct}% of {} {} quota consumed",
                     report.entity.name(),
                     bucket.name()
                 ),
+                client_id,
+                origin,
             )
-            .text("client_id", client_id)
-            .text("client_name", Some(&client_name(app, client_id)))
-            .origin(origin)
-            .value("isMobile", Value::Bool(false))
             .value(
                 "details",
                 json!({
@@ -396,11 +412,7 @@ pub async fn management(State(app): State<AppState>, mut req: Request, next: Nex
             "API GET operation returning secrets".into(),
         )
     };
-    let event = Event::new(kind, &description)
-        .text("client_id", caller)
-        .text("client_name", Some(&client_name(&app, caller)))
-        .origin(&origin)
-        .value("isMobile", Value::Bool(false))
+    let event = client_event(&app, kind, &description, caller, &origin)
         .value("details", Value::Object(details));
     app.audit.record(event);
     response

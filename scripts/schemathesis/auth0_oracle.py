@@ -40,19 +40,16 @@ def error_response(reason):
 def amend(out, deviations):
     """Applies the declared deviations to the oracle document."""
     for rule in deviations["status"]:
-        status, operations = str(rule["status"]), rule["operations"]
+        status, applies_to = str(rule["status"]), rule["applies_to"]
         for path, item in out["paths"].items():
             for method, op in item.items():
                 if method == "parameters":
                     continue
                 params = op.get("parameters", []) + item.get("parameters", [])
-                applies = (
-                    (operations.startswith("every operation whose path names")
-                     and ID_PARAMETER.search(path))
-                    or (operations == "every operation with query parameters"
-                        and any(p.get("in") == "query" for p in params))
-                    or operations == f"{method.upper()} {path[len(PREFIX):]}"
-                )
+                applies = {
+                    "resource paths": bool(ID_PARAMETER.search(path)),
+                    "query parameters": any(p.get("in") == "query" for p in params),
+                }.get(applies_to, applies_to == f"{method.upper()} {path[len(PREFIX):]}")
                 if applies:
                     op["responses"].setdefault(status, error_response(rule["reason"]))
     if any(r["rule"] == LIST_ENVELOPES for r in deviations["schema"]):

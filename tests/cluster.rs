@@ -455,6 +455,49 @@ async fn three_nodes(nodes: &[Node; 3]) {
     );
 }
 
+/// A machine-to-machine client created on `node` (`client` adds to or overrides its body)
+/// with a grant for `API` and `read:things` (`grant` adds to its body):
+/// (client_id, client_secret, grant id).
+async fn m2m_client(
+    node: &Node,
+    token: &str,
+    client: Value,
+    grant: Value,
+) -> (String, String, String) {
+    let mut body = json!({"app_type": "non_interactive", "grant_types": ["client_credentials"]});
+    body.as_object_mut()
+        .unwrap()
+        .extend(client.as_object().unwrap().clone());
+    let client: Value = serde_json::from_str(
+        &node
+            .expect(token, Method::POST, "/api/v2/clients", Some(body), 201)
+            .await,
+    )
+    .unwrap();
+    let client_id = client["client_id"].as_str().unwrap().to_string();
+    let mut body = json!({"client_id": client_id, "audience": API, "scope": ["read:things"]});
+    body.as_object_mut()
+        .unwrap()
+        .extend(grant.as_object().unwrap().clone());
+    let grant: Value = serde_json::from_str(
+        &node
+            .expect(
+                token,
+                Method::POST,
+                "/api/v2/client-grants",
+                Some(body),
+                201,
+            )
+            .await,
+    )
+    .unwrap();
+    (
+        client_id,
+        client["client_secret"].as_str().unwrap().to_string(),
+        grant["id"].as_str().unwrap().to_string(),
+    )
+}
+
 /// Organizations written on one node are enforced by the other within a second: an
 /// association lets a token for the organization through, its removal and the
 /// organization's deletion stop it.
@@ -475,29 +518,13 @@ async fn organizations(nodes: &[Node; 2]) {
     let token = a.admin_token().await;
     create_api(a, &token).await;
     let created = |text: String| serde_json::from_str::<Value>(&text).unwrap();
-    let client = created(
-        a.expect(
-            &token,
-            Method::POST,
-            "/api/v2/clients",
-            Some(json!({"name": "org worker", "app_type": "non_interactive", "grant_types": ["client_credentials"]})),
-            201,
-        )
-        .await,
-    );
-    let client_id = client["client_id"].as_str().unwrap().to_string();
-    let secret = client["client_secret"].as_str().unwrap().to_string();
-    let grant = created(
-        a.expect(
-            &token,
-            Method::POST,
-            "/api/v2/client-grants",
-            Some(json!({"client_id": client_id, "audience": API, "scope": ["read:things"], "organization_usage": "require"})),
-            201,
-        )
-        .await,
-    );
-    let grant_id = grant["id"].as_str().unwrap().to_string();
+    let (client_id, secret, grant_id) = m2m_client(
+        a,
+        &token,
+        json!({"name": "org worker"}),
+        json!({"organization_usage": "require"}),
+    )
+    .await;
     let org = created(
         a.expect(
             &token,
@@ -571,30 +598,14 @@ async fn declared_claims(nodes: &[Node; 2]) {
     let [a, b] = nodes;
     let token = a.admin_token().await;
     create_api(a, &token).await;
-    let created = |text: String| serde_json::from_str::<Value>(&text).unwrap();
-    let client = created(
-        a.expect(
-            &token,
-            Method::POST,
-            "/api/v2/clients",
-            Some(json!({"name": "claims worker", "app_type": "non_interactive", "grant_types": ["client_credentials"]})),
-            201,
-        )
-        .await,
-    );
-    let client_id = client["client_id"].as_str().unwrap().to_string();
-    let secret = client["client_secret"].as_str().unwrap().to_string();
-    let grant = created(
-        a.expect(
-            &token,
-            Method::POST,
-            "/api/v2/client-grants",
-            Some(json!({"client_id": client_id, "audience": API, "scope": ["read:things"], "token_claims": {"tier": "gold"}})),
-            201,
-        )
-        .await,
-    );
-    let grant_path = format!("/api/v2/client-grants/{}", grant["id"].as_str().unwrap());
+    let (client_id, secret, grant_id) = m2m_client(
+        a,
+        &token,
+        json!({"name": "claims worker"}),
+        json!({"token_claims": {"tier": "gold"}}),
+    )
+    .await;
+    let grant_path = format!("/api/v2/client-grants/{grant_id}");
     until("B issues A's claims", PROPAGATION, || async {
         claim_on(b, &client_id, &secret).await == json!("gold")
     })
@@ -1408,26 +1419,11 @@ async fn shared_quota(nodes: &[Node; 2]) {
     let [a, b] = nodes;
     let token = a.admin_token().await;
     create_api(a, &token).await;
-    let client: Value = serde_json::from_str(
-        &a.expect(
-            &token,
-            Method::POST,
-            "/api/v2/clients",
-            Some(json!({"name": "quota", "app_type": "non_interactive", "grant_types": ["client_credentials"],
-                        "token_quota": {"client_credentials": {"per_day": QUOTA}}})),
-            201,
-        )
-        .await,
-    )
-    .unwrap();
-    let client_id = client["client_id"].as_str().unwrap().to_string();
-    let secret = client["client_secret"].as_str().unwrap().to_string();
-    a.expect(
+    let (client_id, secret, _) = m2m_client(
+        a,
         &token,
-        Method::POST,
-        "/api/v2/client-grants",
-        Some(json!({"client_id": client_id, "audience": API, "scope": ["read:things"]})),
-        201,
+        json!({"name": "quota", "token_quota": {"client_credentials": {"per_day": QUOTA}}}),
+        json!({}),
     )
     .await;
     let issued = Arc::new(AtomicUsize::new(0));

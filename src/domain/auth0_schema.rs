@@ -63,14 +63,13 @@ fn validator(schema: &'static str) -> Option<Arc<Validator>> {
         .entry(schema)
         .or_insert_with(|| {
             let docs = DOCS.as_ref()?;
-            let (uri, _) = docs
+            let (uri, doc) = docs
                 .parsed
                 .iter()
                 .find(|(_, doc)| doc["components"]["schemas"].get(schema).is_some())?;
             // The properties of the schema, each by reference into the document, with
             // neither `required` nor `additionalProperties`.
-            let properties: Map<String, Value> = docs.parsed.iter().find(|(u, _)| u == uri)?.1
-                ["components"]["schemas"][schema]["properties"]
+            let properties: Map<String, Value> = doc["components"]["schemas"][schema]["properties"]
                 .as_object()?
                 .keys()
                 .map(|key| {

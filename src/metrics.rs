@@ -260,7 +260,8 @@ pub struct Metrics {
     management: Family<ManagementLabels, Counter>,
     rate_limit_family: Family<BucketLabel, Counter>,
     rate_limited: Vec<Counter>,
-    /// One observation per batch of assertion ids: commit and fsync.
+    /// One observation per batch of assertion ids: its commit, and on a shared store its
+    /// fsync (a local store's batches are made durable behind; see `service::replay`).
     pub jti_write: AtomicHistogram,
     log_stream_posts: Family<LogStreamLabels, Counter>,
     log_stream_events: Family<LogStreamLabel, Counter>,
@@ -423,7 +424,7 @@ pub fn registry(clavis: &Arc<Clavis>) -> Registry {
     );
     r.register_with_unit(
         "clavis_jti_write_duration",
-        "Time to commit a batch of client-assertion ids and make it durable",
+        "Time to write a batch of client-assertion ids (on PostgreSQL, to commit it durably)",
         Unit::Seconds,
         m.jti_write.clone(),
     );

@@ -380,6 +380,12 @@ impl Application {
             }
         }
         // The audit events still queued are written before the store closes.
+        if tokio::time::timeout(Duration::from_secs(5), self.clavis.replay.close())
+            .await
+            .is_err()
+        {
+            tracing::warn!("assertion ids still queued at shutdown were not written");
+        }
         if tokio::time::timeout(Duration::from_secs(5), self.clavis.audit.flush())
             .await
             .is_err()

@@ -13,6 +13,12 @@
 //! Before committing, the writer lets the requests already under way join the batch (see
 //! [`gather`]); while one batch waits for its fsync the writer gathers and commits the next,
 //! so under load many assertions share one commit and one fsync.
+//!
+//! That is the guard of a shared store (PostgreSQL), where the commit is what tells nodes
+//! apart. A store this process alone uses (SQLite) gets the [`local`] guard instead: ids are
+//! decided in memory and written behind, and a durable horizon bounds what a crash can lose.
+
+mod local;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,15 +47,35 @@ struct Pending {
 /// The outcome of a batch's fsync: `None` while it runs.
 type Outcome = Option<Result<(), StoreError>>;
 
+/// What recording an assertion id decided.
+#[derive(Debug)]
+pub enum Recorded {
+    /// The id was unused: wait for the [`Durable`] before answering.
+    Fresh(Durable),
+    /// The id was used already.
+    Replay,
+    /// Issued before an unclean stop whose last ids may be lost (the local guard's floor):
+    /// refused, since it may have been used.
+    IssuedBeforeCrash,
+}
+
 /// Resolves once a recorded id is durable; see [`Durable::wait`].
 #[derive(Debug)]
-pub struct Durable(watch::Receiver<Outcome>);
+pub struct Durable(Option<watch::Receiver<Outcome>>);
 
 impl Durable {
+    /// A record whose loss a crash cannot turn into a replay already (the local guard).
+    fn now() -> Self {
+        Self(None)
+    }
+
     /// Waits for the fsync that covers the record. Nothing that depends on the record (a
     /// token) may be sent before this returns `Ok`.
-    pub async fn wait(mut self) -> Result<(), StoreError> {
-        match self.0.wait_for(Option::is_some).await {
+    pub async fn wait(self) -> Result<(), StoreError> {
+        let Some(mut outcome) = self.0 else {
+            return Ok(());
+        };
+        match outcome.wait_for(Option::is_some).await {
             Ok(outcome) => match &*outcome {
                 Some(Ok(())) => Ok(()),
                 Some(Err(e)) => Err(e.duplicate()),
@@ -60,32 +86,63 @@ impl Durable {
     }
 }
 
-/// Handle to the writer task.
+/// Handle to the guard.
 #[derive(Debug, Clone)]
-pub struct ReplayGuard {
-    tx: mpsc::Sender<Pending>,
+pub struct ReplayGuard(Guard);
+
+#[derive(Debug, Clone)]
+enum Guard {
+    /// A shared store decides each id at commit (the writer task below).
+    Shared(mpsc::Sender<Pending>),
+    /// This process alone uses the store: ids are decided in memory ([`local`]).
+    Local(Arc<local::LocalGuard>),
 }
 
 impl ReplayGuard {
-    /// Starts the writer task and the periodic purge of expired records.
-    /// `latency` gets one observation per batch: its commit and fsync.
+    /// Starts the guard the store calls for, and the periodic purge of expired records.
+    /// `latency` gets one observation per batch written.
     pub fn start(store: Arc<dyn Store>, latency: AtomicHistogram) -> Self {
-        let (tx, rx) = mpsc::channel(8192);
         tokio::spawn(purger(Arc::downgrade(&store)));
+        if store.replay_is_local() {
+            return Self(Guard::Local(local::LocalGuard::start(store, latency)));
+        }
+        let (tx, rx) = mpsc::channel(8192);
         tokio::spawn(writer(store, rx, latency));
-        Self { tx }
+        Self(Guard::Shared(tx))
     }
 
-    /// Records the id once it has committed: `Ok(Some(durable))` when it was unused (wait
-    /// for `durable` before answering), `Ok(None)` for a replay.
-    pub async fn record(&self, record: JtiRecord) -> Result<Option<Durable>, StoreError> {
+    /// Records the id of an assertion issued at `iat` (if it says).
+    pub async fn record(
+        &self,
+        record: JtiRecord,
+        iat: Option<i64>,
+    ) -> Result<Recorded, StoreError> {
+        let tx = match &self.0 {
+            Guard::Local(guard) => return guard.record(record, iat).await,
+            Guard::Shared(tx) => tx,
+        };
         let (reply, wait) = oneshot::channel();
-        self.tx
-            .send(Pending { record, reply })
+        tx.send(Pending { record, reply })
             .await
             .map_err(|_| StoreError::Unavailable("replay writer stopped".into()))?;
-        wait.await
-            .map_err(|_| StoreError::Unavailable("replay writer stopped".into()))?
+        Ok(
+            match wait
+                .await
+                .map_err(|_| StoreError::Unavailable("replay writer stopped".into()))??
+            {
+                Some(durable) => Recorded::Fresh(durable),
+                None => Recorded::Replay,
+            },
+        )
+    }
+
+    /// Graceful stop (after the last request): the local guard writes every id and clears
+    /// its horizon, so that the next start refuses nothing. Nothing to do on a shared store,
+    /// whose ids are durable before their tokens leave.
+    pub async fn close(&self) {
+        if let Guard::Local(guard) = &self.0 {
+            guard.close().await;
+        }
     }
 }
 
@@ -116,7 +173,7 @@ async fn writer(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Pending>, latency:
                     }));
                 }
                 for (reply, fresh) in replies.into_iter().zip(fresh) {
-                    let _ = reply.send(Ok(fresh.then(|| Durable(outcome.clone()))));
+                    let _ = reply.send(Ok(fresh.then(|| Durable(Some(outcome.clone())))));
                 }
             }
             Ok(_) => fail(
@@ -214,7 +271,7 @@ mod tests {
     #[tokio::test(flavor = "current_thread")]
     async fn a_recorded_id_is_durable_only_when_its_fsync_succeeded() {
         let (done, outcome) = watch::channel(None);
-        let mut waiting = tokio::spawn(Durable(outcome.clone()).wait());
+        let mut waiting = tokio::spawn(Durable(Some(outcome.clone())).wait());
         // The fsync has not finished: the wait goes on.
         tokio::task::yield_now().await;
         assert!(
@@ -228,20 +285,20 @@ mod tests {
         let (done, outcome) = watch::channel(None);
         done.send(Some(Err(StoreError::Unavailable("disk gone".into()))))
             .unwrap();
-        let err = Durable(outcome.clone()).wait().await.unwrap_err();
+        let err = Durable(Some(outcome.clone())).wait().await.unwrap_err();
         assert!(matches!(err, StoreError::Unavailable(m) if m == "disk gone"));
 
         let (done, outcome) = watch::channel(None);
         done.send(Some(Err(StoreError::Internal("io error".into()))))
             .unwrap();
-        let err = Durable(outcome).wait().await.unwrap_err();
+        let err = Durable(Some(outcome)).wait().await.unwrap_err();
         assert!(matches!(err, StoreError::Internal(_)));
 
         // The fsync task went away without an outcome: never taken as durable.
         let (done, outcome) = watch::channel(None);
         drop(done);
         assert!(matches!(
-            Durable(outcome).wait().await,
+            Durable(Some(outcome)).wait().await,
             Err(StoreError::Unavailable(_))
         ));
     }

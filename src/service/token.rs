@@ -10,7 +10,16 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::Clavis;
-use super::replay::Durable;
+use super::replay::{Durable, Recorded};
+
+/// A verified assertion: its client, `jti`, `exp`, `iat` and the verifying key's expiry.
+type CheckedAssertion = (
+    Arc<ClientEntry>,
+    String,
+    i64,
+    Option<i64>,
+    Option<Timestamp>,
+);
 use crate::audit::Origin;
 use crate::domain::time::Timestamp;
 use crate::model::{
@@ -768,7 +777,7 @@ impl Clavis {
         };
         let now = Timestamp::now();
         let checked = self.check_assertion(assertion, req.client_id.as_deref(), now);
-        let (client, jti, exp, key_expires_at) = match checked {
+        let (client, jti, exp, iat, key_expires_at) = match checked {
             Ok(ok) => ok,
             Err(failure) => {
                 tracing::info!(
@@ -794,26 +803,28 @@ impl Clavis {
             jti,
             expires_at: exp + CLOCK_SKEW_SECONDS,
         };
-        match self.replay.record(record).await {
-            Ok(Some(durable)) => Ok((client, durable, key_expires_at)),
-            Ok(None) => {
-                tracing::info!(client_id = %client.client_id, reason = "jti already used (replay)", "client assertion refused");
-                Err(OAuthError::invalid_client()
-                    .because("jti already used (replay)")
-                    .concerning(Some(&client.client_id), None))
+        let reason = match self.replay.record(record, iat).await {
+            Ok(Recorded::Fresh(durable)) => return Ok((client, durable, key_expires_at)),
+            Ok(Recorded::Replay) => "jti already used (replay)",
+            Ok(Recorded::IssuedBeforeCrash) => {
+                "issued before the server's unclean stop, when used ids may have been lost: sign a new assertion"
             }
-            Err(e) => Err(replay_failure(&client.client_id, e)),
-        }
+            Err(e) => return Err(replay_failure(&client.client_id, e)),
+        };
+        tracing::info!(client_id = %client.client_id, reason, "client assertion refused");
+        Err(OAuthError::invalid_client()
+            .because(reason)
+            .concerning(Some(&client.client_id), None))
     }
 
     /// Everything about an assertion that needs no write: signature, key choice, claims.
-    /// Returns the client, the `jti`, `exp` and the verifying key's expiry.
+    /// Returns the client, the `jti`, `exp`, `iat` and the verifying key's expiry.
     fn check_assertion(
         &self,
         assertion: &str,
         client_id_param: Option<&str>,
         now: Timestamp,
-    ) -> Result<(Arc<ClientEntry>, String, i64, Option<Timestamp>), AssertionFailure> {
+    ) -> Result<CheckedAssertion, AssertionFailure> {
         let fail = AssertionFailure::new;
         let jws =
             CompactJws::parse(assertion).map_err(|e| fail(format!("malformed assertion: {e}")))?;
@@ -890,7 +901,7 @@ impl Clavis {
         if jti.is_empty() {
             return Err(with_credential("jti is empty".into()));
         }
-        Ok((client, jti, exp, key_expires_at))
+        Ok((client, jti, exp, iat, key_expires_at))
     }
 
     /// `aud` must be this issuer, as one string, with or without its trailing slash

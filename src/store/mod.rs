@@ -655,6 +655,8 @@ pub trait Store: Send + Sync + 'static {
     async fn setting(&self, key: &str) -> StoreResult<Option<String>>;
     /// Stores a setting unless one exists; returns the value now stored.
     async fn init_setting(&self, key: &str, value: &str) -> StoreResult<String>;
+    /// Stores a setting, replacing any value (durable after [`Store::durable`]).
+    async fn put_setting(&self, key: &str, value: &str) -> StoreResult<()>;
 
     /// Writes the first-start state unless the store was already bootstrapped; returns
     /// whether it did.
@@ -774,6 +776,25 @@ pub trait Store: Send + Sync + 'static {
     async fn record_jtis(&self, records: &[JtiRecord], now: i64) -> StoreResult<Vec<bool>>;
     /// Forgets assertion ids whose records expired before `now`; returns how many.
     async fn purge_jtis(&self, now: i64) -> StoreResult<u64>;
+    /// Whether this process is the store's only user (SQLite: the data directory's lock),
+    /// so that assertion ids can be decided in memory and written behind
+    /// (`crate::service::replay`). A shared store decides them at commit.
+    fn replay_is_local(&self) -> bool {
+        false
+    }
+    /// Up to `limit` unexpired assertion-id records (`expires_at > now`) after `after`
+    /// (client id, jti), in that order: the records a local replay guard loads at start.
+    async fn live_jtis(
+        &self,
+        now: i64,
+        after: (&str, &str),
+        limit: u32,
+    ) -> StoreResult<Vec<JtiRecord>> {
+        let _ = (now, after, limit);
+        Err(StoreError::Internal(
+            "assertion ids are decided at commit on this store".into(),
+        ))
+    }
 
     /// Appends log events in one transaction, each with the next sequence number (its
     /// log_id), in the order given. On a shared store, sequence numbers become visible in

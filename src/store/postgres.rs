@@ -1436,6 +1436,22 @@ impl Store for PostgresStore {
         .await
     }
 
+    async fn put_setting(&self, key: &str, value: &str) -> StoreResult<()> {
+        self.bounded(async {
+            sqlx::query(
+                "INSERT INTO settings (key, value) VALUES ($1, $2)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            )
+            .bind(key)
+            .bind(value)
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+            Ok(())
+        })
+        .await
+    }
+
     async fn init_setting(&self, key: &str, value: &str) -> StoreResult<String> {
         self.bounded(async {
             // ON CONFLICT waits for a concurrent insert of the same key to commit, and the

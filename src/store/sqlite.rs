@@ -625,6 +625,19 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn put_setting(&self, key: &str, value: &str) -> StoreResult<()> {
+        self.writer
+            .write(|tx| {
+                tx.prepare_cached(
+                    "INSERT INTO settings (key, value) VALUES (?1, ?2)
+                     ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                )?
+                .execute([key, value])?;
+                Ok(())
+            })
+            .await
+    }
+
     async fn bootstrap(&self, data: &Bootstrap) -> StoreResult<bool> {
         self.writer
             .write(|tx| {
@@ -1187,6 +1200,36 @@ impl Store for SqliteStore {
                     .iter()
                     .map(|r| Ok(stmt.exists(params![r.client_id, r.jti, r.expires_at, now])?))
                     .collect()
+            })
+            .await
+    }
+
+    fn replay_is_local(&self) -> bool {
+        true
+    }
+
+    async fn live_jtis(
+        &self,
+        now: i64,
+        after: (&str, &str),
+        limit: u32,
+    ) -> StoreResult<Vec<JtiRecord>> {
+        let (client_id, jti) = (after.0.to_owned(), after.1.to_owned());
+        self.reader
+            .read(move |conn| {
+                let mut stmt = conn.prepare_cached(
+                    "SELECT client_id, jti, expires_at FROM assertion_replay
+                     WHERE expires_at > ?1 AND (client_id, jti) > (?2, ?3)
+                     ORDER BY client_id, jti LIMIT ?4",
+                )?;
+                let rows = stmt.query_map(params![now, client_id, jti, limit], |r| {
+                    Ok(JtiRecord {
+                        client_id: r.get(0)?,
+                        jti: r.get(1)?,
+                        expires_at: r.get(2)?,
+                    })
+                })?;
+                Ok(rows.collect::<Result<Vec<_>, _>>()?)
             })
             .await
     }

@@ -18,6 +18,8 @@
 
 mod inline;
 pub mod logs;
+mod ops;
+mod sql;
 pub mod postgres;
 pub mod sqlite;
 mod wal_sync;
@@ -324,6 +326,8 @@ pub(crate) trait SqlDialect {
     fn doc_bool(path: &str, value: bool) -> String;
     /// An expression for the text of the document's string at `path`.
     fn doc_text(path: &str) -> String;
+    /// The greater of two integer expressions.
+    fn greatest(a: &str, b: &str) -> String;
 }
 
 /// Conditions (each starting with ` AND `) and the text values they bind, in order.

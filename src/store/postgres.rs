@@ -73,6 +73,9 @@ impl SqlDialect for PgDialect {
     fn doc_text(path: &str) -> String {
         format!("doc::jsonb #>> '{{{}}}'", path.replace('.', ","))
     }
+    fn greatest(a: &str, b: &str) -> String {
+        format!("GREATEST({a}, {b})")
+    }
 }
 
 /// The schema, `migrations/postgres/` (see [`super::migrator`]).

@@ -19,8 +19,8 @@
 mod inline;
 pub mod logs;
 mod ops;
-mod sql;
 pub mod postgres;
+mod sql;
 pub mod sqlite;
 mod wal_sync;
 

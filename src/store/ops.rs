@@ -8,8 +8,8 @@ use super::sql::{Lock, Row, Tx, Value, clamp, encode, finish_page, limit_offset,
 use super::{
     ASSOCIATION_CONFLICT, ASSOCIATION_QUOTA, Bootstrap, Change, ClientDiff, ClientFilter,
     ClientRow, Conditions, Delivery, Entity, ExpiryNotice, GRANT_CONFLICT, GrantFilter,
-    LogStreamRecord, Mutation, ORGANIZATION_CONFLICT, OrganizationFilter, OrganizationRecord,
-    Page, PageRequest, SigningKeyRecord, Snapshot, SqlDialect, StoreError, StoreResult,
+    LogStreamRecord, Mutation, ORGANIZATION_CONFLICT, OrganizationFilter, OrganizationRecord, Page,
+    PageRequest, SigningKeyRecord, Snapshot, SqlDialect, StoreError, StoreResult,
 };
 use crate::domain::client::ClientAggregate;
 use crate::domain::client_grant::ClientGrant;
@@ -92,7 +92,10 @@ pub(crate) async fn snapshot(
             .collect(),
         client_grants: docs(
             tx,
-            query("SELECT seq, doc FROM client_grants ORDER BY seq", Vec::new()),
+            query(
+                "SELECT seq, doc FROM client_grants ORDER BY seq",
+                Vec::new(),
+            ),
         )
         .await?
         .into_iter()
@@ -284,7 +287,10 @@ pub(crate) async fn credential(
 }
 
 /// Inserts a client with its credentials.
-pub(crate) async fn insert_client(tx: &mut impl Tx, aggregate: &ClientAggregate) -> StoreResult<()> {
+pub(crate) async fn insert_client(
+    tx: &mut impl Tx,
+    aggregate: &ClientAggregate,
+) -> StoreResult<()> {
     tx.exec(
         stmt(
             "INSERT INTO clients (client_id, doc, sealed_secret) VALUES (?1, ?2, ?3)",
@@ -393,14 +399,19 @@ pub(crate) async fn update_client(
     Ok(after)
 }
 
-/// The client grants deleted with their client or API (the foreign keys cascade): their ids,
-/// announced.
-async fn cascade_grants(
+/// Deletes a client or an API with `delete`, and so its client grants (the foreign keys
+/// cascade), which `grants` selects by `key`: announces `change`, then each grant; the
+/// grants' ids.
+async fn delete_cascading(
     tx: &mut impl Tx,
-    sql: &'static str,
+    grants: &'static str,
     key: &str,
+    delete: super::sql::Stmt,
+    change: Change,
 ) -> StoreResult<Vec<String>> {
-    let grants = ids(tx, sql, key).await?;
+    let grants = ids(tx, grants, key).await?;
+    tx.exec(delete).await?;
+    tx.notify(change).await?;
     for id in &grants {
         tx.notify(Change::ClientGrant(id.clone())).await?;
     }
@@ -419,19 +430,17 @@ pub(crate) async fn delete_client(tx: &mut impl Tx, client_id: &str) -> StoreRes
     {
         return Err(StoreError::NotFound(Entity::Client));
     }
-    let grants = cascade_grants(
+    delete_cascading(
         tx,
         "SELECT id FROM client_grants WHERE client_id = ?1 ORDER BY seq",
         client_id,
+        stmt(
+            "DELETE FROM clients WHERE client_id = ?1",
+            vec![client_id.into()],
+        ),
+        Change::Client(client_id.to_string()),
     )
-    .await?;
-    tx.exec(stmt(
-        "DELETE FROM clients WHERE client_id = ?1",
-        vec![client_id.into()],
-    ))
-    .await?;
-    tx.notify(Change::Client(client_id.to_string())).await?;
-    Ok(grants)
+    .await
 }
 
 // ----- resource servers -----
@@ -479,7 +488,9 @@ pub(crate) async fn resource_server(
     } else {
         "WHERE identifier = ?1"
     };
-    Ok(first(resource_servers(tx, rest, vec![key.into()], lock).await?))
+    Ok(first(
+        resource_servers(tx, rest, vec![key.into()], lock).await?,
+    ))
 }
 
 /// Inserts a resource server.
@@ -568,18 +579,17 @@ pub(crate) async fn delete_resource_server(
         .await?
         .ok_or(StoreError::NotFound(Entity::ResourceServer))?;
     guard(&mut rs)?;
-    let grants = cascade_grants(
+    let grants = delete_cascading(
         tx,
         "SELECT id FROM client_grants WHERE audience = ?1 ORDER BY seq",
         &rs.identifier,
+        stmt(
+            "DELETE FROM resource_servers WHERE seq = ?1",
+            vec![seq.into()],
+        ),
+        rs_change(&rs),
     )
     .await?;
-    tx.exec(stmt(
-        "DELETE FROM resource_servers WHERE seq = ?1",
-        vec![seq.into()],
-    ))
-    .await?;
-    tx.notify(rs_change(&rs)).await?;
     Ok((rs, grants))
 }
 

@@ -116,7 +116,6 @@ impl std::fmt::Debug for SqliteStore {
     }
 }
 
-
 /// A text column read in place.
 fn text<'r>(row: &'r rusqlite::Row<'_>, column: usize) -> StoreResult<&'r str> {
     row.get_ref(column)?
@@ -487,7 +486,9 @@ impl Store for SqliteStore {
         filter: &GrantFilter,
         page: PageRequest,
     ) -> StoreResult<Page<ClientGrant>> {
-        read!(self, [filter], |tx| ops::list_client_grants(tx, filter, page))
+        read!(self, [filter], |tx| ops::list_client_grants(
+            tx, filter, page
+        ))
     }
 
     async fn update_client_grant(
@@ -521,7 +522,9 @@ impl Store for SqliteStore {
         filter: &OrganizationFilter,
         page: PageRequest,
     ) -> StoreResult<Page<Organization>> {
-        read!(self, [filter], |tx| ops::list_organizations(tx, filter, page))
+        read!(self, [filter], |tx| ops::list_organizations(
+            tx, filter, page
+        ))
     }
 
     async fn update_organization(
@@ -545,7 +548,9 @@ impl Store for SqliteStore {
     }
 
     async fn dissociate_client_grant(&self, org_id: &str, grant_id: &str) -> StoreResult<()> {
-        write!(self, |tx| ops::dissociate_client_grant(tx, org_id, grant_id))
+        write!(self, |tx| ops::dissociate_client_grant(
+            tx, org_id, grant_id
+        ))
     }
 
     async fn record_jtis(&self, records: &[JtiRecord], now: i64) -> StoreResult<Vec<bool>> {
@@ -599,7 +604,6 @@ impl Store for SqliteStore {
         }
     }
 
-
     async fn claim_expiry_notice(&self, notice: &ExpiryNotice) -> StoreResult<bool> {
         write!(self, |tx| ops::claim_expiry_notice(tx, notice))
     }
@@ -638,7 +642,6 @@ impl Store for SqliteStore {
             })
             .await
     }
-
 
     async fn log(&self, seq: i64) -> StoreResult<Option<LogRow>> {
         read!(self, [], |tx| ops::log(tx, seq))
@@ -762,7 +765,6 @@ impl Store for SqliteStore {
             })
             .await
     }
-
 
     async fn update_signing_keys(
         &self,

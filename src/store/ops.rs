@@ -1354,3 +1354,269 @@ pub(crate) async fn purge_logs(tx: &mut impl Tx, before_ms: i64, chunk: u64) -> 
     ))
     .await
 }
+
+/// A backend's `impl Store for $ty`: its own methods (`$own`), and every method that only
+/// runs a shared operation, each with the backend's `write_tx!` (in a write transaction) or
+/// `read_tx!` (on a read connection, after taking the listed arguments as owned values).
+macro_rules! impl_store {
+    ($ty:ty; $($own:tt)*) => {
+        #[async_trait::async_trait]
+        impl $crate::store::Store for $ty {
+            $($own)*
+
+            async fn setting(&self, key: &str) -> StoreResult<Option<String>> {
+                read_tx!(self, [key], |tx| $crate::store::ops::setting(tx, key))
+            }
+
+            async fn init_setting(&self, key: &str, value: &str) -> StoreResult<String> {
+                write_tx!(self, |tx| $crate::store::ops::init_setting(tx, key, value))
+            }
+
+            async fn bootstrap(&self, data: &Bootstrap) -> StoreResult<bool> {
+                write_tx!(self, |tx| $crate::store::ops::bootstrap(tx, data))
+            }
+
+            async fn insert_client(&self, aggregate: &ClientAggregate) -> StoreResult<()> {
+                write_tx!(self, |tx| $crate::store::ops::insert_client(tx, aggregate))
+            }
+
+            async fn credential(
+                &self,
+                client_id: &str,
+                credential_id: &str,
+            ) -> StoreResult<Option<Credential>> {
+                // The Management API's GET of one credential.
+                read_tx!(self, [client_id, credential_id], |tx| $crate::store::ops::credential(
+                    tx,
+                    client_id,
+                    credential_id
+                ))
+            }
+
+            async fn list_clients(
+                &self,
+                filter: &ClientFilter,
+                page: PageRequest,
+            ) -> StoreResult<Page<ClientRow>> {
+                read_tx!(self, [filter], |tx| $crate::store::ops::list_clients(tx, filter, page))
+            }
+
+            async fn update_client(
+                &self,
+                client_id: &str,
+                mutation: Mutation<'_, ClientAggregate>,
+            ) -> StoreResult<ClientAggregate> {
+                write_tx!(self, |tx| $crate::store::ops::update_client(tx, client_id, &mut *mutation))
+            }
+
+            async fn delete_client(&self, client_id: &str) -> StoreResult<Vec<String>> {
+                write_tx!(self, |tx| $crate::store::ops::delete_client(tx, client_id))
+            }
+
+            async fn insert_resource_server(&self, rs: &ResourceServer) -> StoreResult<()> {
+                write_tx!(self, |tx| $crate::store::ops::insert_resource_server(tx, rs))
+            }
+
+            async fn resource_server(&self, key: &str) -> StoreResult<Option<ResourceServer>> {
+                read_tx!(self, [key], |tx| async {
+                    Ok($crate::store::ops::resource_server(tx, key, $crate::store::sql::Lock::None)
+                        .await?
+                        .map(|(_, rs)| rs))
+                })
+            }
+
+            async fn list_resource_servers(&self, page: PageRequest) -> StoreResult<Page<ResourceServer>> {
+                read_tx!(self, [], |tx| $crate::store::ops::list_resource_servers(tx, page))
+            }
+
+            async fn update_resource_server(
+                &self,
+                key: &str,
+                mutation: Mutation<'_, ResourceServer>,
+            ) -> StoreResult<ResourceServer> {
+                write_tx!(self, |tx| $crate::store::ops::update_resource_server(tx, key, &mut *mutation))
+            }
+
+            async fn delete_resource_server(
+                &self,
+                key: &str,
+                guard: Mutation<'_, ResourceServer>,
+            ) -> StoreResult<(ResourceServer, Vec<String>)> {
+                write_tx!(self, |tx| $crate::store::ops::delete_resource_server(tx, key, &mut *guard))
+            }
+
+            async fn insert_client_grant(&self, grant: &ClientGrant) -> StoreResult<()> {
+                write_tx!(self, |tx| $crate::store::ops::insert_grant(tx, grant))
+            }
+
+            async fn client_grant(&self, id: &str) -> StoreResult<Option<ClientGrant>> {
+                read_tx!(self, [id], |tx| $crate::store::ops::client_grant(tx, id))
+            }
+
+            async fn list_client_grants(
+                &self,
+                filter: &GrantFilter,
+                page: PageRequest,
+            ) -> StoreResult<Page<ClientGrant>> {
+                read_tx!(self, [filter], |tx| $crate::store::ops::list_client_grants(
+                    tx, filter, page
+                ))
+            }
+
+            async fn update_client_grant(
+                &self,
+                id: &str,
+                mutation: Mutation<'_, ClientGrant>,
+            ) -> StoreResult<ClientGrant> {
+                write_tx!(self, |tx| $crate::store::ops::update_client_grant(tx, id, &mut *mutation))
+            }
+
+            async fn delete_client_grant(&self, id: &str) -> StoreResult<()> {
+                write_tx!(self, |tx| $crate::store::ops::delete_client_grant(tx, id))
+            }
+
+            async fn insert_organization(&self, org: &Organization) -> StoreResult<()> {
+                write_tx!(self, |tx| $crate::store::ops::insert_organization(tx, org))
+            }
+
+            async fn organization(&self, id: &str) -> StoreResult<Option<OrganizationRecord>> {
+                read_tx!(self, [id], |tx| async {
+                    Ok($crate::store::ops::organizations(tx, Some(id)).await?.pop())
+                })
+            }
+
+            async fn organization_by_name(&self, name: &str) -> StoreResult<Option<Organization>> {
+                read_tx!(self, [name], |tx| $crate::store::ops::organization_by_name(tx, name))
+            }
+
+            async fn list_organizations(
+                &self,
+                filter: &OrganizationFilter,
+                page: PageRequest,
+            ) -> StoreResult<Page<Organization>> {
+                read_tx!(self, [filter], |tx| $crate::store::ops::list_organizations(
+                    tx, filter, page
+                ))
+            }
+
+            async fn update_organization(
+                &self,
+                id: &str,
+                mutation: Mutation<'_, Organization>,
+            ) -> StoreResult<Organization> {
+                write_tx!(self, |tx| $crate::store::ops::update_organization(tx, id, &mut *mutation))
+            }
+
+            async fn delete_organization(&self, id: &str) -> StoreResult<()> {
+                write_tx!(self, |tx| $crate::store::ops::delete_organization(tx, id))
+            }
+
+            async fn associate_client_grant(
+                &self,
+                org_id: &str,
+                grant_id: &str,
+            ) -> StoreResult<ClientGrant> {
+                write_tx!(self, |tx| $crate::store::ops::associate_client_grant(tx, org_id, grant_id))
+            }
+
+            async fn dissociate_client_grant(&self, org_id: &str, grant_id: &str) -> StoreResult<()> {
+                write_tx!(self, |tx| $crate::store::ops::dissociate_client_grant(
+                    tx, org_id, grant_id
+                ))
+            }
+
+            async fn claim_expiry_notice(&self, notice: &ExpiryNotice) -> StoreResult<bool> {
+                write_tx!(self, |tx| $crate::store::ops::claim_expiry_notice(tx, notice))
+            }
+
+            async fn log(&self, seq: i64) -> StoreResult<Option<LogRow>> {
+                read_tx!(self, [], |tx| $crate::store::ops::log(tx, seq))
+            }
+
+            async fn logs_after(&self, after: i64, take: u64) -> StoreResult<Vec<LogRow>> {
+                read_tx!(self, [], |tx| $crate::store::ops::logs(tx, after, take))
+            }
+
+            async fn search_logs(&self, search: &LogSearch) -> StoreResult<(Vec<LogRow>, Option<u64>)> {
+                read_tx!(self, [search], |tx| $crate::store::ops::search_logs(tx, search))
+            }
+
+            async fn purge_logs(&self, before_ms: i64, chunk: u64) -> StoreResult<u64> {
+                write_tx!(self, |tx| $crate::store::ops::purge_logs(tx, before_ms, chunk))
+            }
+
+            async fn insert_log_stream(
+                &self,
+                stream: &LogStream,
+                sealed_authorization: Option<&[u8]>,
+                start_ms: Option<i64>,
+            ) -> StoreResult<()> {
+                write_tx!(self, |tx| $crate::store::ops::insert_log_stream(
+                    tx,
+                    stream,
+                    sealed_authorization,
+                    start_ms
+                ))
+            }
+
+            async fn log_stream(&self, id: &str) -> StoreResult<Option<LogStreamRecord>> {
+                read_tx!(self, [id], |tx| $crate::store::ops::log_stream(tx, id, $crate::store::sql::Lock::None))
+            }
+
+            async fn log_streams(&self) -> StoreResult<Vec<LogStreamRecord>> {
+                read_tx!(self, [], |tx| $crate::store::ops::log_streams(tx))
+            }
+
+            async fn update_log_stream(
+                &self,
+                id: &str,
+                mutation: Mutation<'_, LogStreamRecord>,
+            ) -> StoreResult<LogStreamRecord> {
+                write_tx!(self, |tx| $crate::store::ops::update_log_stream(tx, id, &mut *mutation))
+            }
+
+            async fn delete_log_stream(&self, id: &str) -> StoreResult<()> {
+                write_tx!(self, |tx| $crate::store::ops::delete_log_stream(tx, id))
+            }
+
+            async fn lease_log_stream(
+                &self,
+                id: &str,
+                owner: &str,
+                now_ms: i64,
+                until_ms: i64,
+            ) -> StoreResult<Option<LogStreamRecord>> {
+                write_tx!(self, |tx| $crate::store::ops::lease_log_stream(
+                    tx, id, owner, now_ms, until_ms
+                ))
+            }
+
+            async fn record_delivery(&self, id: &str, owner: &str, outcome: Delivery) -> StoreResult<bool> {
+                write_tx!(self, |tx| $crate::store::ops::record_delivery(tx, id, owner, outcome))
+            }
+
+            async fn signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>> {
+                read_tx!(self, [], |tx| $crate::store::ops::signing_keys(tx))
+            }
+
+            async fn tenant_settings(&self) -> StoreResult<TenantSettings> {
+                read_tx!(self, [], |tx| $crate::store::ops::tenant_settings(tx))
+            }
+
+            async fn update_tenant_settings(
+                &self,
+                mutation: Mutation<'_, TenantSettings>,
+            ) -> StoreResult<TenantSettings> {
+                write_tx!(self, |tx| $crate::store::ops::update_tenant_settings(tx, &mut *mutation))
+            }
+
+            async fn update_signing_keys(
+                &self,
+                mutation: Mutation<'_, Vec<SigningKeyRecord>>,
+            ) -> StoreResult<Vec<SigningKeyRecord>> {
+                write_tx!(self, |tx| $crate::store::ops::update_signing_keys(tx, &mut *mutation))
+            }
+        }
+    };
+}
+pub(super) use impl_store;

@@ -29,7 +29,6 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions, PgRow, PgSslMode};
 use sqlx::{Column as _, PgConnection, Postgres, Row as _, Transaction, TypeInfo as _};
@@ -41,7 +40,7 @@ use super::sql::{Lock, Query, Row, Stmt, Tx, Value, encode};
 use super::{
     Bootstrap, Change, ClientFilter, ClientRow, Delivery, ExpiryNotice, GrantFilter, JtiRecord,
     LogRow, LogSearch, LogStreamRecord, Mutation, NewLog, OrganizationFilter, OrganizationRecord,
-    Page, PageRequest, SigningKeyRecord, Snapshot, SqlDialect, Store, StoreError, StoreResult,
+    Page, PageRequest, SigningKeyRecord, Snapshot, SqlDialect, StoreError, StoreResult,
 };
 use crate::domain::client::ClientAggregate;
 use crate::domain::client_grant::ClientGrant;
@@ -465,12 +464,12 @@ impl Tx for PgTx {
     }
 }
 
-/// Runs `$op` (an expression of the [`PgTx`] `$tx`) in a transaction, committed when it
-/// succeeds, retried after a serialization failure.
-macro_rules! write_tx {
-    ($self:ident, |$tx:ident| $op:expr) => {
+/// Runs `$op` (an expression of the [`PgTx`] `$tx`) on a connection `PgTx::$open` opens,
+/// committed when it succeeds, retried after a serialization failure.
+macro_rules! run_tx {
+    ($self:ident, $open:ident, |$tx:ident| $op:expr) => {
         retrying!($self, async {
-            let mut conn = PgTx::begin(&$self.pool).await?;
+            let mut conn = PgTx::$open(&$self.pool).await?;
             let out = {
                 let $tx = &mut conn;
                 $op.await
@@ -480,17 +479,17 @@ macro_rules! write_tx {
     };
 }
 
-/// Runs `$op` (an expression of the [`PgTx`] `$tx`) on a pooled connection.
-macro_rules! read_tx {
+/// Runs `$op` in a write transaction.
+macro_rules! write_tx {
     ($self:ident, |$tx:ident| $op:expr) => {
-        retrying!($self, async {
-            let mut conn = PgTx::acquire(&$self.pool).await?;
-            let out = {
-                let $tx = &mut conn;
-                $op.await
-            };
-            conn.finish(out).await
-        })
+        run_tx!($self, begin, |$tx| $op)
+    };
+}
+
+/// Runs `$op` on a pooled connection (the `$arg`s are borrowed as they are).
+macro_rules! read_tx {
+    ($self:ident, [$($arg:ident),*], |$tx:ident| $op:expr) => {
+        run_tx!($self, acquire, |$tx| $op)
     };
 }
 
@@ -687,8 +686,11 @@ impl PostgresStore {
             .collect())
     }
 }
-#[async_trait]
-impl Store for PostgresStore {
+// The trait's shared methods come from `impl_store!`; these are this backend's own.
+super::ops::impl_store! {
+PostgresStore;
+
+
     async fn ping(&self) -> StoreResult<()> {
         self.bounded(async {
             sqlx::query("SELECT 1")
@@ -714,18 +716,6 @@ impl Store for PostgresStore {
         self.pool.close().await;
     }
 
-    async fn setting(&self, key: &str) -> StoreResult<Option<String>> {
-        read_tx!(self, |tx| ops::setting(tx, key))
-    }
-
-    async fn init_setting(&self, key: &str, value: &str) -> StoreResult<String> {
-        write_tx!(self, |tx| ops::init_setting(tx, key, value))
-    }
-
-    async fn bootstrap(&self, data: &Bootstrap) -> StoreResult<bool> {
-        write_tx!(self, |tx| ops::bootstrap(tx, data))
-    }
-
     async fn snapshot(&self) -> StoreResult<Snapshot> {
         retrying!(self, async {
             // One repeatable-read transaction, so the snapshot is consistent.
@@ -747,152 +737,8 @@ impl Store for PostgresStore {
         })
     }
 
-    async fn insert_client(&self, aggregate: &ClientAggregate) -> StoreResult<()> {
-        write_tx!(self, |tx| ops::insert_client(tx, aggregate))
-    }
-
     async fn client(&self, client_id: &str) -> StoreResult<Option<ClientAggregate>> {
-        read_tx!(self, |tx| ops::client(tx, client_id, Lock::None))
-    }
-
-    async fn credential(
-        &self,
-        client_id: &str,
-        credential_id: &str,
-    ) -> StoreResult<Option<Credential>> {
-        read_tx!(self, |tx| ops::credential(tx, client_id, credential_id))
-    }
-
-    async fn list_clients(
-        &self,
-        filter: &ClientFilter,
-        page: PageRequest,
-    ) -> StoreResult<Page<ClientRow>> {
-        read_tx!(self, |tx| ops::list_clients(tx, filter, page))
-    }
-
-    async fn update_client(
-        &self,
-        client_id: &str,
-        mutation: Mutation<'_, ClientAggregate>,
-    ) -> StoreResult<ClientAggregate> {
-        write_tx!(self, |tx| ops::update_client(tx, client_id, &mut *mutation))
-    }
-
-    async fn delete_client(&self, client_id: &str) -> StoreResult<Vec<String>> {
-        write_tx!(self, |tx| ops::delete_client(tx, client_id))
-    }
-
-    async fn insert_resource_server(&self, rs: &ResourceServer) -> StoreResult<()> {
-        write_tx!(self, |tx| ops::insert_resource_server(tx, rs))
-    }
-
-    async fn resource_server(&self, key: &str) -> StoreResult<Option<ResourceServer>> {
-        read_tx!(self, |tx| async {
-            Ok(ops::resource_server(tx, key, Lock::None)
-                .await?
-                .map(|(_, rs)| rs))
-        })
-    }
-
-    async fn list_resource_servers(&self, page: PageRequest) -> StoreResult<Page<ResourceServer>> {
-        read_tx!(self, |tx| ops::list_resource_servers(tx, page))
-    }
-
-    async fn update_resource_server(
-        &self,
-        key: &str,
-        mutation: Mutation<'_, ResourceServer>,
-    ) -> StoreResult<ResourceServer> {
-        write_tx!(self, |tx| ops::update_resource_server(
-            tx,
-            key,
-            &mut *mutation
-        ))
-    }
-
-    async fn delete_resource_server(
-        &self,
-        key: &str,
-        guard: Mutation<'_, ResourceServer>,
-    ) -> StoreResult<(ResourceServer, Vec<String>)> {
-        write_tx!(self, |tx| ops::delete_resource_server(tx, key, &mut *guard))
-    }
-
-    async fn insert_client_grant(&self, grant: &ClientGrant) -> StoreResult<()> {
-        write_tx!(self, |tx| ops::insert_grant(tx, grant))
-    }
-
-    async fn client_grant(&self, id: &str) -> StoreResult<Option<ClientGrant>> {
-        read_tx!(self, |tx| ops::client_grant(tx, id))
-    }
-
-    async fn list_client_grants(
-        &self,
-        filter: &GrantFilter,
-        page: PageRequest,
-    ) -> StoreResult<Page<ClientGrant>> {
-        read_tx!(self, |tx| ops::list_client_grants(tx, filter, page))
-    }
-
-    async fn update_client_grant(
-        &self,
-        id: &str,
-        mutation: Mutation<'_, ClientGrant>,
-    ) -> StoreResult<ClientGrant> {
-        write_tx!(self, |tx| ops::update_client_grant(tx, id, &mut *mutation))
-    }
-
-    async fn delete_client_grant(&self, id: &str) -> StoreResult<()> {
-        write_tx!(self, |tx| ops::delete_client_grant(tx, id))
-    }
-
-    async fn insert_organization(&self, org: &Organization) -> StoreResult<()> {
-        write_tx!(self, |tx| ops::insert_organization(tx, org))
-    }
-
-    async fn organization(&self, id: &str) -> StoreResult<Option<OrganizationRecord>> {
-        read_tx!(self, |tx| async {
-            Ok(ops::organizations(tx, Some(id)).await?.pop())
-        })
-    }
-
-    async fn organization_by_name(&self, name: &str) -> StoreResult<Option<Organization>> {
-        read_tx!(self, |tx| ops::organization_by_name(tx, name))
-    }
-
-    async fn list_organizations(
-        &self,
-        filter: &OrganizationFilter,
-        page: PageRequest,
-    ) -> StoreResult<Page<Organization>> {
-        read_tx!(self, |tx| ops::list_organizations(tx, filter, page))
-    }
-
-    async fn update_organization(
-        &self,
-        id: &str,
-        mutation: Mutation<'_, Organization>,
-    ) -> StoreResult<Organization> {
-        write_tx!(self, |tx| ops::update_organization(tx, id, &mut *mutation))
-    }
-
-    async fn delete_organization(&self, id: &str) -> StoreResult<()> {
-        write_tx!(self, |tx| ops::delete_organization(tx, id))
-    }
-
-    async fn associate_client_grant(
-        &self,
-        org_id: &str,
-        grant_id: &str,
-    ) -> StoreResult<ClientGrant> {
-        write_tx!(self, |tx| ops::associate_client_grant(tx, org_id, grant_id))
-    }
-
-    async fn dissociate_client_grant(&self, org_id: &str, grant_id: &str) -> StoreResult<()> {
-        write_tx!(self, |tx| ops::dissociate_client_grant(
-            tx, org_id, grant_id
-        ))
+        read_tx!(self, [], |tx| ops::client(tx, client_id, Lock::None))
     }
 
     async fn record_jtis(&self, records: &[JtiRecord], now: i64) -> StoreResult<Vec<bool>> {
@@ -913,10 +759,6 @@ impl Store for PostgresStore {
             Ok(deleted)
         })
         .await
-    }
-
-    async fn claim_expiry_notice(&self, notice: &ExpiryNotice) -> StoreResult<bool> {
-        write_tx!(self, |tx| ops::claim_expiry_notice(tx, notice))
     }
 
     async fn insert_logs(&self, logs: &[NewLog]) -> StoreResult<()> {
@@ -972,83 +814,6 @@ impl Store for PostgresStore {
         })
     }
 
-    async fn log(&self, seq: i64) -> StoreResult<Option<LogRow>> {
-        read_tx!(self, |tx| ops::log(tx, seq))
-    }
-
-    async fn logs_after(&self, after: i64, take: u64) -> StoreResult<Vec<LogRow>> {
-        read_tx!(self, |tx| ops::logs(tx, after, take))
-    }
-
-    async fn search_logs(&self, search: &LogSearch) -> StoreResult<(Vec<LogRow>, Option<u64>)> {
-        read_tx!(self, |tx| ops::search_logs(tx, search))
-    }
-
-    async fn purge_logs(&self, before_ms: i64, chunk: u64) -> StoreResult<u64> {
-        write_tx!(self, |tx| ops::purge_logs(tx, before_ms, chunk))
-    }
-
-    async fn insert_log_stream(
-        &self,
-        stream: &LogStream,
-        sealed_authorization: Option<&[u8]>,
-        start_ms: Option<i64>,
-    ) -> StoreResult<()> {
-        write_tx!(self, |tx| ops::insert_log_stream(
-            tx,
-            stream,
-            sealed_authorization,
-            start_ms
-        ))
-    }
-
-    async fn log_stream(&self, id: &str) -> StoreResult<Option<LogStreamRecord>> {
-        read_tx!(self, |tx| ops::log_stream(tx, id, Lock::None))
-    }
-
-    async fn log_streams(&self) -> StoreResult<Vec<LogStreamRecord>> {
-        read_tx!(self, |tx| ops::log_streams(tx))
-    }
-
-    async fn update_log_stream(
-        &self,
-        id: &str,
-        mutation: Mutation<'_, LogStreamRecord>,
-    ) -> StoreResult<LogStreamRecord> {
-        write_tx!(self, |tx| ops::update_log_stream(tx, id, &mut *mutation))
-    }
-
-    async fn delete_log_stream(&self, id: &str) -> StoreResult<()> {
-        write_tx!(self, |tx| ops::delete_log_stream(tx, id))
-    }
-
-    async fn lease_log_stream(
-        &self,
-        id: &str,
-        owner: &str,
-        now_ms: i64,
-        until_ms: i64,
-    ) -> StoreResult<Option<LogStreamRecord>> {
-        write_tx!(self, |tx| ops::lease_log_stream(
-            tx, id, owner, now_ms, until_ms
-        ))
-    }
-
-    async fn record_delivery(&self, id: &str, owner: &str, outcome: Delivery) -> StoreResult<bool> {
-        write_tx!(self, |tx| ops::record_delivery(tx, id, owner, outcome))
-    }
-
-    async fn tenant_settings(&self) -> StoreResult<TenantSettings> {
-        read_tx!(self, |tx| ops::tenant_settings(tx))
-    }
-
-    async fn update_tenant_settings(
-        &self,
-        mutation: Mutation<'_, TenantSettings>,
-    ) -> StoreResult<TenantSettings> {
-        write_tx!(self, |tx| ops::update_tenant_settings(tx, &mut *mutation))
-    }
-
     async fn reserve_token_quota(
         &self,
         bucket: &str,
@@ -1100,17 +865,6 @@ impl Store for PostgresStore {
             )
         })
         .await
-    }
-
-    async fn signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>> {
-        read_tx!(self, |tx| ops::signing_keys(tx))
-    }
-
-    async fn update_signing_keys(
-        &self,
-        mutation: Mutation<'_, Vec<SigningKeyRecord>>,
-    ) -> StoreResult<Vec<SigningKeyRecord>> {
-        write_tx!(self, |tx| ops::update_signing_keys(tx, &mut *mutation))
     }
 
     async fn subscribe(&self) -> StoreResult<Option<mpsc::Receiver<Change>>> {

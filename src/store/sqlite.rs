@@ -21,7 +21,6 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use async_trait::async_trait;
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, ToSql, params, params_from_iter};
 use sqlx::ConnectOptions as _;
@@ -232,7 +231,7 @@ fn now<T>(op: impl Future<Output = StoreResult<T>>) -> StoreResult<T> {
 }
 
 /// Runs `$op` (an expression of the [`SqliteTx`] `$tx`) in the write transaction.
-macro_rules! write {
+macro_rules! write_tx {
     ($self:ident, |$tx:ident| $op:expr) => {
         $self
             .writer
@@ -246,7 +245,7 @@ macro_rules! write {
 
 /// Runs `$op` (an expression of the [`SqliteTx`] `$tx`) on a read connection, after moving
 /// the `$arg`s (owned) into it.
-macro_rules! read {
+macro_rules! read_tx {
     ($self:ident, [$($arg:ident),*], |$tx:ident| $op:expr) => {{
         $(let $arg = $arg.to_owned();)*
         $self
@@ -320,7 +319,7 @@ impl SqliteStore {
         clients: &[ClientAggregate],
         grants: &[ClientGrant],
     ) -> StoreResult<()> {
-        write!(self, |tx| async {
+        write_tx!(self, |tx| async {
             for aggregate in clients {
                 ops::insert_client(tx, aggregate).await?;
             }
@@ -333,8 +332,11 @@ impl SqliteStore {
     }
 }
 
-#[async_trait]
-impl Store for SqliteStore {
+// The trait's shared methods come from `impl_store!`; these are this backend's own.
+super::ops::impl_store! {
+SqliteStore;
+
+
     async fn ping(&self) -> StoreResult<()> {
         self.reader
             .read(|conn| Ok(conn.query_row("SELECT 1", [], |_| Ok(()))?))
@@ -347,18 +349,6 @@ impl Store for SqliteStore {
 
     fn when_durable(&self, then: super::WhenDurable) {
         self.wal.when_durable(then);
-    }
-
-    async fn setting(&self, key: &str) -> StoreResult<Option<String>> {
-        read!(self, [key], |tx| ops::setting(tx, key))
-    }
-
-    async fn init_setting(&self, key: &str, value: &str) -> StoreResult<String> {
-        write!(self, |tx| ops::init_setting(tx, key, value))
-    }
-
-    async fn bootstrap(&self, data: &Bootstrap) -> StoreResult<bool> {
-        write!(self, |tx| ops::bootstrap(tx, data))
     }
 
     async fn snapshot(&self) -> StoreResult<Snapshot> {
@@ -393,10 +383,6 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn insert_client(&self, aggregate: &ClientAggregate) -> StoreResult<()> {
-        write!(self, |tx| ops::insert_client(tx, aggregate))
-    }
-
     async fn client(&self, client_id: &str) -> StoreResult<Option<ClientAggregate>> {
         let client_id = client_id.to_owned();
         self.reader
@@ -406,151 +392,6 @@ impl Store for SqliteStore {
                 })
             })
             .await
-    }
-
-    async fn credential(
-        &self,
-        client_id: &str,
-        credential_id: &str,
-    ) -> StoreResult<Option<Credential>> {
-        // The Management API's GET of one credential.
-        read!(self, [client_id, credential_id], |tx| ops::credential(
-            tx,
-            client_id,
-            credential_id
-        ))
-    }
-
-    async fn list_clients(
-        &self,
-        filter: &ClientFilter,
-        page: PageRequest,
-    ) -> StoreResult<Page<ClientRow>> {
-        read!(self, [filter], |tx| ops::list_clients(tx, filter, page))
-    }
-
-    async fn update_client(
-        &self,
-        client_id: &str,
-        mutation: Mutation<'_, ClientAggregate>,
-    ) -> StoreResult<ClientAggregate> {
-        write!(self, |tx| ops::update_client(tx, client_id, mutation))
-    }
-
-    async fn delete_client(&self, client_id: &str) -> StoreResult<Vec<String>> {
-        write!(self, |tx| ops::delete_client(tx, client_id))
-    }
-
-    async fn insert_resource_server(&self, rs: &ResourceServer) -> StoreResult<()> {
-        write!(self, |tx| ops::insert_resource_server(tx, rs))
-    }
-
-    async fn resource_server(&self, key: &str) -> StoreResult<Option<ResourceServer>> {
-        read!(self, [key], |tx| async {
-            Ok(ops::resource_server(tx, key, Lock::None)
-                .await?
-                .map(|(_, rs)| rs))
-        })
-    }
-
-    async fn list_resource_servers(&self, page: PageRequest) -> StoreResult<Page<ResourceServer>> {
-        read!(self, [], |tx| ops::list_resource_servers(tx, page))
-    }
-
-    async fn update_resource_server(
-        &self,
-        key: &str,
-        mutation: Mutation<'_, ResourceServer>,
-    ) -> StoreResult<ResourceServer> {
-        write!(self, |tx| ops::update_resource_server(tx, key, mutation))
-    }
-
-    async fn delete_resource_server(
-        &self,
-        key: &str,
-        guard: Mutation<'_, ResourceServer>,
-    ) -> StoreResult<(ResourceServer, Vec<String>)> {
-        write!(self, |tx| ops::delete_resource_server(tx, key, guard))
-    }
-
-    async fn insert_client_grant(&self, grant: &ClientGrant) -> StoreResult<()> {
-        write!(self, |tx| ops::insert_grant(tx, grant))
-    }
-
-    async fn client_grant(&self, id: &str) -> StoreResult<Option<ClientGrant>> {
-        read!(self, [id], |tx| ops::client_grant(tx, id))
-    }
-
-    async fn list_client_grants(
-        &self,
-        filter: &GrantFilter,
-        page: PageRequest,
-    ) -> StoreResult<Page<ClientGrant>> {
-        read!(self, [filter], |tx| ops::list_client_grants(
-            tx, filter, page
-        ))
-    }
-
-    async fn update_client_grant(
-        &self,
-        id: &str,
-        mutation: Mutation<'_, ClientGrant>,
-    ) -> StoreResult<ClientGrant> {
-        write!(self, |tx| ops::update_client_grant(tx, id, mutation))
-    }
-
-    async fn delete_client_grant(&self, id: &str) -> StoreResult<()> {
-        write!(self, |tx| ops::delete_client_grant(tx, id))
-    }
-
-    async fn insert_organization(&self, org: &Organization) -> StoreResult<()> {
-        write!(self, |tx| ops::insert_organization(tx, org))
-    }
-
-    async fn organization(&self, id: &str) -> StoreResult<Option<OrganizationRecord>> {
-        read!(self, [id], |tx| async {
-            Ok(ops::organizations(tx, Some(id)).await?.pop())
-        })
-    }
-
-    async fn organization_by_name(&self, name: &str) -> StoreResult<Option<Organization>> {
-        read!(self, [name], |tx| ops::organization_by_name(tx, name))
-    }
-
-    async fn list_organizations(
-        &self,
-        filter: &OrganizationFilter,
-        page: PageRequest,
-    ) -> StoreResult<Page<Organization>> {
-        read!(self, [filter], |tx| ops::list_organizations(
-            tx, filter, page
-        ))
-    }
-
-    async fn update_organization(
-        &self,
-        id: &str,
-        mutation: Mutation<'_, Organization>,
-    ) -> StoreResult<Organization> {
-        write!(self, |tx| ops::update_organization(tx, id, mutation))
-    }
-
-    async fn delete_organization(&self, id: &str) -> StoreResult<()> {
-        write!(self, |tx| ops::delete_organization(tx, id))
-    }
-
-    async fn associate_client_grant(
-        &self,
-        org_id: &str,
-        grant_id: &str,
-    ) -> StoreResult<ClientGrant> {
-        write!(self, |tx| ops::associate_client_grant(tx, org_id, grant_id))
-    }
-
-    async fn dissociate_client_grant(&self, org_id: &str, grant_id: &str) -> StoreResult<()> {
-        write!(self, |tx| ops::dissociate_client_grant(
-            tx, org_id, grant_id
-        ))
     }
 
     async fn record_jtis(&self, records: &[JtiRecord], now: i64) -> StoreResult<Vec<bool>> {
@@ -603,10 +444,6 @@ impl Store for SqliteStore {
             }
         }
     }
-
-    async fn claim_expiry_notice(&self, notice: &ExpiryNotice) -> StoreResult<bool> {
-        write!(self, |tx| ops::claim_expiry_notice(tx, notice))
-    }
     async fn insert_logs(&self, logs: &[NewLog]) -> StoreResult<()> {
         if logs.is_empty() {
             return Ok(());
@@ -641,87 +478,6 @@ impl Store for SqliteStore {
                 Ok(())
             })
             .await
-    }
-
-    async fn log(&self, seq: i64) -> StoreResult<Option<LogRow>> {
-        read!(self, [], |tx| ops::log(tx, seq))
-    }
-
-    async fn logs_after(&self, after: i64, take: u64) -> StoreResult<Vec<LogRow>> {
-        read!(self, [], |tx| ops::logs(tx, after, take))
-    }
-
-    async fn search_logs(&self, search: &LogSearch) -> StoreResult<(Vec<LogRow>, Option<u64>)> {
-        read!(self, [search], |tx| ops::search_logs(tx, search))
-    }
-
-    async fn purge_logs(&self, before_ms: i64, chunk: u64) -> StoreResult<u64> {
-        write!(self, |tx| ops::purge_logs(tx, before_ms, chunk))
-    }
-
-    async fn insert_log_stream(
-        &self,
-        stream: &LogStream,
-        sealed_authorization: Option<&[u8]>,
-        start_ms: Option<i64>,
-    ) -> StoreResult<()> {
-        write!(self, |tx| ops::insert_log_stream(
-            tx,
-            stream,
-            sealed_authorization,
-            start_ms
-        ))
-    }
-
-    async fn log_stream(&self, id: &str) -> StoreResult<Option<LogStreamRecord>> {
-        read!(self, [id], |tx| ops::log_stream(tx, id, Lock::None))
-    }
-
-    async fn log_streams(&self) -> StoreResult<Vec<LogStreamRecord>> {
-        read!(self, [], |tx| ops::log_streams(tx))
-    }
-
-    async fn update_log_stream(
-        &self,
-        id: &str,
-        mutation: Mutation<'_, LogStreamRecord>,
-    ) -> StoreResult<LogStreamRecord> {
-        write!(self, |tx| ops::update_log_stream(tx, id, mutation))
-    }
-
-    async fn delete_log_stream(&self, id: &str) -> StoreResult<()> {
-        write!(self, |tx| ops::delete_log_stream(tx, id))
-    }
-
-    async fn lease_log_stream(
-        &self,
-        id: &str,
-        owner: &str,
-        now_ms: i64,
-        until_ms: i64,
-    ) -> StoreResult<Option<LogStreamRecord>> {
-        write!(self, |tx| ops::lease_log_stream(
-            tx, id, owner, now_ms, until_ms
-        ))
-    }
-
-    async fn record_delivery(&self, id: &str, owner: &str, outcome: Delivery) -> StoreResult<bool> {
-        write!(self, |tx| ops::record_delivery(tx, id, owner, outcome))
-    }
-
-    async fn signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>> {
-        read!(self, [], |tx| ops::signing_keys(tx))
-    }
-
-    async fn tenant_settings(&self) -> StoreResult<TenantSettings> {
-        read!(self, [], |tx| ops::tenant_settings(tx))
-    }
-
-    async fn update_tenant_settings(
-        &self,
-        mutation: Mutation<'_, TenantSettings>,
-    ) -> StoreResult<TenantSettings> {
-        write!(self, |tx| ops::update_tenant_settings(tx, mutation))
     }
     async fn reserve_token_quota(
         &self,
@@ -764,12 +520,5 @@ impl Store for SqliteStore {
                     .execute([before])? as u64)
             })
             .await
-    }
-
-    async fn update_signing_keys(
-        &self,
-        mutation: Mutation<'_, Vec<SigningKeyRecord>>,
-    ) -> StoreResult<Vec<SigningKeyRecord>> {
-        write!(self, |tx| ops::update_signing_keys(tx, mutation))
     }
 }

@@ -1355,6 +1355,17 @@ pub(crate) async fn purge_logs(tx: &mut impl Tx, before_ms: i64, chunk: u64) -> 
     .await
 }
 
+// ----- token quotas -----
+
+/// Forgets the counts of windows that started before `before`.
+pub(crate) async fn purge_token_quota_usage(tx: &mut impl Tx, before: i64) -> StoreResult<u64> {
+    tx.exec(stmt(
+        "DELETE FROM token_quota_usage WHERE window_start < ?1",
+        vec![before.into()],
+    ))
+    .await
+}
+
 /// A backend's `impl Store for $ty`: its own methods (`$own`), and every method that only
 /// runs a shared operation, each with the backend's `write_tx!` (in a write transaction) or
 /// `read_tx!` (on a read connection, after taking the listed arguments as owned values).
@@ -1608,6 +1619,10 @@ macro_rules! impl_store {
                 mutation: Mutation<'_, TenantSettings>,
             ) -> StoreResult<TenantSettings> {
                 write_tx!(self, |tx| $crate::store::ops::update_tenant_settings(tx, &mut *mutation))
+            }
+
+            async fn purge_token_quota_usage(&self, before: i64) -> StoreResult<u64> {
+                write_tx!(self, |tx| $crate::store::ops::purge_token_quota_usage(tx, before))
             }
 
             async fn update_signing_keys(

@@ -853,20 +853,6 @@ PostgresStore;
         .await
     }
 
-    async fn purge_token_quota_usage(&self, before: i64) -> StoreResult<u64> {
-        self.bounded(async {
-            Ok(
-                sqlx::query("DELETE FROM token_quota_usage WHERE window_start < $1")
-                    .bind(before)
-                    .execute(&self.pool)
-                    .await
-                    .map_err(map_err)?
-                    .rows_affected(),
-            )
-        })
-        .await
-    }
-
     async fn subscribe(&self) -> StoreResult<Option<mpsc::Receiver<Change>>> {
         // The listener has a connection of its own, outside the pool that requests use.
         let pool = PgPoolOptions::new()

@@ -511,14 +511,4 @@ SqliteStore;
             })
             .await
     }
-
-    async fn purge_token_quota_usage(&self, before: i64) -> StoreResult<u64> {
-        self.writer
-            .write(|tx| {
-                Ok(tx
-                    .prepare_cached("DELETE FROM token_quota_usage WHERE window_start < ?1")?
-                    .execute([before])? as u64)
-            })
-            .await
-    }
 }

@@ -595,7 +595,48 @@ pub enum Change {
     Resync,
 }
 
-/// The persistence interface. All methods are atomic: a failed call changes nothing.
+impl Change {
+    /// The change as text, as a shared store announces it: `client:<id>`,
+    /// `rs:<id> <identifier>`, `grant:<id>`, `org:<id>`, `keys`, `tenant`, `resync`.
+    pub fn to_text(&self) -> String {
+        match self {
+            Change::Client(id) => format!("client:{id}"),
+            Change::ResourceServer { id, identifier } => format!("rs:{id} {identifier}"),
+            Change::ClientGrant(id) => format!("grant:{id}"),
+            Change::Organization(id) => format!("org:{id}"),
+            Change::SigningKeys => "keys".into(),
+            Change::TenantSettings => "tenant".into(),
+            Change::Resync => "resync".into(),
+        }
+    }
+
+    /// Reads [`Change::to_text`]; `None` for what is not a change (e.g. a heartbeat).
+    pub fn from_text(text: &str) -> Option<Change> {
+        if let Some(id) = text.strip_prefix("client:") {
+            return Some(Change::Client(id.to_string()));
+        }
+        if let Some(rest) = text.strip_prefix("rs:") {
+            let (id, identifier) = rest.split_once(' ')?;
+            return Some(Change::ResourceServer {
+                id: id.to_string(),
+                identifier: identifier.to_string(),
+            });
+        }
+        if let Some(id) = text.strip_prefix("grant:") {
+            return Some(Change::ClientGrant(id.to_string()));
+        }
+        if let Some(id) = text.strip_prefix("org:") {
+            return Some(Change::Organization(id.to_string()));
+        }
+        match text {
+            "keys" => Some(Change::SigningKeys),
+            "tenant" => Some(Change::TenantSettings),
+            "resync" => Some(Change::Resync),
+            _ => None,
+        }
+    }
+}
+
 /// A log stream as stored, with its delivery state.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LogStreamRecord {
@@ -621,6 +662,7 @@ pub enum Delivery {
     Release,
 }
 
+/// The persistence interface. All methods are atomic: a failed call changes nothing.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Cheap round trip to the database (readiness).

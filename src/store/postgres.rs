@@ -493,48 +493,14 @@ macro_rules! read_tx {
     };
 }
 
-/// The notification payload of a change: `client:<id>`, `rs:<id> <identifier>`,
-/// `grant:<id>`, `keys`, `resync`.
+/// The notification payload of a change ([`Change::to_text`]); a full resynchronisation when
+/// it would be longer than a notification may be.
 pub fn encode_change(change: &Change) -> String {
-    let payload = match change {
-        Change::Client(id) => format!("client:{id}"),
-        Change::ResourceServer { id, identifier } => format!("rs:{id} {identifier}"),
-        Change::ClientGrant(id) => format!("grant:{id}"),
-        Change::Organization(id) => format!("org:{id}"),
-        Change::SigningKeys => "keys".into(),
-        Change::TenantSettings => "tenant".into(),
-        Change::Resync => "resync".into(),
-    };
+    let payload = change.to_text();
     if payload.len() > MAX_PAYLOAD {
-        "resync".into()
+        Change::Resync.to_text()
     } else {
         payload
-    }
-}
-
-/// Reads a notification payload; `None` for what is not a change (e.g. a heartbeat).
-pub fn decode_change(payload: &str) -> Option<Change> {
-    if let Some(id) = payload.strip_prefix("client:") {
-        return Some(Change::Client(id.to_string()));
-    }
-    if let Some(rest) = payload.strip_prefix("rs:") {
-        let (id, identifier) = rest.split_once(' ')?;
-        return Some(Change::ResourceServer {
-            id: id.to_string(),
-            identifier: identifier.to_string(),
-        });
-    }
-    if let Some(id) = payload.strip_prefix("grant:") {
-        return Some(Change::ClientGrant(id.to_string()));
-    }
-    if let Some(id) = payload.strip_prefix("org:") {
-        return Some(Change::Organization(id.to_string()));
-    }
-    match payload {
-        "keys" => Some(Change::SigningKeys),
-        "tenant" => Some(Change::TenantSettings),
-        "resync" => Some(Change::Resync),
-        _ => None,
     }
 }
 
@@ -978,7 +944,7 @@ async fn forward_changes(
                     let payload = notification.payload();
                     if payload == nonce {
                         awaiting_ping = false;
-                    } else if let Some(change) = decode_change(payload)
+                    } else if let Some(change) = Change::from_text(payload)
                         && tx.send(change).await.is_err()
                     {
                         return;
@@ -1013,12 +979,14 @@ mod tests {
                 identifier: "https://api.example.com/ with space".into(),
             },
             Change::ClientGrant("cgr_1".into()),
+            Change::Organization("org_1".into()),
             Change::SigningKeys,
+            Change::TenantSettings,
             Change::Resync,
         ] {
-            assert_eq!(decode_change(&encode_change(&change)), Some(change));
+            assert_eq!(Change::from_text(&encode_change(&change)), Some(change));
         }
-        assert_eq!(decode_change("ping:1"), None);
+        assert_eq!(Change::from_text("ping:1"), None);
         let long = Change::Client("x".repeat(MAX_PAYLOAD));
         assert_eq!(encode_change(&long), "resync");
     }

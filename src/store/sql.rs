@@ -310,3 +310,70 @@ pub(crate) fn finish_page<T>(
         next,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn pages_never_overflow_and_checkpoints_fetch_one_more() {
+        assert_eq!(
+            limit_offset(PageRequest::Offset {
+                page: u64::MAX,
+                per_page: u64::MAX
+            }),
+            (0, i64::MAX, i64::MAX)
+        );
+        assert_eq!(
+            limit_offset(PageRequest::Checkpoint {
+                after: Some(7),
+                take: u64::MAX
+            }),
+            (7, i64::MAX, 0)
+        );
+        assert_eq!(
+            limit_offset(PageRequest::Checkpoint {
+                after: None,
+                take: 2
+            }),
+            (0, 3, 0)
+        );
+        let page = PageRequest::Checkpoint {
+            after: None,
+            take: 2,
+        };
+        let full = finish_page(page, vec![(1, 'a'), (4, 'b'), (9, 'c')], None);
+        assert_eq!((full.items, full.next), (vec!['a', 'b'], Some(4)));
+        let last = finish_page(page, vec![(1, 'a'), (4, 'b')], None);
+        assert_eq!((last.items, last.next), (vec!['a', 'b'], None));
+    }
+
+    #[test]
+    fn a_row_reads_its_columns_by_type_and_null_as_none() {
+        let mut row = Row(vec![
+            Value::Text(Some("{\"a\":1}".into())),
+            Value::Int(Some(5)),
+            Value::Blob(Some(vec![1, 2])),
+            Value::Text(None),
+        ]);
+        assert_eq!(row.doc::<serde_json::Value>(0).unwrap()["a"], 1);
+        assert_eq!(row.int(1).unwrap(), 5);
+        assert_eq!(row.blob(2).unwrap(), vec![1, 2]);
+        assert_eq!(row.opt_blob(3).unwrap(), None);
+        assert_eq!(row.opt_int(3).unwrap(), None);
+        // A column of another type, a NULL where a value is needed, or no such column is a
+        // corrupt row, not a panic.
+        let mut row = Row(vec![Value::Int(Some(1)), Value::Int(None)]);
+        assert!(matches!(row.text(0), Err(StoreError::Internal(_))));
+        assert!(matches!(row.int(1), Err(StoreError::Internal(_))));
+        assert!(matches!(row.int(2), Err(StoreError::Internal(_))));
+    }
+
+    #[test]
+    fn only_text_holding_nul_is_flagged() {
+        assert!(Value::from("a\0b").has_nul());
+        assert!(!Value::from("ab").has_nul());
+        assert!(!Value::Blob(Some(vec![0])).has_nul());
+    }
+}

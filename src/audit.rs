@@ -21,7 +21,7 @@ pub const QUEUE_CAPACITY: usize = 10_000;
 pub const MAX_BATCH: usize = 500;
 /// Longest text kept in a field of an event (user agents, descriptions, ids), in bytes.
 const MAX_TEXT: usize = 512;
-/// Longest an event waits in the queue for others to share its transaction.
+/// Longest an event waits in the queue for others to share its transaction (SQLite).
 const LINGER: Duration = Duration::from_millis(50);
 /// Old events deleted per transaction by the retention purge.
 pub const PURGE_CHUNK: u64 = 5_000;
@@ -138,7 +138,14 @@ impl AuditLog {
     /// the host of the public URL, as Auth0's is the tenant's domain.
     pub fn start(store: Arc<dyn Store>, hostname: String) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
-        tokio::spawn(writer(store, rx));
+        // On a shared store a lingering batch would take its log_ids after events another
+        // node recorded later: the feed's order is the events' order only without it.
+        let linger = if store.single_process() {
+            LINGER
+        } else {
+            Duration::ZERO
+        };
+        tokio::spawn(writer(store, rx, linger));
         Self {
             tx: Some(tx),
             dropped: Arc::new(AtomicU64::new(0)),
@@ -208,11 +215,11 @@ impl AuditLog {
     }
 }
 
-async fn writer(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Message>) {
+async fn writer(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Message>, linger: Duration) {
     let mut messages = Vec::with_capacity(MAX_BATCH);
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut flushes = Vec::new();
-    while gather(&mut rx, &mut messages).await {
+    while gather(&mut rx, &mut messages, linger).await {
         for message in messages.drain(..) {
             match message {
                 Message::Event(log) => batch.push(log),
@@ -227,16 +234,20 @@ async fn writer(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Message>) {
     }
 }
 
-/// Waits for the next message, then lingers up to [`LINGER`] for more, until a full batch or a
-/// flush: one transaction per few hundred events instead of one per handful. Each commit
-/// appends every page it touched to the WAL, so small commits rewrite the same pages over and
-/// over; at 7,000 tokens/s that was most of the audit trail's cost on the token path.
-/// Returns false once the queue is closed and empty.
-async fn gather(rx: &mut mpsc::Receiver<Message>, messages: &mut Vec<Message>) -> bool {
+/// Waits for the next message, then lingers up to `linger` ([`LINGER`] on SQLite) for more,
+/// until a full batch or a flush: one transaction per few hundred events instead of one per
+/// handful. Each commit appends every page it touched to the WAL, so small commits rewrite
+/// the same pages over and over; at 7,000 tokens/s that was most of the audit trail's cost on
+/// the token path. Returns false once the queue is closed and empty.
+async fn gather(
+    rx: &mut mpsc::Receiver<Message>,
+    messages: &mut Vec<Message>,
+    linger: Duration,
+) -> bool {
     if rx.recv_many(messages, MAX_BATCH).await == 0 {
         return false;
     }
-    let deadline = tokio::time::Instant::now() + LINGER;
+    let deadline = tokio::time::Instant::now() + linger;
     let mut seen = 0;
     while messages.len() < MAX_BATCH {
         if messages[seen..]
@@ -350,16 +361,16 @@ mod tests {
             }
         });
         let mut messages = Vec::new();
-        assert!(gather(&mut rx, &mut messages).await);
+        assert!(gather(&mut rx, &mut messages, LINGER).await);
         // Sent at 0, 10 and 40 ms: one batch; the one at 70 ms waits for the next.
         assert_eq!(messages.len(), 3);
         assert_eq!(start.elapsed(), LINGER);
         messages.clear();
-        assert!(gather(&mut rx, &mut messages).await);
+        assert!(gather(&mut rx, &mut messages, LINGER).await);
         assert_eq!(messages.len(), 1);
         drop(tx);
         messages.clear();
-        assert!(!gather(&mut rx, &mut messages).await);
+        assert!(!gather(&mut rx, &mut messages, LINGER).await);
     }
 
     #[tokio::test(start_paused = true)]
@@ -370,7 +381,7 @@ mod tests {
         let (done, _wait) = oneshot::channel();
         tx.send(Message::Flush(done)).await.unwrap();
         let mut messages = Vec::new();
-        assert!(gather(&mut rx, &mut messages).await);
+        assert!(gather(&mut rx, &mut messages, LINGER).await);
         assert_eq!(messages.len(), 2);
         assert_eq!(start.elapsed(), Duration::ZERO);
 
@@ -378,7 +389,7 @@ mod tests {
             tx.send(event()).await.unwrap();
         }
         messages.clear();
-        assert!(gather(&mut rx, &mut messages).await);
+        assert!(gather(&mut rx, &mut messages, LINGER).await);
         assert_eq!(messages.len(), MAX_BATCH);
         assert_eq!(start.elapsed(), Duration::ZERO);
     }

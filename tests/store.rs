@@ -1425,6 +1425,85 @@ async fn odd_keys_are_simply_not_found(f: Fixture) {
             .await
             .unwrap();
         assert_eq!((page.items.len(), page.total), (0, Some(0)));
+        // The same for every other keyed operation.
+        assert_eq!(store.organization(key).await.unwrap(), None, "{key:?}");
+        assert_eq!(
+            store.organization_by_name(key).await.unwrap(),
+            None,
+            "{key:?}"
+        );
+        let err = store
+            .update_organization(key, &mut |_| Ok(()))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, StoreError::NotFound(Entity::Organization)),
+            "{err:?}"
+        );
+        let err = store.delete_organization(key).await.unwrap_err();
+        assert!(
+            matches!(err, StoreError::NotFound(Entity::Organization)),
+            "{err:?}"
+        );
+        let err = store.associate_client_grant(key, key).await.unwrap_err();
+        assert!(
+            matches!(err, StoreError::NotFound(Entity::Organization)),
+            "{err:?}"
+        );
+        let err = store.dissociate_client_grant(key, key).await.unwrap_err();
+        assert!(
+            matches!(err, StoreError::NotFound(Entity::Organization)),
+            "{err:?}"
+        );
+        assert_eq!(store.log_stream(key).await.unwrap(), None, "{key:?}");
+        let err = store
+            .update_log_stream(key, &mut |_| Ok(()))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, StoreError::NotFound(Entity::LogStream)),
+            "{err:?}"
+        );
+        let err = store.delete_log_stream(key).await.unwrap_err();
+        assert!(
+            matches!(err, StoreError::NotFound(Entity::LogStream)),
+            "{err:?}"
+        );
+        assert_eq!(
+            store.lease_log_stream(key, key, 0, 1).await.unwrap(),
+            None,
+            "{key:?}"
+        );
+        assert!(
+            !store
+                .record_delivery(key, key, Delivery::Release)
+                .await
+                .unwrap()
+        );
+        let notice = ExpiryNotice {
+            credential_id: key.into(),
+            threshold_s: 0,
+            expires_at_ms: 1,
+            sent_at_ms: 1,
+        };
+        assert!(
+            !store.claim_expiry_notice(&notice).await.unwrap(),
+            "{key:?}"
+        );
+        let err = store.credential(key, key).await.unwrap_err();
+        assert!(
+            matches!(err, StoreError::NotFound(Entity::Client)),
+            "{err:?}"
+        );
+    }
+    // PostgreSQL text cannot hold NUL: a new name holding one is refused as bad input.
+    let inserted = store.insert_organization(&organization("a\0b")).await;
+    match f.backend {
+        Backend::Postgres => assert!(
+            matches!(inserted, Err(StoreError::Rejected(_))),
+            "{inserted:?}"
+        ),
+        Backend::Sqlite => inserted.unwrap(),
     }
 }
 

@@ -103,7 +103,7 @@ impl ReplayGuard {
     /// `latency` gets one observation per batch written.
     pub fn start(store: Arc<dyn Store>, latency: AtomicHistogram) -> Self {
         tokio::spawn(purger(Arc::downgrade(&store)));
-        if store.replay_is_local() {
+        if store.single_process() {
             return Self(Guard::Local(local::LocalGuard::start(store, latency)));
         }
         let (tx, rx) = mpsc::channel(8192);

@@ -18,7 +18,9 @@
 
 mod inline;
 pub mod logs;
+mod ops;
 pub mod postgres;
+mod sql;
 pub mod sqlite;
 mod wal_sync;
 
@@ -324,6 +326,8 @@ pub(crate) trait SqlDialect {
     fn doc_bool(path: &str, value: bool) -> String;
     /// An expression for the text of the document's string at `path`.
     fn doc_text(path: &str) -> String;
+    /// The greater of two integer expressions.
+    fn greatest(a: &str, b: &str) -> String;
 }
 
 /// Conditions (each starting with ` AND `) and the text values they bind, in order.
@@ -591,7 +595,48 @@ pub enum Change {
     Resync,
 }
 
-/// The persistence interface. All methods are atomic: a failed call changes nothing.
+impl Change {
+    /// The change as text, as a shared store announces it: `client:<id>`,
+    /// `rs:<id> <identifier>`, `grant:<id>`, `org:<id>`, `keys`, `tenant`, `resync`.
+    pub fn to_text(&self) -> String {
+        match self {
+            Change::Client(id) => format!("client:{id}"),
+            Change::ResourceServer { id, identifier } => format!("rs:{id} {identifier}"),
+            Change::ClientGrant(id) => format!("grant:{id}"),
+            Change::Organization(id) => format!("org:{id}"),
+            Change::SigningKeys => "keys".into(),
+            Change::TenantSettings => "tenant".into(),
+            Change::Resync => "resync".into(),
+        }
+    }
+
+    /// Reads [`Change::to_text`]; `None` for what is not a change (e.g. a heartbeat).
+    pub fn from_text(text: &str) -> Option<Change> {
+        if let Some(id) = text.strip_prefix("client:") {
+            return Some(Change::Client(id.to_string()));
+        }
+        if let Some(rest) = text.strip_prefix("rs:") {
+            let (id, identifier) = rest.split_once(' ')?;
+            return Some(Change::ResourceServer {
+                id: id.to_string(),
+                identifier: identifier.to_string(),
+            });
+        }
+        if let Some(id) = text.strip_prefix("grant:") {
+            return Some(Change::ClientGrant(id.to_string()));
+        }
+        if let Some(id) = text.strip_prefix("org:") {
+            return Some(Change::Organization(id.to_string()));
+        }
+        match text {
+            "keys" => Some(Change::SigningKeys),
+            "tenant" => Some(Change::TenantSettings),
+            "resync" => Some(Change::Resync),
+            _ => None,
+        }
+    }
+}
+
 /// A log stream as stored, with its delivery state.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LogStreamRecord {
@@ -617,6 +662,7 @@ pub enum Delivery {
     Release,
 }
 
+/// The persistence interface. All methods are atomic: a failed call changes nothing.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Cheap round trip to the database (readiness).
@@ -778,8 +824,10 @@ pub trait Store: Send + Sync + 'static {
     async fn purge_jtis(&self, now: i64) -> StoreResult<u64>;
     /// Whether this process is the store's only user (SQLite: the data directory's lock),
     /// so that assertion ids can be decided in memory and written behind
-    /// (`crate::service::replay`). A shared store decides them at commit.
-    fn replay_is_local(&self) -> bool {
+    /// (`crate::service::replay`), and audit events can wait for each other before their
+    /// commit without reordering the feed of several nodes (`crate::audit`). A shared store
+    /// decides ids at commit and takes events as they come.
+    fn single_process(&self) -> bool {
         false
     }
     /// Up to `limit` unexpired assertion-id records (`expires_at > now`) after `after`

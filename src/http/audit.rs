@@ -103,7 +103,7 @@ pub fn token_event(
                 .or(app.issuer.default_audience.as_deref())
                 .unwrap_or_default();
             let mut details = Map::new();
-            details.insert("error".into(), Value::String(e.error.into()));
+            details.insert("error".into(), Value::String(e.code().into()));
             details.insert(
                 "error_description".into(),
                 Value::String(clean(&e.description)),

@@ -15,16 +15,31 @@ use super::ratelimit::{Decision, TokenGate};
 use super::strict::{self, BodyError};
 use super::{AppState, json_response};
 use crate::metrics::{Bucket, TokenMethod};
-use crate::service::token::{OAuthError, TokenRequest};
+use crate::service::token::{OAuthError, OAuthErrorKind, TokenRequest};
+
+/// The status of each OAuth error (Auth0's: a secret that does not authenticate is 401
+/// `access_denied`, an authenticated client without the grant 403 `access_denied`).
+fn status(kind: OAuthErrorKind) -> StatusCode {
+    match kind {
+        OAuthErrorKind::InvalidRequest
+        | OAuthErrorKind::InvalidScope
+        | OAuthErrorKind::UnsupportedGrantType => StatusCode::BAD_REQUEST,
+        OAuthErrorKind::SecretRejected | OAuthErrorKind::InvalidClient => StatusCode::UNAUTHORIZED,
+        OAuthErrorKind::UnauthorizedClient | OAuthErrorKind::AccessDenied => StatusCode::FORBIDDEN,
+        OAuthErrorKind::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
+        OAuthErrorKind::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
+        OAuthErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+    }
+}
 
 fn oauth_error(e: &OAuthError) -> Response {
-    let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST);
+    let status = status(e.kind);
     let mut response = json_response(
         status,
-        &json!({"error": e.error, "error_description": e.description}),
+        &json!({"error": e.code(), "error_description": e.description}),
     );
     no_store(response.headers_mut());
-    if status == StatusCode::UNAUTHORIZED && e.error == "invalid_client" {
+    if e.kind == OAuthErrorKind::InvalidClient {
         response
             .headers_mut()
             .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic"));
@@ -163,7 +178,7 @@ pub async fn token(State(app): State<AppState>, mut req: Request) -> Response {
             audit::token_event(&app, &origin, None, Err(&e));
             let decision = gate.as_ref().and_then(|g| g.failed(""));
             app.metrics
-                .token(TokenMethod::None, Some(e.error), started.elapsed());
+                .token(TokenMethod::None, Some(e.code()), started.elapsed());
             return labelled(oauth_error(&e), decision);
         }
     };
@@ -172,7 +187,7 @@ pub async fn token(State(app): State<AppState>, mut req: Request) -> Response {
     if let Some(refusal) = gate.as_ref().and_then(|g| g.refusal(named)) {
         let e = OAuthError::too_many_requests();
         app.metrics.rate_limited(Bucket::FailedAuthentication);
-        app.metrics.token(method, Some(e.error), started.elapsed());
+        app.metrics.token(method, Some(e.code()), started.elapsed());
         audit::rate_limited(
             &app,
             &origin,
@@ -206,14 +221,16 @@ pub async fn token(State(app): State<AppState>, mut req: Request) -> Response {
     };
     match (&result, decision) {
         // A rate limit's refusal (a quota's is a failed exchange, `feccft`).
-        (Err(e), Some(d)) if e.status == 429 && e.quota.is_none() => audit::rate_limited(
-            &app,
-            &origin,
-            ("POST", "/oauth/token"),
-            e.client_id.as_deref().or(Some(named)),
-            "token client",
-            d.limit,
-        ),
+        (Err(e), Some(d)) if e.kind == OAuthErrorKind::TooManyRequests && e.quota.is_none() => {
+            audit::rate_limited(
+                &app,
+                &origin,
+                ("POST", "/oauth/token"),
+                e.client_id.as_deref().or(Some(named)),
+                "token client",
+                d.limit,
+            )
+        }
         _ => audit::token_event(&app, &origin, Some(&request), result.as_ref()),
     }
     if !quota.is_empty() {
@@ -231,7 +248,7 @@ pub async fn token(State(app): State<AppState>, mut req: Request) -> Response {
             response
         }
         Err(e) => {
-            app.metrics.token(method, Some(e.error), started.elapsed());
+            app.metrics.token(method, Some(e.code()), started.elapsed());
             oauth_error(&e)
         }
     };

@@ -120,13 +120,54 @@ pub struct Issued {
     pub thumbprint: Option<String>,
 }
 
+/// What went wrong, as OAuth says it (RFC 6749 §5.2 and the codes Auth0 adds). The token
+/// endpoint's HTTP layer alone gives each its status (`http::oauth::status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OAuthErrorKind {
+    /// `invalid_request`: a parameter is missing, repeated or malformed.
+    InvalidRequest,
+    /// `invalid_scope` (a token hook's denial).
+    InvalidScope,
+    /// `unsupported_grant_type`.
+    UnsupportedGrantType,
+    /// `access_denied` for a client secret that does not authenticate (Auth0's answer).
+    SecretRejected,
+    /// `invalid_client`: an assertion or certificate does not authenticate.
+    InvalidClient,
+    /// `unauthorized_client`: the client may not use the grant.
+    UnauthorizedClient,
+    /// `access_denied`: authenticated, but not authorized for what it asks.
+    AccessDenied,
+    /// `too_many_requests`: a rate limit or quota refuses.
+    TooManyRequests,
+    /// `server_error`.
+    ServerError,
+    /// `temporarily_unavailable`: try again.
+    Unavailable,
+}
+
+impl OAuthErrorKind {
+    /// The `error` code.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::InvalidRequest => "invalid_request",
+            Self::InvalidScope => "invalid_scope",
+            Self::UnsupportedGrantType => "unsupported_grant_type",
+            Self::SecretRejected | Self::AccessDenied => "access_denied",
+            Self::InvalidClient => "invalid_client",
+            Self::UnauthorizedClient => "unauthorized_client",
+            Self::TooManyRequests => "too_many_requests",
+            Self::ServerError => "server_error",
+            Self::Unavailable => "temporarily_unavailable",
+        }
+    }
+}
+
 /// An OAuth error (`{"error", "error_description"}`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OAuthError {
-    /// HTTP status.
-    pub status: u16,
-    /// `error`
-    pub error: &'static str,
+    /// What went wrong (its `error` code).
+    pub kind: OAuthErrorKind,
     /// `error_description`
     pub description: String,
     /// For the audit event (never sent): why, when the description does not say.
@@ -140,10 +181,9 @@ pub struct OAuthError {
 }
 
 impl OAuthError {
-    fn new(status: u16, error: &'static str, description: impl Into<String>) -> Self {
+    pub(crate) fn new(kind: OAuthErrorKind, description: impl Into<String>) -> Self {
         Self {
-            status,
-            error,
+            kind,
             description: description.into(),
             reason: None,
             client_id: None,
@@ -171,34 +211,44 @@ impl OAuthError {
 
     /// 400 `invalid_request`.
     pub fn invalid_request(description: impl Into<String>) -> Self {
-        Self::new(400, "invalid_request", description)
+        Self::new(OAuthErrorKind::InvalidRequest, description)
+    }
+
+    /// The `error` code.
+    pub fn code(&self) -> &'static str {
+        self.kind.code()
     }
 
     /// 401 `access_denied` / `Unauthorized`, for secret authentication failures.
     pub fn secret_denied() -> Self {
-        Self::new(401, "access_denied", "Unauthorized")
+        Self::new(OAuthErrorKind::SecretRejected, "Unauthorized")
     }
 
     /// 401 `invalid_client`, for assertion and certificate failures.
     pub fn invalid_client() -> Self {
-        Self::new(401, "invalid_client", "Client authentication failed")
+        Self::new(
+            OAuthErrorKind::InvalidClient,
+            "Client authentication failed",
+        )
     }
 
     /// 429 `too_many_requests`: the authenticated client's rate budget is spent.
     pub fn too_many_requests() -> Self {
-        Self::new(429, "too_many_requests", "Global limit has been reached")
+        Self::new(
+            OAuthErrorKind::TooManyRequests,
+            "Global limit has been reached",
+        )
     }
 
     /// 500 `server_error` (signing failed).
     pub fn server_error() -> Self {
-        Self::new(500, "server_error", "The token could not be issued")
+        Self::new(OAuthErrorKind::ServerError, "The token could not be issued")
     }
 
     /// 503 `temporarily_unavailable` (the replay record could not be written).
     pub fn unavailable() -> Self {
         Self::new(
-            503,
-            "temporarily_unavailable",
+            OAuthErrorKind::Unavailable,
             "The service is temporarily unavailable, please retry",
         )
     }
@@ -306,8 +356,7 @@ impl Clavis {
             Some("client_credentials") => {}
             Some(other) => {
                 return Err(OAuthError::new(
-                    400,
-                    "unsupported_grant_type",
+                    OAuthErrorKind::UnsupportedGrantType,
                     format!("Unsupported grant type: {}", truncate(other)),
                 ));
             }
@@ -334,8 +383,7 @@ impl Clavis {
         } = authenticated;
         if !client.allows_client_credentials {
             return Err(OAuthError::new(
-                403,
-                "unauthorized_client",
+                OAuthErrorKind::UnauthorizedClient,
                 "Grant type 'client_credentials' not allowed for the client.",
             ));
         }
@@ -343,23 +391,20 @@ impl Clavis {
             Some(a) => a.to_string(),
             None => self.issuer.default_audience.clone().ok_or_else(|| {
                 OAuthError::new(
-                    403,
-                    "access_denied",
+                    OAuthErrorKind::AccessDenied,
                     "No audience parameter was provided, and no default audience has been configured",
                 )
             })?,
         };
         let api = self.model.api(&audience).ok_or_else(|| {
             OAuthError::new(
-                403,
-                "access_denied",
+                OAuthErrorKind::AccessDenied,
                 format!("Service not enabled within domain: {}", truncate(&audience)),
             )
         })?;
         if api.denies_clients {
             return Err(OAuthError::new(
-                403,
-                "access_denied",
+                OAuthErrorKind::AccessDenied,
                 format!(
                     "Client is not authorized to access \"{}\": the API's client access policy is deny_all.",
                     truncate(&audience)
@@ -368,8 +413,7 @@ impl Clavis {
         }
         let grant = self.model.grant(&client.client_id, &audience).ok_or_else(|| {
             OAuthError::new(
-                403,
-                "access_denied",
+                OAuthErrorKind::AccessDenied,
                 format!(
                     "Client is not authorized to access \"{}\". You might probably want to create a \"client-grant\" associated to this API.",
                     truncate(&audience)
@@ -560,7 +604,7 @@ impl Clavis {
             Some(QuotaEntity::Organization) => "Organization quota exceeded",
             _ => "Client quota exceeded",
         };
-        let mut e = OAuthError::new(429, "too_many_requests", description);
+        let mut e = OAuthError::new(OAuthErrorKind::TooManyRequests, description);
         e.quota = refusing.map(Box::new);
         Err(e)
     }
@@ -606,8 +650,7 @@ impl Clavis {
         let org = match (grant.organization_usage, named) {
             (OrganizationUsage::Deny, Some(_)) => {
                 return Err(OAuthError::new(
-                    403,
-                    "access_denied",
+                    OAuthErrorKind::AccessDenied,
                     format!(
                         "Client is not authorized to access \"{}\" on behalf of an organization: the client grant's organization_usage is deny.",
                         truncate(audience)
@@ -623,8 +666,7 @@ impl Clavis {
                 .and_then(|id| self.model.organization(id))
                 .ok_or_else(|| {
                     OAuthError::new(
-                        403,
-                        "access_denied",
+                        OAuthErrorKind::AccessDenied,
                         format!(
                             "Client is not authorized to access \"{}\" without an organization: the client grant's organization_usage is require.",
                             truncate(audience)
@@ -634,8 +676,7 @@ impl Clavis {
         };
         if !grant.any_organization && !org.grant_ids.contains(&grant.id) {
             return Err(OAuthError::new(
-                403,
-                "access_denied",
+                OAuthErrorKind::AccessDenied,
                 format!(
                     "Client is not authorized to access \"{}\" on behalf of organization \"{}\": the client grant is not associated with the organization.",
                     truncate(audience),

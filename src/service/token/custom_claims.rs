@@ -3,7 +3,7 @@
 
 use serde_json::{Map, Value};
 
-use super::{OAuthError, TokenRequest};
+use super::{OAuthError, OAuthErrorKind, TokenRequest};
 use crate::audit::Origin;
 use crate::model::{ClientEntry, GrantEntry};
 use crate::service::Clavis;
@@ -85,7 +85,11 @@ impl Clavis {
                 )
             }
             Outcome::Deny { code, reason } => {
-                let status = if code == "server_error" { 500 } else { 400 };
+                let kind = match code {
+                    "invalid_scope" => OAuthErrorKind::InvalidScope,
+                    "invalid_request" => OAuthErrorKind::InvalidRequest,
+                    _ => OAuthErrorKind::ServerError,
+                };
                 let why = match &reason {
                     Some(r) => format!("token hook denied the exchange ({code}): {r}"),
                     None => format!("token hook denied the exchange ({code})"),
@@ -93,7 +97,7 @@ impl Clavis {
                 tracing::info!(client_id = %client.client_id, %audience, reason = %why, "token request refused");
                 let description =
                     reason.unwrap_or_else(|| "The token hook denied the request".into());
-                return Err(OAuthError::new(status, code, description).because(why));
+                return Err(OAuthError::new(kind, description).because(why));
             }
             Outcome::Failed(why) => why,
         };

@@ -22,7 +22,7 @@ pub async fn healthz() -> Response {
     responses((status = 200, description = "The store answers.", body = crate::http::openapi::HealthStatus), (status = 503, description = "The store does not answer.", body = crate::http::openapi::HealthStatus)),
 )]
 pub async fn readyz(State(app): State<AppState>) -> Response {
-    match app.store.ping().await {
+    match app.ping().await {
         Ok(()) => json_response(StatusCode::OK, &json!({"status": "ready"})),
         Err(e) => {
             tracing::warn!(error = %e, "readiness check failed");

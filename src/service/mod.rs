@@ -5,6 +5,7 @@
 pub mod access;
 pub mod log_streams;
 pub mod mtls;
+mod reads;
 pub mod replay;
 pub mod signing_keys;
 pub mod sync;

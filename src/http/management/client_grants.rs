@@ -58,10 +58,7 @@ pub async fn list(
             .is_some(),
         ..Default::default()
     };
-    let page = app
-        .store
-        .list_client_grants(&filter, paging.request)
-        .await?;
+    let page = app.list_client_grants(&filter, paging.request).await?;
     let page = page.map(|g| Value::Object(g.to_json()));
     Ok(json_response(
         StatusCode::OK,

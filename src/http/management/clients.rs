@@ -126,7 +126,7 @@ pub async fn list(
     let paging = q.paging()?;
     let filter = FieldFilter::parse(&q)?;
     let clients = client_filter(&q)?;
-    let page = app.store.list_clients(&clients, paging.request).await?;
+    let page = app.list_clients(&clients, paging.request).await?;
     let show_secrets = auth.has_any(required::SEE_SECRET)
         && filter
             .as_ref()

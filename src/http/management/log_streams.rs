@@ -20,7 +20,6 @@ use crate::http::{AppState, json_response};
 pub async fn list(State(app): State<AppState>, auth: Auth) -> Result<Response, ApiError> {
     auth.require(required::READ_LOG_STREAMS)?;
     let streams: Vec<Value> = app
-        .store
         .log_streams()
         .await?
         .iter()

@@ -113,7 +113,7 @@ pub async fn list(
             })?,
         };
         let take = take.unwrap_or(DEFAULT_PER_PAGE);
-        let rows = app.store.logs_after(after, take as u64).await?;
+        let rows = app.logs_after(after, take as u64).await?;
         let last = rows.last().map_or(after, |r| r.seq);
         let items = rows
             .iter()
@@ -187,7 +187,7 @@ pub async fn list(
         limit: per_page,
         totals: include_totals,
     };
-    let (rows, total) = app.store.search_logs(&search).await?;
+    let (rows, total) = app.search_logs(&search).await?;
     let items = rows
         .iter()
         .map(|r| render(r).map(|doc| Value::Object(select(doc, &fields, include))))
@@ -229,6 +229,6 @@ pub async fn get(
         )
     };
     let seq = log_id_seq(id).ok_or_else(not_found)?;
-    let row = app.store.log(seq).await?.ok_or_else(not_found)?;
+    let row = app.log(seq).await?.ok_or_else(not_found)?;
     Ok(json_response(StatusCode::OK, &render(&row)?))
 }

@@ -53,7 +53,6 @@ pub async fn list(
         ..Default::default()
     };
     let page = app
-        .store
         .list_organizations(&filter, paging.request)
         .await?
         .map(|o| Value::Object(o.to_json()));
@@ -103,7 +102,6 @@ async fn sorted_checkpoint_page(
         ..Default::default()
     };
     let page = app
-        .store
         .list_organizations(
             &filter,
             PageRequest::Offset {
@@ -274,7 +272,6 @@ pub async fn list_grants(
         ..Default::default()
     };
     let page = app
-        .store
         .list_client_grants(&filter, paging.request)
         .await?
         .map(|g| Value::Object(organization_grant_json(&g)));
@@ -369,7 +366,6 @@ pub async fn grant_organizations(
         ..Default::default()
     };
     let page = app
-        .store
         .list_organizations(&filter, paging.request)
         .await?
         .map(|o| Value::Object(o.to_json()));

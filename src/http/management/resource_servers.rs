@@ -25,7 +25,7 @@ pub async fn list(
 ) -> Result<Response, ApiError> {
     auth.require(required::READ_RESOURCE_SERVERS)?;
     let paging = QueryParams::parse(query.as_deref()).paging()?;
-    let page = app.store.list_resource_servers(paging.request).await?;
+    let page = app.list_resource_servers(paging.request).await?;
     let page = page.map(|rs| Value::Object(app.resource_server_json(&rs)));
     Ok(json_response(
         StatusCode::OK,

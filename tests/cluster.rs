@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 
 use common::keys::{AssertionKey, jti, now};
 use common::postgres as pg;
-use common::server::{BOOTSTRAP_CLIENT_ID as ADMIN_ID, BOOTSTRAP_CLIENT_SECRET as ADMIN_SECRET};
-use common::server::{Server, ServerOptions};
+use common::server::Server;
+use common::{ADMIN_ID, ADMIN_SECRET, jwt_claims, jwt_header};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -37,19 +37,13 @@ impl Node {
     /// Starts a node and waits until it is ready. Every node has its own data directory
     /// (TLS) but the same master key and public URL (issuer).
     fn start(name: &'static str, database_url: &str, master_key: &str, extra: &[&str]) -> Self {
-        let mut args: Vec<String> = ["--database-url", database_url, "--public-url", PUBLIC_URL]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        args.extend(extra.iter().map(|s| s.to_string()));
-        let server = Server::start_with(ServerOptions {
-            args,
-            env: vec![
-                ("CLAVIS_MASTER_KEY".into(), master_key.into()),
-                ("CLAVIS_LOG".into(), "info,clavis=debug".into()),
-            ],
-        })
-        .unwrap_or_else(|e| panic!("node {name}: {e}"));
+        let server = Server::builder()
+            .args(&["--database-url", database_url, "--public-url", PUBLIC_URL])
+            .args(extra)
+            .env("CLAVIS_MASTER_KEY", master_key)
+            .env("CLAVIS_LOG", "info,clavis=debug")
+            .start()
+            .unwrap_or_else(|e| panic!("node {name}: {e}"));
         let http = server.http_client().unwrap();
         Self { name, server, http }
     }
@@ -167,12 +161,6 @@ fn runtime() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .unwrap()
-}
-
-/// The decoded header of a JWT.
-fn jwt_header(token: &str) -> Value {
-    let part = token.split('.').next().unwrap();
-    serde_json::from_slice(&clavis_crypto::encoding::b64url_decode(part).unwrap()).unwrap()
 }
 
 fn sign(client_id: &str, key: &AssertionKey) -> String {
@@ -651,11 +639,7 @@ async fn claim_on(node: &Node, client_id: &str, secret: &str) -> Value {
     }
     let body: Value = r.json().await.unwrap();
     let token = body["access_token"].as_str().unwrap();
-    let payload = token.split('.').nth(1).unwrap();
-    let bytes =
-        base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, payload).unwrap();
-    let claims: Value = serde_json::from_slice(&bytes).unwrap();
-    claims["tier"].clone()
+    jwt_claims(token)["tier"].clone()
 }
 
 /// The status of a token request for `org_id`.

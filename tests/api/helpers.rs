@@ -15,13 +15,10 @@ use reqwest::{Method, Response, StatusCode};
 use serde_json::{Value, json};
 use tokio::sync::OnceCell;
 
-pub use crate::keys::{AssertionKey, jti, now, rsa_key};
-
-#[path = "../common/postgres.rs"]
-pub mod pg;
-
-pub const ADMIN_ID: &str = "adminClientForTests0000000000001";
-pub const ADMIN_SECRET: &str = "admin-secret-for-tests-0123456789";
+pub use crate::common::keys::{AssertionKey, jti, now, rsa_key};
+pub use crate::common::postgres as pg;
+pub use crate::common::request::Api;
+pub use crate::common::{ADMIN_ID, ADMIN_SECRET, decode_jwt, jwt_header};
 
 /// A running server.
 pub struct TestApp {
@@ -144,29 +141,19 @@ impl TestApp {
         format!("{}/api/v2/", self.base)
     }
 
+    /// The request helpers on this server.
+    pub fn api(&self) -> Api {
+        Api::new(self.http.clone(), self.base.clone())
+    }
+
     /// `POST /oauth/token` with a form body.
     pub async fn token_form(&self, form: &[(&str, &str)]) -> Response {
-        self.http
-            .post(self.url("/oauth/token"))
-            .form(form)
-            .send()
-            .await
-            .unwrap()
+        self.api().token_form(form).await
     }
 
     /// A client-credentials token via `client_secret_post`; panics unless 200.
     pub async fn token_for(&self, client_id: &str, secret: &str, audience: &str) -> String {
-        let r = self
-            .token_form(&[
-                ("grant_type", "client_credentials"),
-                ("client_id", client_id),
-                ("client_secret", secret),
-                ("audience", audience),
-            ])
-            .await;
-        assert_eq!(r.status(), StatusCode::OK, "token request failed");
-        let body: Value = r.json().await.unwrap();
-        body["access_token"].as_str().unwrap().to_string()
+        self.api().token_for(client_id, secret, audience).await
     }
 
     /// The bootstrap admin's management token (every scope).
@@ -209,11 +196,7 @@ impl TestApp {
         path: &str,
         body: Option<Value>,
     ) -> Response {
-        let mut req = self.http.request(method, self.url(path)).bearer_auth(token);
-        if let Some(body) = body {
-            req = req.json(&body);
-        }
-        req.send().await.unwrap()
+        self.api().call(token, method, path, body).await
     }
 
     /// A request as the admin.
@@ -523,16 +506,6 @@ pub fn test_cert(subject: &[(rcgen::DnType, &str)], days_valid: i64) -> TestCert
     }
 }
 
-/// Decodes a compact JWT without verifying it: (header, claims).
-pub fn decode_jwt(token: &str) -> (Value, Value) {
-    let parts: Vec<&str> = token.split('.').collect();
-    assert_eq!(parts.len(), 3, "not a compact JWS: {token}");
-    (
-        serde_json::from_slice(&b64url_decode(parts[0])).unwrap(),
-        serde_json::from_slice(&b64url_decode(parts[1])).unwrap(),
-    )
-}
-
 /// Percent-encodes a path segment.
 pub fn enc(s: &str) -> String {
     percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
@@ -651,17 +624,5 @@ pub fn assertion_claims(app: &TestApp, client_id: &str) -> Value {
 
 /// The decoded payload of a JWT.
 pub fn jwt_payload(token: &str) -> Value {
-    decode_jwt(token).1
-}
-
-/// The decoded header of a JWT.
-pub fn jwt_header(token: &str) -> Value {
-    use base64::Engine;
-    let part = token.split('.').next().unwrap();
-    serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(part)
-            .unwrap(),
-    )
-    .unwrap()
+    crate::common::jwt_claims(token)
 }

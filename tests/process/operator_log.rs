@@ -3,21 +3,22 @@
 //! the assertion itself never reaches the log; what a caller sends cannot forge a log line;
 //! the operator commands (`clavis reset-admin-secret`, `clavis --version`).
 
-mod common;
-
 use std::time::Duration;
 
-use common::keys::{AssertionKey, jti, now};
-use common::server::{BOOTSTRAP_CLIENT_ID, BOOTSTRAP_CLIENT_SECRET, Server, ServerOptions};
+use crate::common::keys::{AssertionKey, jti, now};
+use crate::common::request::{Api, Auth};
+use crate::common::server::Server;
+use crate::common::{ADMIN_ID as BOOTSTRAP_CLIENT_ID, ADMIN_SECRET as BOOTSTRAP_CLIENT_SECRET};
 use serde_json::{Value, json};
 
-struct Api {
+/// The admin side, through the Management API.
+struct Admin {
     http: reqwest::Client,
     base: String,
     token: String,
 }
 
-impl Api {
+impl Admin {
     async fn send(
         &self,
         method: reqwest::Method,
@@ -66,12 +67,9 @@ fn runtime() -> Result<tokio::runtime::Runtime, String> {
 
 /// A server logging at `info`, an HTTPS client for it, its base URL and a runtime.
 fn logging_server() -> Result<(Server, reqwest::Client, String, tokio::runtime::Runtime), String> {
-    let server = Server::start_with(ServerOptions {
-        env: vec![("CLAVIS_LOG".into(), "info".into())],
-        ..Default::default()
-    })?;
+    let server = Server::builder().env("CLAVIS_LOG", "info").start()?;
     let http = server.http_client()?;
-    let base = format!("https://{}", server.domain());
+    let base = server.base();
     let runtime = runtime()?;
     Ok((server, http, base, runtime))
 }
@@ -81,22 +79,10 @@ fn refusals_are_explained_to_the_operator_not_the_client() -> Result<(), String>
     let (server, http, base, runtime) = logging_server()?;
     let key = AssertionKey::new(2048);
     let assertions = runtime.block_on(async {
-        let r = http
-            .post(format!("{base}/oauth/token"))
-            .form(&[
-                ("grant_type", "client_credentials"),
-                ("client_id", BOOTSTRAP_CLIENT_ID),
-                ("client_secret", BOOTSTRAP_CLIENT_SECRET),
-                ("audience", &format!("{base}/api/v2/")),
-            ])
-            .send()
-            .await
-            .map_err(|e| e.to_string())?;
-        let token: Value = r.json().await.map_err(|e| e.to_string())?;
-        let api = Api {
+        let api = Admin {
             http: http.clone(),
             base: base.clone(),
-            token: token["access_token"].as_str().unwrap_or_default().to_string(),
+            token: Api::new(http.clone(), base.clone()).admin_token().await,
         };
         let client = api
             .send(reqwest::Method::POST, "/api/v2/clients", json!({"name": "logged", "app_type": "non_interactive", "grant_types": ["client_credentials"]}))
@@ -259,21 +245,12 @@ fn admin_token_status(server: &Server, secret: &str) -> Result<u16, String> {
 
 /// Requests a token for `audience` as the admin; the status and the token.
 fn admin_token_for(server: &Server, secret: &str, audience: &str) -> Result<(u16, String), String> {
-    let http = server.http_client()?;
-    let base = format!("https://{}", server.domain());
+    let api = Api::new(server.http_client()?, server.base());
     let runtime = runtime()?;
     runtime.block_on(async {
-        let r = http
-            .post(format!("{base}/oauth/token"))
-            .form(&[
-                ("grant_type", "client_credentials"),
-                ("client_id", BOOTSTRAP_CLIENT_ID),
-                ("client_secret", secret),
-                ("audience", audience),
-            ])
-            .send()
-            .await
-            .map_err(|e| e.to_string())?;
+        let r = api
+            .client_credentials(BOOTSTRAP_CLIENT_ID, Auth::SecretPost(secret), audience)
+            .await;
         let status = r.status().as_u16();
         let body: Value = r.json().await.map_err(|e| e.to_string())?;
         Ok((
@@ -431,13 +408,10 @@ fn version_and_a_missing_installation_are_plain_answers() -> Result<(), String> 
 /// numbers are numbers, and an identifier that is not known is left out rather than empty.
 #[test]
 fn json_logs_are_json_lines_with_typed_fields() -> Result<(), String> {
-    let server = Server::start_with(ServerOptions {
-        env: vec![
-            ("CLAVIS_LOG".into(), "info".into()),
-            ("CLAVIS_LOG_FORMAT".into(), "json".into()),
-        ],
-        ..Default::default()
-    })?;
+    let server = Server::builder()
+        .env("CLAVIS_LOG", "info")
+        .env("CLAVIS_LOG_FORMAT", "json")
+        .start()?;
     // A refusal whose client is unknown: no credential id to name.
     let audience = format!("https://{}/api/v2/", server.domain());
     assert_eq!(admin_token_for(&server, "wrong-secret", &audience)?.0, 401);

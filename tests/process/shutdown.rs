@@ -2,35 +2,21 @@
 //! were acknowledged are all there after a restart, none failed with a 5xx, and the process
 //! exits cleanly.
 
-mod common;
-
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use common::server::{BOOTSTRAP_CLIENT_ID, BOOTSTRAP_CLIENT_SECRET, Server};
+use crate::common::request::Api;
+use crate::common::server::Server;
 use serde_json::{Value, json};
 
 const WORKERS: usize = 8;
 
 async fn admin_token(http: &reqwest::Client, domain: &str) -> Result<String, String> {
-    let r = http
-        .post(format!("https://{domain}/oauth/token"))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", BOOTSTRAP_CLIENT_ID),
-            ("client_secret", BOOTSTRAP_CLIENT_SECRET),
-            ("audience", &format!("https://{domain}/api/v2/")),
-        ])
-        .send()
-        .await
-        .map_err(|e| e.to_string())?;
-    let body: Value = r.json().await.map_err(|e| e.to_string())?;
-    body["access_token"]
-        .as_str()
-        .map(str::to_string)
-        .ok_or_else(|| format!("no token: {body}"))
+    Ok(Api::new(http.clone(), format!("https://{domain}"))
+        .admin_token()
+        .await)
 }
 
 /// Creates clients until the server goes away; returns the acknowledged ids and any

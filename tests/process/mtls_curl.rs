@@ -3,13 +3,12 @@
 //! TLS 1.3) and `self_signed_tls_client_auth` (RSA self-signed certificate, TLS 1.2), on the
 //! same port as a client without a certificate.
 
-mod common;
-
 use std::path::Path;
 use std::process::Command;
 
+use crate::common::request::Api;
+use crate::common::server::Server;
 use base64::Engine as _;
-use common::server::{BOOTSTRAP_CLIENT_ID, BOOTSTRAP_CLIENT_SECRET, Server, ServerOptions};
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
     PKCS_ECDSA_P256_SHA256, PKCS_RSA_SHA256, RsaKeySize,
@@ -107,11 +106,7 @@ fn claims(token_response: &Value) -> Result<Value, String> {
     let token = token_response["access_token"]
         .as_str()
         .ok_or_else(|| format!("no access_token: {token_response}"))?;
-    let payload = token.split('.').nth(1).ok_or("not a JWT")?;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload)
-        .map_err(|err| err.to_string())?;
-    serde_json::from_slice(&bytes).map_err(|err| err.to_string())
+    Ok(crate::common::jwt_claims(token))
 }
 
 /// The admin side, through the Management API.
@@ -123,27 +118,13 @@ struct Admin {
 
 impl Admin {
     async fn connect(server: &Server) -> Result<Self, String> {
-        let http = server.http_client()?;
-        let base = format!("https://{}", server.domain());
-        let r: Value = http
-            .post(format!("{base}/oauth/token"))
-            .form(&[
-                ("grant_type", "client_credentials"),
-                ("client_id", BOOTSTRAP_CLIENT_ID),
-                ("client_secret", BOOTSTRAP_CLIENT_SECRET),
-                ("audience", &format!("{base}/api/v2/")),
-            ])
-            .send()
-            .await
-            .map_err(|err| err.to_string())?
-            .json()
-            .await
-            .map_err(|err| err.to_string())?;
-        let token = r["access_token"]
-            .as_str()
-            .ok_or_else(|| format!("no admin token: {r}"))?
-            .to_string();
-        Ok(Self { http, base, token })
+        let api = Api::new(server.http_client()?, server.base());
+        let token = api.admin_token().await;
+        Ok(Self {
+            http: api.http,
+            base: api.base,
+            token,
+        })
     }
 
     async fn send(
@@ -233,10 +214,10 @@ fn curl_gets_certificate_bound_tokens_with_both_mtls_methods() -> Result<(), Str
         .map_err(e("self-signed"))?;
     let (pinned_pem, pinned_thumbprint) = write_pair(dir, "pinned", &pinned, &pinned_key);
 
-    let server = Server::start_with(ServerOptions {
-        args: vec!["--mtls-ca".into(), dir.join("ca.pem").display().to_string()],
-        ..Default::default()
-    })?;
+    let server = Server::builder()
+        .arg("--mtls-ca")
+        .arg(dir.join("ca.pem").display().to_string())
+        .start()?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -52,6 +52,13 @@ async fn new_client(app: &TestApp) -> String {
     c["client_id"].as_str().unwrap().to_string()
 }
 
+/// A fresh server with one client.
+async fn app_with_client() -> (TestApp, String) {
+    let app = TestApp::spawn().await;
+    let client = new_client(&app).await;
+    (app, client)
+}
+
 fn id_of(v: &Value) -> String {
     v["id"].as_str().unwrap().to_string()
 }
@@ -84,8 +91,7 @@ async fn list(app: &TestApp, client: &str) -> Value {
 
 #[tokio::test]
 async fn public_key_from_spki_has_auth0_shape_and_rfc7638_kid() {
-    let app = TestApp::spawn().await;
-    let client = new_client(&app).await;
+    let (app, client) = app_with_client().await;
     let (_, public) = rsa_key(2048);
     let cred = app
         .credential_ok(
@@ -186,130 +192,27 @@ async fn accepted_creates_show_what_was_sent() {
     let okta = test_cert(&OKTA_SUBJECT, 30);
     let pinned = test_cert(&[(DnType::CommonName, "pinned")], 90);
     let dn = "CN=svc.example.com, O=Example Corp, C=US";
+    #[rustfmt::skip]
     let rows = [
-        created(
-            "the name defaults to an empty string",
-            json!({"credential_type": "public_key", "pem": public}),
-            &PUBLIC_KEY_KEYS,
-            &[("name", json!(""))],
-        ),
-        created(
-            "expires_at is listed last, in milliseconds",
-            json!({"credential_type": "public_key", "pem": public, "expires_at": "2033-05-13T09:33:13Z"}),
-            &public_with_expiry,
-            &[("expires_at", json!("2033-05-13T09:33:13.000Z"))],
-        ),
-        created(
-            "RFC 7638's example key gets the published thumbprint",
-            json!({"credential_type": "public_key", "pem": rfc7638}),
-            &PUBLIC_KEY_KEYS,
-            &[("kid", json!("NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"))],
-        ),
-        created(
-            "CRLF line endings",
-            json!({"credential_type": "public_key", "pem": public.replace('\n', "\r\n")}),
-            &PUBLIC_KEY_KEYS,
-            &[("kid", json!(thumbprint_of_spki(&public)))],
-        ),
-        created(
-            "a caller-given kid is honoured",
-            json!({"credential_type": "public_key", "pem": public, "kid": "my-key_2024-01"}),
-            &PUBLIC_KEY_KEYS,
-            &[("kid", json!("my-key_2024-01"))],
-        ),
-        created(
-            "alg RS256",
-            json!({"credential_type": "public_key", "pem": public, "alg": "RS256"}),
-            &PUBLIC_KEY_KEYS,
-            &[("alg", json!("RS256"))],
-        ),
-        created(
-            "alg RS384",
-            json!({"credential_type": "public_key", "pem": public, "alg": "RS384"}),
-            &PUBLIC_KEY_KEYS,
-            &[("alg", json!("RS384"))],
-        ),
-        created(
-            "alg PS256",
-            json!({"credential_type": "public_key", "pem": public, "alg": "PS256"}),
-            &PUBLIC_KEY_KEYS,
-            &[("alg", json!("PS256"))],
-        ),
-        created(
-            "a 3072-bit key",
-            json!({"credential_type": "public_key", "pem": rsa3072}),
-            &PUBLIC_KEY_KEYS,
-            &[("kid", json!(thumbprint_of_spki(&rsa3072)))],
-        ),
-        created(
-            "a 4096-bit key",
-            json!({"credential_type": "public_key", "pem": rsa4096}),
-            &PUBLIC_KEY_KEYS,
-            &[("kid", json!(thumbprint_of_spki(&rsa4096)))],
-        ),
+        created("the name defaults to an empty string", json!({"credential_type": "public_key", "pem": public}), &PUBLIC_KEY_KEYS, &[("name", json!(""))]),
+        created("expires_at is listed last, in milliseconds", json!({"credential_type": "public_key", "pem": public, "expires_at": "2033-05-13T09:33:13Z"}), &public_with_expiry, &[("expires_at", json!("2033-05-13T09:33:13.000Z"))]),
+        created("RFC 7638's example key gets the published thumbprint", json!({"credential_type": "public_key", "pem": rfc7638}), &PUBLIC_KEY_KEYS, &[("kid", json!("NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"))]),
+        created("CRLF line endings", json!({"credential_type": "public_key", "pem": public.replace('\n', "\r\n")}), &PUBLIC_KEY_KEYS, &[("kid", json!(thumbprint_of_spki(&public)))]),
+        created("a caller-given kid is honoured", json!({"credential_type": "public_key", "pem": public, "kid": "my-key_2024-01"}), &PUBLIC_KEY_KEYS, &[("kid", json!("my-key_2024-01"))]),
+        created("alg RS256", json!({"credential_type": "public_key", "pem": public, "alg": "RS256"}), &PUBLIC_KEY_KEYS, &[("alg", json!("RS256"))]),
+        created("alg RS384", json!({"credential_type": "public_key", "pem": public, "alg": "RS384"}), &PUBLIC_KEY_KEYS, &[("alg", json!("RS384"))]),
+        created("alg PS256", json!({"credential_type": "public_key", "pem": public, "alg": "PS256"}), &PUBLIC_KEY_KEYS, &[("alg", json!("PS256"))]),
+        created("a 3072-bit key", json!({"credential_type": "public_key", "pem": rsa3072}), &PUBLIC_KEY_KEYS, &[("kid", json!(thumbprint_of_spki(&rsa3072)))]),
+        created("a 4096-bit key", json!({"credential_type": "public_key", "pem": rsa4096}), &PUBLIC_KEY_KEYS, &[("kid", json!(thumbprint_of_spki(&rsa4096)))]),
         // The size check of the refusals must not refuse every synthetic key.
-        created(
-            "a synthetic 2048-bit key",
-            json!({"credential_type": "public_key", "pem": synthetic}),
-            &PUBLIC_KEY_KEYS,
-            &[("kid", json!(thumbprint_of_spki(&synthetic)))],
-        ),
-        created(
-            "a certificate without parse_expiry_from_cert has no expiry",
-            json!({"credential_type": "public_key", "pem": cert.pem}),
-            &PUBLIC_KEY_KEYS,
-            &[("kid", cert_kid.clone())],
-        ),
-        created(
-            "parse_expiry_from_cert uses notAfter",
-            json!({"credential_type": "public_key", "pem": cert.pem, "parse_expiry_from_cert": true}),
-            &public_with_expiry,
-            &[
-                ("expires_at", json!(millis_string(cert.not_after))),
-                ("kid", cert_kid.clone()),
-            ],
-        ),
-        created(
-            "parse_expiry_from_cert false keeps the given expiry",
-            json!({"credential_type": "public_key", "pem": cert.pem, "parse_expiry_from_cert": false, "expires_at": "2040-01-02T03:04:05.678Z"}),
-            &public_with_expiry,
-            &[("expires_at", json!("2040-01-02T03:04:05.678Z"))],
-        ),
-        created(
-            "a subject_dn is echoed verbatim",
-            json!({"credential_type": "cert_subject_dn", "name": "mtls", "subject_dn": dn}),
-            &SUBJECT_DN_KEYS,
-            &[
-                ("credential_type", json!("cert_subject_dn")),
-                ("name", json!("mtls")),
-                ("subject_dn", json!(dn)),
-            ],
-        ),
-        created(
-            "a subject DN from a PEM takes Auth0's newline form",
-            json!({"credential_type": "cert_subject_dn", "pem": okta.pem}),
-            &SUBJECT_DN_KEYS,
-            &[(
-                "subject_dn",
-                json!("C=es\nST=Madrid\nL=Madrid\nO=Okta\nOU=DX-CDT\nCN=Developer Experience"),
-            )],
-        ),
-        created(
-            "a name of 128 characters",
-            json!({"credential_type": "cert_subject_dn", "subject_dn": "CN=a", "name": "n".repeat(128)}),
-            &SUBJECT_DN_KEYS,
-            &[("name", json!("n".repeat(128)))],
-        ),
-        created(
-            "x509_cert: the DER thumbprint and notAfter",
-            json!({"credential_type": "x509_cert", "name": "pinned", "pem": pinned.pem}),
-            &X509_KEYS,
-            &[
-                ("credential_type", json!("x509_cert")),
-                ("thumbprint_sha256", json!(b64url(&sha256(&pinned.der)))),
-                ("expires_at", json!(millis_string(pinned.not_after))),
-            ],
-        ),
+        created("a synthetic 2048-bit key", json!({"credential_type": "public_key", "pem": synthetic}), &PUBLIC_KEY_KEYS, &[("kid", json!(thumbprint_of_spki(&synthetic)))],),
+        created("a certificate without parse_expiry_from_cert has no expiry", json!({"credential_type": "public_key", "pem": cert.pem}), &PUBLIC_KEY_KEYS, &[("kid", cert_kid.clone())]),
+        created("parse_expiry_from_cert uses notAfter", json!({"credential_type": "public_key", "pem": cert.pem, "parse_expiry_from_cert": true}), &public_with_expiry, &[ ("expires_at", json!(millis_string(cert.not_after))), ("kid", cert_kid.clone()), ]),
+        created("parse_expiry_from_cert false keeps the given expiry", json!({"credential_type": "public_key", "pem": cert.pem, "parse_expiry_from_cert": false, "expires_at": "2040-01-02T03:04:05.678Z"}), &public_with_expiry, &[("expires_at", json!("2040-01-02T03:04:05.678Z"))]),
+        created("a subject_dn is echoed verbatim", json!({"credential_type": "cert_subject_dn", "name": "mtls", "subject_dn": dn}), &SUBJECT_DN_KEYS, &[ ("credential_type", json!("cert_subject_dn")), ("name", json!("mtls")), ("subject_dn", json!(dn)), ]),
+        created("a subject DN from a PEM takes Auth0's newline form", json!({"credential_type": "cert_subject_dn", "pem": okta.pem}), &SUBJECT_DN_KEYS, &[("subject_dn", json!("C=es\nST=Madrid\nL=Madrid\nO=Okta\nOU=DX-CDT\nCN=Developer Experience"))]),
+        created("a name of 128 characters", json!({"credential_type": "cert_subject_dn", "subject_dn": "CN=a", "name": "n".repeat(128)}), &SUBJECT_DN_KEYS, &[("name", json!("n".repeat(128)))]),
+        created("x509_cert: the DER thumbprint and notAfter", json!({"credential_type": "x509_cert", "name": "pinned", "pem": pinned.pem}), &X509_KEYS, &[ ("credential_type", json!("x509_cert")), ("thumbprint_sha256", json!(b64url(&sha256(&pinned.der)))), ("expires_at", json!(millis_string(pinned.not_after))), ]),
     ];
     for row in rows {
         let client = new_client(&app).await;
@@ -342,8 +245,7 @@ enum Message {
 #[tokio::test]
 async fn refused_creates_are_invalid_body_and_store_nothing() {
     use Message::*;
-    let app = TestApp::spawn().await;
-    let client = new_client(&app).await;
+    let (app, client) = app_with_client().await;
     let (private, public) = rsa_key(2048);
     let cert = test_cert(&[(DnType::CommonName, "svc")], 30);
     // notAfter was yesterday.
@@ -355,181 +257,50 @@ async fn refused_creates_are_invalid_body_and_store_nothing() {
             .extend(extra.as_object().unwrap().clone());
         body
     };
+    #[rustfmt::skip]
     let rows = [
-        (
-            "kid too short",
-            pk(json!({"kid": "short"})),
-            Contains("kid"),
-        ),
-        (
-            "kid with spaces",
-            pk(json!({"kid": "has space in it"})),
-            Contains("kid"),
-        ),
-        (
-            "kid with dots",
-            pk(json!({"kid": "dots.are.not.allowed"})),
-            Contains("kid"),
-        ),
-        (
-            "kid too long",
-            pk(json!({"kid": "k".repeat(65)})),
-            Contains("kid"),
-        ),
+        ("kid too short", pk(json!({"kid": "short"})), Contains("kid")),
+        ("kid with spaces", pk(json!({"kid": "has space in it"})), Contains("kid")),
+        ("kid with dots", pk(json!({"kid": "dots.are.not.allowed"})), Contains("kid")),
+        ("kid too long", pk(json!({"kid": "k".repeat(65)})), Contains("kid")),
         ("alg HS256", pk(json!({"alg": "HS256"})), Any),
         ("alg ES256", pk(json!({"alg": "ES256"})), Any),
         ("alg RS512", pk(json!({"alg": "RS512"})), Any),
         ("alg rs256", pk(json!({"alg": "rs256"})), Any),
         ("alg none", pk(json!({"alg": "none"})), Any),
-        (
-            "parse_expiry_from_cert with a bare key",
-            pk(json!({"parse_expiry_from_cert": true})),
-            Any,
-        ),
-        (
-            "expires_at in the past",
-            pk(json!({"expires_at": "2020-01-01T00:00:00Z"})),
-            Any,
-        ),
-        (
-            "cert_subject_dn with neither subject_dn nor pem",
-            json!({"credential_type": "cert_subject_dn"}),
-            Any,
-        ),
-        (
-            "cert_subject_dn with both subject_dn and pem",
-            json!({"credential_type": "cert_subject_dn", "subject_dn": "CN=svc", "pem": cert.pem}),
-            Any,
-        ),
-        (
-            "an empty subject_dn",
-            json!({"credential_type": "cert_subject_dn", "subject_dn": ""}),
-            Any,
-        ),
-        (
-            "a subject_dn too long",
-            json!({"credential_type": "cert_subject_dn", "subject_dn": format!("CN={}", "a".repeat(260))}),
-            Any,
-        ),
-        (
-            "alg on cert_subject_dn",
-            json!({"credential_type": "cert_subject_dn", "subject_dn": "CN=svc", "alg": "RS256"}),
-            Any,
-        ),
-        (
-            "kid on cert_subject_dn",
-            json!({"credential_type": "cert_subject_dn", "subject_dn": "CN=svc", "kid": "abcdefghijkl"}),
-            Any,
-        ),
-        (
-            "alg on x509_cert",
-            json!({"credential_type": "x509_cert", "pem": cert.pem, "alg": "RS256"}),
-            Any,
-        ),
-        (
-            "subject_dn on x509_cert",
-            json!({"credential_type": "x509_cert", "pem": cert.pem, "subject_dn": "CN=svc"}),
-            Any,
-        ),
-        (
-            "x509_cert without pem",
-            json!({"credential_type": "x509_cert"}),
-            Any,
-        ),
-        (
-            "x509_cert with a bare key",
-            json!({"credential_type": "x509_cert", "pem": public}),
-            Any,
-        ),
-        (
-            "x509_cert with a broken certificate",
-            json!({"credential_type": "x509_cert", "pem": "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"}),
-            Any,
-        ),
-        (
-            "an expired x509_cert",
-            json!({"credential_type": "x509_cert", "pem": expired.pem}),
-            Any,
-        ),
+        ("parse_expiry_from_cert with a bare key", pk(json!({"parse_expiry_from_cert": true})), Any),
+        ("expires_at in the past", pk(json!({"expires_at": "2020-01-01T00:00:00Z"})), Any),
+        ("cert_subject_dn with neither subject_dn nor pem", json!({"credential_type": "cert_subject_dn"}), Any),
+        ("cert_subject_dn with both subject_dn and pem", json!({"credential_type": "cert_subject_dn", "subject_dn": "CN=svc", "pem": cert.pem}), Any),
+        ("an empty subject_dn", json!({"credential_type": "cert_subject_dn", "subject_dn": ""}), Any),
+        ("a subject_dn too long", json!({"credential_type": "cert_subject_dn", "subject_dn": format!("CN={}", "a".repeat(260))}), Any),
+        ("alg on cert_subject_dn", json!({"credential_type": "cert_subject_dn", "subject_dn": "CN=svc", "alg": "RS256"}), Any),
+        ("kid on cert_subject_dn", json!({"credential_type": "cert_subject_dn", "subject_dn": "CN=svc", "kid": "abcdefghijkl"}), Any),
+        ("alg on x509_cert", json!({"credential_type": "x509_cert", "pem": cert.pem, "alg": "RS256"}), Any),
+        ("subject_dn on x509_cert", json!({"credential_type": "x509_cert", "pem": cert.pem, "subject_dn": "CN=svc"}), Any),
+        ("x509_cert without pem", json!({"credential_type": "x509_cert"}), Any),
+        ("x509_cert with a bare key", json!({"credential_type": "x509_cert", "pem": public}), Any),
+        ("x509_cert with a broken certificate", json!({"credential_type": "x509_cert", "pem": "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"}), Any),
+        ("an expired x509_cert", json!({"credential_type": "x509_cert", "pem": expired.pem}), Any),
         ("an EC key", pk(json!({"pem": ec_public_key_pem()})), Any),
-        (
-            "a 1024-bit RSA key",
-            pk(json!({"pem": rsa_public_key_of_bits(1024)})),
-            Any,
-        ),
-        (
-            "a 2040-bit RSA key",
-            pk(json!({"pem": rsa_public_key_of_bits(2040)})),
-            Any,
-        ),
-        (
-            "a 4104-bit RSA key",
-            pk(json!({"pem": rsa_public_key_of_bits(4104)})),
-            Any,
-        ),
-        (
-            "an 8192-bit RSA key",
-            pk(json!({"pem": rsa_public_key_of_bits(8192)})),
-            Any,
-        ),
+        ("a 1024-bit RSA key", pk(json!({"pem": rsa_public_key_of_bits(1024)})), Any),
+        ("a 2040-bit RSA key", pk(json!({"pem": rsa_public_key_of_bits(2040)})), Any),
+        ("a 4104-bit RSA key", pk(json!({"pem": rsa_public_key_of_bits(4104)})), Any),
+        ("an 8192-bit RSA key", pk(json!({"pem": rsa_public_key_of_bits(8192)})), Any),
         ("garbage", pk(json!({"pem": "not a pem at all"})), Any),
-        (
-            "bad base64",
-            pk(json!({"pem": "-----BEGIN PUBLIC KEY-----\n!!!!\n-----END PUBLIC KEY-----\n"})),
-            Any,
-        ),
+        ("bad base64", pk(json!({"pem": "-----BEGIN PUBLIC KEY-----\n!!!!\n-----END PUBLIC KEY-----\n"})), Any),
         ("a private key", pk(json!({"pem": private})), Any),
         ("an empty pem", pk(json!({"pem": ""})), Any),
-        (
-            "an empty body",
-            json!({}),
-            StartsWith("Payload validation error"),
-        ),
-        (
-            "no credential_type",
-            json!({"pem": public}),
-            StartsWith("Payload validation error"),
-        ),
-        (
-            "an unknown credential_type",
-            json!({"credential_type": "password", "pem": public}),
-            StartsWith("Payload validation error"),
-        ),
-        (
-            "public_key without pem",
-            json!({"credential_type": "public_key"}),
-            StartsWith("Payload validation error"),
-        ),
-        (
-            "an unknown property",
-            pk(json!({"colour": "red"})),
-            StartsWith("Payload validation error"),
-        ),
-        (
-            "a name too long",
-            pk(json!({"name": "n".repeat(129)})),
-            StartsWith("Payload validation error"),
-        ),
-        (
-            "a number for a name",
-            pk(json!({"name": 5})),
-            StartsWith("Payload validation error"),
-        ),
-        (
-            "expires_at not a date",
-            pk(json!({"expires_at": "tomorrow"})),
-            StartsWith("Payload validation error"),
-        ),
-        (
-            "parse_expiry_from_cert not a boolean",
-            pk(json!({"parse_expiry_from_cert": "yes"})),
-            StartsWith("Payload validation error"),
-        ),
-        (
-            "a number for credential_type",
-            json!({"credential_type": 1, "pem": public}),
-            StartsWith("Payload validation error"),
-        ),
+        ("an empty body", json!({}), StartsWith("Payload validation error")),
+        ("no credential_type", json!({"pem": public}), StartsWith("Payload validation error")),
+        ("an unknown credential_type", json!({"credential_type": "password", "pem": public}), StartsWith("Payload validation error")),
+        ("public_key without pem", json!({"credential_type": "public_key"}), StartsWith("Payload validation error")),
+        ("an unknown property", pk(json!({"colour": "red"})), StartsWith("Payload validation error")),
+        ("a name too long", pk(json!({"name": "n".repeat(129)})), StartsWith("Payload validation error")),
+        ("a number for a name", pk(json!({"name": 5})), StartsWith("Payload validation error")),
+        ("expires_at not a date", pk(json!({"expires_at": "tomorrow"})), StartsWith("Payload validation error")),
+        ("parse_expiry_from_cert not a boolean", pk(json!({"parse_expiry_from_cert": "yes"})), StartsWith("Payload validation error")),
+        ("a number for credential_type", json!({"credential_type": 1, "pem": public}), StartsWith("Payload validation error")),
     ];
     for (case, body, message) in rows {
         let r = app.create_credential(&client, body.clone()).await;
@@ -549,8 +320,7 @@ async fn refused_creates_are_invalid_body_and_store_nothing() {
 
 #[tokio::test]
 async fn list_is_in_creation_order_and_matches_get() {
-    let app = TestApp::spawn().await;
-    let client = new_client(&app).await;
+    let (app, client) = app_with_client().await;
     let (_, k1) = rsa_key(2048);
     let cert = test_cert(&[(DnType::CommonName, "x")], 30);
     let mut created = Vec::new();
@@ -575,8 +345,7 @@ async fn list_is_in_creation_order_and_matches_get() {
 
 #[tokio::test]
 async fn list_ignores_paging_parameters() {
-    let app = TestApp::spawn().await;
-    let client = new_client(&app).await;
+    let (app, client) = app_with_client().await;
     for dn in ["CN=a", "CN=b", "CN=c"] {
         app.credential_ok(
             &client,
@@ -597,8 +366,7 @@ async fn list_ignores_paging_parameters() {
 
 #[tokio::test]
 async fn new_client_has_no_credentials() {
-    let app = TestApp::spawn().await;
-    let client = new_client(&app).await;
+    let (app, client) = app_with_client().await;
     assert_eq!(list(&app, &client).await, json!([]));
 }
 
@@ -785,8 +553,7 @@ async fn patch_moves_updated_at_and_keeps_created_at() {
 
 #[tokio::test]
 async fn patch_works_on_every_credential_type() {
-    let app = TestApp::spawn().await;
-    let client = new_client(&app).await;
+    let (app, client) = app_with_client().await;
     let dn = app
         .credential_ok(
             &client,
@@ -809,8 +576,7 @@ async fn patch_works_on_every_credential_type() {
 
 #[tokio::test]
 async fn patch_of_x509_cert_takes_the_earlier_of_expires_at_and_not_after() {
-    let app = TestApp::spawn().await;
-    let client = new_client(&app).await;
+    let (app, client) = app_with_client().await;
     let cert = test_cert(&[(DnType::CommonName, "pinned")], 90);
     let not_after = millis_string(cert.not_after);
     let cred = app
@@ -861,8 +627,7 @@ async fn delete_returns_204_then_404_inexistent_credential() {
 
 #[tokio::test]
 async fn deleting_one_credential_keeps_the_others_in_order() {
-    let app = TestApp::spawn().await;
-    let client = new_client(&app).await;
+    let (app, client) = app_with_client().await;
     let mut ids = Vec::new();
     for dn in ["CN=a", "CN=b", "CN=c"] {
         let c = app
@@ -893,8 +658,7 @@ async fn deleting_one_credential_keeps_the_others_in_order() {
 
 #[tokio::test]
 async fn unknown_credential_id_is_404_inexistent_credential() {
-    let app = TestApp::spawn().await;
-    let client = new_client(&app).await;
+    let (app, client) = app_with_client().await;
     let path = TestApp::cred_path(&client, Some("cred_1111111111111111111111"));
     for (method, body) in [
         (Method::GET, None),
@@ -970,8 +734,7 @@ async fn credential_of_another_client_is_404() {
 
 #[tokio::test]
 async fn fifth_credential_is_refused() {
-    let app = TestApp::spawn().await;
-    let client = new_client(&app).await;
+    let (app, client) = app_with_client().await;
     for i in 0..4 {
         app.credential_ok(
             &client,
@@ -1036,8 +799,7 @@ async fn the_credential_cap_is_configurable() {
 
 #[tokio::test]
 async fn same_public_key_twice_on_a_client_is_refused() {
-    let app = TestApp::spawn().await;
-    let client = new_client(&app).await;
+    let (app, client) = app_with_client().await;
     let (_, public) = rsa_key(2048);
     let first = app
         .credential_ok(
@@ -1063,8 +825,7 @@ async fn same_public_key_twice_on_a_client_is_refused() {
 
 #[tokio::test]
 async fn same_key_inside_a_certificate_counts_as_the_same_key() {
-    let app = TestApp::spawn().await;
-    let client = new_client(&app).await;
+    let (app, client) = app_with_client().await;
     let cert = test_cert(&[(DnType::CommonName, "svc")], 30);
     app.credential_ok(
         &client,
@@ -1099,8 +860,7 @@ async fn attach(app: &TestApp, client: &str, method: &str, ids: &[String]) -> (u
 
 #[tokio::test]
 async fn three_attached_credentials_are_refused() {
-    let app = TestApp::spawn().await;
-    let client = new_client(&app).await;
+    let (app, client) = app_with_client().await;
     let mut ids = Vec::new();
     for _ in 0..3 {
         let (_, public) = rsa_key(2048);
@@ -1177,8 +937,7 @@ async fn patching_an_attached_credential_is_allowed() {
 
 #[tokio::test]
 async fn form_encoded_create_and_patch() {
-    let app = TestApp::spawn().await;
-    let client = new_client(&app).await;
+    let (app, client) = app_with_client().await;
     let (_, public) = rsa_key(2048);
     let r = app
         .admin_form(
@@ -1239,8 +998,7 @@ async fn form_encoded_create_and_patch() {
 
 #[tokio::test]
 async fn the_cap_holds_under_concurrent_creates() {
-    let app = TestApp::spawn().await;
-    let client = new_client(&app).await;
+    let (app, client) = app_with_client().await;
     let token = app.admin_token().await;
     let mut set = tokio::task::JoinSet::new();
     for i in 0..10 {

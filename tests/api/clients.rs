@@ -33,16 +33,7 @@ fn private_key_jwt(ids: &[&str]) -> Value {
 }
 
 async fn token_status(app: &TestApp, client_id: &str, secret: &str) -> (u16, Value) {
-    status_json(
-        app.token_form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", client_id),
-            ("client_secret", secret),
-            ("audience", API),
-        ])
-        .await,
-    )
-    .await
+    status_json(app.secret_post(client_id, secret, API).await).await
 }
 
 // ----- create -----

@@ -17,7 +17,7 @@ use tokio::sync::OnceCell;
 
 pub use crate::common::keys::{AssertionKey, jti, now, rsa_key};
 pub use crate::common::postgres as pg;
-pub use crate::common::request::Api;
+pub use crate::common::request::{Api, Auth};
 pub use crate::common::{ADMIN_ID, ADMIN_SECRET, decode_jwt, jwt_header};
 
 /// A running server.
@@ -149,6 +149,23 @@ impl TestApp {
     /// `POST /oauth/token` with a form body.
     pub async fn token_form(&self, form: &[(&str, &str)]) -> Response {
         self.api().token_form(form).await
+    }
+
+    /// `POST /oauth/token` with a JSON body.
+    pub async fn token_json(&self, body: Value) -> Response {
+        self.http
+            .post(self.url("/oauth/token"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// A `client_credentials` request authenticated by `client_secret_post`.
+    pub async fn secret_post(&self, client_id: &str, secret: &str, audience: &str) -> Response {
+        self.api()
+            .client_credentials(client_id, Auth::SecretPost(secret), audience)
+            .await
     }
 
     /// A client-credentials token via `client_secret_post`; panics unless 200.

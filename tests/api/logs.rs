@@ -347,14 +347,7 @@ async fn both_paging_modes_and_auth0s_limits() {
     let client = app.create_m2m_client("pager").await;
     let id = client["client_id"].as_str().unwrap();
     for _ in 0..7 {
-        let r = app
-            .token_form(&[
-                ("grant_type", "client_credentials"),
-                ("client_id", id),
-                ("client_secret", "wrong-secret-0123456789"),
-                ("audience", API),
-            ])
-            .await;
+        let r = app.secret_post(id, "wrong-secret-0123456789", API).await;
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     }
     let all = all_events(&app).await;
@@ -457,14 +450,7 @@ async fn the_search_query() {
     app.create_api(API, &["read:things"]).await;
     app.grant(id, API, &["read:things"]).await;
     app.token_for(id, secret, API).await;
-    let r = app
-        .token_form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", id),
-            ("client_secret", "nope-nope-nope-nope"),
-            ("audience", API),
-        ])
-        .await;
+    let r = app.secret_post(id, "nope-nope-nope-nope", API).await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
 
     let count = async |q: &str| -> usize {

@@ -163,9 +163,7 @@ async fn json_body_is_accepted() {
         &assertion_claims(&app, &c.client_id),
     );
     let r = app
-        .http
-        .post(app.url("/oauth/token"))
-        .json(&json!({
+        .token_json(json!({
             "grant_type": "client_credentials",
             "client_id": c.client_id,
             "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
@@ -173,9 +171,7 @@ async fn json_body_is_accepted() {
             "audience": API,
             "organization": null,
         }))
-        .send()
-        .await
-        .unwrap();
+        .await;
     assert_issued(r).await;
 }
 

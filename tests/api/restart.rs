@@ -169,16 +169,7 @@ async fn secrets_still_work_at_the_token_endpoint_after_a_restart() {
     assert_eq!(body["scope"], "count");
 
     // Wrong secrets and credential clients are still refused.
-    let (status, _) = status_json(
-        app.token_form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", &sid),
-            ("client_secret", "wrong"),
-            ("audience", API),
-        ])
-        .await,
-    )
-    .await;
+    let (status, _) = status_json(app.secret_post(&sid, "wrong", API).await).await;
     assert_eq!(status, 401);
     let jid = made.jwt_client["client_id"].as_str().unwrap();
     let (status, _) = status_json(

@@ -547,10 +547,14 @@ async fn form_bodies_with_unexpected_fields_are_400() {
 async fn unicode_names_round_trip() {
     let app = TestApp::spawn().await;
     let name = "Zürich 服务 🚀 \"quoted\" \\ back";
-    let (status, c) = app
-        .admin_json(Method::POST, "/api/v2/clients", Some(json!({"name": name})))
+    let c = app
+        .admin_expect(
+            Method::POST,
+            "/api/v2/clients",
+            Some(json!({"name": name})),
+            201,
+        )
         .await;
-    assert_eq!(status, 201, "{c}");
     assert_eq!(c["name"], name);
     let got = app
         .get_ok(&format!(

@@ -48,14 +48,14 @@ async fn token_scope(app: &TestApp, client: &Value) -> (u16, Value) {
 async fn create_returns_201_with_a_cgr_id() {
     let app = TestApp::spawn().await;
     let (a, _) = setup(&app).await;
-    let (status, grant) = app
-        .admin_json(
+    let grant = app
+        .admin_expect(
             Method::POST,
             "/api/v2/client-grants",
             Some(json!({"client_id": client_id(&a), "audience": API, "scope": ["read:orders", "write:orders"]})),
+            201,
         )
         .await;
-    assert_eq!(status, 201, "{grant}");
     assert_eq!(keys(&grant), ["id", "client_id", "audience", "scope"]);
     assert!(is_grant_id(&id(&grant)), "{grant}");
     assert_eq!(grant["client_id"], a["client_id"]);
@@ -68,14 +68,14 @@ async fn create_returns_201_with_a_cgr_id() {
 async fn create_with_an_empty_scope_list() {
     let app = TestApp::spawn().await;
     let (a, _) = setup(&app).await;
-    let (status, grant) = app
-        .admin_json(
+    let grant = app
+        .admin_expect(
             Method::POST,
             "/api/v2/client-grants",
             Some(json!({"client_id": client_id(&a), "audience": API, "scope": []})),
+            201,
         )
         .await;
-    assert_eq!(status, 201, "{grant}");
     assert_eq!(grant["scope"], json!([]));
     let (status, token) = token_scope(&app, &a).await;
     assert_eq!(status, 200, "{token}");
@@ -145,14 +145,13 @@ async fn api_whose_identifier_looks_like_an_id_can_be_granted() {
     let identifier = "abcdefabcdefabcdefabcdef";
     app.create_api(identifier, &["read"]).await;
     let a = app.create_m2m_client("a").await;
-    let (status, grant) = app
-        .admin_json(
-            Method::POST,
-            "/api/v2/client-grants",
-            Some(json!({"client_id": client_id(&a), "audience": identifier, "scope": ["read"]})),
-        )
-        .await;
-    assert_eq!(status, 201, "{grant}");
+    app.admin_expect(
+        Method::POST,
+        "/api/v2/client-grants",
+        Some(json!({"client_id": client_id(&a), "audience": identifier, "scope": ["read"]})),
+        201,
+    )
+    .await;
     let rs = app
         .get_ok(&format!("/api/v2/resource-servers/{identifier}"))
         .await;
@@ -375,14 +374,14 @@ async fn patch_scope_changes_what_tokens_carry() {
     let (_, token) = token_scope(&app, &a).await;
     assert_eq!(token["scope"], "read:orders");
 
-    let (status, patched) = app
-        .admin_json(
+    let patched = app
+        .admin_expect(
             Method::PATCH,
             &grant_path(&id(&grant)),
             Some(json!({"scope": ["write:orders", "delete:orders"]})),
+            200,
         )
         .await;
-    assert_eq!(status, 200, "{patched}");
     assert_eq!(keys(&patched), keys(&grant));
     assert_eq!(patched["id"], grant["id"]);
     assert_eq!(patched["client_id"], grant["client_id"]);
@@ -491,14 +490,13 @@ async fn scopes_removed_from_the_api_are_no_longer_issued() {
     let (a, _) = setup(&app).await;
     app.grant(&client_id(&a), API, &["read:orders", "write:orders"])
         .await;
-    let (status, _) = app
-        .admin_json(
-            Method::PATCH,
-            &format!("/api/v2/resource-servers/{}", enc(API)),
-            Some(json!({"scopes": [{"value": "read:orders"}]})),
-        )
-        .await;
-    assert_eq!(status, 200);
+    app.admin_expect(
+        Method::PATCH,
+        &format!("/api/v2/resource-servers/{}", enc(API)),
+        Some(json!({"scopes": [{"value": "read:orders"}]})),
+        200,
+    )
+    .await;
     let (status, token) = token_scope(&app, &a).await;
     assert_eq!(status, 200, "{token}");
     assert_eq!(token["scope"], "read:orders");
@@ -515,14 +513,14 @@ async fn a_user_grant_does_not_authorize_client_credentials() {
         c["client_id"].as_str().unwrap(),
         c["client_secret"].as_str().unwrap(),
     );
-    let (status, grant) = app
-        .admin_json(
+    let grant = app
+        .admin_expect(
             Method::POST,
             "/api/v2/client-grants",
             Some(json!({"client_id": id, "audience": API, "scope": ["read"], "subject_type": "user"})),
+            201,
         )
         .await;
-    assert_eq!(status, 201, "{grant}");
     assert_eq!(grant["subject_type"], "user");
     let request = [
         ("grant_type", "client_credentials"),
@@ -539,23 +537,23 @@ async fn a_user_grant_does_not_authorize_client_credentials() {
     // The same grant for the client itself does.
     let path = format!("/api/v2/client-grants/{}", grant["id"].as_str().unwrap());
     app.admin_json(Method::DELETE, &path, None).await;
-    let (status, grant) = app
-        .admin_json(
-            Method::POST,
-            "/api/v2/client-grants",
-            Some(json!({"client_id": id, "audience": API, "scope": ["read"], "subject_type": "client"})),
-        )
-        .await;
-    assert_eq!(status, 201, "{grant}");
+    app.admin_expect(
+        Method::POST,
+        "/api/v2/client-grants",
+        Some(
+            json!({"client_id": id, "audience": API, "scope": ["read"], "subject_type": "client"}),
+        ),
+        201,
+    )
+    .await;
     assert_eq!(app.token_form(&request).await.status(), 200);
-    let (status, body) = app
-        .admin_json(
-            Method::POST,
-            "/api/v2/client-grants",
-            Some(json!({"client_id": id, "audience": API, "scope": [], "subject_type": "robot"})),
-        )
-        .await;
-    assert_eq!(status, 400, "{body}");
+    app.admin_expect(
+        Method::POST,
+        "/api/v2/client-grants",
+        Some(json!({"client_id": id, "audience": API, "scope": [], "subject_type": "robot"})),
+        400,
+    )
+    .await;
 }
 
 async fn post_grant(app: &TestApp, body: Value) -> (u16, Value) {
@@ -742,14 +740,13 @@ async fn organization_usage_require_and_the_organization_parameter() {
         "{body}"
     );
     for usage in ["allow", "deny"] {
-        let (status, body) = app
-            .admin_json(
-                Method::PATCH,
-                &grant_path(&id(&grant)),
-                Some(json!({"organization_usage": usage})),
-            )
-            .await;
-        assert_eq!(status, 200, "{body}");
+        app.admin_expect(
+            Method::PATCH,
+            &grant_path(&id(&grant)),
+            Some(json!({"organization_usage": usage})),
+            200,
+        )
+        .await;
         assert_eq!(token_scope(&app, &a).await.0, 200, "{usage}");
     }
     let (status, body) = status_json(
@@ -811,17 +808,17 @@ async fn authorization_details_types_items_are_bounded_as_auth0s_schema() {
             "{message}"
         );
     }
-    let (status, grant) = app
-        .admin_json(
+    let grant = app
+        .admin_expect(
             Method::POST,
             "/api/v2/client-grants",
             Some(
                 json!({"client_id": client_id(&a), "audience": API, "scope": [],
                 "subject_type": "user", "authorization_details_types": ["t".repeat(255)]}),
             ),
+            201,
         )
         .await;
-    assert_eq!(status, 201, "{grant}");
     let r = app
         .admin(
             Method::PATCH,

@@ -41,14 +41,14 @@ async fn token_status(app: &TestApp, client_id: &str, secret: &str) -> (u16, Val
 #[tokio::test]
 async fn create_returns_201_with_secret_and_defaults() {
     let app = TestApp::spawn().await;
-    let (status, c) = app
-        .admin_json(
+    let c = app
+        .admin_expect(
             Method::POST,
             "/api/v2/clients",
             Some(json!({"name": "svc"})),
+            201,
         )
         .await;
-    assert_eq!(status, 201, "{c}");
     assert!(is_client_id(c["client_id"].as_str().unwrap()), "{c}");
     assert_eq!(c["name"], "svc");
     let secret = c["client_secret"].as_str().unwrap();
@@ -94,10 +94,9 @@ async fn create_keeps_the_given_fields() {
         "client_metadata": {"team": "payments"},
         "callbacks": ["https://billing.example.com/cb"],
     });
-    let (status, c) = app
-        .admin_json(Method::POST, "/api/v2/clients", Some(body))
+    let c = app
+        .admin_expect(Method::POST, "/api/v2/clients", Some(body), 201)
         .await;
-    assert_eq!(status, 201, "{c}");
     assert_eq!(c["description"], "Bills things");
     assert_eq!(c["app_type"], "non_interactive");
     assert_eq!(c["is_first_party"], false);
@@ -256,10 +255,9 @@ async fn typed_client(
     if let Some(t) = app_type {
         body["app_type"] = json!(t);
     }
-    let (status, c) = app
-        .admin_json(Method::POST, "/api/v2/clients", Some(body))
+    let c = app
+        .admin_expect(Method::POST, "/api/v2/clients", Some(body), 201)
         .await;
-    assert_eq!(status, 201, "{c}");
     id(&c)
 }
 
@@ -461,8 +459,8 @@ async fn update_changes_the_given_fields_only() {
     let app = TestApp::spawn().await;
     let c = app.create_m2m_client("svc").await;
     let path = format!("/api/v2/clients/{}", id(&c));
-    let (status, updated) = app
-        .admin_json(
+    let updated = app
+        .admin_expect(
             Method::PATCH,
             &path,
             Some(json!({
@@ -471,9 +469,9 @@ async fn update_changes_the_given_fields_only() {
                 "grant_types": ["client_credentials", "refresh_token"],
                 "client_metadata": {"a": "1", "b": "2"},
             })),
+            200,
         )
         .await;
-    assert_eq!(status, 200, "{updated}");
     assert_eq!(updated["name"], "renamed");
     assert_eq!(updated["description"], "now described");
     assert_eq!(
@@ -525,14 +523,14 @@ async fn patch_can_set_a_new_secret() {
     app.create_api(API, &["read"]).await;
     let c = app.create_m2m_client("svc").await;
     app.grant(&id(&c), API, &["read"]).await;
-    let (status, updated) = app
-        .admin_json(
+    let updated = app
+        .admin_expect(
             Method::PATCH,
             &format!("/api/v2/clients/{}", id(&c)),
             Some(json!({"client_secret": "a-brand-new-secret-chosen-by-the-caller-0123"})),
+            200,
         )
         .await;
-    assert_eq!(status, 200);
     assert_eq!(
         updated["client_secret"],
         "a-brand-new-secret-chosen-by-the-caller-0123"
@@ -614,10 +612,9 @@ async fn attaching_credentials_replaces_the_secret_in_responses() {
     let c = app.create_m2m_client("svc").await;
     let cred = public_key(&app, &id(&c)).await;
     let path = format!("/api/v2/clients/{}", id(&c));
-    let (status, updated) = app
-        .admin_json(Method::PATCH, &path, Some(private_key_jwt(&[&cred])))
+    let updated = app
+        .admin_expect(Method::PATCH, &path, Some(private_key_jwt(&[&cred])), 200)
         .await;
-    assert_eq!(status, 200, "{updated}");
     assert_eq!(
         updated["client_authentication_methods"],
         json!({"private_key_jwt": {"credentials": [{"id": cred}]}})
@@ -639,14 +636,14 @@ async fn two_credentials_can_be_attached_in_the_given_order() {
     let c = app.create_m2m_client("svc").await;
     let first = public_key(&app, &id(&c)).await;
     let second = public_key(&app, &id(&c)).await;
-    let (status, updated) = app
-        .admin_json(
+    let updated = app
+        .admin_expect(
             Method::PATCH,
             &format!("/api/v2/clients/{}", id(&c)),
             Some(private_key_jwt(&[&second, &first])),
+            200,
         )
         .await;
-    assert_eq!(status, 200, "{updated}");
     assert_eq!(
         updated["client_authentication_methods"]["private_key_jwt"]["credentials"],
         json!([{"id": second}, {"id": first}])
@@ -705,14 +702,14 @@ async fn every_method_accepts_only_its_credential_type() {
             json!({method: {"credentials": [{"id": right}]}})
         );
         // Back to the secret for the next round.
-        let (status, back) = app
-            .admin_json(
+        let back = app
+            .admin_expect(
                 Method::PATCH,
                 &path,
                 Some(json!({"client_authentication_methods": null, "token_endpoint_auth_method": "client_secret_post"})),
+                200,
             )
             .await;
-        assert_eq!(status, 200, "{back}");
         assert_eq!(back["client_secret"], c["client_secret"]);
         assert!(back.get("client_authentication_methods").is_none());
     }
@@ -762,8 +759,8 @@ async fn post_clients_with_inline_credentials_creates_them() {
     let app = TestApp::spawn().await;
     let (_, k1) = rsa_key(2048);
     let (_, k2) = rsa_key(2048);
-    let (status, c) = app
-        .admin_json(
+    let c = app
+        .admin_expect(
             Method::POST,
             "/api/v2/clients",
             Some(json!({
@@ -775,9 +772,9 @@ async fn post_clients_with_inline_credentials_creates_them() {
                     {"credential_type": "public_key", "name": "two", "pem": k2, "alg": "PS256"},
                 ]}},
             })),
+            201,
         )
         .await;
-    assert_eq!(status, 201, "{c}");
     assert!(c.get("client_secret").is_none(), "{c}");
     assert!(c.get("token_endpoint_auth_method").is_none(), "{c}");
     let attached = c["client_authentication_methods"]["private_key_jwt"]["credentials"]
@@ -915,14 +912,14 @@ async fn rotate_secret_replaces_the_secret_and_the_old_one_stops_working() {
     app.grant(&id(&c), API, &["read"]).await;
     assert_eq!(token_status(&app, &id(&c), &old).await.0, 200);
 
-    let (status, rotated) = app
-        .admin_json(
+    let rotated = app
+        .admin_expect(
             Method::POST,
             &format!("/api/v2/clients/{}/rotate-secret", id(&c)),
             None,
+            200,
         )
         .await;
-    assert_eq!(status, 200, "{rotated}");
     let new = rotated["client_secret"].as_str().unwrap().to_string();
     assert_ne!(new, old);
     assert_eq!(rotated["client_id"], c["client_id"]);
@@ -964,10 +961,9 @@ async fn rotate_secret_is_refused_for_credential_clients() {
     let c = app.create_m2m_client("svc").await;
     let cred = public_key(&app, &id(&c)).await;
     let path = format!("/api/v2/clients/{}", id(&c));
-    let (status, attached) = app
-        .admin_json(Method::PATCH, &path, Some(private_key_jwt(&[&cred])))
+    let attached = app
+        .admin_expect(Method::PATCH, &path, Some(private_key_jwt(&[&cred])), 200)
         .await;
-    assert_eq!(status, 200);
     let r = app
         .admin(Method::POST, &format!("{path}/rotate-secret"), None)
         .await;
@@ -1047,20 +1043,18 @@ async fn attaching_credentials_switches_the_secret_off_and_detaching_back_on() {
     app.grant(&id(&c), API, &["read"]).await;
     let cred = public_key(&app, &id(&c)).await;
     let path = format!("/api/v2/clients/{}", id(&c));
-    let (status, _) = app
-        .admin_json(Method::PATCH, &path, Some(private_key_jwt(&[&cred])))
+    app.admin_expect(Method::PATCH, &path, Some(private_key_jwt(&[&cred])), 200)
         .await;
-    assert_eq!(status, 200);
     let (status, err) = token_status(&app, &id(&c), &secret).await;
     assert_eq!(status, 401, "{err}");
-    let (status, back) = app
-        .admin_json(
+    let back = app
+        .admin_expect(
             Method::PATCH,
             &path,
             Some(json!({"client_authentication_methods": null, "token_endpoint_auth_method": "client_secret_basic"})),
+            200,
         )
         .await;
-    assert_eq!(status, 200);
     assert_eq!(back["token_endpoint_auth_method"], "client_secret_basic");
     assert_eq!(back["client_secret"], secret.as_str());
     assert_eq!(token_status(&app, &id(&c), &secret).await.0, 200);
@@ -1144,14 +1138,14 @@ async fn post_clients_with_inline_mtls_credentials() {
             json!([{"credential_type": "x509_cert", "pem": cert.pem}]),
         ),
     ] {
-        let (status, c) = app
-            .admin_json(
+        let c = app
+            .admin_expect(
                 Method::POST,
                 "/api/v2/clients",
                 Some(json!({"name": method, "client_authentication_methods": {method: {"credentials": creds}}})),
+                201,
             )
             .await;
-        assert_eq!(status, 201, "{c}");
         let listed = app.get_ok(&TestApp::cred_path(&id(&c), None)).await;
         assert_eq!(listed.as_array().unwrap().len(), 1);
         assert_eq!(
@@ -1164,26 +1158,26 @@ async fn post_clients_with_inline_mtls_credentials() {
 #[tokio::test]
 async fn secret_is_shown_only_while_a_secret_method_is_in_use() {
     let app = TestApp::spawn().await;
-    let (status, c) = app
-        .admin_json(
+    let c = app
+        .admin_expect(
             Method::POST,
             "/api/v2/clients",
             Some(json!({"name": "public", "token_endpoint_auth_method": "none"})),
+            201,
         )
         .await;
-    assert_eq!(status, 201, "{c}");
     assert_eq!(c["token_endpoint_auth_method"], "none");
     assert!(c.get("client_secret").is_none(), "{c}");
     let path = format!("/api/v2/clients/{}", id(&c));
     assert!(app.get_ok(&path).await.get("client_secret").is_none());
-    let (status, updated) = app
-        .admin_json(
+    let updated = app
+        .admin_expect(
             Method::PATCH,
             &path,
             Some(json!({"token_endpoint_auth_method": "client_secret_post"})),
+            200,
         )
         .await;
-    assert_eq!(status, 200);
     assert!(updated["client_secret"].as_str().unwrap().len() >= 32);
 }
 

@@ -906,14 +906,14 @@ async fn deleting_attached_credential_is_refused() {
     );
     assert_eq!(list(&app, &client).await, json!([cred]));
     // Detached, it can go.
-    let (status, body) = app
-        .admin_json(
+    app
+        .admin_expect(
             Method::PATCH,
             &format!("/api/v2/clients/{client}"),
             Some(json!({"client_authentication_methods": null, "token_endpoint_auth_method": "client_secret_post"})),
+            200,
         )
         .await;
-    assert_eq!(status, 200, "{body}");
     let r = app.admin(Method::DELETE, &path, None).await;
     assert_eq!(r.status().as_u16(), 204);
 }

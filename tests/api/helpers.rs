@@ -570,6 +570,19 @@ impl TestApp {
         status_json(self.admin(method, path, body).await).await
     }
 
+    /// A request as the admin that must answer `status`; the JSON body.
+    pub async fn admin_expect(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        status: u16,
+    ) -> Value {
+        let (got, value) = self.admin_json(method.clone(), path, body).await;
+        assert_eq!(got, status, "{method} {path}: {value}");
+        value
+    }
+
     /// GET as the admin, expecting 200; the body.
     pub async fn get_ok(&self, path: &str) -> Value {
         let (status, body) = self.admin_json(Method::GET, path, None).await;

@@ -15,10 +15,9 @@ fn id(v: &Value) -> String {
 }
 
 async fn create_org(app: &TestApp, body: Value) -> Value {
-    let (status, org) = app
-        .admin_json(Method::POST, "/api/v2/organizations", Some(body))
+    let org = app
+        .admin_expect(Method::POST, "/api/v2/organizations", Some(body), 201)
         .await;
-    assert_eq!(status, 201, "{org}");
     org
 }
 
@@ -55,16 +54,16 @@ async fn create_get_by_id_and_name_update_delete() {
         "An organization with this name already exists."
     );
 
-    let (status, updated) = app
-        .admin_json(
+    let updated = app
+        .admin_expect(
             Method::PATCH,
             &path,
             Some(
                 json!({"name": "acme-corp", "display_name": null, "metadata": {"tier": "silver"}}),
             ),
+            200,
         )
         .await;
-    assert_eq!(status, 200, "{updated}");
     assert_eq!(updated["name"], "acme-corp");
     assert!(updated.get("display_name").is_none(), "{updated}");
     assert_eq!(updated["metadata"], json!({"tier": "silver"}));
@@ -235,10 +234,9 @@ async fn client_with_grant(app: &TestApp, name: &str, grant_extra: Value) -> (Va
     for (k, v) in grant_extra.as_object().unwrap() {
         body[k] = v.clone();
     }
-    let (status, grant) = app
-        .admin_json(Method::POST, "/api/v2/client-grants", Some(body))
+    let grant = app
+        .admin_expect(Method::POST, "/api/v2/client-grants", Some(body), 201)
         .await;
-    assert_eq!(status, 201, "{grant}");
     (client, grant)
 }
 
@@ -252,14 +250,14 @@ async fn grants_are_associated_listed_and_removed() {
     let globex = create_org(&app, json!({"name": "globex"})).await;
     let grants_of = |org: &Value| format!("/api/v2/organizations/{}/client-grants", id(org));
 
-    let (status, assoc) = app
-        .admin_json(
+    let assoc = app
+        .admin_expect(
             Method::POST,
             &grants_of(&acme),
             Some(json!({"grant_id": id(&g1)})),
+            201,
         )
         .await;
-    assert_eq!(status, 201, "{assoc}");
     assert_eq!(
         keys(&assoc),
         ["id", "client_id", "audience", "scope", "organization_usage"]
@@ -297,14 +295,13 @@ async fn grants_are_associated_listed_and_removed() {
     assert_error(r, 404, Some("inexistent_organization")).await;
 
     for (org, grant) in [(&acme, &g2), (&globex, &g1)] {
-        let (status, _) = app
-            .admin_json(
-                Method::POST,
-                &grants_of(org),
-                Some(json!({"grant_id": id(grant)})),
-            )
-            .await;
-        assert_eq!(status, 201);
+        app.admin_expect(
+            Method::POST,
+            &grants_of(org),
+            Some(json!({"grant_id": id(grant)})),
+            201,
+        )
+        .await;
     }
     let listed = app.get_ok(&grants_of(&acme)).await;
     let listed: Vec<String> = listed.as_array().unwrap().iter().map(id).collect();
@@ -388,25 +385,23 @@ fn claims_of(body: &Value) -> Value {
 }
 
 async fn associate(app: &TestApp, org: &Value, grant: &Value) {
-    let (status, body) = app
-        .admin_json(
-            Method::POST,
-            &format!("/api/v2/organizations/{}/client-grants", id(org)),
-            Some(json!({"grant_id": id(grant)})),
-        )
-        .await;
-    assert_eq!(status, 201, "{body}");
+    app.admin_expect(
+        Method::POST,
+        &format!("/api/v2/organizations/{}/client-grants", id(org)),
+        Some(json!({"grant_id": id(grant)})),
+        201,
+    )
+    .await;
 }
 
 async fn set_usage(app: &TestApp, grant: &Value, body: Value) {
-    let (status, body) = app
-        .admin_json(
-            Method::PATCH,
-            &format!("/api/v2/client-grants/{}", id(grant)),
-            Some(body),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
+    app.admin_expect(
+        Method::PATCH,
+        &format!("/api/v2/client-grants/{}", id(grant)),
+        Some(body),
+        200,
+    )
+    .await;
 }
 
 fn assert_denied(status: u16, body: &Value, fragment: &str) {
@@ -571,10 +566,9 @@ async fn default_organization_applies_when_required() {
     }
 
     let set_default = |org: &Value| json!({"default_organization": {"organization_id": id(org), "flows": ["client_credentials"]}});
-    let (status, updated) = app
-        .admin_json(Method::PATCH, &client_path, Some(set_default(&acme)))
+    let updated = app
+        .admin_expect(Method::PATCH, &client_path, Some(set_default(&acme)), 200)
         .await;
-    assert_eq!(status, 200, "{updated}");
     assert_eq!(
         updated["default_organization"]["organization_id"],
         acme["id"]
@@ -597,22 +591,19 @@ async fn default_organization_applies_when_required() {
     // A default the grant is not associated with is refused like a named one.
     set_usage(&app, &grant, json!({"organization_usage": "require"})).await;
     let other = create_org(&app, json!({"name": "initech"})).await;
-    let (status, _) = app
-        .admin_json(Method::PATCH, &client_path, Some(set_default(&other)))
+    app.admin_expect(Method::PATCH, &client_path, Some(set_default(&other)), 200)
         .await;
-    assert_eq!(status, 200);
     let (status, body) = token(&app, &client, &[]).await;
     assert_denied(status, &body, "not associated");
 
     // Cleared: required again.
-    let (status, _) = app
-        .admin_json(
-            Method::PATCH,
-            &client_path,
-            Some(json!({"default_organization": null})),
-        )
-        .await;
-    assert_eq!(status, 200);
+    app.admin_expect(
+        Method::PATCH,
+        &client_path,
+        Some(json!({"default_organization": null})),
+        200,
+    )
+    .await;
     let (status, body) = token(&app, &client, &[]).await;
     assert_denied(status, &body, "organization_usage is require");
 }
@@ -705,14 +696,14 @@ async fn organizations_survive_a_restart() {
 async fn any_organization_is_refused_for_third_party_clients() {
     let app = TestApp::spawn().await;
     app.create_api(API, &["read:invoices"]).await;
-    let (status, third) = app
-        .admin_json(
+    let third = app
+        .admin_expect(
             Method::POST,
             "/api/v2/clients",
             Some(json!({"name": "partner", "is_first_party": false, "grant_types": ["client_credentials"]})),
+            201,
         )
         .await;
-    assert_eq!(status, 201, "{third}");
     let body = json!({"client_id": third["client_id"], "audience": API, "scope": [], "allow_any_organization": true});
     let r = app
         .admin(Method::POST, "/api/v2/client-grants", Some(body))
@@ -725,14 +716,14 @@ async fn any_organization_is_refused_for_third_party_clients() {
             .contains("not available for third-party clients"),
         "{err}"
     );
-    let (status, grant) = app
-        .admin_json(
+    let grant = app
+        .admin_expect(
             Method::POST,
             "/api/v2/client-grants",
             Some(json!({"client_id": third["client_id"], "audience": API, "scope": [], "organization_usage": "allow"})),
+            201,
         )
         .await;
-    assert_eq!(status, 201, "{grant}");
     let r = app
         .admin(
             Method::PATCH,

@@ -18,17 +18,16 @@ struct Made {
 
 async fn populate(app: &TestApp) -> Made {
     app.create_api(API, &["read", "write"]).await;
-    let (status, _) = app
-        .admin_json(
-            Method::POST,
-            "/api/v2/resource-servers",
-            Some(
-                json!({"identifier": "urn:stock", "name": "Stock", "token_lifetime": 600,
+    app.admin_expect(
+        Method::POST,
+        "/api/v2/resource-servers",
+        Some(
+            json!({"identifier": "urn:stock", "name": "Stock", "token_lifetime": 600,
                         "scopes": [{"value": "count", "description": "Count items"}]}),
-            ),
-        )
-        .await;
-    assert_eq!(status, 201);
+        ),
+        201,
+    )
+    .await;
 
     let secret_client = app.create_m2m_client("secret-client").await;
     let sid = secret_client["client_id"].as_str().unwrap();
@@ -49,28 +48,26 @@ async fn populate(app: &TestApp) -> Made {
         let c = app.credential_ok(jid, body).await;
         credential_ids.push(c["id"].as_str().unwrap().to_string());
     }
-    let (status, body) = app
-        .admin_json(
-            Method::PATCH,
-            &format!("/api/v2/clients/{jid}"),
-            Some(json!({
-                "client_authentication_methods": {"private_key_jwt": {"credentials": [
-                    {"id": credential_ids[1]}, {"id": credential_ids[0]},
-                ]}},
-                "token_endpoint_auth_method": null,
-                "client_metadata": {"team": "a"},
-            })),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
-    let (status, _) = app
-        .admin_json(
-            Method::PATCH,
-            &TestApp::cred_path(jid, Some(&credential_ids[2])),
-            Some(json!({"expires_at": "2030-01-01T00:00:00+01:00"})),
-        )
-        .await;
-    assert_eq!(status, 200);
+    app.admin_expect(
+        Method::PATCH,
+        &format!("/api/v2/clients/{jid}"),
+        Some(json!({
+            "client_authentication_methods": {"private_key_jwt": {"credentials": [
+                {"id": credential_ids[1]}, {"id": credential_ids[0]},
+            ]}},
+            "token_endpoint_auth_method": null,
+            "client_metadata": {"team": "a"},
+        })),
+        200,
+    )
+    .await;
+    app.admin_expect(
+        Method::PATCH,
+        &TestApp::cred_path(jid, Some(&credential_ids[2])),
+        Some(json!({"expires_at": "2030-01-01T00:00:00+01:00"})),
+        200,
+    )
+    .await;
     app.grant(jid, API, &["write"]).await;
     Made {
         secret_client,

@@ -139,14 +139,13 @@ async fn access_token_claims_and_header_are_exact() {
 async fn lifetime_follows_the_api_token_lifetime() {
     let app = TestApp::spawn().await;
     let s = setup(&app).await;
-    let (status, _) = app
-        .admin_json(
-            Method::PATCH,
-            &format!("/api/v2/resource-servers/{}", enc(API)),
-            Some(json!({"token_lifetime": 600})),
-        )
-        .await;
-    assert_eq!(status, 200);
+    app.admin_expect(
+        Method::PATCH,
+        &format!("/api/v2/resource-servers/{}", enc(API)),
+        Some(json!({"token_lifetime": 600})),
+        200,
+    )
+    .await;
     let body = success(app.secret_post(&s.client_id, &s.secret, API).await).await;
     assert_eq!(body["expires_in"], 600);
     let (_, claims) = decode_jwt(body["access_token"].as_str().unwrap());
@@ -266,14 +265,13 @@ async fn unknown_client_is_401_access_denied() {
 async fn grant_type_not_enabled_is_403_unauthorized_client() {
     let app = TestApp::spawn().await;
     let s = setup(&app).await;
-    let (status, _) = app
-        .admin_json(
-            Method::PATCH,
-            &format!("/api/v2/clients/{}", s.client_id),
-            Some(json!({"grant_types": ["authorization_code"]})),
-        )
-        .await;
-    assert_eq!(status, 200);
+    app.admin_expect(
+        Method::PATCH,
+        &format!("/api/v2/clients/{}", s.client_id),
+        Some(json!({"grant_types": ["authorization_code"]})),
+        200,
+    )
+    .await;
     let r = app.secret_post(&s.client_id, &s.secret, API).await;
     oauth_error(
         r,
@@ -634,10 +632,9 @@ async fn an_api_with_client_policy_deny_all_issues_no_token() {
     ];
     assert_eq!(app.token_form(&request).await.status(), 200);
     let policy = |p: &str| json!({"subject_type_authorization": {"client": {"policy": p}, "user": {"policy": "allow_all"}}});
-    let (status, body) = app
-        .admin_json(Method::PATCH, &path, Some(policy("deny_all")))
+    let body = app
+        .admin_expect(Method::PATCH, &path, Some(policy("deny_all")), 200)
         .await;
-    assert_eq!(status, 200, "{body}");
     assert_eq!(
         body["subject_type_authorization"]["client"]["policy"],
         "deny_all"
@@ -654,10 +651,13 @@ async fn an_api_with_client_policy_deny_all_issues_no_token() {
             .unwrap()
             .contains("deny_all")
     );
-    let (status, _) = app
-        .admin_json(Method::PATCH, &path, Some(policy("require_client_grant")))
-        .await;
-    assert_eq!(status, 200);
+    app.admin_expect(
+        Method::PATCH,
+        &path,
+        Some(policy("require_client_grant")),
+        200,
+    )
+    .await;
     assert_eq!(app.token_form(&request).await.status(), 200);
     for bad in [
         json!({"subject_type_authorization": {"client": {"policy": "allow_all"}}}),
@@ -754,14 +754,13 @@ async fn token_dialect_sets_the_header_and_claims() {
     ];
     let mut jtis = std::collections::HashSet::new();
     for (dialect, enforce, typ, expected) in cases {
-        let (status, body) = app
-            .admin_json(
-                Method::PATCH,
-                &path,
-                Some(json!({"token_dialect": dialect, "enforce_policies": enforce})),
-            )
-            .await;
-        assert_eq!(status, 200, "{body}");
+        app.admin_expect(
+            Method::PATCH,
+            &path,
+            Some(json!({"token_dialect": dialect, "enforce_policies": enforce})),
+            200,
+        )
+        .await;
         for _ in 0..2 {
             let token = app.token_for(id, secret, API).await;
             let (header, claims) = decode_jwt(&token);
@@ -785,12 +784,11 @@ async fn token_dialect_sets_the_header_and_claims() {
             }
         }
     }
-    let (status, body) = app
-        .admin_json(
-            Method::PATCH,
-            &path,
-            Some(json!({"token_dialect": "jwt_please"})),
-        )
-        .await;
-    assert_eq!(status, 400, "{body}");
+    app.admin_expect(
+        Method::PATCH,
+        &path,
+        Some(json!({"token_dialect": "jwt_please"})),
+        400,
+    )
+    .await;
 }

@@ -118,3 +118,84 @@ impl Api {
         req.send().await.unwrap()
     }
 }
+
+/// The admin's Management API session on one server.
+pub struct Admin {
+    pub api: Api,
+    pub token: String,
+}
+
+impl Admin {
+    /// Gets the bootstrap admin's token.
+    pub async fn connect(api: Api) -> Self {
+        let token = api.admin_token().await;
+        Self { api, token }
+    }
+
+    /// A Management call (`path` below `/api/v2`) that must succeed; its JSON body.
+    pub async fn send(&self, method: Method, path: &str, body: Value) -> Result<Value, String> {
+        let r = self
+            .api
+            .http
+            .request(method.clone(), self.api.url(&format!("/api/v2{path}")))
+            .bearer_auth(&self.token)
+            .json(&body)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = r.status();
+        let body: Value = r.json().await.map_err(|e| e.to_string())?;
+        if status.is_success() {
+            Ok(body)
+        } else {
+            Err(format!("{method} {path}: {status} {body}"))
+        }
+    }
+
+    /// A `non_interactive` client named `name`, granted `scopes` of `audience`, that
+    /// authenticates with `method` (`private_key_jwt`, `tls_client_auth`, ...) and one
+    /// credential created from `credential`; (client id, credential).
+    pub async fn credential_client(
+        &self,
+        name: &str,
+        method: &str,
+        credential: Value,
+        audience: &str,
+        scopes: &[&str],
+    ) -> Result<(String, Value), String> {
+        let client = self
+            .send(
+                Method::POST,
+                "/clients",
+                serde_json::json!({"name": name, "app_type": "non_interactive", "grant_types": ["client_credentials"]}),
+            )
+            .await?;
+        let id = client["client_id"]
+            .as_str()
+            .ok_or("no client_id")?
+            .to_string();
+        self.send(
+            Method::POST,
+            "/client-grants",
+            serde_json::json!({"client_id": id, "audience": audience, "scope": scopes}),
+        )
+        .await?;
+        let cred = self
+            .send(
+                Method::POST,
+                &format!("/clients/{id}/credentials"),
+                credential,
+            )
+            .await?;
+        self.send(
+            Method::PATCH,
+            &format!("/clients/{id}"),
+            serde_json::json!({
+                "client_authentication_methods": {method: {"credentials": [{"id": cred["id"]}]}},
+                "token_endpoint_auth_method": null,
+            }),
+        )
+        .await?;
+        Ok((id, cred))
+    }
+}

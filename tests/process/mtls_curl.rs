@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::common::request::Api;
+use crate::common::request::{Admin, Api};
 use crate::common::server::Server;
 use base64::Engine as _;
 use rcgen::{
@@ -109,84 +109,6 @@ fn claims(token_response: &Value) -> Result<Value, String> {
     Ok(crate::common::jwt_claims(token))
 }
 
-/// The admin side, through the Management API.
-struct Admin {
-    http: reqwest::Client,
-    base: String,
-    token: String,
-}
-
-impl Admin {
-    async fn connect(server: &Server) -> Result<Self, String> {
-        let api = Api::new(server.http_client()?, server.base());
-        let token = api.admin_token().await;
-        Ok(Self {
-            http: api.http,
-            base: api.base,
-            token,
-        })
-    }
-
-    async fn send(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Value,
-    ) -> Result<Value, String> {
-        let r = self
-            .http
-            .request(method, format!("{}/api/v2{path}", self.base))
-            .bearer_auth(&self.token)
-            .json(&body)
-            .send()
-            .await
-            .map_err(|err| err.to_string())?;
-        let status = r.status();
-        let body: Value = r.json().await.map_err(|err| err.to_string())?;
-        if status.is_success() {
-            Ok(body)
-        } else {
-            Err(format!("{path}: {status} {body}"))
-        }
-    }
-
-    /// A client with a grant on the API, authenticating with `method` and `credential`.
-    async fn certificate_client(&self, method: &str, credential: Value) -> Result<String, String> {
-        use reqwest::Method;
-        let client = self
-            .send(
-                Method::POST,
-                "/clients",
-                json!({"name": method, "app_type": "non_interactive", "grant_types": ["client_credentials"]}),
-            )
-            .await?;
-        let id = client["client_id"].as_str().ok_or("no client_id")?;
-        self.send(
-            Method::POST,
-            "/client-grants",
-            json!({"client_id": id, "audience": API, "scope": ["read:things"]}),
-        )
-        .await?;
-        let cred = self
-            .send(
-                Method::POST,
-                &format!("/clients/{id}/credentials"),
-                credential,
-            )
-            .await?;
-        self.send(
-            Method::PATCH,
-            &format!("/clients/{id}"),
-            json!({
-                "client_authentication_methods": {method: {"credentials": [{"id": cred["id"]}]}},
-                "token_endpoint_auth_method": null,
-            }),
-        )
-        .await?;
-        Ok(id.to_string())
-    }
-}
-
 #[test]
 fn curl_gets_certificate_bound_tokens_with_both_mtls_methods() -> Result<(), String> {
     let dir = tempfile::tempdir().map_err(|err| err.to_string())?;
@@ -223,7 +145,7 @@ fn curl_gets_certificate_bound_tokens_with_both_mtls_methods() -> Result<(), Str
         .build()
         .map_err(|err| err.to_string())?;
     let (dn_client, pinned_client) = runtime.block_on(async {
-        let admin = Admin::connect(&server).await?;
+        let admin = Admin::connect(Api::new(server.http_client()?, server.base())).await;
         admin
             .send(
                 reqwest::Method::POST,
@@ -232,17 +154,13 @@ fn curl_gets_certificate_bound_tokens_with_both_mtls_methods() -> Result<(), Str
             )
             .await?;
         let dn_client = admin
-            .certificate_client(
-                "tls_client_auth",
-                json!({"credential_type": "cert_subject_dn", "subject_dn": "CN=billing,O=Clavis Tests"}),
-            )
-            .await?;
+            .credential_client("tls_client_auth", "tls_client_auth", json!({"credential_type": "cert_subject_dn", "subject_dn": "CN=billing,O=Clavis Tests"}), API, &["read:things"])
+            .await?
+            .0;
         let pinned_client = admin
-            .certificate_client(
-                "self_signed_tls_client_auth",
-                json!({"credential_type": "x509_cert", "pem": pinned_pem}),
-            )
-            .await?;
+            .credential_client("self_signed_tls_client_auth", "self_signed_tls_client_auth", json!({"credential_type": "x509_cert", "pem": pinned_pem}), API, &["read:things"])
+            .await?
+            .0;
         Ok::<_, String>((dn_client, pinned_client))
     })?;
 

@@ -6,56 +6,10 @@
 use std::time::Duration;
 
 use crate::common::keys::{AssertionKey, jti, now};
-use crate::common::request::{Api, Auth};
+use crate::common::request::{Admin, Api, Auth};
 use crate::common::server::Server;
 use crate::common::{ADMIN_ID as BOOTSTRAP_CLIENT_ID, ADMIN_SECRET as BOOTSTRAP_CLIENT_SECRET};
 use serde_json::{Value, json};
-
-/// The admin side, through the Management API.
-struct Admin {
-    http: reqwest::Client,
-    base: String,
-    token: String,
-}
-
-impl Admin {
-    async fn send(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Value,
-    ) -> Result<Value, String> {
-        let r = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(&self.token)
-            .json(&body)
-            .send()
-            .await
-            .map_err(|e| e.to_string())?;
-        r.json().await.map_err(|e| e.to_string())
-    }
-
-    async fn token_with(&self, assertion: &str) -> Result<(u16, Value), String> {
-        let r = self
-            .http
-            .post(format!("{}/oauth/token", self.base))
-            .form(&[
-                ("grant_type", "client_credentials"),
-                (
-                    "client_assertion_type",
-                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-                ),
-                ("client_assertion", assertion),
-                ("audience", &format!("{}/api/v2/", self.base)),
-            ])
-            .send()
-            .await
-            .map_err(|e| e.to_string())?;
-        let status = r.status().as_u16();
-        Ok((status, r.json().await.map_err(|e| e.to_string())?))
-    }
-}
 
 /// A runtime for a test's requests.
 fn runtime() -> Result<tokio::runtime::Runtime, String> {
@@ -79,33 +33,36 @@ fn refusals_are_explained_to_the_operator_not_the_client() -> Result<(), String>
     let (server, http, base, runtime) = logging_server()?;
     let key = AssertionKey::new(2048);
     let assertions = runtime.block_on(async {
-        let api = Admin {
-            http: http.clone(),
-            base: base.clone(),
-            token: Api::new(http.clone(), base.clone()).admin_token().await,
-        };
-        let client = api
-            .send(reqwest::Method::POST, "/api/v2/clients", json!({"name": "logged", "app_type": "non_interactive", "grant_types": ["client_credentials"]}))
-            .await?;
-        let id = client["client_id"].as_str().ok_or("no client_id")?.to_string();
-        api.send(reqwest::Method::POST, "/api/v2/client-grants", json!({"client_id": id, "audience": format!("{base}/api/v2/"), "scope": ["read:clients"]}))
-            .await?;
-        let cred = api
-            .send(reqwest::Method::POST, &format!("/api/v2/clients/{id}/credentials"), json!({"credential_type": "public_key", "pem": key.public_pem}))
+        let admin = Admin::connect(Api::new(http.clone(), base.clone())).await;
+        let (id, cred) = admin
+            .credential_client(
+                "logged",
+                "private_key_jwt",
+                json!({"credential_type": "public_key", "pem": key.public_pem}),
+                &format!("{base}/api/v2/"),
+                &["read:clients"],
+            )
             .await?;
         let cred_id = cred["id"].as_str().ok_or("no credential id")?.to_string();
-        api.send(reqwest::Method::PATCH, &format!("/api/v2/clients/{id}"), json!({"client_authentication_methods": {"private_key_jwt": {"credentials": [{"id": cred_id}]}}, "token_endpoint_auth_method": null}))
-            .await?;
+        let token_with = |assertion: String| {
+            let api = admin.api.clone();
+            let audience = format!("{base}/api/v2/");
+            async move {
+                let r = api.client_credentials("", Auth::Assertion(&assertion), &audience).await;
+                let status = r.status().as_u16();
+                Ok::<_, String>((status, r.json::<Value>().await.map_err(|e| e.to_string())?))
+            }
+        };
 
         let claims = |aud: &str| json!({"iss": id, "sub": id, "aud": aud, "iat": now(), "exp": now() + 60, "jti": jti()});
         let wrong_aud = key.sign(&json!({"alg": "RS256"}), &claims("https://elsewhere.example/"));
-        let (status, body) = api.token_with(&wrong_aud).await?;
+        let (status, body) = token_with(wrong_aud.clone()).await?;
         assert_eq!((status, &body), (401, &json!({"error": "invalid_client", "error_description": "Client authentication failed"})));
 
-        api.send(reqwest::Method::PATCH, &format!("/api/v2/clients/{id}/credentials/{cred_id}"), json!({"expires_at": "2020-01-02T03:04:05Z"}))
+        admin.send(reqwest::Method::PATCH, &format!("/clients/{id}/credentials/{cred_id}"), json!({"expires_at": "2020-01-02T03:04:05Z"}))
             .await?;
         let expired_key = key.sign(&json!({"alg": "RS256"}), &claims(&format!("{base}/")));
-        let (status, body) = api.token_with(&expired_key).await?;
+        let (status, body) = token_with(expired_key.clone()).await?;
         assert_eq!((status, &body["error"]), (401, &json!("invalid_client")));
         Ok::<_, String>((wrong_aud, expired_key, id, cred_id))
     })?;

@@ -1379,7 +1379,7 @@ async fn shared_quota(nodes: &[Node; 2]) {
 
     // The tenant's default, written on B, is applied by A.
     let (other_id, other_secret, _) =
-        m2m_client(&a, &token, json!({"name": "default"}), json!({})).await;
+        m2m_client(a, &token, json!({"name": "default"}), json!({})).await;
     b.patch(&token, "/api/v2/tenants/settings", json!({"default_token_quota": {"clients": {"client_credentials": {"per_hour": 100000, "enforce": false}}}})).await;
     let other_form = [
         ("grant_type", "client_credentials"),

@@ -15,10 +15,8 @@ fn id(v: &Value) -> String {
 }
 
 async fn create_org(app: &TestApp, body: Value) -> Value {
-    let org = app
-        .admin_expect(Method::POST, "/api/v2/organizations", Some(body), 201)
-        .await;
-    org
+    app.admin_expect(Method::POST, "/api/v2/organizations", Some(body), 201)
+        .await
 }
 
 fn is_org_id(s: &str) -> bool {

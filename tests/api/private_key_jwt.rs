@@ -542,7 +542,7 @@ async fn unattached_credential_does_not_authenticate() {
     app.grant(id, API, &["read:things"]).await;
     let key = AssertionKey::new(2048);
     add_credential(&app, id, &key, "RS256").await;
-    assert_refused(try_token(&app, &key, &id).await).await;
+    assert_refused(try_token(&app, &key, id).await).await;
 }
 
 #[tokio::test]
@@ -593,7 +593,7 @@ async fn key_rotation_without_downtime() {
         StatusCode::OK
     );
     for key in [&c.key, &new_key, &c.key] {
-        assert_issued(try_token(&app, &key, &c.client_id).await).await;
+        assert_issued(try_token(&app, key, &c.client_id).await).await;
     }
     // Step 2: drop the old one; the client has switched already.
     assert_eq!(

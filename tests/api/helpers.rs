@@ -20,11 +20,10 @@ pub use crate::common::postgres as pg;
 pub use crate::common::request::{Api, Auth};
 pub use crate::common::{ADMIN_ID, ADMIN_SECRET, decode_jwt, jwt_header};
 
-/// A running server.
+/// A running server. It derefs to its [`Api`] (`http`, `base`, `url`, token requests, `call`).
 pub struct TestApp {
     pub address: SocketAddr,
-    pub base: String,
-    pub http: reqwest::Client,
+    api: Api,
     pub data_dir: Arc<tempfile::TempDir>,
     pub clavis: Arc<Clavis>,
     /// The separate `/metrics` listener, when configured.
@@ -63,6 +62,14 @@ fn postgres_database(dir: &std::path::Path) -> Option<String> {
     Some(url)
 }
 
+impl std::ops::Deref for TestApp {
+    type Target = Api;
+
+    fn deref(&self) -> &Api {
+        &self.api
+    }
+}
+
 impl TestApp {
     /// A fresh server.
     pub async fn spawn() -> Self {
@@ -95,8 +102,7 @@ impl TestApp {
             .unwrap();
         Self {
             address,
-            base: format!("https://{address}"),
-            http,
+            api: Api::new(http, format!("https://{address}")),
             data_dir: dir,
             clavis,
             metrics_address,
@@ -129,48 +135,15 @@ impl TestApp {
         self.task.await.unwrap();
     }
 
-    pub fn url(&self, path: &str) -> String {
-        format!("{}{}", self.base, path)
-    }
-
     pub fn issuer(&self) -> String {
         format!("{}/", self.base)
     }
 
-    pub fn management_audience(&self) -> String {
-        format!("{}/api/v2/", self.base)
-    }
-
-    /// The request helpers on this server.
-    pub fn api(&self) -> Api {
-        Api::new(self.http.clone(), self.base.clone())
-    }
-
-    /// `POST /oauth/token` with a form body.
-    pub async fn token_form(&self, form: &[(&str, &str)]) -> Response {
-        self.api().token_form(form).await
-    }
-
-    /// `POST /oauth/token` with a JSON body.
-    pub async fn token_json(&self, body: Value) -> Response {
-        self.http
-            .post(self.url("/oauth/token"))
-            .json(&body)
-            .send()
-            .await
-            .unwrap()
-    }
-
     /// A `client_credentials` request authenticated by `client_secret_post`.
     pub async fn secret_post(&self, client_id: &str, secret: &str, audience: &str) -> Response {
-        self.api()
+        self.api
             .client_credentials(client_id, Auth::SecretPost(secret), audience)
             .await
-    }
-
-    /// A client-credentials token via `client_secret_post`; panics unless 200.
-    pub async fn token_for(&self, client_id: &str, secret: &str, audience: &str) -> String {
-        self.api().token_for(client_id, secret, audience).await
     }
 
     /// The bootstrap admin's management token (every scope).
@@ -203,17 +176,6 @@ impl TestApp {
         assert_eq!(r.status(), StatusCode::CREATED);
         self.token_for(id, secret, &self.management_audience())
             .await
-    }
-
-    /// A request with a Bearer token and an optional JSON body.
-    pub async fn call(
-        &self,
-        token: &str,
-        method: Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> Response {
-        self.api().call(token, method, path, body).await
     }
 
     /// A request as the admin.
@@ -318,19 +280,8 @@ pub async fn assert_error(r: Response, status: u16, code: Option<&str>) -> Value
 /// A self-signed certificate with an RSA key and the given subject; returns
 /// (certificate PEM, private key PEM).
 pub fn self_signed_cert(subject: &[(rcgen::DnType, &str)], days_valid: i64) -> (String, String) {
-    let kp = rcgen::KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_2048)
-        .unwrap();
-    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    let mut dn = rcgen::DistinguishedName::new();
-    for (t, v) in subject {
-        dn.push(t.clone(), *v);
-    }
-    params.distinguished_name = dn;
-    let now = time::OffsetDateTime::now_utc();
-    params.not_before = now - time::Duration::days(1);
-    params.not_after = now + time::Duration::days(days_valid);
-    let cert = params.self_signed(&kp).unwrap();
-    (cert.pem(), kp.serialize_pem())
+    let cert = test_cert(subject, days_valid);
+    (cert.pem, cert.key_pem)
 }
 
 // ----- additions for the contract tests -----

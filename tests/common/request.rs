@@ -49,6 +49,16 @@ impl Api {
             .unwrap()
     }
 
+    /// `POST /oauth/token` with a JSON body.
+    pub async fn token_json(&self, body: Value) -> Response {
+        self.http
+            .post(self.url("/oauth/token"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// A `client_credentials` request for `audience`, authenticated by `auth`.
     pub async fn client_credentials(
         &self,

@@ -108,162 +108,39 @@ async fn wrong_types_are_400_invalid_body() {
     let app = TestApp::spawn().await;
     let w = world(&app).await;
     let before = app.everything().await;
+    #[rustfmt::skip]
     let cases = [
-        (
-            Method::POST,
-            "/api/v2/clients".to_string(),
-            json!({"name": 5}),
-        ),
-        (
-            Method::POST,
-            "/api/v2/clients".into(),
-            json!({"name": ["x"]}),
-        ),
-        (
-            Method::POST,
-            "/api/v2/clients".into(),
-            json!({"name": "x", "grant_types": "client_credentials"}),
-        ),
-        (
-            Method::POST,
-            "/api/v2/clients".into(),
-            json!({"name": "x", "jwt_configuration": []}),
-        ),
-        (
-            Method::POST,
-            "/api/v2/clients".into(),
-            json!({"name": "x", "client_metadata": {"k": 1}}),
-        ),
-        (
-            Method::POST,
-            "/api/v2/clients".into(),
-            json!({"name": "x", "client_metadata": "k=v"}),
-        ),
-        (
-            Method::POST,
-            "/api/v2/clients".into(),
-            json!({"name": "x", "callbacks": "https://a"}),
-        ),
-        (
-            Method::POST,
-            "/api/v2/clients".into(),
-            json!({"name": "x", "client_authentication_methods": []}),
-        ),
-        (
-            Method::POST,
-            "/api/v2/clients".into(),
-            json!({"name": "x", "client_authentication_methods": {"private_key_jwt": {"credentials": {}}}}),
-        ),
-        (
-            Method::PATCH,
-            format!("/api/v2/clients/{}", w.client),
-            json!({"is_first_party": "true"}),
-        ),
-        (
-            Method::PATCH,
-            format!("/api/v2/clients/{}", w.client),
-            json!({"client_authentication_methods": "private_key_jwt"}),
-        ),
-        (
-            Method::PATCH,
-            format!("/api/v2/clients/{}", w.client),
-            json!({"client_authentication_methods": {"private_key_jwt": {"credentials": [{"id": 5}]}}, "token_endpoint_auth_method": null}),
-        ),
-        (
-            Method::PATCH,
-            format!("/api/v2/clients/{}", w.client),
-            json!({"jwt_configuration": {"lifetime_in_seconds": 1.5}}),
-        ),
-        (
-            Method::PATCH,
-            format!("/api/v2/clients/{}", w.client),
-            json!({"jwt_configuration": {"lifetime_in_seconds": 1e300}}),
-        ),
-        (
-            Method::PATCH,
-            format!("/api/v2/clients/{}", w.client),
-            json!({"jwt_configuration": {"lifetime_in_seconds": -9_223_372_036_854_775_807_i64}}),
-        ),
-        (
-            Method::POST,
-            format!("/api/v2/clients/{}/credentials", w.client),
-            json!({"credential_type": "public_key", "pem": 5}),
-        ),
-        (
-            Method::POST,
-            format!("/api/v2/clients/{}/credentials", w.client),
-            json!({"credential_type": ["public_key"]}),
-        ),
-        (
-            Method::POST,
-            format!("/api/v2/clients/{}/credentials", w.client),
-            json!({"credential_type": "cert_subject_dn", "subject_dn": {"CN": "x"}}),
-        ),
-        (
-            Method::PATCH,
-            format!("/api/v2/clients/{}/credentials/{}", w.client, w.credential),
-            json!({"expires_at": 0}),
-        ),
-        (
-            Method::PATCH,
-            format!("/api/v2/clients/{}/credentials/{}", w.client, w.credential),
-            json!({"expires_at": ["2031-01-01T00:00:00Z"]}),
-        ),
-        (
-            Method::POST,
-            "/api/v2/resource-servers".into(),
-            json!({"identifier": 5}),
-        ),
-        (
-            Method::POST,
-            "/api/v2/resource-servers".into(),
-            json!({"identifier": "urn:x", "scopes": [{"value": 5}]}),
-        ),
-        (
-            Method::POST,
-            "/api/v2/resource-servers".into(),
-            json!({"identifier": "urn:x", "scopes": ["read"]}),
-        ),
-        (
-            Method::POST,
-            "/api/v2/resource-servers".into(),
-            json!({"identifier": "urn:x", "token_lifetime": 99_999_999_999_999_999_999.0}),
-        ),
-        (
-            Method::POST,
-            "/api/v2/resource-servers".into(),
-            json!({"identifier": "urn:x", "allow_offline_access": 1}),
-        ),
-        (
-            Method::PATCH,
-            format!("/api/v2/resource-servers/{}", w.rs),
-            json!({"token_lifetime": "60"}),
-        ),
-        (
-            Method::PATCH,
-            format!("/api/v2/resource-servers/{}", w.rs),
-            json!({"scopes": null}),
-        ),
-        (
-            Method::POST,
-            "/api/v2/client-grants".into(),
-            json!({"client_id": w.client, "audience": API, "scope": "read"}),
-        ),
-        (
-            Method::POST,
-            "/api/v2/client-grants".into(),
-            json!({"client_id": w.client, "audience": [API], "scope": []}),
-        ),
-        (
-            Method::PATCH,
-            format!("/api/v2/client-grants/{}", w.grant),
-            json!({"scope": [["read"]]}),
-        ),
-        (
-            Method::PATCH,
-            format!("/api/v2/client-grants/{}", w.grant),
-            json!({"scope": {"read": true}}),
-        ),
+        (Method::POST, "/api/v2/clients".to_string(), json!({"name": 5})),
+        (Method::POST, "/api/v2/clients".into(), json!({"name": ["x"]})),
+        (Method::POST, "/api/v2/clients".into(), json!({"name": "x", "grant_types": "client_credentials"})),
+        (Method::POST, "/api/v2/clients".into(), json!({"name": "x", "jwt_configuration": []})),
+        (Method::POST, "/api/v2/clients".into(), json!({"name": "x", "client_metadata": {"k": 1}})),
+        (Method::POST, "/api/v2/clients".into(), json!({"name": "x", "client_metadata": "k=v"})),
+        (Method::POST, "/api/v2/clients".into(), json!({"name": "x", "callbacks": "https://a"})),
+        (Method::POST, "/api/v2/clients".into(), json!({"name": "x", "client_authentication_methods": []})),
+        (Method::POST, "/api/v2/clients".into(), json!({"name": "x", "client_authentication_methods": {"private_key_jwt": {"credentials": {}}}})),
+        (Method::PATCH, format!("/api/v2/clients/{}", w.client), json!({"is_first_party": "true"})),
+        (Method::PATCH, format!("/api/v2/clients/{}", w.client), json!({"client_authentication_methods": "private_key_jwt"})),
+        (Method::PATCH, format!("/api/v2/clients/{}", w.client), json!({"client_authentication_methods": {"private_key_jwt": {"credentials": [{"id": 5}]}}, "token_endpoint_auth_method": null})),
+        (Method::PATCH, format!("/api/v2/clients/{}", w.client), json!({"jwt_configuration": {"lifetime_in_seconds": 1.5}})),
+        (Method::PATCH, format!("/api/v2/clients/{}", w.client), json!({"jwt_configuration": {"lifetime_in_seconds": 1e300}})),
+        (Method::PATCH, format!("/api/v2/clients/{}", w.client), json!({"jwt_configuration": {"lifetime_in_seconds": -9_223_372_036_854_775_807_i64}})),
+        (Method::POST, format!("/api/v2/clients/{}/credentials", w.client), json!({"credential_type": "public_key", "pem": 5})),
+        (Method::POST, format!("/api/v2/clients/{}/credentials", w.client), json!({"credential_type": ["public_key"]})),
+        (Method::POST, format!("/api/v2/clients/{}/credentials", w.client), json!({"credential_type": "cert_subject_dn", "subject_dn": {"CN": "x"}})),
+        (Method::PATCH, format!("/api/v2/clients/{}/credentials/{}", w.client, w.credential), json!({"expires_at": 0})),
+        (Method::PATCH, format!("/api/v2/clients/{}/credentials/{}", w.client, w.credential), json!({"expires_at": ["2031-01-01T00:00:00Z"]})),
+        (Method::POST, "/api/v2/resource-servers".into(), json!({"identifier": 5})),
+        (Method::POST, "/api/v2/resource-servers".into(), json!({"identifier": "urn:x", "scopes": [{"value": 5}]})),
+        (Method::POST, "/api/v2/resource-servers".into(), json!({"identifier": "urn:x", "scopes": ["read"]})),
+        (Method::POST, "/api/v2/resource-servers".into(), json!({"identifier": "urn:x", "token_lifetime": 99_999_999_999_999_999_999.0})),
+        (Method::POST, "/api/v2/resource-servers".into(), json!({"identifier": "urn:x", "allow_offline_access": 1})),
+        (Method::PATCH, format!("/api/v2/resource-servers/{}", w.rs), json!({"token_lifetime": "60"})),
+        (Method::PATCH, format!("/api/v2/resource-servers/{}", w.rs), json!({"scopes": null})),
+        (Method::POST, "/api/v2/client-grants".into(), json!({"client_id": w.client, "audience": API, "scope": "read"})),
+        (Method::POST, "/api/v2/client-grants".into(), json!({"client_id": w.client, "audience": [API], "scope": []})),
+        (Method::PATCH, format!("/api/v2/client-grants/{}", w.grant), json!({"scope": [["read"]]})),
+        (Method::PATCH, format!("/api/v2/client-grants/{}", w.grant), json!({"scope": {"read": true}})),
     ];
     for (method, path, body) in cases {
         let (status, err) = app

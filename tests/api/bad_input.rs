@@ -289,10 +289,14 @@ async fn very_long_path_ids_are_refused_cleanly() {
             assert_error(r, status, None).await;
         }
     }
-    let r = app
-        .admin(Method::GET, &format!("/api/v2/clients/{long}"), None)
-        .await;
-    assert_error(r, 400, Some("invalid_uri")).await;
+    app.admin_error(
+        Method::GET,
+        &format!("/api/v2/clients/{long}"),
+        None,
+        400,
+        Some("invalid_uri"),
+    )
+    .await;
     assert_eq!(app.everything().await, before);
 }
 
@@ -321,8 +325,14 @@ async fn odd_path_ids_are_404_not_500() {
         }
     }
     // Not UTF-8 once decoded: a path validation error, in Auth0's shape.
-    let r = app.admin(Method::GET, "/api/v2/clients/%FF%FE", None).await;
-    assert_error(r, 400, Some("invalid_uri")).await;
+    app.admin_error(
+        Method::GET,
+        "/api/v2/clients/%FF%FE",
+        None,
+        400,
+        Some("invalid_uri"),
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -335,8 +345,7 @@ async fn unknown_routes_are_404_json() {
         "/nothing-here",
         "/api/v2/",
     ] {
-        let r = app.admin(Method::GET, path, None).await;
-        let err = assert_error(r, 404, None).await;
+        let err = app.admin_error(Method::GET, path, None, 404, None).await;
         assert_eq!(err["error"], "Not Found", "{path}");
     }
 }

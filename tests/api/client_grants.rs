@@ -87,14 +87,15 @@ async fn unknown_client_is_404() {
     let app = TestApp::spawn().await;
     setup(&app).await;
     let before = app.get_ok("/api/v2/client-grants").await;
-    let r = app
-        .admin(
+    let err = app
+        .admin_error(
             Method::POST,
             "/api/v2/client-grants",
             Some(json!({"client_id": "NoSuchClient00000000000000000000", "audience": API, "scope": []})),
+            404,
+            Some("inexistent_client"),
         )
         .await;
-    let err = assert_error(r, 404, Some("inexistent_client")).await;
     assert_eq!(err["message"], "The client does not exist");
     assert_eq!(app.get_ok("/api/v2/client-grants").await, before);
 }
@@ -109,14 +110,15 @@ async fn unknown_audience_is_404() {
         "0123456789abcdef01234567",
         "https://orders.example.com",
     ] {
-        let r = app
-            .admin(
+        let err = app
+            .admin_error(
                 Method::POST,
                 "/api/v2/client-grants",
                 Some(json!({"client_id": client_id(&a), "audience": audience, "scope": []})),
+                404,
+                Some("inexistent_resource_server"),
             )
             .await;
-        let err = assert_error(r, 404, Some("inexistent_resource_server")).await;
         assert_eq!(err["message"], "The resource server does not exist");
     }
     assert_eq!(app.get_ok("/api/v2/client-grants").await, before);
@@ -129,14 +131,14 @@ async fn audience_must_be_the_identifier_not_the_id() {
     let rs = app
         .get_ok(&format!("/api/v2/resource-servers/{}", enc(API)))
         .await;
-    let r = app
-        .admin(
-            Method::POST,
-            "/api/v2/client-grants",
-            Some(json!({"client_id": client_id(&a), "audience": rs["id"], "scope": []})),
-        )
-        .await;
-    assert_error(r, 404, Some("inexistent_resource_server")).await;
+    app.admin_error(
+        Method::POST,
+        "/api/v2/client-grants",
+        Some(json!({"client_id": client_id(&a), "audience": rs["id"], "scope": []})),
+        404,
+        Some("inexistent_resource_server"),
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -164,14 +166,15 @@ async fn duplicate_grant_is_409() {
     let (a, b) = setup(&app).await;
     app.grant(&client_id(&a), API, &["read:orders"]).await;
     let before = app.get_ok("/api/v2/client-grants").await;
-    let r = app
-        .admin(
+    let err = app
+        .admin_error(
             Method::POST,
             "/api/v2/client-grants",
             Some(json!({"client_id": client_id(&a), "audience": API, "scope": ["write:orders"]})),
+            409,
+            None,
         )
         .await;
-    let err = assert_error(r, 409, None).await;
     assert_eq!(err["error"], "Conflict");
     assert_eq!(app.get_ok("/api/v2/client-grants").await, before);
     // Another client, or another audience, is fine.
@@ -184,14 +187,15 @@ async fn scope_not_defined_by_the_api_is_400() {
     let app = TestApp::spawn().await;
     let (a, _) = setup(&app).await;
     for scope in [json!(["read:orders", "fly:planes"]), json!(["read:stock"])] {
-        let r = app
-            .admin(
+        let err = app
+            .admin_error(
                 Method::POST,
                 "/api/v2/client-grants",
                 Some(json!({"client_id": client_id(&a), "audience": API, "scope": scope})),
+                400,
+                Some("invalid_body"),
             )
             .await;
-        let err = assert_error(r, 400, Some("invalid_body")).await;
         assert!(err["message"].as_str().unwrap().contains("scope"), "{err}");
     }
     assert_eq!(
@@ -359,10 +363,14 @@ async fn bad_checkpoint_parameters_are_invalid_query_string() {
         "from=%2A%2A%2A",
         "from=c2VxOi0x",
     ] {
-        let r = app
-            .admin(Method::GET, &format!("/api/v2/client-grants?{q}"), None)
-            .await;
-        assert_error(r, 400, Some("invalid_query_string")).await;
+        app.admin_error(
+            Method::GET,
+            &format!("/api/v2/client-grants?{q}"),
+            None,
+            400,
+            Some("invalid_query_string"),
+        )
+        .await;
     }
 }
 
@@ -438,12 +446,10 @@ async fn delete_returns_204_and_the_grant_is_gone() {
         .await;
     assert_eq!(r.status().as_u16(), 204);
     assert!(r.bytes().await.unwrap().is_empty());
-    let r = app.admin(Method::GET, &grant_path(&id(&grant)), None).await;
-    assert_error(r, 404, None).await;
-    let r = app
-        .admin(Method::DELETE, &grant_path(&id(&grant)), None)
+    app.admin_error(Method::GET, &grant_path(&id(&grant)), None, 404, None)
         .await;
-    assert_error(r, 404, None).await;
+    app.admin_error(Method::DELETE, &grant_path(&id(&grant)), None, 404, None)
+        .await;
     assert_eq!(
         app.get_ok(&format!(
             "/api/v2/client-grants?client_id={}",
@@ -819,13 +825,13 @@ async fn authorization_details_types_items_are_bounded_as_auth0s_schema() {
             201,
         )
         .await;
-    let r = app
-        .admin(
-            Method::PATCH,
-            &grant_path(&id(&grant)),
-            Some(json!({"authorization_details_types": [long]})),
-        )
-        .await;
-    assert_error(r, 400, Some("invalid_body")).await;
+    app.admin_error(
+        Method::PATCH,
+        &grant_path(&id(&grant)),
+        Some(json!({"authorization_details_types": [long]})),
+        400,
+        Some("invalid_body"),
+    )
+    .await;
     assert_eq!(app.get_ok(&grant_path(&id(&grant))).await, grant);
 }

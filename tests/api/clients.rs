@@ -124,10 +124,15 @@ async fn create_refuses_invalid_bodies() {
         json!({"name": "x", "is_first_party": "yes"}),
         json!({"name": "x", "jwt_configuration": {"lifetime_in_seconds": "long"}}),
     ] {
-        let r = app
-            .admin(Method::POST, "/api/v2/clients", Some(body.clone()))
+        let err = app
+            .admin_error(
+                Method::POST,
+                "/api/v2/clients",
+                Some(body.clone()),
+                400,
+                Some("invalid_body"),
+            )
             .await;
-        let err = assert_error(r, 400, Some("invalid_body")).await;
         assert!(
             err["message"]
                 .as_str()
@@ -237,10 +242,14 @@ async fn bad_paging_parameters_are_invalid_query_string() {
         "take=101",
         "from=%21%21notacursor",
     ] {
-        let r = app
-            .admin(Method::GET, &format!("/api/v2/clients?{q}"), None)
-            .await;
-        assert_error(r, 400, Some("invalid_query_string")).await;
+        app.admin_error(
+            Method::GET,
+            &format!("/api/v2/clients?{q}"),
+            None,
+            400,
+            Some("invalid_query_string"),
+        )
+        .await;
     }
 }
 
@@ -365,10 +374,15 @@ async fn invalid_client_filters_are_invalid_query_string() {
         ("app_type=", ": ' on property app_type"),
         ("app_type=SPA", ": SPA' on property app_type"),
     ] {
-        let r = app
-            .admin(Method::GET, &format!("/api/v2/clients?{q}"), None)
+        let body = app
+            .admin_error(
+                Method::GET,
+                &format!("/api/v2/clients?{q}"),
+                None,
+                400,
+                Some("invalid_query_string"),
+            )
             .await;
-        let body = assert_error(r, 400, Some("invalid_query_string")).await;
         let got = body["message"].as_str().unwrap();
         assert!(got.contains(message), "{q}: {got}");
         if q.starts_with("app_type") {
@@ -408,10 +422,14 @@ async fn unknown_client_is_404_inexistent_client() {
         let err = assert_error(r, 404, Some("inexistent_client")).await;
         assert_eq!(err["message"], "The client does not exist");
     }
-    let r = app
-        .admin(Method::POST, &format!("{path}/rotate-secret"), None)
-        .await;
-    assert_error(r, 404, Some("inexistent_client")).await;
+    app.admin_error(
+        Method::POST,
+        &format!("{path}/rotate-secret"),
+        None,
+        404,
+        Some("inexistent_client"),
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -442,14 +460,14 @@ async fn fields_selects_and_excludes_properties() {
         listed,
         json!([{"client_id": ADMIN_ID}, {"client_id": id(&c)}])
     );
-    let r = app
-        .admin(
-            Method::GET,
-            &format!("{path}?fields=name&include_fields=perhaps"),
-            None,
-        )
-        .await;
-    assert_error(r, 400, Some("invalid_query_string")).await;
+    app.admin_error(
+        Method::GET,
+        &format!("{path}?fields=name&include_fields=perhaps"),
+        None,
+        400,
+        Some("invalid_query_string"),
+    )
+    .await;
 }
 
 // ----- update -----
@@ -687,8 +705,8 @@ async fn every_method_accepts_only_its_credential_type() {
                 "client_authentication_methods": {method: {"credentials": [{"id": wrong}]}},
                 "token_endpoint_auth_method": null,
             });
-            let r = app.admin(Method::PATCH, &path, Some(body)).await;
-            assert_error(r, 400, Some("invalid_body")).await;
+            app.admin_error(Method::PATCH, &path, Some(body), 400, Some("invalid_body"))
+                .await;
             assert_eq!(app.get_ok(&path).await, c, "{method} with {wrong}");
         }
         let body = json!({
@@ -721,14 +739,15 @@ async fn attaching_without_clearing_the_secret_method_is_refused() {
     let c = app.create_m2m_client("svc").await;
     let cred = public_key(&app, &id(&c)).await;
     let path = format!("/api/v2/clients/{}", id(&c));
-    let r = app
-        .admin(
+    app
+        .admin_error(
             Method::PATCH,
             &path,
             Some(json!({"client_authentication_methods": {"private_key_jwt": {"credentials": [{"id": cred}]}}})),
+            400,
+            Some("invalid_body"),
         )
         .await;
-    assert_error(r, 400, Some("invalid_body")).await;
     assert_eq!(app.get_ok(&path).await, c);
 }
 
@@ -740,17 +759,25 @@ async fn attaching_unknown_or_foreign_credentials_is_refused() {
     let foreign = public_key(&app, &id(&other)).await;
     let path = format!("/api/v2/clients/{}", id(&c));
     for cred in ["cred_1111111111111111111111", foreign.as_str()] {
-        let r = app
-            .admin(Method::PATCH, &path, Some(private_key_jwt(&[cred])))
-            .await;
-        assert_error(r, 400, Some("invalid_body")).await;
+        app.admin_error(
+            Method::PATCH,
+            &path,
+            Some(private_key_jwt(&[cred])),
+            400,
+            Some("invalid_body"),
+        )
+        .await;
     }
     // The same credential twice.
     let own = public_key(&app, &id(&c)).await;
-    let r = app
-        .admin(Method::PATCH, &path, Some(private_key_jwt(&[&own, &own])))
-        .await;
-    assert_error(r, 400, Some("invalid_body")).await;
+    app.admin_error(
+        Method::PATCH,
+        &path,
+        Some(private_key_jwt(&[&own, &own])),
+        400,
+        Some("invalid_body"),
+    )
+    .await;
     assert_eq!(app.get_ok(&path).await, c);
 }
 
@@ -809,17 +836,17 @@ async fn post_clients_with_bad_inline_credentials_creates_nothing() {
         json!([{"credential_type": "cert_subject_dn", "subject_dn": "CN=x"}]),
         json!([{"id": "cred_1111111111111111111111"}]),
     ] {
-        let r = app
-            .admin(
-                Method::POST,
-                "/api/v2/clients",
-                Some(json!({
-                    "name": "jwt-client",
-                    "client_authentication_methods": {"private_key_jwt": {"credentials": creds}},
-                })),
-            )
-            .await;
-        assert_error(r, 400, None).await;
+        app.admin_error(
+            Method::POST,
+            "/api/v2/clients",
+            Some(json!({
+                "name": "jwt-client",
+                "client_authentication_methods": {"private_key_jwt": {"credentials": creds}},
+            })),
+            400,
+            None,
+        )
+        .await;
     }
     assert_eq!(app.everything().await, before);
 }
@@ -964,10 +991,14 @@ async fn rotate_secret_is_refused_for_credential_clients() {
     let attached = app
         .admin_expect(Method::PATCH, &path, Some(private_key_jwt(&[&cred])), 200)
         .await;
-    let r = app
-        .admin(Method::POST, &format!("{path}/rotate-secret"), None)
-        .await;
-    assert_error(r, 400, None).await;
+    app.admin_error(
+        Method::POST,
+        &format!("{path}/rotate-secret"),
+        None,
+        400,
+        None,
+    )
+    .await;
     assert_eq!(app.get_ok(&path).await, attached);
 }
 
@@ -988,20 +1019,24 @@ async fn delete_client_removes_its_credentials_and_grants() {
     assert_eq!(r.status().as_u16(), 204);
     assert!(r.bytes().await.unwrap().is_empty());
 
-    let r = app.admin(Method::GET, &path, None).await;
-    assert_error(r, 404, Some("inexistent_client")).await;
-    let r = app
-        .admin(Method::GET, &TestApp::cred_path(&id(&c), Some(&cred)), None)
+    app.admin_error(Method::GET, &path, None, 404, Some("inexistent_client"))
         .await;
-    assert_error(r, 404, Some("inexistent_client")).await;
-    let r = app
-        .admin(
-            Method::GET,
-            &format!("/api/v2/client-grants/{}", grant["id"].as_str().unwrap()),
-            None,
-        )
-        .await;
-    assert_error(r, 404, None).await;
+    app.admin_error(
+        Method::GET,
+        &TestApp::cred_path(&id(&c), Some(&cred)),
+        None,
+        404,
+        Some("inexistent_client"),
+    )
+    .await;
+    app.admin_error(
+        Method::GET,
+        &format!("/api/v2/client-grants/{}", grant["id"].as_str().unwrap()),
+        None,
+        404,
+        None,
+    )
+    .await;
     let grants = app
         .get_ok(&format!("/api/v2/client-grants?client_id={}", id(&c)))
         .await;
@@ -1010,8 +1045,8 @@ async fn delete_client_removes_its_credentials_and_grants() {
     assert_eq!(status, 401, "{err}");
     assert_eq!(err["error"], "access_denied");
 
-    let r = app.admin(Method::DELETE, &path, None).await;
-    assert_error(r, 404, Some("inexistent_client")).await;
+    app.admin_error(Method::DELETE, &path, None, 404, Some("inexistent_client"))
+        .await;
 }
 
 #[tokio::test]
@@ -1114,14 +1149,14 @@ async fn paging_far_beyond_the_end_is_empty_not_an_error() {
         .await;
     assert_eq!(page["clients"], json!([]));
     assert_eq!(page["total"], 1);
-    let r = app
-        .admin(
-            Method::GET,
-            "/api/v2/clients?page=99999999999999999999999",
-            None,
-        )
-        .await;
-    assert_error(r, 400, Some("invalid_query_string")).await;
+    app.admin_error(
+        Method::GET,
+        "/api/v2/clients?page=99999999999999999999999",
+        None,
+        400,
+        Some("invalid_query_string"),
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -1187,17 +1222,18 @@ async fn secret_is_shown_only_while_a_secret_method_is_in_use() {
 #[tokio::test]
 async fn signed_request_object_credentials_are_refused() {
     let app = TestApp::spawn().await;
-    let r = app
-        .admin(
+    let err = app
+        .admin_error(
             Method::POST,
             "/api/v2/clients",
             Some(
                 json!({"name": "jar", "signed_request_object": {"required": false,
                 "credentials": [{"credential_type": "public_key", "pem": "x"}]}}),
             ),
+            400,
+            Some("invalid_body"),
         )
         .await;
-    let err = assert_error(r, 400, Some("invalid_body")).await;
     assert!(
         err["message"]
             .as_str()

@@ -439,14 +439,14 @@ async fn patch_expires_at_null_removes_the_key() {
 async fn patch_with_empty_object_is_refused() {
     let app = TestApp::spawn().await;
     let (client, cred) = public_key_credential(&app, Some("2031-01-01T00:00:00Z")).await;
-    let r = app
-        .admin(
-            Method::PATCH,
-            &TestApp::cred_path(&client, Some(&id_of(&cred))),
-            Some(json!({})),
-        )
-        .await;
-    assert_error(r, 400, Some("invalid_body")).await;
+    app.admin_error(
+        Method::PATCH,
+        &TestApp::cred_path(&client, Some(&id_of(&cred))),
+        Some(json!({})),
+        400,
+        Some("invalid_body"),
+    )
+    .await;
     // No body at all is the SDKs' `{}` too.
     let token = app.admin_token().await;
     let r = app
@@ -602,14 +602,14 @@ async fn delete_returns_204_then_404_inexistent_credential() {
         assert_eq!(err["message"], "The credential does not exist");
         assert_eq!(err["error"], "Not Found");
     }
-    let r = app
-        .admin(
-            Method::PATCH,
-            &path,
-            Some(json!({"expires_at": "2031-01-01T00:00:00Z"})),
-        )
-        .await;
-    assert_error(r, 404, Some("inexistent_credential")).await;
+    app.admin_error(
+        Method::PATCH,
+        &path,
+        Some(json!({"expires_at": "2031-01-01T00:00:00Z"})),
+        404,
+        Some("inexistent_credential"),
+    )
+    .await;
     assert_eq!(list(&app, &client).await, json!([]));
 }
 
@@ -886,8 +886,9 @@ async fn deleting_attached_credential_is_refused() {
     let (status, body) = attach(&app, &client, "private_key_jwt", &[id_of(&cred)]).await;
     assert_eq!(status, 200, "{body}");
     let path = TestApp::cred_path(&client, Some(&id_of(&cred)));
-    let r = app.admin(Method::DELETE, &path, None).await;
-    let err = assert_error(r, 400, None).await;
+    let err = app
+        .admin_error(Method::DELETE, &path, None, 400, None)
+        .await;
     assert_eq!(
         err["message"],
         "Cannot delete credential still associated with a client"
@@ -1080,19 +1081,19 @@ async fn a_credential_read_before_each_change_is_read_fresh_after_it() {
     assert_eq!(app.get_ok(&path).await, patched);
 
     // The same credential id under another client is still not found.
-    let r = app
-        .admin(
-            Method::GET,
-            &TestApp::cred_path(&other, Some(&id_of(&cred))),
-            None,
-        )
-        .await;
-    assert_error(r, 404, Some("inexistent_credential")).await;
+    app.admin_error(
+        Method::GET,
+        &TestApp::cred_path(&other, Some(&id_of(&cred))),
+        None,
+        404,
+        Some("inexistent_credential"),
+    )
+    .await;
 
     let r = app.admin(Method::DELETE, &path, None).await;
     assert_eq!(r.status().as_u16(), 204);
-    let r = app.admin(Method::GET, &path, None).await;
-    assert_error(r, 404, Some("inexistent_credential")).await;
+    app.admin_error(Method::GET, &path, None, 404, Some("inexistent_credential"))
+        .await;
 
     let (client, cred) = public_key_credential(&app, None).await;
     let path = TestApp::cred_path(&client, Some(&id_of(&cred)));
@@ -1101,8 +1102,8 @@ async fn a_credential_read_before_each_change_is_read_fresh_after_it() {
         .admin(Method::DELETE, &format!("/api/v2/clients/{client}"), None)
         .await;
     assert_eq!(r.status().as_u16(), 204);
-    let r = app.admin(Method::GET, &path, None).await;
-    assert_error(r, 404, Some("inexistent_client")).await;
+    app.admin_error(Method::GET, &path, None, 404, Some("inexistent_client"))
+        .await;
 }
 
 #[tokio::test]

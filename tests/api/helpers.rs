@@ -534,6 +534,19 @@ impl TestApp {
         value
     }
 
+    /// A request as the admin that must be refused with `status` in Auth0's error body
+    /// (`code` its `errorCode`); the body.
+    pub async fn admin_error(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        status: u16,
+        code: Option<&str>,
+    ) -> Value {
+        assert_error(self.admin(method, path, body).await, status, code).await
+    }
+
     /// GET as the admin, expecting 200; the body.
     pub async fn get_ok(&self, path: &str) -> Value {
         let (status, body) = self.admin_json(Method::GET, path, None).await;

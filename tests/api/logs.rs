@@ -432,10 +432,14 @@ async fn both_paging_modes_and_auth0s_limits() {
         "fields=nope",
         "from=notalogid",
     ] {
-        let r = app
-            .admin(Method::GET, &format!("/api/v2/logs?{bad}"), None)
-            .await;
-        assert_error(r, 400, Some("invalid_query_string")).await;
+        app.admin_error(
+            Method::GET,
+            &format!("/api/v2/logs?{bad}"),
+            None,
+            400,
+            Some("invalid_query_string"),
+        )
+        .await;
     }
     let ok = logs(&app, "page=9&per_page=100").await;
     assert!(ok.as_array().unwrap().is_empty());
@@ -487,10 +491,15 @@ async fn the_search_query() {
         "type:*ft",
         "date:[soon TO *]",
     ] {
-        let r = app
-            .admin(Method::GET, &format!("/api/v2/logs?q={}", enc(bad)), None)
+        let body = app
+            .admin_error(
+                Method::GET,
+                &format!("/api/v2/logs?q={}", enc(bad)),
+                None,
+                400,
+                Some("invalid_query_string"),
+            )
             .await;
-        let body = assert_error(r, 400, Some("invalid_query_string")).await;
         assert!(
             body["message"]
                 .as_str()

@@ -39,14 +39,15 @@ async fn create_get_by_id_and_name_update_delete() {
     assert_eq!(app.get_ok("/api/v2/organizations/name/acme").await, org);
 
     // A second organization of that name: 409.
-    let r = app
-        .admin(
+    let body = app
+        .admin_error(
             Method::POST,
             "/api/v2/organizations",
             Some(json!({"name": "acme"})),
+            409,
+            None,
         )
         .await;
-    let body = assert_error(r, 409, None).await;
     assert_eq!(
         body["message"],
         "An organization with this name already exists."
@@ -66,25 +67,46 @@ async fn create_get_by_id_and_name_update_delete() {
     assert!(updated.get("display_name").is_none(), "{updated}");
     assert_eq!(updated["metadata"], json!({"tier": "silver"}));
     assert_eq!(app.get_ok(&path).await, updated);
-    let r = app
-        .admin(Method::GET, "/api/v2/organizations/name/acme", None)
-        .await;
-    assert_error(r, 404, Some("inexistent_organization")).await;
+    app.admin_error(
+        Method::GET,
+        "/api/v2/organizations/name/acme",
+        None,
+        404,
+        Some("inexistent_organization"),
+    )
+    .await;
 
     // Renaming onto a taken name: 409.
     create_org(&app, json!({"name": "globex"})).await;
-    let r = app
-        .admin(Method::PATCH, &path, Some(json!({"name": "globex"})))
-        .await;
-    assert_error(r, 409, None).await;
+    app.admin_error(
+        Method::PATCH,
+        &path,
+        Some(json!({"name": "globex"})),
+        409,
+        None,
+    )
+    .await;
 
     let r = app.admin(Method::DELETE, &path, None).await;
     assert_eq!(r.status().as_u16(), 204);
-    let r = app.admin(Method::GET, &path, None).await;
-    let body = assert_error(r, 404, Some("inexistent_organization")).await;
+    let body = app
+        .admin_error(
+            Method::GET,
+            &path,
+            None,
+            404,
+            Some("inexistent_organization"),
+        )
+        .await;
     assert_eq!(body["message"], "No organization found by that id or name");
-    let r = app.admin(Method::DELETE, &path, None).await;
-    assert_error(r, 404, Some("inexistent_organization")).await;
+    app.admin_error(
+        Method::DELETE,
+        &path,
+        None,
+        404,
+        Some("inexistent_organization"),
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -125,10 +147,15 @@ async fn bodies_are_validated_as_auth0_does() {
             "Too few properties",
         ),
     ] {
-        let r = app
-            .admin(Method::POST, "/api/v2/organizations", Some(body.clone()))
+        let err = app
+            .admin_error(
+                Method::POST,
+                "/api/v2/organizations",
+                Some(body.clone()),
+                400,
+                Some("invalid_body"),
+            )
             .await;
-        let err = assert_error(r, 400, Some("invalid_body")).await;
         assert!(
             err["message"].as_str().unwrap().contains(fragment),
             "{body} → {err}"
@@ -262,35 +289,36 @@ async fn grants_are_associated_listed_and_removed() {
     );
     assert_eq!(assoc["id"], g1["id"]);
     // Twice: 409.
-    let r = app
-        .admin(
+    let body = app
+        .admin_error(
             Method::POST,
             &grants_of(&acme),
             Some(json!({"grant_id": id(&g1)})),
+            409,
+            None,
         )
         .await;
-    let body = assert_error(r, 409, None).await;
     assert_eq!(
         body["message"],
         "The client grant has already been added to this organization."
     );
     // Unknown grant, unknown organization: 404.
-    let r = app
-        .admin(
-            Method::POST,
-            &grants_of(&acme),
-            Some(json!({"grant_id": "cgr_0000000000000000"})),
-        )
-        .await;
-    assert_error(r, 404, Some("inexistent_client_grant")).await;
-    let r = app
-        .admin(
-            Method::POST,
-            "/api/v2/organizations/org_0000000000000000/client-grants",
-            Some(json!({"grant_id": id(&g1)})),
-        )
-        .await;
-    assert_error(r, 404, Some("inexistent_organization")).await;
+    app.admin_error(
+        Method::POST,
+        &grants_of(&acme),
+        Some(json!({"grant_id": "cgr_0000000000000000"})),
+        404,
+        Some("inexistent_client_grant"),
+    )
+    .await;
+    app.admin_error(
+        Method::POST,
+        "/api/v2/organizations/org_0000000000000000/client-grants",
+        Some(json!({"grant_id": id(&g1)})),
+        404,
+        Some("inexistent_organization"),
+    )
+    .await;
 
     for (org, grant) in [(&acme, &g2), (&globex, &g1)] {
         app.admin_expect(
@@ -329,17 +357,17 @@ async fn grants_are_associated_listed_and_removed() {
         let r = app.admin(Method::DELETE, &remove, None).await;
         assert_eq!(r.status().as_u16(), 204);
     }
-    let r = app
-        .admin(
-            Method::DELETE,
-            &format!(
-                "/api/v2/organizations/org_0000000000000000/client-grants/{}",
-                id(&g1)
-            ),
-            None,
-        )
-        .await;
-    assert_error(r, 404, Some("inexistent_organization")).await;
+    app.admin_error(
+        Method::DELETE,
+        &format!(
+            "/api/v2/organizations/org_0000000000000000/client-grants/{}",
+            id(&g1)
+        ),
+        None,
+        404,
+        Some("inexistent_organization"),
+    )
+    .await;
     let orgs = app.get_ok(&orgs_of(&g1)).await;
     assert_eq!(orgs.as_array().unwrap().len(), 1);
 
@@ -635,14 +663,14 @@ async fn list_sorts_by_name_display_name_and_creation() {
     assert_eq!(page["total"], 3);
     assert_eq!(page["organizations"][0]["id"], b["id"]);
     for bad in ["name", "name:2", "id:1"] {
-        let r = app
-            .admin(
-                Method::GET,
-                &format!("/api/v2/organizations?sort={}", enc(bad)),
-                None,
-            )
-            .await;
-        assert_error(r, 400, Some("invalid_query_string")).await;
+        app.admin_error(
+            Method::GET,
+            &format!("/api/v2/organizations?sort={}", enc(bad)),
+            None,
+            400,
+            Some("invalid_query_string"),
+        )
+        .await;
     }
     // Checkpoint paging in a sort order (as the Node SDK lists: take, then from = next).
     for (sort, expected) in [("name:-1", [&c, &b, &a]), ("created_at:1", [&b, &c, &a])] {
@@ -659,14 +687,14 @@ async fn list_sorts_by_name_display_name_and_creation() {
         let expected: Vec<String> = expected.into_iter().map(id).collect();
         assert_eq!(seen, expected, "{sort}");
     }
-    let r = app
-        .admin(
-            Method::GET,
-            "/api/v2/organizations?sort=name:1&take=2&from=garbage",
-            None,
-        )
-        .await;
-    assert_error(r, 400, Some("invalid_query_string")).await;
+    app.admin_error(
+        Method::GET,
+        "/api/v2/organizations?sort=name:1&take=2&from=garbage",
+        None,
+        400,
+        Some("invalid_query_string"),
+    )
+    .await;
 }
 
 /// After a restart the read model is built from the store: organizations and associations
@@ -703,10 +731,15 @@ async fn any_organization_is_refused_for_third_party_clients() {
         )
         .await;
     let body = json!({"client_id": third["client_id"], "audience": API, "scope": [], "allow_any_organization": true});
-    let r = app
-        .admin(Method::POST, "/api/v2/client-grants", Some(body))
+    let err = app
+        .admin_error(
+            Method::POST,
+            "/api/v2/client-grants",
+            Some(body),
+            400,
+            Some("invalid_body"),
+        )
         .await;
-    let err = assert_error(r, 400, Some("invalid_body")).await;
     assert!(
         err["message"]
             .as_str()
@@ -722,14 +755,14 @@ async fn any_organization_is_refused_for_third_party_clients() {
             201,
         )
         .await;
-    let r = app
-        .admin(
-            Method::PATCH,
-            &format!("/api/v2/client-grants/{}", id(&grant)),
-            Some(json!({"allow_any_organization": true})),
-        )
-        .await;
-    assert_error(r, 400, Some("invalid_body")).await;
+    app.admin_error(
+        Method::PATCH,
+        &format!("/api/v2/client-grants/{}", id(&grant)),
+        Some(json!({"allow_any_organization": true})),
+        400,
+        Some("invalid_body"),
+    )
+    .await;
     // First-party clients may.
     let (_, first) = client_with_grant(&app, "own", json!({"allow_any_organization": true})).await;
     assert!(first["client_id"].is_string());

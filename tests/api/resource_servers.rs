@@ -69,26 +69,27 @@ async fn duplicate_identifier_is_409() {
     let app = TestApp::spawn().await;
     app.create_api(API, &["read"]).await;
     let before = app.get_ok("/api/v2/resource-servers").await;
-    let r = app
-        .admin(
+    let err = app
+        .admin_error(
             Method::POST,
             "/api/v2/resource-servers",
             Some(json!({"name": "Again", "identifier": API})),
+            409,
+            None,
         )
         .await;
-    let err = assert_error(r, 409, None).await;
     assert_eq!(err["error"], "Conflict");
     assert!(err["message"].as_str().unwrap().contains(API), "{err}");
     assert_eq!(app.get_ok("/api/v2/resource-servers").await, before);
     // The Management API's identifier is taken too.
-    let r = app
-        .admin(
-            Method::POST,
-            "/api/v2/resource-servers",
-            Some(json!({"identifier": app.management_audience()})),
-        )
-        .await;
-    assert_error(r, 409, None).await;
+    app.admin_error(
+        Method::POST,
+        "/api/v2/resource-servers",
+        Some(json!({"identifier": app.management_audience()})),
+        409,
+        None,
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -134,14 +135,14 @@ async fn token_lifetime_up_to_thirty_days_is_accepted() {
         )
         .await;
     assert_eq!(rs["token_lifetime"], 2_592_000);
-    let r = app
-        .admin(
-            Method::PATCH,
-            &rs_path(&id(&rs)),
-            Some(json!({"token_lifetime": 2_592_001})),
-        )
-        .await;
-    assert_error(r, 400, Some("invalid_body")).await;
+    app.admin_error(
+        Method::PATCH,
+        &rs_path(&id(&rs)),
+        Some(json!({"token_lifetime": 2_592_001})),
+        400,
+        Some("invalid_body"),
+    )
+    .await;
     assert_eq!(app.get_ok(&rs_path(&id(&rs))).await, rs);
 }
 
@@ -219,10 +220,14 @@ async fn identifier_is_immutable() {
         json!({"identifier": API}),
         json!({"name": "x", "identifier": "urn:x"}),
     ] {
-        let r = app
-            .admin(Method::PATCH, &rs_path(&id(&rs)), Some(body))
-            .await;
-        assert_error(r, 400, Some("invalid_body")).await;
+        app.admin_error(
+            Method::PATCH,
+            &rs_path(&id(&rs)),
+            Some(body),
+            400,
+            Some("invalid_body"),
+        )
+        .await;
     }
     assert_eq!(app.get_ok(&rs_path(&id(&rs))).await, rs);
 }
@@ -235,8 +240,14 @@ async fn delete_by_encoded_identifier_then_404() {
     assert_eq!(r.status().as_u16(), 204);
     assert!(r.bytes().await.unwrap().is_empty());
     for path in [rs_path(&id(&rs)), rs_path(&enc(API))] {
-        let r = app.admin(Method::GET, &path, None).await;
-        assert_error(r, 404, Some("inexistent_resource_server")).await;
+        app.admin_error(
+            Method::GET,
+            &path,
+            None,
+            404,
+            Some("inexistent_resource_server"),
+        )
+        .await;
     }
     // The identifier is free again.
     app.create_api(API, &[]).await;
@@ -248,8 +259,14 @@ async fn delete_by_id() {
     let rs = app.create_api(API, &["read"]).await;
     let r = app.admin(Method::DELETE, &rs_path(&id(&rs)), None).await;
     assert_eq!(r.status().as_u16(), 204);
-    let r = app.admin(Method::DELETE, &rs_path(&id(&rs)), None).await;
-    assert_error(r, 404, Some("inexistent_resource_server")).await;
+    app.admin_error(
+        Method::DELETE,
+        &rs_path(&id(&rs)),
+        None,
+        404,
+        Some("inexistent_resource_server"),
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -263,14 +280,14 @@ async fn delete_removes_its_grants() {
     let kept = app.grant(client, "urn:other", &["x"]).await;
     let r = app.admin(Method::DELETE, &rs_path(&id(&rs)), None).await;
     assert_eq!(r.status().as_u16(), 204);
-    let r = app
-        .admin(
-            Method::GET,
-            &format!("/api/v2/client-grants/{}", id(&grant)),
-            None,
-        )
-        .await;
-    assert_error(r, 404, None).await;
+    app.admin_error(
+        Method::GET,
+        &format!("/api/v2/client-grants/{}", id(&grant)),
+        None,
+        404,
+        None,
+    )
+    .await;
     assert_eq!(
         app.get_ok(&format!("/api/v2/client-grants?audience={}", enc(API)))
             .await,
@@ -331,12 +348,16 @@ async fn system_api_is_listed_and_cannot_be_changed_or_deleted() {
     for key in [id(&system), enc(&app.management_audience())] {
         let path = rs_path(&key);
         assert_eq!(app.get_ok(&path).await, system);
-        let r = app
-            .admin(Method::PATCH, &path, Some(json!({"name": "Mine now"})))
+        app.admin_error(
+            Method::PATCH,
+            &path,
+            Some(json!({"name": "Mine now"})),
+            403,
+            None,
+        )
+        .await;
+        app.admin_error(Method::DELETE, &path, None, 403, None)
             .await;
-        assert_error(r, 403, None).await;
-        let r = app.admin(Method::DELETE, &path, None).await;
-        assert_error(r, 403, None).await;
     }
     assert_eq!(app.get_ok(&rs_path(&id(&system))).await, system);
     // The admin token still works, so nothing was deleted.
@@ -370,10 +391,14 @@ async fn list_pages_with_totals() {
         .get_ok("/api/v2/resource-servers?page=2&per_page=2")
         .await;
     assert_eq!(bare, Value::Array(all.as_array().unwrap()[4..].to_vec()));
-    let r = app
-        .admin(Method::GET, "/api/v2/resource-servers?per_page=101", None)
-        .await;
-    assert_error(r, 400, Some("invalid_query_string")).await;
+    app.admin_error(
+        Method::GET,
+        "/api/v2/resource-servers?per_page=101",
+        None,
+        400,
+        Some("invalid_query_string"),
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -693,31 +718,36 @@ async fn signing_secret_and_alg_refusals() {
         json!({"signing_secret": 1234567890123456_i64}),
         json!({"signing_alg": "ES256"}),
     ] {
-        let r = app
-            .admin(
-                Method::POST,
-                "/api/v2/resource-servers",
-                Some({
-                    let mut b = body.clone();
-                    b["identifier"] = json!("urn:refused");
-                    b
-                }),
-            )
-            .await;
-        assert_error(r, 400, Some("invalid_body")).await;
-        let r = app
-            .admin(Method::PATCH, &rs_path(&id(&rs)), Some(body.clone()))
-            .await;
-        assert_error(r, 400, Some("invalid_body")).await;
+        app.admin_error(
+            Method::POST,
+            "/api/v2/resource-servers",
+            Some({
+                let mut b = body.clone();
+                b["identifier"] = json!("urn:refused");
+                b
+            }),
+            400,
+            Some("invalid_body"),
+        )
+        .await;
+        app.admin_error(
+            Method::PATCH,
+            &rs_path(&id(&rs)),
+            Some(body.clone()),
+            400,
+            Some("invalid_body"),
+        )
+        .await;
     }
-    let r = app
-        .admin(
+    let body = app
+        .admin_error(
             Method::PATCH,
             &rs_path(&id(&rs)),
             Some(json!({"signing_secret": "fifteen-chars!!"})),
+            400,
+            Some("invalid_body"),
         )
         .await;
-    let body = assert_error(r, 400, Some("invalid_body")).await;
     assert_eq!(
         body["message"],
         "Payload validation error: 'String is too short (15 chars), minimum 16' on property signing_secret (Secret used to sign tokens when using symmetric algorithms (HS256).)."
@@ -730,10 +760,14 @@ async fn signing_secret_and_alg_refusals() {
         json!({"signing_alg": "PS256"}),
         json!({"signing_secret": "0123456789abcdef"}),
     ] {
-        let r = app
-            .admin(Method::PATCH, &rs_path(&id(&system)), Some(change))
-            .await;
-        assert_error(r, 403, Some("operation_not_supported")).await;
+        app.admin_error(
+            Method::PATCH,
+            &rs_path(&id(&system)),
+            Some(change),
+            403,
+            Some("operation_not_supported"),
+        )
+        .await;
     }
     let system = app.get_ok(&rs_path(&id(&system))).await;
     assert_eq!(system["signing_alg"], "RS256");

@@ -97,14 +97,15 @@ async fn everything_is_identical_after_a_restart() {
         assert_eq!(keys(&got), keys(&creds_before[i]));
     }
     // The rules still hold against the reloaded state.
-    let r = app
-        .admin(
+    let err = app
+        .admin_error(
             Method::DELETE,
             &TestApp::cred_path(&jid, Some(&made.credential_ids[0])),
             None,
+            400,
+            None,
         )
         .await;
-    let err = assert_error(r, 400, None).await;
     assert_eq!(
         err["message"],
         "Cannot delete credential still associated with a client"
@@ -220,10 +221,14 @@ async fn deletions_survive_a_restart() {
     let before = app.everything().await;
     let app = app.restart().await;
     assert_eq!(app.everything().await, before);
-    let r = app
-        .admin(Method::GET, &format!("/api/v2/clients/{sid}"), None)
-        .await;
-    assert_error(r, 404, Some("inexistent_client")).await;
+    app.admin_error(
+        Method::GET,
+        &format!("/api/v2/clients/{sid}"),
+        None,
+        404,
+        Some("inexistent_client"),
+    )
+    .await;
     assert_eq!(
         app.get_ok(&TestApp::cred_path(&jid, None))
             .await

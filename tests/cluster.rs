@@ -246,13 +246,7 @@ async fn create_api(node: &Node, token: &str) {
 #[test]
 #[ignore = "needs PostgreSQL: scripts/test-postgres"]
 fn three_nodes_enforce_each_others_writes_within_a_second() {
-    let database = pg::fresh_database_blocking(&pg::require_base_url());
-    let key = master_key();
-    let nodes = [
-        Node::start("A", &database, &key, &[]),
-        Node::start("B", &database, &key, &[]),
-        Node::start("C", &database, &key, &[]),
-    ];
+    let nodes = start_nodes::<3>(&[]);
     runtime().block_on(three_nodes(&nodes));
 }
 
@@ -470,12 +464,7 @@ async fn m2m_client(
 #[test]
 #[ignore = "needs PostgreSQL: scripts/test-postgres"]
 fn two_nodes_enforce_each_others_organizations_within_a_second() {
-    let database = pg::fresh_database_blocking(&pg::require_base_url());
-    let key = master_key();
-    let nodes = [
-        Node::start("A", &database, &key, &[]),
-        Node::start("B", &database, &key, &[]),
-    ];
+    let nodes = start_nodes::<2>(&[]);
     runtime().block_on(organizations(&nodes));
 }
 
@@ -527,17 +516,20 @@ async fn organizations(nodes: &[Node; 2]) {
     .await;
 }
 
+/// `N` nodes (A, B, C) on a fresh database of the shared test cluster, with one master key
+/// and `extra` arguments.
+fn start_nodes<const N: usize>(extra: &[&str]) -> [Node; N] {
+    let database = pg::fresh_database_blocking(&pg::require_base_url());
+    let key = master_key();
+    std::array::from_fn(|i| Node::start(["A", "B", "C"][i], &database, &key, extra))
+}
+
 /// A grant's declared claims (`token_claims`) written on one node are in the other node's
 /// tokens within a second, and so are their update and removal.
 #[test]
 #[ignore = "needs PostgreSQL: scripts/test-postgres"]
 fn two_nodes_issue_each_others_declared_claims_within_a_second() {
-    let database = pg::fresh_database_blocking(&pg::require_base_url());
-    let key = master_key();
-    let nodes = [
-        Node::start("A", &database, &key, &[]),
-        Node::start("B", &database, &key, &[]),
-    ];
+    let nodes = start_nodes::<2>(&[]);
     runtime().block_on(declared_claims(&nodes));
 }
 
@@ -951,12 +943,7 @@ fn database_tls_is_verified_against_the_configured_ca() {
 #[test]
 #[ignore = "needs PostgreSQL: scripts/test-postgres"]
 fn two_nodes_serve_one_ordered_audit_feed() {
-    let database = pg::fresh_database_blocking(&pg::require_base_url());
-    let key = master_key();
-    let nodes = [
-        Node::start("A", &database, &key, &[]),
-        Node::start("B", &database, &key, &[]),
-    ];
+    let nodes = start_nodes::<2>(&[]);
     runtime().block_on(one_feed(&nodes));
 }
 
@@ -1066,13 +1053,8 @@ async fn one_feed(nodes: &[Node; 2]) {
 #[test]
 #[ignore = "needs PostgreSQL: scripts/test-postgres"]
 fn two_nodes_record_each_credential_expiry_notice_once() {
-    let database = pg::fresh_database_blocking(&pg::require_base_url());
-    let key = master_key();
     let fast = ["--credential-expiry-scan-seconds", "1"];
-    let nodes = [
-        Node::start("A", &database, &key, &fast),
-        Node::start("B", &database, &key, &fast),
-    ];
+    let nodes = start_nodes::<2>(&fast);
     runtime().block_on(expiry_notices(&nodes));
 }
 
@@ -1168,13 +1150,8 @@ async fn expiry_notices(nodes: &[Node; 2]) {
 #[test]
 #[ignore = "needs PostgreSQL: scripts/test-postgres"]
 fn two_nodes_deliver_each_event_of_a_log_stream_once() {
-    let database = pg::fresh_database_blocking(&pg::require_base_url());
-    let key = master_key();
     let fast = ["--log-stream-interval-ms", "50"];
-    let nodes = [
-        Node::start("A", &database, &key, &fast),
-        Node::start("B", &database, &key, &fast),
-    ];
+    let nodes = start_nodes::<2>(&fast);
     runtime().block_on(one_delivery(&nodes));
 }
 
@@ -1282,14 +1259,9 @@ async fn refused_tokens(node: &Node, n: usize) {
 #[test]
 #[ignore = "needs PostgreSQL: scripts/test-postgres"]
 fn two_nodes_share_a_token_quota_without_overshoot() {
-    let database = pg::fresh_database_blocking(&pg::require_base_url());
-    let key = master_key();
     // Without the per-client rate limit: the quota alone refuses.
     let unlimited = ["--rate-limit-client-rps", "0"];
-    let nodes = [
-        Node::start("A", &database, &key, &unlimited),
-        Node::start("B", &database, &key, &unlimited),
-    ];
+    let nodes = start_nodes::<2>(&unlimited);
     runtime().block_on(shared_quota(&nodes));
 }
 

@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 
 use common::keys::{AssertionKey, jti, now};
 use common::postgres as pg;
-use common::server::{BOOTSTRAP_CLIENT_ID as ADMIN_ID, BOOTSTRAP_CLIENT_SECRET as ADMIN_SECRET};
-use common::server::{Server, ServerOptions};
+use common::server::Server;
+use common::{ADMIN_ID, ADMIN_SECRET, jwt_claims, jwt_header};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -37,19 +37,13 @@ impl Node {
     /// Starts a node and waits until it is ready. Every node has its own data directory
     /// (TLS) but the same master key and public URL (issuer).
     fn start(name: &'static str, database_url: &str, master_key: &str, extra: &[&str]) -> Self {
-        let mut args: Vec<String> = ["--database-url", database_url, "--public-url", PUBLIC_URL]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        args.extend(extra.iter().map(|s| s.to_string()));
-        let server = Server::start_with(ServerOptions {
-            args,
-            env: vec![
-                ("CLAVIS_MASTER_KEY".into(), master_key.into()),
-                ("CLAVIS_LOG".into(), "info,clavis=debug".into()),
-            ],
-        })
-        .unwrap_or_else(|e| panic!("node {name}: {e}"));
+        let server = Server::builder()
+            .args(&["--database-url", database_url, "--public-url", PUBLIC_URL])
+            .args(extra)
+            .env("CLAVIS_MASTER_KEY", master_key)
+            .env("CLAVIS_LOG", "info,clavis=debug")
+            .start()
+            .unwrap_or_else(|e| panic!("node {name}: {e}"));
         let http = server.http_client().unwrap();
         Self { name, server, http }
     }
@@ -118,6 +112,23 @@ impl Node {
         text
     }
 
+    /// A PATCH that must answer 200.
+    async fn patch(&self, token: &str, path: &str, body: Value) {
+        self.expect(token, Method::PATCH, path, Some(body), 200)
+            .await;
+    }
+
+    /// A POST that must answer 201.
+    async fn post(&self, token: &str, path: &str, body: Value) {
+        self.expect(token, Method::POST, path, Some(body), 201)
+            .await;
+    }
+
+    /// A DELETE that must answer 204.
+    async fn delete(&self, token: &str, path: &str) {
+        self.expect(token, Method::DELETE, path, None, 204).await;
+    }
+
     /// A `private_key_jwt` token request with a fresh assertion; the status.
     async fn assertion_status(&self, client_id: &str, key: &AssertionKey) -> u16 {
         let assertion = sign(client_id, key);
@@ -169,12 +180,6 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-/// The decoded header of a JWT.
-fn jwt_header(token: &str) -> Value {
-    let part = token.split('.').next().unwrap();
-    serde_json::from_slice(&clavis_crypto::encoding::b64url_decode(part).unwrap()).unwrap()
-}
-
 fn sign(client_id: &str, key: &AssertionKey) -> String {
     let iat = now();
     key.sign(
@@ -206,27 +211,7 @@ where
 /// A client authenticating with `private_key_jwt`, granted [`API`]; returns its id, key and
 /// credential JSON (as created).
 async fn key_client(node: &Node, token: &str) -> (String, AssertionKey, Value) {
-    let client: Value = serde_json::from_str(
-        &node
-            .expect(
-                token,
-                Method::POST,
-                "/api/v2/clients",
-                Some(json!({"name": "cluster", "app_type": "non_interactive", "grant_types": ["client_credentials"]})),
-                201,
-            )
-            .await,
-    )
-    .unwrap();
-    let client_id = client["client_id"].as_str().unwrap().to_string();
-    node.expect(
-        token,
-        Method::POST,
-        "/api/v2/client-grants",
-        Some(json!({"client_id": client_id, "audience": API, "scope": ["read:things"]})),
-        201,
-    )
-    .await;
+    let (client_id, _, _) = m2m_client(node, token, json!({"name": "cluster"}), json!({})).await;
     let key = AssertionKey::new(2048);
     let credential: Value = serde_json::from_str(
         &node
@@ -242,29 +227,18 @@ async fn key_client(node: &Node, token: &str) -> (String, AssertionKey, Value) {
             .await,
     )
     .unwrap();
-    node.expect(
-        token,
-        Method::PATCH,
-        &format!("/api/v2/clients/{client_id}"),
-        Some(json!({
+    node.patch(token, &format!("/api/v2/clients/{client_id}"), json!({
             "client_authentication_methods": {"private_key_jwt": {"credentials": [{"id": credential["id"]}]}},
             "token_endpoint_auth_method": null
-        })),
-        200,
-    )
-    .await;
+        })).await;
     (client_id, key, credential)
 }
 
 async fn create_api(node: &Node, token: &str) {
-    node.expect(
+    node.post(
         token,
-        Method::POST,
         "/api/v2/resource-servers",
-        Some(
-            json!({"name": "cluster api", "identifier": API, "scopes": [{"value": "read:things"}]}),
-        ),
-        201,
+        json!({"name": "cluster api", "identifier": API, "scopes": [{"value": "read:things"}]}),
     )
     .await;
 }
@@ -272,13 +246,7 @@ async fn create_api(node: &Node, token: &str) {
 #[test]
 #[ignore = "needs PostgreSQL: scripts/test-postgres"]
 fn three_nodes_enforce_each_others_writes_within_a_second() {
-    let database = pg::fresh_database_blocking(&pg::require_base_url());
-    let key = master_key();
-    let nodes = [
-        Node::start("A", &database, &key, &[]),
-        Node::start("B", &database, &key, &[]),
-        Node::start("C", &database, &key, &[]),
-    ];
+    let nodes = start_nodes::<3>(&[]);
     runtime().block_on(three_nodes(&nodes));
 }
 
@@ -330,12 +298,10 @@ async fn three_nodes(nodes: &[Node; 3]) {
     }
 
     // The seed: expire the key through A; B refuses it within a second.
-    a.expect(
+    a.patch(
         &token,
-        Method::PATCH,
         &credential_path,
-        Some(json!({"expires_at": "2020-01-01T00:00:00.000Z"})),
-        200,
+        json!({"expires_at": "2020-01-01T00:00:00.000Z"}),
     )
     .await;
     latencies.push(
@@ -350,14 +316,8 @@ async fn three_nodes(nodes: &[Node; 3]) {
     .await;
 
     // Back to no expiry through B; C accepts it again within a second.
-    b.expect(
-        &token,
-        Method::PATCH,
-        &credential_path,
-        Some(json!({"expires_at": null})),
-        200,
-    )
-    .await;
+    b.patch(&token, &credential_path, json!({"expires_at": null}))
+        .await;
     latencies.push(
         until("C accepts the key again", PROPAGATION, || async {
             c.assertion_status(&client_id, &assertion_key).await == 200
@@ -504,12 +464,7 @@ async fn m2m_client(
 #[test]
 #[ignore = "needs PostgreSQL: scripts/test-postgres"]
 fn two_nodes_enforce_each_others_organizations_within_a_second() {
-    let database = pg::fresh_database_blocking(&pg::require_base_url());
-    let key = master_key();
-    let nodes = [
-        Node::start("A", &database, &key, &[]),
-        Node::start("B", &database, &key, &[]),
-    ];
+    let nodes = start_nodes::<2>(&[]);
     runtime().block_on(organizations(&nodes));
 }
 
@@ -542,42 +497,31 @@ async fn organizations(nodes: &[Node; 2]) {
     })
     .await;
     let grants_path = format!("/api/v2/organizations/{org_id}/client-grants");
-    a.expect(
-        &token,
-        Method::POST,
-        &grants_path,
-        Some(json!({"grant_id": grant_id})),
-        201,
-    )
-    .await;
+    a.post(&token, &grants_path, json!({"grant_id": grant_id}))
+        .await;
     until("B honours the association", PROPAGATION, || async {
         org_token(b, &client_id, &secret, &org_id).await == 200
     })
     .await;
-    b.expect(
-        &token,
-        Method::DELETE,
-        &format!("{grants_path}/{grant_id}"),
-        None,
-        204,
-    )
-    .await;
+    b.delete(&token, &format!("{grants_path}/{grant_id}")).await;
     until("A honours the removal", PROPAGATION, || async {
         org_token(a, &client_id, &secret, &org_id).await == 403
     })
     .await;
-    b.expect(
-        &token,
-        Method::DELETE,
-        &format!("/api/v2/organizations/{org_id}"),
-        None,
-        204,
-    )
-    .await;
+    b.delete(&token, &format!("/api/v2/organizations/{org_id}"))
+        .await;
     until("A forgets the organization", PROPAGATION, || async {
         org_token(a, &client_id, &secret, &org_id).await == 400
     })
     .await;
+}
+
+/// `N` nodes (A, B, C) on a fresh database of the shared test cluster, with one master key
+/// and `extra` arguments.
+fn start_nodes<const N: usize>(extra: &[&str]) -> [Node; N] {
+    let database = pg::fresh_database_blocking(&pg::require_base_url());
+    let key = master_key();
+    std::array::from_fn(|i| Node::start(["A", "B", "C"][i], &database, &key, extra))
 }
 
 /// A grant's declared claims (`token_claims`) written on one node are in the other node's
@@ -585,12 +529,7 @@ async fn organizations(nodes: &[Node; 2]) {
 #[test]
 #[ignore = "needs PostgreSQL: scripts/test-postgres"]
 fn two_nodes_issue_each_others_declared_claims_within_a_second() {
-    let database = pg::fresh_database_blocking(&pg::require_base_url());
-    let key = master_key();
-    let nodes = [
-        Node::start("A", &database, &key, &[]),
-        Node::start("B", &database, &key, &[]),
-    ];
+    let nodes = start_nodes::<2>(&[]);
     runtime().block_on(declared_claims(&nodes));
 }
 
@@ -610,26 +549,18 @@ async fn declared_claims(nodes: &[Node; 2]) {
         claim_on(b, &client_id, &secret).await == json!("gold")
     })
     .await;
-    b.expect(
+    b.patch(
         &token,
-        Method::PATCH,
         &grant_path,
-        Some(json!({"token_claims": {"tier": "silver"}})),
-        200,
+        json!({"token_claims": {"tier": "silver"}}),
     )
     .await;
     until("A issues B's update", PROPAGATION, || async {
         claim_on(a, &client_id, &secret).await == json!("silver")
     })
     .await;
-    a.expect(
-        &token,
-        Method::PATCH,
-        &grant_path,
-        Some(json!({"token_claims": null})),
-        200,
-    )
-    .await;
+    a.patch(&token, &grant_path, json!({"token_claims": null}))
+        .await;
     until("B drops the claims", PROPAGATION, || async {
         claim_on(b, &client_id, &secret).await == Value::Null
     })
@@ -651,11 +582,7 @@ async fn claim_on(node: &Node, client_id: &str, secret: &str) -> Value {
     }
     let body: Value = r.json().await.unwrap();
     let token = body["access_token"].as_str().unwrap();
-    let payload = token.split('.').nth(1).unwrap();
-    let bytes =
-        base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, payload).unwrap();
-    let claims: Value = serde_json::from_slice(&bytes).unwrap();
-    claims["tier"].clone()
+    jwt_claims(token)["tier"].clone()
 }
 
 /// The status of a token request for `org_id`.
@@ -710,27 +637,7 @@ async fn outage(cluster: &pg::Cluster, a: Node, b: Node) {
         "/api/v2/clients/{key_client_id}/credentials/{}",
         created["id"].as_str().unwrap()
     );
-    let secret_client: Value = serde_json::from_str(
-        &a.expect(
-            &token,
-            Method::POST,
-            "/api/v2/clients",
-            Some(json!({"name": "secret", "app_type": "non_interactive", "grant_types": ["client_credentials"]})),
-            201,
-        )
-        .await,
-    )
-    .unwrap();
-    let secret_id = secret_client["client_id"].as_str().unwrap().to_string();
-    let secret = secret_client["client_secret"].as_str().unwrap().to_string();
-    a.expect(
-        &token,
-        Method::POST,
-        "/api/v2/client-grants",
-        Some(json!({"client_id": secret_id, "audience": API, "scope": ["read:things"]})),
-        201,
-    )
-    .await;
+    let (secret_id, secret, _) = m2m_client(&a, &token, json!({"name": "secret"}), json!({})).await;
     until("B knows both clients", Duration::from_secs(2), || async {
         let secret_status = b
             .token(&[
@@ -909,12 +816,10 @@ async fn outage(cluster: &pg::Cluster, a: Node, b: Node) {
     // the usual second.
     let mut after_recovery = Vec::new();
     for (limit, round) in [(Duration::from_secs(5), "first"), (PROPAGATION, "second")] {
-        a.expect(
+        a.patch(
             &token,
-            Method::PATCH,
             &credential_path,
-            Some(json!({"expires_at": "2020-01-01T00:00:00.000Z"})),
-            200,
+            json!({"expires_at": "2020-01-01T00:00:00.000Z"}),
         )
         .await;
         after_recovery.push(
@@ -925,14 +830,8 @@ async fn outage(cluster: &pg::Cluster, a: Node, b: Node) {
             )
             .await,
         );
-        b.expect(
-            &token,
-            Method::PATCH,
-            &credential_path,
-            Some(json!({"expires_at": null})),
-            200,
-        )
-        .await;
+        b.patch(&token, &credential_path, json!({"expires_at": null}))
+            .await;
         after_recovery.push(
             until(
                 &format!("A accepts the key again after recovery ({round} write)"),
@@ -1044,12 +943,7 @@ fn database_tls_is_verified_against_the_configured_ca() {
 #[test]
 #[ignore = "needs PostgreSQL: scripts/test-postgres"]
 fn two_nodes_serve_one_ordered_audit_feed() {
-    let database = pg::fresh_database_blocking(&pg::require_base_url());
-    let key = master_key();
-    let nodes = [
-        Node::start("A", &database, &key, &[]),
-        Node::start("B", &database, &key, &[]),
-    ];
+    let nodes = start_nodes::<2>(&[]);
     runtime().block_on(one_feed(&nodes));
 }
 
@@ -1091,26 +985,13 @@ async fn one_feed(nodes: &[Node; 2]) {
         b.assertion_status(&client_id, &key).await == 200
     })
     .await;
-    a.expect(
-        &token,
-        Method::PATCH,
-        &path,
-        Some(json!({"expires_at": "2020-01-01T00:00:00Z"})),
-        200,
-    )
-    .await;
+    a.patch(&token, &path, json!({"expires_at": "2020-01-01T00:00:00Z"}))
+        .await;
     until("B refuses the expired key", PROPAGATION, || async {
         b.assertion_status(&client_id, &key).await == 401
     })
     .await;
-    b.expect(
-        &token,
-        Method::PATCH,
-        &path,
-        Some(json!({"expires_at": null})),
-        200,
-    )
-    .await;
+    b.patch(&token, &path, json!({"expires_at": null})).await;
     until("A accepts the key again", PROPAGATION, || async {
         a.assertion_status(&client_id, &key).await == 200
     })
@@ -1172,13 +1053,8 @@ async fn one_feed(nodes: &[Node; 2]) {
 #[test]
 #[ignore = "needs PostgreSQL: scripts/test-postgres"]
 fn two_nodes_record_each_credential_expiry_notice_once() {
-    let database = pg::fresh_database_blocking(&pg::require_base_url());
-    let key = master_key();
     let fast = ["--credential-expiry-scan-seconds", "1"];
-    let nodes = [
-        Node::start("A", &database, &key, &fast),
-        Node::start("B", &database, &key, &fast),
-    ];
+    let nodes = start_nodes::<2>(&fast);
     runtime().block_on(expiry_notices(&nodes));
 }
 
@@ -1195,14 +1071,8 @@ async fn expiry_notices(nodes: &[Node; 2]) {
         let (client_id, _, credential) = key_client(a, &token).await;
         let id = credential["id"].as_str().unwrap().to_string();
         let path = format!("/api/v2/clients/{client_id}/credentials/{id}");
-        a.expect(
-            &token,
-            Method::PATCH,
-            &path,
-            Some(json!({"expires_at": in_two_days})),
-            200,
-        )
-        .await;
+        a.patch(&token, &path, json!({"expires_at": in_two_days}))
+            .await;
         paths.push(path);
         credential_ids.push(id);
     }
@@ -1256,14 +1126,8 @@ async fn expiry_notices(nodes: &[Node; 2]) {
 
     // Expired (written on B): one expired event per key.
     for path in &paths {
-        b.expect(
-            &token,
-            Method::PATCH,
-            path,
-            Some(json!({"expires_at": "2020-01-01T00:00:00Z"})),
-            200,
-        )
-        .await;
+        b.patch(&token, path, json!({"expires_at": "2020-01-01T00:00:00Z"}))
+            .await;
     }
     until("every key expired", Duration::from_secs(10), || async {
         notices().await.len() >= 9
@@ -1286,13 +1150,8 @@ async fn expiry_notices(nodes: &[Node; 2]) {
 #[test]
 #[ignore = "needs PostgreSQL: scripts/test-postgres"]
 fn two_nodes_deliver_each_event_of_a_log_stream_once() {
-    let database = pg::fresh_database_blocking(&pg::require_base_url());
-    let key = master_key();
     let fast = ["--log-stream-interval-ms", "50"];
-    let nodes = [
-        Node::start("A", &database, &key, &fast),
-        Node::start("B", &database, &key, &fast),
-    ];
+    let nodes = start_nodes::<2>(&fast);
     runtime().block_on(one_delivery(&nodes));
 }
 
@@ -1400,14 +1259,9 @@ async fn refused_tokens(node: &Node, n: usize) {
 #[test]
 #[ignore = "needs PostgreSQL: scripts/test-postgres"]
 fn two_nodes_share_a_token_quota_without_overshoot() {
-    let database = pg::fresh_database_blocking(&pg::require_base_url());
-    let key = master_key();
     // Without the per-client rate limit: the quota alone refuses.
     let unlimited = ["--rate-limit-client-rps", "0"];
-    let nodes = [
-        Node::start("A", &database, &key, &unlimited),
-        Node::start("B", &database, &key, &unlimited),
-    ];
+    let nodes = start_nodes::<2>(&unlimited);
     runtime().block_on(shared_quota(&nodes));
 }
 
@@ -1496,35 +1350,9 @@ async fn shared_quota(nodes: &[Node; 2]) {
     assert!(per_node[0] > 0 && per_node[1] > 0, "{per_node:?}");
 
     // The tenant's default, written on B, is applied by A.
-    let other: Value = serde_json::from_str(
-        &a.expect(
-            &token,
-            Method::POST,
-            "/api/v2/clients",
-            Some(json!({"name": "default", "app_type": "non_interactive", "grant_types": ["client_credentials"]})),
-            201,
-        )
-        .await,
-    )
-    .unwrap();
-    let other_id = other["client_id"].as_str().unwrap().to_string();
-    let other_secret = other["client_secret"].as_str().unwrap().to_string();
-    a.expect(
-        &token,
-        Method::POST,
-        "/api/v2/client-grants",
-        Some(json!({"client_id": other_id, "audience": API, "scope": ["read:things"]})),
-        201,
-    )
-    .await;
-    b.expect(
-        &token,
-        Method::PATCH,
-        "/api/v2/tenants/settings",
-        Some(json!({"default_token_quota": {"clients": {"client_credentials": {"per_hour": 100000, "enforce": false}}}})),
-        200,
-    )
-    .await;
+    let (other_id, other_secret, _) =
+        m2m_client(a, &token, json!({"name": "default"}), json!({})).await;
+    b.patch(&token, "/api/v2/tenants/settings", json!({"default_token_quota": {"clients": {"client_credentials": {"per_hour": 100000, "enforce": false}}}})).await;
     let other_form = [
         ("grant_type", "client_credentials"),
         ("client_id", other_id.as_str()),

@@ -14,21 +14,14 @@
 
 mod common;
 
-use std::fs;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::sync::Mutex;
+use std::process::Command;
 use std::time::Duration;
 
-use common::server::{
-    BOOTSTRAP_CLIENT_ID, BOOTSTRAP_CLIENT_SECRET, Server, output_file, tail, wait_with_timeout,
-};
+use common::sdk::{node_test_files, repo_root, run, sdk_deps};
+use common::server::Server;
 
 const SDK_RUN_TIMEOUT: Duration = Duration::from_secs(600);
-
-/// Serialises `scripts/sdk-deps` between the tests of this binary (the script
-/// also takes a file lock against other processes).
-static DEPS: Mutex<()> = Mutex::new(());
 
 type TestResult = Result<(), String>;
 
@@ -48,34 +41,6 @@ impl From<String> for Failure {
     }
 }
 
-fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// Runs `scripts/sdk-deps <which>` (idempotent; installs the pinned SDKs when missing or stale).
-fn ensure_sdk_deps(which: &str) -> TestResult {
-    let _guard = DEPS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    let root = repo_root();
-    let out = Command::new("bash")
-        .arg(root.join("scripts").join("sdk-deps"))
-        .arg(which)
-        .current_dir(&root)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("cannot run scripts/sdk-deps (is bash installed?): {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "scripts/sdk-deps {which} failed ({}); the {which} SDK dependencies could not be installed.\n\
-             --- stdout ---\n{}\n--- stderr ---\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ))
-    }
-}
-
 /// Runs an SDK test command against `server`, prints its output, and fails unless it exits 0.
 fn run_sdk(server: &Server, label: &str, cmd: Command) -> TestResult {
     run_sdk_with(server, &[], label, cmd)
@@ -83,44 +48,8 @@ fn run_sdk(server: &Server, label: &str, cmd: Command) -> TestResult {
 
 /// [`run_sdk`] with more servers: `CLAVIS_DOMAIN_2`, ... name them, and every server's CA
 /// is trusted.
-fn run_sdk_with(server: &Server, more: &[&Server], label: &str, mut cmd: Command) -> TestResult {
-    let ca = if more.is_empty() {
-        server.ca_path()
-    } else {
-        let mut bundle = Vec::new();
-        for s in std::iter::once(server).chain(more.iter().copied()) {
-            let pem = fs::read(s.ca_path())
-                .map_err(|e| format!("cannot read {}: {e}", s.ca_path().display()))?;
-            bundle.extend_from_slice(&pem);
-        }
-        let path = server.scratch().join("ca-bundle.pem");
-        fs::write(&path, bundle).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-        path
-    };
-    for (i, s) in more.iter().enumerate() {
-        cmd.env(format!("CLAVIS_DOMAIN_{}", i + 2), s.domain());
-    }
-    let out_path = server.scratch().join(format!("{label}.out"));
-    let (out, err) = output_file(&out_path)?;
-    cmd.current_dir(repo_root())
-        .env("CLAVIS_DOMAIN", server.domain())
-        .env("CLAVIS_CLIENT_ID", BOOTSTRAP_CLIENT_ID)
-        .env("CLAVIS_CLIENT_SECRET", BOOTSTRAP_CLIENT_SECRET)
-        .env("CLAVIS_CA_FILE", &ca)
-        .env("NODE_EXTRA_CA_CERTS", &ca)
-        .env("SSL_CERT_FILE", &ca)
-        .env("REQUESTS_CA_BUNDLE", &ca)
-        .env("NO_PROXY", "127.0.0.1,localhost")
-        .env("no_proxy", "127.0.0.1,localhost")
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(out))
-        .stderr(Stdio::from(err));
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| format!("cannot start the {label} SDK tests: {e}"))?;
-    let status = wait_with_timeout(&mut child, SDK_RUN_TIMEOUT);
-    let output = tail(&out_path, 256 * 1024);
+fn run_sdk_with(server: &Server, more: &[&Server], label: &str, cmd: Command) -> TestResult {
+    let (status, output) = run(server, more, label, cmd, SDK_RUN_TIMEOUT)?;
     println!("--- {label} SDK tests (stdout+stderr) ---\n{output}");
     println!("--- clavis server log ---\n{}", server.log_tail());
     for (i, s) in more.iter().enumerate() {
@@ -139,27 +68,17 @@ fn run_sdk_with(server: &Server, more: &[&Server], label: &str, mut cmd: Command
 
 #[test]
 fn node_sdk_lifecycle() -> Result<(), Failure> {
-    ensure_sdk_deps("node")?;
-    let dir = repo_root().join("sdk-tests").join("node");
-    let mut files: Vec<PathBuf> = fs::read_dir(&dir)
-        .map_err(|e| format!("cannot list {}: {e}", dir.display()))?
-        .filter_map(|entry| entry.ok().map(|e| e.path()))
-        .filter(|p| p.to_string_lossy().ends_with(".test.mjs"))
-        .collect();
-    files.sort();
-    if files.is_empty() {
-        return Err(Failure(format!("no *.test.mjs files in {}", dir.display())));
-    }
+    sdk_deps("node")?;
+    let files = node_test_files()?;
     let server = Server::start()?;
     let mut cmd = Command::new("node");
-    // Explicit files: `node --test <dir>` is read differently by Node 20 and Node 22+.
     cmd.arg("--test").args(&files);
     Ok(run_sdk(&server, "node", cmd)?)
 }
 
 #[test]
 fn python_sdk_lifecycle() -> Result<(), Failure> {
-    ensure_sdk_deps("python")?;
+    sdk_deps("python")?;
     let python = repo_root()
         .join("sdk-tests")
         .join("python")
@@ -177,7 +96,7 @@ fn python_sdk_lifecycle() -> Result<(), Failure> {
 /// export more clients and grants than a page holds (`sdk-tests/deploy-cli/roundtrip.mjs`).
 #[test]
 fn deploy_cli_round_trip() -> Result<(), Failure> {
-    ensure_sdk_deps("deploy-cli")?;
+    sdk_deps("deploy-cli")?;
     // Each server gets a fresh database of its own (also on PostgreSQL).
     let server = Server::start()?;
     let second = Server::start()?;
@@ -203,7 +122,7 @@ fn console_in_chromium() -> Result<(), Failure> {
             "{chromium} is missing: install Debian's chromium (scripts/test does: apt-get install chromium)"
         )));
     }
-    ensure_sdk_deps("console")?;
+    sdk_deps("console")?;
     let shots = match std::env::var_os("CLAVIS_SCREENSHOT_DIR") {
         Some(dir) => repo_root().join(dir),
         None => repo_root().join("target").join("console-screenshots"),

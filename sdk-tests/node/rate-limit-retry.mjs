@@ -1,6 +1,6 @@
 // The official Node SDK's built-in retry recovers from Clavis's 429s.
 //
-// Run by tests/rate_limit.rs against a server whose per-client bucket is tiny
+// Run by tests/process/rate_limit.rs against a server whose per-client bucket is tiny
 // (CLAVIS_RATE_LIMIT_CLIENT_RPS=1, CLAVIS_RATE_LIMIT_CLIENT_BURST=2): a burst of
 // sequential Management API calls must all succeed, some of them only after the SDK
 // waited out a 429 (it honours `retry-after`, then `x-ratelimit-reset`).

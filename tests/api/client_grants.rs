@@ -48,14 +48,14 @@ async fn token_scope(app: &TestApp, client: &Value) -> (u16, Value) {
 async fn create_returns_201_with_a_cgr_id() {
     let app = TestApp::spawn().await;
     let (a, _) = setup(&app).await;
-    let (status, grant) = app
-        .admin_json(
+    let grant = app
+        .admin_expect(
             Method::POST,
             "/api/v2/client-grants",
             Some(json!({"client_id": client_id(&a), "audience": API, "scope": ["read:orders", "write:orders"]})),
+            201,
         )
         .await;
-    assert_eq!(status, 201, "{grant}");
     assert_eq!(keys(&grant), ["id", "client_id", "audience", "scope"]);
     assert!(is_grant_id(&id(&grant)), "{grant}");
     assert_eq!(grant["client_id"], a["client_id"]);
@@ -68,14 +68,14 @@ async fn create_returns_201_with_a_cgr_id() {
 async fn create_with_an_empty_scope_list() {
     let app = TestApp::spawn().await;
     let (a, _) = setup(&app).await;
-    let (status, grant) = app
-        .admin_json(
+    let grant = app
+        .admin_expect(
             Method::POST,
             "/api/v2/client-grants",
             Some(json!({"client_id": client_id(&a), "audience": API, "scope": []})),
+            201,
         )
         .await;
-    assert_eq!(status, 201, "{grant}");
     assert_eq!(grant["scope"], json!([]));
     let (status, token) = token_scope(&app, &a).await;
     assert_eq!(status, 200, "{token}");
@@ -87,14 +87,15 @@ async fn unknown_client_is_404() {
     let app = TestApp::spawn().await;
     setup(&app).await;
     let before = app.get_ok("/api/v2/client-grants").await;
-    let r = app
-        .admin(
+    let err = app
+        .admin_error(
             Method::POST,
             "/api/v2/client-grants",
             Some(json!({"client_id": "NoSuchClient00000000000000000000", "audience": API, "scope": []})),
+            404,
+            Some("inexistent_client"),
         )
         .await;
-    let err = assert_error(r, 404, Some("inexistent_client")).await;
     assert_eq!(err["message"], "The client does not exist");
     assert_eq!(app.get_ok("/api/v2/client-grants").await, before);
 }
@@ -109,14 +110,15 @@ async fn unknown_audience_is_404() {
         "0123456789abcdef01234567",
         "https://orders.example.com",
     ] {
-        let r = app
-            .admin(
+        let err = app
+            .admin_error(
                 Method::POST,
                 "/api/v2/client-grants",
                 Some(json!({"client_id": client_id(&a), "audience": audience, "scope": []})),
+                404,
+                Some("inexistent_resource_server"),
             )
             .await;
-        let err = assert_error(r, 404, Some("inexistent_resource_server")).await;
         assert_eq!(err["message"], "The resource server does not exist");
     }
     assert_eq!(app.get_ok("/api/v2/client-grants").await, before);
@@ -129,14 +131,14 @@ async fn audience_must_be_the_identifier_not_the_id() {
     let rs = app
         .get_ok(&format!("/api/v2/resource-servers/{}", enc(API)))
         .await;
-    let r = app
-        .admin(
-            Method::POST,
-            "/api/v2/client-grants",
-            Some(json!({"client_id": client_id(&a), "audience": rs["id"], "scope": []})),
-        )
-        .await;
-    assert_error(r, 404, Some("inexistent_resource_server")).await;
+    app.admin_error(
+        Method::POST,
+        "/api/v2/client-grants",
+        Some(json!({"client_id": client_id(&a), "audience": rs["id"], "scope": []})),
+        404,
+        Some("inexistent_resource_server"),
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -145,14 +147,13 @@ async fn api_whose_identifier_looks_like_an_id_can_be_granted() {
     let identifier = "abcdefabcdefabcdefabcdef";
     app.create_api(identifier, &["read"]).await;
     let a = app.create_m2m_client("a").await;
-    let (status, grant) = app
-        .admin_json(
-            Method::POST,
-            "/api/v2/client-grants",
-            Some(json!({"client_id": client_id(&a), "audience": identifier, "scope": ["read"]})),
-        )
-        .await;
-    assert_eq!(status, 201, "{grant}");
+    app.admin_expect(
+        Method::POST,
+        "/api/v2/client-grants",
+        Some(json!({"client_id": client_id(&a), "audience": identifier, "scope": ["read"]})),
+        201,
+    )
+    .await;
     let rs = app
         .get_ok(&format!("/api/v2/resource-servers/{identifier}"))
         .await;
@@ -165,14 +166,15 @@ async fn duplicate_grant_is_409() {
     let (a, b) = setup(&app).await;
     app.grant(&client_id(&a), API, &["read:orders"]).await;
     let before = app.get_ok("/api/v2/client-grants").await;
-    let r = app
-        .admin(
+    let err = app
+        .admin_error(
             Method::POST,
             "/api/v2/client-grants",
             Some(json!({"client_id": client_id(&a), "audience": API, "scope": ["write:orders"]})),
+            409,
+            None,
         )
         .await;
-    let err = assert_error(r, 409, None).await;
     assert_eq!(err["error"], "Conflict");
     assert_eq!(app.get_ok("/api/v2/client-grants").await, before);
     // Another client, or another audience, is fine.
@@ -185,14 +187,15 @@ async fn scope_not_defined_by_the_api_is_400() {
     let app = TestApp::spawn().await;
     let (a, _) = setup(&app).await;
     for scope in [json!(["read:orders", "fly:planes"]), json!(["read:stock"])] {
-        let r = app
-            .admin(
+        let err = app
+            .admin_error(
                 Method::POST,
                 "/api/v2/client-grants",
                 Some(json!({"client_id": client_id(&a), "audience": API, "scope": scope})),
+                400,
+                Some("invalid_body"),
             )
             .await;
-        let err = assert_error(r, 400, Some("invalid_body")).await;
         assert!(err["message"].as_str().unwrap().contains("scope"), "{err}");
     }
     assert_eq!(
@@ -360,10 +363,14 @@ async fn bad_checkpoint_parameters_are_invalid_query_string() {
         "from=%2A%2A%2A",
         "from=c2VxOi0x",
     ] {
-        let r = app
-            .admin(Method::GET, &format!("/api/v2/client-grants?{q}"), None)
-            .await;
-        assert_error(r, 400, Some("invalid_query_string")).await;
+        app.admin_error(
+            Method::GET,
+            &format!("/api/v2/client-grants?{q}"),
+            None,
+            400,
+            Some("invalid_query_string"),
+        )
+        .await;
     }
 }
 
@@ -375,14 +382,14 @@ async fn patch_scope_changes_what_tokens_carry() {
     let (_, token) = token_scope(&app, &a).await;
     assert_eq!(token["scope"], "read:orders");
 
-    let (status, patched) = app
-        .admin_json(
+    let patched = app
+        .admin_expect(
             Method::PATCH,
             &grant_path(&id(&grant)),
             Some(json!({"scope": ["write:orders", "delete:orders"]})),
+            200,
         )
         .await;
-    assert_eq!(status, 200, "{patched}");
     assert_eq!(keys(&patched), keys(&grant));
     assert_eq!(patched["id"], grant["id"]);
     assert_eq!(patched["client_id"], grant["client_id"]);
@@ -439,12 +446,10 @@ async fn delete_returns_204_and_the_grant_is_gone() {
         .await;
     assert_eq!(r.status().as_u16(), 204);
     assert!(r.bytes().await.unwrap().is_empty());
-    let r = app.admin(Method::GET, &grant_path(&id(&grant)), None).await;
-    assert_error(r, 404, None).await;
-    let r = app
-        .admin(Method::DELETE, &grant_path(&id(&grant)), None)
+    app.admin_error(Method::GET, &grant_path(&id(&grant)), None, 404, None)
         .await;
-    assert_error(r, 404, None).await;
+    app.admin_error(Method::DELETE, &grant_path(&id(&grant)), None, 404, None)
+        .await;
     assert_eq!(
         app.get_ok(&format!(
             "/api/v2/client-grants?client_id={}",
@@ -491,14 +496,13 @@ async fn scopes_removed_from_the_api_are_no_longer_issued() {
     let (a, _) = setup(&app).await;
     app.grant(&client_id(&a), API, &["read:orders", "write:orders"])
         .await;
-    let (status, _) = app
-        .admin_json(
-            Method::PATCH,
-            &format!("/api/v2/resource-servers/{}", enc(API)),
-            Some(json!({"scopes": [{"value": "read:orders"}]})),
-        )
-        .await;
-    assert_eq!(status, 200);
+    app.admin_expect(
+        Method::PATCH,
+        &format!("/api/v2/resource-servers/{}", enc(API)),
+        Some(json!({"scopes": [{"value": "read:orders"}]})),
+        200,
+    )
+    .await;
     let (status, token) = token_scope(&app, &a).await;
     assert_eq!(status, 200, "{token}");
     assert_eq!(token["scope"], "read:orders");
@@ -515,14 +519,14 @@ async fn a_user_grant_does_not_authorize_client_credentials() {
         c["client_id"].as_str().unwrap(),
         c["client_secret"].as_str().unwrap(),
     );
-    let (status, grant) = app
-        .admin_json(
+    let grant = app
+        .admin_expect(
             Method::POST,
             "/api/v2/client-grants",
             Some(json!({"client_id": id, "audience": API, "scope": ["read"], "subject_type": "user"})),
+            201,
         )
         .await;
-    assert_eq!(status, 201, "{grant}");
     assert_eq!(grant["subject_type"], "user");
     let request = [
         ("grant_type", "client_credentials"),
@@ -539,23 +543,23 @@ async fn a_user_grant_does_not_authorize_client_credentials() {
     // The same grant for the client itself does.
     let path = format!("/api/v2/client-grants/{}", grant["id"].as_str().unwrap());
     app.admin_json(Method::DELETE, &path, None).await;
-    let (status, grant) = app
-        .admin_json(
-            Method::POST,
-            "/api/v2/client-grants",
-            Some(json!({"client_id": id, "audience": API, "scope": ["read"], "subject_type": "client"})),
-        )
-        .await;
-    assert_eq!(status, 201, "{grant}");
+    app.admin_expect(
+        Method::POST,
+        "/api/v2/client-grants",
+        Some(
+            json!({"client_id": id, "audience": API, "scope": ["read"], "subject_type": "client"}),
+        ),
+        201,
+    )
+    .await;
     assert_eq!(app.token_form(&request).await.status(), 200);
-    let (status, body) = app
-        .admin_json(
-            Method::POST,
-            "/api/v2/client-grants",
-            Some(json!({"client_id": id, "audience": API, "scope": [], "subject_type": "robot"})),
-        )
-        .await;
-    assert_eq!(status, 400, "{body}");
+    app.admin_expect(
+        Method::POST,
+        "/api/v2/client-grants",
+        Some(json!({"client_id": id, "audience": API, "scope": [], "subject_type": "robot"})),
+        400,
+    )
+    .await;
 }
 
 async fn post_grant(app: &TestApp, body: Value) -> (u16, Value) {
@@ -742,14 +746,13 @@ async fn organization_usage_require_and_the_organization_parameter() {
         "{body}"
     );
     for usage in ["allow", "deny"] {
-        let (status, body) = app
-            .admin_json(
-                Method::PATCH,
-                &grant_path(&id(&grant)),
-                Some(json!({"organization_usage": usage})),
-            )
-            .await;
-        assert_eq!(status, 200, "{body}");
+        app.admin_expect(
+            Method::PATCH,
+            &grant_path(&id(&grant)),
+            Some(json!({"organization_usage": usage})),
+            200,
+        )
+        .await;
         assert_eq!(token_scope(&app, &a).await.0, 200, "{usage}");
     }
     let (status, body) = status_json(
@@ -811,24 +814,24 @@ async fn authorization_details_types_items_are_bounded_as_auth0s_schema() {
             "{message}"
         );
     }
-    let (status, grant) = app
-        .admin_json(
+    let grant = app
+        .admin_expect(
             Method::POST,
             "/api/v2/client-grants",
             Some(
                 json!({"client_id": client_id(&a), "audience": API, "scope": [],
                 "subject_type": "user", "authorization_details_types": ["t".repeat(255)]}),
             ),
+            201,
         )
         .await;
-    assert_eq!(status, 201, "{grant}");
-    let r = app
-        .admin(
-            Method::PATCH,
-            &grant_path(&id(&grant)),
-            Some(json!({"authorization_details_types": [long]})),
-        )
-        .await;
-    assert_error(r, 400, Some("invalid_body")).await;
+    app.admin_error(
+        Method::PATCH,
+        &grant_path(&id(&grant)),
+        Some(json!({"authorization_details_types": [long]})),
+        400,
+        Some("invalid_body"),
+    )
+    .await;
     assert_eq!(app.get_ok(&grant_path(&id(&grant))).await, grant);
 }

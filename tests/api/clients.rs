@@ -33,16 +33,7 @@ fn private_key_jwt(ids: &[&str]) -> Value {
 }
 
 async fn token_status(app: &TestApp, client_id: &str, secret: &str) -> (u16, Value) {
-    status_json(
-        app.token_form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", client_id),
-            ("client_secret", secret),
-            ("audience", API),
-        ])
-        .await,
-    )
-    .await
+    status_json(app.secret_post(client_id, secret, API).await).await
 }
 
 // ----- create -----
@@ -50,14 +41,14 @@ async fn token_status(app: &TestApp, client_id: &str, secret: &str) -> (u16, Val
 #[tokio::test]
 async fn create_returns_201_with_secret_and_defaults() {
     let app = TestApp::spawn().await;
-    let (status, c) = app
-        .admin_json(
+    let c = app
+        .admin_expect(
             Method::POST,
             "/api/v2/clients",
             Some(json!({"name": "svc"})),
+            201,
         )
         .await;
-    assert_eq!(status, 201, "{c}");
     assert!(is_client_id(c["client_id"].as_str().unwrap()), "{c}");
     assert_eq!(c["name"], "svc");
     let secret = c["client_secret"].as_str().unwrap();
@@ -103,10 +94,9 @@ async fn create_keeps_the_given_fields() {
         "client_metadata": {"team": "payments"},
         "callbacks": ["https://billing.example.com/cb"],
     });
-    let (status, c) = app
-        .admin_json(Method::POST, "/api/v2/clients", Some(body))
+    let c = app
+        .admin_expect(Method::POST, "/api/v2/clients", Some(body), 201)
         .await;
-    assert_eq!(status, 201, "{c}");
     assert_eq!(c["description"], "Bills things");
     assert_eq!(c["app_type"], "non_interactive");
     assert_eq!(c["is_first_party"], false);
@@ -134,10 +124,15 @@ async fn create_refuses_invalid_bodies() {
         json!({"name": "x", "is_first_party": "yes"}),
         json!({"name": "x", "jwt_configuration": {"lifetime_in_seconds": "long"}}),
     ] {
-        let r = app
-            .admin(Method::POST, "/api/v2/clients", Some(body.clone()))
+        let err = app
+            .admin_error(
+                Method::POST,
+                "/api/v2/clients",
+                Some(body.clone()),
+                400,
+                Some("invalid_body"),
+            )
             .await;
-        let err = assert_error(r, 400, Some("invalid_body")).await;
         assert!(
             err["message"]
                 .as_str()
@@ -247,10 +242,14 @@ async fn bad_paging_parameters_are_invalid_query_string() {
         "take=101",
         "from=%21%21notacursor",
     ] {
-        let r = app
-            .admin(Method::GET, &format!("/api/v2/clients?{q}"), None)
-            .await;
-        assert_error(r, 400, Some("invalid_query_string")).await;
+        app.admin_error(
+            Method::GET,
+            &format!("/api/v2/clients?{q}"),
+            None,
+            400,
+            Some("invalid_query_string"),
+        )
+        .await;
     }
 }
 
@@ -265,10 +264,9 @@ async fn typed_client(
     if let Some(t) = app_type {
         body["app_type"] = json!(t);
     }
-    let (status, c) = app
-        .admin_json(Method::POST, "/api/v2/clients", Some(body))
+    let c = app
+        .admin_expect(Method::POST, "/api/v2/clients", Some(body), 201)
         .await;
-    assert_eq!(status, 201, "{c}");
     id(&c)
 }
 
@@ -376,10 +374,15 @@ async fn invalid_client_filters_are_invalid_query_string() {
         ("app_type=", ": ' on property app_type"),
         ("app_type=SPA", ": SPA' on property app_type"),
     ] {
-        let r = app
-            .admin(Method::GET, &format!("/api/v2/clients?{q}"), None)
+        let body = app
+            .admin_error(
+                Method::GET,
+                &format!("/api/v2/clients?{q}"),
+                None,
+                400,
+                Some("invalid_query_string"),
+            )
             .await;
-        let body = assert_error(r, 400, Some("invalid_query_string")).await;
         let got = body["message"].as_str().unwrap();
         assert!(got.contains(message), "{q}: {got}");
         if q.starts_with("app_type") {
@@ -419,10 +422,14 @@ async fn unknown_client_is_404_inexistent_client() {
         let err = assert_error(r, 404, Some("inexistent_client")).await;
         assert_eq!(err["message"], "The client does not exist");
     }
-    let r = app
-        .admin(Method::POST, &format!("{path}/rotate-secret"), None)
-        .await;
-    assert_error(r, 404, Some("inexistent_client")).await;
+    app.admin_error(
+        Method::POST,
+        &format!("{path}/rotate-secret"),
+        None,
+        404,
+        Some("inexistent_client"),
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -453,14 +460,14 @@ async fn fields_selects_and_excludes_properties() {
         listed,
         json!([{"client_id": ADMIN_ID}, {"client_id": id(&c)}])
     );
-    let r = app
-        .admin(
-            Method::GET,
-            &format!("{path}?fields=name&include_fields=perhaps"),
-            None,
-        )
-        .await;
-    assert_error(r, 400, Some("invalid_query_string")).await;
+    app.admin_error(
+        Method::GET,
+        &format!("{path}?fields=name&include_fields=perhaps"),
+        None,
+        400,
+        Some("invalid_query_string"),
+    )
+    .await;
 }
 
 // ----- update -----
@@ -470,8 +477,8 @@ async fn update_changes_the_given_fields_only() {
     let app = TestApp::spawn().await;
     let c = app.create_m2m_client("svc").await;
     let path = format!("/api/v2/clients/{}", id(&c));
-    let (status, updated) = app
-        .admin_json(
+    let updated = app
+        .admin_expect(
             Method::PATCH,
             &path,
             Some(json!({
@@ -480,9 +487,9 @@ async fn update_changes_the_given_fields_only() {
                 "grant_types": ["client_credentials", "refresh_token"],
                 "client_metadata": {"a": "1", "b": "2"},
             })),
+            200,
         )
         .await;
-    assert_eq!(status, 200, "{updated}");
     assert_eq!(updated["name"], "renamed");
     assert_eq!(updated["description"], "now described");
     assert_eq!(
@@ -534,14 +541,14 @@ async fn patch_can_set_a_new_secret() {
     app.create_api(API, &["read"]).await;
     let c = app.create_m2m_client("svc").await;
     app.grant(&id(&c), API, &["read"]).await;
-    let (status, updated) = app
-        .admin_json(
+    let updated = app
+        .admin_expect(
             Method::PATCH,
             &format!("/api/v2/clients/{}", id(&c)),
             Some(json!({"client_secret": "a-brand-new-secret-chosen-by-the-caller-0123"})),
+            200,
         )
         .await;
-    assert_eq!(status, 200);
     assert_eq!(
         updated["client_secret"],
         "a-brand-new-secret-chosen-by-the-caller-0123"
@@ -623,10 +630,9 @@ async fn attaching_credentials_replaces_the_secret_in_responses() {
     let c = app.create_m2m_client("svc").await;
     let cred = public_key(&app, &id(&c)).await;
     let path = format!("/api/v2/clients/{}", id(&c));
-    let (status, updated) = app
-        .admin_json(Method::PATCH, &path, Some(private_key_jwt(&[&cred])))
+    let updated = app
+        .admin_expect(Method::PATCH, &path, Some(private_key_jwt(&[&cred])), 200)
         .await;
-    assert_eq!(status, 200, "{updated}");
     assert_eq!(
         updated["client_authentication_methods"],
         json!({"private_key_jwt": {"credentials": [{"id": cred}]}})
@@ -648,14 +654,14 @@ async fn two_credentials_can_be_attached_in_the_given_order() {
     let c = app.create_m2m_client("svc").await;
     let first = public_key(&app, &id(&c)).await;
     let second = public_key(&app, &id(&c)).await;
-    let (status, updated) = app
-        .admin_json(
+    let updated = app
+        .admin_expect(
             Method::PATCH,
             &format!("/api/v2/clients/{}", id(&c)),
             Some(private_key_jwt(&[&second, &first])),
+            200,
         )
         .await;
-    assert_eq!(status, 200, "{updated}");
     assert_eq!(
         updated["client_authentication_methods"]["private_key_jwt"]["credentials"],
         json!([{"id": second}, {"id": first}])
@@ -699,8 +705,8 @@ async fn every_method_accepts_only_its_credential_type() {
                 "client_authentication_methods": {method: {"credentials": [{"id": wrong}]}},
                 "token_endpoint_auth_method": null,
             });
-            let r = app.admin(Method::PATCH, &path, Some(body)).await;
-            assert_error(r, 400, Some("invalid_body")).await;
+            app.admin_error(Method::PATCH, &path, Some(body), 400, Some("invalid_body"))
+                .await;
             assert_eq!(app.get_ok(&path).await, c, "{method} with {wrong}");
         }
         let body = json!({
@@ -714,14 +720,14 @@ async fn every_method_accepts_only_its_credential_type() {
             json!({method: {"credentials": [{"id": right}]}})
         );
         // Back to the secret for the next round.
-        let (status, back) = app
-            .admin_json(
+        let back = app
+            .admin_expect(
                 Method::PATCH,
                 &path,
                 Some(json!({"client_authentication_methods": null, "token_endpoint_auth_method": "client_secret_post"})),
+                200,
             )
             .await;
-        assert_eq!(status, 200, "{back}");
         assert_eq!(back["client_secret"], c["client_secret"]);
         assert!(back.get("client_authentication_methods").is_none());
     }
@@ -733,14 +739,15 @@ async fn attaching_without_clearing_the_secret_method_is_refused() {
     let c = app.create_m2m_client("svc").await;
     let cred = public_key(&app, &id(&c)).await;
     let path = format!("/api/v2/clients/{}", id(&c));
-    let r = app
-        .admin(
+    app
+        .admin_error(
             Method::PATCH,
             &path,
             Some(json!({"client_authentication_methods": {"private_key_jwt": {"credentials": [{"id": cred}]}}})),
+            400,
+            Some("invalid_body"),
         )
         .await;
-    assert_error(r, 400, Some("invalid_body")).await;
     assert_eq!(app.get_ok(&path).await, c);
 }
 
@@ -752,17 +759,25 @@ async fn attaching_unknown_or_foreign_credentials_is_refused() {
     let foreign = public_key(&app, &id(&other)).await;
     let path = format!("/api/v2/clients/{}", id(&c));
     for cred in ["cred_1111111111111111111111", foreign.as_str()] {
-        let r = app
-            .admin(Method::PATCH, &path, Some(private_key_jwt(&[cred])))
-            .await;
-        assert_error(r, 400, Some("invalid_body")).await;
+        app.admin_error(
+            Method::PATCH,
+            &path,
+            Some(private_key_jwt(&[cred])),
+            400,
+            Some("invalid_body"),
+        )
+        .await;
     }
     // The same credential twice.
     let own = public_key(&app, &id(&c)).await;
-    let r = app
-        .admin(Method::PATCH, &path, Some(private_key_jwt(&[&own, &own])))
-        .await;
-    assert_error(r, 400, Some("invalid_body")).await;
+    app.admin_error(
+        Method::PATCH,
+        &path,
+        Some(private_key_jwt(&[&own, &own])),
+        400,
+        Some("invalid_body"),
+    )
+    .await;
     assert_eq!(app.get_ok(&path).await, c);
 }
 
@@ -771,8 +786,8 @@ async fn post_clients_with_inline_credentials_creates_them() {
     let app = TestApp::spawn().await;
     let (_, k1) = rsa_key(2048);
     let (_, k2) = rsa_key(2048);
-    let (status, c) = app
-        .admin_json(
+    let c = app
+        .admin_expect(
             Method::POST,
             "/api/v2/clients",
             Some(json!({
@@ -784,9 +799,9 @@ async fn post_clients_with_inline_credentials_creates_them() {
                     {"credential_type": "public_key", "name": "two", "pem": k2, "alg": "PS256"},
                 ]}},
             })),
+            201,
         )
         .await;
-    assert_eq!(status, 201, "{c}");
     assert!(c.get("client_secret").is_none(), "{c}");
     assert!(c.get("token_endpoint_auth_method").is_none(), "{c}");
     let attached = c["client_authentication_methods"]["private_key_jwt"]["credentials"]
@@ -821,17 +836,17 @@ async fn post_clients_with_bad_inline_credentials_creates_nothing() {
         json!([{"credential_type": "cert_subject_dn", "subject_dn": "CN=x"}]),
         json!([{"id": "cred_1111111111111111111111"}]),
     ] {
-        let r = app
-            .admin(
-                Method::POST,
-                "/api/v2/clients",
-                Some(json!({
-                    "name": "jwt-client",
-                    "client_authentication_methods": {"private_key_jwt": {"credentials": creds}},
-                })),
-            )
-            .await;
-        assert_error(r, 400, None).await;
+        app.admin_error(
+            Method::POST,
+            "/api/v2/clients",
+            Some(json!({
+                "name": "jwt-client",
+                "client_authentication_methods": {"private_key_jwt": {"credentials": creds}},
+            })),
+            400,
+            None,
+        )
+        .await;
     }
     assert_eq!(app.everything().await, before);
 }
@@ -924,14 +939,14 @@ async fn rotate_secret_replaces_the_secret_and_the_old_one_stops_working() {
     app.grant(&id(&c), API, &["read"]).await;
     assert_eq!(token_status(&app, &id(&c), &old).await.0, 200);
 
-    let (status, rotated) = app
-        .admin_json(
+    let rotated = app
+        .admin_expect(
             Method::POST,
             &format!("/api/v2/clients/{}/rotate-secret", id(&c)),
             None,
+            200,
         )
         .await;
-    assert_eq!(status, 200, "{rotated}");
     let new = rotated["client_secret"].as_str().unwrap().to_string();
     assert_ne!(new, old);
     assert_eq!(rotated["client_id"], c["client_id"]);
@@ -973,14 +988,17 @@ async fn rotate_secret_is_refused_for_credential_clients() {
     let c = app.create_m2m_client("svc").await;
     let cred = public_key(&app, &id(&c)).await;
     let path = format!("/api/v2/clients/{}", id(&c));
-    let (status, attached) = app
-        .admin_json(Method::PATCH, &path, Some(private_key_jwt(&[&cred])))
+    let attached = app
+        .admin_expect(Method::PATCH, &path, Some(private_key_jwt(&[&cred])), 200)
         .await;
-    assert_eq!(status, 200);
-    let r = app
-        .admin(Method::POST, &format!("{path}/rotate-secret"), None)
-        .await;
-    assert_error(r, 400, None).await;
+    app.admin_error(
+        Method::POST,
+        &format!("{path}/rotate-secret"),
+        None,
+        400,
+        None,
+    )
+    .await;
     assert_eq!(app.get_ok(&path).await, attached);
 }
 
@@ -1001,20 +1019,24 @@ async fn delete_client_removes_its_credentials_and_grants() {
     assert_eq!(r.status().as_u16(), 204);
     assert!(r.bytes().await.unwrap().is_empty());
 
-    let r = app.admin(Method::GET, &path, None).await;
-    assert_error(r, 404, Some("inexistent_client")).await;
-    let r = app
-        .admin(Method::GET, &TestApp::cred_path(&id(&c), Some(&cred)), None)
+    app.admin_error(Method::GET, &path, None, 404, Some("inexistent_client"))
         .await;
-    assert_error(r, 404, Some("inexistent_client")).await;
-    let r = app
-        .admin(
-            Method::GET,
-            &format!("/api/v2/client-grants/{}", grant["id"].as_str().unwrap()),
-            None,
-        )
-        .await;
-    assert_error(r, 404, None).await;
+    app.admin_error(
+        Method::GET,
+        &TestApp::cred_path(&id(&c), Some(&cred)),
+        None,
+        404,
+        Some("inexistent_client"),
+    )
+    .await;
+    app.admin_error(
+        Method::GET,
+        &format!("/api/v2/client-grants/{}", grant["id"].as_str().unwrap()),
+        None,
+        404,
+        None,
+    )
+    .await;
     let grants = app
         .get_ok(&format!("/api/v2/client-grants?client_id={}", id(&c)))
         .await;
@@ -1023,8 +1045,8 @@ async fn delete_client_removes_its_credentials_and_grants() {
     assert_eq!(status, 401, "{err}");
     assert_eq!(err["error"], "access_denied");
 
-    let r = app.admin(Method::DELETE, &path, None).await;
-    assert_error(r, 404, Some("inexistent_client")).await;
+    app.admin_error(Method::DELETE, &path, None, 404, Some("inexistent_client"))
+        .await;
 }
 
 #[tokio::test]
@@ -1056,20 +1078,18 @@ async fn attaching_credentials_switches_the_secret_off_and_detaching_back_on() {
     app.grant(&id(&c), API, &["read"]).await;
     let cred = public_key(&app, &id(&c)).await;
     let path = format!("/api/v2/clients/{}", id(&c));
-    let (status, _) = app
-        .admin_json(Method::PATCH, &path, Some(private_key_jwt(&[&cred])))
+    app.admin_expect(Method::PATCH, &path, Some(private_key_jwt(&[&cred])), 200)
         .await;
-    assert_eq!(status, 200);
     let (status, err) = token_status(&app, &id(&c), &secret).await;
     assert_eq!(status, 401, "{err}");
-    let (status, back) = app
-        .admin_json(
+    let back = app
+        .admin_expect(
             Method::PATCH,
             &path,
             Some(json!({"client_authentication_methods": null, "token_endpoint_auth_method": "client_secret_basic"})),
+            200,
         )
         .await;
-    assert_eq!(status, 200);
     assert_eq!(back["token_endpoint_auth_method"], "client_secret_basic");
     assert_eq!(back["client_secret"], secret.as_str());
     assert_eq!(token_status(&app, &id(&c), &secret).await.0, 200);
@@ -1129,14 +1149,14 @@ async fn paging_far_beyond_the_end_is_empty_not_an_error() {
         .await;
     assert_eq!(page["clients"], json!([]));
     assert_eq!(page["total"], 1);
-    let r = app
-        .admin(
-            Method::GET,
-            "/api/v2/clients?page=99999999999999999999999",
-            None,
-        )
-        .await;
-    assert_error(r, 400, Some("invalid_query_string")).await;
+    app.admin_error(
+        Method::GET,
+        "/api/v2/clients?page=99999999999999999999999",
+        None,
+        400,
+        Some("invalid_query_string"),
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -1153,14 +1173,14 @@ async fn post_clients_with_inline_mtls_credentials() {
             json!([{"credential_type": "x509_cert", "pem": cert.pem}]),
         ),
     ] {
-        let (status, c) = app
-            .admin_json(
+        let c = app
+            .admin_expect(
                 Method::POST,
                 "/api/v2/clients",
                 Some(json!({"name": method, "client_authentication_methods": {method: {"credentials": creds}}})),
+                201,
             )
             .await;
-        assert_eq!(status, 201, "{c}");
         let listed = app.get_ok(&TestApp::cred_path(&id(&c), None)).await;
         assert_eq!(listed.as_array().unwrap().len(), 1);
         assert_eq!(
@@ -1173,26 +1193,26 @@ async fn post_clients_with_inline_mtls_credentials() {
 #[tokio::test]
 async fn secret_is_shown_only_while_a_secret_method_is_in_use() {
     let app = TestApp::spawn().await;
-    let (status, c) = app
-        .admin_json(
+    let c = app
+        .admin_expect(
             Method::POST,
             "/api/v2/clients",
             Some(json!({"name": "public", "token_endpoint_auth_method": "none"})),
+            201,
         )
         .await;
-    assert_eq!(status, 201, "{c}");
     assert_eq!(c["token_endpoint_auth_method"], "none");
     assert!(c.get("client_secret").is_none(), "{c}");
     let path = format!("/api/v2/clients/{}", id(&c));
     assert!(app.get_ok(&path).await.get("client_secret").is_none());
-    let (status, updated) = app
-        .admin_json(
+    let updated = app
+        .admin_expect(
             Method::PATCH,
             &path,
             Some(json!({"token_endpoint_auth_method": "client_secret_post"})),
+            200,
         )
         .await;
-    assert_eq!(status, 200);
     assert!(updated["client_secret"].as_str().unwrap().len() >= 32);
 }
 
@@ -1202,17 +1222,18 @@ async fn secret_is_shown_only_while_a_secret_method_is_in_use() {
 #[tokio::test]
 async fn signed_request_object_credentials_are_refused() {
     let app = TestApp::spawn().await;
-    let r = app
-        .admin(
+    let err = app
+        .admin_error(
             Method::POST,
             "/api/v2/clients",
             Some(
                 json!({"name": "jar", "signed_request_object": {"required": false,
                 "credentials": [{"credential_type": "public_key", "pem": "x"}]}}),
             ),
+            400,
+            Some("invalid_body"),
         )
         .await;
-    let err = assert_error(r, 400, Some("invalid_body")).await;
     assert!(
         err["message"]
             .as_str()

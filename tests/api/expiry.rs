@@ -46,14 +46,14 @@ async fn key_client(app: &TestApp, name: &str, expires_at: &str) -> (String, Str
 async fn notices(app: &TestApp, credential_id: &str) -> Vec<Value> {
     let mut out = Vec::new();
     for kind in ["clavis_credential_expiring", "clavis_credential_expired"] {
-        let (status, body) = app
-            .admin_json(
+        let body = app
+            .admin_expect(
                 Method::GET,
                 &format!("/api/v2/logs?q=type:{kind}&sort=date:1&per_page=100"),
                 None,
+                200,
             )
             .await;
-        assert_eq!(status, 200, "{body}");
         out.extend(
             body.as_array()
                 .unwrap()
@@ -88,14 +88,13 @@ fn expired() -> (String, Option<u64>) {
 }
 
 async fn patch_expiry(app: &TestApp, client_id: &str, cred_id: &str, expires_at: &str) {
-    let (status, body) = app
-        .admin_json(
-            Method::PATCH,
-            &TestApp::cred_path(client_id, Some(cred_id)),
-            Some(json!({"expires_at": expires_at})),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
+    app.admin_expect(
+        Method::PATCH,
+        &TestApp::cred_path(client_id, Some(cred_id)),
+        Some(json!({"expires_at": expires_at})),
+        200,
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -284,14 +283,13 @@ async fn expiring_credentials_are_listed_across_clients_soonest_first_with_pagin
     assert!(second.get("next").is_none());
 
     // A bad date; the scope.
-    let (status, _) = app
-        .admin_json(
-            Method::GET,
-            "/api/v2/credentials/expiring?before=soon",
-            None,
-        )
-        .await;
-    assert_eq!(status, 400);
+    app.admin_expect(
+        Method::GET,
+        "/api/v2/credentials/expiring?before=soon",
+        None,
+        400,
+    )
+    .await;
     let token = app.token_with_scopes(&["read:clients"]).await;
     let r = app
         .call(&token, Method::GET, "/api/v2/credentials/expiring", None)

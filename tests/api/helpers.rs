@@ -15,19 +15,15 @@ use reqwest::{Method, Response, StatusCode};
 use serde_json::{Value, json};
 use tokio::sync::OnceCell;
 
-pub use crate::keys::{AssertionKey, jti, now, rsa_key};
+pub use crate::common::keys::{AssertionKey, jti, now, rsa_key};
+pub use crate::common::postgres as pg;
+pub use crate::common::request::{Api, Auth};
+pub use crate::common::{ADMIN_ID, ADMIN_SECRET, decode_jwt, jwt_header};
 
-#[path = "../common/postgres.rs"]
-pub mod pg;
-
-pub const ADMIN_ID: &str = "adminClientForTests0000000000001";
-pub const ADMIN_SECRET: &str = "admin-secret-for-tests-0123456789";
-
-/// A running server.
+/// A running server. It derefs to its [`Api`] (`http`, `base`, `url`, token requests, `call`).
 pub struct TestApp {
     pub address: SocketAddr,
-    pub base: String,
-    pub http: reqwest::Client,
+    api: Api,
     pub data_dir: Arc<tempfile::TempDir>,
     pub clavis: Arc<Clavis>,
     /// The separate `/metrics` listener, when configured.
@@ -66,6 +62,14 @@ fn postgres_database(dir: &std::path::Path) -> Option<String> {
     Some(url)
 }
 
+impl std::ops::Deref for TestApp {
+    type Target = Api;
+
+    fn deref(&self) -> &Api {
+        &self.api
+    }
+}
+
 impl TestApp {
     /// A fresh server.
     pub async fn spawn() -> Self {
@@ -98,8 +102,7 @@ impl TestApp {
             .unwrap();
         Self {
             address,
-            base: format!("https://{address}"),
-            http,
+            api: Api::new(http, format!("https://{address}")),
             data_dir: dir,
             clavis,
             metrics_address,
@@ -132,41 +135,15 @@ impl TestApp {
         self.task.await.unwrap();
     }
 
-    pub fn url(&self, path: &str) -> String {
-        format!("{}{}", self.base, path)
-    }
-
     pub fn issuer(&self) -> String {
         format!("{}/", self.base)
     }
 
-    pub fn management_audience(&self) -> String {
-        format!("{}/api/v2/", self.base)
-    }
-
-    /// `POST /oauth/token` with a form body.
-    pub async fn token_form(&self, form: &[(&str, &str)]) -> Response {
-        self.http
-            .post(self.url("/oauth/token"))
-            .form(form)
-            .send()
+    /// A `client_credentials` request authenticated by `client_secret_post`.
+    pub async fn secret_post(&self, client_id: &str, secret: &str, audience: &str) -> Response {
+        self.api
+            .client_credentials(client_id, Auth::SecretPost(secret), audience)
             .await
-            .unwrap()
-    }
-
-    /// A client-credentials token via `client_secret_post`; panics unless 200.
-    pub async fn token_for(&self, client_id: &str, secret: &str, audience: &str) -> String {
-        let r = self
-            .token_form(&[
-                ("grant_type", "client_credentials"),
-                ("client_id", client_id),
-                ("client_secret", secret),
-                ("audience", audience),
-            ])
-            .await;
-        assert_eq!(r.status(), StatusCode::OK, "token request failed");
-        let body: Value = r.json().await.unwrap();
-        body["access_token"].as_str().unwrap().to_string()
     }
 
     /// The bootstrap admin's management token (every scope).
@@ -199,21 +176,6 @@ impl TestApp {
         assert_eq!(r.status(), StatusCode::CREATED);
         self.token_for(id, secret, &self.management_audience())
             .await
-    }
-
-    /// A request with a Bearer token and an optional JSON body.
-    pub async fn call(
-        &self,
-        token: &str,
-        method: Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> Response {
-        let mut req = self.http.request(method, self.url(path)).bearer_auth(token);
-        if let Some(body) = body {
-            req = req.json(&body);
-        }
-        req.send().await.unwrap()
     }
 
     /// A request as the admin.
@@ -318,19 +280,8 @@ pub async fn assert_error(r: Response, status: u16, code: Option<&str>) -> Value
 /// A self-signed certificate with an RSA key and the given subject; returns
 /// (certificate PEM, private key PEM).
 pub fn self_signed_cert(subject: &[(rcgen::DnType, &str)], days_valid: i64) -> (String, String) {
-    let kp = rcgen::KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_2048)
-        .unwrap();
-    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    let mut dn = rcgen::DistinguishedName::new();
-    for (t, v) in subject {
-        dn.push(t.clone(), *v);
-    }
-    params.distinguished_name = dn;
-    let now = time::OffsetDateTime::now_utc();
-    params.not_before = now - time::Duration::days(1);
-    params.not_after = now + time::Duration::days(days_valid);
-    let cert = params.self_signed(&kp).unwrap();
-    (cert.pem(), kp.serialize_pem())
+    let cert = test_cert(subject, days_valid);
+    (cert.pem, cert.key_pem)
 }
 
 // ----- additions for the contract tests -----
@@ -523,16 +474,6 @@ pub fn test_cert(subject: &[(rcgen::DnType, &str)], days_valid: i64) -> TestCert
     }
 }
 
-/// Decodes a compact JWT without verifying it: (header, claims).
-pub fn decode_jwt(token: &str) -> (Value, Value) {
-    let parts: Vec<&str> = token.split('.').collect();
-    assert_eq!(parts.len(), 3, "not a compact JWS: {token}");
-    (
-        serde_json::from_slice(&b64url_decode(parts[0])).unwrap(),
-        serde_json::from_slice(&b64url_decode(parts[1])).unwrap(),
-    )
-}
-
 /// Percent-encodes a path segment.
 pub fn enc(s: &str) -> String {
     percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
@@ -578,6 +519,32 @@ impl TestApp {
         body: Option<Value>,
     ) -> (u16, Value) {
         status_json(self.admin(method, path, body).await).await
+    }
+
+    /// A request as the admin that must answer `status`; the JSON body.
+    pub async fn admin_expect(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        status: u16,
+    ) -> Value {
+        let (got, value) = self.admin_json(method.clone(), path, body).await;
+        assert_eq!(got, status, "{method} {path}: {value}");
+        value
+    }
+
+    /// A request as the admin that must be refused with `status` in Auth0's error body
+    /// (`code` its `errorCode`); the body.
+    pub async fn admin_error(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        status: u16,
+        code: Option<&str>,
+    ) -> Value {
+        assert_error(self.admin(method, path, body).await, status, code).await
     }
 
     /// GET as the admin, expecting 200; the body.
@@ -651,17 +618,5 @@ pub fn assertion_claims(app: &TestApp, client_id: &str) -> Value {
 
 /// The decoded payload of a JWT.
 pub fn jwt_payload(token: &str) -> Value {
-    decode_jwt(token).1
-}
-
-/// The decoded header of a JWT.
-pub fn jwt_header(token: &str) -> Value {
-    use base64::Engine;
-    let part = token.split('.').next().unwrap();
-    serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(part)
-            .unwrap(),
-    )
-    .unwrap()
+    crate::common::jwt_claims(token)
 }

@@ -347,14 +347,7 @@ async fn both_paging_modes_and_auth0s_limits() {
     let client = app.create_m2m_client("pager").await;
     let id = client["client_id"].as_str().unwrap();
     for _ in 0..7 {
-        let r = app
-            .token_form(&[
-                ("grant_type", "client_credentials"),
-                ("client_id", id),
-                ("client_secret", "wrong-secret-0123456789"),
-                ("audience", API),
-            ])
-            .await;
+        let r = app.secret_post(id, "wrong-secret-0123456789", API).await;
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     }
     let all = all_events(&app).await;
@@ -439,10 +432,14 @@ async fn both_paging_modes_and_auth0s_limits() {
         "fields=nope",
         "from=notalogid",
     ] {
-        let r = app
-            .admin(Method::GET, &format!("/api/v2/logs?{bad}"), None)
-            .await;
-        assert_error(r, 400, Some("invalid_query_string")).await;
+        app.admin_error(
+            Method::GET,
+            &format!("/api/v2/logs?{bad}"),
+            None,
+            400,
+            Some("invalid_query_string"),
+        )
+        .await;
     }
     let ok = logs(&app, "page=9&per_page=100").await;
     assert!(ok.as_array().unwrap().is_empty());
@@ -457,14 +454,7 @@ async fn the_search_query() {
     app.create_api(API, &["read:things"]).await;
     app.grant(id, API, &["read:things"]).await;
     app.token_for(id, secret, API).await;
-    let r = app
-        .token_form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", id),
-            ("client_secret", "nope-nope-nope-nope"),
-            ("audience", API),
-        ])
-        .await;
+    let r = app.secret_post(id, "nope-nope-nope-nope", API).await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
 
     let count = async |q: &str| -> usize {
@@ -501,10 +491,15 @@ async fn the_search_query() {
         "type:*ft",
         "date:[soon TO *]",
     ] {
-        let r = app
-            .admin(Method::GET, &format!("/api/v2/logs?q={}", enc(bad)), None)
+        let body = app
+            .admin_error(
+                Method::GET,
+                &format!("/api/v2/logs?q={}", enc(bad)),
+                None,
+                400,
+                Some("invalid_query_string"),
+            )
             .await;
-        let body = assert_error(r, 400, Some("invalid_query_string")).await;
         assert!(
             body["message"]
                 .as_str()

@@ -2,9 +2,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[path = "../common/mod.rs"]
+mod common;
 mod helpers;
-#[path = "../common/keys.rs"]
-mod keys;
 
 mod bad_input;
 mod client_grants;

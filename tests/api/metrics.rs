@@ -186,24 +186,10 @@ async fn every_series_counts_what_the_requests_did() {
     // Wrong secrets for one client id from one address: refused, then refused before
     // authentication by the failed-authentication budget.
     for _ in 0..10 {
-        let r = app
-            .token_form(&[
-                ("grant_type", "client_credentials"),
-                ("client_id", "victim"),
-                ("client_secret", "wrong"),
-                ("audience", API),
-            ])
-            .await;
+        let r = app.secret_post("victim", "wrong", API).await;
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     }
-    let r = app
-        .token_form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", "victim"),
-            ("client_secret", "wrong"),
-            ("audience", API),
-        ])
-        .await;
+    let r = app.secret_post("victim", "wrong", API).await;
     assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
     // Management API: a list and a client that does not exist.
     let r = app.admin(Method::GET, "/api/v2/clients", None).await;

@@ -853,8 +853,8 @@ async fn proof_of_possession_requires_a_bound_token() {
     let set = |path: String, body: Value| {
         let app = &app;
         async move {
-            let (status, answer) = app.admin_json(Method::PATCH, &path, Some(body)).await;
-            assert_eq!(status, 200, "{answer}");
+            app.admin_expect(Method::PATCH, &path, Some(body), 200)
+                .await;
         }
     };
     // The API requires it.

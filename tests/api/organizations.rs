@@ -15,11 +15,8 @@ fn id(v: &Value) -> String {
 }
 
 async fn create_org(app: &TestApp, body: Value) -> Value {
-    let (status, org) = app
-        .admin_json(Method::POST, "/api/v2/organizations", Some(body))
-        .await;
-    assert_eq!(status, 201, "{org}");
-    org
+    app.admin_expect(Method::POST, "/api/v2/organizations", Some(body), 201)
+        .await
 }
 
 fn is_org_id(s: &str) -> bool {
@@ -42,52 +39,74 @@ async fn create_get_by_id_and_name_update_delete() {
     assert_eq!(app.get_ok("/api/v2/organizations/name/acme").await, org);
 
     // A second organization of that name: 409.
-    let r = app
-        .admin(
+    let body = app
+        .admin_error(
             Method::POST,
             "/api/v2/organizations",
             Some(json!({"name": "acme"})),
+            409,
+            None,
         )
         .await;
-    let body = assert_error(r, 409, None).await;
     assert_eq!(
         body["message"],
         "An organization with this name already exists."
     );
 
-    let (status, updated) = app
-        .admin_json(
+    let updated = app
+        .admin_expect(
             Method::PATCH,
             &path,
             Some(
                 json!({"name": "acme-corp", "display_name": null, "metadata": {"tier": "silver"}}),
             ),
+            200,
         )
         .await;
-    assert_eq!(status, 200, "{updated}");
     assert_eq!(updated["name"], "acme-corp");
     assert!(updated.get("display_name").is_none(), "{updated}");
     assert_eq!(updated["metadata"], json!({"tier": "silver"}));
     assert_eq!(app.get_ok(&path).await, updated);
-    let r = app
-        .admin(Method::GET, "/api/v2/organizations/name/acme", None)
-        .await;
-    assert_error(r, 404, Some("inexistent_organization")).await;
+    app.admin_error(
+        Method::GET,
+        "/api/v2/organizations/name/acme",
+        None,
+        404,
+        Some("inexistent_organization"),
+    )
+    .await;
 
     // Renaming onto a taken name: 409.
     create_org(&app, json!({"name": "globex"})).await;
-    let r = app
-        .admin(Method::PATCH, &path, Some(json!({"name": "globex"})))
-        .await;
-    assert_error(r, 409, None).await;
+    app.admin_error(
+        Method::PATCH,
+        &path,
+        Some(json!({"name": "globex"})),
+        409,
+        None,
+    )
+    .await;
 
     let r = app.admin(Method::DELETE, &path, None).await;
     assert_eq!(r.status().as_u16(), 204);
-    let r = app.admin(Method::GET, &path, None).await;
-    let body = assert_error(r, 404, Some("inexistent_organization")).await;
+    let body = app
+        .admin_error(
+            Method::GET,
+            &path,
+            None,
+            404,
+            Some("inexistent_organization"),
+        )
+        .await;
     assert_eq!(body["message"], "No organization found by that id or name");
-    let r = app.admin(Method::DELETE, &path, None).await;
-    assert_error(r, 404, Some("inexistent_organization")).await;
+    app.admin_error(
+        Method::DELETE,
+        &path,
+        None,
+        404,
+        Some("inexistent_organization"),
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -128,10 +147,15 @@ async fn bodies_are_validated_as_auth0_does() {
             "Too few properties",
         ),
     ] {
-        let r = app
-            .admin(Method::POST, "/api/v2/organizations", Some(body.clone()))
+        let err = app
+            .admin_error(
+                Method::POST,
+                "/api/v2/organizations",
+                Some(body.clone()),
+                400,
+                Some("invalid_body"),
+            )
             .await;
-        let err = assert_error(r, 400, Some("invalid_body")).await;
         assert!(
             err["message"].as_str().unwrap().contains(fragment),
             "{body} → {err}"
@@ -235,10 +259,9 @@ async fn client_with_grant(app: &TestApp, name: &str, grant_extra: Value) -> (Va
     for (k, v) in grant_extra.as_object().unwrap() {
         body[k] = v.clone();
     }
-    let (status, grant) = app
-        .admin_json(Method::POST, "/api/v2/client-grants", Some(body))
+    let grant = app
+        .admin_expect(Method::POST, "/api/v2/client-grants", Some(body), 201)
         .await;
-    assert_eq!(status, 201, "{grant}");
     (client, grant)
 }
 
@@ -252,59 +275,59 @@ async fn grants_are_associated_listed_and_removed() {
     let globex = create_org(&app, json!({"name": "globex"})).await;
     let grants_of = |org: &Value| format!("/api/v2/organizations/{}/client-grants", id(org));
 
-    let (status, assoc) = app
-        .admin_json(
+    let assoc = app
+        .admin_expect(
             Method::POST,
             &grants_of(&acme),
             Some(json!({"grant_id": id(&g1)})),
+            201,
         )
         .await;
-    assert_eq!(status, 201, "{assoc}");
     assert_eq!(
         keys(&assoc),
         ["id", "client_id", "audience", "scope", "organization_usage"]
     );
     assert_eq!(assoc["id"], g1["id"]);
     // Twice: 409.
-    let r = app
-        .admin(
+    let body = app
+        .admin_error(
             Method::POST,
             &grants_of(&acme),
             Some(json!({"grant_id": id(&g1)})),
+            409,
+            None,
         )
         .await;
-    let body = assert_error(r, 409, None).await;
     assert_eq!(
         body["message"],
         "The client grant has already been added to this organization."
     );
     // Unknown grant, unknown organization: 404.
-    let r = app
-        .admin(
-            Method::POST,
-            &grants_of(&acme),
-            Some(json!({"grant_id": "cgr_0000000000000000"})),
-        )
-        .await;
-    assert_error(r, 404, Some("inexistent_client_grant")).await;
-    let r = app
-        .admin(
-            Method::POST,
-            "/api/v2/organizations/org_0000000000000000/client-grants",
-            Some(json!({"grant_id": id(&g1)})),
-        )
-        .await;
-    assert_error(r, 404, Some("inexistent_organization")).await;
+    app.admin_error(
+        Method::POST,
+        &grants_of(&acme),
+        Some(json!({"grant_id": "cgr_0000000000000000"})),
+        404,
+        Some("inexistent_client_grant"),
+    )
+    .await;
+    app.admin_error(
+        Method::POST,
+        "/api/v2/organizations/org_0000000000000000/client-grants",
+        Some(json!({"grant_id": id(&g1)})),
+        404,
+        Some("inexistent_organization"),
+    )
+    .await;
 
     for (org, grant) in [(&acme, &g2), (&globex, &g1)] {
-        let (status, _) = app
-            .admin_json(
-                Method::POST,
-                &grants_of(org),
-                Some(json!({"grant_id": id(grant)})),
-            )
-            .await;
-        assert_eq!(status, 201);
+        app.admin_expect(
+            Method::POST,
+            &grants_of(org),
+            Some(json!({"grant_id": id(grant)})),
+            201,
+        )
+        .await;
     }
     let listed = app.get_ok(&grants_of(&acme)).await;
     let listed: Vec<String> = listed.as_array().unwrap().iter().map(id).collect();
@@ -334,17 +357,17 @@ async fn grants_are_associated_listed_and_removed() {
         let r = app.admin(Method::DELETE, &remove, None).await;
         assert_eq!(r.status().as_u16(), 204);
     }
-    let r = app
-        .admin(
-            Method::DELETE,
-            &format!(
-                "/api/v2/organizations/org_0000000000000000/client-grants/{}",
-                id(&g1)
-            ),
-            None,
-        )
-        .await;
-    assert_error(r, 404, Some("inexistent_organization")).await;
+    app.admin_error(
+        Method::DELETE,
+        &format!(
+            "/api/v2/organizations/org_0000000000000000/client-grants/{}",
+            id(&g1)
+        ),
+        None,
+        404,
+        Some("inexistent_organization"),
+    )
+    .await;
     let orgs = app.get_ok(&orgs_of(&g1)).await;
     assert_eq!(orgs.as_array().unwrap().len(), 1);
 
@@ -388,25 +411,23 @@ fn claims_of(body: &Value) -> Value {
 }
 
 async fn associate(app: &TestApp, org: &Value, grant: &Value) {
-    let (status, body) = app
-        .admin_json(
-            Method::POST,
-            &format!("/api/v2/organizations/{}/client-grants", id(org)),
-            Some(json!({"grant_id": id(grant)})),
-        )
-        .await;
-    assert_eq!(status, 201, "{body}");
+    app.admin_expect(
+        Method::POST,
+        &format!("/api/v2/organizations/{}/client-grants", id(org)),
+        Some(json!({"grant_id": id(grant)})),
+        201,
+    )
+    .await;
 }
 
 async fn set_usage(app: &TestApp, grant: &Value, body: Value) {
-    let (status, body) = app
-        .admin_json(
-            Method::PATCH,
-            &format!("/api/v2/client-grants/{}", id(grant)),
-            Some(body),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
+    app.admin_expect(
+        Method::PATCH,
+        &format!("/api/v2/client-grants/{}", id(grant)),
+        Some(body),
+        200,
+    )
+    .await;
 }
 
 fn assert_denied(status: u16, body: &Value, fragment: &str) {
@@ -571,10 +592,9 @@ async fn default_organization_applies_when_required() {
     }
 
     let set_default = |org: &Value| json!({"default_organization": {"organization_id": id(org), "flows": ["client_credentials"]}});
-    let (status, updated) = app
-        .admin_json(Method::PATCH, &client_path, Some(set_default(&acme)))
+    let updated = app
+        .admin_expect(Method::PATCH, &client_path, Some(set_default(&acme)), 200)
         .await;
-    assert_eq!(status, 200, "{updated}");
     assert_eq!(
         updated["default_organization"]["organization_id"],
         acme["id"]
@@ -597,22 +617,19 @@ async fn default_organization_applies_when_required() {
     // A default the grant is not associated with is refused like a named one.
     set_usage(&app, &grant, json!({"organization_usage": "require"})).await;
     let other = create_org(&app, json!({"name": "initech"})).await;
-    let (status, _) = app
-        .admin_json(Method::PATCH, &client_path, Some(set_default(&other)))
+    app.admin_expect(Method::PATCH, &client_path, Some(set_default(&other)), 200)
         .await;
-    assert_eq!(status, 200);
     let (status, body) = token(&app, &client, &[]).await;
     assert_denied(status, &body, "not associated");
 
     // Cleared: required again.
-    let (status, _) = app
-        .admin_json(
-            Method::PATCH,
-            &client_path,
-            Some(json!({"default_organization": null})),
-        )
-        .await;
-    assert_eq!(status, 200);
+    app.admin_expect(
+        Method::PATCH,
+        &client_path,
+        Some(json!({"default_organization": null})),
+        200,
+    )
+    .await;
     let (status, body) = token(&app, &client, &[]).await;
     assert_denied(status, &body, "organization_usage is require");
 }
@@ -646,14 +663,14 @@ async fn list_sorts_by_name_display_name_and_creation() {
     assert_eq!(page["total"], 3);
     assert_eq!(page["organizations"][0]["id"], b["id"]);
     for bad in ["name", "name:2", "id:1"] {
-        let r = app
-            .admin(
-                Method::GET,
-                &format!("/api/v2/organizations?sort={}", enc(bad)),
-                None,
-            )
-            .await;
-        assert_error(r, 400, Some("invalid_query_string")).await;
+        app.admin_error(
+            Method::GET,
+            &format!("/api/v2/organizations?sort={}", enc(bad)),
+            None,
+            400,
+            Some("invalid_query_string"),
+        )
+        .await;
     }
     // Checkpoint paging in a sort order (as the Node SDK lists: take, then from = next).
     for (sort, expected) in [("name:-1", [&c, &b, &a]), ("created_at:1", [&b, &c, &a])] {
@@ -670,14 +687,14 @@ async fn list_sorts_by_name_display_name_and_creation() {
         let expected: Vec<String> = expected.into_iter().map(id).collect();
         assert_eq!(seen, expected, "{sort}");
     }
-    let r = app
-        .admin(
-            Method::GET,
-            "/api/v2/organizations?sort=name:1&take=2&from=garbage",
-            None,
-        )
-        .await;
-    assert_error(r, 400, Some("invalid_query_string")).await;
+    app.admin_error(
+        Method::GET,
+        "/api/v2/organizations?sort=name:1&take=2&from=garbage",
+        None,
+        400,
+        Some("invalid_query_string"),
+    )
+    .await;
 }
 
 /// After a restart the read model is built from the store: organizations and associations
@@ -705,19 +722,24 @@ async fn organizations_survive_a_restart() {
 async fn any_organization_is_refused_for_third_party_clients() {
     let app = TestApp::spawn().await;
     app.create_api(API, &["read:invoices"]).await;
-    let (status, third) = app
-        .admin_json(
+    let third = app
+        .admin_expect(
             Method::POST,
             "/api/v2/clients",
             Some(json!({"name": "partner", "is_first_party": false, "grant_types": ["client_credentials"]})),
+            201,
         )
         .await;
-    assert_eq!(status, 201, "{third}");
     let body = json!({"client_id": third["client_id"], "audience": API, "scope": [], "allow_any_organization": true});
-    let r = app
-        .admin(Method::POST, "/api/v2/client-grants", Some(body))
+    let err = app
+        .admin_error(
+            Method::POST,
+            "/api/v2/client-grants",
+            Some(body),
+            400,
+            Some("invalid_body"),
+        )
         .await;
-    let err = assert_error(r, 400, Some("invalid_body")).await;
     assert!(
         err["message"]
             .as_str()
@@ -725,22 +747,22 @@ async fn any_organization_is_refused_for_third_party_clients() {
             .contains("not available for third-party clients"),
         "{err}"
     );
-    let (status, grant) = app
-        .admin_json(
+    let grant = app
+        .admin_expect(
             Method::POST,
             "/api/v2/client-grants",
             Some(json!({"client_id": third["client_id"], "audience": API, "scope": [], "organization_usage": "allow"})),
+            201,
         )
         .await;
-    assert_eq!(status, 201, "{grant}");
-    let r = app
-        .admin(
-            Method::PATCH,
-            &format!("/api/v2/client-grants/{}", id(&grant)),
-            Some(json!({"allow_any_organization": true})),
-        )
-        .await;
-    assert_error(r, 400, Some("invalid_body")).await;
+    app.admin_error(
+        Method::PATCH,
+        &format!("/api/v2/client-grants/{}", id(&grant)),
+        Some(json!({"allow_any_organization": true})),
+        400,
+        Some("invalid_body"),
+    )
+    .await;
     // First-party clients may.
     let (_, first) = client_with_grant(&app, "own", json!({"allow_any_organization": true})).await;
     assert!(first["client_id"].is_string());

@@ -64,6 +64,14 @@ async fn key_client(app: &TestApp) -> KeyClient {
     key_client_with(app, "RS256", 2048).await
 }
 
+/// A fresh server with the test API and one RS256 key client.
+async fn app_with_key_client() -> (TestApp, KeyClient) {
+    let app = TestApp::spawn().await;
+    setup_api(&app).await;
+    let c = key_client(&app).await;
+    (app, c)
+}
+
 async fn token_with_assertion(
     app: &TestApp,
     assertion: &str,
@@ -101,11 +109,15 @@ fn header(alg: &str) -> Value {
     json!({"alg": alg})
 }
 
+/// `/oauth/token` with a fresh RS256 assertion for `client_id` signed by `key`.
+async fn try_token(app: &TestApp, key: &AssertionKey, client_id: &str) -> reqwest::Response {
+    let assertion = key.sign(&header("RS256"), &assertion_claims(app, client_id));
+    token_with_assertion(app, &assertion, None).await
+}
+
 #[tokio::test]
 async fn valid_assertion_rs256_without_kid_like_the_node_sdk() {
-    let app = TestApp::spawn().await;
-    setup_api(&app).await;
-    let c = key_client(&app).await;
+    let (app, c) = app_with_key_client().await;
     let assertion = c
         .key
         .sign(&header("RS256"), &assertion_claims(&app, &c.client_id));
@@ -140,25 +152,18 @@ async fn valid_assertion_with_a_4096_bit_key() {
     let app = TestApp::spawn().await;
     setup_api(&app).await;
     let c = key_client_with(&app, "RS256", 4096).await;
-    let a = c
-        .key
-        .sign(&header("RS256"), &assertion_claims(&app, &c.client_id));
-    assert_issued(token_with_assertion(&app, &a, None).await).await;
+    assert_issued(try_token(&app, &c.key, &c.client_id).await).await;
 }
 
 #[tokio::test]
 async fn json_body_is_accepted() {
-    let app = TestApp::spawn().await;
-    setup_api(&app).await;
-    let c = key_client(&app).await;
+    let (app, c) = app_with_key_client().await;
     let a = c.key.sign(
         &json!({"alg": "RS256", "typ": "JWT"}),
         &assertion_claims(&app, &c.client_id),
     );
     let r = app
-        .http
-        .post(app.url("/oauth/token"))
-        .json(&json!({
+        .token_json(json!({
             "grant_type": "client_credentials",
             "client_id": c.client_id,
             "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
@@ -166,27 +171,20 @@ async fn json_body_is_accepted() {
             "audience": API,
             "organization": null,
         }))
-        .send()
-        .await
-        .unwrap();
+        .await;
     assert_issued(r).await;
 }
 
 #[tokio::test]
 async fn wrong_key_is_refused() {
-    let app = TestApp::spawn().await;
-    setup_api(&app).await;
-    let c = key_client(&app).await;
+    let (app, c) = app_with_key_client().await;
     let other = AssertionKey::new(2048);
-    let a = other.sign(&header("RS256"), &assertion_claims(&app, &c.client_id));
-    assert_refused(token_with_assertion(&app, &a, None).await).await;
+    assert_refused(try_token(&app, &other, &c.client_id).await).await;
 }
 
 #[tokio::test]
 async fn alg_other_than_the_credentials_is_refused() {
-    let app = TestApp::spawn().await;
-    setup_api(&app).await;
-    let c = key_client(&app).await; // RS256 credential
+    let (app, c) = app_with_key_client().await; // RS256 credential
     let a = c
         .key
         .sign(&header("RS384"), &assertion_claims(&app, &c.client_id));
@@ -200,9 +198,7 @@ async fn alg_other_than_the_credentials_is_refused() {
 #[tokio::test]
 async fn alg_none_is_refused() {
     use base64::Engine;
-    let app = TestApp::spawn().await;
-    setup_api(&app).await;
-    let c = key_client(&app).await;
+    let (app, c) = app_with_key_client().await;
     let b64 = |v: &Value| {
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(serde_json::to_vec(v).unwrap())
     };
@@ -225,9 +221,7 @@ async fn alg_none_is_refused() {
 #[tokio::test]
 async fn hs256_signed_with_the_public_key_as_secret_is_refused() {
     use base64::Engine;
-    let app = TestApp::spawn().await;
-    setup_api(&app).await;
-    let c = key_client(&app).await;
+    let (app, c) = app_with_key_client().await;
     let b64 = |v: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v);
     let input = format!(
         "{}.{}",
@@ -241,9 +235,7 @@ async fn hs256_signed_with_the_public_key_as_secret_is_refused() {
 }
 
 async fn refused_with_claims(edit: impl FnOnce(&mut Value, &TestApp)) {
-    let app = TestApp::spawn().await;
-    setup_api(&app).await;
-    let c = key_client(&app).await;
+    let (app, c) = app_with_key_client().await;
     // The unedited claims work, so a refusal is the edit's doing.
     let ok = c
         .key
@@ -359,9 +351,7 @@ async fn audience_is_the_issuer_as_one_string_unless_legacy_is_on() {
 
 #[tokio::test]
 async fn openid_client_style_nbf_and_60s_lifetime_work() {
-    let app = TestApp::spawn().await;
-    setup_api(&app).await;
-    let c = key_client(&app).await;
+    let (app, c) = app_with_key_client().await;
     let mut claims = assertion_claims(&app, &c.client_id);
     claims["nbf"] = json!(now());
     claims["exp"] = json!(now() + 60);
@@ -371,9 +361,7 @@ async fn openid_client_style_nbf_and_60s_lifetime_work() {
 
 #[tokio::test]
 async fn client_id_parameter_must_match_iss() {
-    let app = TestApp::spawn().await;
-    setup_api(&app).await;
-    let c = key_client(&app).await;
+    let (app, c) = app_with_key_client().await;
     let other = app.create_m2m_client("other").await;
     let a = c
         .key
@@ -383,9 +371,7 @@ async fn client_id_parameter_must_match_iss() {
 
 #[tokio::test]
 async fn replayed_jti_is_refused_also_after_restart() {
-    let app = TestApp::spawn().await;
-    setup_api(&app).await;
-    let c = key_client(&app).await;
+    let (app, c) = app_with_key_client().await;
     let a = c
         .key
         .sign(&header("RS256"), &assertion_claims(&app, &c.client_id));
@@ -402,9 +388,7 @@ async fn replayed_jti_is_refused_also_after_restart() {
 
 #[tokio::test]
 async fn concurrent_replays_get_exactly_one_token() {
-    let app = TestApp::spawn().await;
-    setup_api(&app).await;
-    let c = key_client(&app).await;
+    let (app, c) = app_with_key_client().await;
     let a = c
         .key
         .sign(&header("RS256"), &assertion_claims(&app, &c.client_id));
@@ -431,9 +415,7 @@ async fn concurrent_replays_get_exactly_one_token() {
 
 #[tokio::test]
 async fn seed_patch_end_to_end_expired_then_restored() {
-    let app = TestApp::spawn().await;
-    setup_api(&app).await;
-    let c = key_client(&app).await;
+    let (app, c) = app_with_key_client().await;
     let sign = || {
         c.key
             .sign(&header("RS256"), &assertion_claims(&app, &c.client_id))
@@ -471,9 +453,7 @@ async fn seed_patch_end_to_end_expired_then_restored() {
 
 #[tokio::test]
 async fn expiry_is_enforced_when_the_instant_passes() {
-    let app = TestApp::spawn().await;
-    setup_api(&app).await;
-    let c = key_client(&app).await;
+    let (app, c) = app_with_key_client().await;
     let path = format!(
         "/api/v2/clients/{}/credentials/{}",
         c.client_id, c.credential_id
@@ -486,22 +466,14 @@ async fn expiry_is_enforced_when_the_instant_passes() {
         .admin(Method::PATCH, &path, Some(json!({"expires_at": soon})))
         .await;
     assert_eq!(r.status(), StatusCode::OK);
-    let a = c
-        .key
-        .sign(&header("RS256"), &assertion_claims(&app, &c.client_id));
-    assert_issued(token_with_assertion(&app, &a, None).await).await;
+    assert_issued(try_token(&app, &c.key, &c.client_id).await).await;
     tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
-    let a = c
-        .key
-        .sign(&header("RS256"), &assertion_claims(&app, &c.client_id));
-    assert_refused(token_with_assertion(&app, &a, None).await).await;
+    assert_refused(try_token(&app, &c.key, &c.client_id).await).await;
 }
 
 #[tokio::test]
 async fn detached_credential_is_refused_and_works_again_when_reattached() {
-    let app = TestApp::spawn().await;
-    setup_api(&app).await;
-    let c = key_client(&app).await;
+    let (app, c) = app_with_key_client().await;
     let second = AssertionKey::new(2048);
     let cred2 = add_credential(&app, &c.client_id, &second, "RS256").await;
     let id2 = cred2["id"].as_str().unwrap();
@@ -509,29 +481,20 @@ async fn detached_credential_is_refused_and_works_again_when_reattached() {
         attach(&app, &c.client_id, &[id2]).await.status(),
         StatusCode::OK
     );
-    let a = c
-        .key
-        .sign(&header("RS256"), &assertion_claims(&app, &c.client_id));
-    assert_refused(token_with_assertion(&app, &a, None).await).await;
-    let a = second.sign(&header("RS256"), &assertion_claims(&app, &c.client_id));
-    assert_issued(token_with_assertion(&app, &a, None).await).await;
+    assert_refused(try_token(&app, &c.key, &c.client_id).await).await;
+    assert_issued(try_token(&app, &second, &c.client_id).await).await;
     assert_eq!(
         attach(&app, &c.client_id, &[&c.credential_id])
             .await
             .status(),
         StatusCode::OK
     );
-    let a = c
-        .key
-        .sign(&header("RS256"), &assertion_claims(&app, &c.client_id));
-    assert_issued(token_with_assertion(&app, &a, None).await).await;
+    assert_issued(try_token(&app, &c.key, &c.client_id).await).await;
 }
 
 #[tokio::test]
 async fn deleted_credential_is_refused() {
-    let app = TestApp::spawn().await;
-    setup_api(&app).await;
-    let c = key_client(&app).await;
+    let (app, c) = app_with_key_client().await;
     let second = AssertionKey::new(2048);
     let cred2 = add_credential(&app, &c.client_id, &second, "RS256").await;
     let id2 = cred2["id"].as_str().unwrap().to_string();
@@ -550,16 +513,10 @@ async fn deleted_credential_is_refused() {
         )
         .await;
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
-    let a = c
-        .key
-        .sign(&header("RS256"), &assertion_claims(&app, &c.client_id));
-    assert_refused(token_with_assertion(&app, &a, None).await).await;
+    assert_refused(try_token(&app, &c.key, &c.client_id).await).await;
     // The same key recreated as a new credential but not attached: still refused.
     add_credential(&app, &c.client_id, &c.key, "RS256").await;
-    let a = c
-        .key
-        .sign(&header("RS256"), &assertion_claims(&app, &c.client_id));
-    assert_refused(token_with_assertion(&app, &a, None).await).await;
+    assert_refused(try_token(&app, &c.key, &c.client_id).await).await;
 }
 
 #[tokio::test]
@@ -585,8 +542,7 @@ async fn unattached_credential_does_not_authenticate() {
     app.grant(id, API, &["read:things"]).await;
     let key = AssertionKey::new(2048);
     add_credential(&app, id, &key, "RS256").await;
-    let a = key.sign(&header("RS256"), &assertion_claims(&app, id));
-    assert_refused(token_with_assertion(&app, &a, None).await).await;
+    assert_refused(try_token(&app, &key, id).await).await;
 }
 
 #[tokio::test]
@@ -609,8 +565,7 @@ async fn secret_stops_working_when_credentials_are_used_and_vice_versa() {
     let cred = add_credential(&app, &id, &key, "RS256").await;
     attach(&app, &id, &[cred["id"].as_str().unwrap()]).await;
     assert_eq!(secret_request().await.status(), StatusCode::UNAUTHORIZED);
-    let a = key.sign(&header("RS256"), &assertion_claims(&app, &id));
-    assert_issued(token_with_assertion(&app, &a, None).await).await;
+    assert_issued(try_token(&app, &key, &id).await).await;
     // Back to the secret: the key no longer works, the secret does.
     let r = app
         .admin(
@@ -620,16 +575,13 @@ async fn secret_stops_working_when_credentials_are_used_and_vice_versa() {
         )
         .await;
     assert_eq!(r.status(), StatusCode::OK);
-    let a = key.sign(&header("RS256"), &assertion_claims(&app, &id));
-    assert_refused(token_with_assertion(&app, &a, None).await).await;
+    assert_refused(try_token(&app, &key, &id).await).await;
     assert_eq!(secret_request().await.status(), StatusCode::OK);
 }
 
 #[tokio::test]
 async fn key_rotation_without_downtime() {
-    let app = TestApp::spawn().await;
-    setup_api(&app).await;
-    let c = key_client(&app).await;
+    let (app, c) = app_with_key_client().await;
     let new_key = AssertionKey::new(2048);
     let cred = add_credential(&app, &c.client_id, &new_key, "RS256").await;
     let new_id = cred["id"].as_str().unwrap().to_string();
@@ -641,27 +593,20 @@ async fn key_rotation_without_downtime() {
         StatusCode::OK
     );
     for key in [&c.key, &new_key, &c.key] {
-        let a = key.sign(&header("RS256"), &assertion_claims(&app, &c.client_id));
-        assert_issued(token_with_assertion(&app, &a, None).await).await;
+        assert_issued(try_token(&app, key, &c.client_id).await).await;
     }
     // Step 2: drop the old one; the client has switched already.
     assert_eq!(
         attach(&app, &c.client_id, &[&new_id]).await.status(),
         StatusCode::OK
     );
-    let a = new_key.sign(&header("RS256"), &assertion_claims(&app, &c.client_id));
-    assert_issued(token_with_assertion(&app, &a, None).await).await;
-    let a = c
-        .key
-        .sign(&header("RS256"), &assertion_claims(&app, &c.client_id));
-    assert_refused(token_with_assertion(&app, &a, None).await).await;
+    assert_issued(try_token(&app, &new_key, &c.client_id).await).await;
+    assert_refused(try_token(&app, &c.key, &c.client_id).await).await;
 }
 
 #[tokio::test]
 async fn failure_detail_is_not_sent_to_the_client() {
-    let app = TestApp::spawn().await;
-    setup_api(&app).await;
-    let c = key_client(&app).await;
+    let (app, c) = app_with_key_client().await;
     let other = AssertionKey::new(2048);
     let a = other.sign(&header("RS256"), &assertion_claims(&app, &c.client_id));
     let r = token_with_assertion(&app, &a, None).await;

@@ -17,10 +17,9 @@ async fn quota_client(app: &TestApp, settings: Value) -> (String, String) {
     for (k, v) in settings.as_object().unwrap() {
         body[k] = v.clone();
     }
-    let (status, c) = app
-        .admin_json(Method::POST, "/api/v2/clients", Some(body))
+    let c = app
+        .admin_expect(Method::POST, "/api/v2/clients", Some(body), 201)
         .await;
-    assert_eq!(status, 201, "{c}");
     let id = c["client_id"].as_str().unwrap().to_string();
     app.grant(&id, API, &[]).await;
     (id, c["client_secret"].as_str().unwrap().to_string())
@@ -187,14 +186,14 @@ async fn a_client_quota_counts_reports_refuses_and_resets_each_bucket() {
     assert!(found, "no feccft event for the refusal");
 
     // Removing the quota: no more headers.
-    let (status, c) = app
-        .admin_json(
+    let c = app
+        .admin_expect(
             Method::PATCH,
             &format!("/api/v2/clients/{id}"),
             Some(json!({"token_quota": null})),
+            200,
         )
         .await;
-    assert_eq!(status, 200, "{c}");
     assert!(c.get("token_quota").is_none(), "{c}");
     let r = token(&app, &id, &secret, None).await;
     assert_eq!(r.status().as_u16(), 200);
@@ -290,14 +289,14 @@ async fn the_tenant_default_applies_to_clients_without_their_own() {
         json!({"token_quota": {"client_credentials": {"per_hour": 3}}}),
     )
     .await;
-    let (status, settings) = app
-        .admin_json(
+    let settings = app
+        .admin_expect(
             Method::PATCH,
             "/api/v2/tenants/settings",
             Some(json!({"default_token_quota": {"clients": {"client_credentials": {"per_hour": 1}}}})),
+            200,
         )
         .await;
-    assert_eq!(status, 200, "{settings}");
     assert_eq!(
         settings,
         json!({"default_token_quota": {"clients": {"client_credentials": {"per_hour": 1}}}})
@@ -316,14 +315,14 @@ async fn the_tenant_default_applies_to_clients_without_their_own() {
         assert_eq!((b[0].1, b[0].2), (3, remaining));
     }
     // The admin (no quota of its own) is limited too, as in Auth0: lift the default.
-    let (status, settings) = app
-        .admin_json(
+    let settings = app
+        .admin_expect(
             Method::PATCH,
             "/api/v2/tenants/settings",
             Some(json!({"default_token_quota": null})),
+            200,
         )
         .await;
-    assert_eq!(status, 200, "{settings}");
     assert_eq!(settings, json!({}));
     let r = token(&app, &plain, &plain_secret, None).await;
     assert_eq!(r.status().as_u16(), 200);
@@ -336,48 +335,47 @@ async fn the_tenant_default_applies_to_clients_without_their_own() {
 async fn an_organization_quota_counts_every_client_of_the_organization() {
     let app = TestApp::spawn().await;
     setup(&app).await;
-    let (status, org) = app
-        .admin_json(
+    let org = app
+        .admin_expect(
             Method::POST,
             "/api/v2/organizations",
             Some(json!({"name": "acme", "token_quota": {"client_credentials": {"per_day": 2}}})),
+            201,
         )
         .await;
-    assert_eq!(status, 201, "{org}");
     assert_eq!(
         org["token_quota"],
         json!({"client_credentials": {"per_day": 2}})
     );
     let org_id = org["id"].as_str().unwrap().to_string();
-    let (other, _) = app
-        .admin_json(
-            Method::POST,
-            "/api/v2/organizations",
-            Some(json!({"name": "globex"})),
-        )
-        .await;
-    assert_eq!(other, 201);
+    app.admin_expect(
+        Method::POST,
+        "/api/v2/organizations",
+        Some(json!({"name": "globex"})),
+        201,
+    )
+    .await;
     let globex = app.get_ok("/api/v2/organizations/name/globex").await;
     let globex_id = globex["id"].as_str().unwrap().to_string();
     let mut clients = Vec::new();
     for _ in 0..2 {
-        let (status, c) = app
-            .admin_json(
+        let c = app
+            .admin_expect(
                 Method::POST,
                 "/api/v2/clients",
                 Some(json!({"name": "org client", "app_type": "non_interactive", "grant_types": ["client_credentials"]})),
+                201,
             )
             .await;
-        assert_eq!(status, 201);
         let id = c["client_id"].as_str().unwrap().to_string();
-        let (status, g) = app
-            .admin_json(
+        app
+            .admin_expect(
                 Method::POST,
                 "/api/v2/client-grants",
                 Some(json!({"client_id": id, "audience": API, "scope": [], "organization_usage": "allow", "allow_any_organization": true})),
+                201,
             )
             .await;
-        assert_eq!(status, 201, "{g}");
         clients.push((id, c["client_secret"].as_str().unwrap().to_string()));
     }
     // Two clients share the organization's two tokens a day.
@@ -405,22 +403,21 @@ async fn an_organization_quota_counts_every_client_of_the_organization() {
     assert!(header(&r, "auth0-organization-quota-limit").is_none());
     // The default for organizations applies to globex; the client's own quota is counted
     // beside it.
-    let (status, _) = app
-        .admin_json(
+    app
+        .admin_expect(
             Method::PATCH,
             "/api/v2/tenants/settings",
             Some(json!({"default_token_quota": {"organizations": {"client_credentials": {"per_hour": 1}}}})),
+            200,
         )
         .await;
-    assert_eq!(status, 200);
-    let (status, _) = app
-        .admin_json(
-            Method::PATCH,
-            &format!("/api/v2/clients/{id}"),
-            Some(json!({"token_quota": {"client_credentials": {"per_hour": 10}}})),
-        )
-        .await;
-    assert_eq!(status, 200);
+    app.admin_expect(
+        Method::PATCH,
+        &format!("/api/v2/clients/{id}"),
+        Some(json!({"token_quota": {"client_credentials": {"per_hour": 10}}})),
+        200,
+    )
+    .await;
     let r = token(&app, id, secret, Some(&globex_id)).await;
     assert_eq!(r.status().as_u16(), 200);
     let o = buckets(&header(&r, "auth0-organization-quota-limit").unwrap());

@@ -20,17 +20,17 @@ fn id(v: &Value) -> String {
 #[tokio::test]
 async fn create_returns_201_with_defaults() {
     let app = TestApp::spawn().await;
-    let (status, rs) = app
-        .admin_json(
+    let rs = app
+        .admin_expect(
             Method::POST,
             "/api/v2/resource-servers",
             Some(json!({"name": "Orders", "identifier": API, "scopes": [
                 {"value": "read:orders", "description": "Read orders"},
                 {"value": "write:orders"},
             ]})),
+            201,
         )
         .await;
-    assert_eq!(status, 201, "{rs}");
     assert!(is_resource_server_id(&id(&rs)), "{rs}");
     assert_eq!(rs["name"], "Orders");
     assert_eq!(rs["identifier"], API);
@@ -52,14 +52,14 @@ async fn create_returns_201_with_defaults() {
 #[tokio::test]
 async fn name_defaults_to_the_identifier_and_scopes_to_empty() {
     let app = TestApp::spawn().await;
-    let (status, rs) = app
-        .admin_json(
+    let rs = app
+        .admin_expect(
             Method::POST,
             "/api/v2/resource-servers",
             Some(json!({"identifier": "urn:orders"})),
+            201,
         )
         .await;
-    assert_eq!(status, 201, "{rs}");
     assert_eq!(rs["name"], "urn:orders");
     assert_eq!(rs["scopes"], json!([]));
 }
@@ -69,26 +69,27 @@ async fn duplicate_identifier_is_409() {
     let app = TestApp::spawn().await;
     app.create_api(API, &["read"]).await;
     let before = app.get_ok("/api/v2/resource-servers").await;
-    let r = app
-        .admin(
+    let err = app
+        .admin_error(
             Method::POST,
             "/api/v2/resource-servers",
             Some(json!({"name": "Again", "identifier": API})),
+            409,
+            None,
         )
         .await;
-    let err = assert_error(r, 409, None).await;
     assert_eq!(err["error"], "Conflict");
     assert!(err["message"].as_str().unwrap().contains(API), "{err}");
     assert_eq!(app.get_ok("/api/v2/resource-servers").await, before);
     // The Management API's identifier is taken too.
-    let r = app
-        .admin(
-            Method::POST,
-            "/api/v2/resource-servers",
-            Some(json!({"identifier": app.management_audience()})),
-        )
-        .await;
-    assert_error(r, 409, None).await;
+    app.admin_error(
+        Method::POST,
+        "/api/v2/resource-servers",
+        Some(json!({"identifier": app.management_audience()})),
+        409,
+        None,
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -125,23 +126,23 @@ async fn create_refuses_invalid_bodies() {
 #[tokio::test]
 async fn token_lifetime_up_to_thirty_days_is_accepted() {
     let app = TestApp::spawn().await;
-    let (status, rs) = app
-        .admin_json(
+    let rs = app
+        .admin_expect(
             Method::POST,
             "/api/v2/resource-servers",
             Some(json!({"identifier": "urn:long", "token_lifetime": 2_592_000})),
+            201,
         )
         .await;
-    assert_eq!(status, 201, "{rs}");
     assert_eq!(rs["token_lifetime"], 2_592_000);
-    let r = app
-        .admin(
-            Method::PATCH,
-            &rs_path(&id(&rs)),
-            Some(json!({"token_lifetime": 2_592_001})),
-        )
-        .await;
-    assert_error(r, 400, Some("invalid_body")).await;
+    app.admin_error(
+        Method::PATCH,
+        &rs_path(&id(&rs)),
+        Some(json!({"token_lifetime": 2_592_001})),
+        400,
+        Some("invalid_body"),
+    )
+    .await;
     assert_eq!(app.get_ok(&rs_path(&id(&rs))).await, rs);
 }
 
@@ -179,29 +180,29 @@ async fn unknown_resource_server_is_404() {
 async fn patch_by_id_and_by_encoded_identifier() {
     let app = TestApp::spawn().await;
     let rs = app.create_api(API, &["read"]).await;
-    let (status, by_id) = app
-        .admin_json(
+    let by_id = app
+        .admin_expect(
             Method::PATCH,
             &rs_path(&id(&rs)),
             Some(json!({"name": "Renamed", "token_lifetime": 3600})),
+            200,
         )
         .await;
-    assert_eq!(status, 200, "{by_id}");
     assert_eq!(by_id["name"], "Renamed");
     assert_eq!(by_id["token_lifetime"], 3600);
     assert_eq!(by_id["identifier"], API);
     assert_eq!(by_id["id"], rs["id"]);
 
-    let (status, by_identifier) = app
-        .admin_json(
+    let by_identifier = app
+        .admin_expect(
             Method::PATCH,
             &rs_path(&enc(API)),
             Some(
                 json!({"scopes": [{"value": "read"}, {"value": "write", "description": "Write"}]}),
             ),
+            200,
         )
         .await;
-    assert_eq!(status, 200, "{by_identifier}");
     assert_eq!(by_identifier["name"], "Renamed");
     assert_eq!(
         by_identifier["scopes"],
@@ -219,10 +220,14 @@ async fn identifier_is_immutable() {
         json!({"identifier": API}),
         json!({"name": "x", "identifier": "urn:x"}),
     ] {
-        let r = app
-            .admin(Method::PATCH, &rs_path(&id(&rs)), Some(body))
-            .await;
-        assert_error(r, 400, Some("invalid_body")).await;
+        app.admin_error(
+            Method::PATCH,
+            &rs_path(&id(&rs)),
+            Some(body),
+            400,
+            Some("invalid_body"),
+        )
+        .await;
     }
     assert_eq!(app.get_ok(&rs_path(&id(&rs))).await, rs);
 }
@@ -235,8 +240,14 @@ async fn delete_by_encoded_identifier_then_404() {
     assert_eq!(r.status().as_u16(), 204);
     assert!(r.bytes().await.unwrap().is_empty());
     for path in [rs_path(&id(&rs)), rs_path(&enc(API))] {
-        let r = app.admin(Method::GET, &path, None).await;
-        assert_error(r, 404, Some("inexistent_resource_server")).await;
+        app.admin_error(
+            Method::GET,
+            &path,
+            None,
+            404,
+            Some("inexistent_resource_server"),
+        )
+        .await;
     }
     // The identifier is free again.
     app.create_api(API, &[]).await;
@@ -248,8 +259,14 @@ async fn delete_by_id() {
     let rs = app.create_api(API, &["read"]).await;
     let r = app.admin(Method::DELETE, &rs_path(&id(&rs)), None).await;
     assert_eq!(r.status().as_u16(), 204);
-    let r = app.admin(Method::DELETE, &rs_path(&id(&rs)), None).await;
-    assert_error(r, 404, Some("inexistent_resource_server")).await;
+    app.admin_error(
+        Method::DELETE,
+        &rs_path(&id(&rs)),
+        None,
+        404,
+        Some("inexistent_resource_server"),
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -263,14 +280,14 @@ async fn delete_removes_its_grants() {
     let kept = app.grant(client, "urn:other", &["x"]).await;
     let r = app.admin(Method::DELETE, &rs_path(&id(&rs)), None).await;
     assert_eq!(r.status().as_u16(), 204);
-    let r = app
-        .admin(
-            Method::GET,
-            &format!("/api/v2/client-grants/{}", id(&grant)),
-            None,
-        )
-        .await;
-    assert_error(r, 404, None).await;
+    app.admin_error(
+        Method::GET,
+        &format!("/api/v2/client-grants/{}", id(&grant)),
+        None,
+        404,
+        None,
+    )
+    .await;
     assert_eq!(
         app.get_ok(&format!("/api/v2/client-grants?audience={}", enc(API)))
             .await,
@@ -331,12 +348,16 @@ async fn system_api_is_listed_and_cannot_be_changed_or_deleted() {
     for key in [id(&system), enc(&app.management_audience())] {
         let path = rs_path(&key);
         assert_eq!(app.get_ok(&path).await, system);
-        let r = app
-            .admin(Method::PATCH, &path, Some(json!({"name": "Mine now"})))
+        app.admin_error(
+            Method::PATCH,
+            &path,
+            Some(json!({"name": "Mine now"})),
+            403,
+            None,
+        )
+        .await;
+        app.admin_error(Method::DELETE, &path, None, 403, None)
             .await;
-        assert_error(r, 403, None).await;
-        let r = app.admin(Method::DELETE, &path, None).await;
-        assert_error(r, 403, None).await;
     }
     assert_eq!(app.get_ok(&rs_path(&id(&system))).await, system);
     // The admin token still works, so nothing was deleted.
@@ -370,10 +391,14 @@ async fn list_pages_with_totals() {
         .get_ok("/api/v2/resource-servers?page=2&per_page=2")
         .await;
     assert_eq!(bare, Value::Array(all.as_array().unwrap()[4..].to_vec()));
-    let r = app
-        .admin(Method::GET, "/api/v2/resource-servers?per_page=101", None)
-        .await;
-    assert_error(r, 400, Some("invalid_query_string")).await;
+    app.admin_error(
+        Method::GET,
+        "/api/v2/resource-servers?per_page=101",
+        None,
+        400,
+        Some("invalid_query_string"),
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -413,14 +438,14 @@ async fn form_encoded_create_and_update() {
 #[tokio::test]
 async fn token_encryption_is_refused_and_token_lifetime_for_web_is_kept() {
     let app = TestApp::spawn().await;
-    let (status, body) = app
-        .admin_json(
+    let body = app
+        .admin_expect(
             Method::POST,
             "/api/v2/resource-servers",
             Some(json!({"identifier": "urn:encrypted", "token_encryption": {"format": "compact-nested-jwe", "encryption_key": {"alg": "RSA-OAEP-256", "pem": "x"}}})),
+            400,
         )
         .await;
-    assert_eq!(status, 400, "{body}");
     assert!(
         body["message"]
             .as_str()
@@ -428,14 +453,14 @@ async fn token_encryption_is_refused_and_token_lifetime_for_web_is_kept() {
             .contains("token_encryption"),
         "{body}"
     );
-    let (status, body) = app
-        .admin_json(
+    let body = app
+        .admin_expect(
             Method::POST,
             "/api/v2/resource-servers",
             Some(json!({"identifier": "urn:web", "token_encryption": null, "token_lifetime_for_web": 7200})),
+            201,
         )
         .await;
-    assert_eq!(status, 201, "{body}");
     assert_eq!(body["token_lifetime_for_web"], 7200);
 }
 
@@ -529,10 +554,9 @@ async fn every_signing_alg_issues_tokens_that_verify() {
         if let Some(secret) = given {
             body["signing_secret"] = json!(secret);
         }
-        let (status, rs) = app
-            .admin_json(Method::POST, "/api/v2/resource-servers", Some(body))
+        let rs = app
+            .admin_expect(Method::POST, "/api/v2/resource-servers", Some(body), 201)
             .await;
-        assert_eq!(status, 201, "{rs}");
         assert_eq!(rs["signing_alg"], alg);
         // HS256 APIs have a secret (the one given, or a new one); the others none.
         let secret = rs
@@ -628,40 +652,40 @@ async fn signing_secret_is_kept_replaced_and_survives_a_restart() {
     assert!(rs.get("signing_secret").is_none(), "{rs}");
     let (client_id, client_secret) = granted_client(&app, API).await;
     // Switched to HS256 without a secret: a new one, and tokens signed with it at once.
-    let (status, hs) = app
-        .admin_json(
+    let hs = app
+        .admin_expect(
             Method::PATCH,
             &rs_path(&id(&rs)),
             Some(json!({"signing_alg": "HS256"})),
+            200,
         )
         .await;
-    assert_eq!(status, 200, "{hs}");
     let first = hs["signing_secret"].as_str().unwrap().to_string();
     assert_eq!(first.len(), 64);
     let token = app.token_for(&client_id, &client_secret, API).await;
     verify_token(&app, &token, Some(&first)).await;
     // Back to RS256 and to HS256 again: the secret stays (and is still shown).
     for alg in ["RS256", "HS256"] {
-        let (status, v) = app
-            .admin_json(
+        let v = app
+            .admin_expect(
                 Method::PATCH,
                 &rs_path(&id(&rs)),
                 Some(json!({"signing_alg": alg})),
+                200,
             )
             .await;
-        assert_eq!(status, 200, "{v}");
         assert_eq!(v["signing_secret"], first.as_str());
     }
     // Replaced.
     let second = "a-replacement-secret-0123456789";
-    let (status, v) = app
-        .admin_json(
+    let v = app
+        .admin_expect(
             Method::PATCH,
             &rs_path(&id(&rs)),
             Some(json!({"signing_secret": second})),
+            200,
         )
         .await;
-    assert_eq!(status, 200, "{v}");
     assert_eq!(v["signing_secret"], second);
     let token = app.token_for(&client_id, &client_secret, API).await;
     verify_token(&app, &token, Some(second)).await;
@@ -694,31 +718,36 @@ async fn signing_secret_and_alg_refusals() {
         json!({"signing_secret": 1234567890123456_i64}),
         json!({"signing_alg": "ES256"}),
     ] {
-        let r = app
-            .admin(
-                Method::POST,
-                "/api/v2/resource-servers",
-                Some({
-                    let mut b = body.clone();
-                    b["identifier"] = json!("urn:refused");
-                    b
-                }),
-            )
-            .await;
-        assert_error(r, 400, Some("invalid_body")).await;
-        let r = app
-            .admin(Method::PATCH, &rs_path(&id(&rs)), Some(body.clone()))
-            .await;
-        assert_error(r, 400, Some("invalid_body")).await;
+        app.admin_error(
+            Method::POST,
+            "/api/v2/resource-servers",
+            Some({
+                let mut b = body.clone();
+                b["identifier"] = json!("urn:refused");
+                b
+            }),
+            400,
+            Some("invalid_body"),
+        )
+        .await;
+        app.admin_error(
+            Method::PATCH,
+            &rs_path(&id(&rs)),
+            Some(body.clone()),
+            400,
+            Some("invalid_body"),
+        )
+        .await;
     }
-    let r = app
-        .admin(
+    let body = app
+        .admin_error(
             Method::PATCH,
             &rs_path(&id(&rs)),
             Some(json!({"signing_secret": "fifteen-chars!!"})),
+            400,
+            Some("invalid_body"),
         )
         .await;
-    let body = assert_error(r, 400, Some("invalid_body")).await;
     assert_eq!(
         body["message"],
         "Payload validation error: 'String is too short (15 chars), minimum 16' on property signing_secret (Secret used to sign tokens when using symmetric algorithms (HS256).)."
@@ -731,10 +760,14 @@ async fn signing_secret_and_alg_refusals() {
         json!({"signing_alg": "PS256"}),
         json!({"signing_secret": "0123456789abcdef"}),
     ] {
-        let r = app
-            .admin(Method::PATCH, &rs_path(&id(&system)), Some(change))
-            .await;
-        assert_error(r, 403, Some("operation_not_supported")).await;
+        app.admin_error(
+            Method::PATCH,
+            &rs_path(&id(&system)),
+            Some(change),
+            403,
+            Some("operation_not_supported"),
+        )
+        .await;
     }
     let system = app.get_ok(&rs_path(&id(&system))).await;
     assert_eq!(system["signing_alg"], "RS256");
@@ -745,14 +778,13 @@ async fn signing_secret_and_alg_refusals() {
 async fn an_hs256_token_is_never_a_management_token() {
     let app = TestApp::spawn().await;
     let secret = "the-api-secret-everyone-knows-0123";
-    let (status, _) = app
-        .admin_json(
-            Method::POST,
-            "/api/v2/resource-servers",
-            Some(json!({"identifier": API, "signing_alg": "HS256", "signing_secret": secret})),
-        )
-        .await;
-    assert_eq!(status, 201);
+    app.admin_expect(
+        Method::POST,
+        "/api/v2/resource-servers",
+        Some(json!({"identifier": API, "signing_alg": "HS256", "signing_secret": secret})),
+        201,
+    )
+    .await;
     let (client_id, client_secret) = granted_client(&app, API).await;
     // The client may also call the Management API: its HS256 token for the API is refused.
     app.grant(&client_id, &app.management_audience(), &["read:clients"])
@@ -801,23 +833,22 @@ async fn an_hs256_token_is_never_a_management_token() {
 #[tokio::test]
 async fn allow_online_access_with_ephemeral_sessions_is_kept() {
     let app = TestApp::spawn().await;
-    let (status, body) = app
-        .admin_json(
+    let body = app
+        .admin_expect(
             Method::POST,
             "/api/v2/resource-servers",
             Some(json!({"identifier": "urn:ort", "allow_online_access": false, "allow_online_access_with_ephemeral_sessions": false})),
+            201,
         )
         .await;
-    assert_eq!(status, 201, "{body}");
     assert_eq!(body["allow_online_access_with_ephemeral_sessions"], false);
-    let (status, body) = app
-        .admin_json(
-            Method::PATCH,
-            "/api/v2/resource-servers/urn%3Aort",
-            Some(json!({"allow_online_access_with_ephemeral_sessions": "yes"})),
-        )
-        .await;
-    assert_eq!(status, 400, "{body}");
+    app.admin_expect(
+        Method::PATCH,
+        "/api/v2/resource-servers/urn%3Aort",
+        Some(json!({"allow_online_access_with_ephemeral_sessions": "yes"})),
+        400,
+    )
+    .await;
     let got = app.get_ok("/api/v2/resource-servers/urn%3Aort").await;
     assert_eq!(got["allow_online_access_with_ephemeral_sessions"], false);
 }

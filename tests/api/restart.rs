@@ -18,17 +18,16 @@ struct Made {
 
 async fn populate(app: &TestApp) -> Made {
     app.create_api(API, &["read", "write"]).await;
-    let (status, _) = app
-        .admin_json(
-            Method::POST,
-            "/api/v2/resource-servers",
-            Some(
-                json!({"identifier": "urn:stock", "name": "Stock", "token_lifetime": 600,
+    app.admin_expect(
+        Method::POST,
+        "/api/v2/resource-servers",
+        Some(
+            json!({"identifier": "urn:stock", "name": "Stock", "token_lifetime": 600,
                         "scopes": [{"value": "count", "description": "Count items"}]}),
-            ),
-        )
-        .await;
-    assert_eq!(status, 201);
+        ),
+        201,
+    )
+    .await;
 
     let secret_client = app.create_m2m_client("secret-client").await;
     let sid = secret_client["client_id"].as_str().unwrap();
@@ -49,28 +48,26 @@ async fn populate(app: &TestApp) -> Made {
         let c = app.credential_ok(jid, body).await;
         credential_ids.push(c["id"].as_str().unwrap().to_string());
     }
-    let (status, body) = app
-        .admin_json(
-            Method::PATCH,
-            &format!("/api/v2/clients/{jid}"),
-            Some(json!({
-                "client_authentication_methods": {"private_key_jwt": {"credentials": [
-                    {"id": credential_ids[1]}, {"id": credential_ids[0]},
-                ]}},
-                "token_endpoint_auth_method": null,
-                "client_metadata": {"team": "a"},
-            })),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
-    let (status, _) = app
-        .admin_json(
-            Method::PATCH,
-            &TestApp::cred_path(jid, Some(&credential_ids[2])),
-            Some(json!({"expires_at": "2030-01-01T00:00:00+01:00"})),
-        )
-        .await;
-    assert_eq!(status, 200);
+    app.admin_expect(
+        Method::PATCH,
+        &format!("/api/v2/clients/{jid}"),
+        Some(json!({
+            "client_authentication_methods": {"private_key_jwt": {"credentials": [
+                {"id": credential_ids[1]}, {"id": credential_ids[0]},
+            ]}},
+            "token_endpoint_auth_method": null,
+            "client_metadata": {"team": "a"},
+        })),
+        200,
+    )
+    .await;
+    app.admin_expect(
+        Method::PATCH,
+        &TestApp::cred_path(jid, Some(&credential_ids[2])),
+        Some(json!({"expires_at": "2030-01-01T00:00:00+01:00"})),
+        200,
+    )
+    .await;
     app.grant(jid, API, &["write"]).await;
     Made {
         secret_client,
@@ -100,14 +97,15 @@ async fn everything_is_identical_after_a_restart() {
         assert_eq!(keys(&got), keys(&creds_before[i]));
     }
     // The rules still hold against the reloaded state.
-    let r = app
-        .admin(
+    let err = app
+        .admin_error(
             Method::DELETE,
             &TestApp::cred_path(&jid, Some(&made.credential_ids[0])),
             None,
+            400,
+            None,
         )
         .await;
-    let err = assert_error(r, 400, None).await;
     assert_eq!(
         err["message"],
         "Cannot delete credential still associated with a client"
@@ -169,16 +167,7 @@ async fn secrets_still_work_at_the_token_endpoint_after_a_restart() {
     assert_eq!(body["scope"], "count");
 
     // Wrong secrets and credential clients are still refused.
-    let (status, _) = status_json(
-        app.token_form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", &sid),
-            ("client_secret", "wrong"),
-            ("audience", API),
-        ])
-        .await,
-    )
-    .await;
+    let (status, _) = status_json(app.secret_post(&sid, "wrong", API).await).await;
     assert_eq!(status, 401);
     let jid = made.jwt_client["client_id"].as_str().unwrap();
     let (status, _) = status_json(
@@ -232,10 +221,14 @@ async fn deletions_survive_a_restart() {
     let before = app.everything().await;
     let app = app.restart().await;
     assert_eq!(app.everything().await, before);
-    let r = app
-        .admin(Method::GET, &format!("/api/v2/clients/{sid}"), None)
-        .await;
-    assert_error(r, 404, Some("inexistent_client")).await;
+    app.admin_error(
+        Method::GET,
+        &format!("/api/v2/clients/{sid}"),
+        None,
+        404,
+        Some("inexistent_client"),
+    )
+    .await;
     assert_eq!(
         app.get_ok(&TestApp::cred_path(&jid, None))
             .await

@@ -567,8 +567,8 @@ async fn each_field_scope_row_refuses_a_token_lacking_exactly_its_scopes() {
     let id = target["client_id"].as_str().unwrap().to_string();
     let path = format!("/api/v2/clients/{id}");
     // Read rows: every field is set on one of these two (methods exclude a secret).
-    let (status, with_methods) = app
-        .admin_json(
+    let with_methods = app
+        .admin_expect(
             Method::POST,
             "/api/v2/clients",
             Some(json!({
@@ -577,21 +577,20 @@ async fn each_field_scope_row_refuses_a_token_lacking_exactly_its_scopes() {
                     {"credential_type": "cert_subject_dn", "subject_dn": "CN=reader"}
                 ]}},
             })),
+            201,
         )
         .await;
-    assert_eq!(status, 201, "{with_methods}");
     let methods_path = format!(
         "/api/v2/clients/{}",
         with_methods["client_id"].as_str().unwrap()
     );
-    let (status, _) = app
-        .admin_json(
-            Method::PATCH,
-            &path,
-            Some(json!({"description": "uses a secret"})),
-        )
-        .await;
-    assert_eq!(status, 200);
+    app.admin_expect(
+        Method::PATCH,
+        &path,
+        Some(json!({"description": "uses a secret"})),
+        200,
+    )
+    .await;
     for (operation, table) in fields::ALL {
         let rows = table
             .fields
@@ -729,14 +728,13 @@ async fn a_management_token_dies_with_its_client_or_its_grant() {
     assert_invalid_token(&app, &token, "Invalid token").await;
 
     let (id, grant, token) = mint_for("narrowed").await;
-    let (status, _) = app
-        .admin_json(
-            Method::PATCH,
-            &format!("/api/v2/client-grants/{grant}"),
-            Some(json!({"scope": ["read:resource_servers"]})),
-        )
-        .await;
-    assert_eq!(status, 200);
+    app.admin_expect(
+        Method::PATCH,
+        &format!("/api/v2/client-grants/{grant}"),
+        Some(json!({"scope": ["read:resource_servers"]})),
+        200,
+    )
+    .await;
     let r = app.call(&token, Method::GET, "/api/v2/clients", None).await;
     assert_error(r, 403, Some("insufficient_scope")).await;
     let r = app
@@ -745,14 +743,13 @@ async fn a_management_token_dies_with_its_client_or_its_grant() {
     assert_eq!(r.status().as_u16(), 200);
 
     // Switching client_credentials off refuses it too.
-    let (status, _) = app
-        .admin_json(
-            Method::PATCH,
-            &format!("/api/v2/clients/{id}"),
-            Some(json!({"grant_types": ["authorization_code"]})),
-        )
-        .await;
-    assert_eq!(status, 200);
+    app.admin_expect(
+        Method::PATCH,
+        &format!("/api/v2/clients/{id}"),
+        Some(json!({"grant_types": ["authorization_code"]})),
+        200,
+    )
+    .await;
     assert_invalid_token(&app, &token, "Invalid token").await;
 }
 

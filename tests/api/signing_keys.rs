@@ -133,8 +133,12 @@ async fn signing_key_endpoints_need_their_scopes() {
         .call(&token, Method::PUT, "/api/v2/keys/signing/x/revoke", None)
         .await;
     assert_error(r, 403, Some("insufficient_scope")).await;
-    let r = app
-        .admin(Method::GET, "/api/v2/keys/signing/unknownkid", None)
-        .await;
-    assert_error(r, 404, None).await;
+    app.admin_error(
+        Method::GET,
+        "/api/v2/keys/signing/unknownkid",
+        None,
+        404,
+        None,
+    )
+    .await;
 }

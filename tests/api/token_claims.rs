@@ -25,10 +25,9 @@ async fn client_with_grant(app: &TestApp, claims: Option<Value>) -> (String, Str
     if let Some(c) = claims {
         body["token_claims"] = c;
     }
-    let (status, grant) = app
-        .admin_json(Method::POST, "/api/v2/client-grants", Some(body))
+    let grant = app
+        .admin_expect(Method::POST, "/api/v2/client-grants", Some(body), 201)
         .await;
-    assert_eq!(status, 201, "{grant}");
     (id, secret, grant["id"].as_str().unwrap().to_string())
 }
 
@@ -73,14 +72,14 @@ async fn declared_claims_are_in_every_token_and_follow_updates() {
     assert_eq!(claims["scope"], "read");
 
     // An update reaches the next token.
-    let (status, body) = app
-        .admin_json(
+    let body = app
+        .admin_expect(
             Method::PATCH,
             &format!("/api/v2/client-grants/{grant}"),
             Some(json!({"token_claims": {"tier": "silver"}})),
+            200,
         )
         .await;
-    assert_eq!(status, 200, "{body}");
     assert_eq!(body["token_claims"], json!({"tier": "silver"}));
     let claims = claims_of(&app, &id, &secret).await;
     assert_eq!(claims["tier"], "silver");
@@ -90,35 +89,33 @@ async fn declared_claims_are_in_every_token_and_follow_updates() {
     );
 
     // Other PATCHes leave them alone; null removes them.
-    let (status, _) = app
-        .admin_json(
-            Method::PATCH,
-            &format!("/api/v2/client-grants/{grant}"),
-            Some(json!({"scope": ["read"]})),
-        )
-        .await;
-    assert_eq!(status, 200);
+    app.admin_expect(
+        Method::PATCH,
+        &format!("/api/v2/client-grants/{grant}"),
+        Some(json!({"scope": ["read"]})),
+        200,
+    )
+    .await;
     assert_eq!(claims_of(&app, &id, &secret).await["tier"], "silver");
-    let (status, body) = app
-        .admin_json(
+    let body = app
+        .admin_expect(
             Method::PATCH,
             &format!("/api/v2/client-grants/{grant}"),
             Some(json!({"token_claims": null})),
+            200,
         )
         .await;
-    assert_eq!(status, 200);
     assert!(body.get("token_claims").is_none(), "{body}");
     assert!(claims_of(&app, &id, &secret).await.get("tier").is_none());
 
     // A restart rebuilds the model from the store: the claims survive.
-    let (status, _) = app
-        .admin_json(
-            Method::PATCH,
-            &format!("/api/v2/client-grants/{grant}"),
-            Some(json!({"token_claims": {"tier": "bronze"}})),
-        )
-        .await;
-    assert_eq!(status, 200);
+    app.admin_expect(
+        Method::PATCH,
+        &format!("/api/v2/client-grants/{grant}"),
+        Some(json!({"token_claims": {"tier": "bronze"}})),
+        200,
+    )
+    .await;
     let app = app.restart().await;
     assert_eq!(claims_of(&app, &id, &secret).await["tier"], "bronze");
 }
@@ -178,23 +175,23 @@ async fn restricted_and_oversized_claims_are_refused_at_configuration() {
 
     // The Management API takes only namespaced claims (as Auth0 adds no others to its tokens).
     let mgmt = app.management_audience();
-    let (status, answer) = app
-        .admin_json(
+    let answer = app
+        .admin_expect(
             Method::POST,
             "/api/v2/client-grants",
             Some(json!({"client_id": cid, "audience": mgmt, "scope": ["read:clients"], "token_claims": {"tier": "gold"}})),
+            400,
         )
         .await;
-    assert_eq!(status, 400, "{answer}");
     assert!(answer["message"].as_str().unwrap().contains("namespaced"));
-    let (status, answer) = app
-        .admin_json(
+    app
+        .admin_expect(
             Method::POST,
             "/api/v2/client-grants",
             Some(json!({"client_id": cid, "audience": mgmt, "scope": ["read:clients"], "token_claims": {"https://example.com/tier": "gold"}})),
+            201,
         )
         .await;
-    assert_eq!(status, 201, "{answer}");
     let secret = client["client_secret"].as_str().unwrap();
     let management = app.token_for(&cid, secret, &mgmt).await;
     assert_eq!(jwt_payload(&management)["https://example.com/tier"], "gold");
@@ -340,14 +337,13 @@ async fn the_hook_sees_the_exchange_and_adds_claims() {
     app.create_api(API, &["read", "write"]).await;
     let (id, secret, _) =
         client_with_grant(&app, Some(json!({"tier": "gold", "region": "eu"}))).await;
-    let (status, _) = app
-        .admin_json(
-            Method::PATCH,
-            &format!("/api/v2/clients/{id}"),
-            Some(json!({"client_metadata": {"customer": "acme"}})),
-        )
-        .await;
-    assert_eq!(status, 200);
+    app.admin_expect(
+        Method::PATCH,
+        &format!("/api/v2/clients/{id}"),
+        Some(json!({"client_metadata": {"customer": "acme"}})),
+        200,
+    )
+    .await;
     receiver.set(Mode::Answer(json!({"claims": {
         "https://example.com/customer": "acme",
         "tier": "platinum",
@@ -577,23 +573,22 @@ async fn the_hook_sees_the_organization_of_the_token() {
     let client = app.create_m2m_client("org worker").await;
     let id = client["client_id"].as_str().unwrap().to_string();
     let secret = client["client_secret"].as_str().unwrap().to_string();
-    let (status, _) = app
-        .admin_json(
-            Method::POST,
-            "/api/v2/client-grants",
-            Some(json!({"client_id": id, "audience": API, "scope": ["read"],
+    app.admin_expect(
+        Method::POST,
+        "/api/v2/client-grants",
+        Some(json!({"client_id": id, "audience": API, "scope": ["read"],
                         "organization_usage": "allow", "allow_any_organization": true})),
-        )
-        .await;
-    assert_eq!(status, 201);
-    let (status, org) = app
-        .admin_json(
+        201,
+    )
+    .await;
+    let org = app
+        .admin_expect(
             Method::POST,
             "/api/v2/organizations",
             Some(json!({"name": "acme", "display_name": "Acme Inc.", "metadata": {"plan": "pro"}})),
+            201,
         )
         .await;
-    assert_eq!(status, 201, "{org}");
     let org_id = org["id"].as_str().unwrap();
     receiver.set(Mode::Answer(
         json!({"claims": {"https://example.com/plan": "pro"}}),

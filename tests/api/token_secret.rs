@@ -89,14 +89,7 @@ async fn verify_with_jwks(app: &TestApp, token: &str) -> Value {
 async fn client_secret_post_form_issues_a_bearer_token() {
     let app = TestApp::spawn().await;
     let s = setup(&app).await;
-    let r = app
-        .token_form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", &s.client_id),
-            ("client_secret", &s.secret),
-            ("audience", API),
-        ])
-        .await;
+    let r = app.secret_post(&s.client_id, &s.secret, API).await;
     let body = success(r).await;
     assert_eq!(
         keys(&body),
@@ -112,16 +105,7 @@ async fn access_token_claims_and_header_are_exact() {
     let app = TestApp::spawn().await;
     let s = setup(&app).await;
     let before = time::OffsetDateTime::now_utc().unix_timestamp();
-    let body = success(
-        app.token_form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", &s.client_id),
-            ("client_secret", &s.secret),
-            ("audience", API),
-        ])
-        .await,
-    )
-    .await;
+    let body = success(app.secret_post(&s.client_id, &s.secret, API).await).await;
     let after = time::OffsetDateTime::now_utc().unix_timestamp();
     let token = body["access_token"].as_str().unwrap();
     let (header, claims) = decode_jwt(token);
@@ -155,24 +139,14 @@ async fn access_token_claims_and_header_are_exact() {
 async fn lifetime_follows_the_api_token_lifetime() {
     let app = TestApp::spawn().await;
     let s = setup(&app).await;
-    let (status, _) = app
-        .admin_json(
-            Method::PATCH,
-            &format!("/api/v2/resource-servers/{}", enc(API)),
-            Some(json!({"token_lifetime": 600})),
-        )
-        .await;
-    assert_eq!(status, 200);
-    let body = success(
-        app.token_form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", &s.client_id),
-            ("client_secret", &s.secret),
-            ("audience", API),
-        ])
-        .await,
+    app.admin_expect(
+        Method::PATCH,
+        &format!("/api/v2/resource-servers/{}", enc(API)),
+        Some(json!({"token_lifetime": 600})),
+        200,
     )
     .await;
+    let body = success(app.secret_post(&s.client_id, &s.secret, API).await).await;
     assert_eq!(body["expires_in"], 600);
     let (_, claims) = decode_jwt(body["access_token"].as_str().unwrap());
     assert_eq!(
@@ -186,18 +160,14 @@ async fn json_body_with_null_organization_like_the_python_sdk() {
     let app = TestApp::spawn().await;
     let s = setup(&app).await;
     let r = app
-        .http
-        .post(app.url("/oauth/token"))
-        .json(&json!({
+        .token_json(json!({
             "client_id": s.client_id,
             "client_secret": s.secret,
             "audience": API,
             "grant_type": "client_credentials",
             "organization": null,
         }))
-        .send()
-        .await
-        .unwrap();
+        .await;
     let body = success(r).await;
     assert_eq!(body["scope"], "a b c");
     let (_, claims) = decode_jwt(body["access_token"].as_str().unwrap());
@@ -275,14 +245,7 @@ async fn wrong_secret_is_401_access_denied() {
     let app = TestApp::spawn().await;
     let s = setup(&app).await;
     for secret in ["wrong", "", &format!("{}x", s.secret)] {
-        let r = app
-            .token_form(&[
-                ("grant_type", "client_credentials"),
-                ("client_id", &s.client_id),
-                ("client_secret", secret),
-                ("audience", API),
-            ])
-            .await;
+        let r = app.secret_post(&s.client_id, secret, API).await;
         assert_eq!(r.headers().get("cache-control").unwrap(), "no-store");
         oauth_error(r, 401, "access_denied", Some("Unauthorized")).await;
     }
@@ -293,12 +256,7 @@ async fn unknown_client_is_401_access_denied() {
     let app = TestApp::spawn().await;
     setup(&app).await;
     let r = app
-        .token_form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", "NoSuchClient00000000000000000000"),
-            ("client_secret", "whatever"),
-            ("audience", API),
-        ])
+        .secret_post("NoSuchClient00000000000000000000", "whatever", API)
         .await;
     oauth_error(r, 401, "access_denied", Some("Unauthorized")).await;
 }
@@ -307,22 +265,14 @@ async fn unknown_client_is_401_access_denied() {
 async fn grant_type_not_enabled_is_403_unauthorized_client() {
     let app = TestApp::spawn().await;
     let s = setup(&app).await;
-    let (status, _) = app
-        .admin_json(
-            Method::PATCH,
-            &format!("/api/v2/clients/{}", s.client_id),
-            Some(json!({"grant_types": ["authorization_code"]})),
-        )
-        .await;
-    assert_eq!(status, 200);
-    let r = app
-        .token_form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", &s.client_id),
-            ("client_secret", &s.secret),
-            ("audience", API),
-        ])
-        .await;
+    app.admin_expect(
+        Method::PATCH,
+        &format!("/api/v2/clients/{}", s.client_id),
+        Some(json!({"grant_types": ["authorization_code"]})),
+        200,
+    )
+    .await;
+    let r = app.secret_post(&s.client_id, &s.secret, API).await;
     oauth_error(
         r,
         403,
@@ -337,12 +287,7 @@ async fn audience_that_is_not_an_api_is_403() {
     let app = TestApp::spawn().await;
     let s = setup(&app).await;
     let r = app
-        .token_form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", &s.client_id),
-            ("client_secret", &s.secret),
-            ("audience", "https://unknown.example.com/"),
-        ])
+        .secret_post(&s.client_id, &s.secret, "https://unknown.example.com/")
         .await;
     oauth_error(
         r,
@@ -391,14 +336,7 @@ async fn no_grant_for_the_audience_is_403() {
     let app = TestApp::spawn().await;
     let s = setup(&app).await;
     app.create_api("urn:other", &["x"]).await;
-    let r = app
-        .token_form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", &s.client_id),
-            ("client_secret", &s.secret),
-            ("audience", "urn:other"),
-        ])
-        .await;
+    let r = app.secret_post(&s.client_id, &s.secret, "urn:other").await;
     oauth_error(
         r,
         403,
@@ -549,9 +487,7 @@ async fn unknown_and_null_parameters_are_ignored() {
     let app = TestApp::spawn().await;
     let s = setup(&app).await;
     let r = app
-        .http
-        .post(app.url("/oauth/token"))
-        .json(&json!({
+        .token_json(json!({
             "client_id": s.client_id,
             "client_secret": s.secret,
             "audience": API,
@@ -561,9 +497,7 @@ async fn unknown_and_null_parameters_are_ignored() {
             "resource": "ignored",
             "nonce": "ignored",
         }))
-        .send()
-        .await
-        .unwrap();
+        .await;
     let body = success(r).await;
     assert_eq!(body["scope"], "a b c");
     let r = app
@@ -656,14 +590,7 @@ async fn repeated_parameters_and_json_keys_are_invalid_request() {
         "{body}"
     );
     // The same request without the repetition works.
-    let r = app
-        .token_form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", b_id),
-            ("client_secret", b_secret),
-            ("audience", API),
-        ])
-        .await;
+    let r = app.secret_post(b_id, b_secret, API).await;
     assert_eq!(r.status(), 200);
 
     // The Management API refuses a repeated property too (before any scope or rule).
@@ -705,10 +632,9 @@ async fn an_api_with_client_policy_deny_all_issues_no_token() {
     ];
     assert_eq!(app.token_form(&request).await.status(), 200);
     let policy = |p: &str| json!({"subject_type_authorization": {"client": {"policy": p}, "user": {"policy": "allow_all"}}});
-    let (status, body) = app
-        .admin_json(Method::PATCH, &path, Some(policy("deny_all")))
+    let body = app
+        .admin_expect(Method::PATCH, &path, Some(policy("deny_all")), 200)
         .await;
-    assert_eq!(status, 200, "{body}");
     assert_eq!(
         body["subject_type_authorization"]["client"]["policy"],
         "deny_all"
@@ -725,10 +651,13 @@ async fn an_api_with_client_policy_deny_all_issues_no_token() {
             .unwrap()
             .contains("deny_all")
     );
-    let (status, _) = app
-        .admin_json(Method::PATCH, &path, Some(policy("require_client_grant")))
-        .await;
-    assert_eq!(status, 200);
+    app.admin_expect(
+        Method::PATCH,
+        &path,
+        Some(policy("require_client_grant")),
+        200,
+    )
+    .await;
     assert_eq!(app.token_form(&request).await.status(), 200);
     for bad in [
         json!({"subject_type_authorization": {"client": {"policy": "allow_all"}}}),
@@ -825,14 +754,13 @@ async fn token_dialect_sets_the_header_and_claims() {
     ];
     let mut jtis = std::collections::HashSet::new();
     for (dialect, enforce, typ, expected) in cases {
-        let (status, body) = app
-            .admin_json(
-                Method::PATCH,
-                &path,
-                Some(json!({"token_dialect": dialect, "enforce_policies": enforce})),
-            )
-            .await;
-        assert_eq!(status, 200, "{body}");
+        app.admin_expect(
+            Method::PATCH,
+            &path,
+            Some(json!({"token_dialect": dialect, "enforce_policies": enforce})),
+            200,
+        )
+        .await;
         for _ in 0..2 {
             let token = app.token_for(id, secret, API).await;
             let (header, claims) = decode_jwt(&token);
@@ -856,12 +784,11 @@ async fn token_dialect_sets_the_header_and_claims() {
             }
         }
     }
-    let (status, body) = app
-        .admin_json(
-            Method::PATCH,
-            &path,
-            Some(json!({"token_dialect": "jwt_please"})),
-        )
-        .await;
-    assert_eq!(status, 400, "{body}");
+    app.admin_expect(
+        Method::PATCH,
+        &path,
+        Some(json!({"token_dialect": "jwt_please"})),
+        400,
+    )
+    .await;
 }

@@ -1,5 +1,7 @@
-//! A `clavis serve` child process for tests that need the real binary: signals, restarts,
-//! several nodes, SDKs in other languages. Stopped (SIGTERM, then SIGKILL) when dropped.
+//! The `clavis serve` child process of every test that needs the real binary (signals,
+//! restarts, crashes, several nodes, limits, logs, SDKs in other languages): free port,
+//! temporary data directory, the tests' bootstrap admin, extra arguments and environment,
+//! stdout and stderr captured to a file. Stopped (SIGTERM, then SIGKILL) when dropped.
 
 use std::fs::{self, File, OpenOptions};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -8,45 +10,65 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-pub const BOOTSTRAP_CLIENT_ID: &str = "SdkTestsBootstrapAdminClient0001";
-pub const BOOTSTRAP_CLIENT_SECRET: &str =
-    "sdk-tests-bootstrap-secret-7d1f0c9a2b4e4f6a8c3d5e7f9a1b3c5d";
-const READY_TIMEOUT: Duration = Duration::from_secs(20);
+use super::{ADMIN_ID, ADMIN_SECRET};
 
-/// How to start a server.
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How to start a server: [`Server::builder`], then `.arg`/`.env`, then [`start`](ServerBuilder::start).
 #[derive(Debug, Clone, Default)]
-pub struct ServerOptions {
+pub struct ServerBuilder {
     /// Extra `clavis serve` arguments.
-    pub args: Vec<String>,
+    args: Vec<String>,
     /// Extra environment variables.
-    pub env: Vec<(String, String)>,
+    env: Vec<(String, String)>,
+    /// SQLite even when the tests run against PostgreSQL.
+    sqlite: bool,
 }
 
-/// A running (or stopped, restartable) `clavis serve`.
-pub struct Server {
-    child: Option<Child>,
-    pub port: u16,
-    dir: tempfile::TempDir,
-    log_path: PathBuf,
-    options: ServerOptions,
-}
-
-impl Server {
-    /// A fresh server: free port, temporary data dir, fixed bootstrap admin.
-    pub fn start() -> Result<Server, String> {
-        Self::start_with(ServerOptions::default())
+impl ServerBuilder {
+    /// An extra `clavis serve` argument.
+    pub fn arg(mut self, arg: impl Into<String>) -> Self {
+        self.args.push(arg.into());
+        self
     }
 
-    /// A fresh server with extra arguments or environment. When the tests run against
-    /// PostgreSQL (`CLAVIS_TEST_POSTGRES_URL`), it gets a fresh database of its own unless the
-    /// arguments name one.
-    pub fn start_with(mut options: ServerOptions) -> Result<Server, String> {
-        if let Some(base) = super::postgres::base_url()
-            && !options.args.iter().any(|a| a == "--database-url")
+    /// Extra `clavis serve` arguments.
+    pub fn args<S: AsRef<str>>(mut self, args: &[S]) -> Self {
+        self.args
+            .extend(args.iter().map(|a| a.as_ref().to_string()));
+        self
+    }
+
+    /// An extra environment variable.
+    pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// Extra environment variables.
+    pub fn envs(mut self, vars: &[(&str, &str)]) -> Self {
+        self.env
+            .extend(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        self
+    }
+
+    /// The server keeps its SQLite file even when the tests run against PostgreSQL (tests of
+    /// the process itself: limits, log contents, crash consistency of the file).
+    pub fn sqlite(mut self) -> Self {
+        self.sqlite = true;
+        self
+    }
+
+    /// Starts the server and waits until it is ready. When the tests run against PostgreSQL
+    /// (`CLAVIS_TEST_POSTGRES_URL`) it gets a fresh database of its own, unless the arguments
+    /// name one or [`sqlite`](Self::sqlite) was asked for.
+    pub fn start(mut self) -> Result<Server, String> {
+        if !self.sqlite
+            && let Some(base) = super::postgres::base_url()
+            && !self.args.iter().any(|a| a == "--database-url")
         {
-            options.args.push("--database-url".into());
-            options
-                .args
+            self.args.push("--database-url".into());
+            self.args
                 .push(super::postgres::fresh_database_blocking(&base));
         }
         let dir = tempfile::Builder::new()
@@ -62,10 +84,41 @@ impl Server {
             port: free_port()?,
             dir,
             log_path,
-            options,
+            options: self,
         };
         server.spawn()?;
         Ok(server)
+    }
+}
+
+/// A running (or stopped, restartable) `clavis serve`.
+pub struct Server {
+    child: Option<Child>,
+    pub port: u16,
+    dir: tempfile::TempDir,
+    log_path: PathBuf,
+    options: ServerBuilder,
+}
+
+impl Server {
+    /// A builder for a server with extra arguments or environment.
+    pub fn builder() -> ServerBuilder {
+        ServerBuilder::default()
+    }
+
+    /// A fresh server: free port, temporary data dir, the tests' bootstrap admin.
+    pub fn start() -> Result<Server, String> {
+        Self::builder().start()
+    }
+
+    /// A fresh server on SQLite with `env` added (the tests of the process itself); panics
+    /// when it cannot start.
+    pub fn with_env(env: &[(&str, &str)]) -> Server {
+        Self::builder()
+            .sqlite()
+            .envs(env)
+            .start()
+            .unwrap_or_else(|e| panic!("{e}"))
     }
 
     fn spawn(&mut self) -> Result<(), String> {
@@ -84,8 +137,8 @@ impl Server {
             .arg("--data-dir")
             .arg(self.data_path())
             .args(&self.options.args)
-            .env("CLAVIS_BOOTSTRAP_CLIENT_ID", BOOTSTRAP_CLIENT_ID)
-            .env("CLAVIS_BOOTSTRAP_CLIENT_SECRET", BOOTSTRAP_CLIENT_SECRET)
+            .env("CLAVIS_BOOTSTRAP_CLIENT_ID", ADMIN_ID)
+            .env("CLAVIS_BOOTSTRAP_CLIENT_SECRET", ADMIN_SECRET)
             .envs(self.options.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::from(log))
@@ -124,25 +177,58 @@ impl Server {
         self.child.as_ref().map(Child::id)
     }
 
+    /// `https://127.0.0.1:<port>`.
+    pub fn base(&self) -> String {
+        format!("https://{}", self.domain())
+    }
+
     /// An HTTPS client trusting only the server's CA.
     pub fn http_client(&self) -> Result<reqwest::Client, String> {
+        self.http_client_from(None, Duration::from_secs(10))
+    }
+
+    /// An HTTPS client trusting only the server's CA, sending from `local` (any 127.0.0.0/8
+    /// address: the server sees another caller), with a request timeout.
+    pub fn http_client_from(
+        &self,
+        local: Option<std::net::IpAddr>,
+        timeout: Duration,
+    ) -> Result<reqwest::Client, String> {
         let pem = fs::read(self.ca_path())
             .map_err(|e| format!("no CA at {}: {e}", self.ca_path().display()))?;
         let cert = reqwest::Certificate::from_pem(&pem).map_err(|e| format!("bad CA PEM: {e}"))?;
         reqwest::Client::builder()
             .tls_certs_only([cert])
-            .timeout(Duration::from_secs(10))
+            .timeout(timeout)
+            .local_address(local)
             .build()
             .map_err(|e| format!("cannot build an HTTPS client: {e}"))
+    }
+
+    /// An HTTPS client (20 s timeout); panics when the CA is unreadable.
+    pub fn http(&self) -> reqwest::Client {
+        self.http_from(None)
+    }
+
+    /// The same, sending from `local`.
+    pub fn http_from(&self, local: Option<std::net::IpAddr>) -> reqwest::Client {
+        self.http_client_from(local, Duration::from_secs(20))
+            .unwrap()
+    }
+
+    /// The request helpers on this server (20 s timeout).
+    pub fn api(&self) -> super::request::Api {
+        super::request::Api::new(self.http(), self.base())
+    }
+
+    /// The bootstrap admin's Management API token.
+    pub async fn admin_token(&self) -> String {
+        self.api().admin_token().await
     }
 
     fn wait_ready(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + READY_TIMEOUT;
         let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| format!("cannot build a tokio runtime: {e}"))?;
         let mut last = String::from("nothing tried yet");
         while Instant::now() < deadline {
             if let Some(child) = self.child.as_mut()
@@ -155,7 +241,10 @@ impl Server {
                 sleep(Duration::from_millis(100));
                 continue;
             }
-            match runtime.block_on(self.readyz()) {
+            if self.insecure() {
+                return Ok(());
+            }
+            match self.readyz_blocking() {
                 Ok(()) => return Ok(()),
                 Err(e) => last = e,
             }
@@ -164,6 +253,22 @@ impl Server {
         Err(format!(
             "clavis was not ready within {READY_TIMEOUT:?}: {last}"
         ))
+    }
+
+    /// `GET /readyz` on a thread of its own (the caller may be inside a runtime).
+    fn readyz_blocking(&self) -> Result<(), String> {
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .map_err(|e| format!("cannot build a tokio runtime: {e}"))?
+                        .block_on(self.readyz())
+                })
+                .join()
+                .unwrap_or_else(|_| Err("the readiness check panicked".into()))
+        })
     }
 
     async fn readyz(&self) -> Result<(), String> {
@@ -178,6 +283,15 @@ impl Server {
         } else {
             Err(format!("GET /readyz answered {}", resp.status()))
         }
+    }
+
+    /// Whether the server speaks plain HTTP (`CLAVIS_INSECURE_HTTP`).
+    fn insecure(&self) -> bool {
+        self.options
+            .env
+            .iter()
+            .any(|(k, _)| k == "CLAVIS_INSECURE_HTTP")
+            || self.options.args.iter().any(|a| a == "--insecure-http")
     }
 
     /// The end of the server's log (stdout and stderr, across restarts).
@@ -232,6 +346,15 @@ impl Server {
             .stdin(Stdio::null())
             .output()
             .map_err(|e| format!("cannot run clavis {subcommand}: {e}"))
+    }
+
+    /// SIGKILL: no shutdown, no flush, no checkpoint ([`restart`](Self::restart) starts it
+    /// again).
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 
     /// Adds arguments for the next start (and for [`command`](Self::command)).

@@ -3,58 +3,13 @@
 //! the assertion itself never reaches the log; what a caller sends cannot forge a log line;
 //! the operator commands (`clavis reset-admin-secret`, `clavis --version`).
 
-mod common;
-
 use std::time::Duration;
 
-use common::keys::{AssertionKey, jti, now};
-use common::server::{BOOTSTRAP_CLIENT_ID, BOOTSTRAP_CLIENT_SECRET, Server, ServerOptions};
+use crate::common::keys::{AssertionKey, jti, now};
+use crate::common::request::{Admin, Api, Auth};
+use crate::common::server::Server;
+use crate::common::{ADMIN_ID as BOOTSTRAP_CLIENT_ID, ADMIN_SECRET as BOOTSTRAP_CLIENT_SECRET};
 use serde_json::{Value, json};
-
-struct Api {
-    http: reqwest::Client,
-    base: String,
-    token: String,
-}
-
-impl Api {
-    async fn send(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Value,
-    ) -> Result<Value, String> {
-        let r = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(&self.token)
-            .json(&body)
-            .send()
-            .await
-            .map_err(|e| e.to_string())?;
-        r.json().await.map_err(|e| e.to_string())
-    }
-
-    async fn token_with(&self, assertion: &str) -> Result<(u16, Value), String> {
-        let r = self
-            .http
-            .post(format!("{}/oauth/token", self.base))
-            .form(&[
-                ("grant_type", "client_credentials"),
-                (
-                    "client_assertion_type",
-                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-                ),
-                ("client_assertion", assertion),
-                ("audience", &format!("{}/api/v2/", self.base)),
-            ])
-            .send()
-            .await
-            .map_err(|e| e.to_string())?;
-        let status = r.status().as_u16();
-        Ok((status, r.json().await.map_err(|e| e.to_string())?))
-    }
-}
 
 /// A runtime for a test's requests.
 fn runtime() -> Result<tokio::runtime::Runtime, String> {
@@ -66,12 +21,9 @@ fn runtime() -> Result<tokio::runtime::Runtime, String> {
 
 /// A server logging at `info`, an HTTPS client for it, its base URL and a runtime.
 fn logging_server() -> Result<(Server, reqwest::Client, String, tokio::runtime::Runtime), String> {
-    let server = Server::start_with(ServerOptions {
-        env: vec![("CLAVIS_LOG".into(), "info".into())],
-        ..Default::default()
-    })?;
+    let server = Server::builder().env("CLAVIS_LOG", "info").start()?;
     let http = server.http_client()?;
-    let base = format!("https://{}", server.domain());
+    let base = server.base();
     let runtime = runtime()?;
     Ok((server, http, base, runtime))
 }
@@ -81,45 +33,36 @@ fn refusals_are_explained_to_the_operator_not_the_client() -> Result<(), String>
     let (server, http, base, runtime) = logging_server()?;
     let key = AssertionKey::new(2048);
     let assertions = runtime.block_on(async {
-        let r = http
-            .post(format!("{base}/oauth/token"))
-            .form(&[
-                ("grant_type", "client_credentials"),
-                ("client_id", BOOTSTRAP_CLIENT_ID),
-                ("client_secret", BOOTSTRAP_CLIENT_SECRET),
-                ("audience", &format!("{base}/api/v2/")),
-            ])
-            .send()
-            .await
-            .map_err(|e| e.to_string())?;
-        let token: Value = r.json().await.map_err(|e| e.to_string())?;
-        let api = Api {
-            http: http.clone(),
-            base: base.clone(),
-            token: token["access_token"].as_str().unwrap_or_default().to_string(),
-        };
-        let client = api
-            .send(reqwest::Method::POST, "/api/v2/clients", json!({"name": "logged", "app_type": "non_interactive", "grant_types": ["client_credentials"]}))
-            .await?;
-        let id = client["client_id"].as_str().ok_or("no client_id")?.to_string();
-        api.send(reqwest::Method::POST, "/api/v2/client-grants", json!({"client_id": id, "audience": format!("{base}/api/v2/"), "scope": ["read:clients"]}))
-            .await?;
-        let cred = api
-            .send(reqwest::Method::POST, &format!("/api/v2/clients/{id}/credentials"), json!({"credential_type": "public_key", "pem": key.public_pem}))
+        let admin = Admin::connect(Api::new(http.clone(), base.clone())).await;
+        let (id, cred) = admin
+            .credential_client(
+                "logged",
+                "private_key_jwt",
+                json!({"credential_type": "public_key", "pem": key.public_pem}),
+                &format!("{base}/api/v2/"),
+                &["read:clients"],
+            )
             .await?;
         let cred_id = cred["id"].as_str().ok_or("no credential id")?.to_string();
-        api.send(reqwest::Method::PATCH, &format!("/api/v2/clients/{id}"), json!({"client_authentication_methods": {"private_key_jwt": {"credentials": [{"id": cred_id}]}}, "token_endpoint_auth_method": null}))
-            .await?;
+        let token_with = |assertion: String| {
+            let api = admin.api.clone();
+            let audience = format!("{base}/api/v2/");
+            async move {
+                let r = api.client_credentials("", Auth::Assertion(&assertion), &audience).await;
+                let status = r.status().as_u16();
+                Ok::<_, String>((status, r.json::<Value>().await.map_err(|e| e.to_string())?))
+            }
+        };
 
         let claims = |aud: &str| json!({"iss": id, "sub": id, "aud": aud, "iat": now(), "exp": now() + 60, "jti": jti()});
         let wrong_aud = key.sign(&json!({"alg": "RS256"}), &claims("https://elsewhere.example/"));
-        let (status, body) = api.token_with(&wrong_aud).await?;
+        let (status, body) = token_with(wrong_aud.clone()).await?;
         assert_eq!((status, &body), (401, &json!({"error": "invalid_client", "error_description": "Client authentication failed"})));
 
-        api.send(reqwest::Method::PATCH, &format!("/api/v2/clients/{id}/credentials/{cred_id}"), json!({"expires_at": "2020-01-02T03:04:05Z"}))
+        admin.send(reqwest::Method::PATCH, &format!("/clients/{id}/credentials/{cred_id}"), json!({"expires_at": "2020-01-02T03:04:05Z"}))
             .await?;
         let expired_key = key.sign(&json!({"alg": "RS256"}), &claims(&format!("{base}/")));
-        let (status, body) = api.token_with(&expired_key).await?;
+        let (status, body) = token_with(expired_key.clone()).await?;
         assert_eq!((status, &body["error"]), (401, &json!("invalid_client")));
         Ok::<_, String>((wrong_aud, expired_key, id, cred_id))
     })?;
@@ -259,21 +202,12 @@ fn admin_token_status(server: &Server, secret: &str) -> Result<u16, String> {
 
 /// Requests a token for `audience` as the admin; the status and the token.
 fn admin_token_for(server: &Server, secret: &str, audience: &str) -> Result<(u16, String), String> {
-    let http = server.http_client()?;
-    let base = format!("https://{}", server.domain());
+    let api = Api::new(server.http_client()?, server.base());
     let runtime = runtime()?;
     runtime.block_on(async {
-        let r = http
-            .post(format!("{base}/oauth/token"))
-            .form(&[
-                ("grant_type", "client_credentials"),
-                ("client_id", BOOTSTRAP_CLIENT_ID),
-                ("client_secret", secret),
-                ("audience", audience),
-            ])
-            .send()
-            .await
-            .map_err(|e| e.to_string())?;
+        let r = api
+            .client_credentials(BOOTSTRAP_CLIENT_ID, Auth::SecretPost(secret), audience)
+            .await;
         let status = r.status().as_u16();
         let body: Value = r.json().await.map_err(|e| e.to_string())?;
         Ok((
@@ -431,13 +365,10 @@ fn version_and_a_missing_installation_are_plain_answers() -> Result<(), String> 
 /// numbers are numbers, and an identifier that is not known is left out rather than empty.
 #[test]
 fn json_logs_are_json_lines_with_typed_fields() -> Result<(), String> {
-    let server = Server::start_with(ServerOptions {
-        env: vec![
-            ("CLAVIS_LOG".into(), "info".into()),
-            ("CLAVIS_LOG_FORMAT".into(), "json".into()),
-        ],
-        ..Default::default()
-    })?;
+    let server = Server::builder()
+        .env("CLAVIS_LOG", "info")
+        .env("CLAVIS_LOG_FORMAT", "json")
+        .start()?;
     // A refusal whose client is unknown: no credential id to name.
     let audience = format!("https://{}/api/v2/", server.domain());
     assert_eq!(admin_token_for(&server, "wrong-secret", &audience)?.0, 401);

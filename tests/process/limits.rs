@@ -6,8 +6,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::sync::Arc;
@@ -16,10 +14,10 @@ use std::task::{Context, Poll};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use common::binary::Server;
+use crate::common::server::Server;
 
 fn server() -> Server {
-    Server::start(&[
+    Server::with_env(&[
         ("CLAVIS_INSECURE_HTTP", "true"),
         ("CLAVIS_REQUEST_TIMEOUT_SECONDS", "1"),
         ("CLAVIS_MAX_CONNECTIONS", "2"),
@@ -187,7 +185,7 @@ async fn healthz(server: &Server, client: &reqwest::Client) -> Result<u16, reqwe
 }
 
 fn assert_no_panic(server: &Server) {
-    let log = server.log_text();
+    let log = server.log();
     assert!(!log.contains("panic"), "the server panicked:\n{log}");
 }
 
@@ -196,7 +194,7 @@ fn assert_no_panic(server: &Server) {
 /// room, and every session gets answers afterwards (an evicted one reconnects).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_http2_sessions_are_evicted_for_a_new_client() {
-    let server = Server::start(&[
+    let server = Server::with_env(&[
         ("CLAVIS_MAX_CONNECTIONS", "8"),
         ("CLAVIS_REQUEST_TIMEOUT_SECONDS", "5"),
     ]);
@@ -218,7 +216,7 @@ async fn idle_http2_sessions_are_evicted_for_a_new_client() {
     assert!(
         matches!(answer, Ok(200)) && elapsed < Duration::from_secs(2),
         "ninth client: {answer:?} after {elapsed:?}\n{}",
-        server.log_text()
+        server.log()
     );
 
     for (client, _) in &sessions {
@@ -237,7 +235,7 @@ async fn idle_http2_sessions_are_evicted_for_a_new_client() {
 /// again within the timeout keeps its connection.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_http2_session_is_closed_after_the_idle_timeout() {
-    let server = Server::start(&[("CLAVIS_IDLE_TIMEOUT_SECONDS", "1")]);
+    let server = Server::with_env(&[("CLAVIS_IDLE_TIMEOUT_SECONDS", "1")]);
     let (client, connects) = h2_client(&server, Duration::from_millis(200));
     assert_eq!(healthz(&server, &client).await.unwrap(), 200);
     tokio::time::sleep(Duration::from_millis(300)).await;

@@ -10,13 +10,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-
 use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::common::request::Api;
+use crate::common::server::Server;
+use crate::common::{ADMIN_ID, ADMIN_SECRET, sdk};
 use clavis_crypto::jws::SigningKey;
-use common::binary::{ADMIN_ID, ADMIN_SECRET, Server, admin_token};
 use serde_json::{Value, json};
 
 fn now() -> i64 {
@@ -50,7 +50,7 @@ fn find_jwt(text: &str) -> Option<&str> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_secret_assertion_or_token_reaches_the_logs() {
-    let mut server = Server::start(&[
+    let mut server = Server::with_env(&[
         ("CLAVIS_LOG", "debug,clavis=trace"),
         ("CLAVIS_RATE_LIMIT_CLIENT_RPS", "0"),
         ("CLAVIS_RATE_LIMIT_IP_RPS", "0"),
@@ -60,7 +60,7 @@ async fn no_secret_assertion_or_token_reaches_the_logs() {
     let mut secrets = Secrets::default();
     secrets.add("the bootstrap admin's secret", ADMIN_SECRET);
 
-    let token = admin_token(&server, &http).await;
+    let token = Api::new(http.clone(), server.base()).admin_token().await;
     secrets.add("a management token", &token);
 
     // client_secret_basic, and wrong secrets both ways.
@@ -274,17 +274,10 @@ async fn no_secret_assertion_or_token_reaches_the_logs() {
     assert_eq!(r.status(), 401);
 
     // The official Node SDK's whole suite through the same server.
-    common::binary::sdk_deps("node");
-    let dir = common::binary::repo_root().join("sdk-tests/node");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.to_string_lossy().ends_with(".test.mjs"))
-        .collect();
-    files.sort();
+    sdk::sdk_deps("node").unwrap();
     let mut cmd = Command::new("node");
-    cmd.arg("--test").args(&files);
-    let (status, output) = common::binary::run_sdk_command(&server, cmd, Duration::from_secs(600));
+    cmd.arg("--test").args(sdk::node_test_files().unwrap());
+    let (status, output) = sdk::run(&server, &[], "node", cmd, Duration::from_secs(600)).unwrap();
     assert!(
         status.is_some_and(|s| s.success()),
         "the Node SDK suite failed:\n{output}"
@@ -296,7 +289,7 @@ async fn no_secret_assertion_or_token_reaches_the_logs() {
     );
     // The audit trail (`/api/v2/logs`) holds every event of all of the above: it is checked
     // like the process log.
-    let token = admin_token(&server, &http).await;
+    let token = Api::new(http.clone(), server.base()).admin_token().await;
     let mut audit = String::new();
     let mut from = String::new();
     loop {
@@ -320,7 +313,7 @@ async fn no_secret_assertion_or_token_reaches_the_logs() {
         "suspiciously few audit events:\n{audit}"
     );
     server.stop();
-    let log = format!("{}\n{audit}", server.log_text());
+    let log = format!("{}\n{audit}", server.log());
     println!(
         "log hygiene: {} log lines checked for {} secrets, assertions and tokens",
         log.lines().count(),

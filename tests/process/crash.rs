@@ -19,18 +19,17 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+
+use crate::common::server::Server;
+use crate::common::{ADMIN_ID, ADMIN_SECRET};
 use tokio::sync::Mutex;
 
-const ADMIN_ID: &str = "CrashTestBootstrapAdminClient001";
-const ADMIN_SECRET: &str = "crash-test-bootstrap-secret-5b2d9c1e7f3a4b6c8d0e";
 const WORKERS: usize = 4;
 const CLIENTS_PER_WORKER: usize = 3;
 const KEY_POOL: usize = 6;
@@ -49,90 +48,6 @@ impl Rng {
     }
     fn below(&mut self, n: usize) -> usize {
         (self.next() % n.max(1) as u64) as usize
-    }
-}
-
-// ----- the server process -----
-
-struct Server {
-    child: Option<Child>,
-    port: u16,
-    data: PathBuf,
-    log: PathBuf,
-}
-
-impl Server {
-    fn start(data: &Path, port: u16, log: &Path) -> Server {
-        let out = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)
-            .unwrap();
-        let err = out.try_clone().unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_clavis"))
-            .arg("serve")
-            .arg("--listen")
-            .arg(format!("127.0.0.1:{port}"))
-            .arg("--data-dir")
-            .arg(data)
-            .env("CLAVIS_BOOTSTRAP_CLIENT_ID", ADMIN_ID)
-            .env("CLAVIS_BOOTSTRAP_CLIENT_SECRET", ADMIN_SECRET)
-            .env("CLAVIS_RATE_LIMIT_CLIENT_RPS", "0")
-            .env("CLAVIS_RATE_LIMIT_IP_RPS", "0")
-            .env("CLAVIS_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(out))
-            .stderr(Stdio::from(err))
-            .spawn()
-            .unwrap();
-        let server = Server {
-            child: Some(child),
-            port,
-            data: data.to_path_buf(),
-            log: log.to_path_buf(),
-        };
-        server.wait_listening();
-        server
-    }
-
-    fn wait_listening(&self) {
-        let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
-                && self.data.join("tls/ca.pem").exists()
-            {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("clavis did not listen within 30 s:\n{}", self.log_tail());
-    }
-
-    /// SIGKILL: no shutdown, no flush, no checkpoint.
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        text.lines()
-            .rev()
-            .take(40)
-            .collect::<Vec<_>>()
-            .into_iter()
-            .rev()
-            .collect::<Vec<_>>()
-            .join("\n")
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.kill();
     }
 }
 
@@ -746,22 +661,21 @@ async fn acknowledged_writes_survive_sigkill() {
         });
     println!("crash test: {kills} kills, seed {seed} (CLAVIS_CRASH_SEED={seed} replays it)");
     let mut rng = Rng(seed);
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let log = dir.path().join("server.log");
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let mut server = Server::start(&data, port, &log);
-    let ca = std::fs::read(data.join("tls/ca.pem")).unwrap();
+    let mut server = Server::with_env(&[
+        ("CLAVIS_RATE_LIMIT_CLIENT_RPS", "0"),
+        ("CLAVIS_RATE_LIMIT_IP_RPS", "0"),
+        ("CLAVIS_LOG", "warn"),
+    ]);
+    let data = server.data_path();
+    let ca = std::fs::read(server.ca_path()).unwrap();
+    // No idle connections: a kill leaves none behind to be reused.
     let http = reqwest::Client::builder()
         .tls_certs_only([reqwest::Certificate::from_pem(&ca).unwrap()])
         .timeout(Duration::from_secs(20))
         .pool_max_idle_per_host(0)
         .build()
         .unwrap();
-    let base = format!("https://127.0.0.1:{port}");
+    let base = server.base();
     let keys: Vec<String> = (0..KEY_POOL)
         .map(|_| {
             rcgen::KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_2048)
@@ -831,7 +745,7 @@ async fn acknowledged_writes_survive_sigkill() {
             errors.join("\n")
         );
         check_store(&data.join("clavis.db")).await;
-        server = Server::start(&data, port, &log);
+        server.restart().unwrap();
         let token = admin_token(&http, &base).await;
         let verifier = Shared {
             token,
@@ -852,7 +766,7 @@ async fn acknowledged_writes_survive_sigkill() {
             );
         }
     }
-    let log_text = std::fs::read_to_string(&server.log).unwrap_or_default();
+    let log_text = server.log();
     assert!(
         !log_text.contains("panicked"),
         "the server panicked:\n{}",

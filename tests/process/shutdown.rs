@@ -2,37 +2,22 @@
 //! were acknowledged are all there after a restart, none failed with a 5xx, and the process
 //! exits cleanly.
 
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use common::server::{BOOTSTRAP_CLIENT_ID, BOOTSTRAP_CLIENT_SECRET, Server};
+use crate::common::keys::{self, AssertionKey};
+use crate::common::request::{Admin, Api};
+use crate::common::server::Server;
 use serde_json::{Value, json};
 
 const WORKERS: usize = 8;
 
 async fn admin_token(http: &reqwest::Client, domain: &str) -> Result<String, String> {
-    let r = http
-        .post(format!("https://{domain}/oauth/token"))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", BOOTSTRAP_CLIENT_ID),
-            ("client_secret", BOOTSTRAP_CLIENT_SECRET),
-            ("audience", &format!("https://{domain}/api/v2/")),
-        ])
-        .send()
-        .await
-        .map_err(|e| e.to_string())?;
-    let body: Value = r.json().await.map_err(|e| e.to_string())?;
-    body["access_token"]
-        .as_str()
-        .map(str::to_string)
-        .ok_or_else(|| format!("no token: {body}"))
+    Ok(Api::new(http.clone(), format!("https://{domain}"))
+        .admin_token()
+        .await)
 }
 
 /// Creates clients until the server goes away; returns the acknowledged ids and any
@@ -165,74 +150,21 @@ fn sigterm_finishes_in_flight_writes_and_loses_no_acknowledged_one() -> Result<(
     Ok(())
 }
 
-/// A client that authenticates with `private_key_jwt`, granted `read:clients` on the
-/// Management API: its id and key.
-async fn key_client(
-    http: &reqwest::Client,
-    domain: &str,
-    token: &str,
-) -> Result<(String, common::keys::AssertionKey), String> {
-    let call = |method: reqwest::Method, path: String, body: Value| {
-        let request = http
-            .request(method, format!("https://{domain}{path}"))
-            .bearer_auth(token)
-            .json(&body);
-        async move {
-            let r = request.send().await.map_err(|e| e.to_string())?;
-            let status = r.status();
-            let body: Value = r.json().await.map_err(|e| e.to_string())?;
-            if status.is_success() {
-                Ok(body)
-            } else {
-                Err(format!("{status}: {body}"))
-            }
-        }
-    };
-    let client = call(
-        reqwest::Method::POST,
-        "/api/v2/clients".into(),
-        json!({"name": "replay after a crash", "app_type": "non_interactive", "grant_types": ["client_credentials"], "token_endpoint_auth_method": "client_secret_post"}),
-    )
-    .await?;
-    let client_id = client["client_id"]
-        .as_str()
-        .ok_or("no client_id")?
-        .to_string();
-    call(
-        reqwest::Method::POST,
-        "/api/v2/client-grants".into(),
-        json!({"client_id": client_id, "audience": format!("https://{domain}/api/v2/"), "scope": ["read:clients"]}),
-    )
-    .await?;
-    let key = common::keys::AssertionKey::new(2048);
-    let credential = call(
-        reqwest::Method::POST,
-        format!("/api/v2/clients/{client_id}/credentials"),
-        json!({"credential_type": "public_key", "pem": key.public_pem, "alg": "RS256"}),
-    )
-    .await?;
-    call(
-        reqwest::Method::PATCH,
-        format!("/api/v2/clients/{client_id}"),
-        json!({"client_authentication_methods": {"private_key_jwt": {"credentials": [{"id": credential["id"]}]}}, "token_endpoint_auth_method": null}),
-    )
-    .await?;
-    Ok((client_id, key))
-}
-
-/// A fresh assertion of `client_id` for this server.
-fn assertion(key: &common::keys::AssertionKey, client_id: &str, domain: &str) -> String {
-    let iat = common::keys::now();
+/// A fresh assertion of `client_id` for the server `api` calls.
+fn assertion(key: &AssertionKey, client_id: &str, api: &Api) -> String {
+    let iat = keys::now();
     key.sign(
         &json!({"alg": "RS256"}),
-        &json!({"iss": client_id, "sub": client_id, "aud": format!("https://{domain}/"), "iat": iat, "exp": iat + 120, "jti": common::keys::jti()}),
+        &json!({"iss": client_id, "sub": client_id, "aud": api.url("/"), "iat": iat, "exp": iat + 120, "jti": keys::jti()}),
     )
 }
 
 /// The status of a token request with `assertion` (`None` when the connection failed).
-async fn token_status(http: &reqwest::Client, domain: &str, assertion: &str) -> Option<u16> {
-    let r = http
-        .post(format!("https://{domain}/oauth/token"))
+async fn token_status(api: &Api, assertion: &str) -> Option<u16> {
+    // Not `Api::client_credentials`: a request the killed server never answered is `None`.
+    let r = api
+        .http
+        .post(api.url("/oauth/token"))
         .form(&[
             ("grant_type", "client_credentials"),
             (
@@ -240,7 +172,7 @@ async fn token_status(http: &reqwest::Client, domain: &str, assertion: &str) -> 
                 "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
             ),
             ("client_assertion", assertion),
-            ("audience", &format!("https://{domain}/api/v2/")),
+            ("audience", &api.management_audience()),
         ])
         .send()
         .await
@@ -249,6 +181,19 @@ async fn token_status(http: &reqwest::Client, domain: &str, assertion: &str) -> 
     // Read to the end: an answer dropped unread resets the stream.
     r.bytes().await.ok()?;
     Some(status)
+}
+
+/// How many of `assertions` get a token; an answer other than 200 or 401 is an error.
+async fn replays_issued(api: &Api, assertions: &[String]) -> Result<usize, String> {
+    let mut issued = 0;
+    for a in assertions {
+        match token_status(api, a).await {
+            Some(200) => issued += 1,
+            Some(401) => {}
+            other => return Err(format!("a replay got {other:?}")),
+        }
+    }
+    Ok(issued)
 }
 
 /// SIGKILL while assertions are being accepted, then a restart: not one assertion that got a
@@ -261,35 +206,44 @@ fn sigkill_lets_no_used_assertion_be_replayed() -> Result<(), String> {
     const ASSERTIONS: usize = 400;
     const SENDERS: usize = 8;
     // The one client sends far above its token rate limit.
-    let mut server = Server::start_with(common::server::ServerOptions {
-        env: vec![("CLAVIS_RATE_LIMIT_CLIENT_RPS".into(), "0".into())],
-        ..Default::default()
-    })?;
+    let mut server = Server::builder()
+        .env("CLAVIS_RATE_LIMIT_CLIENT_RPS", "0")
+        .start()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
-    let http = server.http_client()?;
-    let domain = server.domain();
-    let (client_id, key) = runtime.block_on(async {
-        let token = admin_token(&http, &domain).await?;
-        key_client(&http, &domain, &token).await
+    let api = server.api();
+    let key = AssertionKey::new(2048);
+    let client_id = runtime.block_on(async {
+        let admin = Admin::connect(api.clone()).await;
+        let credential =
+            json!({"credential_type": "public_key", "pem": key.public_pem, "alg": "RS256"});
+        admin
+            .credential_client(
+                "replay after a crash",
+                "private_key_jwt",
+                credential,
+                &api.management_audience(),
+                &["read:clients"],
+            )
+            .await
+            .map(|(id, _)| id)
     })?;
-    let key = Arc::new(key);
-    let assertions: Vec<String> = (0..ASSERTIONS)
-        .map(|_| assertion(&key, &client_id, &domain))
-        .collect();
+    let assertions: Arc<Vec<String>> = Arc::new(
+        (0..ASSERTIONS)
+            .map(|_| assertion(&key, &client_id, &api))
+            .collect(),
+    );
     // Senders take assertions in turn; the kill comes once a third got tokens.
     let accepted = runtime.block_on(async {
         let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let issued = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let assertions = Arc::new(assertions);
         let mut senders = Vec::new();
         for _ in 0..SENDERS {
-            let (http, domain, next, issued, assertions) = (
-                http.clone(),
-                domain.clone(),
+            let (api, next, issued, assertions) = (
+                api.clone(),
                 next.clone(),
                 issued.clone(),
                 assertions.clone(),
@@ -300,7 +254,7 @@ fn sigkill_lets_no_used_assertion_be_replayed() -> Result<(), String> {
                     let Some(a) = assertions.get(i) else {
                         return;
                     };
-                    match token_status(&http, &domain, a).await {
+                    match token_status(&api, a).await {
                         Some(200) => issued.lock().unwrap().push(a.clone()),
                         Some(_) => {}
                         None => return,
@@ -327,22 +281,8 @@ fn sigkill_lets_no_used_assertion_be_replayed() -> Result<(), String> {
     assert!(accepted.len() >= ASSERTIONS / 3);
 
     server.restart()?;
-    let http = server.http_client()?;
-    let replays_issued = |http: reqwest::Client| {
-        let (domain, accepted) = (domain.clone(), accepted.clone());
-        async move {
-            let mut issued = 0;
-            for a in &accepted {
-                match token_status(&http, &domain, a).await {
-                    Some(200) => issued += 1,
-                    Some(401) => {}
-                    other => return Err(format!("a replay got {other:?}")),
-                }
-            }
-            Ok::<_, String>(issued)
-        }
-    };
-    let issued = runtime.block_on(replays_issued(http.clone()))?;
+    let api = server.api();
+    let issued = runtime.block_on(replays_issued(&api, &accepted))?;
     assert_eq!(
         issued,
         0,
@@ -353,7 +293,7 @@ fn sigkill_lets_no_used_assertion_be_replayed() -> Result<(), String> {
     let started = std::time::Instant::now();
     runtime.block_on(async {
         loop {
-            match token_status(&http, &domain, &assertion(&key, &client_id, &domain)).await {
+            match token_status(&api, &assertion(&key, &client_id, &api)).await {
                 Some(200) => return Ok(()),
                 Some(401) if started.elapsed() < Duration::from_secs(30) => {
                     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -377,7 +317,7 @@ fn sigkill_lets_no_used_assertion_be_replayed() -> Result<(), String> {
         );
     }
     // Once honest assertions pass again, the old ones are still refused.
-    let issued = runtime.block_on(replays_issued(http))?;
+    let issued = runtime.block_on(replays_issued(&api, &accepted))?;
     assert_eq!(
         issued, 0,
         "{issued} replays accepted after the floor passed"

@@ -5,12 +5,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-
 use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::binary::{ADMIN_ID, ADMIN_SECRET, Server, admin_token};
+use crate::common::request::Api;
+use crate::common::server::Server;
+use crate::common::{ADMIN_ID, ADMIN_SECRET, sdk};
 use serde_json::{Value, json};
 
 const TINY: &[(&str, &str)] = &[
@@ -33,9 +33,9 @@ fn now() -> u64 {
 
 #[tokio::test]
 async fn management_api_answers_429_with_auth0_body_and_near_reset() {
-    let server = Server::start(TINY);
+    let server = Server::with_env(TINY);
     let http = server.http();
-    let token = admin_token(&server, &http).await;
+    let token = Api::new(http.clone(), server.base()).admin_token().await;
     let get = || {
         http.get(format!("{}/api/v2/resource-servers", server.base()))
             .bearer_auth(&token)
@@ -67,7 +67,7 @@ async fn management_api_answers_429_with_auth0_body_and_near_reset() {
 
 #[tokio::test]
 async fn token_endpoint_limits_each_client_and_unknown_callers_by_ip() {
-    let server = Server::start(TINY);
+    let server = Server::with_env(TINY);
     let http = server.http();
     let (server, http) = (&server, &http);
     let token = move |id: &'static str, secret: &'static str| async move {
@@ -121,7 +121,7 @@ async fn secret_request(
 /// sender (and to the pair client id + sender), never to the client.
 #[tokio::test]
 async fn a_flood_of_wrong_secrets_for_the_admin_does_not_lock_the_admin_out() {
-    let server = Server::start(&[]); // the default limits: 50/s, burst 200
+    let server = Server::with_env(&[]); // the default limits: 50/s, burst 200
     let attacker = server.http_from(Some("127.0.0.1".parse().unwrap()));
     let mut statuses = std::collections::BTreeMap::new();
     for _ in 0..260 {
@@ -153,7 +153,7 @@ async fn a_flood_of_wrong_secrets_for_the_admin_does_not_lock_the_admin_out() {
 #[tokio::test]
 async fn refusals_look_alike_for_known_and_unknown_client_ids() {
     // A slow refill (1/s), so that the two answers' counts are one apart.
-    let server = Server::start(&[
+    let server = Server::with_env(&[
         ("CLAVIS_RATE_LIMIT_IP_RPS", "1"),
         ("CLAVIS_RATE_LIMIT_IP_BURST", "100"),
     ]);
@@ -179,7 +179,7 @@ async fn refusals_look_alike_for_known_and_unknown_client_ids() {
 
 #[tokio::test]
 async fn health_checks_are_never_limited() {
-    let server = Server::start(TINY);
+    let server = Server::with_env(TINY);
     let http = server.http();
     for _ in 0..10 {
         let r = http
@@ -198,18 +198,15 @@ async fn health_checks_are_never_limited() {
 
 #[test]
 fn node_sdk_retry_recovers_from_429() {
-    common::binary::sdk_deps("node");
-    let server = Server::start(&[
+    sdk::sdk_deps("node").unwrap();
+    let server = Server::with_env(&[
         ("CLAVIS_RATE_LIMIT_CLIENT_RPS", "1"),
         ("CLAVIS_RATE_LIMIT_CLIENT_BURST", "2"),
     ]);
     let mut cmd = Command::new("node");
     cmd.arg("--test").arg("sdk-tests/node/rate-limit-retry.mjs");
-    let (status, output) = common::binary::run_sdk_command(&server, cmd, Duration::from_secs(120));
-    println!(
-        "--- node ---\n{output}\n--- clavis ---\n{}",
-        server.log_text()
-    );
+    let (status, output) = sdk::run(&server, &[], "node", cmd, Duration::from_secs(120)).unwrap();
+    println!("--- node ---\n{output}\n--- clavis ---\n{}", server.log());
     assert!(
         status.is_some_and(|s| s.success()),
         "the Node SDK did not recover from 429 ({status:?})"

@@ -3,13 +3,12 @@
 //! TLS 1.3) and `self_signed_tls_client_auth` (RSA self-signed certificate, TLS 1.2), on the
 //! same port as a client without a certificate.
 
-mod common;
-
 use std::path::Path;
 use std::process::Command;
 
+use crate::common::request::{Admin, Api};
+use crate::common::server::Server;
 use base64::Engine as _;
-use common::server::{BOOTSTRAP_CLIENT_ID, BOOTSTRAP_CLIENT_SECRET, Server, ServerOptions};
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
     PKCS_ECDSA_P256_SHA256, PKCS_RSA_SHA256, RsaKeySize,
@@ -107,103 +106,7 @@ fn claims(token_response: &Value) -> Result<Value, String> {
     let token = token_response["access_token"]
         .as_str()
         .ok_or_else(|| format!("no access_token: {token_response}"))?;
-    let payload = token.split('.').nth(1).ok_or("not a JWT")?;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload)
-        .map_err(|err| err.to_string())?;
-    serde_json::from_slice(&bytes).map_err(|err| err.to_string())
-}
-
-/// The admin side, through the Management API.
-struct Admin {
-    http: reqwest::Client,
-    base: String,
-    token: String,
-}
-
-impl Admin {
-    async fn connect(server: &Server) -> Result<Self, String> {
-        let http = server.http_client()?;
-        let base = format!("https://{}", server.domain());
-        let r: Value = http
-            .post(format!("{base}/oauth/token"))
-            .form(&[
-                ("grant_type", "client_credentials"),
-                ("client_id", BOOTSTRAP_CLIENT_ID),
-                ("client_secret", BOOTSTRAP_CLIENT_SECRET),
-                ("audience", &format!("{base}/api/v2/")),
-            ])
-            .send()
-            .await
-            .map_err(|err| err.to_string())?
-            .json()
-            .await
-            .map_err(|err| err.to_string())?;
-        let token = r["access_token"]
-            .as_str()
-            .ok_or_else(|| format!("no admin token: {r}"))?
-            .to_string();
-        Ok(Self { http, base, token })
-    }
-
-    async fn send(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Value,
-    ) -> Result<Value, String> {
-        let r = self
-            .http
-            .request(method, format!("{}/api/v2{path}", self.base))
-            .bearer_auth(&self.token)
-            .json(&body)
-            .send()
-            .await
-            .map_err(|err| err.to_string())?;
-        let status = r.status();
-        let body: Value = r.json().await.map_err(|err| err.to_string())?;
-        if status.is_success() {
-            Ok(body)
-        } else {
-            Err(format!("{path}: {status} {body}"))
-        }
-    }
-
-    /// A client with a grant on the API, authenticating with `method` and `credential`.
-    async fn certificate_client(&self, method: &str, credential: Value) -> Result<String, String> {
-        use reqwest::Method;
-        let client = self
-            .send(
-                Method::POST,
-                "/clients",
-                json!({"name": method, "app_type": "non_interactive", "grant_types": ["client_credentials"]}),
-            )
-            .await?;
-        let id = client["client_id"].as_str().ok_or("no client_id")?;
-        self.send(
-            Method::POST,
-            "/client-grants",
-            json!({"client_id": id, "audience": API, "scope": ["read:things"]}),
-        )
-        .await?;
-        let cred = self
-            .send(
-                Method::POST,
-                &format!("/clients/{id}/credentials"),
-                credential,
-            )
-            .await?;
-        self.send(
-            Method::PATCH,
-            &format!("/clients/{id}"),
-            json!({
-                "client_authentication_methods": {method: {"credentials": [{"id": cred["id"]}]}},
-                "token_endpoint_auth_method": null,
-            }),
-        )
-        .await?;
-        Ok(id.to_string())
-    }
+    Ok(crate::common::jwt_claims(token))
 }
 
 #[test]
@@ -233,16 +136,16 @@ fn curl_gets_certificate_bound_tokens_with_both_mtls_methods() -> Result<(), Str
         .map_err(e("self-signed"))?;
     let (pinned_pem, pinned_thumbprint) = write_pair(dir, "pinned", &pinned, &pinned_key);
 
-    let server = Server::start_with(ServerOptions {
-        args: vec!["--mtls-ca".into(), dir.join("ca.pem").display().to_string()],
-        ..Default::default()
-    })?;
+    let server = Server::builder()
+        .arg("--mtls-ca")
+        .arg(dir.join("ca.pem").display().to_string())
+        .start()?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|err| err.to_string())?;
     let (dn_client, pinned_client) = runtime.block_on(async {
-        let admin = Admin::connect(&server).await?;
+        let admin = Admin::connect(Api::new(server.http_client()?, server.base())).await;
         admin
             .send(
                 reqwest::Method::POST,
@@ -251,17 +154,13 @@ fn curl_gets_certificate_bound_tokens_with_both_mtls_methods() -> Result<(), Str
             )
             .await?;
         let dn_client = admin
-            .certificate_client(
-                "tls_client_auth",
-                json!({"credential_type": "cert_subject_dn", "subject_dn": "CN=billing,O=Clavis Tests"}),
-            )
-            .await?;
+            .credential_client("tls_client_auth", "tls_client_auth", json!({"credential_type": "cert_subject_dn", "subject_dn": "CN=billing,O=Clavis Tests"}), API, &["read:things"])
+            .await?
+            .0;
         let pinned_client = admin
-            .certificate_client(
-                "self_signed_tls_client_auth",
-                json!({"credential_type": "x509_cert", "pem": pinned_pem}),
-            )
-            .await?;
+            .credential_client("self_signed_tls_client_auth", "self_signed_tls_client_auth", json!({"credential_type": "x509_cert", "pem": pinned_pem}), API, &["read:things"])
+            .await?
+            .0;
         Ok::<_, String>((dn_client, pinned_client))
     })?;
 

@@ -62,6 +62,40 @@ impl CpuTimes {
     }
 }
 
+/// A process's own CPU time (user + system, all its threads, living and ended), from
+/// `/proc/<pid>/stat`, in seconds.
+pub fn process_cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let ticks = process_ticks(&stat)?;
+    // SAFETY: sysconf reads a constant of the C library and has no preconditions.
+    let per_sec = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    (per_sec > 0).then(|| ticks as f64 / per_sec as f64)
+}
+
+/// utime + stime (fields 14 and 15) of a `/proc/<pid>/stat` line, in clock ticks. The command
+/// name (field 2) is in parentheses and may hold spaces: the fields are counted after it.
+fn process_ticks(stat: &str) -> Option<u64> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // `rest` starts at field 3 (state): utime is field 14, stime 15.
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(utime + stime)
+}
+
+/// The server's CPU time over the measured window, per request answered in it.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct ServerCpu {
+    /// The server process's pid.
+    pub pid: u32,
+    /// Its CPU seconds (user + system) within the window.
+    pub cpu_seconds: f64,
+    /// Answers in the window (2xx and errors).
+    pub requests: u64,
+    /// Server CPU microseconds per answer.
+    pub us_per_request: f64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -75,5 +109,13 @@ mod tests {
         assert_eq!(shares, Some((44.0, 13.0)));
         assert!(CpuTimes::parse("cpu0 1 2 3").is_none());
         assert!(a.zip(a).and_then(|(a, b)| a.shares_until(b)).is_none());
+    }
+
+    #[test]
+    fn process_ticks_after_the_name() {
+        let line = "4242 (clavis (a) b) S 1 4242 4242 0 -1 4194560 1 0 0 0 250 37 0 0 20 0 9 0 1 2 3";
+        assert_eq!(process_ticks(line), Some(287));
+        assert_eq!(process_ticks("4242 (x) S 1"), None);
+        assert!(process_cpu_seconds(std::process::id()).is_some_and(|s| s >= 0.0));
     }
 }

@@ -66,6 +66,10 @@ struct LoadArgs {
     /// Client runtime threads.
     #[arg(long, default_value_t = 2)]
     threads: usize,
+    /// The server's pid on this machine: its own CPU time (user + system) over the measured
+    /// window is reported as `server_cpu` (µs per answer).
+    #[arg(long)]
+    server_pid: Option<u32>,
 }
 
 #[derive(Subcommand)]
@@ -210,6 +214,7 @@ fn plan(
         duration: Duration::from_secs_f64(args.seconds),
         warmup: Duration::from_secs_f64(args.warmup),
         rate: args.rate,
+        server_pid: args.server_pid,
     })
 }
 

@@ -36,9 +36,9 @@ def cpu(r):
     return f"{shares['steal_pct']:.0f} % / {shares['idle_pct']:.0f} %"
 
 
-def srv(r):
+def srv(r, key="server_cpu"):
     """The server's own CPU time per answer over the measured window, in microseconds."""
-    cpu_ = (r or {}).get("server_cpu")
+    cpu_ = (r or {}).get(key)
     if not cpu_ or not cpu_.get("requests"):
         return "–"
     return f"{cpu_['us_per_request']:,.0f}"
@@ -244,25 +244,28 @@ if pgpk or pghalf or pgpatch:
       "(`scripts/pg-cluster`: loopback TCP, `synchronous_commit` on, `fsync` and "
       "`full_page_writes` off — a commit is acknowledged once its WAL is written to the OS, "
       "not flushed to the disk), fresh fixtures (`clavis-bench setup`), the same load as the "
-      "SQLite phases above; the cluster shares the 2 cores with the node and the load generator.")
+      "SQLite phases above; the cluster shares the 2 cores with the node and the load generator. "
+      "**store µs** is PostgreSQL's CPU time per answer (the postmaster and its backends), "
+      "beside the node's own **server µs**.")
     w("")
-    w("| phase | tokens/s | server µs/token | ceiling before / after | of ceiling | p50 ms | p99 ms | p99.9 ms | steal / idle |")
-    w("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    w("| phase | tokens/s | server µs/token | ceiling before / after | of ceiling | p50 ms | p99 ms | p99.9 ms | steal / idle | store µs/token |")
+    w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     if pgpk:
-        w("| private_key_jwt, 64 connections " + row(pgpk))
+        w("| private_key_jwt, 64 connections " + row(pgpk) + f" {srv(pgpk, 'store_cpu')} |")
     w("")
     if pghalf:
         w(f"Latency at half of that rate: open loop at {pghalf['target_rate']:,.0f} requests/s, "
           f"64 connections: achieved {pghalf['rps']:,.0f}/s, p50 {pghalf['p50_ms']:.2f} ms, "
           f"p99 **{pghalf['p99_ms']:.2f} ms**, p99.9 {pghalf['p999_ms']:.2f} ms, max {pghalf['max_ms']:.2f} ms, "
-          f"errors {pghalf['errors']}; server {srv(pghalf)} µs/token; steal / idle {cpu(pghalf)}.")
+          f"errors {pghalf['errors']}; server {srv(pghalf)} µs/token, store {srv(pghalf, 'store_cpu')} µs/token; "
+          f"steal / idle {cpu(pghalf)}.")
         w("")
     if pgpatch:
-        w("| Management, 32 connections | requests/s | server µs/request | p50 ms | p99 ms | p99.9 ms | errors | steal / idle |")
-        w("|---|---:|---:|---:|---:|---:|---:|---:|")
+        w("| Management, 32 connections | requests/s | server µs/request | p50 ms | p99 ms | p99.9 ms | errors | steal / idle | store µs/request |")
+        w("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
         w(f"| `PATCH /api/v2/clients/{{id}}/credentials/{{id}}` (acknowledged after commit) | {pgpatch['rps']:,.0f} | "
           f"{srv(pgpatch)} | {pgpatch['p50_ms']:.2f} | {pgpatch['p99_ms']:.2f} | {pgpatch['p999_ms']:.2f} | "
-          f"{pgpatch['errors']} | {cpu(pgpatch)} |")
+          f"{pgpatch['errors']} | {cpu(pgpatch)} | {srv(pgpatch, 'store_cpu')} |")
         w("")
 
 flames = sorted(f for f in os.listdir(out_dir) if f.startswith(f"{date}-flame-") and f.endswith(".svg"))
@@ -272,8 +275,8 @@ if flames:
     w("The server sampled by `perf record` (199 Hz, call stacks unwound with DWARF from the "
       "release binary's symbols; functions inlined into their callers appear as the caller), "
       "folded and rendered by inferno, during a separate short load window of the same kind "
-      "right after the phase named (not inside any measured window); the rate during the "
-      "recording is in each graph's title.")
+      "(64 connections) run after the measured phases of that server (not inside any measured "
+      "window); the rate during the recording, slowed by perf, is in each graph's title.")
     w("")
     for f in flames:
         w(f"- [{f[len(date) + len('-flame-'):-len('.svg')]}]({f})")

@@ -73,6 +73,8 @@ pub struct Plan {
     pub rate: Option<f64>,
     /// The server's pid (same machine): its CPU time over the measured window is reported.
     pub server_pid: Option<u32>,
+    /// The server's separate store process (PostgreSQL's postmaster), reported apart.
+    pub store_pid: Option<u32>,
 }
 
 /// The outcome of a run.
@@ -108,6 +110,8 @@ pub struct Report {
     pub cpu: Option<crate::machine::CpuShares>,
     /// The server process's CPU time over the measured window, per answer (with a server pid).
     pub server_cpu: Option<crate::machine::ServerCpu>,
+    /// The same for the store's processes (with a store pid).
+    pub store_cpu: Option<crate::machine::ServerCpu>,
 }
 
 struct Shared {
@@ -244,17 +248,19 @@ pub fn run(plan: Plan, threads: usize) -> Result<Report> {
         let shared = shared.clone();
         std::thread::spawn(move || {
             std::thread::sleep(measure_from.saturating_duration_since(Instant::now()));
-            let pid = shared.plan.server_pid;
+            let pids = [shared.plan.server_pid, shared.plan.store_pid];
             let first = CpuTimes::now();
-            let server_first = pid.and_then(process_cpu_seconds);
+            let firsts = pids.map(|pid| pid.and_then(process_cpu_seconds));
             while Instant::now() < end && !shared.stop.load(Ordering::Relaxed) {
                 let left = end.saturating_duration_since(Instant::now());
                 std::thread::sleep(left.min(Duration::from_millis(20)));
             }
-            let server = pid.zip(server_first).and_then(|(pid, first)| {
-                Some((pid, process_cpu_seconds(pid)? - first))
+            let [server, store] = [0, 1].map(|i| {
+                pids[i]
+                    .zip(firsts[i])
+                    .and_then(|(pid, first)| Some((pid, process_cpu_seconds(pid)? - first)))
             });
-            (CpuTimes::shares_since(first), server)
+            (CpuTimes::shares_since(first), server, store)
         })
     };
     let mut all = ConnStats::default();
@@ -266,7 +272,18 @@ pub fn run(plan: Plan, threads: usize) -> Result<Report> {
     if let Some(pacer) = pacer {
         let _ = pacer.join();
     }
-    let (cpu, server) = sampler.join().unwrap_or((None, None));
+    let (cpu, server, store) = sampler.join().unwrap_or((None, None, None));
+    let requests = all.ok + all.errors;
+    let per_request = |(pid, cpu_seconds): (u32, f64)| ServerCpu {
+        pid,
+        cpu_seconds,
+        requests,
+        us_per_request: if requests > 0 {
+            cpu_seconds * 1e6 / requests as f64
+        } else {
+            0.0
+        },
+    };
     let exhausted = shared.exhausted.load(Ordering::Relaxed);
     let seconds = finished
         .saturating_duration_since(measure_from)
@@ -300,19 +317,8 @@ pub fn run(plan: Plan, threads: usize) -> Result<Report> {
         exhausted,
         sample_error: all.sample_error.clone(),
         cpu,
-        server_cpu: server.map(|(pid, cpu_seconds)| {
-            let requests = all.ok + all.errors;
-            ServerCpu {
-                pid,
-                cpu_seconds,
-                requests,
-                us_per_request: if requests > 0 {
-                    cpu_seconds * 1e6 / requests as f64
-                } else {
-                    0.0
-                },
-            }
-        }),
+        server_cpu: server.map(per_request),
+        store_cpu: store.map(per_request),
     })
 }
 
@@ -673,6 +679,7 @@ mod tests {
             warmup: Duration::ZERO,
             rate: None,
             server_pid: None,
+            store_pid: None,
         };
         let req = Req {
             path: "/oauth/token".into(),

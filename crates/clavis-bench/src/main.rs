@@ -70,6 +70,10 @@ struct LoadArgs {
     /// window is reported as `server_cpu` (µs per answer).
     #[arg(long)]
     server_pid: Option<u32>,
+    /// The store's own server process (PostgreSQL's postmaster, whose backends are its
+    /// children): its CPU time over the window is reported apart, as `store_cpu`.
+    #[arg(long)]
+    store_pid: Option<u32>,
 }
 
 #[derive(Subcommand)]
@@ -215,6 +219,7 @@ fn plan(
         warmup: Duration::from_secs_f64(args.warmup),
         rate: args.rate,
         server_pid: args.server_pid,
+        store_pid: args.store_pid,
     })
 }
 

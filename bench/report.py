@@ -36,6 +36,14 @@ def cpu(r):
     return f"{shares['steal_pct']:.0f} % / {shares['idle_pct']:.0f} %"
 
 
+def srv(r, key="server_cpu"):
+    """The server's own CPU time per answer over the measured window, in microseconds."""
+    cpu_ = (r or {}).get(key)
+    if not cpu_ or not cpu_.get("requests"):
+        return "–"
+    return f"{cpu_['us_per_request']:,.0f}"
+
+
 def local(r):
     """The mean of the ceiling probes right before and right after a phase, if it has them."""
     probes = [r.get(k) for k in ("ceiling_before", "ceiling_after")] if r else []
@@ -46,13 +54,13 @@ def local(r):
 
 def row(r):
     if r is None:
-        return "| – | – | – | – | – | – | – |"
+        return "| – | – | – | – | – | – | – | – |"
     err = r["errors"]
     flag = f" ({err} errors)" if err else ""
     flag += " (assertions ran out)" if r.get("exhausted") else ""
     around = (f"{r['ceiling_before']['per_sec']:,.0f} / {r['ceiling_after']['per_sec']:,.0f}"
               if local(r) else "–")
-    return (f"| {r['rps']:,.0f}{flag} | {around} | {r['rps'] / (local(r) or C):.0%} | {r['p50_ms']:.2f} | "
+    return (f"| {r['rps']:,.0f}{flag} | {srv(r)} | {around} | {r['rps'] / (local(r) or C):.0%} | {r['p50_ms']:.2f} | "
             f"{r['p99_ms']:.2f} | {r['p999_ms']:.2f} | {cpu(r)} |")
 
 
@@ -94,6 +102,10 @@ w("- **ceiling before / after** in the token tables: the same probe on all cores
   "by up to a fifth within minutes, more than the differences measured, so a phase's "
   "**of ceiling** is its rate over the mean of those two probes; the run-wide mean above is "
   "the chart's ceiling line and is quoted beside the targets.")
+w("- **server µs/token** (µs/request in the Management tables): the server process's own CPU "
+  "time (user + system, all threads, from `/proc/<pid>/stat`, 10 ms ticks) over exactly the "
+  "measured window, divided by the answers in it. On 2 cores, 2,000,000 µs/s divided by it is "
+  "the rate the server alone could reach if the load generator took nothing.")
 w("- **steal / idle** in the tables: shares of the whole machine's CPU time, during the "
   "measured phase, that the hypervisor gave to other guests and that nobody used. A phase "
   "with more steal than the ceiling probes had is measured on a slower machine.")
@@ -124,8 +136,8 @@ for title, prefix in [("Clavis, private_key_jwt (RS256 in, RS256 out)", "clavis-
                       ("oidc-provider 9 (peer), client_secret_post", "peer-secret")]:
     w(f"### {title}")
     w("")
-    w("| connections | tokens/s | ceiling before / after | of ceiling | p50 ms | p99 ms | p99.9 ms | steal / idle |")
-    w("|---:|---:|---:|---:|---:|---:|---:|---:|")
+    w("| connections | tokens/s | server µs/token | ceiling before / after | of ceiling | p50 ms | p99 ms | p99.9 ms | steal / idle |")
+    w("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for c in conc:
         w(f"| {c} " + row(load(f"{prefix}-c{c}")))
     w("")
@@ -136,8 +148,8 @@ w("A fresh server whose grants declare two claims (`token_claims`), then the sam
   "token hook on 127.0.0.1 (`clavis-bench hook`, HTTPS, one claim per answer); the rate beside the "
   "plain 64-connection phase of the same method.")
 w("")
-w("| phase | tokens/s | ceiling before / after | of ceiling | p50 ms | p99 ms | p99.9 ms | steal / idle | of plain |")
-w("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+w("| phase | tokens/s | server µs/token | ceiling before / after | of ceiling | p50 ms | p99 ms | p99.9 ms | steal / idle | of plain |")
+w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 for name, label, plain in [("claims-secret-c64", "declared claims, client_secret_post", "clavis-secret-c64"),
                            ("claims-pkjwt-c64", "declared claims, private_key_jwt", "clavis-pkjwt-c64"),
                            ("hook-secret-c64", "token hook, client_secret_post", "clavis-secret-c64"),
@@ -155,7 +167,7 @@ if half:
     w(f"Open loop at {half['target_rate']:,.0f} requests/s (half the 64-connection private_key_jwt "
       f"rate), 64 connections: achieved {half['rps']:,.0f}/s, p50 {half['p50_ms']:.2f} ms, "
       f"p99 **{half['p99_ms']:.2f} ms**, p99.9 {half['p999_ms']:.2f} ms, max {half['max_ms']:.2f} ms, "
-      f"errors {half['errors']}; steal / idle {cpu(half)}.")
+      f"errors {half['errors']}; server {srv(half)} µs/token; steal / idle {cpu(half)}.")
 w("")
 
 audit_rows = []
@@ -170,24 +182,24 @@ if audit_rows:
     w("The node restarted with `--audit-trail false`, then with it on, after the phases above; "
       "**on / off** compares each phase's share of the ceiling probed around it.")
     w("")
-    w("| method | off: tokens/s (of ceiling) | on: tokens/s (of ceiling) | on / off | p99 ms off / on |")
-    w("|---|---:|---:|---:|---:|")
+    w("| method | off: tokens/s (of ceiling) | on: tokens/s (of ceiling) | on / off | p99 ms off / on | server µs/token off / on |")
+    w("|---|---:|---:|---:|---:|---:|")
     for label, on, off, r in audit_rows:
         w(f"| {label} | {off['rps']:,.0f} ({off['rps'] / local(off):.0%}) | "
           f"{on['rps']:,.0f} ({on['rps'] / local(on):.0%}) | **{r:.0%}** | "
-          f"{off['p99_ms']:.2f} / {on['p99_ms']:.2f} |")
+          f"{off['p99_ms']:.2f} / {on['p99_ms']:.2f} | {srv(off)} / {srv(on)} |")
     w("")
 
 w("## Management API (32 connections)")
 w("")
-w("| scenario | requests/s | p50 ms | p99 ms | p99.9 ms | errors | steal / idle |")
-w("|---|---:|---:|---:|---:|---:|---:|")
+w("| scenario | requests/s | server µs/request | p50 ms | p99 ms | p99.9 ms | errors | steal / idle |")
+w("|---|---:|---:|---:|---:|---:|---:|---:|")
 for s, label in [("healthz", "`GET /healthz` (HTTP ceiling)"),
                  ("get", "`GET /api/v2/clients/{id}/credentials/{id}`"),
                  ("patch", "`PATCH /api/v2/clients/{id}/credentials/{id}` (durable)")]:
     r = load(f"mgmt-{s}")
     if r:
-        w(f"| {label} | {r['rps']:,.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['p999_ms']:.2f} | {r['errors']} | {cpu(r)} |")
+        w(f"| {label} | {r['rps']:,.0f} | {srv(r)} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['p999_ms']:.2f} | {r['errors']} | {cpu(r)} |")
 wrk_path = os.path.join(res, "wrk-healthz.txt")
 if os.path.exists(wrk_path):
     with open(wrk_path) as f:
@@ -216,12 +228,59 @@ for title, name, base in [("private_key_jwt", "clavis-pkjwt-quota-c64", "clavis-
     if q and b:
         w(f"- {title}, 64 connections, with a token quota on every client (counted and reported, "
           f"never refusing): **{q['rps']:,.0f} tokens/s** = {q['rps'] / b:.0%} of the same phase "
-          f"without ({b:,.0f}/s), p99 {q['p99_ms']:.2f} ms, errors {q['errors']}; steal / idle {cpu(q)}")
+          f"without ({b:,.0f}/s), p99 {q['p99_ms']:.2f} ms, errors {q['errors']}; server {srv(q)} µs/token "
+          f"({srv(load(base))} without); steal / idle {cpu(q)}")
 sp = load("scale-pkjwt-c64")
 if sp:
     w(f"- private_key_jwt over 1,000 of the loaded clients, 64 connections: **{sp['rps']:,.0f} tokens/s**, "
-      f"p99 {sp['p99_ms']:.2f} ms, errors {sp['errors']}; steal / idle {cpu(sp)}")
+      f"p99 {sp['p99_ms']:.2f} ms, errors {sp['errors']}; server {srv(sp)} µs/token; steal / idle {cpu(sp)}")
 w("")
+
+pgpk, pghalf, pgpatch = load("pg-pkjwt-c64"), load("pg-pkjwt-half"), load("pg-mgmt-patch")
+if pgpk or pghalf or pgpatch:
+    w("## PostgreSQL")
+    w("")
+    w("The node's store on a throwaway local PostgreSQL 15 cluster started by the bench "
+      "(`scripts/pg-cluster`: loopback TCP, `synchronous_commit` on, `fsync` and "
+      "`full_page_writes` off — a commit is acknowledged once its WAL is written to the OS, "
+      "not flushed to the disk), fresh fixtures (`clavis-bench setup`), the same load as the "
+      "SQLite phases above; the cluster shares the 2 cores with the node and the load generator. "
+      "**store µs** is PostgreSQL's CPU time per answer (the postmaster and its backends), "
+      "beside the node's own **server µs**.")
+    w("")
+    w("| phase | tokens/s | server µs/token | ceiling before / after | of ceiling | p50 ms | p99 ms | p99.9 ms | steal / idle | store µs/token |")
+    w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    if pgpk:
+        w("| private_key_jwt, 64 connections " + row(pgpk) + f" {srv(pgpk, 'store_cpu')} |")
+    w("")
+    if pghalf:
+        w(f"Latency at half of that rate: open loop at {pghalf['target_rate']:,.0f} requests/s, "
+          f"64 connections: achieved {pghalf['rps']:,.0f}/s, p50 {pghalf['p50_ms']:.2f} ms, "
+          f"p99 **{pghalf['p99_ms']:.2f} ms**, p99.9 {pghalf['p999_ms']:.2f} ms, max {pghalf['max_ms']:.2f} ms, "
+          f"errors {pghalf['errors']}; server {srv(pghalf)} µs/token, store {srv(pghalf, 'store_cpu')} µs/token; "
+          f"steal / idle {cpu(pghalf)}.")
+        w("")
+    if pgpatch:
+        w("| Management, 32 connections | requests/s | server µs/request | p50 ms | p99 ms | p99.9 ms | errors | steal / idle | store µs/request |")
+        w("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+        w(f"| `PATCH /api/v2/clients/{{id}}/credentials/{{id}}` (acknowledged after commit) | {pgpatch['rps']:,.0f} | "
+          f"{srv(pgpatch)} | {pgpatch['p50_ms']:.2f} | {pgpatch['p99_ms']:.2f} | {pgpatch['p999_ms']:.2f} | "
+          f"{pgpatch['errors']} | {cpu(pgpatch)} | {srv(pgpatch, 'store_cpu')} |")
+        w("")
+
+flames = sorted(f for f in os.listdir(out_dir) if f.startswith(f"{date}-flame-") and f.endswith(".svg"))
+if flames:
+    w("## Flame graphs")
+    w("")
+    w("The server sampled by `perf record` (199 Hz, call stacks unwound with DWARF from the "
+      "release binary's symbols; functions inlined into their callers appear as the caller), "
+      "folded and rendered by inferno, during a separate short load window of the same kind "
+      "(64 connections) run after the measured phases of that server (not inside any measured "
+      "window); the rate during the recording, slowed by perf, is in each graph's title.")
+    w("")
+    for f in flames:
+        w(f"- [{f[len(date) + len('-flame-'):-len('.svg')]}]({f})")
+    w("")
 
 # ---- targets ----
 pk64 = get("clavis-pkjwt-c64")
@@ -273,6 +332,20 @@ if mem:
     targets.append(("100k clients: resident memory", "≤ 512 MB", f"peak {mem['vm_hwm_kb'] / 1024:,.0f} MB",
                     mem["vm_hwm_kb"] / 1024 <= 512))
 
+if pgpk:
+    measured, ratio_ = of_ceiling("pg-pkjwt-c64")
+    targets.append(("PostgreSQL store: tokens via private_key_jwt, 64 connections (issue 25)",
+                    "≥ 60 % of the ceiling", measured, ratio_ >= 0.6))
+    if peer64:
+        targets.append(("PostgreSQL store: the same vs. oidc-provider (issue 25)", "≥ 1.5×",
+                        f"{pgpk['rps'] / peer64:.2f}× its {peer64:,.0f}/s at 64 connections",
+                        pgpk["rps"] / peer64 >= 1.5))
+if pghalf:
+    targets.append(("PostgreSQL store: token latency at half of maximum throughput (issue 25)", "p99 ≤ 10 ms",
+                    f"p99 {pghalf['p99_ms']:.2f} ms at {pghalf['target_rate']:,.0f}/s", pghalf["p99_ms"] <= 10.0))
+if pgpatch:
+    targets.append(("PostgreSQL store: PATCH credential, acknowledged after commit (issue 25)", "≥ 1,000/s",
+                    f"{pgpatch['rps']:,.0f}/s", pgpatch["rps"] >= 1000))
 for label, on, off, r in audit_rows:
     targets.append((f"{label} with the audit trail on vs. off (issue 21)", "≥ 95 %",
                     f"{r:.0%} of the share of the ceiling", r >= 0.95))

@@ -35,7 +35,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
-use crate::machine::CpuTimes;
+use crate::machine::{CpuTimes, ServerCpu, process_cpu_seconds};
 
 /// One request of the list.
 #[derive(Debug, Clone)]
@@ -71,6 +71,10 @@ pub struct Plan {
     pub warmup: Duration,
     /// Open-loop rate (requests per second), or closed loop.
     pub rate: Option<f64>,
+    /// The server's pid (same machine): its CPU time over the measured window is reported.
+    pub server_pid: Option<u32>,
+    /// The server's separate store process (PostgreSQL's postmaster), reported apart.
+    pub store_pid: Option<u32>,
 }
 
 /// The outcome of a run.
@@ -104,6 +108,10 @@ pub struct Report {
     pub sample_error: Option<String>,
     /// The machine's CPU time stolen and idle during the measured phase.
     pub cpu: Option<crate::machine::CpuShares>,
+    /// The server process's CPU time over the measured window, per answer (with a server pid).
+    pub server_cpu: Option<crate::machine::ServerCpu>,
+    /// The same for the store's processes (with a store pid).
+    pub store_cpu: Option<crate::machine::ServerCpu>,
 }
 
 struct Shared {
@@ -240,12 +248,19 @@ pub fn run(plan: Plan, threads: usize) -> Result<Report> {
         let shared = shared.clone();
         std::thread::spawn(move || {
             std::thread::sleep(measure_from.saturating_duration_since(Instant::now()));
+            let pids = [shared.plan.server_pid, shared.plan.store_pid];
             let first = CpuTimes::now();
+            let firsts = pids.map(|pid| pid.and_then(process_cpu_seconds));
             while Instant::now() < end && !shared.stop.load(Ordering::Relaxed) {
                 let left = end.saturating_duration_since(Instant::now());
                 std::thread::sleep(left.min(Duration::from_millis(20)));
             }
-            CpuTimes::shares_since(first)
+            let [server, store] = [0, 1].map(|i| {
+                pids[i]
+                    .zip(firsts[i])
+                    .and_then(|(pid, first)| Some((pid, process_cpu_seconds(pid)? - first)))
+            });
+            (CpuTimes::shares_since(first), server, store)
         })
     };
     let mut all = ConnStats::default();
@@ -257,7 +272,18 @@ pub fn run(plan: Plan, threads: usize) -> Result<Report> {
     if let Some(pacer) = pacer {
         let _ = pacer.join();
     }
-    let cpu = sampler.join().ok().flatten();
+    let (cpu, server, store) = sampler.join().unwrap_or((None, None, None));
+    let requests = all.ok + all.errors;
+    let per_request = |(pid, cpu_seconds): (u32, f64)| ServerCpu {
+        pid,
+        cpu_seconds,
+        requests,
+        us_per_request: if requests > 0 {
+            cpu_seconds * 1e6 / requests as f64
+        } else {
+            0.0
+        },
+    };
     let exhausted = shared.exhausted.load(Ordering::Relaxed);
     let seconds = finished
         .saturating_duration_since(measure_from)
@@ -291,6 +317,8 @@ pub fn run(plan: Plan, threads: usize) -> Result<Report> {
         exhausted,
         sample_error: all.sample_error.clone(),
         cpu,
+        server_cpu: server.map(per_request),
+        store_cpu: store.map(per_request),
     })
 }
 
@@ -650,6 +678,8 @@ mod tests {
             duration: Duration::from_secs(1),
             warmup: Duration::ZERO,
             rate: None,
+            server_pid: None,
+            store_pid: None,
         };
         let req = Req {
             path: "/oauth/token".into(),

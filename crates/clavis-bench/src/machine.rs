@@ -62,6 +62,72 @@ impl CpuTimes {
     }
 }
 
+/// The CPU time (user + system) of a process and of every process below it, living or ended
+/// and reaped, from `/proc/<pid>/stat`, in seconds: a server may be several processes (the
+/// peer's Node workers, PostgreSQL's backends under its postmaster).
+pub fn process_cpu_seconds(pid: u32) -> Option<f64> {
+    let mut procs = std::collections::HashMap::new();
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Some(id) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if let Some(fields) = std::fs::read_to_string(entry.path().join("stat"))
+            .ok()
+            .and_then(|stat| process_ticks(&stat))
+        {
+            procs.insert(id, fields);
+        }
+    }
+    procs.get(&pid)?;
+    let (mut ticks, mut todo) = (0u64, vec![pid]);
+    while let Some(p) = todo.pop() {
+        if let Some(&(_, t)) = procs.get(&p) {
+            ticks += t;
+            todo.extend(
+                procs
+                    .iter()
+                    .filter(|(_, (ppid, _))| *ppid == p)
+                    .map(|(id, _)| *id),
+            );
+        }
+    }
+    // SAFETY: sysconf reads a constant of the C library and has no preconditions.
+    let per_sec = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    (per_sec > 0).then(|| ticks as f64 / per_sec as f64)
+}
+
+/// The parent pid and utime + stime + cutime + cstime (fields 4 and 14–17: the process's own
+/// time and that of its reaped children) of a `/proc/<pid>/stat` line, in clock ticks. The
+/// command name (field 2) is in parentheses and may hold spaces: fields are counted after it.
+fn process_ticks(stat: &str) -> Option<(u32, u64)> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // `rest` starts at field 3 (state).
+    let ppid = fields.first().and(fields.get(1))?.parse().ok()?;
+    let mut ticks = 0u64;
+    for i in 11..=14 {
+        ticks += fields.get(i)?.parse::<u64>().ok()?;
+    }
+    Some((ppid, ticks))
+}
+
+/// The server's CPU time over the measured window, per request answered in it.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct ServerCpu {
+    /// The server process's pid.
+    pub pid: u32,
+    /// Its CPU seconds (user + system, with the processes below it) within the window.
+    pub cpu_seconds: f64,
+    /// Answers in the window (2xx and errors).
+    pub requests: u64,
+    /// Server CPU microseconds per answer.
+    pub us_per_request: f64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -75,5 +141,14 @@ mod tests {
         assert_eq!(shares, Some((44.0, 13.0)));
         assert!(CpuTimes::parse("cpu0 1 2 3").is_none());
         assert!(a.zip(a).and_then(|(a, b)| a.shares_until(b)).is_none());
+    }
+
+    #[test]
+    fn process_ticks_after_the_name() {
+        let line =
+            "4242 (clavis (a) b) S 1 4242 4242 0 -1 4194560 1 0 0 0 250 37 5 8 20 0 9 0 1 2 3";
+        assert_eq!(process_ticks(line), Some((1, 300)));
+        assert_eq!(process_ticks("4242 (x) S 1"), None);
+        assert!(process_cpu_seconds(std::process::id()).is_some_and(|s| s >= 0.0));
     }
 }

@@ -66,6 +66,14 @@ struct LoadArgs {
     /// Client runtime threads.
     #[arg(long, default_value_t = 2)]
     threads: usize,
+    /// The server's pid on this machine: its own CPU time (user + system) over the measured
+    /// window is reported as `server_cpu` (µs per answer).
+    #[arg(long)]
+    server_pid: Option<u32>,
+    /// The store's own server process (PostgreSQL's postmaster, whose backends are its
+    /// children): its CPU time over the window is reported apart, as `store_cpu`.
+    #[arg(long)]
+    store_pid: Option<u32>,
 }
 
 #[derive(Subcommand)]
@@ -210,6 +218,8 @@ fn plan(
         duration: Duration::from_secs_f64(args.seconds),
         warmup: Duration::from_secs_f64(args.warmup),
         rate: args.rate,
+        server_pid: args.server_pid,
+        store_pid: args.store_pid,
     })
 }
 

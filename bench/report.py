@@ -241,9 +241,9 @@ if pgpk or pghalf or pgpatch:
     w("## PostgreSQL")
     w("")
     w("The node's store on a throwaway local PostgreSQL 15 cluster started by the bench "
-      "(`scripts/pg-cluster`: loopback TCP, `synchronous_commit` on, `fsync` and "
-      "`full_page_writes` off — a commit is acknowledged once its WAL is written to the OS, "
-      "not flushed to the disk), fresh fixtures (`clavis-bench setup`), the same load as the "
+      "(`PG_CLUSTER_DURABLE=1 scripts/pg-cluster`: loopback TCP, `synchronous_commit`, `fsync` "
+      "and `full_page_writes` on — a commit is acknowledged once its WAL is flushed to the "
+      "disk), fresh fixtures (`clavis-bench setup`), the same load as the "
       "SQLite phases above; the cluster shares the 2 cores with the node and the load generator. "
       "**store µs** is PostgreSQL's CPU time per answer (the postmaster and its backends), "
       "beside the node's own **server µs**.")

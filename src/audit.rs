@@ -234,36 +234,19 @@ async fn writer(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Message>, linger: 
     }
 }
 
-/// Waits for the next message, then lingers up to `linger` ([`LINGER`] on SQLite) for more,
-/// until a full batch or a flush: one transaction per few hundred events instead of one per
-/// handful. Each commit appends every page it touched to the WAL, so small commits rewrite
-/// the same pages over and over; at 7,000 tokens/s that was most of the audit trail's cost on
-/// the token path. Returns false once the queue is closed and empty.
+/// The next batch: lingering up to `linger` ([`LINGER`] on SQLite) for more events, until a
+/// full batch or a flush. Each commit appends every page it touched to the WAL, so small
+/// commits rewrite the same pages over and over; at 7,000 tokens/s that was most of the audit
+/// trail's cost on the token path.
 async fn gather(
     rx: &mut mpsc::Receiver<Message>,
     messages: &mut Vec<Message>,
     linger: Duration,
 ) -> bool {
-    if rx.recv_many(messages, MAX_BATCH).await == 0 {
-        return false;
-    }
-    let deadline = tokio::time::Instant::now() + linger;
-    let mut seen = 0;
-    while messages.len() < MAX_BATCH {
-        if messages[seen..]
-            .iter()
-            .any(|m| matches!(m, Message::Flush(_)))
-        {
-            break;
-        }
-        seen = messages.len();
-        let room = MAX_BATCH - messages.len();
-        match tokio::time::timeout_at(deadline, rx.recv_many(messages, room)).await {
-            Ok(0) | Err(_) => break,
-            Ok(_) => {}
-        }
-    }
-    true
+    crate::batch::gather(rx, messages, MAX_BATCH, linger, |m| {
+        matches!(m, Message::Flush(_))
+    })
+    .await
 }
 
 /// Writes a batch; an unavailable store is retried a few times (about 3 s in all) before

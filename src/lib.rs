@@ -12,6 +12,7 @@
 //! - [`config`], [`startup`], [`bootstrap`], [`tls`]: configuration and process start.
 
 pub mod audit;
+pub mod batch;
 pub mod bootstrap;
 pub mod config;
 pub mod domain;

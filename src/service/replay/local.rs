@@ -370,18 +370,9 @@ async fn writer(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Message>, latency:
     let mut pause = Duration::from_millis(100);
     loop {
         if pending.is_empty() {
-            if rx.recv_many(&mut messages, MAX_BATCH).await == 0 {
+            let is_flush = |m: &Message| matches!(m, Message::Flush(_));
+            if !crate::batch::gather(&mut rx, &mut messages, MAX_BATCH, LINGER, is_flush).await {
                 return;
-            }
-            let deadline = tokio::time::Instant::now() + LINGER;
-            while messages.len() < MAX_BATCH
-                && !messages.iter().any(|m| matches!(m, Message::Flush(_)))
-            {
-                let room = MAX_BATCH - messages.len();
-                match tokio::time::timeout_at(deadline, rx.recv_many(&mut messages, room)).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) => {}
-                }
             }
         } else {
             // A failed batch is retried with what queued meanwhile.

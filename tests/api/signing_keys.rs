@@ -142,3 +142,20 @@ async fn signing_key_endpoints_need_their_scopes() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn get_on_the_rotate_path_is_a_key_lookup_as_in_auth0() {
+    let app = TestApp::spawn().await;
+    // Auth0's `GET /keys/signing/{kid}` reads `rotate` as a key id: no such key, 404.
+    let r = app
+        .admin(Method::GET, "/api/v2/keys/signing/rotate", None)
+        .await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["errorCode"], "inexistent_key", "{body}");
+    // Rotation itself is unchanged.
+    let r = app
+        .admin(Method::POST, "/api/v2/keys/signing/rotate", None)
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+}

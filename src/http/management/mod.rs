@@ -57,7 +57,10 @@ pub fn router() -> Router<AppState> {
             get(tenant_settings::get).patch(tenant_settings::update),
         )
         .route("/keys/signing", get(signing_keys::list))
-        .route("/keys/signing/rotate", post(signing_keys::rotate))
+        .route(
+            "/keys/signing/rotate",
+            post(signing_keys::rotate).get(signing_keys::get_rotate),
+        )
         .route("/keys/signing/{kid}", get(signing_keys::get))
         .route(
             "/keys/signing/{kid}/revoke",

@@ -80,6 +80,12 @@ pub async fn get(
     Ok(json_response(StatusCode::OK, &key_json(&key)))
 }
 
+/// `GET /keys/signing/rotate`: Auth0's path reads `rotate` as a key id here, so the answer is
+/// the key lookup's (no key has that id: 404), not a 405 for the POST-only path.
+pub async fn get_rotate(State(app): State<AppState>, auth: Auth) -> Result<Response, ApiError> {
+    get(State(app), auth, Path("rotate".into())).await
+}
+
 /// `POST /keys/signing/rotate`: 201 `{cert, kid}` of the key that signs from now on.
 #[utoipa::path(
     post, path = "/api/v2/keys/signing/rotate", operation_id = "post_signing_keys", tag = "signing keys",

@@ -91,6 +91,11 @@ fn validator(schema: &'static str) -> Option<Arc<Validator>> {
         .clone()
 }
 
+/// Auth0's documents, parsed: (base URI, document), in lookup order.
+pub fn documents() -> &'static [(&'static str, Value)] {
+    DOCS.as_ref().map_or(&[], |docs| docs.parsed.as_slice())
+}
+
 /// Whether Auth0's documents describe `schema` (tests).
 pub fn knows(schema: &'static str) -> bool {
     validator(schema).is_some()
@@ -115,7 +120,7 @@ pub fn check_property(schema: &'static str, key: &str, value: &Value) -> Result<
 }
 
 /// `/addons/slack/team` → `addons.slack.team`; `/a/0` → `a[0]`.
-fn property_path(pointer: &str) -> String {
+pub fn property_path(pointer: &str) -> String {
     let mut out = String::new();
     for segment in pointer.split('/').skip(1) {
         let segment = segment.replace("~1", "/").replace("~0", "~");
@@ -132,7 +137,7 @@ fn property_path(pointer: &str) -> String {
 }
 
 /// Auth0's (z-schema's) text for a validation failure.
-fn describe(kind: &ValidationErrorKind, instance: &Value) -> String {
+pub fn describe(kind: &ValidationErrorKind, instance: &Value) -> String {
     let shown = |v: &Value| {
         let text = v.to_string();
         if text.chars().count() > 64 {
@@ -145,11 +150,12 @@ fn describe(kind: &ValidationErrorKind, instance: &Value) -> String {
         ValidationErrorKind::Type { kind } => {
             let expected = match kind {
                 TypeKind::Single(t) => t.to_string(),
-                TypeKind::Multiple(set) => set
-                    .iter()
-                    .map(|t| t.to_string())
-                    .collect::<Vec<_>>()
-                    .join(","),
+                // As Auth0's documents write them: `null` last.
+                TypeKind::Multiple(set) => {
+                    let mut types: Vec<String> = set.iter().map(|t| t.to_string()).collect();
+                    types.sort_by_key(|t| t == "null");
+                    types.join(",")
+                }
             };
             format!(
                 "Expected type {expected} but found type {}",
@@ -197,10 +203,16 @@ fn describe(kind: &ValidationErrorKind, instance: &Value) -> String {
             )
         }
         ValidationErrorKind::Pattern { pattern } => {
-            format!(
-                "String does not match pattern {pattern}: {}",
-                shown(instance)
-            )
+            // The string itself, as z-schema prints it (an enum miss prints it as JSON).
+            let text = instance
+                .as_str()
+                .map_or_else(|| instance.to_string(), str::to_string);
+            let text = if text.chars().count() > 64 {
+                format!("{}…", text.chars().take(64).collect::<String>())
+            } else {
+                text
+            };
+            format!("String does not match pattern {pattern}: {text}")
         }
         ValidationErrorKind::Format { format } => format!(
             "Object didn't pass validation for format {format}: {}",
@@ -211,6 +223,14 @@ fn describe(kind: &ValidationErrorKind, instance: &Value) -> String {
         | ValidationErrorKind::OneOfMultipleValid { .. } => {
             "Data does not match any schemas from 'oneOf'".to_string()
         }
+        ValidationErrorKind::MinProperties { limit } => format!(
+            "Too few properties defined ({}), minimum {limit}",
+            instance.as_object().map_or(0, Map::len)
+        ),
+        ValidationErrorKind::MaxProperties { limit } => format!(
+            "Too many properties defined ({}), maximum {limit}",
+            instance.as_object().map_or(0, Map::len)
+        ),
         ValidationErrorKind::UniqueItems => "Array items are not unique".to_string(),
         _ => "Value does not match Auth0's schema".to_string(),
     }

@@ -63,6 +63,11 @@ impl When {
         }
     }
 
+    /// Whether `null` is accepted (it sets nothing, or clears).
+    pub fn accepts_null(self) -> bool {
+        !self.refuses(&Value::Null)
+    }
+
     fn describe(self) -> &'static str {
         match self {
             Self::Present => "any value",
@@ -745,6 +750,65 @@ pub const TENANT_SETTINGS: &[Property] = &[
         r#""strict""#,
     ),
 ];
+
+/// Request properties Clavis accepts beyond Auth0's request schema of the operation, each
+/// with the JSON schema it is validated against: (Auth0's request schema, property, schema).
+/// The served document's request schemas and the request validator
+/// (`http::schema`) take them from here; their meaning is declared in the tables above.
+pub const ACCEPTED_BEYOND_AUTH0: &[(&str, &str, &str)] = &[
+    // Read-only in Auth0's document, but its exports carry it and auth0-deploy-cli sends it
+    // back on import: accepted (inert) so that an import round-trips.
+    (
+        "CreateResourceServerRequestContent",
+        "token_lifetime_for_web",
+        TOKEN_LIFETIME_FOR_WEB,
+    ),
+    (
+        "UpdateResourceServerRequestContent",
+        "token_lifetime_for_web",
+        TOKEN_LIFETIME_FOR_WEB,
+    ),
+    // Newer than Auth0's document (online refresh tokens); auth0-deploy-cli's schema carries
+    // it for resource servers: accepted (inert) so that its YAML imports.
+    (
+        "CreateResourceServerRequestContent",
+        "allow_online_access_with_ephemeral_sessions",
+        EPHEMERAL_SESSIONS,
+    ),
+    (
+        "UpdateResourceServerRequestContent",
+        "allow_online_access_with_ephemeral_sessions",
+        EPHEMERAL_SESSIONS,
+    ),
+    // A Clavis extension (`claims`): the claims a grant's tokens carry.
+    (
+        "CreateClientGrantRequestContent",
+        super::claims::PROPERTY,
+        TOKEN_CLAIMS,
+    ),
+    (
+        "UpdateClientGrantRequestContent",
+        super::claims::PROPERTY,
+        TOKEN_CLAIMS,
+    ),
+];
+
+/// Properties of Auth0's request schemas that also take `null` in Clavis, which clears them
+/// (docs/contract.md section 9): (request schema, property).
+pub const NULL_CLEARS: &[(&str, &str)] = &[("UpdateOrganizationRequestContent", "display_name")];
+
+/// Keywords of Auth0's schemas Clavis serves without, because a rule of the domain decides
+/// instead (it answers with Auth0's wording): (component, property, keyword, why).
+pub const RELAXED: &[(&str, &str, &str, &str)] = &[(
+    "LogStreamHttpSink",
+    "httpEndpoint",
+    "pattern",
+    "Auth0's pattern is `^https://.*`; Clavis also takes `http://` to a loopback address (a collector on the same host); any other endpoint is refused with Auth0's pattern message",
+)];
+
+const TOKEN_LIFETIME_FOR_WEB: &str = r#"{"type": "integer", "description": "Expiration value (in seconds) for access tokens issued for this API via Implicit or Hybrid Flows. Cannot be greater than the `token_lifetime` value."}"#;
+const EPHEMERAL_SESSIONS: &str = r#"{"type": "boolean", "description": "Whether Online Refresh Tokens can be issued for this API with ephemeral sessions (true) or not (false)."}"#;
+const TOKEN_CLAIMS: &str = r#"{"type": ["object", "null"], "description": "Claims every access token of this grant carries (a Clavis extension); null removes them."}"#;
 
 /// Refuses the properties of `table` that are present in `body` with a refused value: a 400
 /// naming the property and saying why.

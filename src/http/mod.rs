@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod oauth;
 pub mod openapi;
 pub mod ratelimit;
+pub mod schema;
 pub mod strict;
 
 use std::sync::Arc;

@@ -2148,15 +2148,22 @@ fn json_types(types: &[&str]) -> RefOr<Schema> {
     ))
 }
 
+/// The document, built once: what the handlers and types declare, with the Management
+/// requests' schemas derived from Auth0's document and Clavis's declaration
+/// ([`super::schema::derive`]).
+pub fn document() -> &'static Value {
+    static DOC: OnceLock<Value> = OnceLock::new();
+    DOC.get_or_init(|| {
+        let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+        super::schema::derive(&mut doc);
+        doc
+    })
+}
+
 /// The document as JSON, built once.
 pub fn document_json() -> &'static [u8] {
     static JSON: OnceLock<Vec<u8>> = OnceLock::new();
-    JSON.get_or_init(|| {
-        ApiDoc::openapi()
-            .to_pretty_json()
-            .map(String::into_bytes)
-            .unwrap_or_default()
-    })
+    JSON.get_or_init(|| serde_json::to_vec_pretty(document()).unwrap_or_default())
 }
 
 /// `GET /api/v2/openapi.json`: this document (no authentication needed).

@@ -22,6 +22,7 @@ mod quotas;
 mod replay_store;
 mod resource_servers;
 mod restart;
+mod schema;
 mod scopes;
 mod signing_keys;
 mod smoke;

@@ -1,7 +1,7 @@
 //! `/api/v2/client-grants` — offset and checkpoint paging; Auth0's filters `audience`,
 //! `client_id`, `subject_type`, `allow_any_organization`, `default_for`.
 
-use axum::extract::{RawQuery, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::Value;
@@ -13,7 +13,7 @@ use crate::domain::client_grant::{
 };
 use crate::domain::scopes::required;
 use crate::http::error::ApiError;
-use crate::http::extract::{Auth, Path, Payload, QueryParams, page_json};
+use crate::http::extract::{Auth, Path, Payload, Query, page_json};
 use crate::http::{AppState, json_response};
 use crate::store::GrantFilter;
 
@@ -26,10 +26,10 @@ use crate::store::GrantFilter;
 pub async fn list(
     State(app): State<AppState>,
     auth: Auth,
-    RawQuery(query): RawQuery,
+    query: Query,
 ) -> Result<Response, ApiError> {
     auth.require(required::READ_CLIENT_GRANTS)?;
-    let q = QueryParams::parse(query.as_deref());
+    let q = query.params()?;
     let paging = q.paging()?;
     let filter = GrantFilter {
         audience: q

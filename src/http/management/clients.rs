@@ -1,6 +1,6 @@
 //! `/api/v2/clients` — list, create, get, update, delete, rotate-secret.
 
-use axum::extract::{RawQuery, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::{Map, Value};
@@ -9,7 +9,7 @@ use super::{no_content, path_param};
 use crate::domain::client::{APP_TYPES, Client, ClientUpdate, NewClient};
 use crate::domain::scopes::{fields, required};
 use crate::http::error::ApiError;
-use crate::http::extract::{Auth, Path, Payload, QueryParams, page_json};
+use crate::http::extract::{Auth, Path, Payload, Query, QueryParams, page_json};
 use crate::http::{AppState, json_response};
 use crate::store::ClientFilter;
 
@@ -119,10 +119,10 @@ fn render_read(client: &Client, secret: Option<&str>, auth: &Auth) -> Map<String
 pub async fn list(
     State(app): State<AppState>,
     auth: Auth,
-    RawQuery(query): RawQuery,
+    query: Query,
 ) -> Result<Response, ApiError> {
     auth.require(required::READ_CLIENTS)?;
-    let q = QueryParams::parse(query.as_deref());
+    let q = query.params()?;
     let paging = q.paging()?;
     let filter = FieldFilter::parse(&q)?;
     let clients = client_filter(&q)?;
@@ -185,10 +185,10 @@ pub async fn get(
     State(app): State<AppState>,
     auth: Auth,
     Path(client_id): Path<String>,
-    RawQuery(query): RawQuery,
+    query: Query,
 ) -> Result<Response, ApiError> {
     auth.require(required::READ_CLIENTS)?;
-    let q = QueryParams::parse(query.as_deref());
+    let q = query.params()?;
     let filter = FieldFilter::parse(&q)?;
     let client_id = path_param("client_id", &client_id)?;
     let aggregate = app.client(client_id).await?;

@@ -138,15 +138,15 @@ fn parse_before(text: &str) -> Option<crate::domain::time::Timestamp> {
 pub async fn expiring(
     State(app): State<AppState>,
     auth: Auth,
-    axum::extract::RawQuery(query): axum::extract::RawQuery,
+    query: crate::http::extract::Query,
 ) -> Result<Response, ApiError> {
     use serde_json::Value;
 
-    use crate::http::extract::{QueryParams, page_json};
+    use crate::http::extract::page_json;
     use crate::store::{Page, PageRequest};
 
     auth.require(required::READ_CREDENTIALS)?;
-    let q = QueryParams::parse(query.as_deref());
+    let q = query.params()?;
     let before = match q.get("before").filter(|b| !b.is_empty()) {
         None => None,
         Some(text) => Some(parse_before(text).ok_or_else(|| {

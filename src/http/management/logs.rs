@@ -1,6 +1,6 @@
 //! `/api/v2/logs` — the audit trail: search (page mode), checkpoint export, one event.
 
-use axum::extract::{RawQuery, State};
+use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use serde_json::{Map, Value};
@@ -9,7 +9,7 @@ use super::path_param;
 use crate::domain::log_query::{self, log_id, log_id_seq};
 use crate::domain::scopes::required;
 use crate::http::error::ApiError;
-use crate::http::extract::{Auth, Path, QueryParams};
+use crate::http::extract::{Auth, Path, Query};
 use crate::http::{AppState, json_response};
 use crate::store::{LogRow, LogSearch};
 
@@ -89,10 +89,10 @@ fn select(doc: Map<String, Value>, fields: &[String], include: bool) -> Map<Stri
 pub async fn list(
     State(app): State<AppState>,
     auth: Auth,
-    RawQuery(query): RawQuery,
+    query: Query,
 ) -> Result<Response, ApiError> {
     auth.require(required::READ_LOGS)?;
-    let q = QueryParams::parse(query.as_deref());
+    let q = query.params()?;
     // This node's queued events are written first: a caller reads what it just did.
     app.audit.flush().await;
     let from = q.get("from").filter(|f| !f.is_empty());

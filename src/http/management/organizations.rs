@@ -1,7 +1,7 @@
 //! `/api/v2/organizations` (offset and checkpoint paging), `/organizations/name/{name}`,
 //! `/organizations/{id}/client-grants` and `/client-grants/{id}/organizations`.
 
-use axum::extract::{RawQuery, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::Value;
@@ -10,7 +10,7 @@ use super::{no_content, path_param};
 use crate::domain::organization::{Association, NewOrganization, OrganizationUpdate};
 use crate::domain::scopes::required;
 use crate::http::error::ApiError;
-use crate::http::extract::{Auth, Path, Payload, QueryParams, page_json};
+use crate::http::extract::{Auth, Path, Payload, Query, QueryParams, page_json};
 use crate::http::{AppState, json_response};
 use crate::store::{GrantFilter, OrganizationFilter, OrganizationSort, PageRequest};
 
@@ -26,10 +26,10 @@ const MAX_GRANT_IDS: usize = 10;
 pub async fn list(
     State(app): State<AppState>,
     auth: Auth,
-    RawQuery(query): RawQuery,
+    query: Query,
 ) -> Result<Response, ApiError> {
     auth.require(required::READ_ORGANIZATIONS)?;
-    let q = QueryParams::parse(query.as_deref());
+    let q = query.params()?;
     let sort = q
         .get("sort")
         .filter(|s| !s.is_empty())
@@ -243,11 +243,11 @@ pub async fn list_grants(
     State(app): State<AppState>,
     auth: Auth,
     Path(id): Path<String>,
-    RawQuery(query): RawQuery,
+    query: Query,
 ) -> Result<Response, ApiError> {
     auth.require(required::READ_ORGANIZATION_CLIENT_GRANTS)?;
     let id = path_param("id", &id)?;
-    let q = QueryParams::parse(query.as_deref());
+    let q = query.params()?;
     let paging = q.offset_paging()?;
     let grant_ids = repeated(query.as_deref(), "grant_ids");
     if grant_ids.len() > MAX_GRANT_IDS {
@@ -354,11 +354,11 @@ pub async fn grant_organizations(
     State(app): State<AppState>,
     auth: Auth,
     Path(id): Path<String>,
-    RawQuery(query): RawQuery,
+    query: Query,
 ) -> Result<Response, ApiError> {
     auth.require(required::READ_ORGANIZATION_CLIENT_GRANTS)?;
     let id = path_param("id", &id)?;
-    let q = QueryParams::parse(query.as_deref());
+    let q = query.params()?;
     let paging = q.paging()?;
     app.client_grant(id).await?;
     let filter = OrganizationFilter {

@@ -1,6 +1,6 @@
 //! `/api/v2/resource-servers` — `{id}` is the id or the URL-encoded identifier.
 
-use axum::extract::{RawQuery, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::Value;
@@ -9,7 +9,7 @@ use super::{no_content, path_param};
 use crate::domain::resource_server::{NewResourceServer, ResourceServerUpdate};
 use crate::domain::scopes::required;
 use crate::http::error::ApiError;
-use crate::http::extract::{Auth, Path, Payload, QueryParams, page_json};
+use crate::http::extract::{Auth, Path, Payload, Query, page_json};
 use crate::http::{AppState, json_response};
 
 /// `GET /resource-servers`.
@@ -21,10 +21,10 @@ use crate::http::{AppState, json_response};
 pub async fn list(
     State(app): State<AppState>,
     auth: Auth,
-    RawQuery(query): RawQuery,
+    query: Query,
 ) -> Result<Response, ApiError> {
     auth.require(required::READ_RESOURCE_SERVERS)?;
-    let paging = QueryParams::parse(query.as_deref()).paging()?;
+    let paging = query.params()?.paging()?;
     let page = app.list_resource_servers(paging.request).await?;
     let page = page.map(|rs| Value::Object(app.resource_server_json(&rs)));
     Ok(json_response(

@@ -1,7 +1,7 @@
 //! `/api/v2/tenants/settings`: the tenant's `default_token_quota` and labels (what Clavis
 //! does with every other setting of Auth0's is declared in `properties::TENANT_SETTINGS`).
 
-use axum::extract::{RawQuery, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::{Map, Value};
@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 use crate::domain::scopes::required;
 use crate::domain::tenant_settings::TenantSettingsUpdate;
 use crate::http::error::ApiError;
-use crate::http::extract::{Auth, Payload, QueryParams};
+use crate::http::extract::{Auth, Payload, Query, QueryParams};
 use crate::http::{AppState, json_response};
 
 /// `fields` / `include_fields` of `GET /tenants/settings`.
@@ -40,10 +40,10 @@ fn select(q: &QueryParams, mut values: Map<String, Value>) -> Result<Map<String,
 pub async fn get(
     State(app): State<AppState>,
     auth: Auth,
-    RawQuery(query): RawQuery,
+    query: Query,
 ) -> Result<Response, ApiError> {
     auth.require(required::READ_TENANT_SETTINGS)?;
-    let q = QueryParams::parse(query.as_deref());
+    let q = query.params()?;
     let settings = app.tenant_settings().await?;
     Ok(json_response(
         StatusCode::OK,

@@ -1,0 +1,625 @@
+//! Every Management request, declared once: Auth0's own schema for the operation (its
+//! published document, `docs/auth0/`), restricted by Clavis's declaration of each property
+//! (`domain::properties`).
+//!
+//! [`derive`] writes those schemas into the served document (`/api/v2/openapi.json`): the
+//! request body of each operation Auth0 documents is Auth0's request schema with the
+//! properties Auth0 only outputs left out and the properties Clavis accepts beyond it
+//! (`properties::ACCEPTED_BEYOND_AUTH0`) added, and each query parameter takes Auth0's schema
+//! for it. The validator is then compiled from the served document itself — one validator
+//! per operation, looked up by the route a request matched — so the document and the
+//! validator cannot disagree. [`check_body`] and [`check_query`] answer the first problem
+//! with Auth0's error body and (z-schema's) wording, before any rule of the domain, so that
+//! nothing is written when a request fails its schema.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::LazyLock;
+
+use axum::http::Method;
+use jsonschema::{Registry, Validator};
+use serde_json::{Map, Value, json};
+
+use super::error::ApiError;
+use crate::domain::auth0_schema::{describe, documents, property_path};
+use crate::domain::properties::{
+    ACCEPTED_BEYOND_AUTH0, CLIENT, CLIENT_GRANT, LOG_STREAM, Meaning, NULL_CLEARS, ORGANIZATION,
+    Property, RELAXED, RESOURCE_SERVER, TENANT_SETTINGS,
+};
+
+/// The declaration that restricts each of Auth0's request schemas Clavis serves.
+const DECLARED: &[(&str, &[Property])] = &[
+    ("CreateClientRequestContent", CLIENT),
+    ("UpdateClientRequestContent", CLIENT),
+    ("CreateResourceServerRequestContent", RESOURCE_SERVER),
+    ("UpdateResourceServerRequestContent", RESOURCE_SERVER),
+    ("CreateClientGrantRequestContent", CLIENT_GRANT),
+    ("UpdateClientGrantRequestContent", CLIENT_GRANT),
+    ("CreateOrganizationRequestContent", ORGANIZATION),
+    ("UpdateOrganizationRequestContent", ORGANIZATION),
+    ("CreateLogStreamHttpRequestBody", LOG_STREAM),
+    ("UpdateLogStreamRequestContent", LOG_STREAM),
+    ("UpdateTenantSettingsRequestContent", TENANT_SETTINGS),
+];
+
+/// Operations whose request body is one member of Auth0's schema: Clavis serves `http` log
+/// streams only, so `POST /log-streams` takes Auth0's `http` member of the `oneOf`.
+const SERVED_MEMBER: &[(&str, &str)] = &[("post_log-streams", "CreateLogStreamHttpRequestBody")];
+
+/// The base URI of the served document inside the validator's registry.
+const SERVED: &str = "urn:clavis:served";
+
+/// Auth0's operations by operation id: (document, operation).
+fn auth0_operations() -> HashMap<&'static str, (&'static Value, &'static Value)> {
+    let mut out = HashMap::new();
+    for (_, doc) in documents() {
+        for item in doc["paths"].as_object().into_iter().flat_map(Map::values) {
+            for op in item.as_object().into_iter().flat_map(Map::values) {
+                if let Some(id) = op["operationId"].as_str() {
+                    out.entry(id).or_insert((doc, op));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The name of the request schema of `op` (Auth0's operation) that Clavis serves for `id`.
+fn request_schema_name<'a>(id: &str, op: &'a Value) -> Option<&'a str> {
+    if let Some((_, member)) = SERVED_MEMBER.iter().find(|(op, _)| *op == id) {
+        return Some(member);
+    }
+    let content = op["requestBody"]["content"].as_object()?;
+    let schema = content
+        .get("application/json")
+        .or_else(|| content.values().next())?;
+    schema["schema"]["$ref"]
+        .as_str()?
+        .strip_prefix("#/components/schemas/")
+}
+
+/// Auth0's request schema `name`, restricted by Clavis's declaration.
+fn restricted(auth0: &Value, name: &str) -> Option<Value> {
+    let mut schema = auth0["components"]["schemas"].get(name)?.clone();
+    let table = DECLARED
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map_or(&[][..], |(_, t)| *t);
+    let output_only: Vec<&str> = table
+        .iter()
+        .filter(|p| matches!(p.meaning, Meaning::OutputOnly(_)))
+        .map(|p| p.name)
+        .collect();
+    if let Some(properties) = schema.get_mut("properties").and_then(Value::as_object_mut) {
+        properties.retain(|k, _| !output_only.contains(&k.as_str()));
+        // A refused property whose declaration accepts `null` takes it.
+        for property in table {
+            if let Meaning::Refused { when, .. } = property.meaning
+                && when.accepts_null()
+                && let Some(schema) = properties.get_mut(property.name)
+            {
+                *schema = nullable(schema.take());
+            }
+        }
+        for (schema_name, property) in NULL_CLEARS {
+            if *schema_name == name
+                && let Some(schema) = properties.get_mut(*property)
+            {
+                *schema = nullable(schema.take());
+            }
+        }
+        for (schema_name, property, declared) in ACCEPTED_BEYOND_AUTH0 {
+            if *schema_name == name
+                && let Ok(declared) = serde_json::from_str::<Value>(declared)
+            {
+                properties.insert((*property).to_string(), declared);
+            }
+        }
+    }
+    if let Some(required) = schema.get_mut("required").and_then(Value::as_array_mut) {
+        required.retain(|r| !r.as_str().is_some_and(|r| output_only.contains(&r)));
+    }
+    Some(schema)
+}
+
+/// `schema`, admitting `null` too.
+fn nullable(mut schema: Value) -> Value {
+    match schema.get_mut("type") {
+        Some(Value::String(t)) if t != "null" => {
+            let t = t.clone();
+            schema["type"] = json!([t, "null"]);
+            schema
+        }
+        Some(Value::Array(types)) => {
+            if !types.iter().any(|t| t == "null") {
+                types.push(json!("null"));
+            }
+            schema
+        }
+        _ => json!({ "anyOf": [schema, { "type": "null" }] }),
+    }
+}
+
+/// Writes the request schemas of the Management operations into `doc` (the served
+/// document); see the module documentation.
+pub fn derive(doc: &mut Value) {
+    let theirs = auth0_operations();
+    // Component name → the document it is copied from.
+    let mut copied: BTreeMap<String, &'static Value> = BTreeMap::new();
+    let mut bodies: BTreeMap<String, Value> = BTreeMap::new();
+    let Some(paths) = doc["paths"].as_object_mut() else {
+        return;
+    };
+    for (path, item) in paths.iter_mut() {
+        if !path.starts_with("/api/v2/") {
+            continue;
+        }
+        for op in item
+            .as_object_mut()
+            .into_iter()
+            .flat_map(|m| m.values_mut())
+        {
+            let Some(id) = op["operationId"].as_str().map(str::to_string) else {
+                continue;
+            };
+            let Some((auth0, their_op)) = theirs.get(id.as_str()) else {
+                continue;
+            };
+            if let Some(name) = request_schema_name(&id, their_op)
+                && let Some(schema) = restricted(auth0, name)
+            {
+                collect_refs(&schema, auth0, &mut copied);
+                bodies.insert(name.to_string(), schema);
+                let reference = json!({ "$ref": format!("#/components/schemas/{name}") });
+                op["requestBody"] = json!({
+                    "content": {
+                        "application/json": { "schema": reference },
+                        "application/x-www-form-urlencoded": { "schema": reference },
+                    },
+                    "required": true,
+                });
+            }
+            let parameters = op.get_mut("parameters").and_then(Value::as_array_mut);
+            for parameter in parameters.into_iter().flatten() {
+                if parameter["in"] != "query" {
+                    continue;
+                }
+                let their_parameter = their_op["parameters"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .find(|p| p["in"] == "query" && p["name"] == parameter["name"]);
+                if let Some(their_parameter) = their_parameter {
+                    collect_refs(&their_parameter["schema"], auth0, &mut copied);
+                    parameter["schema"] = their_parameter["schema"].clone();
+                    if let Some(description) = their_parameter.get("description") {
+                        parameter["description"] = description.clone();
+                    }
+                }
+            }
+        }
+    }
+    let Some(schemas) = doc
+        .pointer_mut("/components/schemas")
+        .and_then(Value::as_object_mut)
+    else {
+        return;
+    };
+    for (name, source) in copied {
+        if let Some(schema) = source["components"]["schemas"].get(&name) {
+            schemas.insert(name, schema.clone());
+        }
+    }
+    for (component, property, keyword, _) in RELAXED {
+        if let Some(Value::Object(schema)) = schemas
+            .get_mut(*component)
+            .and_then(|c| c.get_mut("properties"))
+            .and_then(|p| p.get_mut(*property))
+        {
+            schema.remove(*keyword);
+        }
+    }
+    for (name, schema) in bodies {
+        schemas.insert(name, schema);
+    }
+    schemas.sort_keys();
+}
+
+/// Adds the components `schema` refers to (transitively) in `auth0` to `out`.
+fn collect_refs(schema: &Value, auth0: &'static Value, out: &mut BTreeMap<String, &'static Value>) {
+    match schema {
+        Value::Object(map) => {
+            if let Some(name) = map
+                .get("$ref")
+                .and_then(Value::as_str)
+                .and_then(|r| r.strip_prefix("#/components/schemas/"))
+                && !out.contains_key(name)
+                && let Some(target) = auth0["components"]["schemas"].get(name)
+            {
+                out.insert(name.to_string(), auth0);
+                collect_refs(target, auth0, out);
+            }
+            for value in map.values() {
+                collect_refs(value, auth0, out);
+            }
+        }
+        Value::Array(items) => {
+            for value in items {
+                collect_refs(value, auth0, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// One compiled schema and the schema itself (for descriptions and form coercion).
+struct Compiled {
+    validator: Validator,
+    schema: Value,
+}
+
+/// One query parameter of an operation.
+struct QueryParameter {
+    name: String,
+    description: String,
+    compiled: Compiled,
+}
+
+/// The compiled request schemas of one operation of the served document.
+pub struct Operation {
+    /// Its operation id.
+    pub id: String,
+    body: Option<Compiled>,
+    query: Vec<QueryParameter>,
+}
+
+impl Operation {
+    /// The request body schema the validator was compiled from (tests).
+    pub fn body_schema(&self) -> Option<&Value> {
+        self.body.as_ref().map(|c| &c.schema)
+    }
+
+    /// The names of the query parameters it validates (tests).
+    pub fn query_parameters(&self) -> Vec<&str> {
+        self.query.iter().map(|p| p.name.as_str()).collect()
+    }
+}
+
+struct Operations {
+    by_route: HashMap<(String, String), Operation>,
+}
+
+static OPERATIONS: LazyLock<Operations> = LazyLock::new(|| {
+    let doc = super::openapi::document();
+    let mut by_route = HashMap::new();
+    let registry = match Registry::new()
+        .add(SERVED, doc.clone())
+        .and_then(|r| r.prepare())
+    {
+        Ok(registry) => registry,
+        Err(e) => {
+            tracing::error!(error = %e, "the served document is not a schema registry");
+            return Operations { by_route };
+        }
+    };
+    let compile = |pointer: String, schema: &Value| -> Option<Compiled> {
+        let validator = jsonschema::options()
+            .with_registry(&registry)
+            .build(&json!({ "$ref": format!("{SERVED}#{pointer}") }))
+            .map_err(|e| tracing::error!(pointer, error = %e, "a served schema does not compile"))
+            .ok()?;
+        Some(Compiled {
+            validator,
+            schema: resolve(doc, schema).clone(),
+        })
+    };
+    for (path, item) in doc["paths"].as_object().into_iter().flatten() {
+        if !path.starts_with("/api/v2/") {
+            continue;
+        }
+        // A JSON pointer to the path item, percent-encoded for the URI fragment.
+        let escaped = path
+            .replace('~', "~0")
+            .replace('/', "~1")
+            .replace('{', "%7B")
+            .replace('}', "%7D");
+        for (method, op) in item.as_object().into_iter().flatten() {
+            let Some(id) = op["operationId"].as_str() else {
+                continue;
+            };
+            let body_schema = &op["requestBody"]["content"]["application/json"]["schema"];
+            let body = body_schema.as_object().and_then(|_| {
+                compile(
+                    format!(
+                        "/paths/{escaped}/{method}/requestBody/content/application~1json/schema"
+                    ),
+                    body_schema,
+                )
+            });
+            let query = op["parameters"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .enumerate()
+                .filter(|(_, p)| p["in"] == "query")
+                .filter_map(|(i, p)| {
+                    Some(QueryParameter {
+                        name: p["name"].as_str()?.to_string(),
+                        description: p["description"].as_str().unwrap_or_default().to_string(),
+                        compiled: compile(
+                            format!("/paths/{escaped}/{method}/parameters/{i}/schema"),
+                            &p["schema"],
+                        )?,
+                    })
+                })
+                .collect();
+            by_route.insert(
+                (method.to_ascii_uppercase(), path.clone()),
+                Operation {
+                    id: id.to_string(),
+                    body,
+                    query,
+                },
+            );
+        }
+    }
+    Operations { by_route }
+});
+
+/// The operation of the served document at `method` and `path` (the route's template, as
+/// `axum::extract::MatchedPath` gives it).
+pub fn operation(method: &Method, path: &str) -> Option<&'static Operation> {
+    OPERATIONS
+        .by_route
+        .get(&(method.as_str().to_string(), path.to_string()))
+}
+
+/// Follows `$ref`s into `doc`.
+fn resolve<'a>(doc: &'a Value, mut schema: &'a Value) -> &'a Value {
+    for _ in 0..16 {
+        let Some(target) = schema
+            .get("$ref")
+            .and_then(Value::as_str)
+            .and_then(|r| r.strip_prefix('#'))
+            .and_then(|pointer| doc.pointer(pointer))
+        else {
+            return schema;
+        };
+        schema = target;
+    }
+    schema
+}
+
+/// The description of the property at `pointer` (an instance path) inside `schema`: its
+/// own, or that of the schema it refers to.
+fn description_at(schema: &Value, pointer: &str) -> String {
+    let doc = super::openapi::document();
+    let mut here = resolve(doc, schema);
+    let mut described = None;
+    for segment in pointer.split('/').skip(1) {
+        let segment = segment.replace("~1", "/").replace("~0", "~");
+        let next = here["properties"]
+            .get(&segment)
+            .or_else(|| {
+                here.get("items")
+                    .filter(|_| segment.parse::<usize>().is_ok())
+            })
+            .or_else(|| here.get("additionalProperties").filter(|a| a.is_object()));
+        let Some(next) = next else {
+            return String::new();
+        };
+        described = next.get("description");
+        here = resolve(doc, next);
+        if described.is_none() {
+            described = here.get("description");
+        }
+    }
+    described
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// The JSON types `schema` admits.
+fn types_of(doc: &Value, schema: &Value) -> Vec<String> {
+    match resolve(doc, schema).get("type") {
+        Some(Value::String(t)) => vec![t.clone()],
+        Some(Value::Array(ts)) => ts
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_string)
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// A text value read as the type `schema` wants, when it is one (query strings and form
+/// bodies carry text only); otherwise the text, for the validator to refuse.
+fn coerce(doc: &Value, schema: &Value, text: &str) -> Value {
+    let types = types_of(doc, schema);
+    let wants = |t: &str| types.iter().any(|x| x == t);
+    if wants("string") || types.is_empty() {
+        return Value::String(text.to_string());
+    }
+    if wants("boolean") && (text == "true" || text == "false") {
+        return Value::Bool(text == "true");
+    }
+    if wants("integer")
+        && let Ok(n) = text.parse::<i64>()
+    {
+        return Value::from(n);
+    }
+    if wants("number")
+        && let Ok(n) = text.parse::<f64>()
+        && let Some(n) = serde_json::Number::from_f64(n)
+    {
+        return Value::Number(n);
+    }
+    if wants("array") {
+        let items = &resolve(doc, schema)["items"];
+        return Value::Array(
+            text.split(',')
+                .map(|item| coerce(doc, items, item))
+                .collect(),
+        );
+    }
+    Value::String(text.to_string())
+}
+
+/// Checks a request body against the operation's schema; the first problem is Auth0's
+/// `invalid_body` 400. `form`: the body came as `application/x-www-form-urlencoded`, whose
+/// values are text, read as the schema's scalar types first.
+pub fn check_body(operation: &Operation, body: &Value, form: bool) -> Result<(), ApiError> {
+    let Some(compiled) = &operation.body else {
+        return Ok(());
+    };
+    let doc = super::openapi::document();
+    let coerced;
+    let body = match body {
+        Value::Object(map) if form => {
+            coerced = Value::Object(
+                map.iter()
+                    .map(|(k, v)| {
+                        let value = match (v, compiled.schema["properties"].get(k)) {
+                            (Value::String(text), Some(schema)) => coerce(doc, schema, text),
+                            _ => v.clone(),
+                        };
+                        (k.clone(), value)
+                    })
+                    .collect(),
+            );
+            &coerced
+        }
+        other => other,
+    };
+    let Some(error) = compiled.validator.iter_errors(body).next() else {
+        return Ok(());
+    };
+    let pointer = error.instance_path().as_str();
+    let what = describe(error.kind(), error.instance());
+    let path = property_path(pointer);
+    if path.is_empty() {
+        return Err(ApiError::invalid_body(format!(
+            "Payload validation error: '{what}'."
+        )));
+    }
+    let description = description_at(&compiled.schema, pointer);
+    Err(ApiError::invalid_body(message(
+        "Payload",
+        &what,
+        &path,
+        &description,
+    )))
+}
+
+/// Checks the query parameters the operation documents; the first problem is Auth0's
+/// `invalid_query_string` 400. Parameters it does not document are left alone, as Auth0
+/// leaves them.
+pub fn check_query<'q>(
+    operation: &Operation,
+    get: impl Fn(&str) -> Option<&'q str>,
+) -> Result<(), ApiError> {
+    let doc = super::openapi::document();
+    for parameter in &operation.query {
+        let Some(text) = get(&parameter.name) else {
+            continue;
+        };
+        let value = coerce(doc, &parameter.compiled.schema, text);
+        if let Some(error) = parameter.compiled.validator.iter_errors(&value).next() {
+            let what = describe(error.kind(), error.instance());
+            return Err(ApiError::invalid_query(message(
+                "Query",
+                &what,
+                &parameter.name,
+                &parameter.description,
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// `<kind> validation error: '<what>' on property <path> (<description>).`
+fn message(kind: &str, what: &str, path: &str, description: &str) -> String {
+    if description.is_empty() {
+        format!("{kind} validation error: '{what}' on property {path}.")
+    } else {
+        format!("{kind} validation error: '{what}' on property {path} ({description}).")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// Every request body and query parameter of the served document compiles into the
+    /// validator of its operation (a schema that did not would go unchecked).
+    #[test]
+    fn every_served_request_schema_compiles() {
+        let doc = super::super::openapi::document();
+        let mut checked = 0;
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            if !path.starts_with("/api/v2/") {
+                continue;
+            }
+            for (method, op) in item.as_object().unwrap() {
+                let method: Method = method.to_uppercase().parse().unwrap();
+                let operation = operation(&method, path).unwrap();
+                assert_eq!(operation.id, op["operationId"].as_str().unwrap());
+                let served = &op["requestBody"]["content"]["application/json"]["schema"];
+                assert_eq!(
+                    operation.body_schema().is_some(),
+                    served.is_object(),
+                    "{method} {path}"
+                );
+                if let Some(schema) = operation.body_schema() {
+                    assert_eq!(schema, resolve(doc, served), "{method} {path}");
+                }
+                let served: Vec<&str> = op["parameters"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter(|p| p["in"] == "query")
+                    .filter_map(|p| p["name"].as_str())
+                    .collect();
+                assert_eq!(operation.query_parameters(), served, "{method} {path}");
+                checked += 1;
+            }
+        }
+        assert!(checked > 40, "{checked}");
+    }
+
+    #[test]
+    fn form_text_is_read_as_the_schemas_type() {
+        let doc = json!({});
+        assert_eq!(coerce(&doc, &json!({"type": "integer"}), "5"), json!(5));
+        assert_eq!(coerce(&doc, &json!({"type": "integer"}), "x"), json!("x"));
+        assert_eq!(
+            coerce(&doc, &json!({"type": "boolean"}), "true"),
+            json!(true)
+        );
+        assert_eq!(
+            coerce(&doc, &json!({"type": ["string", "null"]}), "5"),
+            json!("5")
+        );
+        assert_eq!(
+            coerce(
+                &doc,
+                &json!({"type": "array", "items": {"type": "string"}}),
+                "a,b"
+            ),
+            json!(["a", "b"])
+        );
+    }
+
+    #[test]
+    fn null_is_added_to_a_schema() {
+        assert_eq!(
+            nullable(json!({"type": "string"}))["type"],
+            json!(["string", "null"])
+        );
+        assert_eq!(
+            nullable(json!({"$ref": "#/x"})),
+            json!({"anyOf": [{"$ref": "#/x"}, {"type": "null"}]})
+        );
+    }
+}

@@ -1,16 +1,20 @@
-//! Every Management request, declared once: Auth0's own schema for the operation (its
-//! published document, `docs/auth0/`), restricted by Clavis's declaration of each property
-//! (`domain::properties`).
+//! Every Management request and response, declared once: Auth0's own schema for the
+//! operation (its published document, `docs/auth0/`), restricted by Clavis's declaration of
+//! each resource (`domain::properties::RESOURCES`).
 //!
-//! [`derive`] writes those schemas into the served document (`/api/v2/openapi.json`): the
-//! request body of each operation Auth0 documents is Auth0's request schema with the
-//! properties Auth0 only outputs left out and the properties Clavis accepts beyond it
-//! (`properties::ACCEPTED_BEYOND_AUTH0`) added, and each query parameter takes Auth0's schema
-//! for it. The validator is then compiled from the served document itself — one validator
-//! per operation, looked up by the route a request matched — so the document and the
-//! validator cannot disagree. [`check_body`] and [`check_query`] answer the first problem
-//! with Auth0's error body and (z-schema's) wording, before any rule of the domain, so that
-//! nothing is written when a request fails its schema.
+//! [`derive`] writes those schemas into the served document (`/api/v2/openapi.json`). For
+//! each operation Auth0 documents, the request body and the success responses are Auth0's
+//! schemas; the components they refer to are copied from Auth0's document, and those of a
+//! declared resource are restricted: what Auth0 only outputs is left out, what Clavis takes
+//! or returns beyond Auth0 is added with its declared schema, a refused property whose
+//! declaration accepts `null` takes it, and a response schema lists exactly what Clavis
+//! returns (`additionalProperties: false`). Each query parameter takes Auth0's schema for it.
+//!
+//! The validator is then compiled from the served document itself — one validator per
+//! operation, looked up by the route a request matched — so the document and the validator
+//! cannot disagree. [`check_body`] and [`check_query`] answer the first problem with Auth0's
+//! error body and (z-schema's) wording, before any rule of the domain, so that nothing is
+//! written when a request fails its schema.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::LazyLock;
@@ -21,29 +25,27 @@ use serde_json::{Map, Value, json};
 
 use super::error::ApiError;
 use crate::domain::auth0_schema::{describe, documents, property_path};
-use crate::domain::properties::{
-    ACCEPTED_BEYOND_AUTH0, CLIENT, CLIENT_GRANT, LOG_STREAM, Meaning, NULL_CLEARS, ORGANIZATION,
-    Property, RELAXED, RESOURCE_SERVER, TENANT_SETTINGS,
-};
+use crate::domain::properties::{Meaning, NULL_CLEARS, RELAXED, RESOURCES, Resource, When};
 
-/// The declaration that restricts each of Auth0's request schemas Clavis serves.
-const DECLARED: &[(&str, &[Property])] = &[
-    ("CreateClientRequestContent", CLIENT),
-    ("UpdateClientRequestContent", CLIENT),
-    ("CreateResourceServerRequestContent", RESOURCE_SERVER),
-    ("UpdateResourceServerRequestContent", RESOURCE_SERVER),
-    ("CreateClientGrantRequestContent", CLIENT_GRANT),
-    ("UpdateClientGrantRequestContent", CLIENT_GRANT),
-    ("CreateOrganizationRequestContent", ORGANIZATION),
-    ("UpdateOrganizationRequestContent", ORGANIZATION),
-    ("CreateLogStreamHttpRequestBody", LOG_STREAM),
-    ("UpdateLogStreamRequestContent", LOG_STREAM),
-    ("UpdateTenantSettingsRequestContent", TENANT_SETTINGS),
+/// Operations whose request or response is one member of Auth0's schema: Clavis serves
+/// `http` log streams only, so they take Auth0's `http` member of the `oneOf` (operation,
+/// request schema or `None`, response schema).
+const SERVED_MEMBER: &[(&str, Option<&str>, &str)] = &[
+    (
+        "post_log-streams",
+        Some("CreateLogStreamHttpRequestBody"),
+        "LogStreamHttpResponseSchema",
+    ),
+    ("get_log-streams_by_id", None, "LogStreamHttpResponseSchema"),
+    (
+        "patch_log-streams_by_id",
+        None,
+        "LogStreamHttpResponseSchema",
+    ),
 ];
 
-/// Operations whose request body is one member of Auth0's schema: Clavis serves `http` log
-/// streams only, so `POST /log-streams` takes Auth0's `http` member of the `oneOf`.
-const SERVED_MEMBER: &[(&str, &str)] = &[("post_log-streams", "CreateLogStreamHttpRequestBody")];
+/// `GET /log-streams` answers a list of `http` log streams.
+const LIST_MEMBER: &[(&str, &str)] = &[("get_log-streams", "LogStreamHttpResponseSchema")];
 
 /// The base URI of the served document inside the validator's registry.
 const SERVED: &str = "urn:clavis:served";
@@ -63,62 +65,111 @@ fn auth0_operations() -> HashMap<&'static str, (&'static Value, &'static Value)>
     out
 }
 
-/// The name of the request schema of `op` (Auth0's operation) that Clavis serves for `id`.
-fn request_schema_name<'a>(id: &str, op: &'a Value) -> Option<&'a str> {
-    if let Some((_, member)) = SERVED_MEMBER.iter().find(|(op, _)| *op == id) {
-        return Some(member);
-    }
-    let content = op["requestBody"]["content"].as_object()?;
-    let schema = content
-        .get("application/json")
-        .or_else(|| content.values().next())?;
-    schema["schema"]["$ref"]
-        .as_str()?
-        .strip_prefix("#/components/schemas/")
+fn reference(name: &str) -> Value {
+    json!({ "$ref": format!("#/components/schemas/{name}") })
 }
 
-/// Auth0's request schema `name`, restricted by Clavis's declaration.
+/// The JSON schema of `content` (an OpenAPI content map): `application/json`'s, or the
+/// first.
+fn json_schema(content: &Value) -> Option<&Value> {
+    let content = content.as_object()?;
+    content
+        .get("application/json")
+        .or_else(|| content.values().next())
+        .map(|c| &c["schema"])
+        .filter(|s| s.is_object())
+}
+
+/// The request schema Clavis serves for operation `id` (Auth0's `op`).
+fn request_schema(id: &str, op: &Value) -> Option<Value> {
+    if let Some((_, Some(member), _)) = SERVED_MEMBER.iter().find(|(o, _, _)| *o == id) {
+        return Some(reference(member));
+    }
+    json_schema(&op["requestBody"]["content"]).cloned()
+}
+
+/// The response schema Clavis serves for operation `id` (Auth0's `op`) with `status`.
+fn response_schema(id: &str, op: &Value, status: &str) -> Option<Value> {
+    if let Some((_, _, member)) = SERVED_MEMBER.iter().find(|(o, _, _)| *o == id) {
+        return Some(reference(member));
+    }
+    if let Some((_, member)) = LIST_MEMBER.iter().find(|(o, _)| *o == id) {
+        return Some(json!({ "type": "array", "items": reference(member) }));
+    }
+    json_schema(&op["responses"][status]["content"]).cloned()
+}
+
+/// The declared resource whose request (`true`) or response (`false`) schema `name` is.
+fn resource_of(name: &str) -> Option<(&'static Resource, bool)> {
+    RESOURCES.iter().find_map(|r| {
+        if r.requests.contains(&name) {
+            Some((r, true))
+        } else if r.responses.contains(&name) {
+            Some((r, false))
+        } else {
+            None
+        }
+    })
+}
+
+/// Auth0's component `name`, restricted by Clavis's declaration when it is one of a declared
+/// resource's schemas; see the module documentation.
 fn restricted(auth0: &Value, name: &str) -> Option<Value> {
     let mut schema = auth0["components"]["schemas"].get(name)?.clone();
-    let table = DECLARED
-        .iter()
-        .find(|(n, _)| *n == name)
-        .map_or(&[][..], |(_, t)| *t);
-    let output_only: Vec<&str> = table
-        .iter()
-        .filter(|p| matches!(p.meaning, Meaning::OutputOnly(_)))
-        .map(|p| p.name)
-        .collect();
+    if name.starts_with("List") && name.ends_with("ResponseContent") {
+        any_of_pages(&mut schema);
+    }
+    let Some((resource, request)) = resource_of(name) else {
+        return Some(schema);
+    };
+    let kept = |property: &str| match resource.meaning(property) {
+        Some(Meaning::OutputOnly(_)) => false,
+        // Never kept, so never returned.
+        Some(Meaning::Refused {
+            when: When::Present | When::NotNull,
+            ..
+        }) => request,
+        _ => true,
+    };
     if let Some(properties) = schema.get_mut("properties").and_then(Value::as_object_mut) {
-        properties.retain(|k, _| !output_only.contains(&k.as_str()));
-        // A refused property whose declaration accepts `null` takes it.
-        for property in table {
-            if let Meaning::Refused { when, .. } = property.meaning
-                && when.accepts_null()
-                && let Some(schema) = properties.get_mut(property.name)
-            {
-                *schema = nullable(schema.take());
-            }
-        }
-        for (schema_name, property) in NULL_CLEARS {
-            if *schema_name == name
-                && let Some(schema) = properties.get_mut(*property)
-            {
-                *schema = nullable(schema.take());
-            }
-        }
-        for (schema_name, property, declared) in ACCEPTED_BEYOND_AUTH0 {
-            if *schema_name == name
+        properties.retain(|k, _| kept(k));
+        for (property, declared) in resource.beyond_auth0 {
+            if !properties.contains_key(*property)
                 && let Ok(declared) = serde_json::from_str::<Value>(declared)
             {
                 properties.insert((*property).to_string(), declared);
             }
         }
+        if request {
+            for (property, value) in properties.iter_mut() {
+                let accepts_null = match resource.meaning(property) {
+                    Some(Meaning::Refused { when, .. }) => when.accepts_null(),
+                    _ => false,
+                } || NULL_CLEARS.contains(&(name, property.as_str()));
+                if accepts_null {
+                    *value = nullable(value.take());
+                }
+            }
+        }
     }
     if let Some(required) = schema.get_mut("required").and_then(Value::as_array_mut) {
-        required.retain(|r| !r.as_str().is_some_and(|r| output_only.contains(&r)));
+        required.retain(|r| r.as_str().is_some_and(kept));
+    }
+    if !request {
+        schema["additionalProperties"] = json!(false);
     }
     Some(schema)
+}
+
+/// A list answer is a bare array or one of the paging envelopes, whose properties Auth0's
+/// document leaves optional: `{"clients": []}` matches two of them, so the alternatives are
+/// served as `anyOf` (the answer is the one the request's paging selects, as Auth0's).
+fn any_of_pages(schema: &mut Value) {
+    if let Some(Value::Object(map)) = Some(&mut *schema)
+        && let Some(members) = map.remove("oneOf")
+    {
+        map.insert("anyOf".to_string(), members);
+    }
 }
 
 /// `schema`, admitting `null` too.
@@ -139,13 +190,12 @@ fn nullable(mut schema: Value) -> Value {
     }
 }
 
-/// Writes the request schemas of the Management operations into `doc` (the served
-/// document); see the module documentation.
+/// Writes the request and response schemas of the Management operations into `doc` (the
+/// served document); see the module documentation.
 pub fn derive(doc: &mut Value) {
     let theirs = auth0_operations();
-    // Component name → the document it is copied from.
-    let mut copied: BTreeMap<String, &'static Value> = BTreeMap::new();
-    let mut bodies: BTreeMap<String, Value> = BTreeMap::new();
+    // Components to copy, each from the document that defines it for the operation.
+    let mut wanted: Vec<(String, &'static Value)> = Vec::new();
     let Some(paths) = doc["paths"].as_object_mut() else {
         return;
     };
@@ -164,19 +214,31 @@ pub fn derive(doc: &mut Value) {
             let Some((auth0, their_op)) = theirs.get(id.as_str()) else {
                 continue;
             };
-            if let Some(name) = request_schema_name(&id, their_op)
-                && let Some(schema) = restricted(auth0, name)
-            {
-                collect_refs(&schema, auth0, &mut copied);
-                bodies.insert(name.to_string(), schema);
-                let reference = json!({ "$ref": format!("#/components/schemas/{name}") });
+            if let Some(schema) = request_schema(&id, their_op) {
+                refs(&schema, auth0, &mut wanted);
                 op["requestBody"] = json!({
                     "content": {
-                        "application/json": { "schema": reference },
-                        "application/x-www-form-urlencoded": { "schema": reference },
+                        "application/json": { "schema": schema },
+                        "application/x-www-form-urlencoded": { "schema": schema },
                     },
                     "required": true,
                 });
+            }
+            let responses = op
+                .get_mut("responses")
+                .and_then(Value::as_object_mut)
+                .into_iter()
+                .flatten();
+            for (status, response) in responses {
+                if !status.starts_with('2') || response.get("$ref").is_some() {
+                    continue;
+                }
+                let Some(mut schema) = response_schema(&id, their_op, status) else {
+                    continue;
+                };
+                any_of_pages(&mut schema);
+                refs(&schema, auth0, &mut wanted);
+                response["content"] = json!({ "application/json": { "schema": schema } });
             }
             let parameters = op.get_mut("parameters").and_then(Value::as_array_mut);
             for parameter in parameters.into_iter().flatten() {
@@ -189,7 +251,7 @@ pub fn derive(doc: &mut Value) {
                     .flatten()
                     .find(|p| p["in"] == "query" && p["name"] == parameter["name"]);
                 if let Some(their_parameter) = their_parameter {
-                    collect_refs(&their_parameter["schema"], auth0, &mut copied);
+                    refs(&their_parameter["schema"], auth0, &mut wanted);
                     parameter["schema"] = their_parameter["schema"].clone();
                     if let Some(description) = their_parameter.get("description") {
                         parameter["description"] = description.clone();
@@ -204,11 +266,19 @@ pub fn derive(doc: &mut Value) {
     else {
         return;
     };
-    for (name, source) in copied {
-        if let Some(schema) = source["components"]["schemas"].get(&name) {
-            schemas.insert(name, schema.clone());
+    // Copy the components (restricted), and what they refer to in turn.
+    let mut copied: BTreeMap<String, Value> = BTreeMap::new();
+    while let Some((name, auth0)) = wanted.pop() {
+        if copied.contains_key(&name) {
+            continue;
         }
+        let Some(schema) = restricted(auth0, &name) else {
+            continue;
+        };
+        refs(&schema, auth0, &mut wanted);
+        copied.insert(name, schema);
     }
+    schemas.extend(copied);
     for (component, property, keyword, _) in RELAXED {
         if let Some(Value::Object(schema)) = schemas
             .get_mut(*component)
@@ -218,33 +288,27 @@ pub fn derive(doc: &mut Value) {
             schema.remove(*keyword);
         }
     }
-    for (name, schema) in bodies {
-        schemas.insert(name, schema);
-    }
     schemas.sort_keys();
 }
 
-/// Adds the components `schema` refers to (transitively) in `auth0` to `out`.
-fn collect_refs(schema: &Value, auth0: &'static Value, out: &mut BTreeMap<String, &'static Value>) {
+/// Adds the components `schema` refers to directly (in `auth0`) to `out`.
+fn refs(schema: &Value, auth0: &'static Value, out: &mut Vec<(String, &'static Value)>) {
     match schema {
         Value::Object(map) => {
             if let Some(name) = map
                 .get("$ref")
                 .and_then(Value::as_str)
                 .and_then(|r| r.strip_prefix("#/components/schemas/"))
-                && !out.contains_key(name)
-                && let Some(target) = auth0["components"]["schemas"].get(name)
             {
-                out.insert(name.to_string(), auth0);
-                collect_refs(target, auth0, out);
+                out.push((name.to_string(), auth0));
             }
             for value in map.values() {
-                collect_refs(value, auth0, out);
+                refs(value, auth0, out);
             }
         }
         Value::Array(items) => {
             for value in items {
-                collect_refs(value, auth0, out);
+                refs(value, auth0, out);
             }
         }
         _ => {}

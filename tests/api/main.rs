@@ -21,6 +21,7 @@ mod private_key_jwt;
 mod quotas;
 mod replay_store;
 mod resource_servers;
+mod responses;
 mod restart;
 mod schema;
 mod scopes;

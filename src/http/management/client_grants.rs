@@ -21,7 +21,7 @@ use crate::store::GrantFilter;
 #[utoipa::path(
     get, path = "/api/v2/client-grants", operation_id = "get_client-grants", tag = "client grants",
     params(crate::http::openapi::PagingParams, crate::http::openapi::GrantFilterParams),
-    responses((status = 200, description = "A page of client grants.", body = crate::http::openapi::ListClientGrantResponseContent)),
+    responses((status = 200, description = "A page of client grants.")),
 )]
 pub async fn list(
     State(app): State<AppState>,
@@ -69,8 +69,7 @@ pub async fn list(
 /// `POST /client-grants`: 201; 404 for an unknown client or audience; 409 for a duplicate.
 #[utoipa::path(
     post, path = "/api/v2/client-grants", operation_id = "post_client-grants", tag = "client grants",
-    request_body(content((crate::http::openapi::CreateClientGrantRequestContent = "application/json"), (crate::http::openapi::CreateClientGrantRequestContent = "application/x-www-form-urlencoded"))),
-    responses((status = 201, description = "The new client grant.", body = crate::http::openapi::ClientGrant), (status = 409, description = "The client already has a grant for this audience.", body = crate::http::openapi::ErrorBody)),
+    responses((status = 201, description = "The new client grant."), (status = 409, description = "The client already has a grant for this audience.", body = crate::http::openapi::ErrorBody)),
 )]
 pub async fn create(
     State(app): State<AppState>,
@@ -87,7 +86,7 @@ pub async fn create(
 #[utoipa::path(
     get, path = "/api/v2/client-grants/{id}", operation_id = "get_client-grant", tag = "client grants",
     params(("id" = String, Path, description = "ID of the client grant.")),
-    responses((status = 200, description = "The client grant.", body = crate::http::openapi::ClientGrant)),
+    responses((status = 200, description = "The client grant.")),
 )]
 pub async fn get(
     State(app): State<AppState>,
@@ -103,8 +102,7 @@ pub async fn get(
 #[utoipa::path(
     patch, path = "/api/v2/client-grants/{id}", operation_id = "patch_client-grants_by_id", tag = "client grants",
     params(("id" = String, Path, description = "ID of the client grant.")),
-    request_body(content((crate::http::openapi::UpdateClientGrantRequestContent = "application/json"), (crate::http::openapi::UpdateClientGrantRequestContent = "application/x-www-form-urlencoded"))),
-    responses((status = 200, description = "The updated client grant.", body = crate::http::openapi::ClientGrant)),
+    responses((status = 200, description = "The updated client grant.")),
 )]
 pub async fn update(
     State(app): State<AppState>,

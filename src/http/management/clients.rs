@@ -114,7 +114,7 @@ fn render_read(client: &Client, secret: Option<&str>, auth: &Auth) -> Map<String
 #[utoipa::path(
     get, path = "/api/v2/clients", operation_id = "get_clients", tag = "clients",
     params(crate::http::openapi::PagingParams, crate::http::openapi::FieldsParams, crate::http::openapi::ClientFilterParams),
-    responses((status = 200, description = "A page of clients.", body = crate::http::openapi::ListClientsResponseContent)),
+    responses((status = 200, description = "A page of clients.")),
 )]
 pub async fn list(
     State(app): State<AppState>,
@@ -154,8 +154,7 @@ pub async fn list(
 /// `POST /clients`: 201 with the client and its secret.
 #[utoipa::path(
     post, path = "/api/v2/clients", operation_id = "post_clients", tag = "clients",
-    request_body(content((crate::http::openapi::CreateClientRequestContent = "application/json"), (crate::http::openapi::CreateClientRequestContent = "application/x-www-form-urlencoded"))),
-    responses((status = 201, description = "The new client, with its secret.", body = crate::http::openapi::Client), (status = 409, description = "A client with this id exists.", body = crate::http::openapi::ErrorBody)),
+    responses((status = 201, description = "The new client, with its secret."), (status = 409, description = "A client with this id exists.", body = crate::http::openapi::ErrorBody)),
 )]
 pub async fn create(
     State(app): State<AppState>,
@@ -179,7 +178,7 @@ pub async fn create(
 #[utoipa::path(
     get, path = "/api/v2/clients/{client_id}", operation_id = "get_clients_by_id", tag = "clients",
     params(("client_id" = String, Path, description = "ID of the client."), crate::http::openapi::FieldsParams),
-    responses((status = 200, description = "The client.", body = crate::http::openapi::Client)),
+    responses((status = 200, description = "The client.")),
 )]
 pub async fn get(
     State(app): State<AppState>,
@@ -204,8 +203,7 @@ pub async fn get(
 #[utoipa::path(
     patch, path = "/api/v2/clients/{client_id}", operation_id = "patch_clients_by_id", tag = "clients",
     params(("client_id" = String, Path, description = "ID of the client.")),
-    request_body(content((crate::http::openapi::UpdateClientRequestContent = "application/json"), (crate::http::openapi::UpdateClientRequestContent = "application/x-www-form-urlencoded"))),
-    responses((status = 200, description = "The updated client.", body = crate::http::openapi::Client)),
+    responses((status = 200, description = "The updated client.")),
 )]
 pub async fn update(
     State(app): State<AppState>,
@@ -246,7 +244,7 @@ pub async fn delete(
 #[utoipa::path(
     post, path = "/api/v2/clients/{client_id}/rotate-secret", operation_id = "post_rotate-secret", tag = "clients",
     params(("client_id" = String, Path, description = "ID of the client.")),
-    responses((status = 200, description = "The client with its new secret.", body = crate::http::openapi::Client)),
+    responses((status = 200, description = "The client with its new secret.")),
 )]
 pub async fn rotate_secret(
     State(app): State<AppState>,

@@ -16,7 +16,7 @@ use crate::http::{AppState, json_response};
 #[utoipa::path(
     get, path = "/api/v2/clients/{client_id}/credentials", operation_id = "get_credentials", tag = "client credentials",
     params(("client_id" = String, Path, description = "ID of the client.")),
-    responses((status = 200, description = "The client's credentials, in creation order.", body = Vec<crate::http::openapi::ClientCredential>)),
+    responses((status = 200, description = "The client's credentials, in creation order.")),
 )]
 pub async fn list(
     State(app): State<AppState>,
@@ -33,8 +33,7 @@ pub async fn list(
 #[utoipa::path(
     post, path = "/api/v2/clients/{client_id}/credentials", operation_id = "post_credentials", tag = "client credentials",
     params(("client_id" = String, Path, description = "ID of the client.")),
-    request_body(content((crate::http::openapi::PostClientCredentialRequestContent = "application/json"), (crate::http::openapi::PostClientCredentialRequestContent = "application/x-www-form-urlencoded"))),
-    responses((status = 201, description = "The new credential.", body = crate::http::openapi::ClientCredential)),
+    responses((status = 201, description = "The new credential.")),
 )]
 pub async fn create(
     State(app): State<AppState>,
@@ -53,7 +52,7 @@ pub async fn create(
 #[utoipa::path(
     get, path = "/api/v2/clients/{client_id}/credentials/{credential_id}", operation_id = "get_credentials_by_credential_id", tag = "client credentials",
     params(("client_id" = String, Path, description = "ID of the client."), ("credential_id" = String, Path, description = "ID of the credential.")),
-    responses((status = 200, description = "The credential.", body = crate::http::openapi::ClientCredential)),
+    responses((status = 200, description = "The credential.")),
 )]
 pub async fn get(
     State(app): State<AppState>,
@@ -74,8 +73,7 @@ pub async fn get(
 #[utoipa::path(
     patch, path = "/api/v2/clients/{client_id}/credentials/{credential_id}", operation_id = "patch_credentials_by_credential_id", tag = "client credentials",
     params(("client_id" = String, Path, description = "ID of the client."), ("credential_id" = String, Path, description = "ID of the credential.")),
-    request_body(content((crate::http::openapi::PatchClientCredentialRequestContent = "application/json"), (crate::http::openapi::PatchClientCredentialRequestContent = "application/x-www-form-urlencoded"))),
-    responses((status = 200, description = "The credential with its new expiry.", body = crate::http::openapi::ClientCredential)),
+    responses((status = 200, description = "The credential with its new expiry.")),
 )]
 pub async fn update(
     State(app): State<AppState>,

@@ -82,7 +82,7 @@ fn select(doc: Map<String, Value>, fields: &[String], include: bool) -> Map<Stri
     get, path = "/api/v2/logs", operation_id = "get_logs", tag = "logs",
     params(crate::http::openapi::LogsParams),
     responses(
-        (status = 200, description = "Events: a plain array (checkpoint, or page without totals), or `{logs, start, limit, length, total}` with `include_totals=true`. Checkpoint answers carry `Link: <…>; rel=\"next\"`.", body = crate::http::openapi::ListLogResponseContent),
+        (status = 200, description = "Events: a plain array (checkpoint, or page without totals), or `{logs, start, limit, length, total}` with `include_totals=true`. Checkpoint answers carry `Link: <…>; rel=\"next\"`."),
         (status = 400, description = "A malformed parameter or search query, or a search paging beyond 1,000 results.", body = crate::http::openapi::ErrorBody),
     ),
 )]
@@ -209,7 +209,7 @@ pub async fn list(
     get, path = "/api/v2/logs/{id}", operation_id = "get_logs_by_id", tag = "logs",
     params(("id" = String, Path, description = "log_id of the log to retrieve.")),
     responses(
-        (status = 200, description = "The event.", body = crate::http::openapi::Log),
+        (status = 200, description = "The event."),
         (status = 404, description = "Log not found.", body = crate::http::openapi::ErrorBody),
     ),
 )]

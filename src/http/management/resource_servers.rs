@@ -16,7 +16,7 @@ use crate::http::{AppState, json_response};
 #[utoipa::path(
     get, path = "/api/v2/resource-servers", operation_id = "get_resource-servers", tag = "resource servers",
     params(crate::http::openapi::PagingParams),
-    responses((status = 200, description = "A page of resource servers.", body = crate::http::openapi::ListResourceServerResponseContent)),
+    responses((status = 200, description = "A page of resource servers.")),
 )]
 pub async fn list(
     State(app): State<AppState>,
@@ -36,8 +36,7 @@ pub async fn list(
 /// `POST /resource-servers`: 201; 409 for a duplicate identifier.
 #[utoipa::path(
     post, path = "/api/v2/resource-servers", operation_id = "post_resource-servers", tag = "resource servers",
-    request_body(content((crate::http::openapi::CreateResourceServerRequestContent = "application/json"), (crate::http::openapi::CreateResourceServerRequestContent = "application/x-www-form-urlencoded"))),
-    responses((status = 201, description = "The new resource server.", body = crate::http::openapi::ResourceServer), (status = 409, description = "The identifier is taken.", body = crate::http::openapi::ErrorBody)),
+    responses((status = 201, description = "The new resource server."), (status = 409, description = "The identifier is taken.", body = crate::http::openapi::ErrorBody)),
 )]
 pub async fn create(
     State(app): State<AppState>,
@@ -57,7 +56,7 @@ pub async fn create(
 #[utoipa::path(
     get, path = "/api/v2/resource-servers/{id}", operation_id = "get_resource-servers_by_id", tag = "resource servers",
     params(("id" = String, Path, description = "ID or URL-encoded identifier of the resource server.")),
-    responses((status = 200, description = "The resource server.", body = crate::http::openapi::ResourceServer)),
+    responses((status = 200, description = "The resource server.")),
 )]
 pub async fn get(
     State(app): State<AppState>,
@@ -76,8 +75,7 @@ pub async fn get(
 #[utoipa::path(
     patch, path = "/api/v2/resource-servers/{id}", operation_id = "patch_resource-servers_by_id", tag = "resource servers",
     params(("id" = String, Path, description = "ID or URL-encoded identifier of the resource server.")),
-    request_body(content((crate::http::openapi::UpdateResourceServerRequestContent = "application/json"), (crate::http::openapi::UpdateResourceServerRequestContent = "application/x-www-form-urlencoded"))),
-    responses((status = 200, description = "The updated resource server.", body = crate::http::openapi::ResourceServer)),
+    responses((status = 200, description = "The updated resource server.")),
 )]
 pub async fn update(
     State(app): State<AppState>,

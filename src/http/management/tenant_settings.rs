@@ -35,7 +35,7 @@ fn select(q: &QueryParams, mut values: Map<String, Value>) -> Result<Map<String,
         ("fields" = Option<String>, Query, description = "Comma-separated list of fields to include or exclude (based on value provided for include_fields) in the result. Leave empty to retrieve all fields."),
         ("include_fields" = Option<bool>, Query, description = "Whether specified fields are to be included (true) or excluded (false)."),
     ),
-    responses((status = 200, description = "Tenant settings successfully retrieved: the ones that were set.", body = crate::http::openapi::TenantSettings)),
+    responses((status = 200, description = "Tenant settings successfully retrieved: the ones that were set.")),
 )]
 pub async fn get(
     State(app): State<AppState>,
@@ -54,9 +54,8 @@ pub async fn get(
 /// `PATCH /tenants/settings`.
 #[utoipa::path(
     patch, path = "/api/v2/tenants/settings", operation_id = "patch_settings", tag = "tenants",
-    request_body(content((crate::http::openapi::TenantSettings = "application/json"), (crate::http::openapi::TenantSettings = "application/x-www-form-urlencoded"))),
     responses(
-        (status = 200, description = "Tenant settings successfully updated.", body = crate::http::openapi::TenantSettings),
+        (status = 200, description = "Tenant settings successfully updated."),
         (status = 400, description = "Invalid request body, or a setting Clavis refuses (the contract's table).", body = crate::http::openapi::ErrorBody),
     ),
 )]

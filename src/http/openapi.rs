@@ -43,21 +43,6 @@ use crate::http::{health, oauth};
 
 // ----- shared -----
 
-/// The Management API's error body.
-#[derive(Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ErrorBody {
-    /// The HTTP status code.
-    status_code: u16,
-    /// The HTTP reason phrase.
-    error: String,
-    /// What went wrong, in Auth0's wording.
-    message: String,
-    /// A machine-readable code, e.g. `invalid_body`, `inexistent_client`, `too_many_requests`.
-    #[serde(default)]
-    error_code: String,
-}
-
 /// Paging (offset with `page`/`per_page`, or checkpoint with `from`/`take`) and totals.
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -200,29 +185,6 @@ pub enum ClientGrantDefaultForEnum {
 
 // ----- client credentials -----
 
-/// The kind of credential.
-#[derive(Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum ClientCredentialTypeEnum {
-    /// An RSA public key (`private_key_jwt`).
-    PublicKey,
-    /// A certificate subject DN (`tls_client_auth`).
-    CertSubjectDn,
-    /// A pinned certificate (`self_signed_tls_client_auth`).
-    X509Cert,
-}
-
-/// Algorithm which will be used with the credential.
-#[derive(Serialize, Deserialize, ToSchema)]
-pub enum ClientCredentialAlgorithmEnum {
-    /// RSASSA-PKCS1-v1_5 with SHA-256.
-    RS256,
-    /// RSASSA-PKCS1-v1_5 with SHA-384.
-    RS384,
-    /// RSASSA-PSS with SHA-256.
-    PS256,
-}
-
 /// The filter of `GET /credentials/expiring`.
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -233,75 +195,7 @@ pub struct ExpiringCredentialsParams {
     before: Option<String>,
 }
 
-/// A credential with its client, as `GET /credentials/expiring` lists it.
-#[derive(Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ExpiringCredential {
-    /// `cred_` + 22 base58 characters.
-    id: String,
-    credential_type: ClientCredentialTypeEnum,
-    /// Key id (`public_key`).
-    #[serde(default)]
-    kid: String,
-    /// Signature algorithm (`public_key`).
-    #[serde(default)]
-    #[schema(nullable = false)]
-    alg: Option<ClientCredentialAlgorithmEnum>,
-    /// Friendly name, may be empty.
-    name: String,
-    /// Subject DN (`cert_subject_dn`).
-    #[serde(default)]
-    subject_dn: String,
-    /// base64url SHA-256 of the certificate DER (`x509_cert`).
-    #[serde(default)]
-    thumbprint_sha256: String,
-    /// Creation time.
-    #[schema(format = DateTime)]
-    created_at: String,
-    /// Last change.
-    #[schema(format = DateTime)]
-    updated_at: String,
-    /// When the credential stops authenticating (the earlier of `expires_at` and a pinned
-    /// certificate's notAfter).
-    #[schema(format = DateTime)]
-    expires_at: String,
-    /// The client the credential is attached to.
-    client_id: String,
-    /// That client's name.
-    client_name: String,
-}
-
-/// A page of expiring credentials.
-#[derive(Serialize, Deserialize, ToSchema)]
-#[serde(untagged)]
-pub enum ListExpiringCredentialsResponseContent {
-    /// Without `include_totals`.
-    Array(Vec<ExpiringCredential>),
-    /// Offset paging with totals.
-    Offset(ListExpiringCredentialsOffsetPaginatedResponseContent),
-    /// Checkpoint paging.
-    Checkpoint(ListExpiringCredentialsPaginatedResponseContent),
-}
-
-/// Offset paging with totals.
-#[derive(Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ListExpiringCredentialsOffsetPaginatedResponseContent {
-    start: u64,
-    limit: u64,
-    total: u64,
-    credentials: Vec<ExpiringCredential>,
-}
-
-/// Checkpoint paging; `next` is omitted on the last page.
-#[derive(Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ListExpiringCredentialsPaginatedResponseContent {
-    /// Opaque identifier for use with the `from` query parameter for the next page.
-    #[serde(default)]
-    next: String,
-    credentials: Vec<ExpiringCredential>,
-}
+// ----- organizations -----
 
 /// `sort` of `GET /organizations`.
 #[derive(Deserialize, IntoParams)]
@@ -518,7 +412,7 @@ pub struct HealthStatus {
         tenant_settings::get,
         tenant_settings::update,
     ),
-    components(schemas(ErrorBody, OAuthErrorBody)),
+    components(schemas(super::error::ErrorBody, OAuthErrorBody)),
     modifiers(&Conventions),
     tags(
         (name = "oauth", description = "Token endpoint, discovery and JWKS"),

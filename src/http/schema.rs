@@ -47,6 +47,48 @@ const SERVED_MEMBER: &[(&str, Option<&str>, &str)] = &[
 /// `GET /log-streams` answers a list of `http` log streams.
 const LIST_MEMBER: &[(&str, &str)] = &[("get_log-streams", "LogStreamHttpResponseSchema")];
 
+/// The answers of Clavis's own operations, built on Auth0's components: (operation, status,
+/// schema). `GET /credentials/expiring` lists credentials as `GET
+/// /clients/{id}/credentials/{id}` shows them (Auth0's `ClientCredential`) with their
+/// client's id and name, in the three shapes of a list.
+const OWN_RESPONSES: &[(&str, &str, &str)] = &[(
+    "get_expiring_credentials",
+    "200",
+    r##"{"anyOf": [
+        {"type": "array", "items": {"$ref": "#/components/schemas/ExpiringCredential"}},
+        {"type": "object", "additionalProperties": false,
+         "required": ["start", "limit", "total", "credentials"],
+         "properties": {
+            "start": {"type": "integer", "minimum": 0},
+            "limit": {"type": "integer", "minimum": 0},
+            "total": {"type": "integer", "minimum": 0},
+            "credentials": {"type": "array", "items": {"$ref": "#/components/schemas/ExpiringCredential"}}}},
+        {"type": "object", "additionalProperties": false, "required": ["credentials"],
+         "properties": {
+            "next": {"type": "string", "description": "Opaque identifier for use with the `from` query parameter for the next page."},
+            "credentials": {"type": "array", "items": {"$ref": "#/components/schemas/ExpiringCredential"}}}}
+    ]}"##,
+)];
+
+/// Components of Clavis's own answers: (name, schema).
+const OWN_COMPONENTS: &[(&str, &str)] = &[(
+    "ExpiringCredential",
+    r##"{"description": "A credential with its client, as `GET /credentials/expiring` lists it.",
+        "allOf": [{"$ref": "#/components/schemas/ClientCredential"}],
+        "required": ["client_id", "client_name"],
+        "properties": {
+            "client_id": {"type": "string", "description": "The client the credential is attached to."},
+            "client_name": {"type": "string", "description": "That client's name."}}}"##,
+)];
+
+/// The first of Auth0's documents that defines component `name`.
+fn defining(name: &str) -> Option<&'static Value> {
+    documents()
+        .iter()
+        .map(|(_, doc)| doc)
+        .find(|doc| doc["components"]["schemas"].get(name).is_some())
+}
+
 /// The base URI of the served document inside the validator's registry.
 const SERVED: &str = "urn:clavis:served";
 
@@ -211,6 +253,13 @@ pub fn derive(doc: &mut Value) {
             let Some(id) = op["operationId"].as_str().map(str::to_string) else {
                 continue;
             };
+            if let Some((_, status, schema)) = OWN_RESPONSES.iter().find(|(o, _, _)| *o == id)
+                && let Ok(schema) = serde_json::from_str::<Value>(schema)
+            {
+                own_refs(&schema, &mut wanted);
+                op["responses"][*status]["content"] =
+                    json!({ "application/json": { "schema": schema } });
+            }
             let Some((auth0, their_op)) = theirs.get(id.as_str()) else {
                 continue;
             };
@@ -266,6 +315,12 @@ pub fn derive(doc: &mut Value) {
     else {
         return;
     };
+    for (name, schema) in OWN_COMPONENTS {
+        if let Ok(schema) = serde_json::from_str::<Value>(schema) {
+            own_refs(&schema, &mut wanted);
+            schemas.insert((*name).to_string(), schema);
+        }
+    }
     // Copy the components (restricted), and what they refer to in turn.
     let mut copied: BTreeMap<String, Value> = BTreeMap::new();
     while let Some((name, auth0)) = wanted.pop() {
@@ -289,6 +344,17 @@ pub fn derive(doc: &mut Value) {
         }
     }
     schemas.sort_keys();
+}
+
+/// Adds the components of Auth0's documents that `schema` (Clavis's own) refers to.
+fn own_refs(schema: &Value, out: &mut Vec<(String, &'static Value)>) {
+    let mut direct = Vec::new();
+    refs(schema, &Value::Null, &mut direct);
+    out.extend(
+        direct
+            .into_iter()
+            .filter_map(|(name, _)| Some((name.clone(), defining(&name)?))),
+    );
 }
 
 /// Adds the components `schema` refers to directly (in `auth0`) to `out`.

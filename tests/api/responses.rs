@@ -439,6 +439,11 @@ async fn every_answer_validates_against_its_served_response_schema() {
             "",
         ),
         ("/api/v2/log-streams", "/api/v2/log-streams", ""),
+        (
+            "/api/v2/credentials/expiring",
+            "/api/v2/credentials/expiring",
+            "",
+        ),
         ("/api/v2/logs", "/api/v2/logs", ""),
         (
             &format!("/api/v2/clients/{cid}/credentials"),

@@ -69,7 +69,7 @@ pub async fn list(
 /// `POST /client-grants`: 201; 404 for an unknown client or audience; 409 for a duplicate.
 #[utoipa::path(
     post, path = "/api/v2/client-grants", operation_id = "post_client-grants", tag = "client grants",
-    responses((status = 201, description = "The new client grant."), (status = 409, description = "The client already has a grant for this audience.", body = crate::http::openapi::ErrorBody)),
+    responses((status = 201, description = "The new client grant."), (status = 409, description = "The client already has a grant for this audience.", body = crate::http::error::ErrorBody)),
 )]
 pub async fn create(
     State(app): State<AppState>,

@@ -154,7 +154,7 @@ pub async fn list(
 /// `POST /clients`: 201 with the client and its secret.
 #[utoipa::path(
     post, path = "/api/v2/clients", operation_id = "post_clients", tag = "clients",
-    responses((status = 201, description = "The new client, with its secret."), (status = 409, description = "A client with this id exists.", body = crate::http::openapi::ErrorBody)),
+    responses((status = 201, description = "The new client, with its secret."), (status = 409, description = "A client with this id exists.", body = crate::http::error::ErrorBody)),
 )]
 pub async fn create(
     State(app): State<AppState>,

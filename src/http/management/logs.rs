@@ -83,7 +83,7 @@ fn select(doc: Map<String, Value>, fields: &[String], include: bool) -> Map<Stri
     params(crate::http::openapi::LogsParams),
     responses(
         (status = 200, description = "Events: a plain array (checkpoint, or page without totals), or `{logs, start, limit, length, total}` with `include_totals=true`. Checkpoint answers carry `Link: <…>; rel=\"next\"`."),
-        (status = 400, description = "A malformed parameter or search query, or a search paging beyond 1,000 results.", body = crate::http::openapi::ErrorBody),
+        (status = 400, description = "A malformed parameter or search query, or a search paging beyond 1,000 results.", body = crate::http::error::ErrorBody),
     ),
 )]
 pub async fn list(
@@ -210,7 +210,7 @@ pub async fn list(
     params(("id" = String, Path, description = "log_id of the log to retrieve.")),
     responses(
         (status = 200, description = "The event."),
-        (status = 404, description = "Log not found.", body = crate::http::openapi::ErrorBody),
+        (status = 404, description = "Log not found.", body = crate::http::error::ErrorBody),
     ),
 )]
 pub async fn get(

@@ -135,7 +135,7 @@ async fn sorted_checkpoint_page(
 /// `POST /organizations`: 201; 409 for a name already taken.
 #[utoipa::path(
     post, path = "/api/v2/organizations", operation_id = "post_organizations", tag = "organizations",
-    responses((status = 201, description = "Organization successfully created."), (status = 409, description = "An organization with this name already exists.", body = crate::http::openapi::ErrorBody)),
+    responses((status = 201, description = "Organization successfully created."), (status = 409, description = "An organization with this name already exists.", body = crate::http::error::ErrorBody)),
 )]
 pub async fn create(
     State(app): State<AppState>,
@@ -152,7 +152,7 @@ pub async fn create(
 #[utoipa::path(
     get, path = "/api/v2/organizations/{id}", operation_id = "get_organizations_by_id", tag = "organizations",
     params(("id" = String, Path, description = "ID of the organization to retrieve.")),
-    responses((status = 200, description = "Organization successfully retrieved."), (status = 404, description = "No organization found by that id or name.", body = crate::http::openapi::ErrorBody)),
+    responses((status = 200, description = "Organization successfully retrieved."), (status = 404, description = "No organization found by that id or name.", body = crate::http::error::ErrorBody)),
 )]
 pub async fn get(
     State(app): State<AppState>,
@@ -168,7 +168,7 @@ pub async fn get(
 #[utoipa::path(
     get, path = "/api/v2/organizations/name/{name}", operation_id = "get_name_by_name", tag = "organizations",
     params(("name" = String, Path, description = "name of the organization to retrieve.")),
-    responses((status = 200, description = "Organization successfully retrieved."), (status = 404, description = "No organization found by that id or name.", body = crate::http::openapi::ErrorBody)),
+    responses((status = 200, description = "Organization successfully retrieved."), (status = 404, description = "No organization found by that id or name.", body = crate::http::error::ErrorBody)),
 )]
 pub async fn get_by_name(
     State(app): State<AppState>,
@@ -189,7 +189,7 @@ pub async fn get_by_name(
 #[utoipa::path(
     patch, path = "/api/v2/organizations/{id}", operation_id = "patch_organizations_by_id", tag = "organizations",
     params(("id" = String, Path, description = "ID of the organization to update.")),
-    responses((status = 200, description = "Organization successfully updated."), (status = 409, description = "An organization with this name already exists.", body = crate::http::openapi::ErrorBody)),
+    responses((status = 200, description = "Organization successfully updated."), (status = 409, description = "An organization with this name already exists.", body = crate::http::error::ErrorBody)),
 )]
 pub async fn update(
     State(app): State<AppState>,
@@ -208,7 +208,7 @@ pub async fn update(
 #[utoipa::path(
     delete, path = "/api/v2/organizations/{id}", operation_id = "delete_organizations_by_id", tag = "organizations",
     params(("id" = String, Path, description = "Organization identifier.")),
-    responses((status = 204, description = "The organization was deleted."), (status = 404, description = "The organization does not exist.", body = crate::http::openapi::ErrorBody)),
+    responses((status = 204, description = "The organization was deleted."), (status = 404, description = "The organization does not exist.", body = crate::http::error::ErrorBody)),
 )]
 pub async fn delete(
     State(app): State<AppState>,
@@ -235,7 +235,7 @@ fn repeated(raw: Option<&str>, key: &str) -> Vec<String> {
 #[utoipa::path(
     get, path = "/api/v2/organizations/{id}/client-grants", operation_id = "get_organization-client-grants", tag = "organizations",
     params(("id" = String, Path, description = "Organization identifier."), crate::http::openapi::PagingParams, crate::http::openapi::OrganizationGrantFilterParams),
-    responses((status = 200, description = "Client grants successfully retrieved."), (status = 404, description = "No organization found by that id or name.", body = crate::http::openapi::ErrorBody)),
+    responses((status = 200, description = "Client grants successfully retrieved."), (status = 404, description = "No organization found by that id or name.", body = crate::http::error::ErrorBody)),
 )]
 pub async fn list_grants(
     State(app): State<AppState>,
@@ -303,7 +303,7 @@ fn organization_grant_json(
 #[utoipa::path(
     post, path = "/api/v2/organizations/{id}/client-grants", operation_id = "create_organization-client-grants", tag = "organizations",
     params(("id" = String, Path, description = "Organization identifier.")),
-    responses((status = 201, description = "Client Grant successfully associated with Organization."), (status = 404, description = "The grant or the organization does not exist.", body = crate::http::openapi::ErrorBody), (status = 409, description = "The client grant has already been added to this organization.", body = crate::http::openapi::ErrorBody)),
+    responses((status = 201, description = "Client Grant successfully associated with Organization."), (status = 404, description = "The grant or the organization does not exist.", body = crate::http::error::ErrorBody), (status = 409, description = "The client grant has already been added to this organization.", body = crate::http::error::ErrorBody)),
 )]
 pub async fn associate(
     State(app): State<AppState>,
@@ -328,7 +328,7 @@ pub async fn associate(
 #[utoipa::path(
     delete, path = "/api/v2/organizations/{id}/client-grants/{grant_id}", operation_id = "delete_client-grants_by_grant_id", tag = "organizations",
     params(("id" = String, Path, description = "Organization identifier."), ("grant_id" = String, Path, description = "The Client Grant ID to remove from the organization")),
-    responses((status = 204, description = "The Client Grant was removed from the Organization."), (status = 404, description = "No organization found by that id.", body = crate::http::openapi::ErrorBody)),
+    responses((status = 204, description = "The Client Grant was removed from the Organization."), (status = 404, description = "No organization found by that id.", body = crate::http::error::ErrorBody)),
 )]
 pub async fn dissociate(
     State(app): State<AppState>,
@@ -345,7 +345,7 @@ pub async fn dissociate(
 #[utoipa::path(
     get, path = "/api/v2/client-grants/{id}/organizations", operation_id = "get_client-grant-organizations", tag = "organizations",
     params(("id" = String, Path, description = "ID of the client grant"), crate::http::openapi::PagingParams),
-    responses((status = 200, description = "Organizations successfully retrieved."), (status = 404, description = "The client grant does not exist.", body = crate::http::openapi::ErrorBody)),
+    responses((status = 200, description = "Organizations successfully retrieved."), (status = 404, description = "The client grant does not exist.", body = crate::http::error::ErrorBody)),
 )]
 pub async fn grant_organizations(
     State(app): State<AppState>,

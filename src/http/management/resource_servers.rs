@@ -36,7 +36,7 @@ pub async fn list(
 /// `POST /resource-servers`: 201; 409 for a duplicate identifier.
 #[utoipa::path(
     post, path = "/api/v2/resource-servers", operation_id = "post_resource-servers", tag = "resource servers",
-    responses((status = 201, description = "The new resource server."), (status = 409, description = "The identifier is taken.", body = crate::http::openapi::ErrorBody)),
+    responses((status = 201, description = "The new resource server."), (status = 409, description = "The identifier is taken.", body = crate::http::error::ErrorBody)),
 )]
 pub async fn create(
     State(app): State<AppState>,

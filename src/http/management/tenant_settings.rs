@@ -56,7 +56,7 @@ pub async fn get(
     patch, path = "/api/v2/tenants/settings", operation_id = "patch_settings", tag = "tenants",
     responses(
         (status = 200, description = "Tenant settings successfully updated."),
-        (status = 400, description = "Invalid request body, or a setting Clavis refuses (the contract's table).", body = crate::http::openapi::ErrorBody),
+        (status = 400, description = "Invalid request body, or a setting Clavis refuses (the contract's table).", body = crate::http::error::ErrorBody),
     ),
 )]
 pub async fn update(

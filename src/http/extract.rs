@@ -465,6 +465,70 @@ impl QueryParams {
     }
 }
 
+/// `fields` / `include_fields`, read once for every operation whose Auth0 document takes
+/// them (the names are checked beforehand against the operation's `fields` pattern, Auth0's
+/// list of the resource's fields): the listed properties only, or all but them. A name
+/// `a.b` selects one property of the object `a`, as Auth0's does.
+#[derive(Debug, Clone)]
+pub struct Fields {
+    names: Vec<String>,
+    include: bool,
+}
+
+impl Fields {
+    /// The selection of the query; `None` without `fields`.
+    pub fn parse(q: &QueryParams) -> Result<Option<Self>, ApiError> {
+        let Some(list) = q.get("fields").filter(|f| !f.is_empty()) else {
+            return Ok(None);
+        };
+        Ok(Some(Self {
+            names: list
+                .split(',')
+                .map(|f| f.trim().to_string())
+                .filter(|f| !f.is_empty())
+                .collect(),
+            include: q.boolean("include_fields")?.unwrap_or(true),
+        }))
+    }
+
+    /// Whether the property `key` is shown.
+    pub fn shows(&self, key: &str) -> bool {
+        self.names.iter().any(|f| f == key) == self.include
+    }
+
+    /// The selected properties of `object`.
+    pub fn apply(&self, object: Map<String, Value>) -> Map<String, Value> {
+        let selected = |key: &str| self.names.iter().any(|f| f == key);
+        if !self.include {
+            return object.into_iter().filter(|(k, _)| !selected(k)).collect();
+        }
+        let mut out = Map::new();
+        for (k, v) in object {
+            if selected(&k) {
+                out.insert(k, v);
+            } else if let Value::Object(inner) = v {
+                let prefix = format!("{k}.");
+                let nested: Map<String, Value> = inner
+                    .into_iter()
+                    .filter(|(ik, _)| selected(&format!("{prefix}{ik}")))
+                    .collect();
+                if !nested.is_empty() {
+                    out.insert(k, Value::Object(nested));
+                }
+            }
+        }
+        out
+    }
+
+    /// `object` as selected by `fields`, when given.
+    pub fn select(fields: Option<&Self>, object: Map<String, Value>) -> Map<String, Value> {
+        match fields {
+            Some(f) => f.apply(object),
+            None => object,
+        }
+    }
+}
+
 /// Paging parameters plus `include_totals`.
 #[derive(Debug, Clone, Copy)]
 pub struct Paging {

@@ -9,63 +9,9 @@ use super::{no_content, path_param};
 use crate::domain::client::{APP_TYPES, Client, ClientUpdate, NewClient};
 use crate::domain::scopes::{fields, required};
 use crate::http::error::ApiError;
-use crate::http::extract::{Auth, Path, Payload, Query, QueryParams, page_json};
+use crate::http::extract::{Auth, Fields, Path, Payload, Query, QueryParams, page_json};
 use crate::http::{AppState, json_response};
 use crate::store::ClientFilter;
-
-/// `fields` / `include_fields` selection of client properties.
-struct FieldFilter {
-    fields: Vec<String>,
-    include: bool,
-}
-
-impl FieldFilter {
-    fn parse(q: &QueryParams) -> Result<Option<Self>, ApiError> {
-        let Some(fields) = q.get("fields").filter(|f| !f.is_empty()) else {
-            return Ok(None);
-        };
-        let fields: Vec<String> = fields
-            .split(',')
-            .map(|f| f.trim().to_string())
-            .filter(|f| !f.is_empty())
-            .collect();
-        if fields.iter().any(|f| f.len() > 100) {
-            return Err(ApiError::invalid_query(
-                "Query validation error: 'String does not match pattern' on property fields.",
-            ));
-        }
-        Ok(Some(Self {
-            fields,
-            include: q.boolean("include_fields")?.unwrap_or(true),
-        }))
-    }
-
-    fn apply(&self, mut m: Map<String, Value>) -> Map<String, Value> {
-        let selected = |key: &str| self.fields.iter().any(|f| f == key);
-        if self.include {
-            let mut out = Map::new();
-            for (k, v) in m {
-                if selected(&k) {
-                    out.insert(k, v);
-                } else if let Value::Object(inner) = v {
-                    // `jwt_configuration.alg` selects one nested key.
-                    let prefix = format!("{k}.");
-                    let nested: Map<String, Value> = inner
-                        .into_iter()
-                        .filter(|(ik, _)| selected(&format!("{prefix}{ik}")))
-                        .collect();
-                    if !nested.is_empty() {
-                        out.insert(k, Value::Object(nested));
-                    }
-                }
-            }
-            out
-        } else {
-            m.retain(|k, _| !selected(k));
-            m
-        }
-    }
-}
 
 /// Auth0's filters of `GET /clients`: `is_global`, `is_first_party` (booleans) and
 /// `app_type` (a comma-separated list of application types).
@@ -124,13 +70,11 @@ pub async fn list(
     auth.require(required::READ_CLIENTS)?;
     let q = query.params()?;
     let paging = q.paging()?;
-    let filter = FieldFilter::parse(&q)?;
+    let filter = Fields::parse(&q)?;
     let clients = client_filter(&q)?;
     let page = app.list_clients(&clients, paging.request).await?;
     let show_secrets = auth.has_any(required::SEE_SECRET)
-        && filter
-            .as_ref()
-            .is_none_or(|f| !f.include || f.fields.iter().any(|x| x == "client_secret"));
+        && filter.as_ref().is_none_or(|f| f.shows("client_secret"));
     let page = page.map(|row| {
         let client = &row.client;
         // Secrets are unsealed only when they will be shown.
@@ -140,10 +84,7 @@ pub async fn list(
             None
         };
         let json = render_read(client, secret.as_deref(), &auth);
-        Value::Object(match &filter {
-            Some(f) => f.apply(json),
-            None => json,
-        })
+        Value::Object(Fields::select(filter.as_ref(), json))
     });
     Ok(json_response(
         StatusCode::OK,
@@ -188,15 +129,15 @@ pub async fn get(
 ) -> Result<Response, ApiError> {
     auth.require(required::READ_CLIENTS)?;
     let q = query.params()?;
-    let filter = FieldFilter::parse(&q)?;
+    let filter = Fields::parse(&q)?;
     let client_id = path_param("client_id", &client_id)?;
     let aggregate = app.client(client_id).await?;
     let secret = app.open_secret(client_id, aggregate.sealed_secret.as_deref());
-    let mut json = render_read(&aggregate.client, secret.as_deref(), &auth);
-    if let Some(f) = &filter {
-        json = f.apply(json);
-    }
-    Ok(json_response(StatusCode::OK, &json))
+    let json = render_read(&aggregate.client, secret.as_deref(), &auth);
+    Ok(json_response(
+        StatusCode::OK,
+        &Fields::select(filter.as_ref(), json),
+    ))
 }
 
 /// `PATCH /clients/{client_id}`.

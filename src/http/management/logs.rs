@@ -9,7 +9,7 @@ use super::path_param;
 use crate::domain::log_query::{self, log_id, log_id_seq};
 use crate::domain::scopes::required;
 use crate::http::error::ApiError;
-use crate::http::extract::{Auth, Path, Query};
+use crate::http::extract::{Auth, Fields, Path, Query};
 use crate::http::{AppState, json_response};
 use crate::store::{LogRow, LogSearch};
 
@@ -65,16 +65,6 @@ fn render(row: &LogRow) -> Result<Map<String, Value>, ApiError> {
     })?;
     doc.insert("log_id".into(), Value::String(log_id(row.seq)));
     Ok(doc)
-}
-
-/// `fields` / `include_fields`.
-fn select(doc: Map<String, Value>, fields: &[String], include: bool) -> Map<String, Value> {
-    if fields.is_empty() {
-        return doc;
-    }
-    doc.into_iter()
-        .filter(|(k, _)| fields.iter().any(|f| f == k) == include)
-        .collect()
 }
 
 /// `GET /logs`.
@@ -164,17 +154,7 @@ pub async fn list(
             (sort_column(field), descending)
         }
     };
-    let fields: Vec<String> = match q.get("fields").filter(|f| !f.is_empty()) {
-        None => Vec::new(),
-        Some(list) => {
-            let fields: Vec<String> = list.split(',').map(str::to_string).collect();
-            if fields.iter().any(|f| !FIELDS.contains(&f.as_str())) {
-                return Err(pattern_error("fields"));
-            }
-            fields
-        }
-    };
-    let include = q.boolean("include_fields")?.unwrap_or(true);
+    let fields = Fields::parse(&q)?;
     let include_totals = q.boolean("include_totals")?.unwrap_or(false);
     let text = q.get("q").or_else(|| q.get("search")).unwrap_or_default();
     let filter = log_query::parse(text)
@@ -190,7 +170,7 @@ pub async fn list(
     let (rows, total) = app.search_logs(&search).await?;
     let items = rows
         .iter()
-        .map(|r| render(r).map(|doc| Value::Object(select(doc, &fields, include))))
+        .map(|r| render(r).map(|doc| Value::Object(Fields::select(fields.as_ref(), doc))))
         .collect::<Result<Vec<_>, _>>()?;
     if !include_totals {
         return Ok(json_response(StatusCode::OK, &items));

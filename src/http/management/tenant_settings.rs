@@ -4,29 +4,13 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::domain::scopes::required;
 use crate::domain::tenant_settings::TenantSettingsUpdate;
 use crate::http::error::ApiError;
-use crate::http::extract::{Auth, Payload, Query, QueryParams};
+use crate::http::extract::{Auth, Fields, Payload, Query};
 use crate::http::{AppState, json_response};
-
-/// `fields` / `include_fields` of `GET /tenants/settings`.
-fn select(q: &QueryParams, mut values: Map<String, Value>) -> Result<Map<String, Value>, ApiError> {
-    let Some(fields) = q.get("fields").filter(|f| !f.is_empty()) else {
-        return Ok(values);
-    };
-    let fields: Vec<&str> = fields.split(',').map(str::trim).collect();
-    if fields.iter().any(|f| f.is_empty() || f.len() > 100) {
-        return Err(ApiError::invalid_query(
-            "Query validation error: 'String does not match pattern' on property fields (Comma-separated list of fields to include or exclude (based on value provided for include_fields) in the result. Leave empty to retrieve all fields.).",
-        ));
-    }
-    let include = q.boolean("include_fields")?.unwrap_or(true);
-    values.retain(|k, _| fields.contains(&k.as_str()) == include);
-    Ok(values)
-}
 
 /// `GET /tenants/settings`.
 #[utoipa::path(
@@ -47,7 +31,7 @@ pub async fn get(
     let settings = app.tenant_settings().await?;
     Ok(json_response(
         StatusCode::OK,
-        &Value::Object(select(&q, settings.values)?),
+        &Value::Object(Fields::select(Fields::parse(&q)?.as_ref(), settings.values)),
     ))
 }
 

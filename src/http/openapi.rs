@@ -1,19 +1,22 @@
 //! The OpenAPI 3.1 document of everything Clavis serves, served at `GET /api/v2/openapi.json`.
 //!
 //! It is generated, not written: each handler carries a `#[utoipa::path]` attribute (method,
-//! path, parameters, request and success bodies), the wire types below derive their schemas,
-//! and [`Conventions`] adds what every operation shares from the code that implements it —
-//! the scopes each operation checks (`domain::scopes::required`), the error body
-//! (`http::error`), the rate-limit headers (`http::ratelimit`), the Auth0 properties Clavis
-//! stores verbatim (the domain's `STORED_PROPERTIES` tables) and the stateful links
-//! (create → get → patch → delete) that API fuzzers follow.
+//! path, operation id, statuses and their descriptions), and [`Conventions`] adds what every
+//! operation shares from the code that implements it — the scopes each operation checks
+//! (`domain::scopes::required`), the error body (`http::error::ErrorBody`), the rate-limit
+//! headers (`http::ratelimit`) and the stateful links (create → get → patch → delete) that API
+//! fuzzers follow. The Management API's request bodies, query parameters and answers are not
+//! written here at all: [`super::schema::derive`] takes them from Auth0's document restricted by
+//! the declarations of `domain::properties`, and the request validator is compiled from the
+//! result, so the document is what the server checks and answers.
 //!
-//! The wire types mirror what the domain's validators accept and what the `to_json`/`view`
-//! renderers emit; the API fuzzer (`scripts/api-fuzz`) checks every response against them,
-//! and `tests/openapi.rs` keeps the document equal to the committed snapshot and consistent
-//! with Auth0's own document for every field Clavis serves.
+//! `tests/openapi.rs` keeps the document equal to the committed snapshot and consistent with
+//! Auth0's own document; `tests/api/responses.rs` checks the answers against it and
+//! `tests/api/schema.rs` that every handler validates with it.
 
-#![allow(dead_code)] // The wire types exist for their schemas; they are never built.
+// The OAuth, discovery and health wire types below exist for their schemas; they are never
+// built (the token pipeline is being typed separately).
+#![allow(dead_code)]
 
 use std::sync::OnceLock;
 
@@ -32,7 +35,7 @@ use utoipa::openapi::security::{
 use utoipa::openapi::{
     ComponentsBuilder, ContentBuilder, OpenApi as Document, Ref, RefOr, ResponseBuilder,
 };
-use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
+use utoipa::{Modify, OpenApi, ToSchema};
 
 use crate::domain::scopes::required;
 use crate::http::management::{
@@ -40,191 +43,6 @@ use crate::http::management::{
     signing_keys, tenant_settings,
 };
 use crate::http::{health, oauth};
-
-// ----- shared -----
-
-/// Paging (offset with `page`/`per_page`, or checkpoint with `from`/`take`) and totals.
-#[derive(Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct PagingParams {
-    /// Page index of the results to return. First page is 0.
-    #[param(minimum = 0, maximum = 4294967295_i64, nullable = false)]
-    page: Option<u32>,
-    /// Number of results per page. Defaults to 50.
-    #[param(minimum = 1, maximum = 100, nullable = false)]
-    per_page: Option<u32>,
-    /// Return results inside an object that contains the total result count (true) or as a
-    /// direct array of results (false, default).
-    #[param(nullable = false)]
-    include_totals: Option<bool>,
-    /// Optional Id from which to start selection (checkpoint paging).
-    #[param(nullable = false)]
-    from: Option<String>,
-    /// Number of results per page for checkpoint paging. Defaults to 50.
-    #[param(minimum = 1, maximum = 100, nullable = false)]
-    take: Option<u32>,
-}
-
-/// `fields` selection of client properties.
-#[derive(Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct FieldsParams {
-    /// Comma-separated list of fields to include or exclude (based on value provided for
-    /// include_fields) in the result. Leave empty to retrieve all fields.
-    #[param(max_length = 1000, nullable = false)]
-    fields: Option<String>,
-    /// Whether specified fields are to be included (true) or excluded (false).
-    #[param(nullable = false)]
-    include_fields: Option<bool>,
-}
-
-/// Filters of `GET /clients`.
-#[derive(Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct ClientFilterParams {
-    /// Optional filter on the global client parameter (Clavis has no global client).
-    #[param(nullable = false)]
-    is_global: Option<bool>,
-    /// Optional filter on whether or not a client is a first-party client.
-    #[param(nullable = false)]
-    is_first_party: Option<bool>,
-    /// Optional filter by a comma-separated list of application types.
-    #[param(
-        nullable = false,
-        pattern = "^((native)|(spa)|(regular_web)|(non_interactive)|(resource_server)|(express_configuration)|(rms)|(box)|(cloudbees)|(concur)|(dropbox)|(mscrm)|(echosign)|(egnyte)|(newrelic)|(office365)|(salesforce)|(sentry)|(sharepoint)|(slack)|(springcm)|(zendesk)|(zoom)|(sso_integration)|(oag))(,((native)|(spa)|(regular_web)|(non_interactive)|(resource_server)|(express_configuration)|(rms)|(box)|(cloudbees)|(concur)|(dropbox)|(mscrm)|(echosign)|(egnyte)|(newrelic)|(office365)|(salesforce)|(sentry)|(sharepoint)|(slack)|(springcm)|(zendesk)|(zoom)|(sso_integration)|(oag)))*$"
-    )]
-    app_type: Option<String>,
-}
-
-/// Parameters of `GET /logs`: a search (page mode) or a checkpoint export (`from`, `take`).
-#[derive(Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct LogsParams {
-    /// Page index of the results to return. First page is 0.
-    #[param(minimum = 0, nullable = false)]
-    page: Option<u32>,
-    /// Number of results per page. Default: 50. Max value: 100. A search pages through at
-    /// most 1,000 results.
-    #[param(minimum = 0, maximum = 100, nullable = false)]
-    per_page: Option<u32>,
-    /// Field to use for sorting appended with `:1` for ascending and `:-1` for descending,
-    /// e.g. `date:-1` (the default).
-    #[param(nullable = false)]
-    sort: Option<String>,
-    /// Comma-separated list of fields to include or exclude (based on `include_fields`).
-    #[param(nullable = false)]
-    fields: Option<String>,
-    /// Whether specified fields are to be included (true) or excluded (false).
-    #[param(nullable = false)]
-    include_fields: Option<bool>,
-    /// Return results inside an object that also contains a total result count when true.
-    #[param(nullable = false)]
-    include_totals: Option<bool>,
-    /// Log Event Id from which to start selection from (checkpoint: events after it, in
-    /// log_id order; every other parameter is ignored).
-    #[param(nullable = false)]
-    from: Option<String>,
-    /// Number of entries to retrieve when using the `from` parameter. Default 50, max 100.
-    #[param(minimum = 1, maximum = 100, nullable = false)]
-    take: Option<u32>,
-    /// Search query in (a subset of) Auth0's query syntax, e.g. `type:seccft AND
-    /// date:[2026-01-01 TO *]`.
-    #[param(nullable = false)]
-    q: Option<String>,
-    /// The same query under the name Auth0's SDKs send it (`q` wins when both are given).
-    #[param(nullable = false)]
-    search: Option<String>,
-}
-
-/// Filters of `GET /client-grants`.
-#[derive(Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct GrantFilterParams {
-    /// Optional filter on audience.
-    #[param(nullable = false)]
-    audience: Option<String>,
-    /// Optional filter on client_id.
-    #[param(nullable = false)]
-    client_id: Option<String>,
-    /// Optional filter on allow_any_organization (only `true`).
-    #[param(inline, nullable = false)]
-    allow_any_organization: Option<ClientGrantAllowAnyOrganizationEnum>,
-    /// The type of application access the client grant allows.
-    #[param(inline, nullable = false)]
-    subject_type: Option<ClientGrantSubjectTypeEnum>,
-    /// Only default grants (`third_party_clients`); Clavis stores none.
-    #[param(inline, nullable = false)]
-    default_for: Option<ClientGrantDefaultForEnum>,
-}
-
-/// Auth0's `allow_any_organization` filter: only `true`.
-#[derive(Deserialize, ToSchema)]
-pub enum ClientGrantAllowAnyOrganizationEnum {
-    /// Grants that allow any organization.
-    #[serde(rename = "true")]
-    True,
-}
-
-/// The type of application access the client grant allows.
-#[derive(Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum ClientGrantSubjectTypeEnum {
-    /// Machine-to-machine access.
-    Client,
-    /// Access on behalf of users.
-    User,
-}
-
-/// Default grants for a group of clients.
-#[derive(Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum ClientGrantDefaultForEnum {
-    /// Every third-party client.
-    ThirdPartyClients,
-}
-
-// ----- client credentials -----
-
-/// The filter of `GET /credentials/expiring`.
-#[derive(Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct ExpiringCredentialsParams {
-    /// Credentials expiring before this date-time (RFC 3339), or this date (`YYYY-MM-DD`,
-    /// midnight UTC); every credential that expires when omitted.
-    #[param(nullable = false)]
-    before: Option<String>,
-}
-
-// ----- organizations -----
-
-/// `sort` of `GET /organizations`.
-#[derive(Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct OrganizationSortParams {
-    /// Field to sort by: `field:order`, order `1` ascending, `-1` descending (`name`,
-    /// `display_name`, `created_at`; default `created_at:1`). With page/per_page paging only.
-    #[param(
-        nullable = false,
-        max_length = 15,
-        pattern = r"^((display_name)|(created_at)|(name))\:(1|-1)$"
-    )]
-    sort: Option<String>,
-}
-
-/// Filters of `GET /organizations/{id}/client-grants`.
-#[derive(Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct OrganizationGrantFilterParams {
-    /// Optional filter on audience of the client grant.
-    #[param(nullable = false, max_length = 600)]
-    audience: Option<String>,
-    /// Optional filter on client_id of the client grant.
-    #[param(nullable = false)]
-    client_id: Option<String>,
-    /// Optional filter on the ID of the client grant (repeatable, at most 10).
-    #[param(nullable = false)]
-    grant_ids: Option<Vec<String>>,
-}
 
 // ----- OAuth, discovery, health -----
 

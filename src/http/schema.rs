@@ -81,6 +81,122 @@ const OWN_COMPONENTS: &[(&str, &str)] = &[(
             "client_name": {"type": "string", "description": "That client's name."}}}"##,
 )];
 
+/// Query parameters of an operation of Auth0's document that Clavis does not serve (they are
+/// left out of the served document, so neither checked nor acted on): (operation, name, why).
+pub const UNSERVED_QUERY: &[(&str, &str, &str)] = &[
+    (
+        "get_clients",
+        "external_client_id",
+        "Clavis registers no client by Client ID Metadata Document",
+    ),
+    (
+        "get_clients",
+        "q",
+        "Lucene queries over clients are not served",
+    ),
+    (
+        "get_resource-servers",
+        "identifiers",
+        "the filter by identifiers is not served",
+    ),
+    (
+        "get_resource-servers",
+        "include_fields",
+        "Auth0 documents no `fields` for resource servers, so it selects nothing",
+    ),
+    (
+        "get_resource-servers_by_id",
+        "include_fields",
+        "Auth0 documents no `fields` for resource servers, so it selects nothing",
+    ),
+];
+
+/// Query parameters Clavis serves beyond Auth0's document of an operation, each the
+/// parameter of that name of another operation of Auth0's: (operation, name, Auth0's
+/// operation). Checkpoint paging (`from`, `take`) for resource servers and an organization's
+/// grants, and the paging of Clavis's own `GET /credentials/expiring`.
+const BORROWED_QUERY: &[(&str, &str, &str)] = &[
+    ("get_resource-servers", "from", "get_clients"),
+    ("get_resource-servers", "take", "get_clients"),
+    (
+        "get_organization-client-grants",
+        "from",
+        "get_organizations",
+    ),
+    (
+        "get_organization-client-grants",
+        "take",
+        "get_organizations",
+    ),
+    ("get_expiring_credentials", "page", "get_clients"),
+    ("get_expiring_credentials", "per_page", "get_clients"),
+    ("get_expiring_credentials", "include_totals", "get_clients"),
+    ("get_expiring_credentials", "from", "get_clients"),
+    ("get_expiring_credentials", "take", "get_clients"),
+];
+
+/// Query parameters of Clavis's own: (operation, parameter).
+const OWN_QUERY: &[(&str, &str)] = &[
+    (
+        "get_logs",
+        r#"{"name": "q", "in": "query", "required": false, "schema": {"type": "string"},
+            "description": "Search query in (a subset of) Auth0's query syntax, e.g. `type:seccft AND date:[2026-01-01 TO *]` (the same as `search`, which Auth0's SDKs send; `q` wins when both are given)."}"#,
+    ),
+    (
+        "get_expiring_credentials",
+        r#"{"name": "before", "in": "query", "required": false, "schema": {"type": "string"},
+            "description": "Credentials expiring before this date or date-time."}"#,
+    ),
+];
+
+/// The query parameters Clavis serves for operation `id` (Auth0's `op`, when Auth0
+/// documents it).
+fn query_parameters(
+    id: &str,
+    op: Option<&Value>,
+    theirs: &HashMap<&'static str, (&'static Value, &'static Value)>,
+    wanted: &mut Vec<(String, &'static Value)>,
+) -> Vec<Value> {
+    let query = |op: &Value| -> Vec<Value> {
+        op["parameters"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|p| p["in"] == "query")
+            .cloned()
+            .collect()
+    };
+    let mut out = Vec::new();
+    if let Some(op) = op
+        && let Some((auth0, _)) = theirs.get(id)
+    {
+        for parameter in query(op) {
+            let name = parameter["name"].as_str().unwrap_or_default();
+            if !UNSERVED_QUERY
+                .iter()
+                .any(|(o, n, _)| *o == id && *n == name)
+            {
+                refs(&parameter, auth0, wanted);
+                out.push(parameter);
+            }
+        }
+    }
+    for (_, name, source) in BORROWED_QUERY.iter().filter(|(o, _, _)| *o == id) {
+        if let Some((auth0, source)) = theirs.get(source)
+            && let Some(parameter) = query(source).into_iter().find(|p| p["name"] == *name)
+        {
+            refs(&parameter, auth0, wanted);
+            out.push(parameter);
+        }
+    }
+    for (_, parameter) in OWN_QUERY.iter().filter(|(o, _)| *o == id) {
+        if let Ok(parameter) = serde_json::from_str::<Value>(parameter) {
+            out.push(parameter);
+        }
+    }
+    out
+}
+
 /// The first of Auth0's documents that defines component `name`.
 fn defining(name: &str) -> Option<&'static Value> {
     documents()
@@ -253,6 +369,29 @@ pub fn derive(doc: &mut Value) {
             let Some(id) = op["operationId"].as_str().map(str::to_string) else {
                 continue;
             };
+            // The query parameters: Auth0's, less the unserved, plus Clavis's; path parameters
+            // as the handler declares them.
+            let query = query_parameters(
+                &id,
+                theirs.get(id.as_str()).map(|(_, op)| *op),
+                &theirs,
+                &mut wanted,
+            );
+            let mut parameters: Vec<Value> = op["parameters"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|p| p["in"] != "query")
+                .cloned()
+                .collect();
+            parameters.extend(query);
+            if parameters.is_empty() {
+                if let Some(op) = op.as_object_mut() {
+                    op.remove("parameters");
+                }
+            } else {
+                op["parameters"] = Value::Array(parameters);
+            }
             if let Some((_, status, schema)) = OWN_RESPONSES.iter().find(|(o, _, _)| *o == id)
                 && let Ok(schema) = serde_json::from_str::<Value>(schema)
             {
@@ -288,24 +427,6 @@ pub fn derive(doc: &mut Value) {
                 any_of_pages(&mut schema);
                 refs(&schema, auth0, &mut wanted);
                 response["content"] = json!({ "application/json": { "schema": schema } });
-            }
-            let parameters = op.get_mut("parameters").and_then(Value::as_array_mut);
-            for parameter in parameters.into_iter().flatten() {
-                if parameter["in"] != "query" {
-                    continue;
-                }
-                let their_parameter = their_op["parameters"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .find(|p| p["in"] == "query" && p["name"] == parameter["name"]);
-                if let Some(their_parameter) = their_parameter {
-                    refs(&their_parameter["schema"], auth0, &mut wanted);
-                    parameter["schema"] = their_parameter["schema"].clone();
-                    if let Some(description) = their_parameter.get("description") {
-                        parameter["description"] = description.clone();
-                    }
-                }
             }
         }
     }

@@ -20,7 +20,6 @@ use crate::store::GrantFilter;
 /// `GET /client-grants`.
 #[utoipa::path(
     get, path = "/api/v2/client-grants", operation_id = "get_client-grants", tag = "client grants",
-    params(crate::http::openapi::PagingParams, crate::http::openapi::GrantFilterParams),
     responses((status = 200, description = "A page of client grants.")),
 )]
 pub async fn list(

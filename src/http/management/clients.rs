@@ -59,7 +59,6 @@ fn render_read(client: &Client, secret: Option<&str>, auth: &Auth) -> Map<String
 /// `GET /clients`.
 #[utoipa::path(
     get, path = "/api/v2/clients", operation_id = "get_clients", tag = "clients",
-    params(crate::http::openapi::PagingParams, crate::http::openapi::FieldsParams, crate::http::openapi::ClientFilterParams),
     responses((status = 200, description = "A page of clients.")),
 )]
 pub async fn list(
@@ -118,7 +117,7 @@ pub async fn create(
 /// `GET /clients/{client_id}`.
 #[utoipa::path(
     get, path = "/api/v2/clients/{client_id}", operation_id = "get_clients_by_id", tag = "clients",
-    params(("client_id" = String, Path, description = "ID of the client."), crate::http::openapi::FieldsParams),
+    params(("client_id" = String, Path, description = "ID of the client.")),
     responses((status = 200, description = "The client.")),
 )]
 pub async fn get(

@@ -127,7 +127,6 @@ fn parse_before(text: &str) -> Option<crate::domain::time::Timestamp> {
 /// first, each as `GET .../credentials/{id}` shows it plus `client_id` and `client_name`.
 #[utoipa::path(
     get, path = "/api/v2/credentials/expiring", operation_id = "get_expiring_credentials", tag = "client credentials",
-    params(crate::http::openapi::ExpiringCredentialsParams, crate::http::openapi::PagingParams),
     responses(
         (status = 200, description = "A page of the attached credentials that expire before `before` (already expired ones included), soonest first (ties by credential id); a plain array, `{start, limit, total, credentials}` with `include_totals=true`, or `{next, credentials}` with `take`/`from` (`next` is a position in the list)."),
         (status = 400, description = "`before` is not a date or date-time.", body = crate::http::error::ErrorBody),

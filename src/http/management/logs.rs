@@ -70,7 +70,6 @@ fn render(row: &LogRow) -> Result<Map<String, Value>, ApiError> {
 /// `GET /logs`.
 #[utoipa::path(
     get, path = "/api/v2/logs", operation_id = "get_logs", tag = "logs",
-    params(crate::http::openapi::LogsParams),
     responses(
         (status = 200, description = "Events: a plain array (checkpoint, or page without totals), or `{logs, start, limit, length, total}` with `include_totals=true`. Checkpoint answers carry `Link: <…>; rel=\"next\"`."),
         (status = 400, description = "A malformed parameter or search query, or a search paging beyond 1,000 results.", body = crate::http::error::ErrorBody),

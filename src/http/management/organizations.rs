@@ -20,7 +20,6 @@ const MAX_GRANT_IDS: usize = 10;
 /// `GET /organizations`.
 #[utoipa::path(
     get, path = "/api/v2/organizations", operation_id = "get_organizations", tag = "organizations",
-    params(crate::http::openapi::PagingParams, crate::http::openapi::OrganizationSortParams),
     responses((status = 200, description = "A page of organizations.")),
 )]
 pub async fn list(
@@ -234,7 +233,7 @@ fn repeated(raw: Option<&str>, key: &str) -> Vec<String> {
 /// `GET /organizations/{id}/client-grants`: the associated grants, in grant creation order.
 #[utoipa::path(
     get, path = "/api/v2/organizations/{id}/client-grants", operation_id = "get_organization-client-grants", tag = "organizations",
-    params(("id" = String, Path, description = "Organization identifier."), crate::http::openapi::PagingParams, crate::http::openapi::OrganizationGrantFilterParams),
+    params(("id" = String, Path, description = "Organization identifier.")),
     responses((status = 200, description = "Client grants successfully retrieved."), (status = 404, description = "No organization found by that id or name.", body = crate::http::error::ErrorBody)),
 )]
 pub async fn list_grants(
@@ -344,7 +343,7 @@ pub async fn dissociate(
 /// `GET /client-grants/{id}/organizations`: the organizations a grant is associated with.
 #[utoipa::path(
     get, path = "/api/v2/client-grants/{id}/organizations", operation_id = "get_client-grant-organizations", tag = "organizations",
-    params(("id" = String, Path, description = "ID of the client grant"), crate::http::openapi::PagingParams),
+    params(("id" = String, Path, description = "ID of the client grant")),
     responses((status = 200, description = "Organizations successfully retrieved."), (status = 404, description = "The client grant does not exist.", body = crate::http::error::ErrorBody)),
 )]
 pub async fn grant_organizations(

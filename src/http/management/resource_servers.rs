@@ -15,7 +15,6 @@ use crate::http::{AppState, json_response};
 /// `GET /resource-servers`.
 #[utoipa::path(
     get, path = "/api/v2/resource-servers", operation_id = "get_resource-servers", tag = "resource servers",
-    params(crate::http::openapi::PagingParams),
     responses((status = 200, description = "A page of resource servers.")),
 )]
 pub async fn list(

@@ -15,10 +15,6 @@ use crate::http::{AppState, json_response};
 /// `GET /tenants/settings`.
 #[utoipa::path(
     get, path = "/api/v2/tenants/settings", operation_id = "tenant_settings_route", tag = "tenants",
-    params(
-        ("fields" = Option<String>, Query, description = "Comma-separated list of fields to include or exclude (based on value provided for include_fields) in the result. Leave empty to retrieve all fields."),
-        ("include_fields" = Option<bool>, Query, description = "Whether specified fields are to be included (true) or excluded (false)."),
-    ),
     responses((status = 200, description = "Tenant settings successfully retrieved: the ones that were set.")),
 )]
 pub async fn get(

@@ -141,7 +141,7 @@ impl Payload {
     /// document shows it; [`schema::check_body`]), then read by the domain's rules.
     pub fn body(&self) -> Result<Body<'_>, ApiError> {
         if let Some(operation) = self.operation {
-            schema::check_body(operation, &self.value, self.form)?;
+            schema::check_body(operation, &self.value)?;
         }
         let body = if self.form {
             Body::new_form(&self.value)
@@ -232,7 +232,10 @@ impl<S: Send + Sync> FromRequest<S> for Payload {
             ));
         }
         if form {
-            let value = strict::form(&bytes).map_err(body_error)?;
+            let mut value = strict::form(&bytes).map_err(body_error)?;
+            if let Some(operation) = operation {
+                schema::coerce_form(operation, &mut value);
+            }
             return Ok(Payload {
                 value: Value::Object(value),
                 form: true,

@@ -616,6 +616,12 @@ static OPERATIONS: LazyLock<Operations> = LazyLock::new(|| {
     Operations { by_route }
 });
 
+/// Builds the served document and compiles its validators now rather than on the first
+/// Management request.
+pub fn warm() {
+    LazyLock::force(&OPERATIONS);
+}
+
 /// The operation of the served document at `method` and `path` (the route's template, as
 /// `axum::extract::MatchedPath` gives it).
 pub fn operation(method: &Method, path: &str) -> Option<&'static Operation> {
@@ -716,31 +722,28 @@ fn coerce(doc: &Value, schema: &Value, text: &str) -> Value {
     Value::String(text.to_string())
 }
 
-/// Checks a request body against the operation's schema; the first problem is Auth0's
-/// `invalid_body` 400. `form`: the body came as `application/x-www-form-urlencoded`, whose
-/// values are text, read as the schema's scalar types first.
-pub fn check_body(operation: &Operation, body: &Value, form: bool) -> Result<(), ApiError> {
+/// A form body's values (text) read as the types the operation's schema gives its
+/// properties (`true`, `600`), where the text is one; the rest stays text for the validator to
+/// refuse. The domain then reads the typed values.
+pub fn coerce_form(operation: &Operation, body: &mut Map<String, Value>) {
     let Some(compiled) = &operation.body else {
-        return Ok(());
+        return;
     };
     let doc = super::openapi::document();
-    let coerced;
-    let body = match body {
-        Value::Object(map) if form => {
-            coerced = Value::Object(
-                map.iter()
-                    .map(|(k, v)| {
-                        let value = match (v, compiled.schema["properties"].get(k)) {
-                            (Value::String(text), Some(schema)) => coerce(doc, schema, text),
-                            _ => v.clone(),
-                        };
-                        (k.clone(), value)
-                    })
-                    .collect(),
-            );
-            &coerced
+    for (key, value) in body.iter_mut() {
+        if let (Value::String(text), Some(schema)) =
+            (&*value, compiled.schema["properties"].get(key))
+        {
+            *value = coerce(doc, schema, text);
         }
-        other => other,
+    }
+}
+
+/// Checks a request body against the operation's schema; the first problem is Auth0's
+/// `invalid_body` 400 (a form body is read with [`coerce_form`] first).
+pub fn check_body(operation: &Operation, body: &Value) -> Result<(), ApiError> {
+    let Some(compiled) = &operation.body else {
+        return Ok(());
     };
     let Some(error) = compiled.validator.iter_errors(body).next() else {
         return Ok(());

@@ -202,6 +202,34 @@ async fn bodies_are_checked_against_the_operations_schema_and_nothing_is_written
     let (status, answer) = crate::helpers::status_json(r).await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["token_lifetime"], 600);
+    // A property kept verbatim is kept with the schema's type, not as the form's text.
+    let r = app
+        .admin_form(
+            Method::POST,
+            "/api/v2/resource-servers",
+            &[
+                ("identifier", "https://form.example/"),
+                ("allow_online_access_with_ephemeral_sessions", "false"),
+                ("token_dialect", "access_token_authz"),
+            ],
+        )
+        .await;
+    let (status, answer) = crate::helpers::status_json(r).await;
+    assert_eq!(status, 201, "{answer}");
+    assert_eq!(answer["allow_online_access_with_ephemeral_sessions"], false);
+    let id = answer["id"].as_str().unwrap();
+    let stored = app.get_ok(&format!("/api/v2/resource-servers/{id}")).await;
+    assert_eq!(stored["allow_online_access_with_ephemeral_sessions"], false);
+    let r = app
+        .admin_form(
+            Method::PATCH,
+            &format!("/api/v2/client-grants/{grant_id}"),
+            &[("allow_any_organization", "false")],
+        )
+        .await;
+    let (status, answer) = crate::helpers::status_json(r).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["allow_any_organization"], false);
 }
 
 #[tokio::test]

@@ -268,6 +268,28 @@ if pgpk or pghalf or pgpatch:
           f"{pgpatch['errors']} | {cpu(pgpatch)} | {srv(pgpatch, 'store_cpu')} |")
         w("")
 
+prop, propload = load("pg-propagation"), load("pg-propagation-load")
+if prop:
+    w("### Two nodes: a PATCH on one, enforced on the other")
+    w("")
+    w("A second node on the same PostgreSQL (its own data directory and TLS, the same master key "
+      "and public URL) takes `PATCH …/credentials/{id}` setting `expires_at` one minute in the past, "
+      "while the first node serves private_key_jwt at half of its 64-connection maximum (open loop, "
+      "every bench client but the probed one). From each PATCH's answer to the first refused token "
+      f"on the loaded node, probing it every {prop['probe_every_ms']:.0f} ms with fresh assertions for "
+      "the patched credential; then `expires_at: null` restores it, and the next round starts once the "
+      "loaded node issues tokens again (`clavis-bench propagation`).")
+    w("")
+    w("| rounds | timeouts | p50 ms | p90 ms | p99 ms | max ms | mean ms | PATCH p50 ms | load achieved | load p99 ms | load errors |")
+    w("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    achieved = f"{propload['rps']:,.0f}/s of {propload['target_rate']:,.0f}/s" if propload else "–"
+    lp99 = f"{propload['p99_ms']:.2f}" if propload else "–"
+    lerr = f"{propload['errors']}" if propload else "–"
+    w(f"| {prop['rounds']} | {prop['timeouts']} | {prop['p50_ms']:.1f} | {prop['p90_ms']:.1f} | "
+      f"**{prop['p99_ms']:.1f}** | {prop['max_ms']:.1f} | {prop['mean_ms']:.1f} | {prop['patch_p50_ms']:.1f} | "
+      f"{achieved} | {lp99} | {lerr} |")
+    w("")
+
 flames = sorted(f for f in os.listdir(out_dir) if f.startswith(f"{date}-flame-") and f.endswith(".svg"))
 if flames:
     w("## Flame graphs")
@@ -346,6 +368,10 @@ if pghalf:
 if pgpatch:
     targets.append(("PostgreSQL store: PATCH credential, acknowledged after commit (issue 25)", "≥ 1,000/s",
                     f"{pgpatch['rps']:,.0f}/s", pgpatch["rps"] >= 1000))
+if prop:
+    targets.append(("Two nodes: a PATCH of expires_at on one, enforced on the other at half load (issue 25)",
+                    "p99 ≤ 20 ms", f"p99 {prop['p99_ms']:.1f} ms over {prop['rounds']} rounds, {prop['timeouts']} timeouts",
+                    prop["p99_ms"] <= 20.0 and prop["timeouts"] == 0))
 for label, on, off, r in audit_rows:
     targets.append((f"{label} with the audit trail on vs. off (issue 21)", "≥ 95 %",
                     f"{r:.0%} of the share of the ceiling", r >= 0.95))

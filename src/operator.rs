@@ -3,11 +3,11 @@
 //!
 //! With SQLite a running server keeps its own picture of the data in memory, so a command
 //! that changes the data refuses to run while a server holds the data directory (the server
-//! holds an exclusive lock on `<data-dir>/clavis.lock`, see [`DataDirLock`]). With
+//! holds exclusive locks on `<data-dir>/clavis.lock` and `<database file>.lock`, see [`InstallationLock`]). With
 //! PostgreSQL every write is announced to the running nodes, which apply it at once.
 
 use std::fs::{File, OpenOptions, TryLockError};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
@@ -33,36 +33,103 @@ pub struct DataDirLock {
 impl DataDirLock {
     /// Takes the lock, or says who holds it.
     pub fn acquire(data_dir: &Path) -> Result<Self> {
-        let path = data_dir.join("clavis.lock");
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .with_context(|| format!("cannot open {}", path.display()))?;
-        match file.try_lock() {
-            Ok(()) => Ok(Self { _file: file }),
-            Err(TryLockError::WouldBlock) => bail!(
-                "another clavis process (a running server?) is using {}; stop it first",
-                data_dir.display()
-            ),
-            Err(TryLockError::Error(e)) => {
-                Err(e).with_context(|| format!("cannot lock {}", path.display()))
+        Ok(Self {
+            _file: lock_file(&data_dir.join("clavis.lock"), data_dir)?,
+        })
+    }
+}
+
+/// What one process holds while it serves or changes an installation: the data directory
+/// and, with SQLite, the database file wherever it lies (`<file>.lock` beside it), so that
+/// two processes never share one SQLite database even when `--database-url` points outside
+/// the data directory. SQLite's read model and its `jti` replay guard (decided in memory,
+/// written behind) are only sound with one process on the file.
+#[derive(Debug)]
+pub struct InstallationLock {
+    _data_dir: DataDirLock,
+    _database: Option<File>,
+}
+
+impl InstallationLock {
+    /// Takes both locks, or says who holds one.
+    pub fn acquire(config: &Config) -> Result<Self> {
+        let data_dir = DataDirLock::acquire(&config.data_dir)?;
+        let database = match sqlite_file(&config.database_url) {
+            Some(file) => {
+                let at = database_lock_path(&file)?;
+                Some(lock_file(&at, &file)?)
             }
+            None => None,
+        };
+        Ok(Self {
+            _data_dir: data_dir,
+            _database: database,
+        })
+    }
+}
+
+/// The database file of a `sqlite:` URL (`None` for PostgreSQL).
+pub fn sqlite_file(url: &str) -> Option<PathBuf> {
+    let rest = url.strip_prefix("sqlite:")?;
+    let rest = rest.strip_prefix("//").unwrap_or(rest);
+    let file = rest.split('?').next().unwrap_or(rest);
+    (!file.is_empty()).then(|| PathBuf::from(file))
+}
+
+/// `<file>.lock` in the file's real directory (symbolic links resolved, so that two spellings
+/// of one database take one lock).
+fn database_lock_path(file: &Path) -> Result<PathBuf> {
+    let real = match file.canonicalize() {
+        Ok(real) => real,
+        Err(_) => {
+            // Not created yet: its directory must exist (SQLite does not create it).
+            let parent = match file.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p,
+                _ => Path::new("."),
+            };
+            let dir = parent
+                .canonicalize()
+                .with_context(|| format!("no directory {} for the database", parent.display()))?;
+            let name = file
+                .file_name()
+                .with_context(|| format!("{} names no file", file.display()))?;
+            dir.join(name)
+        }
+    };
+    let mut name = real.clone().into_os_string();
+    name.push(".lock");
+    Ok(PathBuf::from(name))
+}
+
+/// Opens (creating) `path` and locks it exclusively; `what` names the locked thing.
+fn lock_file(path: &Path, what: &Path) -> Result<File> {
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(TryLockError::WouldBlock) => bail!(
+            "another clavis process (a running server?) is using {}; stop it first",
+            what.display()
+        ),
+        Err(TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("cannot lock {}", path.display()))
         }
     }
 }
 
-/// Opens the store of an existing installation (never creates one), with the data
-/// directory's lock when the store is SQLite.
-async fn existing_store(config: &Config) -> Result<(Option<DataDirLock>, Arc<dyn Store>)> {
-    let lock = match config.database_url.strip_prefix("sqlite://") {
-        Some(rest) => {
-            let file = rest.split('?').next().unwrap_or(rest);
-            if !Path::new(file).exists() {
-                bail!("no Clavis database at {file}");
+/// Opens the store of an existing installation (never creates one), with the installation's
+/// locks when the store is SQLite.
+async fn existing_store(config: &Config) -> Result<(Option<InstallationLock>, Arc<dyn Store>)> {
+    let lock = match sqlite_file(&config.database_url) {
+        Some(file) => {
+            if !file.exists() {
+                bail!("no Clavis database at {}", file.display());
             }
-            Some(DataDirLock::acquire(&config.data_dir)?)
+            Some(InstallationLock::acquire(config)?)
         }
         None => None,
     };

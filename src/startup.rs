@@ -60,7 +60,7 @@ pub struct Application {
     /// The separate `/metrics` listener, when configured.
     metrics_listener: Option<std::net::TcpListener>,
     metrics_token: Option<crate::config::Secret>,
-    _data_dir_lock: crate::operator::DataDirLock,
+    _lock: crate::operator::InstallationLock,
 }
 
 /// Opens the store named by the URL: `sqlite:...` or `postgres://...` (`postgresql://`).
@@ -93,8 +93,9 @@ impl Application {
     pub async fn build(config: Config) -> Result<Self> {
         bootstrap::ensure_data_dir(&config.data_dir)?;
         // Held while serving: two servers on one SQLite file would each trust their own
-        // read model, and operator commands must not change the data under a server.
-        let data_dir_lock = crate::operator::DataDirLock::acquire(&config.data_dir)?;
+        // read model (and replay guard), and operator commands must not change the data under
+        // a server.
+        let lock = crate::operator::InstallationLock::acquire(&config)?;
         let listener = std::net::TcpListener::bind(config.listen)
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         listener.set_nonblocking(true)?;
@@ -226,7 +227,7 @@ impl Application {
             log_format: config.log_format,
             metrics_listener,
             metrics_token: config.metrics.token.clone(),
-            _data_dir_lock: data_dir_lock,
+            _lock: lock,
         })
     }
 

@@ -28,7 +28,7 @@ use clavis::startup::open_store;
 use clavis::store::{
     Bootstrap, Change, ClientFilter, Delivery, Entity, ExpiryNotice, GrantFilter, JtiRecord,
     KeyState, LogSearch, NewLog, OrganizationFilter, OrganizationRecord, PageRequest,
-    SigningKeyRecord, Store, StoreError,
+    SigningKeyRecord, Store, StoreError, StoreResult,
 };
 use serde_json::{Map, json};
 
@@ -68,6 +68,19 @@ impl Fixture {
     /// Another node on the same database.
     async fn node(&self) -> Arc<dyn Store> {
         open(&self.url).await
+    }
+}
+
+/// Offset paging.
+fn offset(page: u64, per_page: u64) -> PageRequest {
+    PageRequest::Offset { page, per_page }
+}
+
+/// The operation was refused as `NotFound(entity)`.
+fn not_found<T: std::fmt::Debug>(result: StoreResult<T>, entity: Entity) {
+    match result {
+        Err(StoreError::NotFound(e)) if e == entity => {}
+        other => panic!("expected NotFound({entity:?}), got {other:?}"),
     }
 }
 
@@ -345,13 +358,9 @@ async fn client_round_trips_and_conflicts(f: Fixture) {
     assert_eq!(read.credentials.len(), 2);
     assert!(read.credentials[0].expires_at.is_some());
 
-    let err = store
-        .update_client("missing", &mut |_| Ok(()))
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(err, StoreError::NotFound(Entity::Client)),
-        "{err:?}"
+    not_found(
+        store.update_client("missing", &mut |_| Ok(())).await,
+        Entity::Client,
     );
 }
 
@@ -364,13 +373,7 @@ async fn clients_page_by_offset_and_checkpoint(f: Fixture) {
         ids.push(c.client.client_id);
     }
     let page = store
-        .list_clients(
-            &ClientFilter::default(),
-            PageRequest::Offset {
-                page: 0,
-                per_page: 2,
-            },
-        )
+        .list_clients(&ClientFilter::default(), offset(0, 2))
         .await
         .unwrap();
     assert_eq!(page.total, Some(5));
@@ -378,25 +381,13 @@ async fn clients_page_by_offset_and_checkpoint(f: Fixture) {
     assert_eq!(names, ["c0", "c1"]);
     assert_eq!(page.items[0].sealed_secret, Some(vec![1, 2, 3, 0, 255]));
     let last = store
-        .list_clients(
-            &ClientFilter::default(),
-            PageRequest::Offset {
-                page: 2,
-                per_page: 2,
-            },
-        )
+        .list_clients(&ClientFilter::default(), offset(2, 2))
         .await
         .unwrap();
     assert_eq!(last.items.len(), 1);
     assert_eq!(last.items[0].client.client_id, ids[4]);
     let beyond = store
-        .list_clients(
-            &ClientFilter::default(),
-            PageRequest::Offset {
-                page: u64::MAX / 2,
-                per_page: 50,
-            },
-        )
+        .list_clients(&ClientFilter::default(), offset(u64::MAX / 2, 50))
         .await
         .unwrap();
     assert!(beyond.items.is_empty());
@@ -478,10 +469,9 @@ async fn deleting_a_client_cascades(f: Fixture) {
     let snapshot = store.snapshot().await.unwrap();
     assert_eq!(snapshot.clients.len(), 1);
     assert_eq!(snapshot.clients[0].credentials.len(), 1);
-    let err = store.delete_client(&a.client.client_id).await.unwrap_err();
-    assert!(
-        matches!(err, StoreError::NotFound(Entity::Client)),
-        "{err:?}"
+    not_found(
+        store.delete_client(&a.client.client_id).await,
+        Entity::Client,
     );
     // A new client may reuse nothing of the old one's credentials.
     let again = ClientAggregate {
@@ -558,13 +548,7 @@ async fn resource_servers_round_trip_and_conflict(f: Fixture) {
             .await
             .unwrap();
     }
-    let page = store
-        .list_resource_servers(PageRequest::Offset {
-            page: 1,
-            per_page: 2,
-        })
-        .await
-        .unwrap();
+    let page = store.list_resource_servers(offset(1, 2)).await.unwrap();
     assert_eq!(page.total, Some(4));
     let identifiers: Vec<_> = page.items.iter().map(|r| r.identifier.as_str()).collect();
     assert_eq!(identifiers, ["urn:api:1", "urn:api:2"]);
@@ -617,13 +601,7 @@ async fn resource_server_signing_secrets_round_trip(f: Fixture) {
         store.resource_server(&api.identifier).await.unwrap(),
         Some(updated)
     );
-    let page = store
-        .list_resource_servers(PageRequest::Offset {
-            page: 0,
-            per_page: 10,
-        })
-        .await
-        .unwrap();
+    let page = store.list_resource_servers(offset(0, 10)).await.unwrap();
     let secrets: Vec<_> = page
         .items
         .iter()
@@ -663,13 +641,9 @@ async fn deleting_a_resource_server_cascades_and_respects_its_guard(f: Fixture) 
     assert_eq!(grants, vec![g.id.clone()]);
     assert_eq!(store.resource_server(&api.id).await.unwrap(), None);
     assert_eq!(store.client_grant(&g.id).await.unwrap(), None);
-    let err = store
-        .delete_resource_server(&api.id, &mut |_| Ok(()))
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(err, StoreError::NotFound(Entity::ResourceServer)),
-        "{err:?}"
+    not_found(
+        store.delete_resource_server(&api.id, &mut |_| Ok(())).await,
+        Entity::ResourceServer,
     );
     // The identifier is free again.
     store
@@ -685,21 +659,15 @@ async fn client_grants_check_references_and_uniqueness(f: Fixture) {
     let c = client_with_credentials(store, 0).await;
     let id = c.client.client_id.clone();
 
-    let err = store
-        .insert_client_grant(&grant("missing", &api.identifier))
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(err, StoreError::NotFound(Entity::Client)),
-        "{err:?}"
+    not_found(
+        store
+            .insert_client_grant(&grant("missing", &api.identifier))
+            .await,
+        Entity::Client,
     );
-    let err = store
-        .insert_client_grant(&grant(&id, "urn:missing"))
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(err, StoreError::NotFound(Entity::ResourceServer)),
-        "{err:?}"
+    not_found(
+        store.insert_client_grant(&grant(&id, "urn:missing")).await,
+        Entity::ResourceServer,
     );
     let g = grant(&id, &api.identifier);
     store.insert_client_grant(&g).await.unwrap();
@@ -744,13 +712,7 @@ async fn client_grants_check_references_and_uniqueness(f: Fixture) {
     );
     let listed = |filter: GrantFilter| async move {
         store
-            .list_client_grants(
-                &filter,
-                PageRequest::Offset {
-                    page: 0,
-                    per_page: 10,
-                },
-            )
+            .list_client_grants(&filter, offset(0, 10))
             .await
             .unwrap()
     };
@@ -792,21 +754,15 @@ async fn client_grants_check_references_and_uniqueness(f: Fixture) {
         .await
         .unwrap();
     assert_eq!(store.client_grant(&g.id).await.unwrap(), Some(updated));
-    let err = store
-        .update_client_grant("cgr_missing", &mut |_| Ok(()))
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(err, StoreError::NotFound(Entity::ClientGrant)),
-        "{err:?}"
+    not_found(
+        store
+            .update_client_grant("cgr_missing", &mut |_| Ok(()))
+            .await,
+        Entity::ClientGrant,
     );
     store.delete_client_grant(&g.id).await.unwrap();
     assert_eq!(store.client_grant(&g.id).await.unwrap(), None);
-    let err = store.delete_client_grant(&g.id).await.unwrap_err();
-    assert!(
-        matches!(err, StoreError::NotFound(Entity::ClientGrant)),
-        "{err:?}"
-    );
+    not_found(store.delete_client_grant(&g.id).await, Entity::ClientGrant);
 }
 
 async fn client_grants_filter_and_page(f: Fixture) {
@@ -825,13 +781,7 @@ async fn client_grants_filter_and_page(f: Fixture) {
         }
     }
     let all = store
-        .list_client_grants(
-            &GrantFilter::default(),
-            PageRequest::Offset {
-                page: 0,
-                per_page: 50,
-            },
-        )
+        .list_client_grants(&GrantFilter::default(), offset(0, 50))
         .await
         .unwrap();
     assert_eq!(all.total, Some(6));
@@ -843,10 +793,7 @@ async fn client_grants_filter_and_page(f: Fixture) {
                 audience: Some("urn:b".into()),
                 ..Default::default()
             },
-            PageRequest::Offset {
-                page: 0,
-                per_page: 2,
-            },
+            offset(0, 2),
         )
         .await
         .unwrap();
@@ -863,10 +810,7 @@ async fn client_grants_filter_and_page(f: Fixture) {
                 client_id: Some(grants[2].client_id.clone()),
                 ..Default::default()
             },
-            PageRequest::Offset {
-                page: 0,
-                per_page: 50,
-            },
+            offset(0, 50),
         )
         .await
         .unwrap();
@@ -1379,36 +1323,21 @@ async fn odd_keys_are_simply_not_found(f: Fixture) {
         assert_eq!(store.resource_server(key).await.unwrap(), None, "{key:?}");
         assert_eq!(store.client_grant(key).await.unwrap(), None, "{key:?}");
         assert_eq!(store.setting(key).await.unwrap(), None, "{key:?}");
-        let err = store.update_client(key, &mut |_| Ok(())).await.unwrap_err();
-        assert!(
-            matches!(err, StoreError::NotFound(Entity::Client)),
-            "{err:?}"
+        not_found(
+            store.update_client(key, &mut |_| Ok(())).await,
+            Entity::Client,
         );
-        let err = store.delete_client(key).await.unwrap_err();
-        assert!(
-            matches!(err, StoreError::NotFound(Entity::Client)),
-            "{err:?}"
+        not_found(store.delete_client(key).await, Entity::Client);
+        not_found(
+            store.update_resource_server(key, &mut |_| Ok(())).await,
+            Entity::ResourceServer,
         );
-        let err = store
-            .update_resource_server(key, &mut |_| Ok(()))
-            .await
-            .unwrap_err();
-        assert!(
-            matches!(err, StoreError::NotFound(Entity::ResourceServer)),
-            "{err:?}"
-        );
-        let err = store.delete_client_grant(key).await.unwrap_err();
-        assert!(
-            matches!(err, StoreError::NotFound(Entity::ClientGrant)),
-            "{err:?}"
-        );
-        let err = store
-            .insert_client_grant(&grant(key, &id_like.identifier))
-            .await
-            .unwrap_err();
-        assert!(
-            matches!(err, StoreError::NotFound(Entity::Client)),
-            "{err:?}"
+        not_found(store.delete_client_grant(key).await, Entity::ClientGrant);
+        not_found(
+            store
+                .insert_client_grant(&grant(key, &id_like.identifier))
+                .await,
+            Entity::Client,
         );
         let page = store
             .list_client_grants(
@@ -1417,10 +1346,7 @@ async fn odd_keys_are_simply_not_found(f: Fixture) {
                     client_id: Some(key.into()),
                     ..Default::default()
                 },
-                PageRequest::Offset {
-                    page: 0,
-                    per_page: 10,
-                },
+                offset(0, 10),
             )
             .await
             .unwrap();
@@ -1432,43 +1358,25 @@ async fn odd_keys_are_simply_not_found(f: Fixture) {
             None,
             "{key:?}"
         );
-        let err = store
-            .update_organization(key, &mut |_| Ok(()))
-            .await
-            .unwrap_err();
-        assert!(
-            matches!(err, StoreError::NotFound(Entity::Organization)),
-            "{err:?}"
+        not_found(
+            store.update_organization(key, &mut |_| Ok(())).await,
+            Entity::Organization,
         );
-        let err = store.delete_organization(key).await.unwrap_err();
-        assert!(
-            matches!(err, StoreError::NotFound(Entity::Organization)),
-            "{err:?}"
+        not_found(store.delete_organization(key).await, Entity::Organization);
+        not_found(
+            store.associate_client_grant(key, key).await,
+            Entity::Organization,
         );
-        let err = store.associate_client_grant(key, key).await.unwrap_err();
-        assert!(
-            matches!(err, StoreError::NotFound(Entity::Organization)),
-            "{err:?}"
-        );
-        let err = store.dissociate_client_grant(key, key).await.unwrap_err();
-        assert!(
-            matches!(err, StoreError::NotFound(Entity::Organization)),
-            "{err:?}"
+        not_found(
+            store.dissociate_client_grant(key, key).await,
+            Entity::Organization,
         );
         assert_eq!(store.log_stream(key).await.unwrap(), None, "{key:?}");
-        let err = store
-            .update_log_stream(key, &mut |_| Ok(()))
-            .await
-            .unwrap_err();
-        assert!(
-            matches!(err, StoreError::NotFound(Entity::LogStream)),
-            "{err:?}"
+        not_found(
+            store.update_log_stream(key, &mut |_| Ok(())).await,
+            Entity::LogStream,
         );
-        let err = store.delete_log_stream(key).await.unwrap_err();
-        assert!(
-            matches!(err, StoreError::NotFound(Entity::LogStream)),
-            "{err:?}"
-        );
+        not_found(store.delete_log_stream(key).await, Entity::LogStream);
         assert_eq!(
             store.lease_log_stream(key, key, 0, 1).await.unwrap(),
             None,
@@ -1490,11 +1398,7 @@ async fn odd_keys_are_simply_not_found(f: Fixture) {
             !store.claim_expiry_notice(&notice).await.unwrap(),
             "{key:?}"
         );
-        let err = store.credential(key, key).await.unwrap_err();
-        assert!(
-            matches!(err, StoreError::NotFound(Entity::Client)),
-            "{err:?}"
-        );
+        not_found(store.credential(key, key).await, Entity::Client);
     }
     // PostgreSQL text cannot hold NUL: a new name holding one is refused as bad input.
     let inserted = store.insert_organization(&organization("a\0b")).await;
@@ -1716,13 +1620,7 @@ async fn organizations_and_their_grants(f: Fixture) {
         Some(renamed.clone())
     );
     let page = store
-        .list_organizations(
-            &OrganizationFilter::default(),
-            PageRequest::Offset {
-                page: 0,
-                per_page: 1,
-            },
-        )
+        .list_organizations(&OrganizationFilter::default(), offset(0, 1))
         .await
         .unwrap();
     assert_eq!((page.items, page.total), (vec![renamed.clone()], Some(2)));
@@ -1749,14 +1647,7 @@ async fn organizations_and_their_grants(f: Fixture) {
             Entity::ClientGrant,
         ),
     ] {
-        let err = store
-            .associate_client_grant(org, grant_id)
-            .await
-            .unwrap_err();
-        assert!(
-            matches!(err, StoreError::NotFound(e) if e == entity),
-            "{err:?}"
-        );
+        not_found(store.associate_client_grant(org, grant_id).await, entity);
     }
     store
         .associate_client_grant(&globex.id, &g.id)
@@ -1768,10 +1659,7 @@ async fn organizations_and_their_grants(f: Fixture) {
                 grant_id: Some(g.id.clone()),
                 ..Default::default()
             },
-            PageRequest::Offset {
-                page: 0,
-                per_page: 50,
-            },
+            offset(0, 50),
         )
         .await
         .unwrap();
@@ -1782,10 +1670,7 @@ async fn organizations_and_their_grants(f: Fixture) {
                 organization_id: Some(acme.id.clone()),
                 ..Default::default()
             },
-            PageRequest::Offset {
-                page: 0,
-                per_page: 50,
-            },
+            offset(0, 50),
         )
         .await
         .unwrap();

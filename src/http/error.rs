@@ -10,8 +10,8 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use crate::domain::DomainError;
+use crate::service::ServiceError;
 use crate::service::access::TokenRejection;
-use crate::store::StoreError;
 
 /// A Management API error response.
 #[derive(Debug, Clone)]
@@ -139,23 +139,15 @@ impl From<DomainError> for ApiError {
     }
 }
 
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> Self {
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> Self {
         match e {
-            StoreError::Rejected(d) => d.into(),
-            StoreError::NotFound(entity) => Self::new(
-                StatusCode::NOT_FOUND,
-                None,
-                format!("{entity:?} does not exist"),
-            ),
-            StoreError::Conflict { message, .. } => {
-                Self::new(StatusCode::CONFLICT, Some("conflict"), message)
-            }
-            StoreError::Unavailable(cause) => {
+            ServiceError::Refused(d) => d.into(),
+            ServiceError::Unavailable(cause) => {
                 tracing::warn!(%cause, "store unavailable");
                 Self::unavailable()
             }
-            StoreError::Internal(cause) => {
+            ServiceError::Internal(cause) => {
                 tracing::error!(%cause, "store error");
                 Self::internal()
             }

@@ -3,10 +3,10 @@
 
 use serde_json::{Map, Value};
 
-use super::{Clavis, not_found};
+use super::{Clavis, ServiceError, ServiceResult};
 use crate::domain::log_stream;
 use crate::domain::log_stream::{LogStreamUpdate, NewLogStream};
-use crate::store::{Entity, LogStreamRecord, StoreError, StoreResult};
+use crate::store::LogStreamRecord;
 
 /// What a stream's sealed authorization is bound to.
 fn sealing_context(id: &str) -> Vec<u8> {
@@ -46,7 +46,7 @@ impl Clavis {
     }
 
     /// Creates a stream.
-    pub async fn create_log_stream(&self, new: NewLogStream) -> StoreResult<LogStreamRecord> {
+    pub async fn create_log_stream(&self, new: NewLogStream) -> ServiceResult<LogStreamRecord> {
         let stream = new.stream().clone();
         let sealed = new
             .authorization()
@@ -62,11 +62,11 @@ impl Clavis {
     }
 
     /// One stream.
-    pub async fn log_stream(&self, id: &str) -> StoreResult<LogStreamRecord> {
+    pub async fn log_stream(&self, id: &str) -> ServiceResult<LogStreamRecord> {
         self.store
             .log_stream(id)
             .await?
-            .ok_or(StoreError::Rejected(log_stream::not_found()))
+            .ok_or(ServiceError::Refused(log_stream::not_found()))
     }
 
     /// Changes a stream. A stream set `active` again starts a new failing run (resuming
@@ -75,7 +75,7 @@ impl Clavis {
         &self,
         id: &str,
         update: LogStreamUpdate,
-    ) -> StoreResult<LogStreamRecord> {
+    ) -> ServiceResult<LogStreamRecord> {
         let sealed = update
             .authorization()
             .map(|a| a.map(|a| self.seal_authorization(id, a)));
@@ -92,19 +92,14 @@ impl Clavis {
                     Ok(())
                 })
                 .await
-                .map_err(not_found(Entity::LogStream))
+                .map_err(Into::into)
         })
         .await
     }
 
     /// Deletes a stream.
-    pub async fn delete_log_stream(&self, id: &str) -> StoreResult<()> {
-        self.write(async || {
-            self.store
-                .delete_log_stream(id)
-                .await
-                .map_err(not_found(Entity::LogStream))
-        })
-        .await
+    pub async fn delete_log_stream(&self, id: &str) -> ServiceResult<()> {
+        self.write(async || self.store.delete_log_stream(id).await.map_err(Into::into))
+            .await
     }
 }

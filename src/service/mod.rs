@@ -3,6 +3,7 @@
 //! version of a row after a newer one.
 
 pub mod access;
+mod error;
 pub mod log_streams;
 pub mod mtls;
 mod reads;
@@ -10,6 +11,8 @@ pub mod replay;
 pub mod signing_keys;
 pub mod sync;
 pub mod token;
+
+pub use error::{ServiceError, ServiceResult, not_found};
 
 use std::sync::Arc;
 
@@ -28,7 +31,7 @@ use crate::domain::resource_server::{
 use crate::domain::tenant_settings::{TenantSettings, TenantSettingsUpdate};
 use crate::domain::time::Timestamp;
 use crate::model::ReadModel;
-use crate::store::{Entity, OrganizationRecord, Store, StoreError, StoreResult};
+use crate::store::{OrganizationRecord, Store};
 
 /// Issuer-level settings the services need.
 #[derive(Debug, Clone)]
@@ -107,24 +110,6 @@ impl std::fmt::Debug for Clavis {
     }
 }
 
-fn not_found(entity: Entity) -> impl FnOnce(StoreError) -> StoreError {
-    move |e| match e {
-        StoreError::NotFound(_) => StoreError::Rejected(match entity {
-            Entity::Client => DomainError::client_not_found(),
-            Entity::Credential => DomainError::credential_not_found(),
-            Entity::ResourceServer => DomainError::resource_server_not_found(),
-            Entity::ClientGrant => DomainError::client_grant_not_found(),
-            Entity::Organization => DomainError::organization_not_found(),
-            Entity::LogStream => crate::domain::log_stream::not_found(),
-            Entity::SigningKey => DomainError::NotFound {
-                code: "inexistent_key",
-                message: "The signing key does not exist".into(),
-            },
-        }),
-        other => other,
-    }
-}
-
 impl Clavis {
     /// Assembles the core and starts its background tasks (must run inside a Tokio runtime).
     pub fn new(
@@ -161,7 +146,7 @@ impl Clavis {
     /// write lock, so the model changes in commit order; then, with the lock released so
     /// that the next writes can commit meanwhile, waits until the store has made it durable
     /// (group commit). Every write goes through here: nothing is answered before it is on disk.
-    async fn write<T>(&self, f: impl AsyncFnOnce() -> StoreResult<T>) -> StoreResult<T> {
+    async fn write<T>(&self, f: impl AsyncFnOnce() -> ServiceResult<T>) -> ServiceResult<T> {
         let out = {
             let _guard = self.write_lock.lock().await;
             f().await?
@@ -242,7 +227,7 @@ impl Clavis {
     // ----- clients -----
 
     /// Creates a client (with inline credentials); returns it with its new secret.
-    pub async fn create_client(&self, new: NewClient) -> StoreResult<(ClientAggregate, String)> {
+    pub async fn create_client(&self, new: NewClient) -> ServiceResult<(ClientAggregate, String)> {
         if let Some(org) = new.default_organization() {
             self.organization(org).await?;
         }
@@ -259,11 +244,11 @@ impl Clavis {
     }
 
     /// Reads a client.
-    pub async fn client(&self, client_id: &str) -> StoreResult<ClientAggregate> {
+    pub async fn client(&self, client_id: &str) -> ServiceResult<ClientAggregate> {
         self.store
             .client(client_id)
             .await?
-            .ok_or(StoreError::Rejected(DomainError::client_not_found()))
+            .ok_or(ServiceError::Refused(DomainError::client_not_found()))
     }
 
     /// Changes a client.
@@ -271,7 +256,7 @@ impl Clavis {
         &self,
         client_id: &str,
         update: ClientUpdate,
-    ) -> StoreResult<ClientAggregate> {
+    ) -> ServiceResult<ClientAggregate> {
         if let Some(org) = update.default_organization() {
             self.organization(org).await?;
         }
@@ -292,7 +277,7 @@ impl Clavis {
     }
 
     /// Generates a new secret; refused for clients that use credentials.
-    pub async fn rotate_secret(&self, client_id: &str) -> StoreResult<(ClientAggregate, String)> {
+    pub async fn rotate_secret(&self, client_id: &str) -> ServiceResult<(ClientAggregate, String)> {
         let secret = generate_client_secret();
         let sealed = self.seal_secret(client_id, &secret);
         let now = Timestamp::now();
@@ -305,13 +290,9 @@ impl Clavis {
     }
 
     /// Deletes a client with its credentials and grants.
-    pub async fn delete_client(&self, client_id: &str) -> StoreResult<()> {
+    pub async fn delete_client(&self, client_id: &str) -> ServiceResult<()> {
         self.write(async || {
-            let grants = self
-                .store
-                .delete_client(client_id)
-                .await
-                .map_err(not_found(Entity::Client))?;
+            let grants = self.store.delete_client(client_id).await?;
             self.model.remove_client(client_id, &grants);
             Ok(())
         })
@@ -322,13 +303,9 @@ impl Clavis {
         &self,
         client_id: &str,
         mutation: &mut (dyn FnMut(&mut ClientAggregate) -> Result<(), DomainError> + Send),
-    ) -> StoreResult<ClientAggregate> {
+    ) -> ServiceResult<ClientAggregate> {
         self.write(async || {
-            let aggregate = self
-                .store
-                .update_client(client_id, mutation)
-                .await
-                .map_err(not_found(Entity::Client))?;
+            let aggregate = self.store.update_client(client_id, mutation).await?;
             self.model.put_client(&aggregate, &self.master_key);
             Ok(aggregate)
         })
@@ -342,7 +319,7 @@ impl Clavis {
         &self,
         client_id: &str,
         new: NewCredential,
-    ) -> StoreResult<Credential> {
+    ) -> ServiceResult<Credential> {
         // Key material is parsed before the transaction: it needs no state.
         let credential = new.build(client_id, Timestamp::now())?;
         let limits = self.limits;
@@ -360,7 +337,7 @@ impl Clavis {
         &self,
         client_id: &str,
         credential_id: &str,
-    ) -> StoreResult<Arc<Credential>> {
+    ) -> ServiceResult<Arc<Credential>> {
         let version = self.model.credential_version(client_id);
         if let Some(hit) =
             version.and_then(|v| self.model.cached_credential(v, client_id, credential_id))
@@ -370,9 +347,8 @@ impl Clavis {
         let credential = Arc::new(
             self.store
                 .credential(client_id, credential_id)
-                .await
-                .map_err(not_found(Entity::Client))?
-                .ok_or(StoreError::Rejected(DomainError::credential_not_found()))?,
+                .await?
+                .ok_or(ServiceError::Refused(DomainError::credential_not_found()))?,
         );
         if let Some(v) = version {
             self.model.remember_credential(v, &credential);
@@ -386,7 +362,7 @@ impl Clavis {
         client_id: &str,
         credential_id: &str,
         expires_at: Option<Timestamp>,
-    ) -> StoreResult<Credential> {
+    ) -> ServiceResult<Credential> {
         let now = Timestamp::now();
         let aggregate = self
             .mutate_client(client_id, &mut |aggregate| {
@@ -398,11 +374,15 @@ impl Clavis {
         aggregate
             .credential(credential_id)
             .cloned()
-            .ok_or(StoreError::Rejected(DomainError::credential_not_found()))
+            .ok_or(ServiceError::Refused(DomainError::credential_not_found()))
     }
 
     /// Deletes a credential that is not attached.
-    pub async fn delete_credential(&self, client_id: &str, credential_id: &str) -> StoreResult<()> {
+    pub async fn delete_credential(
+        &self,
+        client_id: &str,
+        credential_id: &str,
+    ) -> ServiceResult<()> {
         self.mutate_client(client_id, &mut |aggregate| {
             aggregate.remove_credential(credential_id).map(|_| ())
         })
@@ -416,7 +396,7 @@ impl Clavis {
     pub async fn create_resource_server(
         &self,
         new: NewResourceServer,
-    ) -> StoreResult<ResourceServer> {
+    ) -> ServiceResult<ResourceServer> {
         let rs = new.build(Timestamp::now(), &|id, secret| {
             self.seal_signing_secret(id, secret)
         });
@@ -430,11 +410,11 @@ impl Clavis {
     }
 
     /// Reads a resource server by id or identifier.
-    pub async fn resource_server(&self, key: &str) -> StoreResult<ResourceServer> {
+    pub async fn resource_server(&self, key: &str) -> ServiceResult<ResourceServer> {
         self.store
             .resource_server(key)
             .await?
-            .ok_or(StoreError::Rejected(
+            .ok_or(ServiceError::Refused(
                 DomainError::resource_server_not_found(),
             ))
     }
@@ -444,7 +424,7 @@ impl Clavis {
         &self,
         key: &str,
         update: ResourceServerUpdate,
-    ) -> StoreResult<ResourceServer> {
+    ) -> ServiceResult<ResourceServer> {
         let now = Timestamp::now();
         self.write(async || {
             let rs = self
@@ -452,8 +432,7 @@ impl Clavis {
                 .update_resource_server(key, &mut |rs| {
                     update.apply(rs, now, &|id, secret| self.seal_signing_secret(id, secret))
                 })
-                .await
-                .map_err(not_found(Entity::ResourceServer))?;
+                .await?;
             self.model.put_api(&rs, &self.master_key);
             Ok(rs)
         })
@@ -461,7 +440,7 @@ impl Clavis {
     }
 
     /// Deletes a resource server and its grants.
-    pub async fn delete_resource_server(&self, key: &str) -> StoreResult<()> {
+    pub async fn delete_resource_server(&self, key: &str) -> ServiceResult<()> {
         self.write(async || {
             let (rs, grants) = self
                 .store
@@ -472,8 +451,7 @@ impl Clavis {
                         Ok(())
                     }
                 })
-                .await
-                .map_err(not_found(Entity::ResourceServer))?;
+                .await?;
             self.model.remove_api(&rs.identifier, &grants);
             Ok(())
         })
@@ -483,13 +461,13 @@ impl Clavis {
     // ----- client grants -----
 
     /// Creates a grant.
-    pub async fn create_client_grant(&self, new: NewClientGrant) -> StoreResult<ClientGrant> {
+    pub async fn create_client_grant(&self, new: NewClientGrant) -> ServiceResult<ClientGrant> {
         let rs = self
             .store
             .resource_server(&new.audience)
             .await?
             .filter(|rs| rs.identifier == new.audience)
-            .ok_or(StoreError::Rejected(
+            .ok_or(ServiceError::Refused(
                 DomainError::resource_server_not_found(),
             ))?;
         if new.allows_any_organization() {
@@ -498,13 +476,7 @@ impl Clavis {
         }
         let grant = new.build(&rs, Timestamp::now())?;
         self.write(async || {
-            self.store
-                .insert_client_grant(&grant)
-                .await
-                .map_err(|e| match e {
-                    StoreError::NotFound(entity) => not_found(entity)(StoreError::NotFound(entity)),
-                    other => other,
-                })?;
+            self.store.insert_client_grant(&grant).await?;
             self.model.put_grant(&grant);
             Ok(())
         })
@@ -513,11 +485,11 @@ impl Clavis {
     }
 
     /// Reads a grant.
-    pub async fn client_grant(&self, id: &str) -> StoreResult<ClientGrant> {
+    pub async fn client_grant(&self, id: &str) -> ServiceResult<ClientGrant> {
         self.store
             .client_grant(id)
             .await?
-            .ok_or(StoreError::Rejected(DomainError::client_grant_not_found()))
+            .ok_or(ServiceError::Refused(DomainError::client_grant_not_found()))
     }
 
     /// Changes a grant's scopes or settings.
@@ -525,7 +497,7 @@ impl Clavis {
         &self,
         id: &str,
         update: ClientGrantUpdate,
-    ) -> StoreResult<ClientGrant> {
+    ) -> ServiceResult<ClientGrant> {
         let existing = self.client_grant(id).await?;
         if update.allows_any_organization() {
             self.refuse_any_organization_for_third_party(&existing.client_id)
@@ -537,8 +509,7 @@ impl Clavis {
             let grant = self
                 .store
                 .update_client_grant(id, &mut |g| update.apply(g, rs.as_ref(), now))
-                .await
-                .map_err(not_found(Entity::ClientGrant))?;
+                .await?;
             self.model.put_grant(&grant);
             Ok(grant)
         })
@@ -546,12 +517,9 @@ impl Clavis {
     }
 
     /// Deletes a grant.
-    pub async fn delete_client_grant(&self, id: &str) -> StoreResult<()> {
+    pub async fn delete_client_grant(&self, id: &str) -> ServiceResult<()> {
         self.write(async || {
-            self.store
-                .delete_client_grant(id)
-                .await
-                .map_err(not_found(Entity::ClientGrant))?;
+            self.store.delete_client_grant(id).await?;
             self.model.remove_grant(id);
             Ok(())
         })
@@ -560,9 +528,9 @@ impl Clavis {
 
     /// `allow_any_organization: true` is not available for third-party clients (Auth0); an
     /// unknown client is left to the grant's own check.
-    async fn refuse_any_organization_for_third_party(&self, client_id: &str) -> StoreResult<()> {
+    async fn refuse_any_organization_for_third_party(&self, client_id: &str) -> ServiceResult<()> {
         match self.store.client(client_id).await? {
-            Some(c) if !c.client.is_first_party => Err(StoreError::Rejected(
+            Some(c) if !c.client.is_first_party => Err(ServiceError::Refused(
                 crate::domain::client_grant::any_organization_third_party_error(),
             )),
             _ => Ok(()),
@@ -573,7 +541,7 @@ impl Clavis {
 
     /// Re-reads an organization with its associations into the read model (after a write
     /// under the write lock).
-    async fn refresh_organization(&self, id: &str) -> StoreResult<()> {
+    async fn refresh_organization(&self, id: &str) -> ServiceResult<()> {
         match self.store.organization(id).await? {
             Some(record) => self.model.put_organization(&record),
             None => self.model.remove_organization(id),
@@ -582,7 +550,7 @@ impl Clavis {
     }
 
     /// Creates an organization.
-    pub async fn create_organization(&self, new: NewOrganization) -> StoreResult<Organization> {
+    pub async fn create_organization(&self, new: NewOrganization) -> ServiceResult<Organization> {
         let org = new.build(Timestamp::now());
         self.write(async || {
             self.store.insert_organization(&org).await?;
@@ -597,20 +565,20 @@ impl Clavis {
     }
 
     /// Reads an organization by id.
-    pub async fn organization(&self, id: &str) -> StoreResult<Organization> {
+    pub async fn organization(&self, id: &str) -> ServiceResult<Organization> {
         self.store
             .organization(id)
             .await?
             .map(|r| r.organization)
-            .ok_or(StoreError::Rejected(DomainError::organization_not_found()))
+            .ok_or(ServiceError::Refused(DomainError::organization_not_found()))
     }
 
     /// Reads an organization by name.
-    pub async fn organization_by_name(&self, name: &str) -> StoreResult<Organization> {
+    pub async fn organization_by_name(&self, name: &str) -> ServiceResult<Organization> {
         self.store
             .organization_by_name(name)
             .await?
-            .ok_or(StoreError::Rejected(DomainError::organization_not_found()))
+            .ok_or(ServiceError::Refused(DomainError::organization_not_found()))
     }
 
     /// Changes an organization.
@@ -618,14 +586,13 @@ impl Clavis {
         &self,
         id: &str,
         update: OrganizationUpdate,
-    ) -> StoreResult<Organization> {
+    ) -> ServiceResult<Organization> {
         let now = Timestamp::now();
         self.write(async || {
             let org = self
                 .store
                 .update_organization(id, &mut |o| update.apply(o, now))
-                .await
-                .map_err(not_found(Entity::Organization))?;
+                .await?;
             self.refresh_organization(id).await?;
             Ok(org)
         })
@@ -633,12 +600,9 @@ impl Clavis {
     }
 
     /// Deletes an organization and its associations.
-    pub async fn delete_organization(&self, id: &str) -> StoreResult<()> {
+    pub async fn delete_organization(&self, id: &str) -> ServiceResult<()> {
         self.write(async || {
-            self.store
-                .delete_organization(id)
-                .await
-                .map_err(not_found(Entity::Organization))?;
+            self.store.delete_organization(id).await?;
             self.model.remove_organization(id);
             Ok(())
         })
@@ -650,16 +614,9 @@ impl Clavis {
         &self,
         org_id: &str,
         grant_id: &str,
-    ) -> StoreResult<ClientGrant> {
+    ) -> ServiceResult<ClientGrant> {
         self.write(async || {
-            let grant = self
-                .store
-                .associate_client_grant(org_id, grant_id)
-                .await
-                .map_err(|e| match e {
-                    StoreError::NotFound(entity) => not_found(entity)(StoreError::NotFound(entity)),
-                    other => other,
-                })?;
+            let grant = self.store.associate_client_grant(org_id, grant_id).await?;
             self.refresh_organization(org_id).await?;
             Ok(grant)
         })
@@ -669,15 +626,15 @@ impl Clavis {
     // ----- tenant settings -----
 
     /// The tenant's settings.
-    pub async fn tenant_settings(&self) -> StoreResult<TenantSettings> {
-        self.store.tenant_settings().await
+    pub async fn tenant_settings(&self) -> ServiceResult<TenantSettings> {
+        Ok(self.store.tenant_settings().await?)
     }
 
     /// Changes the tenant's settings.
     pub async fn update_tenant_settings(
         &self,
         update: TenantSettingsUpdate,
-    ) -> StoreResult<TenantSettings> {
+    ) -> ServiceResult<TenantSettings> {
         self.write(async || {
             let settings = self
                 .store
@@ -693,12 +650,9 @@ impl Clavis {
     }
 
     /// Removes a client grant from an organization.
-    pub async fn dissociate_client_grant(&self, org_id: &str, grant_id: &str) -> StoreResult<()> {
+    pub async fn dissociate_client_grant(&self, org_id: &str, grant_id: &str) -> ServiceResult<()> {
         self.write(async || {
-            self.store
-                .dissociate_client_grant(org_id, grant_id)
-                .await
-                .map_err(not_found(Entity::Organization))?;
+            self.store.dissociate_client_grant(org_id, grant_id).await?;
             self.refresh_organization(org_id).await?;
             Ok(())
         })

@@ -2,20 +2,21 @@
 //! lists, the audit trail and readiness. The HTTP layer reads through these, never through
 //! the store itself, so that what it may see is decided here.
 
+use super::ServiceResult;
 use crate::domain::client_grant::ClientGrant;
 use crate::domain::organization::Organization;
 use crate::domain::resource_server::ResourceServer;
 use crate::store::{
     ClientFilter, ClientRow, GrantFilter, LogRow, LogSearch, LogStreamRecord, OrganizationFilter,
-    Page, PageRequest, StoreResult,
+    Page, PageRequest,
 };
 
 use super::Clavis;
 
 impl Clavis {
     /// Whether the store answers (readiness).
-    pub async fn ping(&self) -> StoreResult<()> {
-        self.store.ping().await
+    pub async fn ping(&self) -> ServiceResult<()> {
+        self.store.ping().await.map_err(Into::into)
     }
 
     /// A page of clients matching `filter`.
@@ -23,16 +24,22 @@ impl Clavis {
         &self,
         filter: &ClientFilter,
         page: PageRequest,
-    ) -> StoreResult<Page<ClientRow>> {
-        self.store.list_clients(filter, page).await
+    ) -> ServiceResult<Page<ClientRow>> {
+        self.store
+            .list_clients(filter, page)
+            .await
+            .map_err(Into::into)
     }
 
     /// A page of resource servers.
     pub async fn list_resource_servers(
         &self,
         page: PageRequest,
-    ) -> StoreResult<Page<ResourceServer>> {
-        self.store.list_resource_servers(page).await
+    ) -> ServiceResult<Page<ResourceServer>> {
+        self.store
+            .list_resource_servers(page)
+            .await
+            .map_err(Into::into)
     }
 
     /// A page of client grants matching `filter`.
@@ -40,8 +47,11 @@ impl Clavis {
         &self,
         filter: &GrantFilter,
         page: PageRequest,
-    ) -> StoreResult<Page<ClientGrant>> {
-        self.store.list_client_grants(filter, page).await
+    ) -> ServiceResult<Page<ClientGrant>> {
+        self.store
+            .list_client_grants(filter, page)
+            .await
+            .map_err(Into::into)
     }
 
     /// A page of organizations matching `filter`.
@@ -49,27 +59,33 @@ impl Clavis {
         &self,
         filter: &OrganizationFilter,
         page: PageRequest,
-    ) -> StoreResult<Page<Organization>> {
-        self.store.list_organizations(filter, page).await
+    ) -> ServiceResult<Page<Organization>> {
+        self.store
+            .list_organizations(filter, page)
+            .await
+            .map_err(Into::into)
     }
 
     /// Every log stream.
-    pub async fn log_streams(&self) -> StoreResult<Vec<LogStreamRecord>> {
-        self.store.log_streams().await
+    pub async fn log_streams(&self) -> ServiceResult<Vec<LogStreamRecord>> {
+        self.store.log_streams().await.map_err(Into::into)
     }
 
     /// One audit event by sequence number.
-    pub async fn log(&self, seq: i64) -> StoreResult<Option<LogRow>> {
-        self.store.log(seq).await
+    pub async fn log(&self, seq: i64) -> ServiceResult<Option<LogRow>> {
+        self.store.log(seq).await.map_err(Into::into)
     }
 
     /// Up to `take` audit events after sequence number `after`.
-    pub async fn logs_after(&self, after: i64, take: u64) -> StoreResult<Vec<LogRow>> {
-        self.store.logs_after(after, take).await
+    pub async fn logs_after(&self, after: i64, take: u64) -> ServiceResult<Vec<LogRow>> {
+        self.store.logs_after(after, take).await.map_err(Into::into)
     }
 
     /// A page of an audit-trail search, with the number of matches when asked for.
-    pub async fn search_logs(&self, search: &LogSearch) -> StoreResult<(Vec<LogRow>, Option<u64>)> {
-        self.store.search_logs(search).await
+    pub async fn search_logs(
+        &self,
+        search: &LogSearch,
+    ) -> ServiceResult<(Vec<LogRow>, Option<u64>)> {
+        self.store.search_logs(search).await.map_err(Into::into)
     }
 }

@@ -4,15 +4,16 @@
 //! server that caches JWKS can verify every unexpired token; revoking a previous key stops
 //! its tokens at once (JWKS and Clavis's own Management API).
 
+use super::{ServiceError, ServiceResult};
 use crate::bootstrap::new_signing_key;
 use crate::domain::DomainError;
 use crate::domain::time::Timestamp;
 use crate::model::KeyRing;
-use crate::store::{KeyState, SigningKeyRecord, StoreError, StoreResult};
+use crate::store::{KeyState, SigningKeyRecord};
 
 use super::Clavis;
 
-fn key_not_found() -> DomainError {
+pub(crate) fn key_not_found() -> DomainError {
     DomainError::NotFound {
         code: "inexistent_key",
         message: "The signing key does not exist".into(),
@@ -21,27 +22,27 @@ fn key_not_found() -> DomainError {
 
 impl Clavis {
     /// Every signing key, oldest first.
-    pub async fn signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>> {
-        self.store.signing_keys().await
+    pub async fn signing_keys(&self) -> ServiceResult<Vec<SigningKeyRecord>> {
+        Ok(self.store.signing_keys().await?)
     }
 
     /// One signing key.
-    pub async fn signing_key(&self, kid: &str) -> StoreResult<SigningKeyRecord> {
+    pub async fn signing_key(&self, kid: &str) -> ServiceResult<SigningKeyRecord> {
         self.store
             .signing_keys()
             .await?
             .into_iter()
             .find(|k| k.kid == kid)
-            .ok_or(StoreError::Rejected(key_not_found()))
+            .ok_or(ServiceError::Refused(key_not_found()))
     }
 
     /// Rotates: current → previous, next → current, a new key → next. Returns the new
     /// current key.
-    pub async fn rotate_signing_keys(&self) -> StoreResult<SigningKeyRecord> {
+    pub async fn rotate_signing_keys(&self) -> ServiceResult<SigningKeyRecord> {
         let now = Timestamp::now();
         // Key generation takes a while; do it outside the transaction.
         let fresh = new_signing_key(&self.master_key, &self.issuer, KeyState::Next, now)
-            .map_err(|e| StoreError::Internal(e.to_string()))?;
+            .map_err(|e| ServiceError::Internal(e.to_string()))?;
         let keys = self
             .write(async || {
                 let keys = self
@@ -58,11 +59,11 @@ impl Clavis {
         keys.into_iter()
             .rev()
             .find(|k| k.state == KeyState::Current && k.revoked_at.is_none())
-            .ok_or_else(|| StoreError::Internal("no current key after rotation".into()))
+            .ok_or_else(|| ServiceError::Internal("no current key after rotation".into()))
     }
 
     /// Revokes a previous key: it leaves JWKS and its tokens stop verifying.
-    pub async fn revoke_signing_key(&self, kid: &str) -> StoreResult<SigningKeyRecord> {
+    pub async fn revoke_signing_key(&self, kid: &str) -> ServiceResult<SigningKeyRecord> {
         let now = Timestamp::now();
         let keys = self
             .write(async || {
@@ -76,11 +77,11 @@ impl Clavis {
             .await?;
         keys.into_iter()
             .find(|k| k.kid == kid)
-            .ok_or(StoreError::Rejected(key_not_found()))
+            .ok_or(ServiceError::Refused(key_not_found()))
     }
 
-    fn reload_keys(&self, keys: &[SigningKeyRecord]) -> StoreResult<()> {
-        let ring = KeyRing::build(keys, &self.master_key).map_err(StoreError::Internal)?;
+    fn reload_keys(&self, keys: &[SigningKeyRecord]) -> ServiceResult<()> {
+        let ring = KeyRing::build(keys, &self.master_key).map_err(ServiceError::Internal)?;
         self.model.put_keys(ring);
         Ok(())
     }

@@ -13,7 +13,7 @@
 use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::common::request::Api;
+use crate::common::request::{Admin, Api, Auth};
 use crate::common::server::Server;
 use crate::common::{ADMIN_ID, ADMIN_SECRET, sdk};
 use clavis_crypto::jws::SigningKey;
@@ -60,20 +60,15 @@ async fn no_secret_assertion_or_token_reaches_the_logs() {
     let mut secrets = Secrets::default();
     secrets.add("the bootstrap admin's secret", ADMIN_SECRET);
 
-    let token = Api::new(http.clone(), server.base()).admin_token().await;
+    let admin = Admin::connect(Api::new(http.clone(), server.base())).await;
+    let (api, token) = (&admin.api, admin.token.clone());
     secrets.add("a management token", &token);
+    let management = api.management_audience();
 
     // client_secret_basic, and wrong secrets both ways.
-    let basic = http
-        .post(format!("{base}/oauth/token"))
-        .basic_auth(ADMIN_ID, Some(ADMIN_SECRET))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("audience", &format!("{base}/api/v2/")),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let basic = api
+        .client_credentials(ADMIN_ID, Auth::SecretBasic(ADMIN_SECRET), &management)
+        .await;
     assert_eq!(basic.status(), 200);
     let v: Value = basic.json().await.unwrap();
     secrets.add(
@@ -83,16 +78,8 @@ async fn no_secret_assertion_or_token_reaches_the_logs() {
     let wrong = "wrong-secret-that-must-not-be-logged-0123456789";
     secrets.add("a wrong secret", wrong);
     for r in [
-        http.post(format!("{base}/oauth/token"))
-            .form(&[
-                ("grant_type", "client_credentials"),
-                ("client_id", ADMIN_ID),
-                ("client_secret", wrong),
-                ("audience", &format!("{base}/api/v2/")),
-            ])
-            .send()
-            .await
-            .unwrap(),
+        api.client_credentials(ADMIN_ID, Auth::SecretPost(wrong), &management)
+            .await,
         http.post(format!("{base}/oauth/token"))
             .basic_auth(ADMIN_ID, Some(wrong))
             .json(&json!({"grant_type": "client_credentials", "audience": format!("{base}/api/v2/"), "organization": null}))
@@ -104,16 +91,14 @@ async fn no_secret_assertion_or_token_reaches_the_logs() {
     }
 
     // A client: its secret on create and on rotation.
-    let mgmt = |method: reqwest::Method, path: &str| {
-        http.request(method, format!("{base}/api/v2{path}"))
-            .bearer_auth(&token)
+    use reqwest::Method;
+    let bearer = token.as_str();
+    let call = |method: Method, path: String, body: Option<Value>| async move {
+        api.call(bearer, method, &format!("/api/v2{path}"), body)
+            .await
     };
-    let created: Value = mgmt(reqwest::Method::POST, "/clients")
-        .json(&json!({"name": "hygiene", "app_type": "non_interactive", "grant_types": ["client_credentials"], "token_endpoint_auth_method": "client_secret_post"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
+    let created = admin
+        .send(Method::POST, "/clients", json!({"name": "hygiene", "app_type": "non_interactive", "grant_types": ["client_credentials"], "token_endpoint_auth_method": "client_secret_post"}))
         .await
         .unwrap();
     let client_id = created["client_id"].as_str().unwrap().to_string();
@@ -121,22 +106,19 @@ async fn no_secret_assertion_or_token_reaches_the_logs() {
         "a new client's secret",
         created["client_secret"].as_str().unwrap(),
     );
-    let rotated: Value = mgmt(
-        reqwest::Method::POST,
-        &format!("/clients/{client_id}/rotate-secret"),
+    let rotated: Value = call(
+        Method::POST,
+        format!("/clients/{client_id}/rotate-secret"),
+        None,
     )
-    .send()
     .await
-    .unwrap()
     .json()
     .await
     .unwrap();
     let secret = rotated["client_secret"].as_str().unwrap().to_string();
     secrets.add("a rotated secret", &secret);
-    let fetched: Value = mgmt(reqwest::Method::GET, &format!("/clients/{client_id}"))
-        .send()
+    let fetched: Value = call(Method::GET, format!("/clients/{client_id}"), None)
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -158,45 +140,32 @@ async fn no_secret_assertion_or_token_reaches_the_logs() {
     {
         let mut body = body;
         body["identifier"] = json!(format!("https://hygiene-hs-{i}.example/"));
-        let api: Value = mgmt(reqwest::Method::POST, "/resource-servers")
-            .json(&body)
-            .send()
-            .await
-            .unwrap()
-            .json()
+        let created = admin
+            .send(Method::POST, "/resource-servers", body.clone())
             .await
             .unwrap();
-        let signing_secret = api["signing_secret"].as_str().unwrap();
+        let signing_secret = created["signing_secret"].as_str().unwrap();
         secrets.add("an API's signing_secret", signing_secret);
-        let r = mgmt(
-            reqwest::Method::PATCH,
-            &format!("/resource-servers/{}", api["id"].as_str().unwrap()),
+        let r = call(
+            Method::PATCH,
+            format!("/resource-servers/{}", created["id"].as_str().unwrap()),
+            Some(json!({"signing_secret": too_short})),
         )
-        .json(&json!({"signing_secret": too_short}))
-        .send()
-        .await
-        .unwrap();
+        .await;
         assert_eq!(r.status(), 400);
         hs_audience.get_or_insert(body["identifier"].as_str().unwrap().to_string());
     }
     let hs_audience = hs_audience.unwrap();
-    let r = mgmt(reqwest::Method::POST, "/client-grants")
-        .json(&json!({"client_id": client_id, "audience": hs_audience, "scope": []}))
-        .send()
-        .await
-        .unwrap();
+    let r = call(
+        Method::POST,
+        "/client-grants".into(),
+        Some(json!({"client_id": client_id, "audience": hs_audience, "scope": []})),
+    )
+    .await;
     assert_eq!(r.status(), 201);
-    let hs: Value = http
-        .post(format!("{base}/oauth/token"))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", client_id.as_str()),
-            ("client_secret", secret.as_str()),
-            ("audience", hs_audience.as_str()),
-        ])
-        .send()
+    let hs: Value = api
+        .client_credentials(&client_id, Auth::SecretPost(&secret), &hs_audience)
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -210,45 +179,34 @@ async fn no_secret_assertion_or_token_reaches_the_logs() {
         key.public_key().pkcs1_der(),
     )
     .unwrap();
-    let cred: Value = mgmt(reqwest::Method::POST, &format!("/clients/{client_id}/credentials"))
-        .json(&json!({"credential_type": "public_key", "name": "hygiene key", "pem": pkcs1, "kid": key.kid()}))
-        .send()
-        .await
-        .unwrap()
-        .json()
+    let cred = admin
+        .send(Method::POST, &format!("/clients/{client_id}/credentials"), json!({"credential_type": "public_key", "name": "hygiene key", "pem": pkcs1, "kid": key.kid()}))
         .await
         .unwrap();
-    let r = mgmt(reqwest::Method::PATCH, &format!("/clients/{client_id}"))
-        .json(&json!({"client_authentication_methods": {"private_key_jwt": {"credentials": [{"id": cred["id"]}]}}, "token_endpoint_auth_method": null}))
-        .send()
-        .await
-        .unwrap();
+    let r = call(
+        Method::PATCH,
+        format!("/clients/{client_id}"),
+        Some(json!({"client_authentication_methods": {"private_key_jwt": {"credentials": [{"id": cred["id"]}]}}, "token_endpoint_auth_method": null})),
+    )
+    .await;
     assert_eq!(r.status(), 200);
-    let grant = mgmt(reqwest::Method::POST, "/client-grants")
-        .json(&json!({"client_id": client_id, "audience": format!("{base}/api/v2/"), "scope": ["read:clients"]}))
-        .send()
-        .await
-        .unwrap();
+    let grant = call(
+        Method::POST,
+        "/client-grants".into(),
+        Some(json!({"client_id": client_id, "audience": management, "scope": ["read:clients"]})),
+    )
+    .await;
     assert_eq!(grant.status(), 201);
     let assertion = key
         .sign_jwt(&json!({"iss": client_id, "sub": client_id, "aud": format!("{base}/"), "iat": now(), "exp": now() + 120, "jti": format!("hygiene-jti-{}", now())}))
         .unwrap();
     secrets.add("a client assertion", &assertion);
-    let with_assertion = |assertion: String| {
-        http.post(format!("{base}/oauth/token"))
-            .form(&[
-                ("grant_type", "client_credentials".to_string()),
-                ("client_id", client_id.clone()),
-                (
-                    "client_assertion_type",
-                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".to_string(),
-                ),
-                ("client_assertion", assertion),
-                ("audience", format!("{base}/api/v2/")),
-            ])
-            .send()
+    let (id, audience) = (client_id.as_str(), management.as_str());
+    let with_assertion = |assertion: String| async move {
+        api.client_credentials(id, Auth::Assertion(&assertion), audience)
+            .await
     };
-    let ok = with_assertion(assertion.clone()).await.unwrap();
+    let ok = with_assertion(assertion.clone()).await;
     assert_eq!(ok.status(), 200);
     let v: Value = ok.json().await.unwrap();
     secrets.add(
@@ -256,13 +214,13 @@ async fn no_secret_assertion_or_token_reaches_the_logs() {
         v["access_token"].as_str().unwrap(),
     );
     assert_eq!(
-        with_assertion(assertion.clone()).await.unwrap().status(),
+        with_assertion(assertion.clone()).await.status(),
         401,
         "replay"
     );
     let forged = format!("{}AAAA", &assertion[..assertion.len() - 4]);
     secrets.add("a forged assertion", &forged);
-    assert_eq!(with_assertion(forged).await.unwrap().status(), 401);
+    assert_eq!(with_assertion(forged).await.status(), 401);
     let garbage = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJoeWdpZW5lIn0.bm90LWEtc2lnbmF0dXJlLWF0LWFsbA";
     secrets.add("a garbage bearer token", garbage);
     let r = http
@@ -289,7 +247,7 @@ async fn no_secret_assertion_or_token_reaches_the_logs() {
     );
     // The audit trail (`/api/v2/logs`) holds every event of all of the above: it is checked
     // like the process log.
-    let token = Api::new(http.clone(), server.base()).admin_token().await;
+    let token = api.admin_token().await;
     let mut audit = String::new();
     let mut from = String::new();
     loop {

@@ -401,3 +401,50 @@ fn json_logs_are_json_lines_with_typed_fields() -> Result<(), String> {
     }
     Ok(())
 }
+
+/// One process per SQLite database, wherever the file lies: a second server whose data
+/// directory differs but whose `--database-url` names the same file (also through a symbolic
+/// link) refuses to start, as does an operator command, because each would trust its own
+/// read model and its own in-memory `jti` replay guard. Once the server stops, the command
+/// runs and the server starts again.
+#[test]
+fn a_sqlite_file_outside_the_data_directory_serves_one_process() -> Result<(), String> {
+    let shared = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let file = shared.path().join("shared.db");
+    let url = format!("sqlite://{}", file.display());
+    let linked = shared.path().join("link");
+    std::os::unix::fs::symlink(shared.path(), &linked).map_err(|e| e.to_string())?;
+    let linked_url = format!("sqlite://{}", linked.join("shared.db").display());
+
+    let mut first = Server::builder()
+        .sqlite()
+        .args(&["--database-url", url.as_str()])
+        .start()?;
+    for spelling in [&url, &linked_url] {
+        let second = Server::builder()
+            .sqlite()
+            .args(&["--database-url", spelling.as_str()])
+            .start();
+        let err = second
+            .err()
+            .ok_or_else(|| format!("a second server started on {spelling}"))?;
+        assert!(err.contains("stop it first"), "{err}");
+    }
+    let out = first.command("reset-admin-secret", &[])?;
+    assert!(!out.status.success(), "ran under a live server");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("stop it first"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    first.stop();
+    let out = first.command("reset-admin-secret", &[])?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    first.restart()?;
+    Ok(())
+}

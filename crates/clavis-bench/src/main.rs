@@ -9,6 +9,7 @@ mod fsync;
 mod hook;
 mod load;
 mod machine;
+mod propagation;
 mod scale;
 mod setup;
 
@@ -171,6 +172,31 @@ enum Cmd {
         scenario: Scenario,
         #[command(flatten)]
         load: LoadArgs,
+    },
+    /// Two nodes on one store: PATCH a credential's `expires_at` on the writer, time until the
+    /// loaded node refuses it (see propagation.rs). Probes with the manifest's last key client,
+    /// which the token load beside it must not use.
+    Propagation {
+        #[arg(long)]
+        manifest: PathBuf,
+        /// The loaded node (default: the manifest's base) and its CA.
+        #[arg(long)]
+        loaded: Option<String>,
+        #[arg(long)]
+        loaded_ca: PathBuf,
+        /// The node taking the PATCHes and its CA.
+        #[arg(long)]
+        writer: String,
+        #[arg(long)]
+        writer_ca: PathBuf,
+        #[arg(long, default_value_t = 150)]
+        rounds: usize,
+        /// Start no round after this many seconds.
+        #[arg(long, default_value_t = 40.0)]
+        seconds: f64,
+        /// Milliseconds between probes within a round.
+        #[arg(long, default_value_t = 1.0)]
+        probe_every_ms: f64,
     },
     /// Fills a stopped Clavis's store with many clients, credentials and grants.
     ScaleLoad {
@@ -418,6 +444,34 @@ fn main() -> Result<()> {
                 p.content_type = Some("application/json".into());
             }
             print(&load::run(p, load.threads)?)
+        }
+        Cmd::Propagation {
+            manifest,
+            loaded,
+            loaded_ca,
+            writer,
+            writer_ca,
+            rounds,
+            seconds,
+            probe_every_ms,
+        } => {
+            let manifest = Manifest::read(&manifest)?;
+            let probe = manifest
+                .key_clients
+                .last()
+                .cloned()
+                .ok_or_else(|| anyhow!("the manifest has no key clients"))?;
+            let options = propagation::Options {
+                loaded: loaded.unwrap_or_else(|| manifest.base.clone()),
+                loaded_ca: std::fs::read(&loaded_ca)?,
+                writer,
+                writer_ca: std::fs::read(&writer_ca)?,
+                rounds,
+                budget: Duration::from_secs_f64(seconds),
+                probe_every: Duration::from_secs_f64(probe_every_ms / 1000.0),
+                round_limit: Duration::from_secs(2),
+            };
+            print(&runtime(2)?.block_on(propagation::run(&manifest, &probe, options))?)
         }
         Cmd::ScaleLoad {
             data_dir,

@@ -46,60 +46,54 @@ pub const APP_TYPES: &[&str] = &[
 
 const TOKEN_ENDPOINT_AUTH_METHODS: &[&str] = &["none", "client_secret_post", "client_secret_basic"];
 
-/// Auth0 client properties that Clavis keeps verbatim (it does not act on them) with the
-/// JSON types each may take. Anything not here and not a core field is refused.
-/// Auth0's request schemas, which verbatim properties are checked against.
-pub const CREATE_SCHEMA: &str = "CreateClientRequestContent";
-pub const UPDATE_SCHEMA: &str = "UpdateClientRequestContent";
-
-pub const STORED_PROPERTIES: &[(&str, &[&str])] = &[
-    ("logo_uri", &["string"]),
-    ("callbacks", &["array"]),
-    ("oidc_logout", &["object"]),
-    ("oidc_backchannel_logout", &["object"]),
-    ("session_transfer", &["object", "null"]),
-    ("allowed_origins", &["array"]),
-    ("web_origins", &["array"]),
-    ("client_aliases", &["array"]),
-    ("allowed_clients", &["array"]),
-    ("allowed_logout_urls", &["array"]),
-    ("is_token_endpoint_ip_header_trusted", &["boolean"]),
-    ("oidc_conformant", &["boolean"]),
-    ("encryption_key", &["object", "null"]),
-    ("sso", &["boolean"]),
-    ("cross_origin_authentication", &["boolean"]),
-    ("cross_origin_loc", &["string", "null"]),
-    ("sso_disabled", &["boolean"]),
-    ("custom_login_page_on", &["boolean"]),
-    ("custom_login_page", &["string"]),
-    ("custom_login_page_preview", &["string"]),
-    ("form_template", &["string"]),
-    ("addons", &["object"]),
-    ("mobile", &["object"]),
-    ("initiate_login_uri", &["string"]),
-    ("native_social_login", &["object"]),
-    ("refresh_token", &["object", "null"]),
-    ("default_organization", &["object", "null"]),
-    ("organization_usage", &["string"]),
-    ("organization_require_behavior", &["string"]),
-    ("organization_discovery_methods", &["array", "null"]),
-    ("require_pushed_authorization_requests", &["boolean"]),
-    ("require_proof_of_possession", &["boolean"]),
-    ("signed_request_object", &["object", "null"]),
-    ("compliance_level", &["string", "null"]),
-    (
-        "skip_non_verifiable_callback_uri_confirmation_prompt",
-        &["boolean", "null"],
-    ),
-    ("token_exchange", &["object", "null"]),
-    ("par_request_expiry", &["integer", "null"]),
-    ("token_quota", &["object", "null"]),
-    ("resource_server_identifier", &["string"]),
-    ("third_party_security_mode", &["string"]),
-    ("redirection_policy", &["string"]),
-    ("express_configuration", &["object", "null"]),
-    ("my_organization_configuration", &["object", "null"]),
-    ("async_approval_notification_channels", &["array"]),
+/// Auth0 client properties that Clavis keeps verbatim (it does not act on them beyond the
+/// rules beside their reading). Their JSON schema, Auth0's, is checked with the whole body
+/// before (`http::schema`); anything not here and not a core field is refused.
+pub const STORED_PROPERTIES: &[&str] = &[
+    "logo_uri",
+    "callbacks",
+    "oidc_logout",
+    "oidc_backchannel_logout",
+    "session_transfer",
+    "allowed_origins",
+    "web_origins",
+    "client_aliases",
+    "allowed_clients",
+    "allowed_logout_urls",
+    "is_token_endpoint_ip_header_trusted",
+    "oidc_conformant",
+    "encryption_key",
+    "sso",
+    "cross_origin_authentication",
+    "cross_origin_loc",
+    "sso_disabled",
+    "custom_login_page_on",
+    "custom_login_page",
+    "custom_login_page_preview",
+    "form_template",
+    "addons",
+    "mobile",
+    "initiate_login_uri",
+    "native_social_login",
+    "refresh_token",
+    "default_organization",
+    "organization_usage",
+    "organization_require_behavior",
+    "organization_discovery_methods",
+    "require_pushed_authorization_requests",
+    "require_proof_of_possession",
+    "signed_request_object",
+    "compliance_level",
+    "skip_non_verifiable_callback_uri_confirmation_prompt",
+    "token_exchange",
+    "par_request_expiry",
+    "token_quota",
+    "resource_server_identifier",
+    "third_party_security_mode",
+    "redirection_policy",
+    "express_configuration",
+    "my_organization_configuration",
+    "async_approval_notification_channels",
 ];
 
 /// The authentication methods that use credentials.
@@ -594,21 +588,12 @@ fn read_common(body: &mut Body<'_>, creating: bool) -> Result<ClientFields, Doma
     if let Some(v) = body.raw("client_metadata") {
         f.client_metadata = Some(read_metadata(v)?);
     }
-    for (key, types) in STORED_PROPERTIES {
+    // Their JSON schema (Auth0's) was checked with the whole body (`http::schema`).
+    for key in STORED_PROPERTIES {
         if !creating && *key == "resource_server_identifier" {
             continue;
         }
         if let Some(v) = body.raw(key) {
-            expect_type(v, types, key)?;
-            super::auth0_schema::check_property(
-                if creating {
-                    CREATE_SCHEMA
-                } else {
-                    UPDATE_SCHEMA
-                },
-                key,
-                v,
-            )?;
             if *key == "signed_request_object" {
                 check_signed_request_object(v)?;
             }

@@ -5,7 +5,7 @@ use serde_json::{Map, Value};
 
 use super::resource_server::ResourceServer;
 use super::time::Timestamp;
-use super::validate::{Body, Patch, Str, expect_type, payload_error};
+use super::validate::{Body, Patch, Str, payload_error};
 use super::{DomainError, ids};
 
 /// A client grant.
@@ -27,17 +27,16 @@ pub struct ClientGrant {
     pub updated_at: Timestamp,
 }
 
-/// Auth0's request schemas, which verbatim properties are checked against.
-pub const CREATE_SCHEMA: &str = "CreateClientGrantRequestContent";
-pub const UPDATE_SCHEMA: &str = "UpdateClientGrantRequestContent";
-
-pub const STORED_PROPERTIES: &[(&str, &[&str])] = &[
-    ("organization_usage", &["string", "null"]),
-    ("allow_any_organization", &["boolean", "null"]),
-    ("subject_type", &["string"]),
-    ("authorization_details_types", &["array"]),
-    ("allow_all_scopes", &["boolean", "null"]),
-    (super::claims::PROPERTY, &["object", "null"]),
+/// Auth0 client-grant properties that Clavis keeps verbatim (it does not act on them beyond the
+/// rules beside their reading). Their JSON schema, Auth0's, is checked with the whole body
+/// before (`http::schema`); anything not here and not a core field is refused.
+pub const STORED_PROPERTIES: &[&str] = &[
+    "organization_usage",
+    "allow_any_organization",
+    "subject_type",
+    "authorization_details_types",
+    "allow_all_scopes",
+    super::claims::PROPERTY,
 ];
 
 impl ClientGrant {
@@ -141,20 +140,15 @@ pub const DEFAULT_FOR_DESC: &str =
 /// Auth0's `organization_usage` values.
 const ORGANIZATION_USAGES: &[&str] = &["deny", "allow", "require"];
 
-fn read_extra(
-    body: &mut Body<'_>,
-    schema: &'static str,
-    skip: &[&str],
-) -> Result<Map<String, Value>, DomainError> {
+fn read_extra(body: &mut Body<'_>, skip: &[&str]) -> Result<Map<String, Value>, DomainError> {
     let mut extra = Map::new();
-    for (key, types) in STORED_PROPERTIES {
+    // Their JSON schema (Auth0's) was checked with the whole body (`http::schema`).
+    for key in STORED_PROPERTIES {
         if skip.contains(key) {
             continue;
         }
         if let Some(v) = body.raw(key) {
-            expect_type(v, types, key)?;
             check_value(key, v)?;
-            super::auth0_schema::check_property(schema, key, v)?;
             extra.insert((*key).to_string(), v.clone());
         }
     }
@@ -256,7 +250,7 @@ impl NewClientGrant {
         let scope = body
             .string_array("scope", Str::len(1, 280), 1000, SCOPE_DESC)?
             .unwrap_or_default();
-        let extra = read_extra(&mut body, CREATE_SCHEMA, &[])?;
+        let extra = read_extra(&mut body, &[])?;
         body.finish()?;
         Ok(Self {
             client_id,
@@ -315,7 +309,7 @@ impl ClientGrantUpdate {
                 None => Patch::Absent,
             }
         };
-        let extra = read_extra(&mut body, UPDATE_SCHEMA, &["subject_type"])?;
+        let extra = read_extra(&mut body, &["subject_type"])?;
         body.finish()?;
         Ok(Self { scope, extra })
     }

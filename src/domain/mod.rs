@@ -20,14 +20,3 @@ pub mod token_quota;
 pub mod validate;
 
 pub use error::DomainError;
-
-/// The request schemas of Auth0's documents that verbatim-stored properties are checked
-/// against ([`auth0_schema::check_property`]).
-pub const VERBATIM_SCHEMAS: [&str; 6] = [
-    client::CREATE_SCHEMA,
-    client::UPDATE_SCHEMA,
-    client_grant::CREATE_SCHEMA,
-    client_grant::UPDATE_SCHEMA,
-    resource_server::CREATE_SCHEMA,
-    resource_server::UPDATE_SCHEMA,
-];

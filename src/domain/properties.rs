@@ -63,6 +63,11 @@ impl When {
         }
     }
 
+    /// Whether `null` is accepted (it sets nothing, or clears).
+    pub fn accepts_null(self) -> bool {
+        !self.refuses(&Value::Null)
+    }
+
     fn describe(self) -> &'static str {
         match self {
             Self::Present => "any value",
@@ -745,6 +750,148 @@ pub const TENANT_SETTINGS: &[Property] = &[
         r#""strict""#,
     ),
 ];
+
+/// One resource of Auth0's Management API as Clavis serves it: the meaning of each property,
+/// Auth0's schemas that carry it (requests and responses), and what Clavis takes and returns
+/// beyond them. The served document's request and response schemas (and so the request
+/// validator, `http::schema`) are Auth0's schemas restricted by this.
+#[derive(Debug, Clone, Copy)]
+pub struct Resource {
+    /// Its name (`client`).
+    pub name: &'static str,
+    /// What Clavis does with each property.
+    pub properties: &'static [Property],
+    /// Auth0's request schemas (components) of the resource.
+    pub requests: &'static [&'static str],
+    /// Auth0's response schemas (components) of the resource.
+    pub responses: &'static [&'static str],
+    /// Properties beyond Auth0's schemas, with the JSON schema each is validated against
+    /// (added where Auth0's schema lacks them; their meaning is declared in `properties`).
+    pub beyond_auth0: &'static [(&'static str, &'static str)],
+}
+
+impl Resource {
+    /// The meaning of `property`.
+    pub fn meaning(&self, property: &str) -> Option<Meaning> {
+        self.properties
+            .iter()
+            .find(|p| p.name == property)
+            .map(|p| p.meaning)
+    }
+}
+
+/// Every resource whose properties are declared here.
+pub const RESOURCES: &[Resource] = &[
+    Resource {
+        name: "client",
+        properties: CLIENT,
+        requests: &["CreateClientRequestContent", "UpdateClientRequestContent"],
+        responses: &[
+            "Client",
+            "GetClientResponseContent",
+            "CreateClientResponseContent",
+            "UpdateClientResponseContent",
+            "RotateClientSecretResponseContent",
+        ],
+        // Accepted on create by Auth0's document (kept verbatim) and returned as given.
+        beyond_auth0: &[("oidc_backchannel_logout", OIDC_BACKCHANNEL_LOGOUT)],
+    },
+    Resource {
+        name: "resource server",
+        properties: RESOURCE_SERVER,
+        requests: &[
+            "CreateResourceServerRequestContent",
+            "UpdateResourceServerRequestContent",
+        ],
+        responses: &[
+            "ResourceServer",
+            "GetResourceServerResponseContent",
+            "CreateResourceServerResponseContent",
+            "UpdateResourceServerResponseContent",
+        ],
+        beyond_auth0: &[
+            // Read-only in Auth0's document, but its exports carry it and auth0-deploy-cli
+            // sends it back on import: accepted (inert) so that an import round-trips.
+            ("token_lifetime_for_web", TOKEN_LIFETIME_FOR_WEB),
+            // Newer than Auth0's document (online refresh tokens); auth0-deploy-cli's schema
+            // carries it: accepted (inert) so that its YAML imports.
+            (
+                "allow_online_access_with_ephemeral_sessions",
+                EPHEMERAL_SESSIONS,
+            ),
+        ],
+    },
+    Resource {
+        name: "client grant",
+        properties: CLIENT_GRANT,
+        requests: &[
+            "CreateClientGrantRequestContent",
+            "UpdateClientGrantRequestContent",
+        ],
+        responses: &[
+            "ClientGrantResponseContent",
+            "GetClientGrantResponseContent",
+            "CreateClientGrantResponseContent",
+            "UpdateClientGrantResponseContent",
+        ],
+        // A Clavis extension (`claims`): the claims a grant's tokens carry.
+        beyond_auth0: &[(super::claims::PROPERTY, TOKEN_CLAIMS)],
+    },
+    Resource {
+        name: "organization",
+        properties: ORGANIZATION,
+        requests: &[
+            "CreateOrganizationRequestContent",
+            "UpdateOrganizationRequestContent",
+        ],
+        responses: &[
+            "Organization",
+            "GetOrganizationResponseContent",
+            "CreateOrganizationResponseContent",
+            "UpdateOrganizationResponseContent",
+            "GetOrganizationByNameResponseContent",
+        ],
+        beyond_auth0: &[],
+    },
+    Resource {
+        name: "log stream",
+        properties: LOG_STREAM,
+        requests: &[
+            "CreateLogStreamHttpRequestBody",
+            "UpdateLogStreamRequestContent",
+        ],
+        responses: &["LogStreamHttpResponseSchema"],
+        beyond_auth0: &[],
+    },
+    Resource {
+        name: "tenant settings",
+        properties: TENANT_SETTINGS,
+        requests: &["UpdateTenantSettingsRequestContent"],
+        responses: &[
+            "GetTenantSettingsResponseContent",
+            "UpdateTenantSettingsResponseContent",
+        ],
+        beyond_auth0: &[],
+    },
+];
+
+/// Properties of Auth0's request schemas that also take `null` in Clavis, which clears them
+/// (docs/contract.md section 9): (request schema, property).
+pub const NULL_CLEARS: &[(&str, &str)] = &[("UpdateOrganizationRequestContent", "display_name")];
+
+/// Keywords of Auth0's schemas Clavis serves without, because a rule of the domain decides
+/// instead (it answers with Auth0's wording): (component, property, keyword, why).
+pub const RELAXED: &[(&str, &str, &str, &str)] = &[(
+    "LogStreamHttpSink",
+    "httpEndpoint",
+    "pattern",
+    "Auth0's pattern is `^https://.*`; Clavis also takes `http://` to a loopback address (a collector on the same host); any other endpoint is refused with Auth0's pattern message",
+)];
+
+const OIDC_BACKCHANNEL_LOGOUT: &str = r##"{"$ref": "#/components/schemas/ClientOIDCBackchannelLogoutSettings", "description": "Configuration for OIDC backchannel logout (deprecated, in favor of oidc_logout)"}"##;
+const TOKEN_LIFETIME_FOR_WEB: &str = r#"{"type": "integer", "description": "Expiration value (in seconds) for access tokens issued for this API via Implicit or Hybrid Flows. Cannot be greater than the `token_lifetime` value."}"#;
+const EPHEMERAL_SESSIONS: &str = r#"{"type": "boolean", "description": "Whether Online Refresh Tokens can be issued for this API with ephemeral sessions (true) or not (false)."}"#;
+const TOKEN_CLAIMS: &str = r#"{"type": ["object", "null"], "description": "Claims every access token of this grant carries (a Clavis extension); null removes them."}"#;
 
 /// Refuses the properties of `table` that are present in `body` with a refused value: a 400
 /// naming the property and saying why.

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::time::Timestamp;
-use super::validate::{Body, Str, expect_type, payload_error};
+use super::validate::{Body, Str, payload_error};
 use super::{DomainError, ids};
 
 /// Default access-token lifetime (seconds).
@@ -61,26 +61,25 @@ pub struct ResourceServer {
     pub updated_at: Timestamp,
 }
 
-/// Auth0's request schemas, which verbatim properties are checked against.
-pub const CREATE_SCHEMA: &str = "CreateResourceServerRequestContent";
-pub const UPDATE_SCHEMA: &str = "UpdateResourceServerRequestContent";
-
-pub const STORED_PROPERTIES: &[(&str, &[&str])] = &[
-    ("allow_online_access", &["boolean"]),
+/// Auth0 resource-server properties that Clavis keeps verbatim (it does not act on them beyond the
+/// rules beside their reading). Their JSON schema, Auth0's, is checked with the whole body
+/// before (`http::schema`); anything not here and not a core field is refused.
+pub const STORED_PROPERTIES: &[&str] = &[
+    "allow_online_access",
     // Inert, as `allow_online_access` (online refresh tokens, which Clavis does not issue):
     // Auth0 resource servers carry it and auth0-deploy-cli exports and imports it.
-    ("allow_online_access_with_ephemeral_sessions", &["boolean"]),
-    ("token_dialect", &["string"]),
-    ("enforce_policies", &["boolean"]),
-    ("token_encryption", &["object", "null"]),
+    "allow_online_access_with_ephemeral_sessions",
+    "token_dialect",
+    "enforce_policies",
+    "token_encryption",
     // Inert: the lifetime of tokens from the implicit and hybrid flows, which Clavis does not
     // serve. Auth0's exports carry it (auth0-deploy-cli sends it back on import).
-    ("token_lifetime_for_web", &["integer"]),
-    ("consent_policy", &["string", "null"]),
-    ("authorization_details", &["array", "null"]),
-    ("proof_of_possession", &["object", "null"]),
-    ("subject_type_authorization", &["object"]),
-    ("authorization_policy", &["object", "null"]),
+    "token_lifetime_for_web",
+    "consent_policy",
+    "authorization_details",
+    "proof_of_possession",
+    "subject_type_authorization",
+    "authorization_policy",
 ];
 
 /// Clavis's name for the HS256 algorithm.
@@ -299,10 +298,7 @@ fn read_scopes(v: &Value) -> Result<Vec<ScopeDef>, DomainError> {
     Ok(out)
 }
 
-fn read_fields(
-    body: &mut Body<'_>,
-    schema: &'static str,
-) -> Result<ResourceServerFields, DomainError> {
+fn read_fields(body: &mut Body<'_>) -> Result<ResourceServerFields, DomainError> {
     let mut f = ResourceServerFields {
         name: body.string(
             "name",
@@ -344,10 +340,9 @@ fn read_fields(
         "Whether to skip user consent for applications flagged as first party (true) or not (false).",
     )?;
     super::properties::refuse(body, super::properties::RESOURCE_SERVER)?;
-    for (key, types) in STORED_PROPERTIES {
+    // Their JSON schema (Auth0's) was checked with the whole body (`http::schema`).
+    for key in STORED_PROPERTIES {
         if let Some(v) = body.raw(key) {
-            expect_type(v, types, key)?;
-            super::auth0_schema::check_property(schema, key, v)?;
             if *key == "subject_type_authorization" {
                 check_subject_type_authorization(v)?;
             }
@@ -519,7 +514,7 @@ impl NewResourceServer {
             Str::len(1, 600),
             "Unique identifier for the API used as the audience parameter on authorization calls. Can not be changed once set.",
         )?;
-        let fields = read_fields(&mut body, CREATE_SCHEMA)?;
+        let fields = read_fields(&mut body)?;
         body.finish()?;
         Ok(Self { identifier, fields })
     }
@@ -560,7 +555,7 @@ pub struct ResourceServerUpdate {
 impl ResourceServerUpdate {
     /// Reads the body.
     pub fn parse(mut body: Body<'_>) -> Result<Self, DomainError> {
-        let fields = read_fields(&mut body, UPDATE_SCHEMA)?;
+        let fields = read_fields(&mut body)?;
         body.finish()?;
         Ok(Self { fields })
     }

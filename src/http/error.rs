@@ -21,13 +21,19 @@ pub struct ApiError {
     message: String,
 }
 
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct ErrorBody<'a> {
+/// The Management API's error body.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ErrorBody<'a> {
+    /// The HTTP status code.
     status_code: u16,
+    /// The HTTP reason phrase.
     error: &'a str,
+    /// What went wrong, in Auth0's wording.
     message: &'a str,
+    /// A machine-readable code, e.g. `invalid_body`, `inexistent_client`, `too_many_requests`.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     error_code: Option<&'a str>,
 }
 

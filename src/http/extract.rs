@@ -4,13 +4,14 @@
 use std::collections::HashMap;
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, Request};
-use axum::http::header;
+use axum::extract::{FromRequest, FromRequestParts, MatchedPath, Request};
 use axum::http::request::Parts;
+use axum::http::{Extensions, Method, header};
 use serde_json::{Map, Value};
 
 use super::AppState;
 use super::error::ApiError;
+use super::schema;
 use super::strict::{self, BodyError};
 use crate::domain::scopes::FieldScopes;
 use crate::domain::validate::Body;
@@ -106,17 +107,42 @@ impl Auth {
 
 /// A request body as JSON: parsed from `application/json`, or built from
 /// `application/x-www-form-urlencoded` (values are strings then).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Payload {
     /// The body.
     pub value: Value,
     /// Whether it came as a form.
     pub form: bool,
+    /// The operation of the served document the request matched (its request schema).
+    operation: Option<&'static schema::Operation>,
+}
+
+impl std::fmt::Debug for Payload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Payload")
+            .field("value", &self.value)
+            .field("form", &self.form)
+            .field("operation", &self.operation.map(|o| o.id.as_str()))
+            .finish()
+    }
+}
+
+/// The operation of the served document a request matched.
+fn matched_operation(
+    method: &Method,
+    extensions: &Extensions,
+) -> Option<&'static schema::Operation> {
+    let path = extensions.get::<MatchedPath>()?;
+    schema::operation(method, path.as_str())
 }
 
 impl Payload {
-    /// A validator over the body.
+    /// The body, checked against the operation's request schema (Auth0's, as the served
+    /// document shows it; [`schema::check_body`]), then read by the domain's rules.
     pub fn body(&self) -> Result<Body<'_>, ApiError> {
+        if let Some(operation) = self.operation {
+            schema::check_body(operation, &self.value)?;
+        }
         let body = if self.form {
             Body::new_form(&self.value)
         } else {
@@ -185,6 +211,7 @@ impl<S: Send + Sync> FromRequest<S> for Payload {
         // Without a content-type the body is read as JSON (as Auth0's API does); a body of
         // another type is refused with 415 unless it is empty.
         let media = media_type(&req);
+        let operation = matched_operation(req.method(), req.extensions());
         let bytes = read_body(req).await?;
         let form = match media {
             Some(Media::Form) => true,
@@ -205,20 +232,29 @@ impl<S: Send + Sync> FromRequest<S> for Payload {
             ));
         }
         if form {
-            let value = strict::form(&bytes).map_err(body_error)?;
+            let mut value = strict::form(&bytes).map_err(body_error)?;
+            if let Some(operation) = operation {
+                schema::coerce_form(operation, &mut value);
+            }
             return Ok(Payload {
                 value: Value::Object(value),
                 form: true,
+                operation,
             });
         }
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(Payload {
                 value: Value::Object(Map::new()),
                 form: false,
+                operation,
             });
         }
         let value = strict::json(&bytes).map_err(body_error)?;
-        Ok(Payload { value, form: false })
+        Ok(Payload {
+            value,
+            form: false,
+            operation,
+        })
     }
 }
 
@@ -251,6 +287,42 @@ where
                 "Path validation error: 'Invalid path parameter'.",
             )),
         }
+    }
+}
+
+/// The query string of a Management request and the operation it matched; read it with
+/// [`Query::params`], which checks it against the operation's query parameters first.
+#[derive(Default)]
+pub struct Query {
+    raw: Option<String>,
+    operation: Option<&'static schema::Operation>,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Query {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self {
+            raw: parts.uri.query().map(str::to_string),
+            operation: matched_operation(&parts.method, &parts.extensions),
+        })
+    }
+}
+
+impl Query {
+    /// The raw query string (for parameters given more than once).
+    pub fn as_deref(&self) -> Option<&str> {
+        self.raw.as_deref()
+    }
+
+    /// The parameters, checked against the operation's (Auth0's schema of each, as the
+    /// served document shows it; [`schema::check_query`]).
+    pub fn params(&self) -> Result<QueryParams, ApiError> {
+        let params = QueryParams::parse(self.raw.as_deref());
+        if let Some(operation) = self.operation {
+            schema::check_query(operation, |name| params.get(name))?;
+        }
+        Ok(params)
     }
 }
 
@@ -393,6 +465,70 @@ impl QueryParams {
             },
             include_totals,
         })
+    }
+}
+
+/// `fields` / `include_fields`, read once for every operation whose Auth0 document takes
+/// them (the names are checked beforehand against the operation's `fields` pattern, Auth0's
+/// list of the resource's fields): the listed properties only, or all but them. A name
+/// `a.b` selects one property of the object `a`, as Auth0's does.
+#[derive(Debug, Clone)]
+pub struct Fields {
+    names: Vec<String>,
+    include: bool,
+}
+
+impl Fields {
+    /// The selection of the query; `None` without `fields`.
+    pub fn parse(q: &QueryParams) -> Result<Option<Self>, ApiError> {
+        let Some(list) = q.get("fields").filter(|f| !f.is_empty()) else {
+            return Ok(None);
+        };
+        Ok(Some(Self {
+            names: list
+                .split(',')
+                .map(|f| f.trim().to_string())
+                .filter(|f| !f.is_empty())
+                .collect(),
+            include: q.boolean("include_fields")?.unwrap_or(true),
+        }))
+    }
+
+    /// Whether the property `key` is shown.
+    pub fn shows(&self, key: &str) -> bool {
+        self.names.iter().any(|f| f == key) == self.include
+    }
+
+    /// The selected properties of `object`.
+    pub fn apply(&self, object: Map<String, Value>) -> Map<String, Value> {
+        let selected = |key: &str| self.names.iter().any(|f| f == key);
+        if !self.include {
+            return object.into_iter().filter(|(k, _)| !selected(k)).collect();
+        }
+        let mut out = Map::new();
+        for (k, v) in object {
+            if selected(&k) {
+                out.insert(k, v);
+            } else if let Value::Object(inner) = v {
+                let prefix = format!("{k}.");
+                let nested: Map<String, Value> = inner
+                    .into_iter()
+                    .filter(|(ik, _)| selected(&format!("{prefix}{ik}")))
+                    .collect();
+                if !nested.is_empty() {
+                    out.insert(k, Value::Object(nested));
+                }
+            }
+        }
+        out
+    }
+
+    /// `object` as selected by `fields`, when given.
+    pub fn select(fields: Option<&Self>, object: Map<String, Value>) -> Map<String, Value> {
+        match fields {
+            Some(f) => f.apply(object),
+            None => object,
+        }
     }
 }
 

@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod oauth;
 pub mod openapi;
 pub mod ratelimit;
+pub mod schema;
 pub mod strict;
 
 use std::sync::Arc;
@@ -48,6 +49,7 @@ pub fn json_response<T: Serialize + ?Sized>(status: StatusCode, body: &T) -> Res
 
 /// The whole application's routes.
 pub fn router(state: AppState) -> Router {
+    schema::warm();
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))

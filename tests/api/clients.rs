@@ -357,11 +357,11 @@ async fn invalid_client_filters_are_invalid_query_string() {
     for (q, message) in [
         (
             "is_global=yes",
-            "Query validation error: 'Expected type boolean but found type string' on property is_global.",
+            "Query validation error: 'Expected type boolean but found type string' on property is_global (Optional filter on the global client parameter.).",
         ),
         (
             "is_first_party=1",
-            "Query validation error: 'Expected type boolean but found type string' on property is_first_party.",
+            "Query validation error: 'Expected type boolean but found type string' on property is_first_party (Optional filter on whether or not a client is a first-party client.).",
         ),
         (
             "app_type=robot",

@@ -1,7 +1,7 @@
 //! `/api/v2/client-grants` — offset and checkpoint paging; Auth0's filters `audience`,
 //! `client_id`, `subject_type`, `allow_any_organization`, `default_for`.
 
-use axum::extract::{RawQuery, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::Value;
@@ -13,23 +13,22 @@ use crate::domain::client_grant::{
 };
 use crate::domain::scopes::required;
 use crate::http::error::ApiError;
-use crate::http::extract::{Auth, Path, Payload, QueryParams, page_json};
+use crate::http::extract::{Auth, Path, Payload, Query, page_json};
 use crate::http::{AppState, json_response};
 use crate::store::GrantFilter;
 
 /// `GET /client-grants`.
 #[utoipa::path(
     get, path = "/api/v2/client-grants", operation_id = "get_client-grants", tag = "client grants",
-    params(crate::http::openapi::PagingParams, crate::http::openapi::GrantFilterParams),
-    responses((status = 200, description = "A page of client grants.", body = crate::http::openapi::ListClientGrantResponseContent)),
+    responses((status = 200, description = "A page of client grants.")),
 )]
 pub async fn list(
     State(app): State<AppState>,
     auth: Auth,
-    RawQuery(query): RawQuery,
+    query: Query,
 ) -> Result<Response, ApiError> {
     auth.require(required::READ_CLIENT_GRANTS)?;
-    let q = QueryParams::parse(query.as_deref());
+    let q = query.params()?;
     let paging = q.paging()?;
     let filter = GrantFilter {
         audience: q
@@ -69,8 +68,7 @@ pub async fn list(
 /// `POST /client-grants`: 201; 404 for an unknown client or audience; 409 for a duplicate.
 #[utoipa::path(
     post, path = "/api/v2/client-grants", operation_id = "post_client-grants", tag = "client grants",
-    request_body(content((crate::http::openapi::CreateClientGrantRequestContent = "application/json"), (crate::http::openapi::CreateClientGrantRequestContent = "application/x-www-form-urlencoded"))),
-    responses((status = 201, description = "The new client grant.", body = crate::http::openapi::ClientGrant), (status = 409, description = "The client already has a grant for this audience.", body = crate::http::openapi::ErrorBody)),
+    responses((status = 201, description = "The new client grant."), (status = 409, description = "The client already has a grant for this audience.", body = crate::http::error::ErrorBody)),
 )]
 pub async fn create(
     State(app): State<AppState>,
@@ -87,7 +85,7 @@ pub async fn create(
 #[utoipa::path(
     get, path = "/api/v2/client-grants/{id}", operation_id = "get_client-grant", tag = "client grants",
     params(("id" = String, Path, description = "ID of the client grant.")),
-    responses((status = 200, description = "The client grant.", body = crate::http::openapi::ClientGrant)),
+    responses((status = 200, description = "The client grant.")),
 )]
 pub async fn get(
     State(app): State<AppState>,
@@ -103,8 +101,7 @@ pub async fn get(
 #[utoipa::path(
     patch, path = "/api/v2/client-grants/{id}", operation_id = "patch_client-grants_by_id", tag = "client grants",
     params(("id" = String, Path, description = "ID of the client grant.")),
-    request_body(content((crate::http::openapi::UpdateClientGrantRequestContent = "application/json"), (crate::http::openapi::UpdateClientGrantRequestContent = "application/x-www-form-urlencoded"))),
-    responses((status = 200, description = "The updated client grant.", body = crate::http::openapi::ClientGrant)),
+    responses((status = 200, description = "The updated client grant.")),
 )]
 pub async fn update(
     State(app): State<AppState>,

@@ -1,97 +1,28 @@
 //! `/api/v2/clients` — list, create, get, update, delete, rotate-secret.
 
-use axum::extract::{RawQuery, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::{Map, Value};
 
 use super::{no_content, path_param};
-use crate::domain::client::{APP_TYPES, Client, ClientUpdate, NewClient};
+use crate::domain::client::{Client, ClientUpdate, NewClient};
 use crate::domain::scopes::{fields, required};
 use crate::http::error::ApiError;
-use crate::http::extract::{Auth, Path, Payload, QueryParams, page_json};
+use crate::http::extract::{Auth, Fields, Path, Payload, Query, QueryParams, page_json};
 use crate::http::{AppState, json_response};
 use crate::store::ClientFilter;
 
-/// `fields` / `include_fields` selection of client properties.
-struct FieldFilter {
-    fields: Vec<String>,
-    include: bool,
-}
-
-impl FieldFilter {
-    fn parse(q: &QueryParams) -> Result<Option<Self>, ApiError> {
-        let Some(fields) = q.get("fields").filter(|f| !f.is_empty()) else {
-            return Ok(None);
-        };
-        let fields: Vec<String> = fields
-            .split(',')
-            .map(|f| f.trim().to_string())
-            .filter(|f| !f.is_empty())
-            .collect();
-        if fields.iter().any(|f| f.len() > 100) {
-            return Err(ApiError::invalid_query(
-                "Query validation error: 'String does not match pattern' on property fields.",
-            ));
-        }
-        Ok(Some(Self {
-            fields,
-            include: q.boolean("include_fields")?.unwrap_or(true),
-        }))
-    }
-
-    fn apply(&self, mut m: Map<String, Value>) -> Map<String, Value> {
-        let selected = |key: &str| self.fields.iter().any(|f| f == key);
-        if self.include {
-            let mut out = Map::new();
-            for (k, v) in m {
-                if selected(&k) {
-                    out.insert(k, v);
-                } else if let Value::Object(inner) = v {
-                    // `jwt_configuration.alg` selects one nested key.
-                    let prefix = format!("{k}.");
-                    let nested: Map<String, Value> = inner
-                        .into_iter()
-                        .filter(|(ik, _)| selected(&format!("{prefix}{ik}")))
-                        .collect();
-                    if !nested.is_empty() {
-                        out.insert(k, Value::Object(nested));
-                    }
-                }
-            }
-            out
-        } else {
-            m.retain(|k, _| !selected(k));
-            m
-        }
-    }
-}
-
 /// Auth0's filters of `GET /clients`: `is_global`, `is_first_party` (booleans) and
-/// `app_type` (a comma-separated list of application types).
+/// `app_type` (a comma-separated list of application types). The query was checked against
+/// Auth0's schema of each (`app_type`'s pattern lists the types) before.
 fn client_filter(q: &QueryParams) -> Result<ClientFilter, ApiError> {
-    let app_types = match q.get("app_type") {
-        None => None,
-        Some(list) => {
-            let types: Vec<String> = list.split(',').map(str::to_string).collect();
-            if types.iter().any(|t| !APP_TYPES.contains(&t.as_str())) {
-                let one = APP_TYPES
-                    .iter()
-                    .map(|t| format!("({t})"))
-                    .collect::<Vec<_>>()
-                    .join("|");
-                let shown: String = list.chars().take(64).collect();
-                return Err(ApiError::invalid_query(format!(
-                    "Query validation error: 'String does not match pattern ^({one})(,({one}))*$: {shown}' on property app_type (Optional filter by a comma-separated list of application types.)."
-                )));
-            }
-            Some(types)
-        }
-    };
     Ok(ClientFilter {
         is_global: q.boolean("is_global")?,
         is_first_party: q.boolean("is_first_party")?,
-        app_types,
+        app_types: q
+            .get("app_type")
+            .map(|list| list.split(',').map(str::to_string).collect()),
     })
 }
 
@@ -113,24 +44,21 @@ fn render_read(client: &Client, secret: Option<&str>, auth: &Auth) -> Map<String
 /// `GET /clients`.
 #[utoipa::path(
     get, path = "/api/v2/clients", operation_id = "get_clients", tag = "clients",
-    params(crate::http::openapi::PagingParams, crate::http::openapi::FieldsParams, crate::http::openapi::ClientFilterParams),
-    responses((status = 200, description = "A page of clients.", body = crate::http::openapi::ListClientsResponseContent)),
+    responses((status = 200, description = "A page of clients.")),
 )]
 pub async fn list(
     State(app): State<AppState>,
     auth: Auth,
-    RawQuery(query): RawQuery,
+    query: Query,
 ) -> Result<Response, ApiError> {
     auth.require(required::READ_CLIENTS)?;
-    let q = QueryParams::parse(query.as_deref());
+    let q = query.params()?;
     let paging = q.paging()?;
-    let filter = FieldFilter::parse(&q)?;
+    let filter = Fields::parse(&q)?;
     let clients = client_filter(&q)?;
     let page = app.list_clients(&clients, paging.request).await?;
     let show_secrets = auth.has_any(required::SEE_SECRET)
-        && filter
-            .as_ref()
-            .is_none_or(|f| !f.include || f.fields.iter().any(|x| x == "client_secret"));
+        && filter.as_ref().is_none_or(|f| f.shows("client_secret"));
     let page = page.map(|row| {
         let client = &row.client;
         // Secrets are unsealed only when they will be shown.
@@ -140,10 +68,7 @@ pub async fn list(
             None
         };
         let json = render_read(client, secret.as_deref(), &auth);
-        Value::Object(match &filter {
-            Some(f) => f.apply(json),
-            None => json,
-        })
+        Value::Object(Fields::select(filter.as_ref(), json))
     });
     Ok(json_response(
         StatusCode::OK,
@@ -154,8 +79,7 @@ pub async fn list(
 /// `POST /clients`: 201 with the client and its secret.
 #[utoipa::path(
     post, path = "/api/v2/clients", operation_id = "post_clients", tag = "clients",
-    request_body(content((crate::http::openapi::CreateClientRequestContent = "application/json"), (crate::http::openapi::CreateClientRequestContent = "application/x-www-form-urlencoded"))),
-    responses((status = 201, description = "The new client, with its secret.", body = crate::http::openapi::Client), (status = 409, description = "A client with this id exists.", body = crate::http::openapi::ErrorBody)),
+    responses((status = 201, description = "The new client, with its secret."), (status = 409, description = "A client with this id exists.", body = crate::http::error::ErrorBody)),
 )]
 pub async fn create(
     State(app): State<AppState>,
@@ -178,34 +102,33 @@ pub async fn create(
 /// `GET /clients/{client_id}`.
 #[utoipa::path(
     get, path = "/api/v2/clients/{client_id}", operation_id = "get_clients_by_id", tag = "clients",
-    params(("client_id" = String, Path, description = "ID of the client."), crate::http::openapi::FieldsParams),
-    responses((status = 200, description = "The client.", body = crate::http::openapi::Client)),
+    params(("client_id" = String, Path, description = "ID of the client.")),
+    responses((status = 200, description = "The client.")),
 )]
 pub async fn get(
     State(app): State<AppState>,
     auth: Auth,
     Path(client_id): Path<String>,
-    RawQuery(query): RawQuery,
+    query: Query,
 ) -> Result<Response, ApiError> {
     auth.require(required::READ_CLIENTS)?;
-    let q = QueryParams::parse(query.as_deref());
-    let filter = FieldFilter::parse(&q)?;
+    let q = query.params()?;
+    let filter = Fields::parse(&q)?;
     let client_id = path_param("client_id", &client_id)?;
     let aggregate = app.client(client_id).await?;
     let secret = app.open_secret(client_id, aggregate.sealed_secret.as_deref());
-    let mut json = render_read(&aggregate.client, secret.as_deref(), &auth);
-    if let Some(f) = &filter {
-        json = f.apply(json);
-    }
-    Ok(json_response(StatusCode::OK, &json))
+    let json = render_read(&aggregate.client, secret.as_deref(), &auth);
+    Ok(json_response(
+        StatusCode::OK,
+        &Fields::select(filter.as_ref(), json),
+    ))
 }
 
 /// `PATCH /clients/{client_id}`.
 #[utoipa::path(
     patch, path = "/api/v2/clients/{client_id}", operation_id = "patch_clients_by_id", tag = "clients",
     params(("client_id" = String, Path, description = "ID of the client.")),
-    request_body(content((crate::http::openapi::UpdateClientRequestContent = "application/json"), (crate::http::openapi::UpdateClientRequestContent = "application/x-www-form-urlencoded"))),
-    responses((status = 200, description = "The updated client.", body = crate::http::openapi::Client)),
+    responses((status = 200, description = "The updated client.")),
 )]
 pub async fn update(
     State(app): State<AppState>,
@@ -246,7 +169,7 @@ pub async fn delete(
 #[utoipa::path(
     post, path = "/api/v2/clients/{client_id}/rotate-secret", operation_id = "post_rotate-secret", tag = "clients",
     params(("client_id" = String, Path, description = "ID of the client.")),
-    responses((status = 200, description = "The client with its new secret.", body = crate::http::openapi::Client)),
+    responses((status = 200, description = "The client with its new secret.")),
 )]
 pub async fn rotate_secret(
     State(app): State<AppState>,

@@ -16,7 +16,7 @@ use crate::http::{AppState, json_response};
 #[utoipa::path(
     get, path = "/api/v2/clients/{client_id}/credentials", operation_id = "get_credentials", tag = "client credentials",
     params(("client_id" = String, Path, description = "ID of the client.")),
-    responses((status = 200, description = "The client's credentials, in creation order.", body = Vec<crate::http::openapi::ClientCredential>)),
+    responses((status = 200, description = "The client's credentials, in creation order.")),
 )]
 pub async fn list(
     State(app): State<AppState>,
@@ -33,8 +33,7 @@ pub async fn list(
 #[utoipa::path(
     post, path = "/api/v2/clients/{client_id}/credentials", operation_id = "post_credentials", tag = "client credentials",
     params(("client_id" = String, Path, description = "ID of the client.")),
-    request_body(content((crate::http::openapi::PostClientCredentialRequestContent = "application/json"), (crate::http::openapi::PostClientCredentialRequestContent = "application/x-www-form-urlencoded"))),
-    responses((status = 201, description = "The new credential.", body = crate::http::openapi::ClientCredential)),
+    responses((status = 201, description = "The new credential.")),
 )]
 pub async fn create(
     State(app): State<AppState>,
@@ -53,7 +52,7 @@ pub async fn create(
 #[utoipa::path(
     get, path = "/api/v2/clients/{client_id}/credentials/{credential_id}", operation_id = "get_credentials_by_credential_id", tag = "client credentials",
     params(("client_id" = String, Path, description = "ID of the client."), ("credential_id" = String, Path, description = "ID of the credential.")),
-    responses((status = 200, description = "The credential.", body = crate::http::openapi::ClientCredential)),
+    responses((status = 200, description = "The credential.")),
 )]
 pub async fn get(
     State(app): State<AppState>,
@@ -74,8 +73,7 @@ pub async fn get(
 #[utoipa::path(
     patch, path = "/api/v2/clients/{client_id}/credentials/{credential_id}", operation_id = "patch_credentials_by_credential_id", tag = "client credentials",
     params(("client_id" = String, Path, description = "ID of the client."), ("credential_id" = String, Path, description = "ID of the credential.")),
-    request_body(content((crate::http::openapi::PatchClientCredentialRequestContent = "application/json"), (crate::http::openapi::PatchClientCredentialRequestContent = "application/x-www-form-urlencoded"))),
-    responses((status = 200, description = "The credential with its new expiry.", body = crate::http::openapi::ClientCredential)),
+    responses((status = 200, description = "The credential with its new expiry.")),
 )]
 pub async fn update(
     State(app): State<AppState>,
@@ -129,24 +127,23 @@ fn parse_before(text: &str) -> Option<crate::domain::time::Timestamp> {
 /// first, each as `GET .../credentials/{id}` shows it plus `client_id` and `client_name`.
 #[utoipa::path(
     get, path = "/api/v2/credentials/expiring", operation_id = "get_expiring_credentials", tag = "client credentials",
-    params(crate::http::openapi::ExpiringCredentialsParams, crate::http::openapi::PagingParams),
     responses(
-        (status = 200, description = "A page of the attached credentials that expire before `before` (already expired ones included), soonest first (ties by credential id); a plain array, `{start, limit, total, credentials}` with `include_totals=true`, or `{next, credentials}` with `take`/`from` (`next` is a position in the list).", body = crate::http::openapi::ListExpiringCredentialsResponseContent),
-        (status = 400, description = "`before` is not a date or date-time.", body = crate::http::openapi::ErrorBody),
+        (status = 200, description = "A page of the attached credentials that expire before `before` (already expired ones included), soonest first (ties by credential id); a plain array, `{start, limit, total, credentials}` with `include_totals=true`, or `{next, credentials}` with `take`/`from` (`next` is a position in the list)."),
+        (status = 400, description = "`before` is not a date or date-time.", body = crate::http::error::ErrorBody),
     ),
 )]
 pub async fn expiring(
     State(app): State<AppState>,
     auth: Auth,
-    axum::extract::RawQuery(query): axum::extract::RawQuery,
+    query: crate::http::extract::Query,
 ) -> Result<Response, ApiError> {
     use serde_json::Value;
 
-    use crate::http::extract::{QueryParams, page_json};
+    use crate::http::extract::page_json;
     use crate::store::{Page, PageRequest};
 
     auth.require(required::READ_CREDENTIALS)?;
-    let q = QueryParams::parse(query.as_deref());
+    let q = query.params()?;
     let before = match q.get("before").filter(|b| !b.is_empty()) {
         None => None,
         Some(text) => Some(parse_before(text).ok_or_else(|| {

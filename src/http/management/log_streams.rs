@@ -15,7 +15,7 @@ use crate::http::{AppState, json_response};
 /// `GET /log-streams`: every stream, oldest first (Auth0 pages none).
 #[utoipa::path(
     get, path = "/api/v2/log-streams", operation_id = "get_log-streams", tag = "log streams",
-    responses((status = 200, description = "Returning log streams", body = Vec<crate::http::openapi::LogStreamHttpResponseSchema>)),
+    responses((status = 200, description = "Returning log streams")),
 )]
 pub async fn list(State(app): State<AppState>, auth: Auth) -> Result<Response, ApiError> {
     auth.require(required::READ_LOG_STREAMS)?;
@@ -32,8 +32,7 @@ pub async fn list(State(app): State<AppState>, auth: Auth) -> Result<Response, A
 /// 400.
 #[utoipa::path(
     post, path = "/api/v2/log-streams", operation_id = "post_log-streams", tag = "log streams",
-    request_body(content((crate::http::openapi::CreateLogStreamHttpRequestBody = "application/json"))),
-    responses((status = 200, description = "Log stream created", body = crate::http::openapi::LogStreamHttpResponseSchema), (status = 400, description = "Invalid request body, or a type other than http.", body = crate::http::openapi::ErrorBody)),
+    responses((status = 200, description = "Log stream created"), (status = 400, description = "Invalid request body, or a type other than http.", body = crate::http::error::ErrorBody)),
 )]
 pub async fn create(
     State(app): State<AppState>,
@@ -50,7 +49,7 @@ pub async fn create(
 #[utoipa::path(
     get, path = "/api/v2/log-streams/{id}", operation_id = "get_log-streams_by_id", tag = "log streams",
     params(("id" = String, Path, description = "The id of the log stream to get")),
-    responses((status = 200, description = "Returning log stream.", body = crate::http::openapi::LogStreamHttpResponseSchema), (status = 404, description = "The log stream does not exist.", body = crate::http::openapi::ErrorBody)),
+    responses((status = 200, description = "Returning log stream."), (status = 404, description = "The log stream does not exist.", body = crate::http::error::ErrorBody)),
 )]
 pub async fn get(
     State(app): State<AppState>,
@@ -67,8 +66,7 @@ pub async fn get(
 #[utoipa::path(
     patch, path = "/api/v2/log-streams/{id}", operation_id = "patch_log-streams_by_id", tag = "log streams",
     params(("id" = String, Path, description = "The id of the log stream to get")),
-    request_body(content((crate::http::openapi::UpdateLogStreamRequestContent = "application/json"))),
-    responses((status = 200, description = "Log stream updated", body = crate::http::openapi::LogStreamHttpResponseSchema), (status = 404, description = "The log stream does not exist.", body = crate::http::openapi::ErrorBody)),
+    responses((status = 200, description = "Log stream updated"), (status = 404, description = "The log stream does not exist.", body = crate::http::error::ErrorBody)),
 )]
 pub async fn update(
     State(app): State<AppState>,
@@ -87,7 +85,7 @@ pub async fn update(
 #[utoipa::path(
     delete, path = "/api/v2/log-streams/{id}", operation_id = "delete_log-streams_by_id", tag = "log streams",
     params(("id" = String, Path, description = "The id of the log stream to delete")),
-    responses((status = 204, description = "The log stream was deleted."), (status = 404, description = "The log stream does not exist.", body = crate::http::openapi::ErrorBody)),
+    responses((status = 204, description = "The log stream was deleted."), (status = 404, description = "The log stream does not exist.", body = crate::http::error::ErrorBody)),
 )]
 pub async fn delete(
     State(app): State<AppState>,

@@ -1,6 +1,6 @@
 //! `/api/v2/logs` — the audit trail: search (page mode), checkpoint export, one event.
 
-use axum::extract::{RawQuery, State};
+use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use serde_json::{Map, Value};
@@ -9,7 +9,7 @@ use super::path_param;
 use crate::domain::log_query::{self, log_id, log_id_seq};
 use crate::domain::scopes::required;
 use crate::http::error::ApiError;
-use crate::http::extract::{Auth, Path, QueryParams};
+use crate::http::extract::{Auth, Fields, Path, Query};
 use crate::http::{AppState, json_response};
 use crate::store::{LogRow, LogSearch};
 
@@ -67,32 +67,21 @@ fn render(row: &LogRow) -> Result<Map<String, Value>, ApiError> {
     Ok(doc)
 }
 
-/// `fields` / `include_fields`.
-fn select(doc: Map<String, Value>, fields: &[String], include: bool) -> Map<String, Value> {
-    if fields.is_empty() {
-        return doc;
-    }
-    doc.into_iter()
-        .filter(|(k, _)| fields.iter().any(|f| f == k) == include)
-        .collect()
-}
-
 /// `GET /logs`.
 #[utoipa::path(
     get, path = "/api/v2/logs", operation_id = "get_logs", tag = "logs",
-    params(crate::http::openapi::LogsParams),
     responses(
-        (status = 200, description = "Events: a plain array (checkpoint, or page without totals), or `{logs, start, limit, length, total}` with `include_totals=true`. Checkpoint answers carry `Link: <…>; rel=\"next\"`.", body = crate::http::openapi::ListLogResponseContent),
-        (status = 400, description = "A malformed parameter or search query, or a search paging beyond 1,000 results.", body = crate::http::openapi::ErrorBody),
+        (status = 200, description = "Events: a plain array (checkpoint, or page without totals), or `{logs, start, limit, length, total}` with `include_totals=true`. Checkpoint answers carry `Link: <…>; rel=\"next\"`."),
+        (status = 400, description = "A malformed parameter or search query, or a search paging beyond 1,000 results.", body = crate::http::error::ErrorBody),
     ),
 )]
 pub async fn list(
     State(app): State<AppState>,
     auth: Auth,
-    RawQuery(query): RawQuery,
+    query: Query,
 ) -> Result<Response, ApiError> {
     auth.require(required::READ_LOGS)?;
-    let q = QueryParams::parse(query.as_deref());
+    let q = query.params()?;
     // This node's queued events are written first: a caller reads what it just did.
     app.audit.flush().await;
     let from = q.get("from").filter(|f| !f.is_empty());
@@ -164,17 +153,7 @@ pub async fn list(
             (sort_column(field), descending)
         }
     };
-    let fields: Vec<String> = match q.get("fields").filter(|f| !f.is_empty()) {
-        None => Vec::new(),
-        Some(list) => {
-            let fields: Vec<String> = list.split(',').map(str::to_string).collect();
-            if fields.iter().any(|f| !FIELDS.contains(&f.as_str())) {
-                return Err(pattern_error("fields"));
-            }
-            fields
-        }
-    };
-    let include = q.boolean("include_fields")?.unwrap_or(true);
+    let fields = Fields::parse(&q)?;
     let include_totals = q.boolean("include_totals")?.unwrap_or(false);
     let text = q.get("q").or_else(|| q.get("search")).unwrap_or_default();
     let filter = log_query::parse(text)
@@ -190,7 +169,7 @@ pub async fn list(
     let (rows, total) = app.search_logs(&search).await?;
     let items = rows
         .iter()
-        .map(|r| render(r).map(|doc| Value::Object(select(doc, &fields, include))))
+        .map(|r| render(r).map(|doc| Value::Object(Fields::select(fields.as_ref(), doc))))
         .collect::<Result<Vec<_>, _>>()?;
     if !include_totals {
         return Ok(json_response(StatusCode::OK, &items));
@@ -209,8 +188,8 @@ pub async fn list(
     get, path = "/api/v2/logs/{id}", operation_id = "get_logs_by_id", tag = "logs",
     params(("id" = String, Path, description = "log_id of the log to retrieve.")),
     responses(
-        (status = 200, description = "The event.", body = crate::http::openapi::Log),
-        (status = 404, description = "Log not found.", body = crate::http::openapi::ErrorBody),
+        (status = 200, description = "The event."),
+        (status = 404, description = "Log not found.", body = crate::http::error::ErrorBody),
     ),
 )]
 pub async fn get(

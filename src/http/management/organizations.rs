@@ -1,7 +1,7 @@
 //! `/api/v2/organizations` (offset and checkpoint paging), `/organizations/name/{name}`,
 //! `/organizations/{id}/client-grants` and `/client-grants/{id}/organizations`.
 
-use axum::extract::{RawQuery, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::Value;
@@ -10,7 +10,7 @@ use super::{no_content, path_param};
 use crate::domain::organization::{Association, NewOrganization, OrganizationUpdate};
 use crate::domain::scopes::required;
 use crate::http::error::ApiError;
-use crate::http::extract::{Auth, Path, Payload, QueryParams, page_json};
+use crate::http::extract::{Auth, Path, Payload, Query, QueryParams, page_json};
 use crate::http::{AppState, json_response};
 use crate::store::{GrantFilter, OrganizationFilter, OrganizationSort, PageRequest};
 
@@ -20,16 +20,15 @@ const MAX_GRANT_IDS: usize = 10;
 /// `GET /organizations`.
 #[utoipa::path(
     get, path = "/api/v2/organizations", operation_id = "get_organizations", tag = "organizations",
-    params(crate::http::openapi::PagingParams, crate::http::openapi::OrganizationSortParams),
-    responses((status = 200, description = "A page of organizations.", body = crate::http::openapi::ListOrganizationsResponseContent)),
+    responses((status = 200, description = "A page of organizations.")),
 )]
 pub async fn list(
     State(app): State<AppState>,
     auth: Auth,
-    RawQuery(query): RawQuery,
+    query: Query,
 ) -> Result<Response, ApiError> {
     auth.require(required::READ_ORGANIZATIONS)?;
-    let q = QueryParams::parse(query.as_deref());
+    let q = query.params()?;
     let sort = q
         .get("sort")
         .filter(|s| !s.is_empty())
@@ -135,8 +134,7 @@ async fn sorted_checkpoint_page(
 /// `POST /organizations`: 201; 409 for a name already taken.
 #[utoipa::path(
     post, path = "/api/v2/organizations", operation_id = "post_organizations", tag = "organizations",
-    request_body(content((crate::http::openapi::CreateOrganizationRequestContent = "application/json"), (crate::http::openapi::CreateOrganizationRequestContent = "application/x-www-form-urlencoded"))),
-    responses((status = 201, description = "Organization successfully created.", body = crate::http::openapi::Organization), (status = 409, description = "An organization with this name already exists.", body = crate::http::openapi::ErrorBody)),
+    responses((status = 201, description = "Organization successfully created."), (status = 409, description = "An organization with this name already exists.", body = crate::http::error::ErrorBody)),
 )]
 pub async fn create(
     State(app): State<AppState>,
@@ -153,7 +151,7 @@ pub async fn create(
 #[utoipa::path(
     get, path = "/api/v2/organizations/{id}", operation_id = "get_organizations_by_id", tag = "organizations",
     params(("id" = String, Path, description = "ID of the organization to retrieve.")),
-    responses((status = 200, description = "Organization successfully retrieved.", body = crate::http::openapi::Organization), (status = 404, description = "No organization found by that id or name.", body = crate::http::openapi::ErrorBody)),
+    responses((status = 200, description = "Organization successfully retrieved."), (status = 404, description = "No organization found by that id or name.", body = crate::http::error::ErrorBody)),
 )]
 pub async fn get(
     State(app): State<AppState>,
@@ -169,7 +167,7 @@ pub async fn get(
 #[utoipa::path(
     get, path = "/api/v2/organizations/name/{name}", operation_id = "get_name_by_name", tag = "organizations",
     params(("name" = String, Path, description = "name of the organization to retrieve.")),
-    responses((status = 200, description = "Organization successfully retrieved.", body = crate::http::openapi::Organization), (status = 404, description = "No organization found by that id or name.", body = crate::http::openapi::ErrorBody)),
+    responses((status = 200, description = "Organization successfully retrieved."), (status = 404, description = "No organization found by that id or name.", body = crate::http::error::ErrorBody)),
 )]
 pub async fn get_by_name(
     State(app): State<AppState>,
@@ -190,8 +188,7 @@ pub async fn get_by_name(
 #[utoipa::path(
     patch, path = "/api/v2/organizations/{id}", operation_id = "patch_organizations_by_id", tag = "organizations",
     params(("id" = String, Path, description = "ID of the organization to update.")),
-    request_body(content((crate::http::openapi::UpdateOrganizationRequestContent = "application/json"), (crate::http::openapi::UpdateOrganizationRequestContent = "application/x-www-form-urlencoded"))),
-    responses((status = 200, description = "Organization successfully updated.", body = crate::http::openapi::Organization), (status = 409, description = "An organization with this name already exists.", body = crate::http::openapi::ErrorBody)),
+    responses((status = 200, description = "Organization successfully updated."), (status = 409, description = "An organization with this name already exists.", body = crate::http::error::ErrorBody)),
 )]
 pub async fn update(
     State(app): State<AppState>,
@@ -210,7 +207,7 @@ pub async fn update(
 #[utoipa::path(
     delete, path = "/api/v2/organizations/{id}", operation_id = "delete_organizations_by_id", tag = "organizations",
     params(("id" = String, Path, description = "Organization identifier.")),
-    responses((status = 204, description = "The organization was deleted."), (status = 404, description = "The organization does not exist.", body = crate::http::openapi::ErrorBody)),
+    responses((status = 204, description = "The organization was deleted."), (status = 404, description = "The organization does not exist.", body = crate::http::error::ErrorBody)),
 )]
 pub async fn delete(
     State(app): State<AppState>,
@@ -236,18 +233,18 @@ fn repeated(raw: Option<&str>, key: &str) -> Vec<String> {
 /// `GET /organizations/{id}/client-grants`: the associated grants, in grant creation order.
 #[utoipa::path(
     get, path = "/api/v2/organizations/{id}/client-grants", operation_id = "get_organization-client-grants", tag = "organizations",
-    params(("id" = String, Path, description = "Organization identifier."), crate::http::openapi::PagingParams, crate::http::openapi::OrganizationGrantFilterParams),
-    responses((status = 200, description = "Client grants successfully retrieved.", body = crate::http::openapi::ListOrganizationClientGrantsResponseContent), (status = 404, description = "No organization found by that id or name.", body = crate::http::openapi::ErrorBody)),
+    params(("id" = String, Path, description = "Organization identifier.")),
+    responses((status = 200, description = "Client grants successfully retrieved."), (status = 404, description = "No organization found by that id or name.", body = crate::http::error::ErrorBody)),
 )]
 pub async fn list_grants(
     State(app): State<AppState>,
     auth: Auth,
     Path(id): Path<String>,
-    RawQuery(query): RawQuery,
+    query: Query,
 ) -> Result<Response, ApiError> {
     auth.require(required::READ_ORGANIZATION_CLIENT_GRANTS)?;
     let id = path_param("id", &id)?;
-    let q = QueryParams::parse(query.as_deref());
+    let q = query.params()?;
     let paging = q.offset_paging()?;
     let grant_ids = repeated(query.as_deref(), "grant_ids");
     if grant_ids.len() > MAX_GRANT_IDS {
@@ -305,8 +302,7 @@ fn organization_grant_json(
 #[utoipa::path(
     post, path = "/api/v2/organizations/{id}/client-grants", operation_id = "create_organization-client-grants", tag = "organizations",
     params(("id" = String, Path, description = "Organization identifier.")),
-    request_body(content((crate::http::openapi::AssociateOrganizationClientGrantRequestContent = "application/json"), (crate::http::openapi::AssociateOrganizationClientGrantRequestContent = "application/x-www-form-urlencoded"))),
-    responses((status = 201, description = "Client Grant successfully associated with Organization.", body = crate::http::openapi::ClientGrant), (status = 404, description = "The grant or the organization does not exist.", body = crate::http::openapi::ErrorBody), (status = 409, description = "The client grant has already been added to this organization.", body = crate::http::openapi::ErrorBody)),
+    responses((status = 201, description = "Client Grant successfully associated with Organization."), (status = 404, description = "The grant or the organization does not exist.", body = crate::http::error::ErrorBody), (status = 409, description = "The client grant has already been added to this organization.", body = crate::http::error::ErrorBody)),
 )]
 pub async fn associate(
     State(app): State<AppState>,
@@ -331,7 +327,7 @@ pub async fn associate(
 #[utoipa::path(
     delete, path = "/api/v2/organizations/{id}/client-grants/{grant_id}", operation_id = "delete_client-grants_by_grant_id", tag = "organizations",
     params(("id" = String, Path, description = "Organization identifier."), ("grant_id" = String, Path, description = "The Client Grant ID to remove from the organization")),
-    responses((status = 204, description = "The Client Grant was removed from the Organization."), (status = 404, description = "No organization found by that id.", body = crate::http::openapi::ErrorBody)),
+    responses((status = 204, description = "The Client Grant was removed from the Organization."), (status = 404, description = "No organization found by that id.", body = crate::http::error::ErrorBody)),
 )]
 pub async fn dissociate(
     State(app): State<AppState>,
@@ -347,18 +343,18 @@ pub async fn dissociate(
 /// `GET /client-grants/{id}/organizations`: the organizations a grant is associated with.
 #[utoipa::path(
     get, path = "/api/v2/client-grants/{id}/organizations", operation_id = "get_client-grant-organizations", tag = "organizations",
-    params(("id" = String, Path, description = "ID of the client grant"), crate::http::openapi::PagingParams),
-    responses((status = 200, description = "Organizations successfully retrieved.", body = crate::http::openapi::ListOrganizationsResponseContent), (status = 404, description = "The client grant does not exist.", body = crate::http::openapi::ErrorBody)),
+    params(("id" = String, Path, description = "ID of the client grant")),
+    responses((status = 200, description = "Organizations successfully retrieved."), (status = 404, description = "The client grant does not exist.", body = crate::http::error::ErrorBody)),
 )]
 pub async fn grant_organizations(
     State(app): State<AppState>,
     auth: Auth,
     Path(id): Path<String>,
-    RawQuery(query): RawQuery,
+    query: Query,
 ) -> Result<Response, ApiError> {
     auth.require(required::READ_ORGANIZATION_CLIENT_GRANTS)?;
     let id = path_param("id", &id)?;
-    let q = QueryParams::parse(query.as_deref());
+    let q = query.params()?;
     let paging = q.paging()?;
     app.client_grant(id).await?;
     let filter = OrganizationFilter {

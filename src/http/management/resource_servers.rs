@@ -1,6 +1,6 @@
 //! `/api/v2/resource-servers` — `{id}` is the id or the URL-encoded identifier.
 
-use axum::extract::{RawQuery, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::Value;
@@ -9,22 +9,21 @@ use super::{no_content, path_param};
 use crate::domain::resource_server::{NewResourceServer, ResourceServerUpdate};
 use crate::domain::scopes::required;
 use crate::http::error::ApiError;
-use crate::http::extract::{Auth, Path, Payload, QueryParams, page_json};
+use crate::http::extract::{Auth, Path, Payload, Query, page_json};
 use crate::http::{AppState, json_response};
 
 /// `GET /resource-servers`.
 #[utoipa::path(
     get, path = "/api/v2/resource-servers", operation_id = "get_resource-servers", tag = "resource servers",
-    params(crate::http::openapi::PagingParams),
-    responses((status = 200, description = "A page of resource servers.", body = crate::http::openapi::ListResourceServerResponseContent)),
+    responses((status = 200, description = "A page of resource servers.")),
 )]
 pub async fn list(
     State(app): State<AppState>,
     auth: Auth,
-    RawQuery(query): RawQuery,
+    query: Query,
 ) -> Result<Response, ApiError> {
     auth.require(required::READ_RESOURCE_SERVERS)?;
-    let paging = QueryParams::parse(query.as_deref()).paging()?;
+    let paging = query.params()?.paging()?;
     let page = app.list_resource_servers(paging.request).await?;
     let page = page.map(|rs| Value::Object(app.resource_server_json(&rs)));
     Ok(json_response(
@@ -36,8 +35,7 @@ pub async fn list(
 /// `POST /resource-servers`: 201; 409 for a duplicate identifier.
 #[utoipa::path(
     post, path = "/api/v2/resource-servers", operation_id = "post_resource-servers", tag = "resource servers",
-    request_body(content((crate::http::openapi::CreateResourceServerRequestContent = "application/json"), (crate::http::openapi::CreateResourceServerRequestContent = "application/x-www-form-urlencoded"))),
-    responses((status = 201, description = "The new resource server.", body = crate::http::openapi::ResourceServer), (status = 409, description = "The identifier is taken.", body = crate::http::openapi::ErrorBody)),
+    responses((status = 201, description = "The new resource server."), (status = 409, description = "The identifier is taken.", body = crate::http::error::ErrorBody)),
 )]
 pub async fn create(
     State(app): State<AppState>,
@@ -57,7 +55,7 @@ pub async fn create(
 #[utoipa::path(
     get, path = "/api/v2/resource-servers/{id}", operation_id = "get_resource-servers_by_id", tag = "resource servers",
     params(("id" = String, Path, description = "ID or URL-encoded identifier of the resource server.")),
-    responses((status = 200, description = "The resource server.", body = crate::http::openapi::ResourceServer)),
+    responses((status = 200, description = "The resource server.")),
 )]
 pub async fn get(
     State(app): State<AppState>,
@@ -76,8 +74,7 @@ pub async fn get(
 #[utoipa::path(
     patch, path = "/api/v2/resource-servers/{id}", operation_id = "patch_resource-servers_by_id", tag = "resource servers",
     params(("id" = String, Path, description = "ID or URL-encoded identifier of the resource server.")),
-    request_body(content((crate::http::openapi::UpdateResourceServerRequestContent = "application/json"), (crate::http::openapi::UpdateResourceServerRequestContent = "application/x-www-form-urlencoded"))),
-    responses((status = 200, description = "The updated resource server.", body = crate::http::openapi::ResourceServer)),
+    responses((status = 200, description = "The updated resource server.")),
 )]
 pub async fn update(
     State(app): State<AppState>,

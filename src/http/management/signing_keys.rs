@@ -55,7 +55,7 @@ fn cert_and_kid(key: &SigningKeyRecord) -> Value {
 /// `GET /keys/signing`.
 #[utoipa::path(
     get, path = "/api/v2/keys/signing", operation_id = "get_signing_keys", tag = "signing keys",
-    responses((status = 200, description = "Every signing key: previous, current and next.", body = Vec<crate::http::openapi::SigningKey>)),
+    responses((status = 200, description = "Every signing key: previous, current and next.")),
 )]
 pub async fn list(State(app): State<AppState>, auth: Auth) -> Result<Response, ApiError> {
     auth.require(READ)?;
@@ -68,7 +68,7 @@ pub async fn list(State(app): State<AppState>, auth: Auth) -> Result<Response, A
 #[utoipa::path(
     get, path = "/api/v2/keys/signing/{kid}", operation_id = "get_signing_key", tag = "signing keys",
     params(("kid" = String, Path, description = "Key id of the key to retrieve.")),
-    responses((status = 200, description = "The signing key.", body = crate::http::openapi::SigningKey)),
+    responses((status = 200, description = "The signing key.")),
 )]
 pub async fn get(
     State(app): State<AppState>,
@@ -89,7 +89,7 @@ pub async fn get_rotate(State(app): State<AppState>, auth: Auth) -> Result<Respo
 /// `POST /keys/signing/rotate`: 201 `{cert, kid}` of the key that signs from now on.
 #[utoipa::path(
     post, path = "/api/v2/keys/signing/rotate", operation_id = "post_signing_keys", tag = "signing keys",
-    responses((status = 201, description = "The key that signs from now on.", body = crate::http::openapi::SigningKeyCert)),
+    responses((status = 201, description = "The key that signs from now on.")),
 )]
 pub async fn rotate(State(app): State<AppState>, auth: Auth) -> Result<Response, ApiError> {
     auth.require(CREATE)?;
@@ -101,7 +101,7 @@ pub async fn rotate(State(app): State<AppState>, auth: Auth) -> Result<Response,
 #[utoipa::path(
     put, path = "/api/v2/keys/signing/{kid}/revoke", operation_id = "put_signing_keys", tag = "signing keys",
     params(("kid" = String, Path, description = "Key id of the key to revoke.")),
-    responses((status = 200, description = "The revoked key (it leaves the JWKS).", body = crate::http::openapi::SigningKeyCert)),
+    responses((status = 200, description = "The revoked key (it leaves the JWKS).")),
 )]
 pub async fn revoke(
     State(app): State<AppState>,

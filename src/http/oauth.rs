@@ -286,7 +286,7 @@ async fn parse_token_request(app: &AppState, req: Request) -> Result<TokenReques
     parse_token_body(&headers, &bytes, form, certificate)
 }
 
-/// The pure part of [`parse_token_request`]: `Authorization` header plus body bytes
+/// The pure part of `parse_token_request`: `Authorization` header plus body bytes
 /// (`form` = `application/x-www-form-urlencoded`, else JSON) and the certificate presented
 /// with them to a [`TokenRequest`], through its wire type [`TokenParameters`].
 pub fn parse_token_body(

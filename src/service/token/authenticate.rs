@@ -62,7 +62,7 @@ fn decoy_digest() -> SecretDigest {
 impl Clavis {
     /// Authenticates the client by the one method its request uses; `admit` is asked once
     /// it has (a refusal is 429, and an assertion's `jti` is then left unused).
-    pub(super) async fn authenticate(
+    pub async fn authenticate(
         &self,
         req: &TokenRequest,
         admit: Admit<'_>,

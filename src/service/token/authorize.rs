@@ -50,7 +50,7 @@ impl Clavis {
     /// (grant type allowed, audience, API, its client policy, grant, organization, binding),
     /// then the quota is counted and the token hook asked (while an assertion's `jti` record
     /// is being made durable).
-    pub(super) async fn authorize(
+    pub async fn authorize(
         &self,
         req: &TokenRequest,
         origin: &Origin,

@@ -165,7 +165,7 @@ struct Confirmation<'a> {
 
 impl Clavis {
     /// Writes and signs the token `authorization` decided, in its format.
-    pub(super) fn mint(&self, authorization: &Authorization) -> Result<AccessToken, OAuthError> {
+    pub fn mint(&self, authorization: &Authorization) -> Result<AccessToken, OAuthError> {
         let Authorization {
             client,
             audience,

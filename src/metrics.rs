@@ -62,16 +62,9 @@ impl TokenMethod {
         }
     }
 
-    /// The method a parsed request uses, judged from what it carries.
+    /// The method a parsed request uses (decided when it was parsed).
     pub fn of(req: &crate::service::token::TokenRequest) -> Self {
-        let assertion = req.client_assertion.is_some() || req.client_assertion_type.is_some();
-        match (assertion, req.client_secret.is_some(), req.basic.is_some()) {
-            (true, false, false) => TokenMethod::PrivateKeyJwt,
-            (false, true, false) => TokenMethod::ClientSecretPost,
-            (false, false, true) => TokenMethod::ClientSecretBasic,
-            (false, false, false) if req.certificate.is_some() => TokenMethod::Mtls,
-            _ => TokenMethod::None,
-        }
+        req.client.method()
     }
 }
 

@@ -16,6 +16,7 @@ use clavis_crypto::rsa::{RsaPublicKey, parse_public_key_pem};
 use clavis_crypto::sealed::MasterKey;
 use clavis_crypto::secret::SecretDigest;
 use clavis_crypto::x509::DistinguishedName;
+use serde::Serialize;
 
 use crate::domain::client::{AuthMethodKind, ClientAggregate};
 use crate::domain::client_grant::ClientGrant;
@@ -405,6 +406,35 @@ pub struct VerifyKey {
     pub state: KeyState,
 }
 
+/// A public signing key, as `GET /.well-known/jwks.json` publishes it.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Jwk<'a> {
+    /// `RSA`.
+    kty: &'static str,
+    /// `sig`.
+    #[serde(rename = "use")]
+    use_: &'static str,
+    /// `RS256` while every API the tenant keys sign for uses RS256; absent while one uses
+    /// RS512 or PS256 (the key then serves each of them).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    alg: Option<&'static str>,
+    /// Key id.
+    kid: &'a str,
+    /// Modulus, base64url.
+    n: String,
+    /// Exponent, base64url.
+    e: String,
+}
+
+/// `GET /.well-known/jwks.json`: the current key, the next one and the unrevoked previous.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Jwks<'a> {
+    keys: Vec<Jwk<'a>>,
+}
+
 /// The signing keys in their current states.
 #[derive(Debug)]
 pub struct KeyRing {
@@ -454,26 +484,28 @@ impl KeyRing {
                         .public_key()
                         .clone()
                 };
-                jwks.push(serde_json::json!({
-                    "kty": "RSA",
-                    "use": "sig",
-                    "alg": "RS256",
-                    "kid": r.kid,
-                    "n": key.jwk_n(),
-                    "e": key.jwk_e(),
-                }));
-                jwks_without_alg.push(serde_json::json!({
-                    "kty": "RSA",
-                    "use": "sig",
-                    "kid": r.kid,
-                    "n": key.jwk_n(),
-                    "e": key.jwk_e(),
-                }));
+                let (n, e) = (key.jwk_n(), key.jwk_e());
+                jwks_without_alg.push(Jwk {
+                    kty: "RSA",
+                    use_: "sig",
+                    alg: None,
+                    kid: &r.kid,
+                    n: n.clone(),
+                    e: e.clone(),
+                });
+                jwks.push(Jwk {
+                    kty: "RSA",
+                    use_: "sig",
+                    alg: Some("RS256"),
+                    kid: &r.kid,
+                    n,
+                    e,
+                });
                 verifiers.insert(r.kid.clone(), VerifyKey { key, state });
             }
         }
-        let render = |keys: Vec<serde_json::Value>| {
-            serde_json::to_vec(&serde_json::json!({ "keys": keys }))
+        let render = |keys: Vec<Jwk<'_>>| {
+            serde_json::to_vec(&Jwks { keys })
                 .map(Arc::<[u8]>::from)
                 .map_err(|e| e.to_string())
         };

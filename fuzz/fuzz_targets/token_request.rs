@@ -20,12 +20,14 @@ fuzz_target!(|data: &[u8]| {
     {
         headers.insert(header::AUTHORIZATION, value);
     }
-    if let Ok(request) = parse_token_body(&headers, body, flags & 1 != 0) {
+    if let Ok(request) = parse_token_body(&headers, body, flags & 1 != 0, None) {
         // Its Display is what the logs see: exactly these three fields, never the secret,
         // the Basic credentials or the assertion.
         let expected = format!(
             "grant_type={:?} client_id={:?} audience={:?}",
-            request.grant_type, request.client_id, request.audience
+            request.grant_type.as_ref().map(|g| g.as_str()),
+            request.named_client(),
+            request.audience
         );
         assert_eq!(request.to_string(), expected);
     }

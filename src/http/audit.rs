@@ -17,7 +17,7 @@ use super::AppState;
 use super::extract::read_body;
 use crate::audit::{Event, Origin, clean, types};
 use crate::service::Clavis;
-use crate::service::token::{OAuthError, TokenRequest, TokenResponse};
+use crate::service::token::{IssuedToken, OAuthError, TokenRequest};
 
 /// What replaces a secret in a logged body.
 pub const REDACTED: &str = "[redacted]";
@@ -68,7 +68,7 @@ pub fn token_event(
     app: &Clavis,
     origin: &Origin,
     request: Option<&TokenRequest>,
-    result: Result<&TokenResponse, &OAuthError>,
+    result: Result<&IssuedToken, &OAuthError>,
 ) {
     if !app.audit.is_on() {
         return;

@@ -95,11 +95,7 @@ async fn harden(State(settings): State<Hardening>, req: Request, next: Next) -> 
             );
         }
         Err(_) => {
-            return refuse(
-                StatusCode::REQUEST_TIMEOUT,
-                "The request body did not arrive in time",
-                token_endpoint,
-            );
+            return refuse(StatusCode::REQUEST_TIMEOUT, BODY_TIMEOUT, token_endpoint);
         }
     };
     let req = Request::from_parts(parts, Body::from(bytes));
@@ -129,11 +125,17 @@ async fn harden(State(settings): State<Hardening>, req: Request, next: Next) -> 
 
 /// A request refused before routing: Auth0's Management API error body, or an OAuth error
 /// at the token endpoint.
+/// The answer (408) to a body that does not arrive within the request timeout.
+pub const BODY_TIMEOUT: &str = "The request body did not arrive in time";
+
 fn refuse(status: StatusCode, message: &str, token_endpoint: bool) -> Response {
     if token_endpoint {
         super::json_response(
             status,
-            &serde_json::json!({"error": "invalid_request", "error_description": message}),
+            &super::oauth::OAuthErrorBody {
+                error: crate::service::token::OAuthErrorKind::InvalidRequest.code(),
+                error_description: message,
+            },
         )
     } else {
         ApiError::new(status, None, message).into_response()

@@ -1,5 +1,6 @@
 //! `POST /oauth/token`, discovery and JWKS.
 
+use std::collections::BTreeMap;
 use std::sync::OnceLock;
 use std::time::Instant;
 
@@ -7,19 +8,201 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 
 use super::audit;
 use super::extract::{is_form, read_body};
 use super::ratelimit::{Decision, TokenGate};
-use super::strict::{self, BodyError};
+use super::strict::{self, BodyError, FieldError};
 use super::{AppState, json_response};
 use crate::metrics::{Bucket, TokenMethod};
-use crate::service::token::{OAuthError, OAuthErrorKind, TokenRequest};
+use crate::mtls::PresentedCertificate;
+use crate::service::token::{
+    ClientAuthentication, GrantType, IssuedToken, OAuthError, OAuthErrorKind, TokenRequest,
+};
+
+// ----- the wire types (the served document's schemas are derived from them) -----
+
+/// `POST /oauth/token` parameters (form or JSON). Unknown and `null` parameters are
+/// ignored. Exactly one client authentication: `client_secret` (post), HTTP Basic, or
+/// `client_assertion` (`private_key_jwt`); or, with mTLS, a client certificate and
+/// `client_id` alone (`tls_client_auth`, `self_signed_tls_client_auth`).
+#[derive(Deserialize, ToSchema)]
+#[schema(as = TokenRequest, example = json!({
+    "grant_type": "client_credentials",
+    "client_id": "8mQxKq0e0p0Yr4N6y1uTTKcN3cUe0Zz1",
+    "client_secret": "…",
+    "audience": "https://127.0.0.1:8443/api/v2/"
+}))]
+pub struct TokenParameters {
+    /// Only `client_credentials`.
+    #[schema(required = true, nullable = false)]
+    grant_type: Option<String>,
+    /// The client.
+    #[schema(nullable = false)]
+    client_id: Option<String>,
+    /// `client_secret_post`.
+    #[schema(nullable = false)]
+    client_secret: Option<String>,
+    /// `urn:ietf:params:oauth:client-assertion-type:jwt-bearer` with `client_assertion`.
+    #[schema(nullable = false)]
+    client_assertion_type: Option<String>,
+    /// A JWT signed with a `public_key` credential of the client.
+    #[schema(nullable = false)]
+    client_assertion: Option<String>,
+    /// The API identifier; required unless a default audience is configured.
+    #[schema(nullable = false)]
+    audience: Option<String>,
+    /// Space-separated scopes; default: everything granted.
+    #[schema(nullable = false)]
+    scope: Option<String>,
+    /// The organization (its id) the token is for.
+    #[schema(nullable = false)]
+    organization: Option<String>,
+}
+
+impl TokenParameters {
+    /// The typed request: the grant type and the one client authentication method.
+    fn into_request(
+        self,
+        basic: Option<(String, String)>,
+        certificate: Option<PresentedCertificate>,
+    ) -> TokenRequest {
+        TokenRequest {
+            grant_type: self.grant_type.and_then(GrantType::parse),
+            client: ClientAuthentication::decide(
+                self.client_id,
+                self.client_secret,
+                self.client_assertion_type,
+                self.client_assertion,
+                basic,
+                certificate.is_some(),
+            ),
+            audience: self.audience,
+            scope: self.scope,
+            organization: self.organization.filter(|o| !o.is_empty()),
+            certificate,
+        }
+    }
+}
+
+/// A token answer (sent with `cache-control: no-store`).
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TokenResponse<'a> {
+    /// A JWT, signed with the API's `signing_alg`.
+    access_token: &'a str,
+    /// Granted scopes, space separated; omitted when none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    scope: Option<&'a str>,
+    /// Seconds until the token expires (the API's `token_lifetime`).
+    expires_in: i64,
+    /// Always `Bearer`.
+    token_type: &'static str,
+}
+
+impl<'a> From<&'a IssuedToken> for TokenResponse<'a> {
+    fn from(token: &'a IssuedToken) -> Self {
+        Self {
+            access_token: &token.access_token,
+            scope: token.scope.as_deref(),
+            expires_in: token.expires_in,
+            token_type: "Bearer",
+        }
+    }
+}
+
+/// An OAuth 2.0 error (RFC 6749 §5.2).
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OAuthErrorBody<'a> {
+    /// The error code; the token endpoint's answers list each with its status.
+    pub error: &'static str,
+    /// Human-readable detail.
+    pub error_description: &'a str,
+}
+
+/// OpenID Connect discovery metadata (the parts a client-credentials server has).
+#[derive(Serialize, ToSchema)]
+pub struct OpenIdConfiguration<'a> {
+    /// `https://{domain}/`.
+    issuer: &'a str,
+    /// The token endpoint URL.
+    token_endpoint: &'a str,
+    /// The JWKS URL.
+    jwks_uri: String,
+    grant_types_supported: &'static [&'static str],
+    response_types_supported: &'static [&'static str],
+    token_endpoint_auth_methods_supported: Vec<&'static str>,
+    token_endpoint_auth_signing_alg_values_supported: &'static [&'static str],
+    id_token_signing_alg_values_supported: &'static [&'static str],
+    scopes_supported: &'static [&'static str],
+    /// With mTLS on: tokens from a certificate-authenticated request are bound to it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    tls_client_certificate_bound_access_tokens: Option<bool>,
+    /// With mTLS on (RFC 8705 §5): one listener serves both, so the alias is the endpoint
+    /// itself.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    mtls_endpoint_aliases: Option<MtlsEndpointAliases<'a>>,
+}
+
+/// RFC 8705 §5 `mtls_endpoint_aliases`.
+#[derive(Serialize, ToSchema)]
+pub struct MtlsEndpointAliases<'a> {
+    /// The token endpoint for mTLS clients.
+    token_endpoint: &'a str,
+}
+
+/// The error answers of `POST /oauth/token`, generated from [`status`]: each status with
+/// the OAuth error codes it carries and when each is answered
+/// ([`OAuthErrorKind::meaning`]), plus the body timeout's 408.
+pub struct TokenErrors;
+
+impl utoipa::IntoResponses for TokenErrors {
+    fn responses() -> BTreeMap<String, RefOr<utoipa::openapi::response::Response>> {
+        let mut by_status: BTreeMap<u16, Vec<String>> = BTreeMap::new();
+        for kind in OAuthErrorKind::ALL {
+            by_status
+                .entry(status(kind).as_u16())
+                .or_default()
+                .push(format!("`{}`: {}", kind.code(), kind.meaning()));
+        }
+        by_status
+            .entry(StatusCode::REQUEST_TIMEOUT.as_u16())
+            .or_default()
+            .push(format!(
+                "`{}`: {}",
+                OAuthErrorKind::InvalidRequest.code(),
+                super::hardening::BODY_TIMEOUT
+            ));
+        let body = RefOr::Ref(Ref::from_schema_name(
+            <OAuthErrorBody as utoipa::ToSchema>::name(),
+        ));
+        by_status
+            .into_iter()
+            .map(|(status, lines)| {
+                let response = ResponseBuilder::new()
+                    .description(format!("{}.", lines.join("; ")))
+                    .content(
+                        "application/json",
+                        ContentBuilder::new().schema(Some(body.clone())).build(),
+                    )
+                    .build();
+                (status.to_string(), RefOr::T(response))
+            })
+            .collect()
+    }
+}
 
 /// The status of each OAuth error (Auth0's: a secret that does not authenticate is 401
 /// `access_denied`, an authenticated client without the grant 403 `access_denied`).
-fn status(kind: OAuthErrorKind) -> StatusCode {
+pub fn status(kind: OAuthErrorKind) -> StatusCode {
     match kind {
         OAuthErrorKind::InvalidRequest
         | OAuthErrorKind::InvalidScope
@@ -36,7 +219,10 @@ fn oauth_error(e: &OAuthError) -> Response {
     let status = status(e.kind);
     let mut response = json_response(
         status,
-        &json!({"error": e.code(), "error_description": e.description}),
+        &OAuthErrorBody {
+            error: e.code(),
+            error_description: &e.description,
+        },
     );
     no_store(response.headers_mut());
     if e.kind == OAuthErrorKind::InvalidClient {
@@ -97,18 +283,17 @@ async fn parse_token_request(app: &AppState, req: Request) -> Result<TokenReques
     let bytes = read_body(req)
         .await
         .map_err(|_| OAuthError::invalid_request("Request body too large"))?;
-    Ok(TokenRequest {
-        certificate,
-        ..parse_token_body(&headers, &bytes, form)?
-    })
+    parse_token_body(&headers, &bytes, form, certificate)
 }
 
-/// The pure part of [`parse_token_request`]: `Authorization` header plus body bytes
-/// (`form` = `application/x-www-form-urlencoded`, else JSON) to a [`TokenRequest`].
+/// The pure part of `parse_token_request`: `Authorization` header plus body bytes
+/// (`form` = `application/x-www-form-urlencoded`, else JSON) and the certificate presented
+/// with them to a [`TokenRequest`], through its wire type [`TokenParameters`].
 pub fn parse_token_body(
     headers: &HeaderMap,
     bytes: &[u8],
     form: bool,
+    certificate: Option<PresentedCertificate>,
 ) -> Result<TokenRequest, OAuthError> {
     let basic = basic_credentials(headers)?;
     let parsed = if form {
@@ -116,6 +301,8 @@ pub fn parse_token_body(
     } else {
         strict::json(bytes)
     };
+    let malformed =
+        || OAuthError::invalid_request("Invalid request body: expected a JSON object or a form");
     let object = match parsed {
         Ok(Value::Object(m)) => m,
         Err(BodyError::Repeated(name)) => {
@@ -123,49 +310,25 @@ pub fn parse_token_body(
                 "Parameter {name} is included more than once"
             )));
         }
-        Ok(_) | Err(BodyError::Malformed) => {
-            return Err(OAuthError::invalid_request(
-                "Invalid request body: expected a JSON object or a form",
-            ));
-        }
+        Ok(_) | Err(BodyError::Malformed) => return Err(malformed()),
     };
-    let field = |name: &str| -> Result<Option<String>, OAuthError> {
-        match object.get(name) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s.clone())),
-            Some(_) => Err(OAuthError::invalid_request(format!(
-                "Invalid parameter {name}: expected a string"
-            ))),
+    let parameters: TokenParameters = strict::fields(object).map_err(|e| match e {
+        FieldError::Invalid(name) => {
+            OAuthError::invalid_request(format!("Invalid parameter {name}: expected a string"))
         }
-    };
-    Ok(TokenRequest {
-        grant_type: field("grant_type")?,
-        client_id: field("client_id")?,
-        client_secret: field("client_secret")?,
-        basic,
-        client_assertion_type: field("client_assertion_type")?,
-        client_assertion: field("client_assertion")?,
-        audience: field("audience")?,
-        scope: field("scope")?,
-        organization: field("organization")?.filter(|o| !o.is_empty()),
-        certificate: None,
-    })
+        FieldError::Other(_) => malformed(),
+    })?;
+    Ok(parameters.into_request(basic, certificate))
 }
 
 /// `POST /oauth/token`.
 #[utoipa::path(
     post, path = "/oauth/token", operation_id = "post_token", tag = "oauth",
-    request_body(content((crate::http::openapi::TokenRequest = "application/x-www-form-urlencoded"), (crate::http::openapi::TokenRequest = "application/json")), description = "Client authentication: `client_secret` (post), HTTP Basic (`client_secret_basic`), or `client_assertion` (`private_key_jwt`)."),
+    request_body(content((TokenParameters = "application/x-www-form-urlencoded"), (TokenParameters = "application/json")), description = "Client authentication: `client_secret` (post), HTTP Basic (`client_secret_basic`), or `client_assertion` (`private_key_jwt`)."),
     security((), ("clientSecretBasic" = [])),
     responses(
-        (status = 200, description = "An access token (`cache-control: no-store`).", body = crate::http::openapi::TokenResponse),
-        (status = 400, description = "`invalid_request` or `unsupported_grant_type`; `invalid_scope` or `invalid_request` when the token hook denies the exchange.", body = crate::http::openapi::OAuthErrorBody),
-        (status = 401, description = "`access_denied` (secrets) or `invalid_client` (assertions).", body = crate::http::openapi::OAuthErrorBody),
-        (status = 403, description = "`unauthorized_client` or `access_denied` (no grant, unknown audience).", body = crate::http::openapi::OAuthErrorBody),
-        (status = 408, description = "The request body did not arrive within the request timeout.", body = crate::http::openapi::OAuthErrorBody),
-        (status = 429, description = "Rate limit reached, or a token quota spent (`too_many_requests`, with `retry-after`; a quota also sends `Auth0-Client-Quota-Limit` or `Auth0-Organization-Quota-Limit`).", body = crate::http::openapi::OAuthErrorBody),
-        (status = 500, description = "`server_error`: the token could not be signed, or the token hook failed (fail-closed) or denied the exchange with `server_error`.", body = crate::http::openapi::OAuthErrorBody),
-        (status = 503, description = "The store cannot be reached (`temporarily_unavailable`); retry.", body = crate::http::openapi::OAuthErrorBody),
+        (status = 200, description = "An access token (`cache-control: no-store`).", body = TokenResponse),
+        TokenErrors,
     ),
 )]
 pub async fn token(State(app): State<AppState>, mut req: Request) -> Response {
@@ -216,7 +379,7 @@ pub async fn token(State(app): State<AppState>, mut req: Request) -> Response {
         None => gate.as_ref().and_then(|g| g.failed(named)),
     };
     let quota: Vec<crate::quota::QuotaReport> = match &mut result {
-        Ok(body) => std::mem::take(&mut body.quota),
+        Ok(issued) => std::mem::take(&mut issued.quota),
         Err(e) => e.quota.clone().map(|q| vec![*q]).unwrap_or_default(),
     };
     match (&result, decision) {
@@ -241,8 +404,8 @@ pub async fn token(State(app): State<AppState>, mut req: Request) -> Response {
         audit::quota_warnings(&app, &origin, client_id, &quota);
     }
     let response = match result {
-        Ok(body) => {
-            let mut response = json_response(StatusCode::OK, &body);
+        Ok(issued) => {
+            let mut response = json_response(StatusCode::OK, &TokenResponse::from(&issued));
             no_store(response.headers_mut());
             app.metrics.token(method, None, started.elapsed());
             response
@@ -294,7 +457,7 @@ fn labelled(mut response: Response, decision: Option<Decision>) -> Response {
 /// `GET /.well-known/jwks.json`.
 #[utoipa::path(
     get, path = "/.well-known/jwks.json", operation_id = "get_jwks", tag = "oauth",
-    responses((status = 200, description = "The public signing keys.", body = crate::http::openapi::Jwks)),
+    responses((status = 200, description = "The public signing keys.", body = crate::model::Jwks)),
 )]
 pub async fn jwks(State(app): State<AppState>) -> Response {
     let jwks = app.model.jwks();
@@ -317,7 +480,7 @@ pub async fn jwks(State(app): State<AppState>) -> Response {
 /// `GET /.well-known/openid-configuration`.
 #[utoipa::path(
     get, path = "/.well-known/openid-configuration", operation_id = "get_openid_configuration", tag = "oauth",
-    responses((status = 200, description = "Discovery metadata.", body = crate::http::openapi::OpenIdConfiguration)),
+    responses((status = 200, description = "Discovery metadata.", body = OpenIdConfiguration)),
 )]
 pub async fn openid_configuration(State(app): State<AppState>) -> Response {
     let issuer = &app.issuer;
@@ -329,27 +492,20 @@ pub async fn openid_configuration(State(app): State<AppState>) -> Response {
     let mtls_methods = app.mtls.auth_methods();
     let mtls = !mtls_methods.is_empty();
     methods.extend(mtls_methods);
-    let mut doc = json!({
-        "issuer": issuer.issuer,
-        "token_endpoint": issuer.token_endpoint,
-        "jwks_uri": format!("{}.well-known/jwks.json", issuer.issuer),
-        "grant_types_supported": ["client_credentials"],
-        "response_types_supported": ["token"],
-        "token_endpoint_auth_methods_supported": methods,
-        "token_endpoint_auth_signing_alg_values_supported": ["RS256", "RS384", "PS256"],
-        "id_token_signing_alg_values_supported": ["RS256"],
-        "scopes_supported": [],
-    });
-    if mtls && let Value::Object(map) = &mut doc {
-        // RFC 8705 §3.3 and §5: one listener serves both, so the alias is the endpoint itself.
-        map.insert(
-            "tls_client_certificate_bound_access_tokens".into(),
-            Value::Bool(true),
-        );
-        map.insert(
-            "mtls_endpoint_aliases".into(),
-            json!({"token_endpoint": issuer.token_endpoint}),
-        );
-    }
+    let doc = OpenIdConfiguration {
+        issuer: &issuer.issuer,
+        token_endpoint: &issuer.token_endpoint,
+        jwks_uri: format!("{}.well-known/jwks.json", issuer.issuer),
+        grant_types_supported: &["client_credentials"],
+        response_types_supported: &["token"],
+        token_endpoint_auth_methods_supported: methods,
+        token_endpoint_auth_signing_alg_values_supported: &["RS256", "RS384", "PS256"],
+        id_token_signing_alg_values_supported: &["RS256"],
+        scopes_supported: &[],
+        tls_client_certificate_bound_access_tokens: mtls.then_some(true),
+        mtls_endpoint_aliases: mtls.then_some(MtlsEndpointAliases {
+            token_endpoint: &issuer.token_endpoint,
+        }),
+    };
     json_response(StatusCode::OK, &doc)
 }

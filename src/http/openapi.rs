@@ -14,15 +14,13 @@
 //! Auth0's own document; `tests/api/responses.rs` checks the answers against it and
 //! `tests/api/schema.rs` that every handler validates with it.
 
-// The OAuth, discovery and health wire types below exist for their schemas; they are never
-// built (the token pipeline is being typed separately).
+// `BODY_LINKS` is not read at present.
 #![allow(dead_code)]
 
 use std::sync::OnceLock;
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::link::LinkBuilder;
@@ -35,7 +33,7 @@ use utoipa::openapi::security::{
 use utoipa::openapi::{
     ComponentsBuilder, ContentBuilder, OpenApi as Document, Ref, RefOr, ResponseBuilder,
 };
-use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa::{Modify, OpenApi};
 
 use crate::domain::scopes::required;
 use crate::http::management::{
@@ -43,128 +41,6 @@ use crate::http::management::{
     signing_keys, tenant_settings,
 };
 use crate::http::{health, oauth};
-
-// ----- OAuth, discovery, health -----
-
-/// `POST /oauth/token` parameters (form or JSON). Unknown and `null` parameters are
-/// ignored. Exactly one client authentication: `client_secret` (post), HTTP Basic, or
-/// `client_assertion` (`private_key_jwt`).
-#[derive(Serialize, Deserialize, ToSchema)]
-#[schema(example = json!({
-    "grant_type": "client_credentials",
-    "client_id": "8mQxKq0e0p0Yr4N6y1uTTKcN3cUe0Zz1",
-    "client_secret": "…",
-    "audience": "https://127.0.0.1:8443/api/v2/"
-}))]
-pub struct TokenRequest {
-    /// Only `client_credentials`.
-    grant_type: String,
-    /// The client.
-    #[serde(default)]
-    client_id: String,
-    /// `client_secret_post`.
-    #[serde(default)]
-    client_secret: String,
-    /// `urn:ietf:params:oauth:client-assertion-type:jwt-bearer` with `client_assertion`.
-    #[serde(default)]
-    client_assertion_type: String,
-    /// A JWT signed with a `public_key` credential of the client.
-    #[serde(default)]
-    client_assertion: String,
-    /// The API identifier; required unless a default audience is configured.
-    #[serde(default)]
-    audience: String,
-    /// Space-separated scopes; default: everything granted.
-    #[serde(default)]
-    scope: String,
-}
-
-/// A token answer (sent with `cache-control: no-store`).
-#[derive(Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct TokenResponse {
-    /// An RS256 JWT.
-    access_token: String,
-    /// Granted scopes, space separated; omitted when none.
-    #[serde(default)]
-    scope: String,
-    /// Seconds until the token expires (the API's `token_lifetime`).
-    expires_in: i64,
-    /// Always `Bearer`.
-    token_type: String,
-}
-
-/// An OAuth 2.0 error (RFC 6749 §5.2).
-#[derive(Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct OAuthErrorBody {
-    /// `invalid_request`, `invalid_client`, `access_denied`, `unauthorized_client`,
-    /// `unsupported_grant_type`, `too_many_requests`, ...
-    error: String,
-    /// Human-readable detail.
-    error_description: String,
-}
-
-/// A public signing key.
-#[derive(Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Jwk {
-    /// `RSA`.
-    kty: String,
-    /// `sig`.
-    #[serde(rename = "use")]
-    use_: String,
-    /// `RS256` while every API the tenant keys sign for uses RS256; absent while one uses
-    /// RS512 or PS256 (the key then serves each of them).
-    #[serde(default)]
-    #[schema(nullable = false)]
-    alg: Option<String>,
-    /// Key id.
-    kid: String,
-    /// Modulus, base64url.
-    n: String,
-    /// Exponent, base64url.
-    e: String,
-}
-
-/// `GET /.well-known/jwks.json`: the current key, the next one and the unrevoked previous.
-#[derive(Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Jwks {
-    keys: Vec<Jwk>,
-}
-
-/// OpenID Connect discovery metadata (the parts a client-credentials server has).
-#[derive(Serialize, Deserialize, ToSchema)]
-pub struct OpenIdConfiguration {
-    /// `https://{domain}/`.
-    issuer: String,
-    /// The token endpoint URL.
-    token_endpoint: String,
-    /// The JWKS URL.
-    jwks_uri: String,
-    grant_types_supported: Vec<String>,
-    response_types_supported: Vec<String>,
-    token_endpoint_auth_methods_supported: Vec<String>,
-    token_endpoint_auth_signing_alg_values_supported: Vec<String>,
-    id_token_signing_alg_values_supported: Vec<String>,
-    scopes_supported: Vec<String>,
-    /// With mTLS on: tokens from a certificate-authenticated request are bound to it.
-    #[serde(default)]
-    tls_client_certificate_bound_access_tokens: bool,
-    /// With mTLS on: `{"token_endpoint": ...}` (one listener serves both).
-    #[serde(default)]
-    #[schema(value_type = Object)]
-    mtls_endpoint_aliases: Value,
-}
-
-/// Liveness and readiness answers.
-#[derive(Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct HealthStatus {
-    /// `ok`, `ready` or `unavailable`.
-    status: String,
-}
 
 /// The whole document; see the module documentation.
 #[derive(OpenApi)]
@@ -230,7 +106,7 @@ pub struct HealthStatus {
         tenant_settings::get,
         tenant_settings::update,
     ),
-    components(schemas(super::error::ErrorBody, OAuthErrorBody)),
+    components(schemas(super::error::ErrorBody, oauth::OAuthErrorBody)),
     modifiers(&Conventions),
     tags(
         (name = "oauth", description = "Token endpoint, discovery and JWKS"),

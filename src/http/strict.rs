@@ -123,6 +123,106 @@ impl<'de> Visitor<'de> for Unique<'_> {
     }
 }
 
+/// Why a body's object does not make a parameter struct.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FieldError {
+    /// This parameter's value is not of its declared type.
+    Invalid(&'static str),
+    /// The target is not a struct of parameters.
+    Other(String),
+}
+
+impl fmt::Display for FieldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Invalid(name) => write!(f, "invalid parameter {name}"),
+            Self::Other(message) => f.write_str(message),
+        }
+    }
+}
+
+impl std::error::Error for FieldError {}
+
+impl de::Error for FieldError {
+    fn custom<T: fmt::Display>(msg: T) -> Self {
+        Self::Other(msg.to_string())
+    }
+}
+
+/// Reads a parameter struct (the declared wire type) from a body's object: its fields in
+/// their declaration order, so the first invalid one reported is the first declared; keys
+/// it does not declare are ignored. Values are moved, not copied.
+pub fn fields<T: de::DeserializeOwned>(object: Map<String, Value>) -> Result<T, FieldError> {
+    T::deserialize(Fields(object))
+}
+
+struct Fields(Map<String, Value>);
+
+impl<'de> de::Deserializer<'de> for Fields {
+    type Error = FieldError;
+
+    fn deserialize_struct<V: Visitor<'de>>(
+        mut self,
+        _name: &'static str,
+        fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, FieldError> {
+        visitor.visit_map(InOrder {
+            fields: fields.iter(),
+            object: &mut self.0,
+            pending: None,
+        })
+    }
+
+    fn deserialize_any<V: Visitor<'de>>(self, _visitor: V) -> Result<V::Value, FieldError> {
+        Err(FieldError::Other("expected a struct of parameters".into()))
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+        option unit unit_struct newtype_struct seq tuple tuple_struct map enum identifier
+        ignored_any
+    }
+}
+
+/// The declared fields present in the object, in declaration order.
+struct InOrder<'a> {
+    fields: std::slice::Iter<'static, &'static str>,
+    object: &'a mut Map<String, Value>,
+    pending: Option<(&'static str, Value)>,
+}
+
+impl<'de> MapAccess<'de> for InOrder<'_> {
+    type Error = FieldError;
+
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, FieldError> {
+        for field in self.fields.by_ref() {
+            if let Some(value) = self.object.remove(*field) {
+                self.pending = Some((field, value));
+                return seed
+                    .deserialize(de::value::BorrowedStrDeserializer::new(field))
+                    .map(Some);
+            }
+        }
+        Ok(None)
+    }
+
+    fn next_value_seed<V: DeserializeSeed<'de>>(
+        &mut self,
+        seed: V,
+    ) -> Result<V::Value, FieldError> {
+        let (field, value) = self
+            .pending
+            .take()
+            .ok_or_else(|| FieldError::Other("a value without its key".into()))?;
+        seed.deserialize(value)
+            .map_err(|_| FieldError::Invalid(field))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -173,5 +273,30 @@ mod tests {
             strict.as_object().unwrap().keys().collect::<Vec<_>>(),
             plain.as_object().unwrap().keys().collect::<Vec<_>>()
         );
+    }
+
+    #[derive(serde::Deserialize, Debug, PartialEq)]
+    struct Params {
+        b: Option<String>,
+        a: Option<String>,
+    }
+
+    #[test]
+    fn fields_are_read_in_declaration_order() {
+        let object = |v: Value| match v {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        };
+        let ok: Params = fields(object(serde_json::json!({"a": "x", "b": null, "c": 1}))).unwrap();
+        assert_eq!(
+            ok,
+            Params {
+                b: None,
+                a: Some("x".into())
+            }
+        );
+        // Both are invalid: the first declared is reported, whatever the body's order.
+        let bad = fields::<Params>(object(serde_json::json!({"a": 1, "b": 2})));
+        assert_eq!(bad, Err(FieldError::Invalid("b")));
     }
 }

@@ -1,35 +1,31 @@
-//! `POST /oauth/token` for `grant_type=client_credentials`: authenticate the client from the
-//! read model, authorize against its grant, sign an RS256 access token. Nothing here reads
-//! the store.
-
-use std::sync::Arc;
-
-use clavis_crypto::jws::{CompactJws, JwsAlg};
-use clavis_crypto::secret::SecretDigest;
-use serde::Serialize;
-use serde_json::{Map, Value};
+//! `POST /oauth/token` for `grant_type=client_credentials`, as a pipeline of typed steps
+//! over the in-memory read model (nothing here reads the store):
+//!
+//! 1. the HTTP layer parses the request into a [`TokenRequest`]: a [`GrantType`] and the one
+//!    [`ClientAuthentication`] its parameters make (or the `invalid_request` they earn);
+//! 2. [`Clavis::authenticate`] proves the client ([`Authenticated`], `authenticate.rs`);
+//! 3. [`Clavis::authorize`] decides everything the token says and counts it
+//!    ([`Authorization`], with its [`AccessTokenFormat`], `authorize.rs`);
+//! 4. [`Clavis::mint`] writes and signs it ([`AccessToken`], `mint.rs`).
+//!
+//! [`Clavis::issue_token`] runs them in order, and sends the token only once an assertion's
+//! `jti` record is durable.
 
 use super::Clavis;
-use super::replay::{Durable, Recorded};
-
-/// A verified assertion: its client, `jti`, `exp`, `iat` and the verifying key's expiry.
-type CheckedAssertion = (
-    Arc<ClientEntry>,
-    String,
-    i64,
-    Option<i64>,
-    Option<Timestamp>,
-);
 use crate::audit::Origin;
-use crate::domain::time::Timestamp;
-use crate::model::{
-    ApiEntry, ApiSigner, AttachedKey, ClientAuth, ClientEntry, GrantEntry, OrganizationUsage,
-};
+use crate::metrics::TokenMethod;
 use crate::mtls::PresentedCertificate;
-use crate::quota::{Applied, Entity as QuotaEntity, QuotaReport};
-use crate::store::{JtiRecord, StoreError};
+use crate::quota::QuotaReport;
+use crate::store::StoreError;
 
+mod authenticate;
+mod authorize;
 mod custom_claims;
+mod mint;
+
+pub use authenticate::Authenticated;
+pub use authorize::Authorization;
+pub use mint::{AccessToken, AccessTokenFormat, ClaimSet, TokenAlg};
 
 /// `client_assertion_type` for `private_key_jwt` (RFC 7523).
 pub const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -40,26 +36,199 @@ pub const MAX_ASSERTION_LIFETIME_SECONDS: i64 = 300;
 /// Longest `iss`, `sub` and `jti`.
 pub const MAX_CLAIM_LENGTH: usize = 64;
 
-/// The parameters of a token request, whatever the body encoding.
-#[derive(Debug, Default, Clone)]
+/// `grant_type`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GrantType {
+    /// `client_credentials`, the one grant Clavis serves.
+    ClientCredentials,
+    /// Any other: refused with `unsupported_grant_type`.
+    Unsupported(String),
+}
+
+impl GrantType {
+    /// The parameter's value; `None` for an empty one (a missing `grant_type`).
+    pub fn parse(value: String) -> Option<Self> {
+        match value.as_str() {
+            "" => None,
+            "client_credentials" => Some(Self::ClientCredentials),
+            _ => Some(Self::Unsupported(value)),
+        }
+    }
+
+    /// The value as sent.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::ClientCredentials => "client_credentials",
+            Self::Unsupported(other) => other,
+        }
+    }
+}
+
+/// How a token request authenticates its client, decided from its parameters alone
+/// (RFC 6749 §2.3, RFC 7523, RFC 8705): exactly one method, or the `invalid_request` the
+/// parameters earn, answered once the grant type is checked.
+#[derive(Debug, Clone)]
+pub enum ClientAuthentication {
+    /// `client_secret_basic`: `Authorization: Basic` (a body `client_id`, if any, is the same).
+    SecretBasic {
+        /// The client (not empty).
+        client_id: String,
+        /// Its secret.
+        secret: String,
+    },
+    /// `client_secret_post`: `client_id` and `client_secret` in the body.
+    SecretPost {
+        /// The client (not empty).
+        client_id: String,
+        /// Its secret.
+        secret: String,
+    },
+    /// `private_key_jwt`: a `client_assertion` of type [`JWT_BEARER`], whose `iss` names the
+    /// client.
+    PrivateKeyJwt {
+        /// The body's `client_id`, which must then equal the assertion's `iss`.
+        client_id: Option<String>,
+        /// The assertion (a compact JWS).
+        assertion: String,
+    },
+    /// `tls_client_auth` or `self_signed_tls_client_auth`: a certificate presented with
+    /// neither secret nor assertion.
+    Mtls {
+        /// The client (not empty).
+        client_id: String,
+    },
+    /// No client authentication: refused, unless the client is registered for a
+    /// certificate (then refused for not presenting one).
+    None {
+        /// The client (not empty).
+        client_id: String,
+    },
+    /// No single valid method.
+    Malformed {
+        /// The client the request names, if any.
+        client_id: Option<String>,
+        /// The method it attempts (the metrics' label).
+        method: TokenMethod,
+        /// The answer.
+        error: OAuthError,
+    },
+}
+
+impl ClientAuthentication {
+    /// The method the parameters make, from what a request carries: the body's `client_id`,
+    /// `client_secret`, `client_assertion_type` and `client_assertion`, the `Authorization:
+    /// Basic` credentials, and whether a certificate was presented.
+    pub fn decide(
+        client_id: Option<String>,
+        client_secret: Option<String>,
+        assertion_type: Option<String>,
+        assertion: Option<String>,
+        basic: Option<(String, String)>,
+        certificate: bool,
+    ) -> Self {
+        let malformed = |client_id, method, description: &str| Self::Malformed {
+            client_id,
+            method,
+            error: OAuthError::invalid_request(description),
+        };
+        let has_assertion = assertion.is_some() || assertion_type.is_some();
+        let methods = [has_assertion, client_secret.is_some(), basic.is_some()];
+        if methods.iter().filter(|b| **b).count() > 1 {
+            return malformed(
+                client_id.or(basic.map(|(id, _)| id)),
+                TokenMethod::None,
+                "Multiple client authentication methods were used; use exactly one",
+            );
+        }
+        if has_assertion {
+            let method = TokenMethod::PrivateKeyJwt;
+            return match (assertion_type.as_deref(), assertion) {
+                (None, _) => malformed(
+                    client_id,
+                    method,
+                    "Missing required parameter: client_assertion_type",
+                ),
+                (Some(JWT_BEARER), Some(assertion)) => Self::PrivateKeyJwt {
+                    client_id,
+                    assertion,
+                },
+                (Some(JWT_BEARER), None) => malformed(
+                    client_id,
+                    method,
+                    "Missing required parameter: client_assertion",
+                ),
+                (Some(_), _) => malformed(client_id, method, "Unsupported client_assertion_type"),
+            };
+        }
+        let (client_id, secret, method) = match (basic, client_secret) {
+            (Some((id, secret)), _) => {
+                if client_id.as_ref().is_some_and(|body_id| *body_id != id) {
+                    return malformed(
+                        client_id,
+                        TokenMethod::ClientSecretBasic,
+                        "client_id in the body does not match the Authorization header",
+                    );
+                }
+                (Some(id), Some(secret), TokenMethod::ClientSecretBasic)
+            }
+            (None, Some(secret)) => (client_id, Some(secret), TokenMethod::ClientSecretPost),
+            (None, None) if certificate => (client_id, None, TokenMethod::Mtls),
+            (None, None) => (client_id, None, TokenMethod::None),
+        };
+        let client_id = match client_id {
+            Some(id) if !id.is_empty() => id,
+            client_id => {
+                return malformed(client_id, method, "Missing required parameter: client_id");
+            }
+        };
+        match (method, secret) {
+            (TokenMethod::ClientSecretBasic, Some(secret)) => {
+                Self::SecretBasic { client_id, secret }
+            }
+            (_, Some(secret)) => Self::SecretPost { client_id, secret },
+            (TokenMethod::Mtls, None) => Self::Mtls { client_id },
+            (_, None) => Self::None { client_id },
+        }
+    }
+
+    /// The client the request names, before anything is verified.
+    pub fn client_id(&self) -> Option<&str> {
+        match self {
+            Self::SecretBasic { client_id, .. }
+            | Self::SecretPost { client_id, .. }
+            | Self::Mtls { client_id }
+            | Self::None { client_id } => Some(client_id),
+            Self::PrivateKeyJwt { client_id, .. } | Self::Malformed { client_id, .. } => {
+                client_id.as_deref()
+            }
+        }
+    }
+
+    /// The method (the metrics' label).
+    pub fn method(&self) -> TokenMethod {
+        match self {
+            Self::SecretBasic { .. } => TokenMethod::ClientSecretBasic,
+            Self::SecretPost { .. } => TokenMethod::ClientSecretPost,
+            Self::PrivateKeyJwt { .. } => TokenMethod::PrivateKeyJwt,
+            Self::Mtls { .. } => TokenMethod::Mtls,
+            Self::None { .. } => TokenMethod::None,
+            Self::Malformed { method, .. } => *method,
+        }
+    }
+}
+
+/// A token request, parsed.
+#[derive(Debug, Clone)]
 pub struct TokenRequest {
-    /// `grant_type`
-    pub grant_type: Option<String>,
-    /// `client_id` in the body.
-    pub client_id: Option<String>,
-    /// `client_secret` in the body (`client_secret_post`).
-    pub client_secret: Option<String>,
-    /// Credentials from `Authorization: Basic` (`client_secret_basic`).
-    pub basic: Option<(String, String)>,
-    /// `client_assertion_type`
-    pub client_assertion_type: Option<String>,
-    /// `client_assertion`
-    pub client_assertion: Option<String>,
+    /// `grant_type`; `None` when missing or empty.
+    pub grant_type: Option<GrantType>,
+    /// How the client authenticates.
+    pub client: ClientAuthentication,
     /// `audience`
     pub audience: Option<String>,
     /// `scope` (space separated)
     pub scope: Option<String>,
-    /// `organization` (an id or name), when not empty.
+    /// `organization` (an organization id), when not empty.
     pub organization: Option<String>,
     /// The client certificate presented with the request (TLS handshake or trusted proxy).
     pub certificate: Option<PresentedCertificate>,
@@ -68,9 +237,7 @@ pub struct TokenRequest {
 impl TokenRequest {
     /// The client id the request names (body or Basic), before anything is verified.
     pub fn named_client(&self) -> Option<&str> {
-        self.client_id
-            .as_deref()
-            .or(self.basic.as_ref().map(|(id, _)| id.as_str()))
+        self.client.client_id()
     }
 }
 
@@ -80,28 +247,26 @@ impl std::fmt::Display for TokenRequest {
         write!(
             f,
             "grant_type={:?} client_id={:?} audience={:?}",
-            self.grant_type, self.client_id, self.audience
+            self.grant_type.as_ref().map(GrantType::as_str),
+            self.named_client(),
+            self.audience
         )
     }
 }
 
-/// A successful token response.
-#[derive(Debug, Serialize)]
-pub struct TokenResponse {
+/// A token issued: what the response carries, and what the audit event and the response
+/// headers need.
+#[derive(Debug)]
+pub struct IssuedToken {
     /// The JWT.
     pub access_token: String,
     /// Granted scopes (omitted when none).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
     /// Lifetime in seconds.
     pub expires_in: i64,
-    /// Always `Bearer`.
-    pub token_type: &'static str,
-    /// For the audit event: what was issued, to whom (not part of the response).
-    #[serde(skip)]
+    /// What was issued, to whom (the audit event).
     pub issued: Issued,
     /// The token quotas that counted it (response headers).
-    #[serde(skip)]
     pub quota: Vec<QuotaReport>,
 }
 
@@ -147,6 +312,50 @@ pub enum OAuthErrorKind {
 }
 
 impl OAuthErrorKind {
+    /// Every kind (the token endpoint's documented answers are generated from them).
+    pub const ALL: [Self; 10] = [
+        Self::InvalidRequest,
+        Self::InvalidScope,
+        Self::UnsupportedGrantType,
+        Self::SecretRejected,
+        Self::InvalidClient,
+        Self::UnauthorizedClient,
+        Self::AccessDenied,
+        Self::TooManyRequests,
+        Self::ServerError,
+        Self::Unavailable,
+    ];
+
+    /// When it is answered (the token endpoint's documentation).
+    pub fn meaning(self) -> &'static str {
+        match self {
+            Self::InvalidRequest => {
+                "a parameter is missing, repeated or malformed, proof of possession is required, \
+                 or the token hook denied the exchange with it"
+            }
+            Self::InvalidScope => "the token hook denied the exchange with it",
+            Self::UnsupportedGrantType => "a grant type other than `client_credentials`",
+            Self::SecretRejected => {
+                "a client secret that does not authenticate, or no client authentication at all"
+            }
+            Self::InvalidClient => "an assertion or a certificate that does not authenticate",
+            Self::UnauthorizedClient => "the client may not use `client_credentials`",
+            Self::AccessDenied => {
+                "no grant for the audience, an unknown audience or one denying clients, or an \
+                 organization the grant does not allow"
+            }
+            Self::TooManyRequests => {
+                "a rate limit or a token quota is spent (with `retry-after`; a quota also sends \
+                 `Auth0-Client-Quota-Limit` or `Auth0-Organization-Quota-Limit`)"
+            }
+            Self::ServerError => {
+                "the token could not be signed, or the token hook failed (fail-closed) or denied \
+                 the exchange with it"
+            }
+            Self::Unavailable => "the store cannot be reached; retry",
+        }
+    }
+
     /// The `error` code.
     pub fn code(self) -> &'static str {
         match self {
@@ -254,68 +463,10 @@ impl OAuthError {
     }
 }
 
-/// The claims of an access token, in the API's dialect: Auth0's (`gty`, `azp`) or RFC 9068's
-/// (`client_id`, `jti`), with `permissions` for the `_authz` dialects.
-#[derive(Serialize)]
-struct AccessTokenClaims<'a> {
-    iss: &'a str,
-    sub: String,
-    aud: &'a str,
-    iat: i64,
-    exp: i64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    scope: Option<&'a str>,
-    /// The organization the token was obtained for.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    org_id: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    gty: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    azp: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    client_id: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    jti: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    permissions: Option<&'a [&'a str]>,
-    /// Certificate binding (RFC 8705 §3.1), for tokens issued through mTLS.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    cnf: Option<Confirmation<'a>>,
-}
-
-/// The standard claims followed by custom ones (the grant's `token_claims`, the token
-/// hook's), none of which has a standard claim's name (`domain::claims::RESTRICTED` holds
-/// them all). Tokens without custom claims are serialized without it.
-#[derive(Serialize)]
-struct WithCustomClaims<'a> {
-    #[serde(flatten)]
-    standard: &'a AccessTokenClaims<'a>,
-    #[serde(flatten)]
-    custom: &'a Map<String, Value>,
-}
-
-#[derive(Serialize)]
-struct Confirmation<'a> {
-    #[serde(rename = "x5t#S256")]
-    x5t_s256: &'a str,
-}
-
 /// Asked once a client has proven who it is, before anything is written or signed for it:
 /// whether its request may go on (the HTTP layer's per-client rate limit). A request that
 /// never gets this far did not authenticate, and is accounted to its sender instead.
 pub type Admit<'a> = &'a (dyn Fn(&str) -> bool + Sync);
-
-/// An authenticated client.
-struct Authenticated {
-    client: Arc<ClientEntry>,
-    /// The thumbprint of the certificate it authenticated with, to which the token is bound.
-    bound_to: Option<String>,
-    /// For an assertion: its id's record, which must be durable before the token leaves.
-    replay_record: Option<Durable>,
-    /// When the credential it authenticated with expires (a key's `expires_at`; a
-    /// certificate's notAfter or its credential's expiry, the earlier); none for a secret.
-    credential_expires_at: Option<Timestamp>,
-}
 
 /// The answer when an assertion's id could not be recorded or made durable: 503 when the
 /// store is unavailable (the client may retry), 500 otherwise.
@@ -332,736 +483,76 @@ fn replay_failure(client_id: &str, e: StoreError) -> OAuthError {
     }
 }
 
-/// A digest compared when the client does not exist, so an unknown client costs the same
-/// as a wrong secret.
-fn decoy_digest() -> SecretDigest {
-    SecretDigest::of("clavis-decoy-secret-for-unknown-clients")
-}
-
 impl Clavis {
-    /// Runs the client-credentials grant for a request from `origin`; `admit` is asked once
-    /// the client has authenticated.
+    /// Runs the client-credentials grant for a request from `origin`: authenticate, then
+    /// authorize and mint; `admit` is asked once the client has authenticated.
     pub async fn issue_token(
         &self,
         req: &TokenRequest,
         origin: &Origin,
         admit: Admit<'_>,
-    ) -> Result<TokenResponse, OAuthError> {
-        match req.grant_type.as_deref() {
-            None | Some("") => {
+    ) -> Result<IssuedToken, OAuthError> {
+        match &req.grant_type {
+            None => {
                 return Err(OAuthError::invalid_request(
                     "Missing required parameter: grant_type",
                 ));
             }
-            Some("client_credentials") => {}
-            Some(other) => {
+            Some(GrantType::ClientCredentials) => {}
+            Some(GrantType::Unsupported(other)) => {
                 return Err(OAuthError::new(
                     OAuthErrorKind::UnsupportedGrantType,
                     format!("Unsupported grant type: {}", truncate(other)),
                 ));
             }
         }
-        let authenticated = self.authenticate(req, admit).await?;
+        let mut authenticated = self.authenticate(req, admit).await?;
+        let replay_record = authenticated.replay_record.take();
         let client_id = authenticated.client.client_id.clone();
-        self.issue_for(req, origin, authenticated)
+        self.authorize_and_mint(req, origin, authenticated, replay_record)
             .await
             .map_err(|e| e.concerning(Some(&client_id), None))
     }
 
-    /// The grant for an authenticated client.
-    async fn issue_for(
+    /// The token for an authenticated client, sent once its assertion's `jti` record (if
+    /// any) is durable.
+    async fn authorize_and_mint(
         &self,
         req: &TokenRequest,
         origin: &Origin,
         authenticated: Authenticated,
-    ) -> Result<TokenResponse, OAuthError> {
-        let Authenticated {
-            client,
-            bound_to,
-            replay_record,
-            credential_expires_at,
-        } = authenticated;
-        if !client.allows_client_credentials {
-            return Err(OAuthError::new(
-                OAuthErrorKind::UnauthorizedClient,
-                "Grant type 'client_credentials' not allowed for the client.",
-            ));
-        }
-        let audience = match req.audience.as_deref().filter(|a| !a.is_empty()) {
-            Some(a) => a.to_string(),
-            None => self.issuer.default_audience.clone().ok_or_else(|| {
-                OAuthError::new(
-                    OAuthErrorKind::AccessDenied,
-                    "No audience parameter was provided, and no default audience has been configured",
-                )
-            })?,
-        };
-        let api = self.model.api(&audience).ok_or_else(|| {
-            OAuthError::new(
-                OAuthErrorKind::AccessDenied,
-                format!("Service not enabled within domain: {}", truncate(&audience)),
-            )
-        })?;
-        if api.denies_clients {
-            return Err(OAuthError::new(
-                OAuthErrorKind::AccessDenied,
-                format!(
-                    "Client is not authorized to access \"{}\": the API's client access policy is deny_all.",
-                    truncate(&audience)
-                ),
-            ));
-        }
-        let grant = self.model.grant(&client.client_id, &audience).ok_or_else(|| {
-            OAuthError::new(
-                OAuthErrorKind::AccessDenied,
-                format!(
-                    "Client is not authorized to access \"{}\". You might probably want to create a \"client-grant\" associated to this API.",
-                    truncate(&audience)
-                ),
-            )
-        })?;
-        let org_id = self.organization_for(req, &client, &grant, &audience)?;
-        let granted: Vec<&str> = if grant.all_scopes {
-            api.scopes.iter().map(String::as_str).collect()
-        } else {
-            grant
-                .scope
-                .iter()
-                .map(String::as_str)
-                .filter(|s| api.scopes.iter().any(|a| a == s))
-                .collect()
-        };
-        let scope: Vec<&str> = match req
-            .scope
-            .as_deref()
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-        {
-            None => granted,
-            Some(requested) => {
-                let requested: Vec<&str> = requested.split_whitespace().collect();
-                granted
-                    .into_iter()
-                    .filter(|s| requested.contains(s))
-                    .collect()
-            }
-        };
-        // Bound to the certificate presented with the request, whatever authenticated the
-        // client (RFC 8705 §3); required when the API or the client asks for it.
-        let bound_to = bound_to.or_else(|| {
-            req.certificate
-                .as_ref()
-                .and_then(super::mtls::binding_thumbprint)
-        });
-        if bound_to.is_none() && (api.requires_binding || client.requires_binding) {
-            let whose = if api.requires_binding {
-                "this API"
-            } else {
-                "this client"
-            };
-            return Err(OAuthError::invalid_request(format!(
-                "Proof of possession is required for {whose}: present a client certificate (mTLS) to get a certificate-bound token"
-            )));
-        }
-        let quota = self.count_quota(&client, org_id.as_deref()).await?;
-        // Custom claims: the grant's, then the token hook's over them (as a later
-        // `setCustomClaim`). Without a hook, nothing is built. For an assertion, the hook runs
-        // while its `jti` record is being made durable.
-        let hooked = match &self.token_hook {
-            None => None,
-            Some(h) => {
-                self.ask_hook(
-                    h,
-                    req,
-                    origin,
-                    &client,
-                    &audience,
-                    &grant,
-                    org_id.as_deref(),
-                    &scope,
-                )
-                .await?
-            }
-        };
-        let custom = hooked.as_ref().or(grant.claims.as_deref());
-        let permissions = api.permissions.then_some(scope.as_slice());
-        let scope_claim = (!scope.is_empty()).then(|| scope.join(" "));
-        let now = Timestamp::now().unix_seconds();
-        // Opt-in: no token outlives the credential that obtained it.
-        let lifetime = match credential_expires_at {
-            Some(until) if self.issuer.cap_token_expiry_at_credential => {
-                api.token_lifetime.min(until.unix_seconds() - now).max(0)
-            }
-            _ => api.token_lifetime,
-        };
-        let (auth0, rfc9068) = (!api.rfc9068, api.rfc9068);
-        let jti =
-            rfc9068.then(|| clavis_crypto::random::string(clavis_crypto::random::ALPHANUMERIC, 24));
-        let claims = AccessTokenClaims {
-            iss: &self.issuer.issuer,
-            sub: format!("{}@clients", client.client_id),
-            aud: &audience,
-            iat: now,
-            exp: now + lifetime,
-            scope: scope_claim.as_deref(),
-            org_id: org_id.as_deref(),
-            gty: auth0.then_some("client-credentials"),
-            azp: auth0.then_some(client.client_id.as_str()),
-            client_id: rfc9068.then_some(client.client_id.as_str()),
-            jti: jti.clone(),
-            permissions,
-            cnf: bound_to
-                .as_deref()
-                .map(|x5t_s256| Confirmation { x5t_s256 }),
-        };
-        let signed = match custom {
-            None => self.sign(&api, &claims)?,
-            Some(custom) => self.sign(
-                &api,
-                &WithCustomClaims {
-                    standard: &claims,
-                    custom,
-                },
-            )?,
-        };
-        let access_token = signed.map_err(|e| {
-            tracing::error!(error = %e, "token signing failed");
-            OAuthError::server_error()
-        })?;
+        replay_record: Option<crate::service::replay::Durable>,
+    ) -> Result<IssuedToken, OAuthError> {
+        let authorization = self.authorize(req, origin, authenticated).await?;
+        let token = self.mint(&authorization)?;
         // Signed while the assertion's id was being made durable; sent only once it is.
         if let Some(durable) = replay_record {
             durable
                 .wait()
                 .await
-                .map_err(|e| replay_failure(&client.client_id, e))?;
+                .map_err(|e| replay_failure(&authorization.client.client_id, e))?;
         }
-        Ok(TokenResponse {
-            access_token,
-            scope: scope_claim,
-            expires_in: lifetime,
-            token_type: "Bearer",
+        let Authorization {
+            client,
+            audience,
+            scope,
+            bound_to,
+            quota,
+            ..
+        } = authorization;
+        Ok(IssuedToken {
+            access_token: token.token,
+            scope,
+            expires_in: token.expires_in,
             issued: Issued {
                 client_id: client.client_id.clone(),
                 client_name: client.name.clone(),
                 audience,
-                jti,
+                jti: token.jti,
                 thumbprint: bound_to,
             },
             quota,
         })
-    }
-
-    /// Counts the token against the quotas that apply (the client's own or the tenant's
-    /// default for clients; with an organization, also its own or the default for
-    /// organizations), or refuses it with 429 when an enforced one is spent. With no quota
-    /// anywhere, only the read model is looked at.
-    async fn count_quota(
-        &self,
-        client: &ClientEntry,
-        org_id: Option<&str>,
-    ) -> Result<Vec<QuotaReport>, OAuthError> {
-        let defaults = self.model.default_quotas();
-        let org = org_id.and_then(|id| {
-            self.model
-                .organization(id)
-                .and_then(|o| o.token_quota)
-                .or(defaults.organizations)
-                .map(|limits| (id, limits))
-        });
-        let client_quota = client.token_quota.or(defaults.clients);
-        if client_quota.is_none() && org.is_none() {
-            return Ok(Vec::new());
-        }
-        let mut applied = Vec::with_capacity(2);
-        if let Some(limits) = client_quota {
-            applied.push(Applied {
-                entity: QuotaEntity::Client,
-                id: &client.client_id,
-                limits,
-            });
-        }
-        if let Some((id, limits)) = org {
-            applied.push(Applied {
-                entity: QuotaEntity::Organization,
-                id,
-                limits,
-            });
-        }
-        let (reports, allowed) = self.quotas.take(&applied).await.map_err(|e| {
-            tracing::warn!(client_id = %client.client_id, error = %e, "token quota could not be counted");
-            match e {
-                StoreError::Unavailable(_) => OAuthError::unavailable(),
-                _ => OAuthError::server_error(),
-            }
-            .because("the token quota could not be counted")
-        })?;
-        if allowed {
-            return Ok(reports);
-        }
-        // The client's quota first, when both refuse.
-        let refusing = reports.into_iter().find(|r| r.refused_by.is_some());
-        let description = match refusing.as_ref().map(|r| r.entity) {
-            Some(QuotaEntity::Organization) => "Organization quota exceeded",
-            _ => "Client quota exceeded",
-        };
-        let mut e = OAuthError::new(OAuthErrorKind::TooManyRequests, description);
-        e.quota = refusing.map(Box::new);
-        Err(e)
-    }
-
-    /// Signs `claims` as the API signs its tokens.
-    fn sign<T: Serialize>(
-        &self,
-        api: &ApiEntry,
-        claims: &T,
-    ) -> Result<Result<String, clavis_crypto::CryptoError>, OAuthError> {
-        Ok(match &api.signer {
-            ApiSigner::Rsa(alg) => self.model.keys().current.sign_token(*alg, api.typ, claims),
-            ApiSigner::Hmac(key) => key.sign_token(api.typ, claims),
-            ApiSigner::Unavailable => {
-                tracing::error!(audience = %api.identifier, "no signing secret for this HS256 API");
-                return Err(OAuthError::server_error());
-            }
-        })
-    }
-
-    /// The organization a token is for, from the read model: the request's `organization`
-    /// (an organization id), else the client's `default_organization` when the grant
-    /// requires one; checked against the grant's `organization_usage` and its
-    /// organizations (`allow_any_organization` or an association).
-    fn organization_for(
-        &self,
-        req: &TokenRequest,
-        client: &ClientEntry,
-        grant: &GrantEntry,
-        audience: &str,
-    ) -> Result<Option<String>, OAuthError> {
-        // Auth0 validates `organization` on every request (since June 2025): one that does
-        // not exist is refused, whatever the grant says.
-        let named = match &req.organization {
-            Some(org) => Some(self.model.organization(org).ok_or_else(|| {
-                OAuthError::invalid_request(format!(
-                    "Organization \"{}\" does not exist",
-                    truncate(org)
-                ))
-            })?),
-            None => None,
-        };
-        let org = match (grant.organization_usage, named) {
-            (OrganizationUsage::Deny, Some(_)) => {
-                return Err(OAuthError::new(
-                    OAuthErrorKind::AccessDenied,
-                    format!(
-                        "Client is not authorized to access \"{}\" on behalf of an organization: the client grant's organization_usage is deny.",
-                        truncate(audience)
-                    ),
-                ));
-            }
-            (OrganizationUsage::Deny, None) => return Ok(None),
-            (_, Some(org)) => org,
-            (OrganizationUsage::Allow, None) => return Ok(None),
-            (OrganizationUsage::Require, None) => client
-                .default_organization
-                .as_deref()
-                .and_then(|id| self.model.organization(id))
-                .ok_or_else(|| {
-                    OAuthError::new(
-                        OAuthErrorKind::AccessDenied,
-                        format!(
-                            "Client is not authorized to access \"{}\" without an organization: the client grant's organization_usage is require.",
-                            truncate(audience)
-                        ),
-                    )
-                })?,
-        };
-        if !grant.any_organization && !org.grant_ids.contains(&grant.id) {
-            return Err(OAuthError::new(
-                OAuthErrorKind::AccessDenied,
-                format!(
-                    "Client is not authorized to access \"{}\" on behalf of organization \"{}\": the client grant is not associated with the organization.",
-                    truncate(audience),
-                    org.id
-                ),
-            ));
-        }
-        Ok(Some(org.id.clone()))
-    }
-
-    /// Authenticates the client with exactly one method. With a certificate, also returns
-    /// its thumbprint, to which the token is bound.
-    async fn authenticate(
-        &self,
-        req: &TokenRequest,
-        admit: Admit<'_>,
-    ) -> Result<Authenticated, OAuthError> {
-        let has_assertion = req.client_assertion.is_some() || req.client_assertion_type.is_some();
-        let has_post_secret = req.client_secret.is_some();
-        let has_basic = req.basic.is_some();
-        if [has_assertion, has_post_secret, has_basic]
-            .iter()
-            .filter(|b| **b)
-            .count()
-            > 1
-        {
-            return Err(OAuthError::invalid_request(
-                "Multiple client authentication methods were used; use exactly one",
-            ));
-        }
-        let (client_id, secret) = match (&req.basic, &req.client_secret) {
-            (Some((id, secret)), _) => {
-                if req.client_id.as_ref().is_some_and(|body_id| body_id != id) {
-                    return Err(OAuthError::invalid_request(
-                        "client_id in the body does not match the Authorization header",
-                    ));
-                }
-                (id.as_str(), Some(secret.as_str()))
-            }
-            (None, secret) => {
-                let id = req.client_id.as_deref().unwrap_or_default();
-                (id, secret.as_deref())
-            }
-        };
-        if has_assertion {
-            let (client, durable, key_expires_at) = self.authenticate_assertion(req, admit).await?;
-            return Ok(Authenticated {
-                client,
-                bound_to: None,
-                replay_record: Some(durable),
-                credential_expires_at: key_expires_at,
-            });
-        }
-        if client_id.is_empty() {
-            return Err(OAuthError::invalid_request(
-                "Missing required parameter: client_id",
-            ));
-        }
-        let Some(secret) = secret else {
-            // Neither secret nor assertion: a certificate client (see `service::mtls`).
-            if let Some(c) = self.authenticate_certificate(client_id, req.certificate.as_ref())? {
-                if !admit(&c.client.client_id) {
-                    return Err(
-                        OAuthError::too_many_requests().concerning(Some(&c.client.client_id), None)
-                    );
-                }
-                return Ok(Authenticated {
-                    client: c.client,
-                    bound_to: Some(c.thumbprint),
-                    replay_record: None,
-                    credential_expires_at: Some(c.expires_at),
-                });
-            }
-            tracing::info!(client_id = %truncate(client_id), "token request without client authentication");
-            return Err(OAuthError::secret_denied().because("no client authentication"));
-        };
-        let client = self.model.client(client_id);
-        let digest = match client.as_deref().map(|c| &c.auth) {
-            Some(ClientAuth::Secret(digest)) => *digest,
-            _ => decoy_digest(),
-        };
-        let matched = digest.matches(secret);
-        match client {
-            Some(c) if matched && matches!(c.auth, ClientAuth::Secret(_)) => {
-                if !admit(&c.client_id) {
-                    return Err(
-                        OAuthError::too_many_requests().concerning(Some(&c.client_id), None)
-                    );
-                }
-                Ok(Authenticated {
-                    client: c,
-                    bound_to: None,
-                    replay_record: None,
-                    credential_expires_at: None,
-                })
-            }
-            Some(c) => {
-                let reason = if matches!(c.auth, ClientAuth::Secret(_)) {
-                    "wrong client secret"
-                } else {
-                    "client does not authenticate with a secret"
-                };
-                tracing::info!(client_id = %c.client_id, reason, "token request refused");
-                Err(OAuthError::secret_denied().because(reason))
-            }
-            None => {
-                tracing::info!(client_id = %truncate(client_id), reason = "unknown client", "token request refused");
-                Err(OAuthError::secret_denied().because("unknown client"))
-            }
-        }
-    }
-
-    /// `private_key_jwt` (RFC 7523): the assertion must verify with one of the client's
-    /// attached, unexpired `public_key` credentials of the header's `alg`, carry valid
-    /// claims, and use a `jti` never seen before. The client learns only `invalid_client`;
-    /// the operator's log says why.
-    async fn authenticate_assertion(
-        &self,
-        req: &TokenRequest,
-        admit: Admit<'_>,
-    ) -> Result<(Arc<ClientEntry>, Durable, Option<Timestamp>), OAuthError> {
-        match req.client_assertion_type.as_deref() {
-            Some(JWT_BEARER) => {}
-            Some(_) => {
-                return Err(OAuthError::invalid_request(
-                    "Unsupported client_assertion_type",
-                ));
-            }
-            None => {
-                return Err(OAuthError::invalid_request(
-                    "Missing required parameter: client_assertion_type",
-                ));
-            }
-        }
-        let Some(assertion) = req.client_assertion.as_deref() else {
-            return Err(OAuthError::invalid_request(
-                "Missing required parameter: client_assertion",
-            ));
-        };
-        let now = Timestamp::now();
-        let checked = self.check_assertion(assertion, req.client_id.as_deref(), now);
-        let (client, jti, exp, iat, key_expires_at) = match checked {
-            Ok(ok) => ok,
-            Err(failure) => {
-                tracing::info!(
-                    client_id = failure.client_id.as_deref().map(truncate),
-                    credential_id = failure.credential_id,
-                    reason = %failure.reason,
-                    "client assertion refused"
-                );
-                return Err(OAuthError::invalid_client()
-                    .because(failure.reason)
-                    .concerning(
-                        failure.client_id.as_deref(),
-                        failure.credential_id.as_deref(),
-                    ));
-            }
-        };
-        // Before the `jti` is recorded: a refused request leaves its assertion unused.
-        if !admit(&client.client_id) {
-            return Err(OAuthError::too_many_requests().concerning(Some(&client.client_id), None));
-        }
-        let record = JtiRecord {
-            client_id: client.client_id.clone(),
-            jti,
-            expires_at: exp + CLOCK_SKEW_SECONDS,
-        };
-        let reason = match self.replay.record(record, iat).await {
-            Ok(Recorded::Fresh(durable)) => return Ok((client, durable, key_expires_at)),
-            Ok(Recorded::Replay) => "jti already used (replay)",
-            Ok(Recorded::IssuedBeforeCrash) => {
-                "issued before the server's unclean stop, when used ids may have been lost: sign a new assertion"
-            }
-            Err(e) => return Err(replay_failure(&client.client_id, e)),
-        };
-        tracing::info!(client_id = %client.client_id, reason, "client assertion refused");
-        Err(OAuthError::invalid_client()
-            .because(reason)
-            .concerning(Some(&client.client_id), None))
-    }
-
-    /// Everything about an assertion that needs no write: signature, key choice, claims.
-    /// Returns the client, the `jti`, `exp`, `iat` and the verifying key's expiry.
-    fn check_assertion(
-        &self,
-        assertion: &str,
-        client_id_param: Option<&str>,
-        now: Timestamp,
-    ) -> Result<CheckedAssertion, AssertionFailure> {
-        let fail = AssertionFailure::new;
-        let jws =
-            CompactJws::parse(assertion).map_err(|e| fail(format!("malformed assertion: {e}")))?;
-        let Some(alg) = JwsAlg::parse(&jws.header.alg) else {
-            return Err(fail(format!(
-                "alg {} is not accepted",
-                truncate(&jws.header.alg)
-            )));
-        };
-        // The claims are read before the signature is checked only to find the client;
-        // nothing else is trusted until the signature verifies.
-        let claims: serde_json::Map<String, Value> = jws
-            .claims()
-            .map_err(|_| fail("claims are not a JSON object".into()))?;
-        let iss = string_claim(&claims, "iss").map_err(fail)?;
-        let sub = string_claim(&claims, "sub").map_err(fail)?;
-        let client_id = iss.clone();
-        let fail_for = |reason: String| AssertionFailure {
-            client_id: Some(client_id.clone()),
-            credential_id: None,
-            reason,
-        };
-        if iss != sub {
-            return Err(fail_for("iss and sub differ".into()));
-        }
-        if let Some(param) = client_id_param
-            && param != iss
-        {
-            return Err(fail_for("client_id parameter differs from iss".into()));
-        }
-        let client = self
-            .model
-            .client(&client_id)
-            .ok_or_else(|| fail_for("unknown client".into()))?;
-        let ClientAuth::PrivateKeyJwt(keys) = &client.auth else {
-            return Err(fail_for(
-                "client is not configured for private_key_jwt".into(),
-            ));
-        };
-        let key = select_key(keys, &jws, alg, now).map_err(fail_for)?;
-        let key_expires_at = key.expires_at;
-        let with_credential = |reason: String| AssertionFailure {
-            client_id: Some(client_id.clone()),
-            credential_id: Some(key.credential_id.clone()),
-            reason,
-        };
-        let now_s = now.unix_seconds();
-        let exp = numeric_claim(&claims, "exp")
-            .map_err(&with_credential)?
-            .ok_or_else(|| with_credential("exp is missing".into()))?;
-        if exp + CLOCK_SKEW_SECONDS <= now_s {
-            return Err(with_credential(format!("assertion expired at {exp}")));
-        }
-        let iat = numeric_claim(&claims, "iat").map_err(&with_credential)?;
-        if let Some(iat) = iat
-            && iat > now_s + CLOCK_SKEW_SECONDS
-        {
-            return Err(with_credential(format!("iat {iat} is in the future")));
-        }
-        if let Some(nbf) = numeric_claim(&claims, "nbf").map_err(&with_credential)?
-            && nbf > now_s + CLOCK_SKEW_SECONDS
-        {
-            return Err(with_credential(format!("nbf {nbf} is in the future")));
-        }
-        let lifetime = exp - iat.unwrap_or(now_s);
-        if lifetime > MAX_ASSERTION_LIFETIME_SECONDS {
-            return Err(with_credential(format!(
-                "lifetime {lifetime}s exceeds {MAX_ASSERTION_LIFETIME_SECONDS}s"
-            )));
-        }
-        self.audience_accepted(claims.get("aud"))
-            .map_err(|reason| with_credential(reason.into()))?;
-        let jti = string_claim(&claims, "jti").map_err(&with_credential)?;
-        if jti.is_empty() {
-            return Err(with_credential("jti is empty".into()));
-        }
-        Ok((client, jti, exp, iat, key_expires_at))
-    }
-
-    /// `aud` must be this issuer, as one string, with or without its trailing slash
-    /// (draft-ietf-oauth-rfc7523bis: an audience the client was tricked into addressing to
-    /// several servers is refused). With `--legacy-assertion-audience`, also the token
-    /// endpoint URL and arrays holding any of these.
-    fn audience_accepted(&self, aud: Option<&Value>) -> Result<(), &'static str> {
-        let issuer = self.issuer.issuer.as_str();
-        let legacy = self.issuer.legacy_assertion_audience;
-        let is_issuer = |a: &str| a == issuer || a == issuer.trim_end_matches('/');
-        let accepted = |a: &str| is_issuer(a) || (legacy && a == self.issuer.token_endpoint);
-        match aud {
-            Some(Value::String(a)) if accepted(a) => Ok(()),
-            Some(Value::String(a)) if *a == self.issuer.token_endpoint => Err(
-                "aud is the token endpoint URL, not the issuer (accepted only with --legacy-assertion-audience)",
-            ),
-            Some(Value::String(_)) => Err("aud is not this issuer"),
-            Some(Value::Array(items)) if legacy => {
-                if items.iter().any(|v| v.as_str().is_some_and(accepted)) {
-                    Ok(())
-                } else {
-                    Err("aud does not hold this issuer")
-                }
-            }
-            Some(Value::Array(_)) => Err(
-                "aud is an array; it must be the issuer as one string (arrays are accepted only with --legacy-assertion-audience)",
-            ),
-            Some(_) => Err("aud is not a string"),
-            None => Err("aud is missing"),
-        }
-    }
-}
-
-/// Why an assertion was refused, for the operator's log.
-struct AssertionFailure {
-    client_id: Option<String>,
-    credential_id: Option<String>,
-    reason: String,
-}
-
-impl AssertionFailure {
-    fn new(reason: String) -> Self {
-        Self {
-            client_id: None,
-            credential_id: None,
-            reason,
-        }
-    }
-}
-
-/// The attached key that verifies the signature: only keys of the header's `alg` that have
-/// not expired; with a `kid`, only that key.
-fn select_key<'a>(
-    keys: &'a [AttachedKey],
-    jws: &CompactJws,
-    alg: JwsAlg,
-    now: Timestamp,
-) -> Result<&'a AttachedKey, String> {
-    if keys.is_empty() {
-        return Err("no credential is attached to private_key_jwt".into());
-    }
-    let kid = jws.header.kid.as_deref();
-    let mut candidates = 0;
-    let mut expired = Vec::new();
-    for key in keys {
-        if kid.is_some_and(|kid| kid != key.kid) || key.alg != alg {
-            continue;
-        }
-        if let Some(exp) = key.expires_at
-            && exp <= now
-        {
-            expired.push(format!("{} (expired at {exp})", key.credential_id));
-            continue;
-        }
-        candidates += 1;
-        if key.key().is_some_and(|k| jws.verify(k, alg).is_ok()) {
-            return Ok(key);
-        }
-    }
-    Err(match (candidates, expired.is_empty()) {
-        (0, false) => format!("matching credentials have expired: {}", expired.join(", ")),
-        (0, true) => format!(
-            "no attached credential for alg {}{}",
-            alg.as_str(),
-            kid.map(|k| format!(" and kid {}", truncate(k)))
-                .unwrap_or_default()
-        ),
-        _ => "signature does not verify with any attached credential".into(),
-    })
-}
-
-fn string_claim(claims: &serde_json::Map<String, Value>, name: &str) -> Result<String, String> {
-    match claims.get(name) {
-        Some(Value::String(s)) if s.len() <= MAX_CLAIM_LENGTH => Ok(s.clone()),
-        Some(Value::String(_)) => Err(format!(
-            "{name} is longer than {MAX_CLAIM_LENGTH} characters"
-        )),
-        Some(_) => Err(format!("{name} is not a string")),
-        None => Err(format!("{name} is missing")),
-    }
-}
-
-/// A NumericDate claim (integer or fractional seconds), floored.
-fn numeric_claim(
-    claims: &serde_json::Map<String, Value>,
-    name: &str,
-) -> Result<Option<i64>, String> {
-    match claims.get(name) {
-        None => Ok(None),
-        Some(Value::Number(n)) => n
-            .as_i64()
-            .or_else(|| {
-                n.as_f64()
-                    .filter(|f| f.is_finite())
-                    .map(|f| f.floor() as i64)
-            })
-            .map(Some)
-            .ok_or_else(|| format!("{name} is out of range")),
-        Some(_) => Err(format!("{name} is not a number")),
     }
 }
 
@@ -1075,5 +566,150 @@ fn truncate(s: &str) -> String {
             end -= 1;
         }
         format!("{}…", &s[..end])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_error_kind_is_listed_once() {
+        // `code` matches every variant: a new one fails to compile there, and here until
+        // `ALL` holds it.
+        let count = |k: OAuthErrorKind| OAuthErrorKind::ALL.iter().filter(|a| **a == k).count();
+        for kind in OAuthErrorKind::ALL {
+            assert_eq!(count(kind), 1, "{kind:?}");
+            let listed = match kind {
+                OAuthErrorKind::InvalidRequest
+                | OAuthErrorKind::InvalidScope
+                | OAuthErrorKind::UnsupportedGrantType
+                | OAuthErrorKind::SecretRejected
+                | OAuthErrorKind::InvalidClient
+                | OAuthErrorKind::UnauthorizedClient
+                | OAuthErrorKind::AccessDenied
+                | OAuthErrorKind::TooManyRequests
+                | OAuthErrorKind::ServerError
+                | OAuthErrorKind::Unavailable => true,
+            };
+            assert!(listed);
+        }
+    }
+
+    fn decide(
+        client_id: Option<&str>,
+        secret: Option<&str>,
+        assertion_type: Option<&str>,
+        assertion: Option<&str>,
+        basic: Option<(&str, &str)>,
+        certificate: bool,
+    ) -> ClientAuthentication {
+        let own = |s: Option<&str>| s.map(str::to_string);
+        ClientAuthentication::decide(
+            own(client_id),
+            own(secret),
+            own(assertion_type),
+            own(assertion),
+            basic.map(|(i, s)| (i.to_string(), s.to_string())),
+            certificate,
+        )
+    }
+
+    fn refusal(auth: &ClientAuthentication) -> Option<(&str, TokenMethod)> {
+        match auth {
+            ClientAuthentication::Malformed { error, method, .. } => {
+                Some((error.description.as_str(), *method))
+            }
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn client_authentication_is_decided_from_the_parameters() {
+        use ClientAuthentication as A;
+        assert!(matches!(
+            decide(Some("c"), Some("s"), None, None, None, false),
+            A::SecretPost { client_id, secret } if client_id == "c" && secret == "s"
+        ));
+        assert!(matches!(
+            decide(None, None, None, None, Some(("c", "s")), true),
+            A::SecretBasic { client_id, .. } if client_id == "c"
+        ));
+        assert!(matches!(
+            decide(None, None, Some(JWT_BEARER), Some("a.b.c"), None, false),
+            A::PrivateKeyJwt { client_id: None, assertion } if assertion == "a.b.c"
+        ));
+        assert!(matches!(
+            decide(Some("c"), None, None, None, None, true),
+            A::Mtls { .. }
+        ));
+        assert!(matches!(
+            decide(Some("c"), None, None, None, None, false),
+            A::None { .. }
+        ));
+        let several = decide(Some("c"), Some("s"), None, None, Some(("c", "s")), false);
+        assert_eq!(
+            refusal(&several),
+            Some((
+                "Multiple client authentication methods were used; use exactly one",
+                TokenMethod::None
+            ))
+        );
+        assert_eq!(several.client_id(), Some("c"));
+        let mismatch = decide(Some("d"), None, None, None, Some(("c", "s")), false);
+        assert_eq!(
+            refusal(&mismatch),
+            Some((
+                "client_id in the body does not match the Authorization header",
+                TokenMethod::ClientSecretBasic
+            ))
+        );
+        assert_eq!(mismatch.client_id(), Some("d"));
+        assert_eq!(
+            refusal(&decide(None, None, Some("other"), Some("x"), None, false)),
+            Some((
+                "Unsupported client_assertion_type",
+                TokenMethod::PrivateKeyJwt
+            ))
+        );
+        assert_eq!(
+            refusal(&decide(None, None, None, Some("x"), None, false)),
+            Some((
+                "Missing required parameter: client_assertion_type",
+                TokenMethod::PrivateKeyJwt
+            ))
+        );
+        assert_eq!(
+            refusal(&decide(None, None, Some(JWT_BEARER), None, None, false)),
+            Some((
+                "Missing required parameter: client_assertion",
+                TokenMethod::PrivateKeyJwt
+            ))
+        );
+        let empty = decide(Some(""), Some("s"), None, None, None, false);
+        assert_eq!(
+            refusal(&empty),
+            Some((
+                "Missing required parameter: client_id",
+                TokenMethod::ClientSecretPost
+            ))
+        );
+        assert_eq!(empty.client_id(), Some(""));
+        assert_eq!(
+            refusal(&decide(None, None, None, None, None, true)),
+            Some(("Missing required parameter: client_id", TokenMethod::Mtls))
+        );
+    }
+
+    #[test]
+    fn grant_types() {
+        assert_eq!(GrantType::parse(String::new()), None);
+        assert_eq!(
+            GrantType::parse("client_credentials".into()),
+            Some(GrantType::ClientCredentials)
+        );
+        let other = GrantType::parse("password".into());
+        assert_eq!(other, Some(GrantType::Unsupported("password".into())));
+        assert_eq!(other.as_ref().map(GrantType::as_str), Some("password"));
     }
 }

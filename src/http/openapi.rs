@@ -14,9 +14,6 @@
 //! Auth0's own document; `tests/api/responses.rs` checks the answers against it and
 //! `tests/api/schema.rs` that every handler validates with it.
 
-// `BODY_LINKS` is not read at present.
-#![allow(dead_code)]
-
 use std::sync::OnceLock;
 
 use axum::http::{HeaderValue, StatusCode, header};
@@ -309,27 +306,6 @@ const LINKS: &[LinkSpec] = &[
         "RevokeSigningKey",
         "put_signing_keys",
         &[("kid", "$response.body#/kid")],
-    ),
-];
-
-/// Links that fill a create body from an earlier answer:
-/// (from operation, status, link name, to operation, body property, expression).
-const BODY_LINKS: &[(&str, &str, &str, &str, &str, &str)] = &[
-    (
-        "post_clients",
-        "201",
-        "CreateClientGrant",
-        "post_client-grants",
-        "client_id",
-        "$response.body#/client_id",
-    ),
-    (
-        "post_resource-servers",
-        "201",
-        "CreateClientGrant",
-        "post_client-grants",
-        "audience",
-        "$response.body#/identifier",
     ),
 ];
 

@@ -330,6 +330,13 @@ impl SqliteStore {
         })?;
         Store::durable(self).await
     }
+
+    /// Copies the write-ahead log into the database file and empties it, for loaders between
+    /// their [`Self::bulk_insert`] calls: their writes follow one another without a pause,
+    /// and the background checkpoints would let the log grow to many times the database.
+    pub async fn truncate_log(&self) -> StoreResult<()> {
+        self.writer.truncate_log().await
+    }
 }
 
 // The trait's shared methods come from `impl_store!`; these are this backend's own.

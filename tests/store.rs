@@ -28,7 +28,7 @@ use clavis::startup::open_store;
 use clavis::store::{
     Bootstrap, Change, ClientFilter, Delivery, Entity, ExpiryNotice, GrantFilter, JtiRecord,
     KeyState, LogSearch, NewLog, OrganizationFilter, OrganizationRecord, PageRequest,
-    SigningKeyRecord, Store, StoreError,
+    SigningKeyRecord, SnapshotItem, SnapshotSink, Store, StoreError,
 };
 use serde_json::{Map, json};
 
@@ -107,6 +107,7 @@ store_suite!(
     clients_page_by_offset_and_checkpoint,
     failed_mutation_writes_nothing,
     deleting_a_client_cascades,
+    a_streamed_snapshot_hands_over_what_a_snapshot_holds,
     resource_servers_round_trip_and_conflict,
     resource_server_signing_secrets_round_trip,
     deleting_a_resource_server_cascades_and_respects_its_guard,
@@ -493,6 +494,53 @@ async fn deleting_a_client_cascades(f: Fixture) {
         store.client(&a.client.client_id).await.unwrap().unwrap(),
         again
     );
+}
+
+async fn a_streamed_snapshot_hands_over_what_a_snapshot_holds(f: Fixture) {
+    let store = f.store.as_ref();
+    let api = resource_server("https://stream.test/");
+    store.insert_resource_server(&api).await.unwrap();
+    for n in 0..4 {
+        let c = client_with_credentials(store, n % 3).await;
+        if n % 2 == 0 {
+            let g = grant(&c.client.client_id, &api.identifier);
+            store.insert_client_grant(&g).await.unwrap();
+        }
+    }
+    let whole = store.snapshot().await.unwrap();
+    assert_eq!(whole.clients.len(), 4);
+    assert_eq!(whole.client_grants.len(), 2);
+
+    let (sink, mut items) = SnapshotSink::channel();
+    let collect = async {
+        let (mut clients, mut grants) = (Vec::new(), Vec::new());
+        while let Some(item) = items.recv().await {
+            match item {
+                SnapshotItem::Restart => {
+                    clients.clear();
+                    grants.clear();
+                }
+                SnapshotItem::Client(c) => clients.push(c),
+                SnapshotItem::Grant(g) => grants.push(g),
+            }
+        }
+        (clients, grants)
+    };
+    let (rest, (clients, grants)) = tokio::join!(store.snapshot_into(sink), collect);
+    let rest = rest.unwrap();
+    // Everything else comes back as from `snapshot`, the clients and grants only through
+    // the sink, in the same order.
+    assert!(rest.clients.is_empty() && rest.client_grants.is_empty());
+    assert_eq!(clients, whole.clients);
+    assert_eq!(grants, whole.client_grants);
+    assert_eq!(rest.resource_servers, whole.resource_servers);
+    assert_eq!(rest.signing_keys, whole.signing_keys);
+    assert_eq!(rest.organizations.len(), whole.organizations.len());
+
+    // A consumer that goes away ends the read with an error, not a hang.
+    let (sink, items) = SnapshotSink::channel();
+    drop(items);
+    assert!(store.snapshot_into(sink).await.is_err());
 }
 
 async fn resource_servers_round_trip_and_conflict(f: Fixture) {

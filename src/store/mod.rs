@@ -541,6 +541,47 @@ pub struct Snapshot {
     pub tenant_settings: TenantSettings,
 }
 
+/// What [`Store::snapshot_into`] hands over as it reads.
+#[derive(Debug)]
+pub enum SnapshotItem {
+    /// Forget what came before: the read starts over (a retried read transaction).
+    Restart,
+    /// A client with its credentials.
+    Client(ClientAggregate),
+    /// A client grant (after every client).
+    Grant(ClientGrant),
+}
+
+/// The receiving end of [`Store::snapshot_into`]: a bounded channel, so that a reader
+/// faster than its consumer waits instead of holding the whole store in memory.
+#[derive(Debug, Clone)]
+pub struct SnapshotSink(tokio::sync::mpsc::Sender<SnapshotItem>);
+
+/// Items in flight between a snapshot's reader and its consumer.
+const SNAPSHOT_BACKLOG: usize = 1024;
+
+impl SnapshotSink {
+    /// A sink and the receiver its items arrive at.
+    pub fn channel() -> (Self, tokio::sync::mpsc::Receiver<SnapshotItem>) {
+        let (tx, rx) = tokio::sync::mpsc::channel(SNAPSHOT_BACKLOG);
+        (Self(tx), rx)
+    }
+
+    fn gone() -> StoreError {
+        StoreError::Internal("the snapshot's consumer stopped".into())
+    }
+
+    /// Hands over one item, waiting while the channel is full.
+    pub async fn send(&self, item: SnapshotItem) -> StoreResult<()> {
+        self.0.send(item).await.map_err(|_| Self::gone())
+    }
+
+    /// [`Self::send`] for a reader on a thread of its own (never an async worker).
+    pub fn blocking_send(&self, item: SnapshotItem) -> StoreResult<()> {
+        self.0.blocking_send(item).map_err(|_| Self::gone())
+    }
+}
+
 /// One schema migration, embedded in the binary: `(version, description, SQL)` as sqlx's
 /// `migrate!` would read them from `migrations/<backend>/<version>_<description with
 /// underscores>.sql`. A test checks each backend's list against its directory.
@@ -710,6 +751,24 @@ pub trait Store: Send + Sync + 'static {
 
     /// Loads everything (read-model start-up and resynchronisation).
     async fn snapshot(&self) -> StoreResult<Snapshot>;
+
+    /// Loads everything like [`Store::snapshot`], but hands each client and each grant to
+    /// `sink` instead of collecting them (the snapshot returned has neither): at a million
+    /// clients, the stored forms of every client held at once took more memory than the
+    /// read model built from them. The default collects first and then hands them over one
+    /// by one; a backend may read and hand over as it goes, from one read transaction (a
+    /// read that starts over sends [`SnapshotItem::Restart`] first).
+    async fn snapshot_into(&self, sink: SnapshotSink) -> StoreResult<Snapshot> {
+        let mut snapshot = self.snapshot().await?;
+        sink.send(SnapshotItem::Restart).await?;
+        for client in std::mem::take(&mut snapshot.clients) {
+            sink.send(SnapshotItem::Client(client)).await?;
+        }
+        for grant in std::mem::take(&mut snapshot.client_grants) {
+            sink.send(SnapshotItem::Grant(grant)).await?;
+        }
+        Ok(snapshot)
+    }
 
     /// Inserts a client with its credentials. `Conflict` if the id exists.
     async fn insert_client(&self, aggregate: &ClientAggregate) -> StoreResult<()>;

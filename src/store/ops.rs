@@ -89,19 +89,16 @@ pub(crate) async fn bootstrap(tx: &mut impl Tx, data: &Bootstrap) -> StoreResult
 }
 
 /// Everything but the clients, for [`Snapshot`] (each backend reads its clients its own
-/// fastest way, see [`all_clients`]).
+/// fastest way, see [`all_clients`]); the grants too unless the caller read them
+/// (`client_grants`).
 pub(crate) async fn snapshot(
     tx: &mut impl Tx,
     clients: Vec<ClientAggregate>,
+    client_grants: Option<Vec<ClientGrant>>,
 ) -> StoreResult<Snapshot> {
-    Ok(Snapshot {
-        clients,
-        resource_servers: resource_servers(tx, "ORDER BY seq", Vec::new(), Lock::None)
-            .await?
-            .into_iter()
-            .map(|(_, rs)| rs)
-            .collect(),
-        client_grants: docs(
+    let client_grants = match client_grants {
+        Some(grants) => grants,
+        None => docs(
             tx,
             query(
                 "SELECT seq, doc FROM client_grants ORDER BY seq",
@@ -112,6 +109,15 @@ pub(crate) async fn snapshot(
         .into_iter()
         .map(|(_, g)| g)
         .collect(),
+    };
+    Ok(Snapshot {
+        clients,
+        resource_servers: resource_servers(tx, "ORDER BY seq", Vec::new(), Lock::None)
+            .await?
+            .into_iter()
+            .map(|(_, rs)| rs)
+            .collect(),
+        client_grants,
         signing_keys: signing_keys(tx).await?,
         organizations: organizations(tx, None).await?,
         tenant_settings: tenant_settings(tx).await?,

@@ -696,7 +696,7 @@ PostgresStore;
             };
             let out = async {
                 let clients = ops::all_clients(&mut conn).await?;
-                ops::snapshot(&mut conn, clients).await
+                ops::snapshot(&mut conn, clients, None).await
             }
             .await;
             conn.finish(out).await

@@ -34,7 +34,8 @@ use super::wal_sync::WalSync;
 use super::{
     Bootstrap, Change, ClientFilter, ClientRow, Delivery, ExpiryNotice, GrantFilter, JtiRecord,
     LogRow, LogSearch, LogStreamRecord, Mutation, NewLog, OrganizationFilter, OrganizationRecord,
-    Page, PageRequest, SigningKeyRecord, Snapshot, SqlDialect, Store, StoreError, StoreResult,
+    Page, PageRequest, SigningKeyRecord, Snapshot, SnapshotItem, SnapshotSink, SqlDialect, Store,
+    StoreError, StoreResult,
 };
 use crate::domain::client::ClientAggregate;
 use crate::domain::client_grant::ClientGrant;
@@ -120,6 +121,37 @@ fn text<'r>(row: &'r rusqlite::Row<'_>, column: usize) -> StoreResult<&'r str> {
     row.get_ref(column)?
         .as_str()
         .map_err(|e| StoreError::Internal(format!("column {column}: {e}")))
+}
+
+/// Every client (with its credentials), then every grant, in creation order, each handed
+/// to `emit` as soon as it is decoded; inside the caller's read transaction.
+fn stream_snapshot(
+    conn: &rusqlite::Connection,
+    emit: &mut dyn FnMut(SnapshotItem) -> StoreResult<()>,
+) -> StoreResult<()> {
+    // One row per client with its credentials as a JSON array spliced from the stored
+    // documents (this store wrote them, so they are valid JSON; json_group_array(json())
+    // would parse and print each one again, ~8 % of start-up at 100k clients).
+    let mut stmt = conn.prepare(
+        "SELECT c.doc, c.sealed_secret,
+                '[' || coalesce((SELECT group_concat(cr.doc, ',' ORDER BY cr.seq)
+                   FROM credentials cr WHERE cr.client_id = c.client_id), '') || ']'
+           FROM clients c ORDER BY c.seq",
+    )?;
+    let mut rows = stmt.query([])?;
+    while let Some(row) = rows.next()? {
+        emit(SnapshotItem::Client(ClientAggregate {
+            client: decode(text(row, 0)?, "doc")?,
+            sealed_secret: row.get(1)?,
+            credentials: decode(text(row, 2)?, "credentials")?,
+        }))?;
+    }
+    let mut stmt = conn.prepare("SELECT doc FROM client_grants ORDER BY seq")?;
+    let mut rows = stmt.query([])?;
+    while let Some(row) = rows.next()? {
+        emit(SnapshotItem::Grant(decode(text(row, 0)?, "doc")?))?;
+    }
+    Ok(())
 }
 
 /// SQLite's spelling of the list filters.
@@ -359,32 +391,37 @@ SqliteStore;
     }
 
     async fn snapshot(&self) -> StoreResult<Snapshot> {
-        // Every row of the store, in one read transaction so the snapshot is consistent;
-        // one row per client with its credentials as a JSON array spliced from the stored
-        // documents (this store wrote them, so they are valid JSON; json_group_array(json())
-        // would parse and print each one again, ~8 % of start-up at 100k clients). On the
-        // calling thread (start-up, before the node serves): decoded on the blocking pool,
-        // the aggregates came from another malloc arena and left ~80 MB more resident at
-        // 100k clients.
+        // On the calling thread (start-up, before the node serves): decoded on the blocking
+        // pool, the aggregates came from another malloc arena and left ~80 MB more resident
+        // at 100k clients.
         self.reader
             .read(|conn| {
                 InlineReader::snapshot(conn, |conn| {
-                    let mut stmt = conn.prepare(
-                        "SELECT c.doc, c.sealed_secret,
-                                '[' || coalesce((SELECT group_concat(cr.doc, ',' ORDER BY cr.seq)
-                                   FROM credentials cr WHERE cr.client_id = c.client_id), '') || ']'
-                           FROM clients c ORDER BY c.seq",
-                    )?;
-                    let mut rows = stmt.query([])?;
-                    let mut clients = Vec::new();
-                    while let Some(row) = rows.next()? {
-                        clients.push(ClientAggregate {
-                            client: decode(text(row, 0)?, "doc")?,
-                            sealed_secret: row.get(1)?,
-                            credentials: decode(text(row, 2)?, "credentials")?,
-                        });
-                    }
-                    now(ops::snapshot(&mut SqliteTx(conn), clients))
+                    let (mut clients, mut grants) = (Vec::new(), Vec::new());
+                    stream_snapshot(conn, &mut |item| {
+                        match item {
+                            SnapshotItem::Client(c) => clients.push(c),
+                            SnapshotItem::Grant(g) => grants.push(g),
+                            SnapshotItem::Restart => {}
+                        }
+                        Ok(())
+                    })?;
+                    now(ops::snapshot(&mut SqliteTx(conn), clients, Some(grants)))
+                })
+            })
+            .await
+    }
+
+    async fn snapshot_into(&self, sink: SnapshotSink) -> StoreResult<Snapshot> {
+        // Read and decoded on a thread of the blocking pool while the caller builds from
+        // what arrives: the two halves of start-up run on two cores, and only the items in
+        // the channel are held at once.
+        self.reader
+            .read_blocking(move |conn| {
+                InlineReader::snapshot(conn, |conn| {
+                    sink.blocking_send(SnapshotItem::Restart)?;
+                    stream_snapshot(conn, &mut |item| sink.blocking_send(item))?;
+                    now(ops::snapshot(&mut SqliteTx(conn), Vec::new(), Some(Vec::new())))
                 })
             })
             .await

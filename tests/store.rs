@@ -420,6 +420,24 @@ async fn clients_page_by_offset_and_checkpoint(f: Fixture) {
         }
     }
     assert_eq!(seen, ids);
+
+    // The total follows deletions and insertions (SQLite keeps it in a counted row).
+    store.delete_client(&ids[1]).await.unwrap();
+    store.insert_client(&client("c5")).await.unwrap();
+    store.delete_client(&ids[3]).await.unwrap();
+    let page = store
+        .list_clients(
+            &ClientFilter::default(),
+            PageRequest::Offset {
+                page: 1,
+                per_page: 2,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(page.total, Some(4));
+    let names: Vec<_> = page.items.iter().map(|r| r.client.name.clone()).collect();
+    assert_eq!(names, ["c4", "c5"]);
 }
 
 async fn failed_mutation_writes_nothing(f: Fixture) {

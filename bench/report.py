@@ -239,7 +239,8 @@ if sp:
         share, small_share = sp["rps"] / local(sp), small["rps"] / local(small)
         w(f"- the same against the small store (private_key_jwt, 64 connections, each between its ceiling "
           f"probes): {share:.0%} of the ceiling at scale, {small_share:.0%} small: **{share / small_share:.0%}** "
-          f"of the small store's share ({sp['rps'] / small['rps']:.0%} in raw rate)")
+          f"of the small store's share ({sp['rps'] / small['rps']:.0%} in raw rate; server µs/token "
+          f"{srv(sp)} at scale, {srv(small)} small)")
 w("")
 scale_mgmt = [(label, load(name)) for name, label in [
     ("scale-mgmt-list-offset", "`GET /api/v2/clients?page=…&per_page=50` (pages spread over the whole list; 4 connections, 20/s)"),

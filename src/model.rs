@@ -941,7 +941,7 @@ async fn build_model_from(store: &dyn Store, master_key: &MasterKey) -> StoreRes
                     clients = HashMap::new();
                     grants = Grants::default();
                 }
-                SnapshotItem::Client(aggregate) => add_client(&mut clients, aggregate, master_key),
+                SnapshotItem::Client(aggregate) => add_client(&mut clients, *aggregate, master_key),
                 SnapshotItem::Grant(grant) => grants.insert(&grant, &clients),
             }
         }
@@ -1013,6 +1013,26 @@ mod tests {
             extra: serde_json::Map::new(),
             created_at: Timestamp::now(),
             updated_at: Timestamp::now(),
+        }
+    }
+
+    #[test]
+    fn the_per_client_structures_stay_small() {
+        // docs/design.md ("Memory at scale") reckons a million clients with these sizes.
+        let sizes = [
+            ("ClientEntry", std::mem::size_of::<ClientEntry>()),
+            ("AttachedKey", std::mem::size_of::<AttachedKey>()),
+            ("GrantEntry", std::mem::size_of::<GrantEntry>()),
+            ("ClientAuth", std::mem::size_of::<ClientAuth>()),
+        ];
+        for (name, size) in sizes {
+            let most = match name {
+                "ClientEntry" => 160,
+                "AttachedKey" => 112,
+                "GrantEntry" => 64,
+                _ => 40,
+            };
+            assert!(size <= most, "{name}: {size} bytes");
         }
     }
 

@@ -538,7 +538,7 @@ async fn a_streamed_snapshot_hands_over_what_a_snapshot_holds(f: Fixture) {
                     clients.clear();
                     grants.clear();
                 }
-                SnapshotItem::Client(c) => clients.push(c),
+                SnapshotItem::Client(c) => clients.push(*c),
                 SnapshotItem::Grant(g) => grants.push(g),
             }
         }

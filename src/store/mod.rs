@@ -552,8 +552,8 @@ pub struct Snapshot {
 pub enum SnapshotItem {
     /// Forget what came before: the read starts over (a retried read transaction).
     Restart,
-    /// A client with its credentials.
-    Client(ClientAggregate),
+    /// A client with its credentials (boxed: the channel moves a pointer, not 500 bytes).
+    Client(Box<ClientAggregate>),
     /// A client grant (after every client).
     Grant(ClientGrant),
 }
@@ -768,7 +768,7 @@ pub trait Store: Send + Sync + 'static {
         let mut snapshot = self.snapshot().await?;
         sink.send(SnapshotItem::Restart).await?;
         for client in std::mem::take(&mut snapshot.clients) {
-            sink.send(SnapshotItem::Client(client)).await?;
+            sink.send(SnapshotItem::Client(Box::new(client))).await?;
         }
         for grant in std::mem::take(&mut snapshot.client_grants) {
             sink.send(SnapshotItem::Grant(grant)).await?;

@@ -145,11 +145,11 @@ fn stream_snapshot(
     )?;
     let mut rows = stmt.query([])?;
     while let Some(row) = rows.next()? {
-        emit(SnapshotItem::Client(ClientAggregate {
+        emit(SnapshotItem::Client(Box::new(ClientAggregate {
             client: decode(text(row, 0)?, "doc")?,
             sealed_secret: row.get(1)?,
             credentials: decode(text(row, 2)?, "credentials")?,
-        }))?;
+        })))?;
     }
     let mut stmt = conn.prepare("SELECT doc FROM client_grants ORDER BY seq")?;
     let mut rows = stmt.query([])?;
@@ -411,7 +411,7 @@ SqliteStore;
                     let (mut clients, mut grants) = (Vec::new(), Vec::new());
                     stream_snapshot(conn, &mut |item| {
                         match item {
-                            SnapshotItem::Client(c) => clients.push(c),
+                            SnapshotItem::Client(c) => clients.push(*c),
                             SnapshotItem::Grant(g) => grants.push(g),
                             SnapshotItem::Restart => {}
                         }

@@ -935,14 +935,18 @@ async fn build_model_from(store: &dyn Store, master_key: &MasterKey) -> StoreRes
     let build = async {
         let mut clients = HashMap::new();
         let mut grants = Grants::default();
-        while let Some(item) = items.recv().await {
-            match item {
-                SnapshotItem::Restart => {
-                    clients = HashMap::new();
-                    grants = Grants::default();
+        while let Some(batch) = items.recv().await {
+            for item in batch {
+                match item {
+                    SnapshotItem::Restart => {
+                        clients = HashMap::new();
+                        grants = Grants::default();
+                    }
+                    SnapshotItem::Client(aggregate) => {
+                        add_client(&mut clients, *aggregate, master_key);
+                    }
+                    SnapshotItem::Grant(grant) => grants.insert(&grant, &clients),
                 }
-                SnapshotItem::Client(aggregate) => add_client(&mut clients, *aggregate, master_key),
-                SnapshotItem::Grant(grant) => grants.insert(&grant, &clients),
             }
         }
         (clients, grants)

@@ -28,7 +28,7 @@ use clavis::startup::open_store;
 use clavis::store::{
     Bootstrap, Change, ClientFilter, Delivery, Entity, ExpiryNotice, GrantFilter, JtiRecord,
     KeyState, LogSearch, NewLog, OrganizationFilter, OrganizationRecord, PageRequest,
-    SigningKeyRecord, SnapshotItem, SnapshotSink, Store, StoreError,
+    SNAPSHOT_BATCH, SigningKeyRecord, SnapshotItem, SnapshotSink, Store, StoreError,
 };
 use serde_json::{Map, json};
 
@@ -525,21 +525,30 @@ async fn a_streamed_snapshot_hands_over_what_a_snapshot_holds(f: Fixture) {
             store.insert_client_grant(&g).await.unwrap();
         }
     }
+    // More than a batch of items.
+    for n in 0..SNAPSHOT_BATCH {
+        store
+            .insert_client(&client(&format!("s{n}")))
+            .await
+            .unwrap();
+    }
     let whole = store.snapshot().await.unwrap();
-    assert_eq!(whole.clients.len(), 4);
+    assert_eq!(whole.clients.len(), 4 + SNAPSHOT_BATCH);
     assert_eq!(whole.client_grants.len(), 2);
 
     let (sink, mut items) = SnapshotSink::channel();
     let collect = async {
         let (mut clients, mut grants) = (Vec::new(), Vec::new());
-        while let Some(item) = items.recv().await {
-            match item {
-                SnapshotItem::Restart => {
-                    clients.clear();
-                    grants.clear();
+        while let Some(batch) = items.recv().await {
+            for item in batch {
+                match item {
+                    SnapshotItem::Restart => {
+                        clients.clear();
+                        grants.clear();
+                    }
+                    SnapshotItem::Client(c) => clients.push(*c),
+                    SnapshotItem::Grant(g) => grants.push(g),
                 }
-                SnapshotItem::Client(c) => clients.push(*c),
-                SnapshotItem::Grant(g) => grants.push(g),
             }
         }
         (clients, grants)

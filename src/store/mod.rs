@@ -558,17 +558,21 @@ pub enum SnapshotItem {
     Grant(ClientGrant),
 }
 
-/// The receiving end of [`Store::snapshot_into`]: a bounded channel, so that a reader
-/// faster than its consumer waits instead of holding the whole store in memory.
+/// The receiving end of [`Store::snapshot_into`]: a bounded channel of batches, so that a
+/// reader faster than its consumer waits instead of holding the whole store in memory.
 #[derive(Debug, Clone)]
-pub struct SnapshotSink(tokio::sync::mpsc::Sender<SnapshotItem>);
+pub struct SnapshotSink(tokio::sync::mpsc::Sender<Vec<SnapshotItem>>);
 
-/// Items in flight between a snapshot's reader and its consumer.
-const SNAPSHOT_BACKLOG: usize = 1024;
+/// Items per batch: one hand-over (and one wake-up of the other side) per item was 6 % of
+/// the start-up's CPU time at a million clients, in context switches.
+pub const SNAPSHOT_BATCH: usize = 256;
+
+/// Batches in flight between a snapshot's reader and its consumer.
+const SNAPSHOT_BACKLOG: usize = 8;
 
 impl SnapshotSink {
-    /// A sink and the receiver its items arrive at.
-    pub fn channel() -> (Self, tokio::sync::mpsc::Receiver<SnapshotItem>) {
+    /// A sink and the receiver its batches arrive at.
+    pub fn channel() -> (Self, tokio::sync::mpsc::Receiver<Vec<SnapshotItem>>) {
         let (tx, rx) = tokio::sync::mpsc::channel(SNAPSHOT_BACKLOG);
         (Self(tx), rx)
     }
@@ -577,14 +581,14 @@ impl SnapshotSink {
         StoreError::Internal("the snapshot's consumer stopped".into())
     }
 
-    /// Hands over one item, waiting while the channel is full.
-    pub async fn send(&self, item: SnapshotItem) -> StoreResult<()> {
-        self.0.send(item).await.map_err(|_| Self::gone())
+    /// Hands over a batch of items (in order), waiting while the channel is full.
+    pub async fn send(&self, items: Vec<SnapshotItem>) -> StoreResult<()> {
+        self.0.send(items).await.map_err(|_| Self::gone())
     }
 
     /// [`Self::send`] for a reader on a thread of its own (never an async worker).
-    pub fn blocking_send(&self, item: SnapshotItem) -> StoreResult<()> {
-        self.0.blocking_send(item).map_err(|_| Self::gone())
+    pub fn blocking_send(&self, items: Vec<SnapshotItem>) -> StoreResult<()> {
+        self.0.blocking_send(items).map_err(|_| Self::gone())
     }
 }
 
@@ -766,12 +770,15 @@ pub trait Store: Send + Sync + 'static {
     /// read that starts over sends [`SnapshotItem::Restart`] first).
     async fn snapshot_into(&self, sink: SnapshotSink) -> StoreResult<Snapshot> {
         let mut snapshot = self.snapshot().await?;
-        sink.send(SnapshotItem::Restart).await?;
-        for client in std::mem::take(&mut snapshot.clients) {
-            sink.send(SnapshotItem::Client(Box::new(client))).await?;
-        }
-        for grant in std::mem::take(&mut snapshot.client_grants) {
-            sink.send(SnapshotItem::Grant(grant)).await?;
+        let clients = std::mem::take(&mut snapshot.clients).into_iter();
+        let grants = std::mem::take(&mut snapshot.client_grants).into_iter();
+        let mut items = std::iter::once(SnapshotItem::Restart)
+            .chain(clients.map(|c| SnapshotItem::Client(Box::new(c))))
+            .chain(grants.map(SnapshotItem::Grant))
+            .peekable();
+        while items.peek().is_some() {
+            sink.send(items.by_ref().take(SNAPSHOT_BATCH).collect())
+                .await?;
         }
         Ok(snapshot)
     }

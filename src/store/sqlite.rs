@@ -34,8 +34,8 @@ use super::wal_sync::WalSync;
 use super::{
     Bootstrap, Change, ClientFilter, ClientRow, Delivery, ExpiryNotice, GrantFilter, JtiRecord,
     LogRow, LogSearch, LogStreamRecord, Mutation, NewLog, OrganizationFilter, OrganizationRecord,
-    Page, PageRequest, SigningKeyRecord, Snapshot, SnapshotItem, SnapshotSink, SqlDialect, Store,
-    StoreError, StoreResult,
+    Page, PageRequest, SNAPSHOT_BATCH, SigningKeyRecord, Snapshot, SnapshotItem, SnapshotSink,
+    SqlDialect, Store, StoreError, StoreResult,
 };
 use crate::domain::client::ClientAggregate;
 use crate::domain::client_grant::ClientGrant;
@@ -430,8 +430,17 @@ SqliteStore;
         self.reader
             .read_blocking(move |conn| {
                 InlineReader::snapshot(conn, |conn| {
-                    sink.blocking_send(SnapshotItem::Restart)?;
-                    stream_snapshot(conn, &mut |item| sink.blocking_send(item))?;
+                    let mut batch = vec![SnapshotItem::Restart];
+                    stream_snapshot(conn, &mut |item| {
+                        batch.push(item);
+                        if batch.len() >= SNAPSHOT_BATCH {
+                            let full =
+                                std::mem::replace(&mut batch, Vec::with_capacity(SNAPSHOT_BATCH));
+                            sink.blocking_send(full)?;
+                        }
+                        Ok(())
+                    })?;
+                    sink.blocking_send(batch)?;
                     now(ops::snapshot(&mut SqliteTx(conn), Vec::new(), Some(Vec::new())))
                 })
             })

@@ -438,6 +438,40 @@ async fn clients_page_by_offset_and_checkpoint(f: Fixture) {
     assert_eq!(page.total, Some(4));
     let names: Vec<_> = page.items.iter().map(|r| r.client.name.clone()).collect();
     assert_eq!(names, ["c4", "c5"]);
+    // Pages in the second half (SQLite finds them from the end), the last one partial.
+    for (page, per_page, expected) in [
+        (3, 1, &["c5"][..]),
+        (1, 3, &["c5"][..]),
+        (2, 1, &["c4"][..]),
+        (4, 1, &[][..]),
+    ] {
+        let got = store
+            .list_clients(
+                &ClientFilter::default(),
+                PageRequest::Offset { page, per_page },
+            )
+            .await
+            .unwrap();
+        let names: Vec<_> = got.items.iter().map(|r| r.client.name.clone()).collect();
+        assert_eq!(names, expected, "page {page} of {per_page}");
+        assert_eq!(got.total, Some(4));
+    }
+    for name in ["c6", "c7", "c8"] {
+        store.insert_client(&client(name)).await.unwrap();
+    }
+    let got = store
+        .list_clients(
+            &ClientFilter::default(),
+            PageRequest::Offset {
+                page: 2,
+                per_page: 2,
+            },
+        )
+        .await
+        .unwrap();
+    let names: Vec<_> = got.items.iter().map(|r| r.client.name.clone()).collect();
+    assert_eq!(names, ["c6", "c7"]);
+    assert_eq!(got.total, Some(7));
 }
 
 async fn failed_mutation_writes_nothing(f: Fixture) {

@@ -234,7 +234,25 @@ sp = load("scale-pkjwt-c64")
 if sp:
     w(f"- private_key_jwt over 1,000 of the loaded clients, 64 connections: **{sp['rps']:,.0f} tokens/s**, "
       f"p99 {sp['p99_ms']:.2f} ms, errors {sp['errors']}; server {srv(sp)} µs/token; steal / idle {cpu(sp)}")
+    small = load("clavis-pkjwt-c64")
+    if small and local(sp) and local(small):
+        share, small_share = sp["rps"] / local(sp), small["rps"] / local(small)
+        w(f"- the same against the small store (private_key_jwt, 64 connections, each between its ceiling "
+          f"probes): {share:.0%} of the ceiling at scale, {small_share:.0%} small: **{share / small_share:.0%}** "
+          f"of the small store's share ({sp['rps'] / small['rps']:.0%} in raw rate; server µs/token "
+          f"{srv(sp)} at scale, {srv(small)} small)")
 w("")
+scale_mgmt = [(label, load(name)) for name, label in [
+    ("scale-mgmt-list-offset", "`GET /api/v2/clients?page=…&per_page=50` (pages spread over the whole list; 4 connections, 20/s)"),
+    ("scale-mgmt-list-checkpoint", "`GET /api/v2/clients?take=50&from=…` (cursors spread over the whole list; 4 connections, 20/s)"),
+    ("scale-mgmt-patch", "`PATCH /api/v2/clients/{id}/credentials/{id}` `expires_at` (durable; 32 connections)")]]
+if any(r for _, r in scale_mgmt):
+    w(f"| Management API at {scale_load['clients'] if scale_load else 0:,} clients | requests/s | server µs/request | p50 ms | p99 ms | p99.9 ms | errors | steal / idle |")
+    w("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for label, r in scale_mgmt:
+        if r:
+            w(f"| {label} | {r['rps']:,.0f} | {srv(r)} | {r['p50_ms']:.2f} | **{r['p99_ms']:.2f}** | {r['p999_ms']:.2f} | {r['errors']} | {cpu(r)} |")
+    w("")
 
 pgpk, pghalf, pgpatch = load("pg-pkjwt-c64"), load("pg-pkjwt-half"), load("pg-mgmt-patch")
 if pgpk or pghalf or pgpatch:

@@ -25,7 +25,10 @@ use crate::domain::resource_server::ResourceServer;
 use crate::domain::tenant_settings::{DefaultQuotas, TenantSettings};
 use crate::domain::time::Timestamp;
 use crate::domain::token_quota::QuotaLimits;
-use crate::store::{KeyState, OrganizationRecord, SigningKeyRecord, Snapshot};
+use crate::store::{
+    KeyState, OrganizationRecord, SigningKeyRecord, Snapshot, SnapshotItem, SnapshotSink, Store,
+    StoreError, StoreResult,
+};
 
 /// A credential a client authenticates with, and when it expires
 /// ([`ReadModel::expiring_credentials`]).
@@ -520,16 +523,94 @@ impl KeyRing {
 
 #[derive(Debug)]
 struct Model {
-    clients: HashMap<String, Arc<ClientEntry>>,
+    /// By client id (the key shared with [`Grants`]).
+    clients: HashMap<Arc<str>, Arc<ClientEntry>>,
     apis: HashMap<String, Arc<ApiEntry>>,
-    grants: HashMap<(String, String), Arc<GrantEntry>>,
-    grant_keys: HashMap<String, (String, String)>,
+    grants: Grants,
     orgs: HashMap<String, Arc<OrgEntry>>,
     keys: Arc<KeyRing>,
     /// How many APIs the tenant keys sign for with another algorithm than RS256.
     other_rsa_algs: usize,
     /// The tenant's `default_token_quota`.
     default_quotas: DefaultQuotas,
+}
+
+/// The grants, kept for a million clients without a copy of a client id or an audience
+/// per map: by audience (each stored once), then by client id (shared with the clients'
+/// map when the client is there); a lookup allocates nothing.
+#[derive(Debug, Default)]
+struct Grants {
+    /// The grants that authorize `client_credentials`.
+    by_audience: HashMap<Arc<str>, HashMap<Arc<str>, Arc<GrantEntry>>>,
+    /// Every grant's audience and client, by grant id (for removals by id).
+    keys: HashMap<Box<str>, (Arc<str>, Arc<str>)>,
+}
+
+impl Grants {
+    fn get(&self, client_id: &str, audience: &str) -> Option<&Arc<GrantEntry>> {
+        self.by_audience.get(audience)?.get(client_id)
+    }
+
+    /// Removes the entry at (audience, client) if it is grant `id`'s.
+    fn remove_if(&mut self, audience: &str, client_id: &str, id: &str) {
+        if let Some(clients) = self.by_audience.get_mut(audience)
+            && clients.get(client_id).is_some_and(|g| g.id == id)
+        {
+            clients.remove(client_id);
+            if clients.is_empty() {
+                self.by_audience.remove(audience);
+            }
+        }
+    }
+
+    /// `clients`: where to find the shared copy of the grant's client id.
+    fn insert(&mut self, grant: &ClientGrant, clients: &HashMap<Arc<str>, Arc<ClientEntry>>) {
+        let client: Arc<str> = match clients.get_key_value(grant.client_id.as_str()) {
+            Some((id, _)) => id.clone(),
+            None => grant.client_id.as_str().into(),
+        };
+        let audience: Arc<str> = match self.by_audience.get_key_value(grant.audience.as_str()) {
+            Some((aud, _)) => aud.clone(),
+            None => grant.audience.as_str().into(),
+        };
+        // A grant whose audience changed (never through the API) leaves its old place.
+        if let Some((old_aud, old_client)) = self
+            .keys
+            .insert(grant.id.as_str().into(), (audience.clone(), client.clone()))
+            && (old_aud != audience || old_client != client)
+        {
+            self.remove_if(&old_aud, &old_client, &grant.id);
+        }
+        // Only grants for the client itself authorize machine-to-machine tokens (and
+        // Management tokens); a `user` grant is for user flows.
+        if !grant.authorizes_client_credentials() {
+            self.remove_if(&audience, &client, &grant.id);
+            return;
+        }
+        self.by_audience.entry(audience).or_default().insert(
+            client,
+            Arc::new(GrantEntry {
+                id: grant.id.clone(),
+                scope: grant.scope.clone(),
+                all_scopes: grant.allows_all_scopes(),
+                organization_usage: match grant.organization_usage() {
+                    Some("allow") => OrganizationUsage::Allow,
+                    Some("require") => OrganizationUsage::Require,
+                    _ => OrganizationUsage::Deny,
+                },
+                any_organization: grant.allows_any_organization(),
+                claims: grant.token_claims().cloned().map(Box::new),
+            }),
+        );
+    }
+
+    fn remove(&mut self, id: &str) {
+        // Only if the entry is still this grant's: a newer grant for the same client and
+        // audience may have replaced it (a late announcement of the old one's deletion).
+        if let Some((audience, client)) = self.keys.remove(id) {
+            self.remove_if(&audience, &client, id);
+        }
+    }
 }
 
 impl ApiEntry {
@@ -641,6 +722,23 @@ impl ReadModel {
         entries.insert(credential.id.as_str().into(), (version, credential.clone()));
     }
 
+    /// Builds the model from the store (start-up), reading and building side by side
+    /// without holding the whole store in memory (see [`Store::snapshot_into`]).
+    pub async fn load_from(store: &dyn Store, master_key: &MasterKey) -> StoreResult<Self> {
+        Ok(Self {
+            inner: RwLock::new(build_model_from(store, master_key).await?),
+            credentials: None,
+        })
+    }
+
+    /// Replaces everything with what the store holds now (resynchronisation with a shared
+    /// store), built like [`Self::load_from`]. On error the model is left as it was.
+    pub async fn reload_from(&self, store: &dyn Store, master_key: &MasterKey) -> StoreResult<()> {
+        let model = build_model_from(store, master_key).await?;
+        *self.write() = model;
+        Ok(())
+    }
+
     /// Replaces everything with a fresh snapshot (resynchronisation with a shared store).
     /// On error (e.g. no usable signing key) the model is left as it was.
     pub fn replace_all(&self, snapshot: Snapshot, master_key: &MasterKey) -> Result<(), String> {
@@ -669,10 +767,7 @@ impl ReadModel {
 
     /// The grant of `client_id` for `audience`.
     pub fn grant(&self, client_id: &str, audience: &str) -> Option<Arc<GrantEntry>> {
-        self.read()
-            .grants
-            .get(&(client_id.to_string(), audience.to_string()))
-            .cloned()
+        self.read().grants.get(client_id, audience).cloned()
     }
 
     /// The signing keys.
@@ -752,9 +847,15 @@ impl ReadModel {
     /// Replaces one client's entry after a committed write.
     pub fn put_client(&self, aggregate: &ClientAggregate, master_key: &MasterKey) {
         let entry = Arc::new(ClientEntry::build(aggregate, master_key));
-        self.write()
-            .clients
-            .insert(aggregate.client.client_id.clone(), entry);
+        let mut m = self.write();
+        // The key stays the one the grants share.
+        match m.clients.get_mut(aggregate.client.client_id.as_str()) {
+            Some(slot) => *slot = entry,
+            None => {
+                m.clients
+                    .insert(aggregate.client.client_id.as_str().into(), entry);
+            }
+        }
     }
 
     /// Removes a client and its grants after a committed delete.
@@ -762,7 +863,7 @@ impl ReadModel {
         let mut m = self.write();
         m.clients.remove(client_id);
         for id in grant_ids {
-            remove_grant(&mut m, id);
+            m.grants.remove(id);
         }
     }
 
@@ -788,18 +889,19 @@ impl ReadModel {
         let mut m = self.write();
         m.remove_api(identifier);
         for id in grant_ids {
-            remove_grant(&mut m, id);
+            m.grants.remove(id);
         }
     }
 
     /// Replaces one grant.
     pub fn put_grant(&self, grant: &ClientGrant) {
-        insert_grant(&mut self.write(), grant);
+        let m = &mut *self.write();
+        m.grants.insert(grant, &m.clients);
     }
 
     /// Removes one grant.
     pub fn remove_grant(&self, id: &str) {
-        remove_grant(&mut self.write(), id);
+        self.write().grants.remove(id);
     }
 
     /// The organization with this id.
@@ -837,70 +939,88 @@ impl ReadModel {
 }
 
 fn build_model(snapshot: Snapshot, master_key: &MasterKey) -> Result<Model, String> {
-    let keys = KeyRing::build(&snapshot.signing_keys, master_key)?;
+    let mut clients = HashMap::with_capacity(snapshot.clients.len());
+    for aggregate in snapshot.clients {
+        add_client(&mut clients, aggregate, master_key);
+    }
+    let mut grants = Grants::default();
+    for grant in &snapshot.client_grants {
+        grants.insert(grant, &clients);
+    }
+    finish_model(
+        Snapshot {
+            clients: Vec::new(),
+            client_grants: Vec::new(),
+            ..snapshot
+        },
+        clients,
+        grants,
+        master_key,
+    )
+}
+
+/// Builds the model as the store hands over its clients and grants (see
+/// [`Store::snapshot_into`]): the store's reader and this builder run side by side, and
+/// each client's stored form is dropped as soon as its entry is built.
+async fn build_model_from(store: &dyn Store, master_key: &MasterKey) -> StoreResult<Model> {
+    let (sink, mut items) = SnapshotSink::channel();
+    let build = async {
+        let mut clients = HashMap::new();
+        let mut grants = Grants::default();
+        while let Some(batch) = items.recv().await {
+            for item in batch {
+                match item {
+                    SnapshotItem::Restart => {
+                        clients = HashMap::new();
+                        grants = Grants::default();
+                    }
+                    SnapshotItem::Client(aggregate) => {
+                        add_client(&mut clients, *aggregate, master_key);
+                    }
+                    SnapshotItem::Grant(grant) => grants.insert(&grant, &clients),
+                }
+            }
+        }
+        (clients, grants)
+    };
+    let (rest, (clients, grants)) = tokio::join!(store.snapshot_into(sink), build);
+    finish_model(rest?, clients, grants, master_key).map_err(StoreError::Internal)
+}
+
+fn add_client(
+    clients: &mut HashMap<Arc<str>, Arc<ClientEntry>>,
+    aggregate: ClientAggregate,
+    master_key: &MasterKey,
+) {
+    let entry = Arc::new(ClientEntry::build(&aggregate, master_key));
+    clients.insert(aggregate.client.client_id.into(), entry);
+}
+
+/// The model from its clients and grants and the rest of a snapshot.
+fn finish_model(
+    rest: Snapshot,
+    clients: HashMap<Arc<str>, Arc<ClientEntry>>,
+    grants: Grants,
+    master_key: &MasterKey,
+) -> Result<Model, String> {
+    let keys = KeyRing::build(&rest.signing_keys, master_key)?;
     let mut model = Model {
-        clients: HashMap::with_capacity(snapshot.clients.len()),
-        apis: HashMap::with_capacity(snapshot.resource_servers.len()),
-        grants: HashMap::with_capacity(snapshot.client_grants.len()),
-        grant_keys: HashMap::with_capacity(snapshot.client_grants.len()),
-        orgs: snapshot
+        clients,
+        apis: HashMap::with_capacity(rest.resource_servers.len()),
+        grants,
+        orgs: rest
             .organizations
             .iter()
             .map(|o| (o.organization.id.clone(), Arc::new(OrgEntry::build(o))))
             .collect(),
         keys: Arc::new(keys),
         other_rsa_algs: 0,
-        default_quotas: snapshot.tenant_settings.default_quotas(),
+        default_quotas: rest.tenant_settings.default_quotas(),
     };
-    for aggregate in snapshot.clients {
-        let entry = Arc::new(ClientEntry::build(&aggregate, master_key));
-        model.clients.insert(aggregate.client.client_id, entry);
-    }
-    for rs in &snapshot.resource_servers {
+    for rs in &rest.resource_servers {
         model.insert_api(ApiEntry::build(rs, master_key));
     }
-    for grant in &snapshot.client_grants {
-        insert_grant(&mut model, grant);
-    }
     Ok(model)
-}
-
-fn insert_grant(m: &mut Model, grant: &ClientGrant) {
-    let key = (grant.client_id.clone(), grant.audience.clone());
-    m.grant_keys.insert(grant.id.clone(), key.clone());
-    // Only grants for the client itself authorize machine-to-machine tokens (and Management
-    // tokens); a `user` grant is for user flows.
-    if !grant.authorizes_client_credentials() {
-        if m.grants.get(&key).is_some_and(|e| e.id == grant.id) {
-            m.grants.remove(&key);
-        }
-        return;
-    }
-    m.grants.insert(
-        key,
-        Arc::new(GrantEntry {
-            id: grant.id.clone(),
-            scope: grant.scope.clone(),
-            all_scopes: grant.allows_all_scopes(),
-            organization_usage: match grant.organization_usage() {
-                Some("allow") => OrganizationUsage::Allow,
-                Some("require") => OrganizationUsage::Require,
-                _ => OrganizationUsage::Deny,
-            },
-            any_organization: grant.allows_any_organization(),
-            claims: grant.token_claims().cloned().map(Box::new),
-        }),
-    );
-}
-
-fn remove_grant(m: &mut Model, id: &str) {
-    // Only if the entry is still this grant's: a newer grant for the same client and
-    // audience may have replaced it (a late announcement of the old one's deletion).
-    if let Some(key) = m.grant_keys.remove(id)
-        && m.grants.get(&key).is_some_and(|g| g.id == id)
-    {
-        m.grants.remove(&key);
-    }
 }
 
 #[cfg(test)]
@@ -929,6 +1049,26 @@ mod tests {
             extra: serde_json::Map::new(),
             created_at: Timestamp::now(),
             updated_at: Timestamp::now(),
+        }
+    }
+
+    #[test]
+    fn the_per_client_structures_stay_small() {
+        // docs/design.md ("Memory at scale") reckons a million clients with these sizes.
+        let sizes = [
+            ("ClientEntry", std::mem::size_of::<ClientEntry>()),
+            ("AttachedKey", std::mem::size_of::<AttachedKey>()),
+            ("GrantEntry", std::mem::size_of::<GrantEntry>()),
+            ("ClientAuth", std::mem::size_of::<ClientAuth>()),
+        ];
+        for (name, size) in sizes {
+            let most = match name {
+                "ClientEntry" => 160,
+                "AttachedKey" => 112,
+                "GrantEntry" => 64,
+                _ => 40,
+            };
+            assert!(size <= most, "{name}: {size} bytes");
         }
     }
 

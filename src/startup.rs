@@ -141,18 +141,16 @@ impl Application {
             .await
             .context("cannot listen for changes")?;
         let started = std::time::Instant::now();
-        let snapshot = store.snapshot().await.context("cannot load the store")?;
-        let read = started.elapsed();
-        let mut model = ReadModel::load(snapshot, &master_key)
-            .map_err(|e| anyhow::anyhow!("cannot build the read model: {e}"))?;
+        let mut model = ReadModel::load_from(store.as_ref(), &master_key)
+            .await
+            .context("cannot load the read model from the store")?;
         if changes.is_none() {
             // No other process writes this store.
             model = model.with_credential_cache();
         }
         tracing::info!(
             clients = model.client_count(),
-            read_ms = u64::try_from(read.as_millis()).unwrap_or(u64::MAX),
-            build_ms = u64::try_from((started.elapsed() - read).as_millis()).unwrap_or(u64::MAX),
+            load_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
             "read model loaded"
         );
         let token_hook = match &config.token_hook {

@@ -28,7 +28,7 @@ use clavis::startup::open_store;
 use clavis::store::{
     Bootstrap, Change, ClientFilter, Delivery, Entity, ExpiryNotice, GrantFilter, JtiRecord,
     KeyState, LogSearch, NewLog, OrganizationFilter, OrganizationRecord, PageRequest,
-    SigningKeyRecord, Store, StoreError, StoreResult,
+    SNAPSHOT_BATCH, SigningKeyRecord, SnapshotItem, SnapshotSink, Store, StoreError, StoreResult,
 };
 use serde_json::{Map, json};
 
@@ -120,6 +120,7 @@ store_suite!(
     clients_page_by_offset_and_checkpoint,
     failed_mutation_writes_nothing,
     deleting_a_client_cascades,
+    a_streamed_snapshot_hands_over_what_a_snapshot_holds,
     resource_servers_round_trip_and_conflict,
     resource_server_signing_secrets_round_trip,
     deleting_a_resource_server_cascades_and_respects_its_guard,
@@ -410,6 +411,58 @@ async fn clients_page_by_offset_and_checkpoint(f: Fixture) {
         }
     }
     assert_eq!(seen, ids);
+
+    // The total follows deletions and insertions (SQLite keeps it in a counted row).
+    store.delete_client(&ids[1]).await.unwrap();
+    store.insert_client(&client("c5")).await.unwrap();
+    store.delete_client(&ids[3]).await.unwrap();
+    let page = store
+        .list_clients(
+            &ClientFilter::default(),
+            PageRequest::Offset {
+                page: 1,
+                per_page: 2,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(page.total, Some(4));
+    let names: Vec<_> = page.items.iter().map(|r| r.client.name.clone()).collect();
+    assert_eq!(names, ["c4", "c5"]);
+    // Pages in the second half (SQLite finds them from the end), the last one partial.
+    for (page, per_page, expected) in [
+        (3, 1, &["c5"][..]),
+        (1, 3, &["c5"][..]),
+        (2, 1, &["c4"][..]),
+        (4, 1, &[][..]),
+    ] {
+        let got = store
+            .list_clients(
+                &ClientFilter::default(),
+                PageRequest::Offset { page, per_page },
+            )
+            .await
+            .unwrap();
+        let names: Vec<_> = got.items.iter().map(|r| r.client.name.clone()).collect();
+        assert_eq!(names, expected, "page {page} of {per_page}");
+        assert_eq!(got.total, Some(4));
+    }
+    for name in ["c6", "c7", "c8"] {
+        store.insert_client(&client(name)).await.unwrap();
+    }
+    let got = store
+        .list_clients(
+            &ClientFilter::default(),
+            PageRequest::Offset {
+                page: 2,
+                per_page: 2,
+            },
+        )
+        .await
+        .unwrap();
+    let names: Vec<_> = got.items.iter().map(|r| r.client.name.clone()).collect();
+    assert_eq!(names, ["c6", "c7"]);
+    assert_eq!(got.total, Some(7));
 }
 
 async fn failed_mutation_writes_nothing(f: Fixture) {
@@ -483,6 +536,62 @@ async fn deleting_a_client_cascades(f: Fixture) {
         store.client(&a.client.client_id).await.unwrap().unwrap(),
         again
     );
+}
+
+async fn a_streamed_snapshot_hands_over_what_a_snapshot_holds(f: Fixture) {
+    let store = f.store.as_ref();
+    let api = resource_server("https://stream.test/");
+    store.insert_resource_server(&api).await.unwrap();
+    for n in 0..4 {
+        let c = client_with_credentials(store, n % 3).await;
+        if n % 2 == 0 {
+            let g = grant(&c.client.client_id, &api.identifier);
+            store.insert_client_grant(&g).await.unwrap();
+        }
+    }
+    // More than a batch of items.
+    for n in 0..SNAPSHOT_BATCH {
+        store
+            .insert_client(&client(&format!("s{n}")))
+            .await
+            .unwrap();
+    }
+    let whole = store.snapshot().await.unwrap();
+    assert_eq!(whole.clients.len(), 4 + SNAPSHOT_BATCH);
+    assert_eq!(whole.client_grants.len(), 2);
+
+    let (sink, mut items) = SnapshotSink::channel();
+    let collect = async {
+        let (mut clients, mut grants) = (Vec::new(), Vec::new());
+        while let Some(batch) = items.recv().await {
+            for item in batch {
+                match item {
+                    SnapshotItem::Restart => {
+                        clients.clear();
+                        grants.clear();
+                    }
+                    SnapshotItem::Client(c) => clients.push(*c),
+                    SnapshotItem::Grant(g) => grants.push(g),
+                }
+            }
+        }
+        (clients, grants)
+    };
+    let (rest, (clients, grants)) = tokio::join!(store.snapshot_into(sink), collect);
+    let rest = rest.unwrap();
+    // Everything else comes back as from `snapshot`, the clients and grants only through
+    // the sink, in the same order.
+    assert!(rest.clients.is_empty() && rest.client_grants.is_empty());
+    assert_eq!(clients, whole.clients);
+    assert_eq!(grants, whole.client_grants);
+    assert_eq!(rest.resource_servers, whole.resource_servers);
+    assert_eq!(rest.signing_keys, whole.signing_keys);
+    assert_eq!(rest.organizations.len(), whole.organizations.len());
+
+    // A consumer that goes away ends the read with an error, not a hang.
+    let (sink, items) = SnapshotSink::channel();
+    drop(items);
+    assert!(store.snapshot_into(sink).await.is_err());
 }
 
 async fn resource_servers_round_trip_and_conflict(f: Fixture) {

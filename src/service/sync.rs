@@ -94,10 +94,9 @@ impl Clavis {
     /// Reloads the whole read model from the store.
     pub async fn resync(&self) -> StoreResult<()> {
         let _guard = self.write_lock.lock().await;
-        let snapshot = self.store.snapshot().await?;
         self.model
-            .replace_all(snapshot, &self.master_key)
-            .map_err(StoreError::Internal)
+            .reload_from(self.store.as_ref(), &self.master_key)
+            .await
     }
 
     /// Re-reads the entities named by `changes` and updates the read model.
@@ -149,10 +148,9 @@ impl Clavis {
                 self.model.put_keys(ring);
             }
             Change::Resync => {
-                let snapshot = self.store.snapshot().await?;
                 self.model
-                    .replace_all(snapshot, &self.master_key)
-                    .map_err(StoreError::Internal)?;
+                    .reload_from(self.store.as_ref(), &self.master_key)
+                    .await?;
             }
         }
         Ok(())

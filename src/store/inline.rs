@@ -149,7 +149,7 @@ impl InlineReader {
 
     /// Runs the read `f` on the blocking pool, waiting up to [`BUSY_WAIT`] for a busy
     /// database.
-    async fn read_blocking<T: Send + 'static>(
+    pub async fn read_blocking<T: Send + 'static>(
         self: &Arc<Self>,
         f: impl Fn(&Connection) -> StoreResult<T> + Send + 'static,
     ) -> StoreResult<T> {
@@ -300,6 +300,33 @@ impl InlineWriter {
         })
         .await
         .map_err(|e| StoreError::Internal(format!("checkpoint task: {e}")))??;
+        self.checkpoints.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Copies the whole log into the database file and empties it, waiting for the write
+    /// lock and for readers (for loaders, whose writes follow one another without a pause:
+    /// the background checkpoints never catch up with them).
+    pub async fn truncate_log(&self) -> StoreResult<()> {
+        let held = self.conn.clone().lock_owned().await;
+        let first = self.checkpointer.clone();
+        let busy = tokio::task::spawn_blocking(move || {
+            // Not beside a background pass, which would make this one busy.
+            let _first = first.lock().unwrap_or_else(PoisonError::into_inner);
+            match held.as_ref() {
+                Some(writer) => writer.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| {
+                    row.get::<_, i64>(0)
+                }),
+                None => Ok(0),
+            }
+        })
+        .await
+        .map_err(|e| StoreError::Internal(format!("checkpoint task: {e}")))??;
+        if busy != 0 {
+            return Err(StoreError::Unavailable(
+                "the log could not be emptied: a reader holds it".into(),
+            ));
+        }
         self.checkpoints.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }

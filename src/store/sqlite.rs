@@ -34,7 +34,8 @@ use super::wal_sync::WalSync;
 use super::{
     Bootstrap, Change, ClientFilter, ClientRow, Delivery, ExpiryNotice, GrantFilter, JtiRecord,
     LogRow, LogSearch, LogStreamRecord, Mutation, NewLog, OrganizationFilter, OrganizationRecord,
-    Page, PageRequest, SigningKeyRecord, Snapshot, SqlDialect, Store, StoreError, StoreResult,
+    Page, PageRequest, SNAPSHOT_BATCH, SigningKeyRecord, Snapshot, SnapshotItem, SnapshotSink,
+    SqlDialect, Store, StoreError, StoreResult,
 };
 use crate::domain::client::ClientAggregate;
 use crate::domain::client_grant::ClientGrant;
@@ -99,6 +100,11 @@ pub(super) const MIGRATIONS: &[super::MigrationFile] = &[
         "token quotas",
         include_str!("../../migrations/sqlite/0010_token_quotas.sql"),
     ),
+    (
+        11,
+        "client lists",
+        include_str!("../../migrations/sqlite/0011_client_lists.sql"),
+    ),
 ];
 
 /// SQLite-backed [`Store`].
@@ -122,6 +128,37 @@ fn text<'r>(row: &'r rusqlite::Row<'_>, column: usize) -> StoreResult<&'r str> {
         .map_err(|e| StoreError::Internal(format!("column {column}: {e}")))
 }
 
+/// Every client (with its credentials), then every grant, in creation order, each handed
+/// to `emit` as soon as it is decoded; inside the caller's read transaction.
+fn stream_snapshot(
+    conn: &rusqlite::Connection,
+    emit: &mut dyn FnMut(SnapshotItem) -> StoreResult<()>,
+) -> StoreResult<()> {
+    // One row per client with its credentials as a JSON array spliced from the stored
+    // documents (this store wrote them, so they are valid JSON; json_group_array(json())
+    // would parse and print each one again, ~8 % of start-up at 100k clients).
+    let mut stmt = conn.prepare(
+        "SELECT c.doc, c.sealed_secret,
+                '[' || coalesce((SELECT group_concat(cr.doc, ',' ORDER BY cr.seq)
+                   FROM credentials cr WHERE cr.client_id = c.client_id), '') || ']'
+           FROM clients c ORDER BY c.seq",
+    )?;
+    let mut rows = stmt.query([])?;
+    while let Some(row) = rows.next()? {
+        emit(SnapshotItem::Client(Box::new(ClientAggregate {
+            client: decode(text(row, 0)?, "doc")?,
+            sealed_secret: row.get(1)?,
+            credentials: decode(text(row, 2)?, "credentials")?,
+        })))?;
+    }
+    let mut stmt = conn.prepare("SELECT doc FROM client_grants ORDER BY seq")?;
+    let mut rows = stmt.query([])?;
+    while let Some(row) = rows.next()? {
+        emit(SnapshotItem::Grant(decode(text(row, 0)?, "doc")?))?;
+    }
+    Ok(())
+}
+
 /// SQLite's spelling of the list filters.
 pub(super) struct SqliteDialect;
 
@@ -137,6 +174,12 @@ impl SqlDialect for SqliteDialect {
     }
     fn greatest(a: &str, b: &str) -> String {
         format!("MAX({a}, {b})")
+    }
+
+    fn row_count(table: &str) -> Option<&'static str> {
+        // Kept by triggers (migration 0011): COUNT(*) walked an index of every client
+        // (10 ms at a million) on each page of GET /api/v2/clients.
+        (table == "clients").then_some("SELECT n FROM row_counts WHERE name = 'clients'")
     }
 }
 
@@ -330,6 +373,13 @@ impl SqliteStore {
         })?;
         Store::durable(self).await
     }
+
+    /// Copies the write-ahead log into the database file and empties it, for loaders between
+    /// their [`Self::bulk_insert`] calls: their writes follow one another without a pause,
+    /// and the background checkpoints would let the log grow to many times the database.
+    pub async fn truncate_log(&self) -> StoreResult<()> {
+        self.writer.truncate_log().await
+    }
 }
 
 // The trait's shared methods come from `impl_store!`; these are this backend's own.
@@ -352,32 +402,46 @@ SqliteStore;
     }
 
     async fn snapshot(&self) -> StoreResult<Snapshot> {
-        // Every row of the store, in one read transaction so the snapshot is consistent;
-        // one row per client with its credentials as a JSON array spliced from the stored
-        // documents (this store wrote them, so they are valid JSON; json_group_array(json())
-        // would parse and print each one again, ~8 % of start-up at 100k clients). On the
-        // calling thread (start-up, before the node serves): decoded on the blocking pool,
-        // the aggregates came from another malloc arena and left ~80 MB more resident at
-        // 100k clients.
+        // On the calling thread (start-up, before the node serves): decoded on the blocking
+        // pool, the aggregates came from another malloc arena and left ~80 MB more resident
+        // at 100k clients.
         self.reader
             .read(|conn| {
                 InlineReader::snapshot(conn, |conn| {
-                    let mut stmt = conn.prepare(
-                        "SELECT c.doc, c.sealed_secret,
-                                '[' || coalesce((SELECT group_concat(cr.doc, ',' ORDER BY cr.seq)
-                                   FROM credentials cr WHERE cr.client_id = c.client_id), '') || ']'
-                           FROM clients c ORDER BY c.seq",
-                    )?;
-                    let mut rows = stmt.query([])?;
-                    let mut clients = Vec::new();
-                    while let Some(row) = rows.next()? {
-                        clients.push(ClientAggregate {
-                            client: decode(text(row, 0)?, "doc")?,
-                            sealed_secret: row.get(1)?,
-                            credentials: decode(text(row, 2)?, "credentials")?,
-                        });
-                    }
-                    now(ops::snapshot(&mut SqliteTx(conn), clients))
+                    let (mut clients, mut grants) = (Vec::new(), Vec::new());
+                    stream_snapshot(conn, &mut |item| {
+                        match item {
+                            SnapshotItem::Client(c) => clients.push(*c),
+                            SnapshotItem::Grant(g) => grants.push(g),
+                            SnapshotItem::Restart => {}
+                        }
+                        Ok(())
+                    })?;
+                    now(ops::snapshot(&mut SqliteTx(conn), clients, Some(grants)))
+                })
+            })
+            .await
+    }
+
+    async fn snapshot_into(&self, sink: SnapshotSink) -> StoreResult<Snapshot> {
+        // Read and decoded on a thread of the blocking pool while the caller builds from
+        // what arrives: the two halves of start-up run on two cores, and only the items in
+        // the channel are held at once.
+        self.reader
+            .read_blocking(move |conn| {
+                InlineReader::snapshot(conn, |conn| {
+                    let mut batch = vec![SnapshotItem::Restart];
+                    stream_snapshot(conn, &mut |item| {
+                        batch.push(item);
+                        if batch.len() >= SNAPSHOT_BATCH {
+                            let full =
+                                std::mem::replace(&mut batch, Vec::with_capacity(SNAPSHOT_BATCH));
+                            sink.blocking_send(full)?;
+                        }
+                        Ok(())
+                    })?;
+                    sink.blocking_send(batch)?;
+                    now(ops::snapshot(&mut SqliteTx(conn), Vec::new(), Some(Vec::new())))
                 })
             })
             .await

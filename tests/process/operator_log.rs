@@ -386,7 +386,7 @@ fn json_logs_are_json_lines_with_typed_fields() -> Result<(), String> {
             .ok_or_else(|| format!("no {message:?} event in:\n{log}"))
     };
     let loaded = find("read model loaded")?;
-    assert!(loaded["fields"]["read_ms"].is_u64(), "{loaded}");
+    assert!(loaded["fields"]["load_ms"].is_u64(), "{loaded}");
     assert!(loaded["fields"]["clients"].is_u64(), "{loaded}");
     let listening = find("Clavis listening")?;
     assert_eq!(

@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow};
+use base64::Engine as _;
 use bytes::Bytes;
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -48,6 +49,10 @@ enum Scenario {
     Healthz,
     Get,
     Patch,
+    /// `GET /api/v2/clients?page=…&per_page=50`, pages spread over the whole list.
+    ListOffset,
+    /// `GET /api/v2/clients?take=50&from=…`, cursors spread over the whole list.
+    ListCheckpoint,
 }
 
 #[derive(clap::Args, Clone)]
@@ -170,6 +175,10 @@ enum Cmd {
         ca: PathBuf,
         #[arg(long, value_enum)]
         scenario: Scenario,
+        /// Clients in the store, for the list scenarios: their pages and cursors are spread
+        /// evenly over that many clients (first and last page included).
+        #[arg(long, default_value_t = 100)]
+        clients: u64,
         #[command(flatten)]
         load: LoadArgs,
     },
@@ -384,6 +393,7 @@ fn main() -> Result<()> {
             manifest,
             ca,
             scenario,
+            clients,
             load,
         } => {
             let manifest = Manifest::read(&manifest)?;
@@ -434,6 +444,34 @@ fn main() -> Result<()> {
                         })
                         .collect::<Result<Vec<_>>>()?;
                     ("PATCH", reqs)
+                }
+                Scenario::ListOffset | Scenario::ListCheckpoint => {
+                    // 1,000 positions from the first page to the last, in a shuffled order
+                    // (a fixed stride through them), each request a different one.
+                    const SPOTS: u64 = 1000;
+                    let pages = clients.div_ceil(50).max(1);
+                    let reqs = (0..SPOTS)
+                        .map(|i| (i * 617) % SPOTS)
+                        .map(|k| {
+                            let page = k * (pages - 1) / (SPOTS - 1);
+                            let path = if scenario == Scenario::ListOffset {
+                                format!("/api/v2/clients?page={page}&per_page=50")
+                            } else if page == 0 {
+                                "/api/v2/clients?take=50".to_string()
+                            } else {
+                                // The cursor a client reads from the previous page's `next`
+                                // (Clavis's opaque cursor: the position after that page).
+                                let cursor = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                                    .encode(format!("seq:{}", page * 50));
+                                format!("/api/v2/clients?take=50&from={cursor}")
+                            };
+                            Req {
+                                path,
+                                body: Bytes::new(),
+                            }
+                        })
+                        .collect();
+                    ("GET", reqs)
                 }
             };
             let mut p = plan(&manifest.base, &ca, method, requests, true, &load)?;

@@ -150,6 +150,8 @@ pub async fn load(
             .bulk_insert(&aggregates, &grants)
             .await
             .map_err(domain)?;
+        // Between the large transactions, so that the log stays the size of one.
+        store.truncate_log().await.map_err(domain)?;
         n_clients += aggregates.len();
         n_grants += grants.len();
         i = end;

@@ -330,6 +330,36 @@ fn any_of_pages(schema: &mut Value) {
     }
 }
 
+/// The checkpoint page (`{"next", <list>}`) of a list whose checkpoint paging Clavis serves
+/// beyond Auth0's document of the operation (`from` in [`BORROWED_QUERY`]): Auth0's offset
+/// page of that list with the cursor instead of the totals, as Auth0 writes its own
+/// checkpoint pages (e.g. `ListClientsPaginatedResponseContent`).
+fn checkpoint_page(auth0: &Value, list: &Value) -> Option<Value> {
+    let members = resolve(auth0, list);
+    let members = members
+        .get("anyOf")
+        .or_else(|| members.get("oneOf"))?
+        .as_array()?;
+    let offset = members.iter().map(|m| resolve(auth0, m)).find(|m| {
+        m["properties"]
+            .as_object()
+            .is_some_and(|p| p.contains_key("start"))
+    })?;
+    let (key, array) = offset["properties"]
+        .as_object()?
+        .iter()
+        .find(|(_, v)| v["type"] == "array")?;
+    Some(json!({
+        "type": "object",
+        "additionalProperties": false,
+        "required": [key],
+        "properties": {
+            "next": {"type": "string", "description": "Opaque identifier for use with the `from` query parameter for the next page."},
+            key.as_str(): array,
+        },
+    }))
+}
+
 /// `schema`, admitting `null` too.
 fn nullable(mut schema: Value) -> Value {
     match schema.get_mut("type") {
@@ -425,6 +455,14 @@ pub fn derive(doc: &mut Value) {
                     continue;
                 };
                 any_of_pages(&mut schema);
+                if status == "200"
+                    && BORROWED_QUERY
+                        .iter()
+                        .any(|(o, name, _)| *o == id && *name == "from")
+                    && let Some(page) = checkpoint_page(auth0, &schema)
+                {
+                    schema = json!({ "anyOf": [schema, page] });
+                }
                 refs(&schema, auth0, &mut wanted);
                 response["content"] = json!({ "application/json": { "schema": schema } });
             }

@@ -206,6 +206,12 @@ enum Cmd {
         /// Milliseconds between probes within a round.
         #[arg(long, default_value_t = 1.0)]
         probe_every_ms: f64,
+        /// Written once the probe assertions are made (start the load beside it after).
+        #[arg(long)]
+        ready_file: Option<PathBuf>,
+        /// Rounds start once this file exists (touch it when the load is warm).
+        #[arg(long)]
+        go_file: Option<PathBuf>,
     },
     /// Fills a stopped Clavis's store with many clients, credentials and grants.
     ScaleLoad {
@@ -492,6 +498,8 @@ fn main() -> Result<()> {
             rounds,
             seconds,
             probe_every_ms,
+            ready_file,
+            go_file,
         } => {
             let manifest = Manifest::read(&manifest)?;
             let probe = manifest
@@ -508,6 +516,8 @@ fn main() -> Result<()> {
                 budget: Duration::from_secs_f64(seconds),
                 probe_every: Duration::from_secs_f64(probe_every_ms / 1000.0),
                 round_limit: Duration::from_secs(2),
+                ready_file,
+                go_file,
             };
             print(&runtime(2)?.block_on(propagation::run(&manifest, &probe, options))?)
         }

@@ -38,6 +38,10 @@ pub struct Options {
     pub probe_every: Duration,
     /// Give up on a round after this long (counted as a timeout).
     pub round_limit: Duration,
+    /// Written once the probe assertions are made (the load beside it starts after).
+    pub ready_file: Option<std::path::PathBuf>,
+    /// Rounds start once this file exists (the load beside it is warm).
+    pub go_file: Option<std::path::PathBuf>,
 }
 
 /// The result, in milliseconds.
@@ -118,6 +122,16 @@ pub async fn run(manifest: &Manifest, probe: &KeyClient, o: Options) -> Result<R
             .ok_or_else(|| anyhow!("no assertion made"))
         }
     };
+
+    if let Some(ready) = &o.ready_file {
+        std::fs::write(ready, b"ready\n")
+            .with_context(|| format!("cannot write {}", ready.display()))?;
+    }
+    if let Some(go) = &o.go_file {
+        while !go.exists() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
 
     // The credential is valid at the start.
     patch(

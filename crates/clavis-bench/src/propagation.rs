@@ -134,15 +134,18 @@ pub async fn run(manifest: &Manifest, probe: &KeyClient, o: Options) -> Result<R
     }
 
     // The credential is valid at the start.
-    patch(
-        &writer,
-        &o.writer,
-        &manifest.admin_token,
-        &path,
-        Value::Null,
-    )
-    .await?;
-    wait_accepted(&loaded, &o.loaded, &mut next_body, Duration::from_secs(10)).await?;
+    let restore = async |next_body: &mut dyn FnMut() -> Result<Req>| -> Result<usize> {
+        patch(
+            &writer,
+            &o.writer,
+            &manifest.admin_token,
+            &path,
+            Value::Null,
+        )
+        .await?;
+        wait_accepted(&loaded, &o.loaded, next_body, Duration::from_secs(10)).await
+    };
+    restore(&mut next_body).await?;
 
     let started = Instant::now();
     let mut latencies = Vec::with_capacity(o.rounds);
@@ -189,16 +192,9 @@ pub async fn run(manifest: &Manifest, probe: &KeyClient, o: Options) -> Result<R
                         }
                     });
                 }
-                Some(at) = refusals.recv() => {
-                    // The first refusal to arrive; the PATCH's answer may still be on its way.
-                    let patched = match (answered, writer_call.take()) {
-                        (Some(a), _) => a,
-                        (None, Some(call)) => call.await.context("PATCH task")??,
-                        (None, None) => bail!("PATCH lost"),
-                    };
-                    answered = Some(patched);
-                    break Some(at);
-                }
+                // The first refusal to arrive; the PATCH's answer may still be on its way
+                // (awaited below).
+                Some(at) = refusals.recv() => break Some(at),
                 done = async {
                     match writer_call.as_mut() {
                         Some(call) => call.await,
@@ -227,16 +223,7 @@ pub async fn run(manifest: &Manifest, probe: &KeyClient, o: Options) -> Result<R
             }
         }
         // Restore, and wait until the loaded node issues again.
-        patch(
-            &writer,
-            &o.writer,
-            &manifest.admin_token,
-            &path,
-            Value::Null,
-        )
-        .await?;
-        probes +=
-            wait_accepted(&loaded, &o.loaded, &mut next_body, Duration::from_secs(10)).await?;
+        probes += restore(&mut next_body).await?;
         // Rounds do not line up with the loaded node's periodic work.
         let pause = 40 + (sent.elapsed().subsec_nanos() % 60) as u64;
         tokio::time::sleep(Duration::from_millis(pause)).await;
@@ -336,7 +323,7 @@ async fn token_status(http: &reqwest::Client, base: &str, req: Req) -> Result<u1
 async fn wait_accepted(
     http: &reqwest::Client,
     base: &str,
-    next_body: &mut impl FnMut() -> Result<Req>,
+    next_body: &mut dyn FnMut() -> Result<Req>,
     limit: Duration,
 ) -> Result<usize> {
     let until = Instant::now() + limit;

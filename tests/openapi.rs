@@ -137,6 +137,99 @@ fn management_operations_declare_scopes_errors_and_rate_limit_headers() {
     assert_eq!(body["additionalProperties"], false);
 }
 
+/// The scopes an operation of `doc` accepts (its `oAuth2ClientCredentials` requirement).
+fn operation_scopes(op: &Value) -> Option<Vec<String>> {
+    let requirements = op["security"].as_array()?;
+    let scopes = requirements
+        .iter()
+        .find_map(|r| r["oAuth2ClientCredentials"].as_array())?;
+    Some(
+        scopes
+            .iter()
+            .map(|s| s.as_str().unwrap().to_string())
+            .collect(),
+    )
+}
+
+/// The scopes each handler declares are the only declaration: every Management operation
+/// has some, each one a Management scope Clavis defines, and — where Auth0 documents the
+/// same operation — exactly Auth0's, less those Clavis does not define. The field tables'
+/// copies of the client operations' scopes agree with them.
+#[test]
+fn every_management_operation_declares_auth0s_scopes() {
+    let doc = document();
+    let defined: BTreeSet<&str> = clavis::domain::scopes::MANAGEMENT_SCOPES
+        .iter()
+        .map(|(s, _)| *s)
+        .collect();
+    let theirs = [auth0_document(), auth0_next_document()];
+    let mut compared = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        if !path.starts_with("/api/v2/") || path == "/api/v2/openapi.json" {
+            continue;
+        }
+        for (method, op) in item.as_object().unwrap() {
+            let what = format!("{method} {path}");
+            let ours = operation_scopes(op).unwrap_or_else(|| panic!("{what} declares no scopes"));
+            assert!(!ours.is_empty(), "{what} declares no scopes");
+            for scope in &ours {
+                assert!(
+                    defined.contains(scope.as_str()),
+                    "{what}: {scope} is not defined"
+                );
+            }
+            assert_eq!(
+                op["security"][0]["bearerAuth"],
+                serde_json::json!([]),
+                "{what}"
+            );
+            // Auth0 names some path parameters otherwise (`{id}` for `{client_id}`).
+            let template = |p: &str| {
+                p.split('/')
+                    .map(|s| if s.starts_with('{') { "{}" } else { s })
+                    .collect::<Vec<_>>()
+                    .join("/")
+            };
+            let ours_template = template(path.trim_start_matches("/api/v2"));
+            let Some(auth0) = theirs.iter().find_map(|d| {
+                d["paths"]
+                    .as_object()
+                    .unwrap()
+                    .iter()
+                    .find(|(p, _)| template(p) == ours_template)
+                    .and_then(|(_, item)| item.get(method.as_str()))
+            }) else {
+                continue;
+            };
+            let expected: Vec<String> = operation_scopes(auth0)
+                .unwrap()
+                .into_iter()
+                .filter(|s| defined.contains(s.as_str()))
+                .collect();
+            assert_eq!(ours, expected, "{what}: Auth0's scopes, in Auth0's order");
+            compared += 1;
+        }
+    }
+    assert!(compared >= 40, "only {compared} operations matched Auth0's");
+    let paths = &doc["paths"];
+    for (copy, op) in [
+        (
+            clavis::domain::scopes::fields::READ_CLIENTS,
+            &paths["/api/v2/clients/{client_id}"]["get"],
+        ),
+        (
+            clavis::domain::scopes::fields::READ_CLIENTS,
+            &paths["/api/v2/clients"]["get"],
+        ),
+        (
+            clavis::domain::scopes::fields::UPDATE_CLIENTS,
+            &paths["/api/v2/clients/{client_id}"]["patch"],
+        ),
+    ] {
+        assert_eq!(operation_scopes(op).unwrap(), copy);
+    }
+}
+
 /// Auth0's published document for the paths Clavis serves, kept in the repository
 /// (`docs/auth0/`).
 fn auth0_next_document() -> Value {

@@ -1,4 +1,4 @@
-//! The Management API's scopes and which ones each operation accepts.
+//! The Management API's scopes, and those that individual fields need.
 
 /// Every scope of the Management API that Clavis serves; the bootstrap admin client is
 /// granted all of them.
@@ -49,85 +49,11 @@ pub const MANAGEMENT_SCOPES: &[(&str, &str)] = &[
     ("update:tenant_settings", "Update Tenant Settings"),
 ];
 
-/// Scopes accepted by each operation (any one suffices).
-pub mod required {
-    /// `GET /clients`, `GET /clients/{id}` (as Auth0's OpenAPI lists them, less
-    /// `read:client_summary`, which Clavis does not define).
-    pub const READ_CLIENTS: &[&str] = &[
-        "read:clients",
-        "read:client_keys",
-        "read:client_credentials",
-    ];
-    /// `POST /clients`
-    pub const CREATE_CLIENTS: &[&str] = &["create:clients"];
-    /// `PATCH /clients/{id}` (as Auth0's OpenAPI lists them, less
-    /// `update:client_token_vault_privileged_access`).
-    pub const UPDATE_CLIENTS: &[&str] = &[
-        "update:clients",
-        "update:client_keys",
-        "update:client_credentials",
-    ];
-    /// `DELETE /clients/{id}`
-    pub const DELETE_CLIENTS: &[&str] = &["delete:clients"];
-    /// `POST /clients/{id}/rotate-secret`
-    pub const ROTATE_SECRET: &[&str] = &["update:client_keys"];
-    /// Scopes that reveal a client's key material (`client_secret`,
-    /// `client_authentication_methods`, `encryption_key`) in client responses.
-    pub const SEE_SECRET: &[&str] = &["read:client_keys", "read:client_credentials"];
-    /// Credentials.
-    pub const READ_CREDENTIALS: &[&str] = &["read:client_credentials"];
-    /// Credentials.
-    pub const CREATE_CREDENTIALS: &[&str] = &["create:client_credentials"];
-    /// Credentials (the seed).
-    pub const UPDATE_CREDENTIALS: &[&str] = &["update:client_credentials"];
-    /// Credentials.
-    pub const DELETE_CREDENTIALS: &[&str] = &["delete:client_credentials"];
-    /// Resource servers.
-    pub const READ_RESOURCE_SERVERS: &[&str] = &["read:resource_servers"];
-    /// Resource servers.
-    pub const CREATE_RESOURCE_SERVERS: &[&str] = &["create:resource_servers"];
-    /// Resource servers.
-    pub const UPDATE_RESOURCE_SERVERS: &[&str] = &["update:resource_servers"];
-    /// Resource servers.
-    pub const DELETE_RESOURCE_SERVERS: &[&str] = &["delete:resource_servers"];
-    /// Client grants.
-    pub const READ_CLIENT_GRANTS: &[&str] = &["read:client_grants"];
-    /// Client grants.
-    pub const CREATE_CLIENT_GRANTS: &[&str] = &["create:client_grants"];
-    /// Client grants.
-    pub const UPDATE_CLIENT_GRANTS: &[&str] = &["update:client_grants"];
-    /// Client grants.
-    pub const DELETE_CLIENT_GRANTS: &[&str] = &["delete:client_grants"];
-    /// `GET /logs`, `GET /logs/{id}` (as Auth0's OpenAPI lists them, less
-    /// `read:logs_users`, which Clavis does not define).
-    pub const READ_LOGS: &[&str] = &["read:logs"];
-    /// Log streams.
-    pub const READ_LOG_STREAMS: &[&str] = &["read:log_streams"];
-    /// Log streams.
-    pub const CREATE_LOG_STREAMS: &[&str] = &["create:log_streams"];
-    /// Log streams.
-    pub const UPDATE_LOG_STREAMS: &[&str] = &["update:log_streams"];
-    /// Log streams.
-    pub const DELETE_LOG_STREAMS: &[&str] = &["delete:log_streams"];
-    /// Organizations (`read:organizations_summary` is not defined by Clavis).
-    pub const READ_ORGANIZATIONS: &[&str] = &["read:organizations"];
-    /// Organizations.
-    pub const CREATE_ORGANIZATIONS: &[&str] = &["create:organizations"];
-    /// Organizations.
-    pub const UPDATE_ORGANIZATIONS: &[&str] = &["update:organizations"];
-    /// Organizations.
-    pub const DELETE_ORGANIZATIONS: &[&str] = &["delete:organizations"];
-    /// The client grants of an organization.
-    pub const READ_ORGANIZATION_CLIENT_GRANTS: &[&str] = &["read:organization_client_grants"];
-    /// The client grants of an organization.
-    pub const CREATE_ORGANIZATION_CLIENT_GRANTS: &[&str] = &["create:organization_client_grants"];
-    /// The client grants of an organization.
-    pub const DELETE_ORGANIZATION_CLIENT_GRANTS: &[&str] = &["delete:organization_client_grants"];
-    /// `GET /tenants/settings`.
-    pub const READ_TENANT_SETTINGS: &[&str] = &["read:tenant_settings"];
-    /// `PATCH /tenants/settings`.
-    pub const UPDATE_TENANT_SETTINGS: &[&str] = &["update:tenant_settings"];
-}
+/// Scopes that reveal a client's key material (`client_secret`,
+/// `client_authentication_methods`, `encryption_key`) in client responses. The scopes each
+/// operation accepts are declared beside its handler, in its `#[utoipa::path]` attribute's
+/// `security` (the served document carries them, and the Management router enforces them).
+pub const SEE_SECRET: &[&str] = &["read:client_keys", "read:client_credentials"];
 
 /// The scopes each field of a request body or of a response needs, beyond its operation's
 /// own — Auth0's documentation of the operation (SECURITY.md lists every row).
@@ -163,8 +89,21 @@ impl FieldScopes {
 
 /// The field tables of the operations that have them.
 pub mod fields {
-    use super::FieldScopes;
-    use super::required::{READ_CLIENTS, SEE_SECRET, UPDATE_CLIENTS};
+    use super::{FieldScopes, SEE_SECRET};
+
+    /// The scopes of `GET /clients` and `GET /clients/{id}` (their handlers' `security`), for
+    /// the rows any of them admits; `tests/openapi.rs` keeps the two equal.
+    pub const READ_CLIENTS: &[&str] = &[
+        "read:clients",
+        "read:client_keys",
+        "read:client_credentials",
+    ];
+    /// The scopes of `PATCH /clients/{id}` (its handler's `security`), likewise.
+    pub const UPDATE_CLIENTS: &[&str] = &[
+        "update:clients",
+        "update:client_keys",
+        "update:client_credentials",
+    ];
 
     /// `POST /clients`: credentials need the credentials scope (Auth0: "To configure
     /// `client_authentication_methods`, the `create:client_credentials` scope is required").

@@ -127,13 +127,18 @@ impl std::fmt::Debug for Payload {
     }
 }
 
-/// The operation of the served document a request matched.
-fn matched_operation(
+/// The operation of the served document a request matched (through its alias for a route
+/// served beyond the document, `management::ALIASES`).
+pub fn matched_operation(
     method: &Method,
     extensions: &Extensions,
 ) -> Option<&'static schema::Operation> {
-    let path = extensions.get::<MatchedPath>()?;
-    schema::operation(method, path.as_str())
+    let path = extensions.get::<MatchedPath>()?.as_str();
+    let path = super::management::ALIASES
+        .iter()
+        .find(|(m, route, _)| *m == method.as_str() && *route == path)
+        .map_or(path, |(_, _, documented)| documented);
+    schema::operation(method, path)
 }
 
 impl Payload {

@@ -1,5 +1,5 @@
 //! The HTTP surface: the router and what every handler shares. Handlers are thin: they
-//! extract, check scopes, call `service`, and render.
+//! extract, call `service`, and render; the Management router checks scopes before them.
 
 pub mod audit;
 pub mod console;
@@ -20,8 +20,10 @@ use std::sync::Arc;
 use axum::Router;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use serde::Serialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::service::Clavis;
 
@@ -47,35 +49,43 @@ pub fn json_response<T: Serialize + ?Sized>(status: StatusCode, body: &T) -> Res
     }
 }
 
+/// The documented routes outside the Management API, each registered with its
+/// `#[utoipa::path]`.
+pub fn public_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(oauth::token))
+        .routes(routes!(oauth::jwks))
+        .routes(routes!(oauth::openid_configuration))
+        .routes(routes!(health::healthz))
+        .routes(routes!(health::readyz))
+        .routes(routes!(openapi::serve))
+}
+
 /// The whole application's routes.
 pub fn router(state: AppState) -> Router {
     schema::warm();
+    let (public, _) = public_routes().split_for_parts();
+    let (management, _) = management::routes().split_for_parts();
+    let management = management
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            management::authorize,
+        ))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            audit::management,
+        ))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::count_management,
+        ));
     Router::new()
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
-        .route("/oauth/token", post(oauth::token))
-        .route("/.well-known/jwks.json", get(oauth::jwks))
-        .route(
-            "/.well-known/openid-configuration",
-            get(oauth::openid_configuration),
-        )
-        .route("/api/v2/openapi.json", get(openapi::serve))
+        .merge(public)
         .route("/console", get(console::redirect))
         .route("/console/", get(console::index))
         .route("/console/config.json", get(console::config))
         .route("/console/{*file}", get(console::file))
-        .nest(
-            "/api/v2",
-            management::router()
-                .route_layer(axum::middleware::from_fn_with_state(
-                    state.clone(),
-                    audit::management,
-                ))
-                .route_layer(axum::middleware::from_fn_with_state(
-                    state.clone(),
-                    metrics::count_management,
-                )),
-        )
+        .merge(management)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)

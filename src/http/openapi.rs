@@ -1,9 +1,10 @@
 //! The OpenAPI 3.1 document of everything Clavis serves, served at `GET /api/v2/openapi.json`.
 //!
 //! It is generated, not written: each handler carries a `#[utoipa::path]` attribute (method,
-//! path, operation id, statuses and their descriptions), and [`Conventions`] adds what every
-//! operation shares from the code that implements it — the scopes each operation checks
-//! (`domain::scopes::required`), the error body (`http::error::ErrorBody`), the rate-limit
+//! path, operation id, statuses and their descriptions, and for the Management API the scopes
+//! it accepts), registered together with its route (`http::public_routes`,
+//! `http::management::routes`). [`Conventions`] adds what every operation shares from the code
+//! that implements it — the Bearer alternative to the scopes, the error body (`http::error::ErrorBody`), the rate-limit
 //! headers (`http::ratelimit`) and the stateful links (create → get → patch → delete) that API
 //! fuzzers follow. The Management API's request bodies, query parameters and answers are not
 //! written here at all: [`super::schema::derive`] takes them from Auth0's document restricted by
@@ -32,12 +33,7 @@ use utoipa::openapi::{
 };
 use utoipa::{Modify, OpenApi};
 
-use crate::domain::scopes::required;
-use crate::http::management::{
-    client_grants, clients, credentials, log_streams, logs, organizations, resource_servers,
-    signing_keys, tenant_settings,
-};
-use crate::http::{health, oauth};
+use crate::http::oauth;
 
 /// The whole document; see the module documentation.
 #[derive(OpenApi)]
@@ -50,61 +46,7 @@ use crate::http::{health, oauth};
                        `POST /oauth/token`.",
         license(name = "Apache-2.0", identifier = "Apache-2.0")
     ),
-    paths(
-        oauth::token,
-        oauth::jwks,
-        oauth::openid_configuration,
-        health::healthz,
-        health::readyz,
-        serve,
-        clients::list,
-        clients::create,
-        clients::get,
-        clients::update,
-        clients::delete,
-        clients::rotate_secret,
-        credentials::list,
-        credentials::create,
-        credentials::get,
-        credentials::update,
-        credentials::delete,
-        credentials::expiring,
-        resource_servers::list,
-        resource_servers::create,
-        resource_servers::get,
-        resource_servers::update,
-        resource_servers::delete,
-        client_grants::list,
-        client_grants::create,
-        client_grants::get,
-        client_grants::update,
-        client_grants::delete,
-        organizations::list,
-        organizations::create,
-        organizations::get,
-        organizations::get_by_name,
-        organizations::update,
-        organizations::delete,
-        organizations::list_grants,
-        organizations::associate,
-        organizations::dissociate,
-        organizations::grant_organizations,
-        signing_keys::list,
-        signing_keys::get,
-        signing_keys::rotate,
-        signing_keys::revoke,
-        logs::list,
-        logs::get,
-        log_streams::list,
-        log_streams::create,
-        log_streams::get,
-        log_streams::update,
-        log_streams::delete,
-        tenant_settings::get,
-        tenant_settings::update,
-    ),
     components(schemas(super::error::ErrorBody, oauth::OAuthErrorBody)),
-    modifiers(&Conventions),
     tags(
         (name = "oauth", description = "Token endpoint, discovery and JWKS"),
         (name = "clients", description = "Clients (applications)"),
@@ -120,53 +62,6 @@ use crate::http::{health, oauth};
     )
 )]
 pub struct ApiDoc;
-
-/// Scopes each Management API operation accepts (any one suffices), from the constants the
-/// handlers check.
-fn operation_scopes(operation_id: &str) -> Option<&'static [&'static str]> {
-    Some(match operation_id {
-        "get_clients" | "get_clients_by_id" => required::READ_CLIENTS,
-        "post_clients" => required::CREATE_CLIENTS,
-        "patch_clients_by_id" => required::UPDATE_CLIENTS,
-        "delete_clients_by_id" => required::DELETE_CLIENTS,
-        "post_rotate-secret" => required::ROTATE_SECRET,
-        "get_credentials" | "get_credentials_by_credential_id" => required::READ_CREDENTIALS,
-        "post_credentials" => required::CREATE_CREDENTIALS,
-        "patch_credentials_by_credential_id" => required::UPDATE_CREDENTIALS,
-        "delete_credentials_by_credential_id" => required::DELETE_CREDENTIALS,
-        "get_expiring_credentials" => required::READ_CREDENTIALS,
-        "get_resource-servers" | "get_resource-servers_by_id" => required::READ_RESOURCE_SERVERS,
-        "post_resource-servers" => required::CREATE_RESOURCE_SERVERS,
-        "patch_resource-servers_by_id" => required::UPDATE_RESOURCE_SERVERS,
-        "delete_resource-servers_by_id" => required::DELETE_RESOURCE_SERVERS,
-        "get_client-grants" | "get_client-grant" => required::READ_CLIENT_GRANTS,
-        "post_client-grants" => required::CREATE_CLIENT_GRANTS,
-        "patch_client-grants_by_id" => required::UPDATE_CLIENT_GRANTS,
-        "delete_client-grants_by_id" => required::DELETE_CLIENT_GRANTS,
-        "get_organizations" | "get_organizations_by_id" | "get_name_by_name" => {
-            required::READ_ORGANIZATIONS
-        }
-        "post_organizations" => required::CREATE_ORGANIZATIONS,
-        "get_log-streams" | "get_log-streams_by_id" => required::READ_LOG_STREAMS,
-        "post_log-streams" => required::CREATE_LOG_STREAMS,
-        "patch_log-streams_by_id" => required::UPDATE_LOG_STREAMS,
-        "delete_log-streams_by_id" => required::DELETE_LOG_STREAMS,
-        "patch_organizations_by_id" => required::UPDATE_ORGANIZATIONS,
-        "delete_organizations_by_id" => required::DELETE_ORGANIZATIONS,
-        "get_organization-client-grants" | "get_client-grant-organizations" => {
-            required::READ_ORGANIZATION_CLIENT_GRANTS
-        }
-        "create_organization-client-grants" => required::CREATE_ORGANIZATION_CLIENT_GRANTS,
-        "delete_client-grants_by_grant_id" => required::DELETE_ORGANIZATION_CLIENT_GRANTS,
-        "get_signing_keys" | "get_signing_key" => signing_keys::READ,
-        "post_signing_keys" => signing_keys::CREATE,
-        "put_signing_keys" => signing_keys::UPDATE,
-        "get_logs" | "get_logs_by_id" => required::READ_LOGS,
-        "tenant_settings_route" => required::READ_TENANT_SETTINGS,
-        "patch_settings" => required::UPDATE_TENANT_SETTINGS,
-        _ => return None,
-    })
-}
 
 /// Links from a create answer to the operations on what it created:
 /// (from operation, status, link name, to operation, [(parameter, expression)]).
@@ -398,14 +293,13 @@ impl Modify for Conventions {
                         ))
                     });
                 if management {
-                    if let Some(scopes) = operation_scopes(&id) {
-                        operation.security = Some(vec![
+                    // The handler's attribute declares the scopes; Auth0's document offers a
+                    // Bearer token besides, as here.
+                    if let Some(security) = operation.security.as_mut() {
+                        security.insert(
+                            0,
                             SecurityRequirement::new::<&str, [&str; 0], &str>("bearerAuth", []),
-                            SecurityRequirement::new(
-                                "oAuth2ClientCredentials",
-                                scopes.iter().copied(),
-                            ),
-                        ]);
+                        );
                     }
                     for (status, name, _) in MANAGEMENT_ERRORS {
                         operation
@@ -582,7 +476,11 @@ fn add_rate_limit_headers(response: &mut utoipa::openapi::Response, too_many: bo
 pub fn document() -> &'static Value {
     static DOC: OnceLock<Value> = OnceLock::new();
     DOC.get_or_init(|| {
-        let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+        let registered = super::public_routes().merge(super::management::routes());
+        let mut api = ApiDoc::openapi();
+        api.merge(registered.into_openapi());
+        Conventions.modify(&mut api);
+        let mut doc = serde_json::to_value(api).unwrap_or_default();
         super::schema::derive(&mut doc);
         doc
     })

@@ -557,6 +557,9 @@ struct QueryParameter {
 pub struct Operation {
     /// Its operation id.
     pub id: String,
+    /// The scopes that admit it (any one suffices): its `oAuth2ClientCredentials` security
+    /// requirement, from its handler's `#[utoipa::path]`.
+    pub scopes: Vec<&'static str>,
     body: Option<Compiled>,
     query: Vec<QueryParameter>,
 }
@@ -645,6 +648,14 @@ static OPERATIONS: LazyLock<Operations> = LazyLock::new(|| {
                 (method.to_ascii_uppercase(), path.clone()),
                 Operation {
                     id: id.to_string(),
+                    scopes: op["security"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|requirement| requirement["oAuth2ClientCredentials"].as_array())
+                        .flatten()
+                        .filter_map(Value::as_str)
+                        .collect(),
                     body,
                     query,
                 },

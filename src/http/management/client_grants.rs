@@ -11,9 +11,8 @@ use crate::domain::client_grant::{
     ClientGrantUpdate, DEFAULT_FOR_DESC, DEFAULT_FOR_THIRD_PARTY, NewClientGrant,
     SUBJECT_TYPE_DESC, SubjectType,
 };
-use crate::domain::scopes::required;
 use crate::http::error::ApiError;
-use crate::http::extract::{Auth, Path, Payload, Query, page_json};
+use crate::http::extract::{Path, Payload, Query, page_json};
 use crate::http::{AppState, json_response};
 use crate::store::GrantFilter;
 
@@ -21,13 +20,9 @@ use crate::store::GrantFilter;
 #[utoipa::path(
     get, path = "/api/v2/client-grants", operation_id = "get_client-grants", tag = "client grants",
     responses((status = 200, description = "A page of client grants.")),
+    security(("oAuth2ClientCredentials" = ["read:client_grants"])),
 )]
-pub async fn list(
-    State(app): State<AppState>,
-    auth: Auth,
-    query: Query,
-) -> Result<Response, ApiError> {
-    auth.require(required::READ_CLIENT_GRANTS)?;
+pub async fn list(State(app): State<AppState>, query: Query) -> Result<Response, ApiError> {
     let q = query.params()?;
     let paging = q.paging()?;
     let filter = GrantFilter {
@@ -69,13 +64,9 @@ pub async fn list(
 #[utoipa::path(
     post, path = "/api/v2/client-grants", operation_id = "post_client-grants", tag = "client grants",
     responses((status = 201, description = "The new client grant."), (status = 409, description = "The client already has a grant for this audience.", body = crate::http::error::ErrorBody)),
+    security(("oAuth2ClientCredentials" = ["create:client_grants"])),
 )]
-pub async fn create(
-    State(app): State<AppState>,
-    auth: Auth,
-    payload: Payload,
-) -> Result<Response, ApiError> {
-    auth.require(required::CREATE_CLIENT_GRANTS)?;
+pub async fn create(State(app): State<AppState>, payload: Payload) -> Result<Response, ApiError> {
     let new = NewClientGrant::parse(payload.body()?)?;
     let grant = app.create_client_grant(new).await?;
     Ok(json_response(StatusCode::CREATED, &grant.to_json()))
@@ -86,13 +77,12 @@ pub async fn create(
     get, path = "/api/v2/client-grants/{id}", operation_id = "get_client-grant", tag = "client grants",
     params(("id" = String, Path, description = "ID of the client grant.")),
     responses((status = 200, description = "The client grant.")),
+    security(("oAuth2ClientCredentials" = ["read:client_grants"])),
 )]
 pub async fn get(
     State(app): State<AppState>,
-    auth: Auth,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    auth.require(required::READ_CLIENT_GRANTS)?;
     let grant = app.client_grant(path_param("id", &id)?).await?;
     Ok(json_response(StatusCode::OK, &grant.to_json()))
 }
@@ -102,14 +92,13 @@ pub async fn get(
     patch, path = "/api/v2/client-grants/{id}", operation_id = "patch_client-grants_by_id", tag = "client grants",
     params(("id" = String, Path, description = "ID of the client grant.")),
     responses((status = 200, description = "The updated client grant.")),
+    security(("oAuth2ClientCredentials" = ["update:client_grants"])),
 )]
 pub async fn update(
     State(app): State<AppState>,
-    auth: Auth,
     Path(id): Path<String>,
     payload: Payload,
 ) -> Result<Response, ApiError> {
-    auth.require(required::UPDATE_CLIENT_GRANTS)?;
     let id = path_param("id", &id)?;
     let update = ClientGrantUpdate::parse(payload.body()?)?;
     let grant = app.update_client_grant(id, update).await?;
@@ -121,13 +110,12 @@ pub async fn update(
     delete, path = "/api/v2/client-grants/{id}", operation_id = "delete_client-grants_by_id", tag = "client grants",
     params(("id" = String, Path, description = "ID of the client grant.")),
     responses((status = 204, description = "Deleted.")),
+    security(("oAuth2ClientCredentials" = ["delete:client_grants"])),
 )]
 pub async fn delete(
     State(app): State<AppState>,
-    auth: Auth,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    auth.require(required::DELETE_CLIENT_GRANTS)?;
     app.delete_client_grant(path_param("id", &id)?).await?;
     Ok(no_content())
 }

@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 
 use super::{no_content, path_param};
 use crate::domain::client::{Client, ClientUpdate, NewClient};
-use crate::domain::scopes::{fields, required};
+use crate::domain::scopes::{SEE_SECRET, fields};
 use crate::http::error::ApiError;
 use crate::http::extract::{Auth, Fields, Path, Payload, Query, QueryParams, page_json};
 use crate::http::{AppState, json_response};
@@ -29,7 +29,7 @@ fn client_filter(q: &QueryParams) -> Result<ClientFilter, ApiError> {
 /// Renders a client; the secret only while a secret method is in use and only for callers
 /// allowed to see it.
 fn render(client: &Client, secret: Option<&str>, auth: &Auth) -> Map<String, Value> {
-    let secret = secret.filter(|_| client.uses_secret() && auth.has_any(required::SEE_SECRET));
+    let secret = secret.filter(|_| client.uses_secret() && auth.has_any(SEE_SECRET));
     client.to_json(secret)
 }
 
@@ -45,20 +45,20 @@ fn render_read(client: &Client, secret: Option<&str>, auth: &Auth) -> Map<String
 #[utoipa::path(
     get, path = "/api/v2/clients", operation_id = "get_clients", tag = "clients",
     responses((status = 200, description = "A page of clients.")),
+    security(("oAuth2ClientCredentials" = ["read:clients", "read:client_keys", "read:client_credentials"])),
 )]
 pub async fn list(
     State(app): State<AppState>,
     auth: Auth,
     query: Query,
 ) -> Result<Response, ApiError> {
-    auth.require(required::READ_CLIENTS)?;
     let q = query.params()?;
     let paging = q.paging()?;
     let filter = Fields::parse(&q)?;
     let clients = client_filter(&q)?;
     let page = app.list_clients(&clients, paging.request).await?;
-    let show_secrets = auth.has_any(required::SEE_SECRET)
-        && filter.as_ref().is_none_or(|f| f.shows("client_secret"));
+    let show_secrets =
+        auth.has_any(SEE_SECRET) && filter.as_ref().is_none_or(|f| f.shows("client_secret"));
     let page = page.map(|row| {
         let client = &row.client;
         // Secrets are unsealed only when they will be shown.
@@ -80,13 +80,13 @@ pub async fn list(
 #[utoipa::path(
     post, path = "/api/v2/clients", operation_id = "post_clients", tag = "clients",
     responses((status = 201, description = "The new client, with its secret."), (status = 409, description = "A client with this id exists.", body = crate::http::error::ErrorBody)),
+    security(("oAuth2ClientCredentials" = ["create:clients"])),
 )]
 pub async fn create(
     State(app): State<AppState>,
     auth: Auth,
     payload: Payload,
 ) -> Result<Response, ApiError> {
-    auth.require(required::CREATE_CLIENTS)?;
     let new = NewClient::parse(payload.body()?)?;
     auth.require_fields(&fields::CREATE_CLIENT, &payload.value, true)?;
     let (aggregate, secret) = app.create_client(new).await?;
@@ -104,6 +104,7 @@ pub async fn create(
     get, path = "/api/v2/clients/{client_id}", operation_id = "get_clients_by_id", tag = "clients",
     params(("client_id" = String, Path, description = "ID of the client.")),
     responses((status = 200, description = "The client.")),
+    security(("oAuth2ClientCredentials" = ["read:clients", "read:client_keys", "read:client_credentials"])),
 )]
 pub async fn get(
     State(app): State<AppState>,
@@ -111,7 +112,6 @@ pub async fn get(
     Path(client_id): Path<String>,
     query: Query,
 ) -> Result<Response, ApiError> {
-    auth.require(required::READ_CLIENTS)?;
     let q = query.params()?;
     let filter = Fields::parse(&q)?;
     let client_id = path_param("client_id", &client_id)?;
@@ -129,6 +129,7 @@ pub async fn get(
     patch, path = "/api/v2/clients/{client_id}", operation_id = "patch_clients_by_id", tag = "clients",
     params(("client_id" = String, Path, description = "ID of the client.")),
     responses((status = 200, description = "The updated client.")),
+    security(("oAuth2ClientCredentials" = ["update:clients", "update:client_keys", "update:client_credentials"])),
 )]
 pub async fn update(
     State(app): State<AppState>,
@@ -136,7 +137,6 @@ pub async fn update(
     Path(client_id): Path<String>,
     payload: Payload,
 ) -> Result<Response, ApiError> {
-    auth.require(required::UPDATE_CLIENTS)?;
     let client_id = path_param("client_id", &client_id)?;
     let update = ClientUpdate::parse(payload.body()?)?;
     auth.require_fields(&fields::UPDATE_CLIENT, &payload.value, false)?;
@@ -153,13 +153,12 @@ pub async fn update(
     delete, path = "/api/v2/clients/{client_id}", operation_id = "delete_clients_by_id", tag = "clients",
     params(("client_id" = String, Path, description = "ID of the client.")),
     responses((status = 204, description = "Deleted, with its credentials and grants.")),
+    security(("oAuth2ClientCredentials" = ["delete:clients"])),
 )]
 pub async fn delete(
     State(app): State<AppState>,
-    auth: Auth,
     Path(client_id): Path<String>,
 ) -> Result<Response, ApiError> {
-    auth.require(required::DELETE_CLIENTS)?;
     app.delete_client(path_param("client_id", &client_id)?)
         .await?;
     Ok(no_content())
@@ -170,13 +169,12 @@ pub async fn delete(
     post, path = "/api/v2/clients/{client_id}/rotate-secret", operation_id = "post_rotate-secret", tag = "clients",
     params(("client_id" = String, Path, description = "ID of the client.")),
     responses((status = 200, description = "The client with its new secret.")),
+    security(("oAuth2ClientCredentials" = ["update:client_keys"])),
 )]
 pub async fn rotate_secret(
     State(app): State<AppState>,
-    auth: Auth,
     Path(client_id): Path<String>,
 ) -> Result<Response, ApiError> {
-    auth.require(required::ROTATE_SECRET)?;
     let (aggregate, secret) = app
         .rotate_secret(path_param("client_id", &client_id)?)
         .await?;

@@ -7,9 +7,8 @@ use axum::response::Response;
 
 use super::{no_content, path_param};
 use crate::domain::credential::{NewCredential, parse_patch};
-use crate::domain::scopes::required;
 use crate::http::error::ApiError;
-use crate::http::extract::{Auth, Path, Payload};
+use crate::http::extract::{Path, Payload};
 use crate::http::{AppState, json_response};
 
 /// `GET .../credentials`: every credential of the client, in creation order.
@@ -17,13 +16,12 @@ use crate::http::{AppState, json_response};
     get, path = "/api/v2/clients/{client_id}/credentials", operation_id = "get_credentials", tag = "client credentials",
     params(("client_id" = String, Path, description = "ID of the client.")),
     responses((status = 200, description = "The client's credentials, in creation order.")),
+    security(("oAuth2ClientCredentials" = ["read:client_credentials"])),
 )]
 pub async fn list(
     State(app): State<AppState>,
-    auth: Auth,
     Path(client_id): Path<String>,
 ) -> Result<Response, ApiError> {
-    auth.require(required::READ_CREDENTIALS)?;
     let aggregate = app.client(path_param("client_id", &client_id)?).await?;
     let views: Vec<_> = aggregate.credentials.iter().map(|c| c.view()).collect();
     Ok(json_response(StatusCode::OK, &views))
@@ -34,14 +32,13 @@ pub async fn list(
     post, path = "/api/v2/clients/{client_id}/credentials", operation_id = "post_credentials", tag = "client credentials",
     params(("client_id" = String, Path, description = "ID of the client.")),
     responses((status = 201, description = "The new credential.")),
+    security(("oAuth2ClientCredentials" = ["create:client_credentials"])),
 )]
 pub async fn create(
     State(app): State<AppState>,
-    auth: Auth,
     Path(client_id): Path<String>,
     payload: Payload,
 ) -> Result<Response, ApiError> {
-    auth.require(required::CREATE_CREDENTIALS)?;
     let client_id = path_param("client_id", &client_id)?;
     let new = NewCredential::parse(payload.body()?)?;
     let credential = app.create_credential(client_id, new).await?;
@@ -53,13 +50,12 @@ pub async fn create(
     get, path = "/api/v2/clients/{client_id}/credentials/{credential_id}", operation_id = "get_credentials_by_credential_id", tag = "client credentials",
     params(("client_id" = String, Path, description = "ID of the client."), ("credential_id" = String, Path, description = "ID of the credential.")),
     responses((status = 200, description = "The credential.")),
+    security(("oAuth2ClientCredentials" = ["read:client_credentials"])),
 )]
 pub async fn get(
     State(app): State<AppState>,
-    auth: Auth,
     Path((client_id, credential_id)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    auth.require(required::READ_CREDENTIALS)?;
     let credential = app
         .credential(
             path_param("client_id", &client_id)?,
@@ -74,14 +70,13 @@ pub async fn get(
     patch, path = "/api/v2/clients/{client_id}/credentials/{credential_id}", operation_id = "patch_credentials_by_credential_id", tag = "client credentials",
     params(("client_id" = String, Path, description = "ID of the client."), ("credential_id" = String, Path, description = "ID of the credential.")),
     responses((status = 200, description = "The credential with its new expiry.")),
+    security(("oAuth2ClientCredentials" = ["update:client_credentials"])),
 )]
 pub async fn update(
     State(app): State<AppState>,
-    auth: Auth,
     Path((client_id, credential_id)): Path<(String, String)>,
     payload: Payload,
 ) -> Result<Response, ApiError> {
-    auth.require(required::UPDATE_CREDENTIALS)?;
     let client_id = path_param("client_id", &client_id)?;
     let credential_id = path_param("credential_id", &credential_id)?;
     let expires_at = parse_patch(payload.body()?)?;
@@ -96,13 +91,12 @@ pub async fn update(
     delete, path = "/api/v2/clients/{client_id}/credentials/{credential_id}", operation_id = "delete_credentials_by_credential_id", tag = "client credentials",
     params(("client_id" = String, Path, description = "ID of the client."), ("credential_id" = String, Path, description = "ID of the credential.")),
     responses((status = 204, description = "Deleted (refused with 400 while attached to the client's authentication method).")),
+    security(("oAuth2ClientCredentials" = ["delete:client_credentials"])),
 )]
 pub async fn delete(
     State(app): State<AppState>,
-    auth: Auth,
     Path((client_id, credential_id)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    auth.require(required::DELETE_CREDENTIALS)?;
     app.delete_credential(
         path_param("client_id", &client_id)?,
         path_param("credential_id", &credential_id)?,
@@ -131,18 +125,16 @@ fn parse_before(text: &str) -> Option<crate::domain::time::Timestamp> {
         (status = 200, description = "A page of the attached credentials that expire before `before` (already expired ones included), soonest first (ties by credential id); a plain array, `{start, limit, total, credentials}` with `include_totals=true`, or `{next, credentials}` with `take`/`from` (`next` is a position in the list)."),
         (status = 400, description = "`before` is not a date or date-time.", body = crate::http::error::ErrorBody),
     ),
+    security(("oAuth2ClientCredentials" = ["read:client_credentials"])),
 )]
 pub async fn expiring(
     State(app): State<AppState>,
-    auth: Auth,
     query: crate::http::extract::Query,
 ) -> Result<Response, ApiError> {
     use serde_json::Value;
 
     use crate::http::extract::page_json;
     use crate::store::{Page, PageRequest};
-
-    auth.require(required::READ_CREDENTIALS)?;
     let q = query.params()?;
     let before = match q.get("before").filter(|b| !b.is_empty()) {
         None => None,

@@ -7,18 +7,17 @@ use serde_json::Value;
 
 use super::{no_content, path_param};
 use crate::domain::log_stream::{LogStreamUpdate, NewLogStream};
-use crate::domain::scopes::required;
 use crate::http::error::ApiError;
-use crate::http::extract::{Auth, Path, Payload};
+use crate::http::extract::{Path, Payload};
 use crate::http::{AppState, json_response};
 
 /// `GET /log-streams`: every stream, oldest first (Auth0 pages none).
 #[utoipa::path(
     get, path = "/api/v2/log-streams", operation_id = "get_log-streams", tag = "log streams",
     responses((status = 200, description = "Returning log streams")),
+    security(("oAuth2ClientCredentials" = ["read:log_streams"])),
 )]
-pub async fn list(State(app): State<AppState>, auth: Auth) -> Result<Response, ApiError> {
-    auth.require(required::READ_LOG_STREAMS)?;
+pub async fn list(State(app): State<AppState>) -> Result<Response, ApiError> {
     let streams: Vec<Value> = app
         .log_streams()
         .await?
@@ -33,13 +32,9 @@ pub async fn list(State(app): State<AppState>, auth: Auth) -> Result<Response, A
 #[utoipa::path(
     post, path = "/api/v2/log-streams", operation_id = "post_log-streams", tag = "log streams",
     responses((status = 200, description = "Log stream created"), (status = 400, description = "Invalid request body, or a type other than http.", body = crate::http::error::ErrorBody)),
+    security(("oAuth2ClientCredentials" = ["create:log_streams"])),
 )]
-pub async fn create(
-    State(app): State<AppState>,
-    auth: Auth,
-    payload: Payload,
-) -> Result<Response, ApiError> {
-    auth.require(required::CREATE_LOG_STREAMS)?;
+pub async fn create(State(app): State<AppState>, payload: Payload) -> Result<Response, ApiError> {
     let new = NewLogStream::parse(payload.body()?)?;
     let record = app.create_log_stream(new).await?;
     Ok(json_response(StatusCode::OK, &app.log_stream_json(&record)))
@@ -50,13 +45,12 @@ pub async fn create(
     get, path = "/api/v2/log-streams/{id}", operation_id = "get_log-streams_by_id", tag = "log streams",
     params(("id" = String, Path, description = "The id of the log stream to get")),
     responses((status = 200, description = "Returning log stream."), (status = 404, description = "The log stream does not exist.", body = crate::http::error::ErrorBody)),
+    security(("oAuth2ClientCredentials" = ["read:log_streams"])),
 )]
 pub async fn get(
     State(app): State<AppState>,
-    auth: Auth,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    auth.require(required::READ_LOG_STREAMS)?;
     let record = app.log_stream(path_param("id", &id)?).await?;
     Ok(json_response(StatusCode::OK, &app.log_stream_json(&record)))
 }
@@ -67,14 +61,13 @@ pub async fn get(
     patch, path = "/api/v2/log-streams/{id}", operation_id = "patch_log-streams_by_id", tag = "log streams",
     params(("id" = String, Path, description = "The id of the log stream to get")),
     responses((status = 200, description = "Log stream updated"), (status = 404, description = "The log stream does not exist.", body = crate::http::error::ErrorBody)),
+    security(("oAuth2ClientCredentials" = ["update:log_streams"])),
 )]
 pub async fn update(
     State(app): State<AppState>,
-    auth: Auth,
     Path(id): Path<String>,
     payload: Payload,
 ) -> Result<Response, ApiError> {
-    auth.require(required::UPDATE_LOG_STREAMS)?;
     let id = path_param("id", &id)?;
     let update = LogStreamUpdate::parse(payload.body()?)?;
     let record = app.update_log_stream(id, update).await?;
@@ -86,13 +79,12 @@ pub async fn update(
     delete, path = "/api/v2/log-streams/{id}", operation_id = "delete_log-streams_by_id", tag = "log streams",
     params(("id" = String, Path, description = "The id of the log stream to delete")),
     responses((status = 204, description = "The log stream was deleted."), (status = 404, description = "The log stream does not exist.", body = crate::http::error::ErrorBody)),
+    security(("oAuth2ClientCredentials" = ["delete:log_streams"])),
 )]
 pub async fn delete(
     State(app): State<AppState>,
-    auth: Auth,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    auth.require(required::DELETE_LOG_STREAMS)?;
     app.delete_log_stream(path_param("id", &id)?).await?;
     Ok(no_content())
 }

@@ -7,9 +7,8 @@ use serde_json::{Map, Value};
 
 use super::path_param;
 use crate::domain::log_query::{self, log_id, log_id_seq};
-use crate::domain::scopes::required;
 use crate::http::error::ApiError;
-use crate::http::extract::{Auth, Fields, Path, Query};
+use crate::http::extract::{Fields, Path, Query};
 use crate::http::{AppState, json_response};
 use crate::store::{LogRow, LogSearch};
 
@@ -74,13 +73,9 @@ fn render(row: &LogRow) -> Result<Map<String, Value>, ApiError> {
         (status = 200, description = "Events: a plain array (checkpoint, or page without totals), or `{logs, start, limit, length, total}` with `include_totals=true`. Checkpoint answers carry `Link: <…>; rel=\"next\"`."),
         (status = 400, description = "A malformed parameter or search query, or a search paging beyond 1,000 results.", body = crate::http::error::ErrorBody),
     ),
+    security(("oAuth2ClientCredentials" = ["read:logs"])),
 )]
-pub async fn list(
-    State(app): State<AppState>,
-    auth: Auth,
-    query: Query,
-) -> Result<Response, ApiError> {
-    auth.require(required::READ_LOGS)?;
+pub async fn list(State(app): State<AppState>, query: Query) -> Result<Response, ApiError> {
     let q = query.params()?;
     // This node's queued events are written first: a caller reads what it just did.
     app.audit.flush().await;
@@ -191,13 +186,12 @@ pub async fn list(
         (status = 200, description = "The event."),
         (status = 404, description = "Log not found.", body = crate::http::error::ErrorBody),
     ),
+    security(("oAuth2ClientCredentials" = ["read:logs"])),
 )]
 pub async fn get(
     State(app): State<AppState>,
-    auth: Auth,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    auth.require(required::READ_LOGS)?;
     let id = path_param("id", &id)?;
     app.audit.flush().await;
     let not_found = || {

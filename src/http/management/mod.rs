@@ -1,5 +1,6 @@
-//! The Management API (`/api/v2`). One file per resource; each handler checks its scope,
-//! reads its input, calls the service and renders the Auth0 shape.
+//! The Management API (`/api/v2`). One file per resource; each handler declares its route,
+//! documentation and scopes in its `#[utoipa::path]`, reads its input, calls the service and
+//! renders the Auth0 shape.
 
 pub mod client_grants;
 pub mod clients;
@@ -11,109 +12,95 @@ pub mod resource_servers;
 pub mod signing_keys;
 pub mod tenant_settings;
 
-use axum::Router;
-use axum::routing::{get, post};
+use axum::extract::{FromRequestParts, Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::AppState;
 use super::error::ApiError;
+use super::extract::{Auth, matched_operation};
 
-/// Routes under `/api/v2`.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/clients", get(clients::list).post(clients::create))
-        .route(
-            "/clients/{client_id}",
-            get(clients::get)
-                .patch(clients::update)
-                .delete(clients::delete),
-        )
-        .route(
-            "/clients/{client_id}/rotate-secret",
-            post(clients::rotate_secret),
-        )
-        .route(
-            "/clients/{client_id}/credentials",
-            get(credentials::list).post(credentials::create),
-        )
-        .route(
-            "/clients/{client_id}/credentials/{credential_id}",
-            get(credentials::get)
-                .patch(credentials::update)
-                .delete(credentials::delete),
-        )
-        .route("/credentials/expiring", get(credentials::expiring))
-        .route(
-            "/resource-servers",
-            get(resource_servers::list).post(resource_servers::create),
-        )
-        .route(
-            "/resource-servers/{id}",
-            get(resource_servers::get)
-                .patch(resource_servers::update)
-                .delete(resource_servers::delete),
-        )
-        .route(
-            "/tenants/settings",
-            get(tenant_settings::get).patch(tenant_settings::update),
-        )
-        .route("/keys/signing", get(signing_keys::list))
-        .route(
-            "/keys/signing/rotate",
-            post(signing_keys::rotate).get(signing_keys::get_rotate),
-        )
-        .route("/keys/signing/{kid}", get(signing_keys::get))
-        .route(
-            "/keys/signing/{kid}/revoke",
-            axum::routing::put(signing_keys::revoke),
-        )
-        .route(
-            "/client-grants",
-            get(client_grants::list).post(client_grants::create),
-        )
-        .route("/logs", get(logs::list))
-        .route("/logs/{id}", get(logs::get))
-        .route(
-            "/log-streams",
-            get(log_streams::list).post(log_streams::create),
-        )
-        .route(
-            "/log-streams/{id}",
-            get(log_streams::get)
-                .patch(log_streams::update)
-                .delete(log_streams::delete),
-        )
-        .route(
-            "/client-grants/{id}",
-            get(client_grants::get)
-                .patch(client_grants::update)
-                .delete(client_grants::delete),
-        )
-        .route(
-            "/client-grants/{id}/organizations",
-            get(organizations::grant_organizations),
-        )
-        .route(
-            "/organizations",
-            get(organizations::list).post(organizations::create),
-        )
-        .route(
-            "/organizations/name/{name}",
-            get(organizations::get_by_name),
-        )
-        .route(
-            "/organizations/{id}",
-            get(organizations::get)
-                .patch(organizations::update)
-                .delete(organizations::delete),
-        )
-        .route(
-            "/organizations/{id}/client-grants",
-            get(organizations::list_grants).post(organizations::associate),
-        )
-        .route(
-            "/organizations/{id}/client-grants/{grant_id}",
-            axum::routing::delete(organizations::dissociate),
-        )
+/// Every Management operation, each registered with its handler's `#[utoipa::path]`: the
+/// route, its documentation and the scopes it accepts (the attribute's `security`) are one
+/// declaration. [`authorize`] enforces those scopes on every route registered here.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(clients::list))
+        .routes(routes!(clients::create))
+        .routes(routes!(clients::get))
+        .routes(routes!(clients::update))
+        .routes(routes!(clients::delete))
+        .routes(routes!(clients::rotate_secret))
+        .routes(routes!(credentials::list))
+        .routes(routes!(credentials::create))
+        .routes(routes!(credentials::get))
+        .routes(routes!(credentials::update))
+        .routes(routes!(credentials::delete))
+        .routes(routes!(credentials::expiring))
+        .routes(routes!(resource_servers::list))
+        .routes(routes!(resource_servers::create))
+        .routes(routes!(resource_servers::get))
+        .routes(routes!(resource_servers::update))
+        .routes(routes!(resource_servers::delete))
+        .routes(routes!(client_grants::list))
+        .routes(routes!(client_grants::create))
+        .routes(routes!(client_grants::get))
+        .routes(routes!(client_grants::update))
+        .routes(routes!(client_grants::delete))
+        .routes(routes!(organizations::list))
+        .routes(routes!(organizations::create))
+        .routes(routes!(organizations::get))
+        .routes(routes!(organizations::get_by_name))
+        .routes(routes!(organizations::update))
+        .routes(routes!(organizations::delete))
+        .routes(routes!(organizations::list_grants))
+        .routes(routes!(organizations::associate))
+        .routes(routes!(organizations::dissociate))
+        .routes(routes!(organizations::grant_organizations))
+        .routes(routes!(signing_keys::list))
+        .routes(routes!(signing_keys::get))
+        .routes(routes!(signing_keys::rotate))
+        .routes(routes!(signing_keys::revoke))
+        .routes(routes!(logs::list))
+        .routes(routes!(logs::get))
+        .routes(routes!(log_streams::list))
+        .routes(routes!(log_streams::create))
+        .routes(routes!(log_streams::get))
+        .routes(routes!(log_streams::update))
+        .routes(routes!(log_streams::delete))
+        .routes(routes!(tenant_settings::get))
+        .routes(routes!(tenant_settings::update))
+        .route(ALIASES[0].1, axum::routing::get(signing_keys::get_rotate))
+}
+
+/// Routes served beyond the document, each answering as a documented operation whose scopes
+/// and request schemas it takes: (method, route, the documented route).
+pub const ALIASES: &[(&str, &str, &str)] = &[(
+    "GET",
+    "/api/v2/keys/signing/rotate",
+    "/api/v2/keys/signing/{kid}",
+)];
+
+/// Authenticates every Management request (401) and admits it only with one of the scopes
+/// its operation declares (403), before any handler or extractor reads it. A route that no
+/// operation of the served document describes is refused: no handler runs unchecked.
+pub async fn authorize(
+    State(state): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let (mut parts, body) = req.into_parts();
+    let auth = Auth::from_request_parts(&mut parts, &state).await?;
+    let Some(operation) = matched_operation(&parts.method, &parts.extensions) else {
+        tracing::error!(method = %parts.method, path = %parts.uri.path(), "a Management route without an operation in the served document");
+        return Err(ApiError::route_not_found());
+    };
+    auth.require(&operation.scopes)?;
+    // The handler's `Auth` takes the verified caller from here.
+    parts.extensions.insert(auth.0);
+    Ok(next.run(Request::from_parts(parts, body)).await)
 }
 
 /// Path segments longer than this are refused before any lookup.

@@ -8,9 +8,8 @@ use serde_json::Value;
 
 use super::{no_content, path_param};
 use crate::domain::organization::{Association, NewOrganization, OrganizationUpdate};
-use crate::domain::scopes::required;
 use crate::http::error::ApiError;
-use crate::http::extract::{Auth, Path, Payload, Query, QueryParams, page_json};
+use crate::http::extract::{Path, Payload, Query, QueryParams, page_json};
 use crate::http::{AppState, json_response};
 use crate::store::{GrantFilter, OrganizationFilter, OrganizationSort, PageRequest};
 
@@ -21,13 +20,9 @@ const MAX_GRANT_IDS: usize = 10;
 #[utoipa::path(
     get, path = "/api/v2/organizations", operation_id = "get_organizations", tag = "organizations",
     responses((status = 200, description = "A page of organizations.")),
+    security(("oAuth2ClientCredentials" = ["read:organizations"])),
 )]
-pub async fn list(
-    State(app): State<AppState>,
-    auth: Auth,
-    query: Query,
-) -> Result<Response, ApiError> {
-    auth.require(required::READ_ORGANIZATIONS)?;
+pub async fn list(State(app): State<AppState>, query: Query) -> Result<Response, ApiError> {
     let q = query.params()?;
     let sort = q
         .get("sort")
@@ -135,13 +130,9 @@ async fn sorted_checkpoint_page(
 #[utoipa::path(
     post, path = "/api/v2/organizations", operation_id = "post_organizations", tag = "organizations",
     responses((status = 201, description = "Organization successfully created."), (status = 409, description = "An organization with this name already exists.", body = crate::http::error::ErrorBody)),
+    security(("oAuth2ClientCredentials" = ["create:organizations"])),
 )]
-pub async fn create(
-    State(app): State<AppState>,
-    auth: Auth,
-    payload: Payload,
-) -> Result<Response, ApiError> {
-    auth.require(required::CREATE_ORGANIZATIONS)?;
+pub async fn create(State(app): State<AppState>, payload: Payload) -> Result<Response, ApiError> {
     let new = NewOrganization::parse(payload.body()?)?;
     let org = app.create_organization(new).await?;
     Ok(json_response(StatusCode::CREATED, &org.to_json()))
@@ -152,13 +143,12 @@ pub async fn create(
     get, path = "/api/v2/organizations/{id}", operation_id = "get_organizations_by_id", tag = "organizations",
     params(("id" = String, Path, description = "ID of the organization to retrieve.")),
     responses((status = 200, description = "Organization successfully retrieved."), (status = 404, description = "No organization found by that id or name.", body = crate::http::error::ErrorBody)),
+    security(("oAuth2ClientCredentials" = ["read:organizations"])),
 )]
 pub async fn get(
     State(app): State<AppState>,
-    auth: Auth,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    auth.require(required::READ_ORGANIZATIONS)?;
     let org = app.organization(path_param("id", &id)?).await?;
     Ok(json_response(StatusCode::OK, &org.to_json()))
 }
@@ -168,13 +158,12 @@ pub async fn get(
     get, path = "/api/v2/organizations/name/{name}", operation_id = "get_name_by_name", tag = "organizations",
     params(("name" = String, Path, description = "name of the organization to retrieve.")),
     responses((status = 200, description = "Organization successfully retrieved."), (status = 404, description = "No organization found by that id or name.", body = crate::http::error::ErrorBody)),
+    security(("oAuth2ClientCredentials" = ["read:organizations"])),
 )]
 pub async fn get_by_name(
     State(app): State<AppState>,
-    auth: Auth,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    auth.require(required::READ_ORGANIZATIONS)?;
     if name.is_empty() || name.chars().count() > 50 {
         return Err(ApiError::invalid_uri(
             "Path validation error: 'String length is out of range' on property name (name of the organization to retrieve.).",
@@ -189,14 +178,13 @@ pub async fn get_by_name(
     patch, path = "/api/v2/organizations/{id}", operation_id = "patch_organizations_by_id", tag = "organizations",
     params(("id" = String, Path, description = "ID of the organization to update.")),
     responses((status = 200, description = "Organization successfully updated."), (status = 409, description = "An organization with this name already exists.", body = crate::http::error::ErrorBody)),
+    security(("oAuth2ClientCredentials" = ["update:organizations"])),
 )]
 pub async fn update(
     State(app): State<AppState>,
-    auth: Auth,
     Path(id): Path<String>,
     payload: Payload,
 ) -> Result<Response, ApiError> {
-    auth.require(required::UPDATE_ORGANIZATIONS)?;
     let id = path_param("id", &id)?;
     let update = OrganizationUpdate::parse(payload.body()?)?;
     let org = app.update_organization(id, update).await?;
@@ -208,13 +196,12 @@ pub async fn update(
     delete, path = "/api/v2/organizations/{id}", operation_id = "delete_organizations_by_id", tag = "organizations",
     params(("id" = String, Path, description = "Organization identifier.")),
     responses((status = 204, description = "The organization was deleted."), (status = 404, description = "The organization does not exist.", body = crate::http::error::ErrorBody)),
+    security(("oAuth2ClientCredentials" = ["delete:organizations"])),
 )]
 pub async fn delete(
     State(app): State<AppState>,
-    auth: Auth,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    auth.require(required::DELETE_ORGANIZATIONS)?;
     app.delete_organization(path_param("id", &id)?).await?;
     Ok(no_content())
 }
@@ -235,14 +222,13 @@ fn repeated(raw: Option<&str>, key: &str) -> Vec<String> {
     get, path = "/api/v2/organizations/{id}/client-grants", operation_id = "get_organization-client-grants", tag = "organizations",
     params(("id" = String, Path, description = "Organization identifier.")),
     responses((status = 200, description = "Client grants successfully retrieved."), (status = 404, description = "No organization found by that id or name.", body = crate::http::error::ErrorBody)),
+    security(("oAuth2ClientCredentials" = ["read:organization_client_grants"])),
 )]
 pub async fn list_grants(
     State(app): State<AppState>,
-    auth: Auth,
     Path(id): Path<String>,
     query: Query,
 ) -> Result<Response, ApiError> {
-    auth.require(required::READ_ORGANIZATION_CLIENT_GRANTS)?;
     let id = path_param("id", &id)?;
     let q = query.params()?;
     let paging = q.offset_paging()?;
@@ -303,14 +289,13 @@ fn organization_grant_json(
     post, path = "/api/v2/organizations/{id}/client-grants", operation_id = "create_organization-client-grants", tag = "organizations",
     params(("id" = String, Path, description = "Organization identifier.")),
     responses((status = 201, description = "Client Grant successfully associated with Organization."), (status = 404, description = "The grant or the organization does not exist.", body = crate::http::error::ErrorBody), (status = 409, description = "The client grant has already been added to this organization.", body = crate::http::error::ErrorBody)),
+    security(("oAuth2ClientCredentials" = ["create:organization_client_grants"])),
 )]
 pub async fn associate(
     State(app): State<AppState>,
-    auth: Auth,
     Path(id): Path<String>,
     payload: Payload,
 ) -> Result<Response, ApiError> {
-    auth.require(required::CREATE_ORGANIZATION_CLIENT_GRANTS)?;
     let id = path_param("id", &id)?;
     let association = Association::parse(payload.body()?)?;
     let grant = app
@@ -328,13 +313,12 @@ pub async fn associate(
     delete, path = "/api/v2/organizations/{id}/client-grants/{grant_id}", operation_id = "delete_client-grants_by_grant_id", tag = "organizations",
     params(("id" = String, Path, description = "Organization identifier."), ("grant_id" = String, Path, description = "The Client Grant ID to remove from the organization")),
     responses((status = 204, description = "The Client Grant was removed from the Organization."), (status = 404, description = "No organization found by that id.", body = crate::http::error::ErrorBody)),
+    security(("oAuth2ClientCredentials" = ["delete:organization_client_grants"])),
 )]
 pub async fn dissociate(
     State(app): State<AppState>,
-    auth: Auth,
     Path((id, grant_id)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    auth.require(required::DELETE_ORGANIZATION_CLIENT_GRANTS)?;
     app.dissociate_client_grant(path_param("id", &id)?, path_param("grant_id", &grant_id)?)
         .await?;
     Ok(no_content())
@@ -345,14 +329,13 @@ pub async fn dissociate(
     get, path = "/api/v2/client-grants/{id}/organizations", operation_id = "get_client-grant-organizations", tag = "organizations",
     params(("id" = String, Path, description = "ID of the client grant")),
     responses((status = 200, description = "Organizations successfully retrieved."), (status = 404, description = "The client grant does not exist.", body = crate::http::error::ErrorBody)),
+    security(("oAuth2ClientCredentials" = ["read:organization_client_grants"])),
 )]
 pub async fn grant_organizations(
     State(app): State<AppState>,
-    auth: Auth,
     Path(id): Path<String>,
     query: Query,
 ) -> Result<Response, ApiError> {
-    auth.require(required::READ_ORGANIZATION_CLIENT_GRANTS)?;
     let id = path_param("id", &id)?;
     let q = query.params()?;
     let paging = q.paging()?;

@@ -7,22 +7,17 @@ use serde_json::Value;
 
 use super::{no_content, path_param};
 use crate::domain::resource_server::{NewResourceServer, ResourceServerUpdate};
-use crate::domain::scopes::required;
 use crate::http::error::ApiError;
-use crate::http::extract::{Auth, Path, Payload, Query, page_json};
+use crate::http::extract::{Path, Payload, Query, page_json};
 use crate::http::{AppState, json_response};
 
 /// `GET /resource-servers`.
 #[utoipa::path(
     get, path = "/api/v2/resource-servers", operation_id = "get_resource-servers", tag = "resource servers",
     responses((status = 200, description = "A page of resource servers.")),
+    security(("oAuth2ClientCredentials" = ["read:resource_servers"])),
 )]
-pub async fn list(
-    State(app): State<AppState>,
-    auth: Auth,
-    query: Query,
-) -> Result<Response, ApiError> {
-    auth.require(required::READ_RESOURCE_SERVERS)?;
+pub async fn list(State(app): State<AppState>, query: Query) -> Result<Response, ApiError> {
     let paging = query.params()?.paging()?;
     let page = app.list_resource_servers(paging.request).await?;
     let page = page.map(|rs| Value::Object(app.resource_server_json(&rs)));
@@ -36,13 +31,9 @@ pub async fn list(
 #[utoipa::path(
     post, path = "/api/v2/resource-servers", operation_id = "post_resource-servers", tag = "resource servers",
     responses((status = 201, description = "The new resource server."), (status = 409, description = "The identifier is taken.", body = crate::http::error::ErrorBody)),
+    security(("oAuth2ClientCredentials" = ["create:resource_servers"])),
 )]
-pub async fn create(
-    State(app): State<AppState>,
-    auth: Auth,
-    payload: Payload,
-) -> Result<Response, ApiError> {
-    auth.require(required::CREATE_RESOURCE_SERVERS)?;
+pub async fn create(State(app): State<AppState>, payload: Payload) -> Result<Response, ApiError> {
     let new = NewResourceServer::parse(payload.body()?)?;
     let rs = app.create_resource_server(new).await?;
     Ok(json_response(
@@ -56,13 +47,12 @@ pub async fn create(
     get, path = "/api/v2/resource-servers/{id}", operation_id = "get_resource-servers_by_id", tag = "resource servers",
     params(("id" = String, Path, description = "ID or URL-encoded identifier of the resource server.")),
     responses((status = 200, description = "The resource server.")),
+    security(("oAuth2ClientCredentials" = ["read:resource_servers"])),
 )]
 pub async fn get(
     State(app): State<AppState>,
-    auth: Auth,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    auth.require(required::READ_RESOURCE_SERVERS)?;
     let rs = app.resource_server(path_param("id", &id)?).await?;
     Ok(json_response(
         StatusCode::OK,
@@ -75,14 +65,13 @@ pub async fn get(
     patch, path = "/api/v2/resource-servers/{id}", operation_id = "patch_resource-servers_by_id", tag = "resource servers",
     params(("id" = String, Path, description = "ID or URL-encoded identifier of the resource server.")),
     responses((status = 200, description = "The updated resource server.")),
+    security(("oAuth2ClientCredentials" = ["update:resource_servers"])),
 )]
 pub async fn update(
     State(app): State<AppState>,
-    auth: Auth,
     Path(id): Path<String>,
     payload: Payload,
 ) -> Result<Response, ApiError> {
-    auth.require(required::UPDATE_RESOURCE_SERVERS)?;
     let id = path_param("id", &id)?;
     let update = ResourceServerUpdate::parse(payload.body()?)?;
     let rs = app.update_resource_server(id, update).await?;
@@ -97,13 +86,12 @@ pub async fn update(
     delete, path = "/api/v2/resource-servers/{id}", operation_id = "delete_resource-servers_by_id", tag = "resource servers",
     params(("id" = String, Path, description = "ID or URL-encoded identifier of the resource server.")),
     responses((status = 204, description = "Deleted, with its client grants.")),
+    security(("oAuth2ClientCredentials" = ["delete:resource_servers"])),
 )]
 pub async fn delete(
     State(app): State<AppState>,
-    auth: Auth,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    auth.require(required::DELETE_RESOURCE_SERVERS)?;
     app.delete_resource_server(path_param("id", &id)?).await?;
     Ok(no_content())
 }

@@ -6,23 +6,18 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::Value;
 
-use crate::domain::scopes::required;
 use crate::domain::tenant_settings::TenantSettingsUpdate;
 use crate::http::error::ApiError;
-use crate::http::extract::{Auth, Fields, Payload, Query};
+use crate::http::extract::{Fields, Payload, Query};
 use crate::http::{AppState, json_response};
 
 /// `GET /tenants/settings`.
 #[utoipa::path(
     get, path = "/api/v2/tenants/settings", operation_id = "tenant_settings_route", tag = "tenants",
     responses((status = 200, description = "Tenant settings successfully retrieved: the ones that were set.")),
+    security(("oAuth2ClientCredentials" = ["read:tenant_settings"])),
 )]
-pub async fn get(
-    State(app): State<AppState>,
-    auth: Auth,
-    query: Query,
-) -> Result<Response, ApiError> {
-    auth.require(required::READ_TENANT_SETTINGS)?;
+pub async fn get(State(app): State<AppState>, query: Query) -> Result<Response, ApiError> {
     let q = query.params()?;
     let settings = app.tenant_settings().await?;
     Ok(json_response(
@@ -38,13 +33,9 @@ pub async fn get(
         (status = 200, description = "Tenant settings successfully updated."),
         (status = 400, description = "Invalid request body, or a setting Clavis refuses (the contract's table).", body = crate::http::error::ErrorBody),
     ),
+    security(("oAuth2ClientCredentials" = ["update:tenant_settings"])),
 )]
-pub async fn update(
-    State(app): State<AppState>,
-    auth: Auth,
-    payload: Payload,
-) -> Result<Response, ApiError> {
-    auth.require(required::UPDATE_TENANT_SETTINGS)?;
+pub async fn update(State(app): State<AppState>, payload: Payload) -> Result<Response, ApiError> {
     let update = TenantSettingsUpdate::parse(payload.body()?)?;
     let settings = app.update_tenant_settings(update).await?;
     Ok(json_response(

@@ -55,6 +55,15 @@ pub const MANAGEMENT_SCOPES: &[(&str, &str)] = &[
 /// `security` (the served document carries them, and the Management router enforces them).
 pub const SEE_SECRET: &[&str] = &["read:client_keys", "read:client_credentials"];
 
+/// The refusal of a caller holding none of `scopes` (403 `insufficient_scope`), in Auth0's
+/// words.
+pub fn insufficient_scope(scopes: &[&str]) -> super::DomainError {
+    super::DomainError::Forbidden {
+        code: "insufficient_scope",
+        message: format!("Insufficient scope, expected any of: {}", scopes.join(",")),
+    }
+}
+
 /// The scopes each field of a request body or of a response needs, beyond its operation's
 /// own — Auth0's documentation of the operation (SECURITY.md lists every row).
 #[derive(Debug)]

@@ -68,11 +68,7 @@ impl ApiError {
 
     /// 403 `insufficient_scope` listing the accepted scopes.
     pub fn insufficient_scope(scopes: &[&str]) -> Self {
-        Self::new(
-            StatusCode::FORBIDDEN,
-            Some("insufficient_scope"),
-            format!("Insufficient scope, expected any of: {}", scopes.join(",")),
-        )
+        crate::domain::scopes::insufficient_scope(scopes).into()
     }
 
     /// 404 for an unknown route.

@@ -13,7 +13,6 @@ use super::AppState;
 use super::error::ApiError;
 use super::schema;
 use super::strict::{self, BodyError};
-use crate::domain::scopes::FieldScopes;
 use crate::domain::validate::Body;
 use crate::service::access::{Caller, TokenRejection};
 use crate::store::PageRequest;
@@ -33,37 +32,6 @@ impl Auth {
         } else {
             Err(ApiError::insufficient_scope(scopes))
         }
-    }
-
-    /// Whether the caller holds one of `scopes`.
-    pub fn has_any(&self, scopes: &[&str]) -> bool {
-        self.0.has_any(scopes)
-    }
-
-    /// Fails with 403 unless the caller may set every property of `body` (a JSON object)
-    /// that `table` guards. With `null_is_absent`, a `null` property sets nothing (create).
-    pub fn require_fields(
-        &self,
-        table: &FieldScopes,
-        body: &Value,
-        null_is_absent: bool,
-    ) -> Result<(), ApiError> {
-        let Value::Object(body) = body else {
-            return Ok(());
-        };
-        let set = body
-            .iter()
-            .filter(|(_, v)| !(null_is_absent && v.is_null()))
-            .map(|(k, _)| k.as_str());
-        match table.refused(set, |scopes| self.has_any(scopes)) {
-            None => Ok(()),
-            Some(scopes) => Err(ApiError::insufficient_scope(scopes)),
-        }
-    }
-
-    /// Removes the properties of `object` that `table` does not show to this caller.
-    pub fn visible_fields(&self, table: &FieldScopes, object: &mut Map<String, Value>) {
-        object.retain(|k, _| self.has_any(table.scopes(k)));
     }
 }
 

@@ -3,6 +3,7 @@
 //! version of a row after a newer one.
 
 pub mod access;
+pub mod client_views;
 mod error;
 pub mod log_streams;
 pub mod mtls;

@@ -3,11 +3,10 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::{no_content, path_param};
-use crate::domain::client::{Client, ClientUpdate, NewClient};
-use crate::domain::scopes::{SEE_SECRET, fields};
+use crate::domain::client::{ClientUpdate, NewClient};
 use crate::http::error::ApiError;
 use crate::http::extract::{Auth, Fields, Path, Payload, Query, QueryParams, page_json};
 use crate::http::{AppState, json_response};
@@ -26,21 +25,6 @@ fn client_filter(q: &QueryParams) -> Result<ClientFilter, ApiError> {
     })
 }
 
-/// Renders a client; the secret only while a secret method is in use and only for callers
-/// allowed to see it.
-fn render(client: &Client, secret: Option<&str>, auth: &Auth) -> Map<String, Value> {
-    let secret = secret.filter(|_| client.uses_secret() && auth.has_any(SEE_SECRET));
-    client.to_json(secret)
-}
-
-/// Renders a client for a read: only the properties the caller's read scopes show
-/// ([`fields::READ_CLIENT`]).
-fn render_read(client: &Client, secret: Option<&str>, auth: &Auth) -> Map<String, Value> {
-    let mut json = render(client, secret, auth);
-    auth.visible_fields(&fields::READ_CLIENT, &mut json);
-    json
-}
-
 /// `GET /clients`.
 #[utoipa::path(
     get, path = "/api/v2/clients", operation_id = "get_clients", tag = "clients",
@@ -56,20 +40,11 @@ pub async fn list(
     let paging = q.paging()?;
     let filter = Fields::parse(&q)?;
     let clients = client_filter(&q)?;
-    let page = app.list_clients(&clients, paging.request).await?;
-    let show_secrets =
-        auth.has_any(SEE_SECRET) && filter.as_ref().is_none_or(|f| f.shows("client_secret"));
-    let page = page.map(|row| {
-        let client = &row.client;
-        // Secrets are unsealed only when they will be shown.
-        let secret = if show_secrets && client.uses_secret() {
-            app.open_secret(&client.client_id, row.sealed_secret.as_deref())
-        } else {
-            None
-        };
-        let json = render_read(client, secret.as_deref(), &auth);
-        Value::Object(Fields::select(filter.as_ref(), json))
-    });
+    let with_secrets = filter.as_ref().is_none_or(|f| f.shows("client_secret"));
+    let page = app
+        .list_clients_for(&auth.0, &clients, paging.request, with_secrets)
+        .await?;
+    let page = page.map(|json| Value::Object(Fields::select(filter.as_ref(), json)));
     Ok(json_response(
         StatusCode::OK,
         &page_json("clients", paging, page),
@@ -88,15 +63,8 @@ pub async fn create(
     payload: Payload,
 ) -> Result<Response, ApiError> {
     let new = NewClient::parse(payload.body()?)?;
-    auth.require_fields(&fields::CREATE_CLIENT, &payload.value, true)?;
-    let (aggregate, secret) = app.create_client(new).await?;
-    // The creator sees the new secret (unless the client uses credentials): it is the only
-    // moment it is handed out without a read scope.
-    let secret = Some(secret.as_str()).filter(|_| aggregate.client.uses_secret());
-    Ok(json_response(
-        StatusCode::CREATED,
-        &aggregate.client.to_json(secret),
-    ))
+    let client = app.create_client_for(&auth.0, new, &payload.value).await?;
+    Ok(json_response(StatusCode::CREATED, &client))
 }
 
 /// `GET /clients/{client_id}`.
@@ -115,9 +83,7 @@ pub async fn get(
     let q = query.params()?;
     let filter = Fields::parse(&q)?;
     let client_id = path_param("client_id", &client_id)?;
-    let aggregate = app.client(client_id).await?;
-    let secret = app.open_secret(client_id, aggregate.sealed_secret.as_deref());
-    let json = render_read(&aggregate.client, secret.as_deref(), &auth);
+    let json = app.client_for(&auth.0, client_id).await?;
     Ok(json_response(
         StatusCode::OK,
         &Fields::select(filter.as_ref(), json),
@@ -139,13 +105,10 @@ pub async fn update(
 ) -> Result<Response, ApiError> {
     let client_id = path_param("client_id", &client_id)?;
     let update = ClientUpdate::parse(payload.body()?)?;
-    auth.require_fields(&fields::UPDATE_CLIENT, &payload.value, false)?;
-    let aggregate = app.update_client(client_id, update).await?;
-    let secret = app.open_secret(client_id, aggregate.sealed_secret.as_deref());
-    Ok(json_response(
-        StatusCode::OK,
-        &render(&aggregate.client, secret.as_deref(), &auth),
-    ))
+    let client = app
+        .update_client_for(&auth.0, client_id, update, &payload.value)
+        .await?;
+    Ok(json_response(StatusCode::OK, &client))
 }
 
 /// `DELETE /clients/{client_id}`: 204; credentials and grants go with it.

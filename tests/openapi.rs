@@ -230,6 +230,126 @@ fn every_management_operation_declares_auth0s_scopes() {
     }
 }
 
+/// The enum of the request property at `path` (dot-separated; `[]` steps into array items)
+/// of `method route` in the served document, without `null`.
+fn served_enum(doc: &Value, route: &str, method: &str, path: &str) -> BTreeSet<String> {
+    let mut schema = resolve(
+        doc,
+        &doc["paths"][route][method]["requestBody"]["content"]["application/json"]["schema"],
+    );
+    for step in path.split('.') {
+        let (name, items) = match step.strip_suffix("[]") {
+            Some(name) => (name, true),
+            None => (step, false),
+        };
+        schema = resolve(doc, &schema["properties"][name]);
+        if items {
+            schema = resolve(doc, &schema["items"]);
+        }
+    }
+    enum_values(doc, schema)
+        .unwrap_or_else(|| panic!("{method} {route} {path} has no enum"))
+        .into_iter()
+        .filter(|v| v != "null")
+        .collect()
+}
+
+/// The enums of the values Clavis acts on are its own capability lists in the domain (a value
+/// Auth0 adds is refused there until Clavis can act on it, never stored and ignored); each one
+/// equals Auth0's enum in the served document, or is a stated subset of it.
+#[test]
+fn the_values_clavis_acts_on_are_auth0s_enums() {
+    use clavis::domain::{client, client_grant, credential, log_stream, resource_server};
+    let doc = document();
+    let set =
+        |values: &[&str]| -> BTreeSet<String> { values.iter().map(|v| (*v).to_string()).collect() };
+    let rs = "/api/v2/resource-servers";
+    let equal: Vec<(&str, &str, &str, BTreeSet<String>)> = vec![
+        (
+            rs,
+            "post",
+            "signing_alg",
+            set(resource_server::SIGNING_ALGS),
+        ),
+        (
+            rs,
+            "post",
+            "token_dialect",
+            resource_server::TokenDialect::NAMES
+                .iter()
+                .map(|(n, _)| (*n).to_string())
+                .collect(),
+        ),
+        (
+            rs,
+            "post",
+            "subject_type_authorization.client.policy",
+            set(resource_server::CLIENT_POLICIES),
+        ),
+        (
+            "/api/v2/clients",
+            "post",
+            "token_endpoint_auth_method",
+            set(client::TOKEN_ENDPOINT_AUTH_METHODS),
+        ),
+        (
+            "/api/v2/clients/{client_id}/credentials",
+            "post",
+            "credential_type",
+            credential::CredentialType::ALL
+                .iter()
+                .map(|t| t.as_str().to_string())
+                .collect(),
+        ),
+        (
+            "/api/v2/clients/{client_id}/credentials",
+            "post",
+            "alg",
+            set(credential::CREDENTIAL_ALGS),
+        ),
+        (
+            "/api/v2/client-grants",
+            "post",
+            "subject_type",
+            client_grant::SubjectType::ALL
+                .iter()
+                .map(|t| t.as_str().to_string())
+                .collect(),
+        ),
+        (
+            "/api/v2/client-grants",
+            "post",
+            "organization_usage",
+            set(client_grant::ORGANIZATION_USAGES),
+        ),
+        (
+            "/api/v2/log-streams",
+            "post",
+            "sink.httpContentFormat",
+            set(log_stream::FORMATS),
+        ),
+        (
+            "/api/v2/log-streams",
+            "post",
+            "filters[].name",
+            log_stream::CATEGORIES
+                .iter()
+                .map(|(n, _)| (*n).to_string())
+                .collect(),
+        ),
+    ];
+    for (route, method, path, ours) in equal {
+        assert_eq!(
+            served_enum(&doc, route, method, path),
+            ours,
+            "{method} {route} {path}"
+        );
+    }
+    // Proof-of-possession: Clavis enforces mtls and refuses Auth0's other mechanisms.
+    let mechanisms = served_enum(&doc, rs, "post", "proof_of_possession.mechanism");
+    assert!(set(resource_server::POP_MECHANISMS).is_subset(&mechanisms));
+}
+
 /// Auth0's published document for the paths Clavis serves, kept in the repository
 /// (`docs/auth0/`).
 fn auth0_next_document() -> Value {

@@ -137,8 +137,9 @@ pub const DEFAULT_FOR_THIRD_PARTY: &str = "third_party_clients";
 pub const DEFAULT_FOR_DESC: &str =
     "Applies this client grant as the default for all clients in the specified group";
 
-/// Auth0's `organization_usage` values.
-const ORGANIZATION_USAGES: &[&str] = &["deny", "allow", "require"];
+/// The `organization_usage` values Clavis enforces at the token endpoint: Auth0's enum, which
+/// `tests/openapi.rs` keeps equal to this.
+pub const ORGANIZATION_USAGES: &[&str] = &["deny", "allow", "require"];
 
 fn read_extra(body: &mut Body<'_>, skip: &[&str]) -> Result<Map<String, Value>, DomainError> {
     let mut extra = Map::new();
@@ -248,7 +249,7 @@ impl NewClientGrant {
             "The audience (API identifier) of this client grant",
         )?;
         let scope = body
-            .string_array("scope", Str::len(1, 280), 1000, SCOPE_DESC)?
+            .string_array("scope", Str::SCHEMA, 1000, SCOPE_DESC)?
             .unwrap_or_default();
         let extra = read_extra(&mut body, &[])?;
         body.finish()?;
@@ -304,7 +305,7 @@ impl ClientGrantUpdate {
         let scope = if body.raw("scope").is_some_and(Value::is_null) {
             Patch::Null
         } else {
-            match body.string_array("scope", Str::len(1, 280), 1000, SCOPE_DESC)? {
+            match body.string_array("scope", Str::SCHEMA, 1000, SCOPE_DESC)? {
                 Some(s) => Patch::Value(dedup(s)),
                 None => Patch::Absent,
             }

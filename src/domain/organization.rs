@@ -48,7 +48,6 @@ impl Organization {
 /// Auth0's description of `name`.
 pub const NAME_DESC: &str = "The name of this organization.";
 const DISPLAY_NAME_DESC: &str = "Friendly name of this organization.";
-const METADATA_DESC: &str = "Metadata associated with the organization, in the form of an object with string values (max 255 chars). Maximum of 25 metadata properties allowed.";
 
 /// Whether `name` is a valid organization name: 1–50 characters, lowercase letters, digits,
 /// `_` and `-` (Auth0: "May contain lowercase alphabetical characters, numbers, underscores
@@ -69,9 +68,9 @@ pub fn is_organization_id(s: &str) -> bool {
 
 fn read_name(body: &mut Body<'_>, required: bool) -> Result<Option<String>, DomainError> {
     let name = if required {
-        Some(body.required_string("name", Str::len(1, 50), NAME_DESC)?)
+        Some(body.required_string("name", Str::SCHEMA, NAME_DESC)?)
     } else {
-        body.string("name", Str::len(1, 50), NAME_DESC)?
+        body.string("name", Str::SCHEMA, NAME_DESC)?
     };
     if let Some(n) = &name
         && !is_valid_name(n)
@@ -91,49 +90,16 @@ fn read_metadata(body: &mut Body<'_>) -> Result<Option<Option<Value>>, DomainErr
     let Some(v) = body.raw("metadata") else {
         return Ok(None);
     };
-    let obj = match v {
-        Value::Null => return Ok(Some(None)),
-        Value::Object(obj) => obj,
-        other => {
-            return Err(payload_error(
-                &format!(
-                    "Expected type object but found type {}",
-                    super::validate::type_name(other)
-                ),
-                "metadata",
-                METADATA_DESC,
-            ));
-        }
+    // Its shape (at most 25 properties, each a string of at most 255 characters or `null`)
+    // is Auth0's schema, checked before; a `null` value sets nothing.
+    let Value::Object(obj) = v else {
+        return Ok(Some(None));
     };
-    if obj.len() > 25 {
-        return Err(payload_error(
-            &format!("Too many properties defined ({}), maximum 25", obj.len()),
-            "metadata",
-            METADATA_DESC,
-        ));
-    }
-    let mut kept = Map::new();
-    for (k, v) in obj {
-        match v {
-            Value::Null => {}
-            Value::String(s) => {
-                Str::max(255)
-                    .check(s)
-                    .map_err(|what| payload_error(&what, &format!("metadata.{k}"), ""))?;
-                kept.insert(k.clone(), v.clone());
-            }
-            other => {
-                return Err(payload_error(
-                    &format!(
-                        "Expected type string,null but found type {}",
-                        super::validate::type_name(other)
-                    ),
-                    &format!("metadata.{k}"),
-                    "",
-                ));
-            }
-        }
-    }
+    let kept: Map<String, Value> = obj
+        .iter()
+        .filter(|(_, v)| !v.is_null())
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     Ok(Some(Some(Value::Object(kept))))
 }
 
@@ -211,7 +177,7 @@ impl NewOrganization {
     pub fn parse(mut body: Body<'_>) -> Result<Self, DomainError> {
         super::properties::refuse(&body, super::properties::ORGANIZATION)?;
         let name = read_name(&mut body, true)?.unwrap_or_default();
-        let display_name = body.string("display_name", Str::len(1, 255), DISPLAY_NAME_DESC)?;
+        let display_name = body.string("display_name", Str::SCHEMA, DISPLAY_NAME_DESC)?;
         let mut extra = Map::new();
         let branding = read_branding(&mut body)?;
         set_extra(&mut extra, "branding", branding);
@@ -255,8 +221,7 @@ impl OrganizationUpdate {
     pub fn parse(mut body: Body<'_>) -> Result<Self, DomainError> {
         super::properties::refuse(&body, super::properties::ORGANIZATION)?;
         let name = read_name(&mut body, false)?;
-        let display_name =
-            body.nullable_string("display_name", Str::len(1, 255), DISPLAY_NAME_DESC)?;
+        let display_name = body.nullable_string("display_name", Str::SCHEMA, DISPLAY_NAME_DESC)?;
         let branding = read_branding(&mut body)?;
         let metadata = read_metadata(&mut body)?;
         let token_quota = read_token_quota(&mut body)?;
@@ -308,12 +273,7 @@ pub fn check_default_organization(v: &Value) -> Result<(), DomainError> {
         ));
     }
     b.required_raw("flows")?;
-    b.string_array(
-        "flows",
-        Str::one_of(&["client_credentials"]),
-        10,
-        "The default Organization usage",
-    )?;
+    b.string_array("flows", Str::SCHEMA, 10, "The default Organization usage")?;
     b.finish()
 }
 

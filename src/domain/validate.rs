@@ -82,6 +82,12 @@ impl Str {
         pattern: None,
     };
 
+    /// A string whose limits (length, enum, pattern) are all Auth0's, stated by the schema of
+    /// the operation: the served schema checks them before the domain reads the body
+    /// (`http::schema`), so the domain writes none of them again. Only a limit of Clavis's own
+    /// (stricter than Auth0's, or where Auth0 states none) is written in the domain.
+    pub const SCHEMA: Str = Str::ANY;
+
     /// A string of at most `max` characters.
     pub const fn max(max: usize) -> Str {
         Str {

@@ -107,6 +107,13 @@ async fn bodies_are_checked_against_the_operations_schema_and_nothing_is_written
             json!({"identifier": "https://other.example/", "name": "<b>"}),
             "'String does not match pattern ^[^<>]+$: <b>' on property name",
         ),
+        // A minimum length (the domain writes none of Auth0's limits again).
+        (
+            Method::POST,
+            "/api/v2/resource-servers".into(),
+            json!({"identifier": "https://other.example/", "signing_alg": "HS256", "signing_secret": "0123456789abcde"}),
+            "'String is too short (15 chars), minimum 16' on property signing_secret",
+        ),
         // An array item of a client grant.
         (
             Method::PATCH,
@@ -134,6 +141,12 @@ async fn bodies_are_checked_against_the_operations_schema_and_nothing_is_written
             "/api/v2/log-streams".into(),
             json!({"type": "http", "sink": {"httpEndpoint": "https://siem.example/", "httpContentFormat": "XML"}}),
             "'No enum match for: \"XML\"' on property sink.httpContentFormat",
+        ),
+        (
+            Method::POST,
+            "/api/v2/log-streams".into(),
+            json!({"type": "http", "sink": {"httpEndpoint": "https://siem.example/"}, "pii_config": {"log_fields": []}}),
+            "'Array is too short (0), minimum 1' on property pii_config.log_fields",
         ),
         (
             Method::PATCH,

@@ -620,3 +620,18 @@ pub fn assertion_claims(app: &TestApp, client_id: &str) -> Value {
 pub fn jwt_payload(token: &str) -> Value {
     crate::common::jwt_claims(token)
 }
+
+/// A route template of the served document with every path parameter naming nothing.
+pub fn naming_nothing(template: &str) -> String {
+    template
+        .split('/')
+        .map(|s| {
+            if s.starts_with('{') {
+                "nothing_here"
+            } else {
+                s
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}

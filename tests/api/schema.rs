@@ -312,17 +312,7 @@ async fn every_served_request_schema_is_the_one_its_handler_checks() {
         }
         // Path parameters that name nothing: the request must fail its schema before any
         // lookup.
-        let concrete = path
-            .split('/')
-            .map(|s| {
-                if s.starts_with('{') {
-                    "nothing_here"
-                } else {
-                    s
-                }
-            })
-            .collect::<Vec<_>>()
-            .join("/");
+        let concrete = crate::helpers::naming_nothing(path);
         for (method, op) in item.as_object().unwrap() {
             let method: Method = method.to_uppercase().parse().unwrap();
             let body = resolve(&op["requestBody"]["content"]["application/json"]["schema"]);

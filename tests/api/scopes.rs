@@ -811,17 +811,7 @@ async fn every_documented_operation_enforces_the_scopes_it_declares() {
     for (method, path, op) in &operations {
         let declared = declared(op);
         let declared: Vec<&str> = declared.iter().map(String::as_str).collect();
-        let concrete = path
-            .split('/')
-            .map(|s| {
-                if s.starts_with('{') {
-                    "nothing_here"
-                } else {
-                    s
-                }
-            })
-            .collect::<Vec<_>>()
-            .join("/");
+        let concrete = crate::helpers::naming_nothing(path);
         let method: Method = method.parse().unwrap();
         // A body the operation's schema refuses: the scope check answers first.
         let body = Some(json!({"x_not_in_the_schema": 1}));

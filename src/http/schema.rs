@@ -48,27 +48,45 @@ const SERVED_MEMBER: &[(&str, Option<&str>, &str)] = &[
 const LIST_MEMBER: &[(&str, &str)] = &[("get_log-streams", "LogStreamHttpResponseSchema")];
 
 /// The answers of Clavis's own operations, built on Auth0's components: (operation, status,
-/// schema). `GET /credentials/expiring` lists credentials as `GET
+/// the list's key, its items). `GET /credentials/expiring` lists credentials as `GET
 /// /clients/{id}/credentials/{id}` shows them (Auth0's `ClientCredential`) with their
-/// client's id and name, in the three shapes of a list.
-const OWN_RESPONSES: &[(&str, &str, &str)] = &[(
+/// client's id and name, in the three shapes of a list ([`list_shapes`]).
+const OWN_LISTS: &[(&str, &str, &str, &str)] = &[(
     "get_expiring_credentials",
     "200",
-    r##"{"anyOf": [
-        {"type": "array", "items": {"$ref": "#/components/schemas/ExpiringCredential"}},
+    "credentials",
+    "#/components/schemas/ExpiringCredential",
+)];
+
+/// A list's three answers, as Auth0 writes them: the bare array, the offset page (with the
+/// totals) and the checkpoint page ([`checkpoint_shape`]).
+fn list_shapes(key: &str, items: &str) -> Value {
+    let array = json!({"type": "array", "items": {"$ref": items}});
+    json!({"anyOf": [
+        array,
         {"type": "object", "additionalProperties": false,
-         "required": ["start", "limit", "total", "credentials"],
+         "required": ["start", "limit", "total", key],
          "properties": {
             "start": {"type": "integer", "minimum": 0},
             "limit": {"type": "integer", "minimum": 0},
             "total": {"type": "integer", "minimum": 0},
-            "credentials": {"type": "array", "items": {"$ref": "#/components/schemas/ExpiringCredential"}}}},
-        {"type": "object", "additionalProperties": false, "required": ["credentials"],
-         "properties": {
+            key: array}},
+        checkpoint_shape(key, &array),
+    ]})
+}
+
+/// Auth0's checkpoint page of a list (`{"next", <key>}`): the cursor instead of the totals.
+fn checkpoint_shape(key: &str, array: &Value) -> Value {
+    json!({
+        "type": "object",
+        "additionalProperties": false,
+        "required": [key],
+        "properties": {
             "next": {"type": "string", "description": "Opaque identifier for use with the `from` query parameter for the next page."},
-            "credentials": {"type": "array", "items": {"$ref": "#/components/schemas/ExpiringCredential"}}}}
-    ]}"##,
-)];
+            key: array,
+        },
+    })
+}
 
 /// Components of Clavis's own answers: (name, schema).
 const OWN_COMPONENTS: &[(&str, &str)] = &[(
@@ -349,15 +367,7 @@ fn checkpoint_page(auth0: &Value, list: &Value) -> Option<Value> {
         .as_object()?
         .iter()
         .find(|(_, v)| v["type"] == "array")?;
-    Some(json!({
-        "type": "object",
-        "additionalProperties": false,
-        "required": [key],
-        "properties": {
-            "next": {"type": "string", "description": "Opaque identifier for use with the `from` query parameter for the next page."},
-            key.as_str(): array,
-        },
-    }))
+    Some(checkpoint_shape(key, array))
 }
 
 /// `schema`, admitting `null` too.
@@ -422,9 +432,8 @@ pub fn derive(doc: &mut Value) {
             } else {
                 op["parameters"] = Value::Array(parameters);
             }
-            if let Some((_, status, schema)) = OWN_RESPONSES.iter().find(|(o, _, _)| *o == id)
-                && let Ok(schema) = serde_json::from_str::<Value>(schema)
-            {
+            if let Some((_, status, key, items)) = OWN_LISTS.iter().find(|(o, ..)| *o == id) {
+                let schema = list_shapes(key, items);
                 own_refs(&schema, &mut wanted);
                 op["responses"][*status]["content"] =
                     json!({ "application/json": { "schema": schema } });

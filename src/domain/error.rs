@@ -7,6 +7,19 @@ pub enum DomainError {
     /// The body is invalid (400 `invalid_body`).
     #[error("{0}")]
     InvalidBody(String),
+    /// A property of the body is invalid (400 `invalid_body`), in Auth0's words:
+    /// `Payload validation error: '<what>' on property <path> (<description>).` The HTTP
+    /// layer describes `path` as the served schema does when it can (Auth0's description);
+    /// `description` is the domain's, for a property the schema does not describe.
+    #[error("{}", payload_message(.what, .path, .description))]
+    Payload {
+        /// What is wrong.
+        what: String,
+        /// The property's path (`sink.httpEndpoint`, `scopes[0]`).
+        path: String,
+        /// Its description, or empty.
+        description: String,
+    },
     /// A rule of the resource refuses the change (400, errorCode given).
     #[error("{message}")]
     Rule {
@@ -93,5 +106,15 @@ impl DomainError {
             code: "inexistent_organization",
             message: "No organization found by that id or name".into(),
         }
+    }
+}
+
+/// `Payload validation error: '<what>' on property <path> (<description>).`, without the
+/// parenthesis when there is no description.
+fn payload_message(what: &str, path: &str, description: &str) -> String {
+    if description.is_empty() {
+        format!("Payload validation error: '{what}' on property {path}.")
+    } else {
+        format!("Payload validation error: '{what}' on property {path} ({description}).")
     }
 }

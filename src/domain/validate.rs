@@ -23,14 +23,15 @@ pub fn type_name(v: &Value) -> &'static str {
     }
 }
 
-/// Builds `Payload validation error: '<what>' on property <path> (<description>).`
+/// Builds `Payload validation error: '<what>' on property <path> (<description>).` The
+/// description shows only where the served schema has none for `path`: over HTTP a property
+/// is described in Auth0's words (`http::extract::Payload::read`).
 pub fn payload_error(what: &str, path: &str, description: &str) -> DomainError {
-    let message = if description.is_empty() {
-        format!("Payload validation error: '{what}' on property {path}.")
-    } else {
-        format!("Payload validation error: '{what}' on property {path} ({description}).")
-    };
-    DomainError::InvalidBody(message)
+    DomainError::Payload {
+        what: what.to_string(),
+        path: path.to_string(),
+        description: description.to_string(),
+    }
 }
 
 /// Builds `Payload validation error: '<what>'.` for errors that concern the whole body.

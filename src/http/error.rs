@@ -118,7 +118,9 @@ impl From<DomainError> for ApiError {
     fn from(e: DomainError) -> Self {
         let message = e.to_string();
         match e {
-            DomainError::InvalidBody(_) => Self::invalid_body(message),
+            DomainError::InvalidBody(_) | DomainError::Payload { .. } => {
+                Self::invalid_body(message)
+            }
             DomainError::Rule { code, .. } => {
                 Self::new(StatusCode::BAD_REQUEST, Some(code), message)
             }

@@ -13,6 +13,7 @@ use super::AppState;
 use super::error::ApiError;
 use super::schema;
 use super::strict::{self, BodyError};
+use crate::domain::DomainError;
 use crate::domain::validate::Body;
 use crate::service::access::{Caller, TokenRejection};
 use crate::store::PageRequest;
@@ -112,7 +113,7 @@ pub fn matched_operation(
 impl Payload {
     /// The body, checked against the operation's request schema (Auth0's, as the served
     /// document shows it; [`schema::check_body`]), then read by the domain's rules.
-    pub fn body(&self) -> Result<Body<'_>, ApiError> {
+    fn body(&self) -> Result<Body<'_>, ApiError> {
         if let Some(operation) = self.operation {
             schema::check_body(operation, &self.value)?;
         }
@@ -122,6 +123,38 @@ impl Payload {
             Body::new(&self.value)
         };
         Ok(body?)
+    }
+}
+
+impl Payload {
+    /// The body checked against the operation's schema, then read by the domain's `read`. A
+    /// property the domain refuses is described as the served schema describes it (Auth0's
+    /// words, or none where Auth0 gives none), so the domain's own copy of a description
+    /// reaches the wire only for a property the schema does not have.
+    pub fn read<T>(
+        &self,
+        read: impl FnOnce(Body<'_>) -> Result<T, DomainError>,
+    ) -> Result<T, ApiError> {
+        read(self.body()?).map_err(|e| match (e, self.operation) {
+            (
+                DomainError::Payload {
+                    what,
+                    path,
+                    description,
+                },
+                Some(operation),
+            ) => {
+                let description =
+                    schema::property_description(operation, &path).unwrap_or(description);
+                DomainError::Payload {
+                    what,
+                    path,
+                    description,
+                }
+                .into()
+            }
+            (e, _) => e.into(),
+        })
     }
 }
 

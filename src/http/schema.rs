@@ -704,9 +704,34 @@ fn resolve<'a>(doc: &'a Value, mut schema: &'a Value) -> &'a Value {
     schema
 }
 
+/// The served schema's description of the request property at `path` (the domain's spelling:
+/// `sink.httpEndpoint`, `scopes[0].value`; empty when the schema gives none), or `None` when
+/// the schema has no such property.
+pub fn property_description(operation: &Operation, path: &str) -> Option<String> {
+    let body = operation.body.as_ref()?;
+    let mut pointer = String::new();
+    for segment in path.split('.') {
+        let mut parts = segment.split('[');
+        if let Some(name) = parts.next() {
+            pointer.push('/');
+            pointer.push_str(&name.replace('~', "~0").replace('/', "~1"));
+        }
+        for index in parts {
+            pointer.push('/');
+            pointer.push_str(index.trim_end_matches(']'));
+        }
+    }
+    describe_at(&body.schema, &pointer)
+}
+
 /// The description of the property at `pointer` (an instance path) inside `schema`: its
 /// own, or that of the schema it refers to.
 fn description_at(schema: &Value, pointer: &str) -> String {
+    describe_at(schema, pointer).unwrap_or_default()
+}
+
+/// [`description_at`], `None` when `schema` has no property at `pointer`.
+fn describe_at(schema: &Value, pointer: &str) -> Option<String> {
     let doc = super::openapi::document();
     let mut here = resolve(doc, schema);
     let mut described = None;
@@ -719,19 +744,19 @@ fn description_at(schema: &Value, pointer: &str) -> String {
                     .filter(|_| segment.parse::<usize>().is_ok())
             })
             .or_else(|| here.get("additionalProperties").filter(|a| a.is_object()));
-        let Some(next) = next else {
-            return String::new();
-        };
+        let next = next?;
         described = next.get("description");
         here = resolve(doc, next);
         if described.is_none() {
             described = here.get("description");
         }
     }
-    described
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string()
+    Some(
+        described
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string(),
+    )
 }
 
 /// The JSON types `schema` admits.

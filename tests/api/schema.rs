@@ -370,3 +370,39 @@ async fn every_served_request_schema_is_the_one_its_handler_checks() {
     assert!(bodies >= 12, "{bodies} request bodies checked");
     assert!(queries >= 20, "{queries} query parameters checked");
 }
+
+/// A rule of Clavis's own (here at most 20 `grant_types`, where Auth0 states no limit) refuses
+/// a property in Auth0's words: the served schema's description of it, not a copy of the
+/// domain's.
+#[tokio::test]
+async fn a_clavis_rule_describes_the_property_as_auth0_does() {
+    let app = TestApp::spawn().await;
+    let doc: Value = app.get_ok("/api/v2/openapi.json").await;
+    let create = doc["paths"]["/api/v2/clients"]["post"]["requestBody"]["content"]
+        ["application/json"]["schema"]["$ref"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("#/components/schemas/")
+        .to_string();
+    let described =
+        doc["components"]["schemas"][&create]["properties"]["grant_types"]["description"]
+            .as_str()
+            .unwrap()
+            .to_string();
+    let before = everything(&app).await;
+    let (status, answer) = app
+        .admin_json(
+            Method::POST,
+            "/api/v2/clients",
+            Some(json!({"name": "many", "grant_types": vec!["client_credentials"; 21]})),
+        )
+        .await;
+    assert_eq!(status, 400, "{answer}");
+    assert_eq!(
+        answer["message"],
+        format!(
+            "Payload validation error: 'Array is too long (21), maximum 20' on property grant_types ({described})."
+        )
+    );
+    assert_eq!(everything(&app).await, before);
+}

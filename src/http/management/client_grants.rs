@@ -67,7 +67,7 @@ pub async fn list(State(app): State<AppState>, query: Query) -> Result<Response,
     security(("oAuth2ClientCredentials" = ["create:client_grants"])),
 )]
 pub async fn create(State(app): State<AppState>, payload: Payload) -> Result<Response, ApiError> {
-    let new = NewClientGrant::parse(payload.body()?)?;
+    let new = payload.read(NewClientGrant::parse)?;
     let grant = app.create_client_grant(new).await?;
     Ok(json_response(StatusCode::CREATED, &grant.to_json()))
 }
@@ -100,7 +100,7 @@ pub async fn update(
     payload: Payload,
 ) -> Result<Response, ApiError> {
     let id = path_param("id", &id)?;
-    let update = ClientGrantUpdate::parse(payload.body()?)?;
+    let update = payload.read(ClientGrantUpdate::parse)?;
     let grant = app.update_client_grant(id, update).await?;
     Ok(json_response(StatusCode::OK, &grant.to_json()))
 }

@@ -62,7 +62,7 @@ pub async fn create(
     auth: Auth,
     payload: Payload,
 ) -> Result<Response, ApiError> {
-    let new = NewClient::parse(payload.body()?)?;
+    let new = payload.read(NewClient::parse)?;
     let client = app.create_client_for(&auth.0, new, &payload.value).await?;
     Ok(json_response(StatusCode::CREATED, &client))
 }
@@ -104,7 +104,7 @@ pub async fn update(
     payload: Payload,
 ) -> Result<Response, ApiError> {
     let client_id = path_param("client_id", &client_id)?;
-    let update = ClientUpdate::parse(payload.body()?)?;
+    let update = payload.read(ClientUpdate::parse)?;
     let client = app
         .update_client_for(&auth.0, client_id, update, &payload.value)
         .await?;

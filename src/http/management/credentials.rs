@@ -40,7 +40,7 @@ pub async fn create(
     payload: Payload,
 ) -> Result<Response, ApiError> {
     let client_id = path_param("client_id", &client_id)?;
-    let new = NewCredential::parse(payload.body()?)?;
+    let new = payload.read(NewCredential::parse)?;
     let credential = app.create_credential(client_id, new).await?;
     Ok(json_response(StatusCode::CREATED, &credential.view()))
 }
@@ -79,7 +79,7 @@ pub async fn update(
 ) -> Result<Response, ApiError> {
     let client_id = path_param("client_id", &client_id)?;
     let credential_id = path_param("credential_id", &credential_id)?;
-    let expires_at = parse_patch(payload.body()?)?;
+    let expires_at = payload.read(parse_patch)?;
     let credential = app
         .set_credential_expiry(client_id, credential_id, expires_at)
         .await?;

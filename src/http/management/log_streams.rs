@@ -35,7 +35,7 @@ pub async fn list(State(app): State<AppState>) -> Result<Response, ApiError> {
     security(("oAuth2ClientCredentials" = ["create:log_streams"])),
 )]
 pub async fn create(State(app): State<AppState>, payload: Payload) -> Result<Response, ApiError> {
-    let new = NewLogStream::parse(payload.body()?)?;
+    let new = payload.read(NewLogStream::parse)?;
     let record = app.create_log_stream(new).await?;
     Ok(json_response(StatusCode::OK, &app.log_stream_json(&record)))
 }
@@ -69,7 +69,7 @@ pub async fn update(
     payload: Payload,
 ) -> Result<Response, ApiError> {
     let id = path_param("id", &id)?;
-    let update = LogStreamUpdate::parse(payload.body()?)?;
+    let update = payload.read(LogStreamUpdate::parse)?;
     let record = app.update_log_stream(id, update).await?;
     Ok(json_response(StatusCode::OK, &app.log_stream_json(&record)))
 }

@@ -133,7 +133,7 @@ async fn sorted_checkpoint_page(
     security(("oAuth2ClientCredentials" = ["create:organizations"])),
 )]
 pub async fn create(State(app): State<AppState>, payload: Payload) -> Result<Response, ApiError> {
-    let new = NewOrganization::parse(payload.body()?)?;
+    let new = payload.read(NewOrganization::parse)?;
     let org = app.create_organization(new).await?;
     Ok(json_response(StatusCode::CREATED, &org.to_json()))
 }
@@ -186,7 +186,7 @@ pub async fn update(
     payload: Payload,
 ) -> Result<Response, ApiError> {
     let id = path_param("id", &id)?;
-    let update = OrganizationUpdate::parse(payload.body()?)?;
+    let update = payload.read(OrganizationUpdate::parse)?;
     let org = app.update_organization(id, update).await?;
     Ok(json_response(StatusCode::OK, &org.to_json()))
 }
@@ -297,7 +297,7 @@ pub async fn associate(
     payload: Payload,
 ) -> Result<Response, ApiError> {
     let id = path_param("id", &id)?;
-    let association = Association::parse(payload.body()?)?;
+    let association = payload.read(Association::parse)?;
     let grant = app
         .associate_client_grant(id, &association.grant_id)
         .await?;

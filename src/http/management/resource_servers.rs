@@ -34,7 +34,7 @@ pub async fn list(State(app): State<AppState>, query: Query) -> Result<Response,
     security(("oAuth2ClientCredentials" = ["create:resource_servers"])),
 )]
 pub async fn create(State(app): State<AppState>, payload: Payload) -> Result<Response, ApiError> {
-    let new = NewResourceServer::parse(payload.body()?)?;
+    let new = payload.read(NewResourceServer::parse)?;
     let rs = app.create_resource_server(new).await?;
     Ok(json_response(
         StatusCode::CREATED,
@@ -73,7 +73,7 @@ pub async fn update(
     payload: Payload,
 ) -> Result<Response, ApiError> {
     let id = path_param("id", &id)?;
-    let update = ResourceServerUpdate::parse(payload.body()?)?;
+    let update = payload.read(ResourceServerUpdate::parse)?;
     let rs = app.update_resource_server(id, update).await?;
     Ok(json_response(
         StatusCode::OK,

@@ -36,7 +36,7 @@ pub async fn get(State(app): State<AppState>, query: Query) -> Result<Response, 
     security(("oAuth2ClientCredentials" = ["update:tenant_settings"])),
 )]
 pub async fn update(State(app): State<AppState>, payload: Payload) -> Result<Response, ApiError> {
-    let update = TenantSettingsUpdate::parse(payload.body()?)?;
+    let update = payload.read(TenantSettingsUpdate::parse)?;
     let settings = app.update_tenant_settings(update).await?;
     Ok(json_response(
         StatusCode::OK,

@@ -287,13 +287,17 @@ if pgpk or pghalf or pgpatch:
         w("")
 
 prop, propload = load("pg-propagation"), load("pg-propagation-load")
+propmax = load("pg-propagation-max")
 if prop:
     w("### Two nodes: a PATCH on one, enforced on the other")
     w("")
     w("A second node on the same PostgreSQL (its own data directory and TLS, the same master key "
       "and public URL) takes `PATCH …/credentials/{id}` setting `expires_at` one minute in the past, "
       "while the first node serves private_key_jwt at half of its 64-connection maximum (open loop, "
-      "every bench client but the probed one). From each PATCH's answer to the first refused token "
+      "every bench client but the probed one), that maximum measured right before with the second "
+      "node up (a closed-loop phase"
+      + (f": {propmax['rps']:,.0f}/s" if propmax else "") +
+      "), as the host is then. From each PATCH's answer to the first refused token "
       f"on the loaded node, probing it every {prop['probe_every_ms']:.0f} ms with fresh assertions for "
       "the patched credential; then `expires_at: null` restores it, and the next round starts once the "
       "loaded node issues tokens again (`clavis-bench propagation`).")

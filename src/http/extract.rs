@@ -96,12 +96,20 @@ impl std::fmt::Debug for Payload {
     }
 }
 
+/// The operation a Management request matched, found once by `management::authorize` and
+/// read from the request's extensions by the extractors after it.
+#[derive(Clone, Copy)]
+pub struct MatchedOperation(pub &'static schema::Operation);
+
 /// The operation of the served document a request matched (through its alias for a route
 /// served beyond the document, `management::ALIASES`).
 pub fn matched_operation(
     method: &Method,
     extensions: &Extensions,
 ) -> Option<&'static schema::Operation> {
+    if let Some(MatchedOperation(operation)) = extensions.get::<MatchedOperation>() {
+        return Some(operation);
+    }
     let path = extensions.get::<MatchedPath>()?.as_str();
     let path = super::management::ALIASES
         .iter()
@@ -124,9 +132,7 @@ impl Payload {
         };
         Ok(body?)
     }
-}
 
-impl Payload {
     /// The body checked against the operation's schema, then read by the domain's `read`. A
     /// property the domain refuses is described as the served schema describes it (Auth0's
     /// words, or none where Auth0 gives none), so the domain's own copy of a description

@@ -20,7 +20,7 @@ use utoipa_axum::routes;
 
 use super::AppState;
 use super::error::ApiError;
-use super::extract::{Auth, matched_operation};
+use super::extract::{Auth, MatchedOperation, matched_operation};
 
 /// Every Management operation, each registered with its handler's `#[utoipa::path]`: the
 /// route, its documentation and the scopes it accepts (the attribute's `security`) are one
@@ -98,8 +98,10 @@ pub async fn authorize(
         return Err(ApiError::route_not_found());
     };
     auth.require(&operation.scopes)?;
-    // The handler's `Auth` takes the verified caller from here.
+    // The handler's `Auth` takes the verified caller from here, and its `Payload` and
+    // `Query` the operation.
     parts.extensions.insert(auth.0);
+    parts.extensions.insert(MatchedOperation(operation));
     Ok(next.run(Request::from_parts(parts, body)).await)
 }
 

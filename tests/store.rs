@@ -140,6 +140,7 @@ store_suite!(
     log_stream_leases_let_one_node_deliver,
     token_quota_reservations_never_exceed_the_quota,
     tenant_settings_are_one_document_announced_to_other_nodes,
+    a_bulk_insert_writes_everything_or_nothing,
 );
 
 // ----- builders -----
@@ -872,6 +873,46 @@ async fn client_grants_check_references_and_uniqueness(f: Fixture) {
     store.delete_client_grant(&g.id).await.unwrap();
     assert_eq!(store.client_grant(&g.id).await.unwrap(), None);
     not_found(store.delete_client_grant(&g.id).await, Entity::ClientGrant);
+}
+
+async fn a_bulk_insert_writes_everything_or_nothing(f: Fixture) {
+    let store = f.store.as_ref();
+    let api = resource_server("urn:bulk");
+    store.insert_resource_server(&api).await.unwrap();
+    let clients: Vec<ClientAggregate> = (0..3)
+        .map(|i| {
+            let mut aggregate = client(&format!("bulk {i}"));
+            let id = aggregate.client.client_id.clone();
+            aggregate.credentials = vec![credential(&id), credential(&id)];
+            aggregate
+        })
+        .collect();
+    let grants: Vec<ClientGrant> = clients
+        .iter()
+        .map(|c| grant(&c.client.client_id, &api.identifier))
+        .collect();
+    store.bulk_insert(&clients, &grants).await.unwrap();
+    for (aggregate, g) in clients.iter().zip(&grants) {
+        let stored = store
+            .client(&aggregate.client.client_id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(&stored, aggregate);
+        assert_eq!(json_of(&stored.client), json_of(&aggregate.client));
+        assert_eq!(store.client_grant(&g.id).await.unwrap(), Some(g.clone()));
+    }
+
+    // A grant for a client that does not exist: the clients before it are not written either.
+    let more = client("bulk, refused");
+    let refused = store
+        .bulk_insert(
+            std::slice::from_ref(&more),
+            &[grant("missing", &api.identifier)],
+        )
+        .await;
+    not_found(refused, Entity::Client);
+    assert_eq!(store.client(&more.client.client_id).await.unwrap(), None);
 }
 
 async fn client_grants_filter_and_page(f: Fixture) {

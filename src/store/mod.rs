@@ -840,6 +840,15 @@ pub trait Store: Send + Sync + 'static {
     /// Inserts a grant. `NotFound(Client)` / `NotFound(ResourceServer)` when either is
     /// missing; `Conflict` for a second grant of the same client and audience.
     async fn insert_client_grant(&self, grant: &ClientGrant) -> StoreResult<()>;
+    /// Many clients (with their credentials) and grants in one transaction, durable when this
+    /// returns, for loading large data sets (the bench's scale scenario). The Management
+    /// API's rules are the caller's business; the store's constraints still apply. Not for a
+    /// serving node: no other node learns of these rows until it reads the store again.
+    async fn bulk_insert(
+        &self,
+        clients: &[ClientAggregate],
+        grants: &[ClientGrant],
+    ) -> StoreResult<()>;
     /// One grant.
     async fn client_grant(&self, id: &str) -> StoreResult<Option<ClientGrant>>;
     /// A page of grants.

@@ -663,6 +663,22 @@ pub(crate) async fn delete_resource_server(
 // ----- client grants -----
 
 /// Inserts a grant whose client and API exist.
+/// Many clients (with their credentials), then many grants, in one transaction: a loader's
+/// write ([`Store::bulk_insert`]).
+pub(crate) async fn insert_all(
+    tx: &mut impl Tx,
+    clients: &[ClientAggregate],
+    grants: &[ClientGrant],
+) -> StoreResult<()> {
+    for aggregate in clients {
+        insert_client(tx, aggregate).await?;
+    }
+    for grant in grants {
+        insert_grant(tx, grant).await?;
+    }
+    Ok(())
+}
+
 pub(crate) async fn insert_grant(tx: &mut impl Tx, grant: &ClientGrant) -> StoreResult<()> {
     // Reported before the constraints would; the KEY SHARE locks keep the client and the API
     // from being deleted until commit.
@@ -1529,6 +1545,15 @@ macro_rules! impl_store {
 
             async fn insert_client_grant(&self, grant: &ClientGrant) -> StoreResult<()> {
                 write_tx!(self, |tx| $crate::store::ops::insert_grant(tx, grant))
+            }
+
+            async fn bulk_insert(
+                &self,
+                clients: &[ClientAggregate],
+                grants: &[ClientGrant],
+            ) -> StoreResult<()> {
+                write_tx!(self, |tx| $crate::store::ops::insert_all(tx, clients, grants))?;
+                $crate::store::Store::durable(self).await
             }
 
             async fn client_grant(&self, id: &str) -> StoreResult<Option<ClientGrant>> {

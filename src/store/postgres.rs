@@ -36,11 +36,12 @@ use tokio::sync::{mpsc, watch};
 
 use super::logs::LOG_COLUMNS;
 use super::ops;
-use super::sql::{Lock, Query, Row, Stmt, Tx, Value, encode};
+use super::sql::{Lock, Query, Row, Stmt, Tx, Value, decode, encode};
 use super::{
     Bootstrap, Change, ClientFilter, ClientRow, Delivery, ExpiryNotice, GrantFilter, JtiRecord,
     LogRow, LogSearch, LogStreamRecord, Mutation, NewLog, OrganizationFilter, OrganizationRecord,
-    Page, PageRequest, SigningKeyRecord, Snapshot, SqlDialect, StoreError, StoreResult,
+    Page, PageRequest, SNAPSHOT_BATCH, SigningKeyRecord, Snapshot, SnapshotItem, SnapshotSink,
+    SqlDialect, StoreError, StoreResult,
 };
 use crate::domain::client::ClientAggregate;
 use crate::domain::client_grant::ClientGrant;
@@ -164,6 +165,54 @@ impl Default for PostgresOptions {
             ca_file: None,
         }
     }
+}
+
+/// Every client (with its credentials) and then every grant, in stored order, to `sink` in
+/// batches as the rows arrive.
+async fn stream_snapshot(conn: &mut PgConnection, sink: &SnapshotSink) -> StoreResult<()> {
+    use futures_util::StreamExt as _;
+    // One row per client with its credentials as a JSON array spliced from the stored
+    // documents (this store wrote them: valid JSON, not parsed again by the server).
+    let mut rows = sqlx::query(
+        "SELECT c.doc, c.sealed_secret,
+                '[' || coalesce((SELECT string_agg(cr.doc, ',' ORDER BY cr.seq)
+                   FROM credentials cr WHERE cr.client_id = c.client_id), '') || ']'
+           FROM clients c ORDER BY c.seq",
+    )
+    .fetch(&mut *conn);
+    let mut batch = Vec::with_capacity(SNAPSHOT_BATCH);
+    while let Some(row) = rows.next().await {
+        let row = row.map_err(map_err)?;
+        let doc: &str = row.try_get(0).map_err(map_err)?;
+        let credentials: &str = row.try_get(2).map_err(map_err)?;
+        batch.push(SnapshotItem::Client(Box::new(ClientAggregate {
+            client: decode(doc, "doc")?,
+            sealed_secret: row.try_get(1).map_err(map_err)?,
+            credentials: decode(credentials, "credentials")?,
+        })));
+        if batch.len() >= SNAPSHOT_BATCH {
+            sink.send(std::mem::replace(
+                &mut batch,
+                Vec::with_capacity(SNAPSHOT_BATCH),
+            ))
+            .await?;
+        }
+    }
+    drop(rows);
+    let mut rows = sqlx::query("SELECT doc FROM client_grants ORDER BY seq").fetch(&mut *conn);
+    while let Some(row) = rows.next().await {
+        let row = row.map_err(map_err)?;
+        let doc: &str = row.try_get(0).map_err(map_err)?;
+        batch.push(SnapshotItem::Grant(decode(doc, "doc")?));
+        if batch.len() >= SNAPSHOT_BATCH {
+            sink.send(std::mem::replace(
+                &mut batch,
+                Vec::with_capacity(SNAPSHOT_BATCH),
+            ))
+            .await?;
+        }
+    }
+    sink.send(batch).await
 }
 
 /// PostgreSQL-backed [`Store`].
@@ -709,6 +758,41 @@ PostgresStore;
             let out = async {
                 let clients = ops::all_clients(&mut conn).await?;
                 ops::snapshot(&mut conn, clients, None).await
+            }
+            .await;
+            conn.finish(out).await
+        }, deadline)
+    }
+
+    async fn snapshot_into(&self, sink: SnapshotSink) -> StoreResult<Snapshot> {
+        // As `snapshot`, but each client is handed over as its row arrives (rows stream from
+        // the server; the caller builds from one batch while the next is decoded), so start-up
+        // holds a few batches rather than every row and every document at once.
+        let deadline = self.op_timeout.max(SNAPSHOT_DEADLINE);
+        retrying!(self, async {
+            let mut conn = PgTx {
+                conn: PgConn::Tx(
+                    self.pool
+                        .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                        .await
+                        .map_err(db)?,
+                ),
+                retry: None,
+            };
+            let out = async {
+                // The clients' statement lasts as long as the caller takes to build from
+                // its rows (seconds at a million): bounded by the snapshot's deadline, not
+                // by the server's statement_timeout of one request.
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "SET LOCAL statement_timeout = {}",
+                    deadline.as_millis()
+                )))
+                .execute(conn.conn())
+                .await
+                .map_err(map_err)?;
+                sink.send(vec![SnapshotItem::Restart]).await?;
+                stream_snapshot(conn.conn(), &sink).await?;
+                ops::snapshot(&mut conn, Vec::new(), Some(Vec::new())).await
             }
             .await;
             conn.finish(out).await

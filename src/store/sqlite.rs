@@ -1,7 +1,7 @@
 //! The embedded SQLite store.
 //!
 //! Durability: WAL journal with `synchronous=NORMAL` plus group commit ([`WalSync`]): a
-//! commit reaches the OS at once (a process crash loses nothing), and [`Store::durable`],
+//! commit reaches the OS at once (a process crash loses nothing), and [`super::Store::durable`],
 //! which every write awaits before it is acknowledged, fsyncs the log, one fsync for all the
 //! commits made while the previous one ran. So an acknowledged write survives a process
 //! crash or power loss, as with `synchronous=FULL`, at a fraction of the fsyncs.
@@ -35,7 +35,7 @@ use super::{
     Bootstrap, Change, ClientFilter, ClientRow, Delivery, ExpiryNotice, GrantFilter, JtiRecord,
     LogRow, LogSearch, LogStreamRecord, Mutation, NewLog, OrganizationFilter, OrganizationRecord,
     Page, PageRequest, SNAPSHOT_BATCH, SigningKeyRecord, Snapshot, SnapshotItem, SnapshotSink,
-    SqlDialect, Store, StoreError, StoreResult,
+    SqlDialect, StoreError, StoreResult,
 };
 use crate::domain::client::ClientAggregate;
 use crate::domain::client_grant::ClientGrant;
@@ -45,7 +45,7 @@ use crate::domain::organization::Organization;
 use crate::domain::resource_server::ResourceServer;
 use crate::domain::tenant_settings::TenantSettings;
 
-/// Expired assertion ids deleted per transaction by [`Store::purge_jtis`].
+/// Expired assertion ids deleted per transaction by [`super::Store::purge_jtis`].
 const PURGE_CHUNK: i64 = 2_000;
 
 /// The schema, `migrations/sqlite/` (see [`super::migrator`]).
@@ -353,29 +353,8 @@ impl SqliteStore {
         })
     }
 
-    /// Inserts many clients (with their credentials) and grants in one transaction, for
-    /// loading large data sets (the bench's scale scenario). The Management API's rules are
-    /// the caller's business; the store's constraints still apply. Runs on the calling
-    /// thread: for loaders, not for a serving node.
-    pub async fn bulk_insert(
-        &self,
-        clients: &[ClientAggregate],
-        grants: &[ClientGrant],
-    ) -> StoreResult<()> {
-        write_tx!(self, |tx| async {
-            for aggregate in clients {
-                ops::insert_client(tx, aggregate).await?;
-            }
-            for grant in grants {
-                ops::insert_grant(tx, grant).await?;
-            }
-            Ok(())
-        })?;
-        Store::durable(self).await
-    }
-
     /// Copies the write-ahead log into the database file and empties it, for loaders between
-    /// their [`Self::bulk_insert`] calls: their writes follow one another without a pause,
+    /// their [`super::Store::bulk_insert`] calls: their writes follow one another without a pause,
     /// and the background checkpoints would let the log grow to many times the database.
     pub async fn truncate_log(&self) -> StoreResult<()> {
         self.writer.truncate_log().await

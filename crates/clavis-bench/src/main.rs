@@ -217,6 +217,9 @@ enum Cmd {
     ScaleLoad {
         #[arg(long)]
         data_dir: PathBuf,
+        /// A PostgreSQL database to fill instead of the data directory's SQLite store.
+        #[arg(long)]
+        database_url: Option<String>,
         #[arg(long, default_value_t = 100_000)]
         clients: usize,
         /// Key clients to write out for the token load (their keys come from a small pool).
@@ -523,12 +526,18 @@ fn main() -> Result<()> {
         }
         Cmd::ScaleLoad {
             data_dir,
+            database_url,
             clients,
             signers,
             signers_out,
         } => {
-            let report =
-                runtime(2)?.block_on(scale::load(&data_dir, clients, signers, &signers_out))?;
+            let report = runtime(2)?.block_on(scale::load(
+                &data_dir,
+                database_url.as_deref(),
+                clients,
+                signers,
+                &signers_out,
+            ))?;
             print(&report)
         }
     }

@@ -353,6 +353,19 @@ impl PgTx {
         })
     }
 
+    /// One read-only repeatable-read transaction: every statement in it sees the same
+    /// snapshot of the store (a start-up's read).
+    async fn consistent_read(pool: &PgPool) -> TxResult<Self> {
+        Ok(Self {
+            conn: PgConn::Tx(
+                pool.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                    .await
+                    .map_err(db)?,
+            ),
+            retry: None,
+        })
+    }
+
     async fn acquire(pool: &PgPool) -> TxResult<Self> {
         Ok(Self {
             conn: PgConn::Pooled(pool.acquire().await.map_err(db)?),
@@ -745,16 +758,7 @@ PostgresStore;
         // (each statement is still bounded by the server's statement_timeout).
         let deadline = self.op_timeout.max(SNAPSHOT_DEADLINE);
         retrying!(self, async {
-            // One repeatable-read transaction, so the snapshot is consistent.
-            let mut conn = PgTx {
-                conn: PgConn::Tx(
-                    self.pool
-                        .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                        .await
-                        .map_err(db)?,
-                ),
-                retry: None,
-            };
+            let mut conn = PgTx::consistent_read(&self.pool).await?;
             let out = async {
                 let clients = ops::all_clients(&mut conn).await?;
                 ops::snapshot(&mut conn, clients, None).await
@@ -770,15 +774,7 @@ PostgresStore;
         // holds a few batches rather than every row and every document at once.
         let deadline = self.op_timeout.max(SNAPSHOT_DEADLINE);
         retrying!(self, async {
-            let mut conn = PgTx {
-                conn: PgConn::Tx(
-                    self.pool
-                        .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                        .await
-                        .map_err(db)?,
-                ),
-                retry: None,
-            };
+            let mut conn = PgTx::consistent_read(&self.pool).await?;
             let out = async {
                 // The clients' statement lasts as long as the caller takes to build from
                 // its rows (seconds at a million): bounded by the snapshot's deadline, not

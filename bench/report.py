@@ -405,7 +405,6 @@ if scale_n >= 1_000_000:
     if mem:
         targets.append((f"{size}: peak resident memory (issue 25)", "≤ 2 GB",
                         f"peak {mem['vm_hwm_kb'] * 1024 / 1e9:.2f} GB", mem["vm_hwm_kb"] * 1024 <= 2e9))
-    pgstart = load("pg-scale-startup")
     if pgstart:
         targets.append((f"{size}: start-up, PostgreSQL (issue 25)", "≤ 15 s", f"{pgstart['startup_seconds']:.2f} s",
                         pgstart["startup_seconds"] <= 15.0))

@@ -328,6 +328,8 @@ pub(crate) trait SqlDialect {
     fn doc_text(path: &str) -> String;
     /// The greater of two integer expressions.
     fn greatest(a: &str, b: &str) -> String;
+    /// The aggregate joining a group's text `expr` with commas, in `order`.
+    fn join_texts(expr: &str, order: &str) -> String;
     /// A query of the number of rows of `table` kept up to date by the schema, when it
     /// keeps one (else lists count with `COUNT(*)`).
     fn row_count(table: &str) -> Option<&'static str> {
@@ -584,6 +586,16 @@ impl SnapshotSink {
     /// Hands over a batch of items (in order), waiting while the channel is full.
     pub async fn send(&self, items: Vec<SnapshotItem>) -> StoreResult<()> {
         self.0.send(items).await.map_err(|_| Self::gone())
+    }
+
+    /// Adds `item` to `batch`; returns the batch to hand over once it is full.
+    pub(crate) fn fill(
+        batch: &mut Vec<SnapshotItem>,
+        item: SnapshotItem,
+    ) -> Option<Vec<SnapshotItem>> {
+        batch.push(item);
+        (batch.len() >= SNAPSHOT_BATCH)
+            .then(|| std::mem::replace(batch, Vec::with_capacity(SNAPSHOT_BATCH)))
     }
 
     /// [`Self::send`] for a reader on a thread of its own (never an async worker).

@@ -82,6 +82,9 @@ impl SqlDialect for PgDialect {
     fn greatest(a: &str, b: &str) -> String {
         format!("GREATEST({a}, {b})")
     }
+    fn join_texts(expr: &str, order: &str) -> String {
+        format!("string_agg({expr}, ',' ORDER BY {order})")
+    }
 }
 
 /// The schema, `migrations/postgres/` (see [`super::migrator`]).
@@ -171,45 +174,27 @@ impl Default for PostgresOptions {
 /// batches as the rows arrive.
 async fn stream_snapshot(conn: &mut PgConnection, sink: &SnapshotSink) -> StoreResult<()> {
     use futures_util::StreamExt as _;
-    // One row per client with its credentials as a JSON array spliced from the stored
-    // documents (this store wrote them: valid JSON, not parsed again by the server).
-    let mut rows = sqlx::query(
-        "SELECT c.doc, c.sealed_secret,
-                '[' || coalesce((SELECT string_agg(cr.doc, ',' ORDER BY cr.seq)
-                   FROM credentials cr WHERE cr.client_id = c.client_id), '') || ']'
-           FROM clients c ORDER BY c.seq",
-    )
-    .fetch(&mut *conn);
     let mut batch = Vec::with_capacity(SNAPSHOT_BATCH);
+    let sql = ops::snapshot_clients_sql::<PgDialect>();
+    let mut rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch(&mut *conn);
     while let Some(row) = rows.next().await {
         let row = row.map_err(map_err)?;
-        let doc: &str = row.try_get(0).map_err(map_err)?;
-        let credentials: &str = row.try_get(2).map_err(map_err)?;
-        batch.push(SnapshotItem::Client(Box::new(ClientAggregate {
-            client: decode(doc, "doc")?,
-            sealed_secret: row.try_get(1).map_err(map_err)?,
-            credentials: decode(credentials, "credentials")?,
-        })));
-        if batch.len() >= SNAPSHOT_BATCH {
-            sink.send(std::mem::replace(
-                &mut batch,
-                Vec::with_capacity(SNAPSHOT_BATCH),
-            ))
-            .await?;
+        let client = ops::snapshot_client(
+            row.try_get(0).map_err(map_err)?,
+            row.try_get(1).map_err(map_err)?,
+            row.try_get(2).map_err(map_err)?,
+        )?;
+        if let Some(full) = SnapshotSink::fill(&mut batch, SnapshotItem::Client(Box::new(client))) {
+            sink.send(full).await?;
         }
     }
     drop(rows);
     let mut rows = sqlx::query("SELECT doc FROM client_grants ORDER BY seq").fetch(&mut *conn);
     while let Some(row) = rows.next().await {
         let row = row.map_err(map_err)?;
-        let doc: &str = row.try_get(0).map_err(map_err)?;
-        batch.push(SnapshotItem::Grant(decode(doc, "doc")?));
-        if batch.len() >= SNAPSHOT_BATCH {
-            sink.send(std::mem::replace(
-                &mut batch,
-                Vec::with_capacity(SNAPSHOT_BATCH),
-            ))
-            .await?;
+        let grant = decode(row.try_get(0).map_err(map_err)?, "doc")?;
+        if let Some(full) = SnapshotSink::fill(&mut batch, SnapshotItem::Grant(grant)) {
+            sink.send(full).await?;
         }
     }
     sink.send(batch).await

@@ -34,8 +34,8 @@ use super::wal_sync::WalSync;
 use super::{
     Bootstrap, Change, ClientFilter, ClientRow, Delivery, ExpiryNotice, GrantFilter, JtiRecord,
     LogRow, LogSearch, LogStreamRecord, Mutation, NewLog, OrganizationFilter, OrganizationRecord,
-    Page, PageRequest, SNAPSHOT_BATCH, SigningKeyRecord, Snapshot, SnapshotItem, SnapshotSink,
-    SqlDialect, StoreError, StoreResult,
+    Page, PageRequest, SigningKeyRecord, Snapshot, SnapshotItem, SnapshotSink, SqlDialect,
+    StoreError, StoreResult,
 };
 use crate::domain::client::ClientAggregate;
 use crate::domain::client_grant::ClientGrant;
@@ -134,22 +134,16 @@ fn stream_snapshot(
     conn: &rusqlite::Connection,
     emit: &mut dyn FnMut(SnapshotItem) -> StoreResult<()>,
 ) -> StoreResult<()> {
-    // One row per client with its credentials as a JSON array spliced from the stored
-    // documents (this store wrote them, so they are valid JSON; json_group_array(json())
-    // would parse and print each one again, ~8 % of start-up at 100k clients).
-    let mut stmt = conn.prepare(
-        "SELECT c.doc, c.sealed_secret,
-                '[' || coalesce((SELECT group_concat(cr.doc, ',' ORDER BY cr.seq)
-                   FROM credentials cr WHERE cr.client_id = c.client_id), '') || ']'
-           FROM clients c ORDER BY c.seq",
-    )?;
+    // (json_group_array(json()) would parse and print each credential again, ~8 % of
+    // start-up at 100k clients.)
+    let mut stmt = conn.prepare(&ops::snapshot_clients_sql::<SqliteDialect>())?;
     let mut rows = stmt.query([])?;
     while let Some(row) = rows.next()? {
-        emit(SnapshotItem::Client(Box::new(ClientAggregate {
-            client: decode(text(row, 0)?, "doc")?,
-            sealed_secret: row.get(1)?,
-            credentials: decode(text(row, 2)?, "credentials")?,
-        })))?;
+        emit(SnapshotItem::Client(Box::new(ops::snapshot_client(
+            text(row, 0)?,
+            row.get(1)?,
+            text(row, 2)?,
+        )?)))?;
     }
     let mut stmt = conn.prepare("SELECT doc FROM client_grants ORDER BY seq")?;
     let mut rows = stmt.query([])?;
@@ -174,6 +168,9 @@ impl SqlDialect for SqliteDialect {
     }
     fn greatest(a: &str, b: &str) -> String {
         format!("MAX({a}, {b})")
+    }
+    fn join_texts(expr: &str, order: &str) -> String {
+        format!("group_concat({expr}, ',' ORDER BY {order})")
     }
 
     fn row_count(table: &str) -> Option<&'static str> {
@@ -411,13 +408,10 @@ SqliteStore;
                 InlineReader::snapshot(conn, |conn| {
                     let mut batch = vec![SnapshotItem::Restart];
                     stream_snapshot(conn, &mut |item| {
-                        batch.push(item);
-                        if batch.len() >= SNAPSHOT_BATCH {
-                            let full =
-                                std::mem::replace(&mut batch, Vec::with_capacity(SNAPSHOT_BATCH));
-                            sink.blocking_send(full)?;
+                        match SnapshotSink::fill(&mut batch, item) {
+                            Some(full) => sink.blocking_send(full),
+                            None => Ok(()),
                         }
-                        Ok(())
                     })?;
                     sink.blocking_send(batch)?;
                     now(ops::snapshot(&mut SqliteTx(conn), Vec::new(), Some(Vec::new())))

@@ -40,9 +40,6 @@ struct Target {
     store: Arc<dyn Store>,
     /// Set for SQLite, whose log is emptied between the large transactions.
     sqlite: Option<Arc<SqliteStore>>,
-    /// Transactions written at once: SQLite has one writer; over PostgreSQL's round trips
-    /// four keep the server busy (100k clients: 100 s one at a time).
-    parallel: usize,
 }
 
 impl Target {
@@ -57,7 +54,6 @@ impl Target {
                 Self {
                     store: sqlite.clone(),
                     sqlite: Some(sqlite),
-                    parallel: 1,
                 }
             }
             Some(url) => Self {
@@ -67,9 +63,14 @@ impl Target {
                         .map_err(domain)?,
                 ),
                 sqlite: None,
-                parallel: 4,
             },
         })
+    }
+
+    /// Transactions written at once: SQLite has one writer; over PostgreSQL's round trips
+    /// four keep the server busy (100k clients: 100 s one at a time).
+    fn parallel(&self) -> usize {
+        if self.sqlite.is_some() { 1 } else { 4 }
     }
 
     /// Waits for one transaction, then (SQLite) empties the log, so that it stays the size
@@ -219,7 +220,7 @@ pub async fn load(
                 .map_err(domain)?;
             Ok((aggregates.len(), grants.len()))
         });
-        if writing.len() >= target.parallel {
+        if writing.len() >= target.parallel() {
             let (c, g) = target.finish_one(&mut writing).await?;
             n_clients += c;
             n_grants += g;

@@ -28,7 +28,7 @@ use clavis::startup::open_store;
 use clavis::store::{
     Bootstrap, Change, ClientFilter, Delivery, Entity, ExpiryNotice, GrantFilter, JtiRecord,
     KeyState, LogSearch, NewLog, OrganizationFilter, OrganizationRecord, PageRequest,
-    SNAPSHOT_BATCH, SigningKeyRecord, SnapshotItem, SnapshotSink, Store, StoreError, StoreResult,
+    SigningKeyRecord, Snapshot, SnapshotItem, SnapshotSink, Store, StoreError, StoreResult,
 };
 use serde_json::{Map, json};
 
@@ -539,28 +539,9 @@ async fn deleting_a_client_cascades(f: Fixture) {
     );
 }
 
-async fn a_streamed_snapshot_hands_over_what_a_snapshot_holds(f: Fixture) {
-    let store = f.store.as_ref();
-    let api = resource_server("https://stream.test/");
-    store.insert_resource_server(&api).await.unwrap();
-    for n in 0..4 {
-        let c = client_with_credentials(store, n % 3).await;
-        if n % 2 == 0 {
-            let g = grant(&c.client.client_id, &api.identifier);
-            store.insert_client_grant(&g).await.unwrap();
-        }
-    }
-    // More than a batch of items.
-    for n in 0..SNAPSHOT_BATCH {
-        store
-            .insert_client(&client(&format!("s{n}")))
-            .await
-            .unwrap();
-    }
-    let whole = store.snapshot().await.unwrap();
-    assert_eq!(whole.clients.len(), 4 + SNAPSHOT_BATCH);
-    assert_eq!(whole.client_grants.len(), 2);
-
+/// What [`Store::snapshot_into`] hands over: the rest of the snapshot, then the clients and
+/// the grants through the sink (after the last `Restart`).
+async fn streamed(store: &dyn Store) -> (Snapshot, Vec<ClientAggregate>, Vec<ClientGrant>) {
     let (sink, mut items) = SnapshotSink::channel();
     let collect = async {
         let (mut clients, mut grants) = (Vec::new(), Vec::new());
@@ -579,7 +560,67 @@ async fn a_streamed_snapshot_hands_over_what_a_snapshot_holds(f: Fixture) {
         (clients, grants)
     };
     let (rest, (clients, grants)) = tokio::join!(store.snapshot_into(sink), collect);
-    let rest = rest.unwrap();
+    (rest.unwrap(), clients, grants)
+}
+
+/// The id of the first client a snapshot lists (the oldest).
+async fn whole_first_client(store: &dyn Store) -> String {
+    store.snapshot().await.unwrap().clients[0]
+        .client
+        .client_id
+        .clone()
+}
+
+async fn a_streamed_snapshot_hands_over_what_a_snapshot_holds(f: Fixture) {
+    let store = f.store.as_ref();
+    let api = resource_server("https://stream.test/");
+    store.insert_resource_server(&api).await.unwrap();
+    for n in 0..4 {
+        let c = client_with_credentials(store, n % 3).await;
+        if n % 2 == 0 {
+            let g = grant(&c.client.client_id, &api.identifier);
+            store.insert_client_grant(&g).await.unwrap();
+        }
+    }
+    // More than a batch of items, and more clients and credentials than a PostgreSQL
+    // snapshot cursor fetches at once (2,000 rows).
+    let bulk = (0..2_100)
+        .map(|n| {
+            let mut c = client(&format!("s{n}"));
+            for _ in 0..n % 3 {
+                c.credentials.push(credential(&c.client.client_id));
+            }
+            c
+        })
+        .collect::<Vec<_>>();
+    store.bulk_insert(&bulk, &[]).await.unwrap();
+    // Credentials written after later clients' still come back with their own client, in
+    // the order they were written.
+    let first = whole_first_client(store).await;
+    let mut added = Vec::new();
+    for id in [&first, &bulk[1].client.client_id] {
+        let changed = store
+            .update_client(id, &mut |a| {
+                a.credentials.push(credential(&a.client.client_id));
+                Ok(())
+            })
+            .await
+            .unwrap();
+        added.push(changed);
+    }
+    let whole = store.snapshot().await.unwrap();
+    assert_eq!(whole.clients.len(), 4 + bulk.len());
+    assert_eq!(whole.client_grants.len(), 2);
+    for changed in &added {
+        let held = whole
+            .clients
+            .iter()
+            .find(|c| c.client.client_id == changed.client.client_id)
+            .unwrap();
+        assert_eq!(held, changed);
+    }
+
+    let (rest, clients, grants) = streamed(store).await;
     // Everything else comes back as from `snapshot`, the clients and grants only through
     // the sink, in the same order.
     assert!(rest.clients.is_empty() && rest.client_grants.is_empty());
@@ -2182,4 +2223,50 @@ async fn tenant_settings_are_one_document_announced_to_other_nodes(f: Fixture) {
     } else {
         assert_eq!(f.backend, Backend::Sqlite);
     }
+}
+
+/// PostgreSQL's migration 0010 on a database written before it: every stored credential
+/// gets its client's position, so a node's start-up still hands each client its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: scripts/test-postgres"]
+async fn postgres_migration_0010_places_existing_credentials_with_their_client() {
+    use sqlx::Connection as _;
+    let f = Fixture::new(Backend::Postgres).await;
+    let store = f.store.as_ref();
+    let a = client_with_credentials(store, 2).await;
+    let b = client_with_credentials(store, 1).await;
+    let empty = client_with_credentials(store, 0).await;
+    let a = store
+        .update_client(&a.client.client_id, &mut |a| {
+            a.credentials.push(credential(&a.client.client_id));
+            Ok(())
+        })
+        .await
+        .unwrap();
+    // Back to the schema before 0010, the rows as they were written.
+    let mut conn = sqlx::PgConnection::connect(&f.url).await.unwrap();
+    for sql in [
+        "DROP TRIGGER credentials_client_seq ON credentials",
+        "DROP FUNCTION credentials_client_seq()",
+        "ALTER TABLE credentials DROP COLUMN client_seq",
+        "DELETE FROM _sqlx_migrations WHERE version = 10",
+    ] {
+        sqlx::query(sql).execute(&mut conn).await.unwrap();
+    }
+    conn.close().await.unwrap();
+
+    let upgraded = f.node().await;
+    let (_, clients, _) = streamed(upgraded.as_ref()).await;
+    assert_eq!(clients, vec![a, b, empty]);
+    assert_eq!(clients, upgraded.snapshot().await.unwrap().clients);
+    // And a credential written after the upgrade joins its client too.
+    let b = upgraded
+        .update_client(&clients[1].client.client_id, &mut |b| {
+            b.credentials.push(credential(&b.client.client_id));
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let (_, clients, _) = streamed(upgraded.as_ref()).await;
+    assert_eq!(clients[1], b);
 }

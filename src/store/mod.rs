@@ -328,8 +328,6 @@ pub(crate) trait SqlDialect {
     fn doc_text(path: &str) -> String;
     /// The greater of two integer expressions.
     fn greatest(a: &str, b: &str) -> String;
-    /// The aggregate joining a group's text `expr` with commas, in `order`.
-    fn join_texts(expr: &str, order: &str) -> String;
     /// A query of the number of rows of `table` kept up to date by the schema, when it
     /// keeps one (else lists count with `COUNT(*)`).
     fn row_count(table: &str) -> Option<&'static str> {

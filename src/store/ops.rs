@@ -295,34 +295,20 @@ pub(crate) async fn client(
     }))
 }
 
-/// Every client with its credentials (two ordered passes).
-/// A snapshot's read of the clients: one row per client, in stored order, with its document,
-/// its sealed secret and its credentials as a JSON array spliced from the stored documents
-/// (this store wrote them: valid JSON, not parsed again by the database). Read by
-/// [`snapshot_client`].
-pub(crate) fn snapshot_clients_sql<D: super::SqlDialect>() -> String {
-    format!(
-        "SELECT c.doc, c.sealed_secret,
-                '[' || coalesce((SELECT {}
-                   FROM credentials cr WHERE cr.client_id = c.client_id), '') || ']'
-           FROM clients c ORDER BY c.seq",
-        D::join_texts("cr.doc", "cr.seq")
-    )
-}
-
-/// A row of [`snapshot_clients_sql`].
+/// A client of a snapshot from its stored columns and its credentials, in stored order.
 pub(crate) fn snapshot_client(
     doc: &str,
     sealed_secret: Option<Vec<u8>>,
-    credentials: &str,
+    credentials: Vec<Credential>,
 ) -> StoreResult<ClientAggregate> {
     Ok(ClientAggregate {
         client: super::sql::decode(doc, "doc")?,
         sealed_secret,
-        credentials: super::sql::decode(credentials, "credentials")?,
+        credentials,
     })
 }
 
+/// Every client with its credentials (two ordered passes).
 pub(crate) async fn all_clients(tx: &mut impl Tx) -> StoreResult<Vec<ClientAggregate>> {
     let mut by_client: std::collections::HashMap<String, Vec<Credential>> = Default::default();
     for mut row in tx

@@ -82,9 +82,6 @@ impl SqlDialect for PgDialect {
     fn greatest(a: &str, b: &str) -> String {
         format!("GREATEST({a}, {b})")
     }
-    fn join_texts(expr: &str, order: &str) -> String {
-        format!("string_agg({expr}, ',' ORDER BY {order})")
-    }
 }
 
 /// The schema, `migrations/postgres/` (see [`super::migrator`]).
@@ -134,6 +131,11 @@ pub(super) const MIGRATIONS: &[super::MigrationFile] = &[
         "token quotas",
         include_str!("../../migrations/postgres/0009_token_quotas.sql"),
     ),
+    (
+        10,
+        "credential client seq",
+        include_str!("../../migrations/postgres/0010_credential_client_seq.sql"),
+    ),
 ];
 
 /// The advisory lock a node holds while it appends log events: sequence numbers are taken
@@ -170,34 +172,175 @@ impl Default for PostgresOptions {
     }
 }
 
-/// Every client (with its credentials) and then every grant, in stored order, to `sink` in
-/// batches as the rows arrive.
-async fn stream_snapshot(conn: &mut PgConnection, sink: &SnapshotSink) -> StoreResult<()> {
-    use futures_util::StreamExt as _;
-    let mut batch = Vec::with_capacity(SNAPSHOT_BATCH);
-    let sql = ops::snapshot_clients_sql::<PgDialect>();
-    let mut rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch(&mut *conn);
-    while let Some(row) = rows.next().await {
-        let row = row.map_err(map_err)?;
-        let client = ops::snapshot_client(
-            row.try_get(0).map_err(map_err)?,
-            row.try_get(1).map_err(map_err)?,
-            row.try_get(2).map_err(map_err)?,
-        )?;
-        if let Some(full) = SnapshotSink::fill(&mut batch, SnapshotItem::Client(Box::new(client))) {
-            sink.send(full).await?;
+/// Rows a snapshot cursor hands over per round trip.
+const SNAPSHOT_FETCH: usize = 2000;
+
+/// A cursor of the snapshot's transaction, read [`SNAPSHOT_FETCH`] rows at a time.
+struct SnapshotCursor {
+    fetch: String,
+    rows: std::vec::IntoIter<PgRow>,
+    done: bool,
+}
+
+impl SnapshotCursor {
+    async fn declare(conn: &mut PgConnection, name: &str, query: &str) -> StoreResult<Self> {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DECLARE {name} NO SCROLL CURSOR FOR {query}"
+        )))
+        .execute(&mut *conn)
+        .await
+        .map_err(map_err)?;
+        Ok(Self {
+            fetch: format!("FETCH {SNAPSHOT_FETCH} FROM {name}"),
+            rows: Vec::new().into_iter(),
+            done: false,
+        })
+    }
+
+    async fn next(&mut self, conn: &mut PgConnection) -> StoreResult<Option<PgRow>> {
+        loop {
+            if let Some(row) = self.rows.next() {
+                return Ok(Some(row));
+            }
+            if self.done {
+                return Ok(None);
+            }
+            let rows = sqlx::query(sqlx::AssertSqlSafe(self.fetch.as_str()))
+                .fetch_all(&mut *conn)
+                .await
+                .map_err(map_err)?;
+            self.done = rows.len() < SNAPSHOT_FETCH;
+            self.rows = rows.into_iter();
         }
     }
-    drop(rows);
+}
+
+/// Rows of a snapshot as they came, merged: what its reader hands to its decoder.
+enum RawItem {
+    /// A client's row (`seq`, `doc`, `sealed_secret`) with its credentials' rows
+    /// (`client_seq`, `doc`), in stored order.
+    Client(PgRow, Vec<PgRow>),
+    /// A grant's row (`doc`).
+    Grant(PgRow),
+}
+
+impl RawItem {
+    fn decode(self) -> StoreResult<SnapshotItem> {
+        Ok(match self {
+            RawItem::Client(row, credentials) => {
+                let credentials = credentials
+                    .iter()
+                    .map(|row| decode(row.try_get(1).map_err(map_err)?, "doc"))
+                    .collect::<StoreResult<Vec<Credential>>>()?;
+                SnapshotItem::Client(Box::new(ops::snapshot_client(
+                    row.try_get(1).map_err(map_err)?,
+                    row.try_get(2).map_err(map_err)?,
+                    credentials,
+                )?))
+            }
+            RawItem::Grant(row) => {
+                SnapshotItem::Grant(decode(row.try_get(0).map_err(map_err)?, "doc")?)
+            }
+        })
+    }
+}
+
+/// Every client (with its credentials) and then every grant, in stored order, to `sink` in
+/// batches as the rows arrive. The documents are decoded on a thread of their own while
+/// the next rows are fetched (decoding is most of a start-up's work: JSON, 3 GB of it at a
+/// million clients).
+async fn stream_snapshot(conn: &mut PgConnection, sink: &SnapshotSink) -> StoreResult<()> {
+    let (raw, mut raws) = mpsc::channel::<Vec<RawItem>>(4);
+    let decoded = sink.clone();
+    let decoder = tokio::task::spawn_blocking(move || {
+        let mut batch = Vec::with_capacity(SNAPSHOT_BATCH);
+        while let Some(items) = raws.blocking_recv() {
+            for item in items {
+                if let Some(full) = SnapshotSink::fill(&mut batch, item.decode()?) {
+                    decoded.blocking_send(full)?;
+                }
+            }
+        }
+        decoded.blocking_send(batch)
+    });
+    let read = read_snapshot(conn, raw).await;
+    // A decoder that failed closed its channel, which failed the read: its error is the one.
+    decoder
+        .await
+        .map_err(|e| StoreError::Internal(format!("the snapshot's decoder failed: {e}")))??;
+    read
+}
+
+/// [`stream_snapshot`]'s reads. The clients and the credentials are two passes in the same
+/// order (the clients' `seq`, which each credential carries: migration 0010), read through
+/// two cursors of the one transaction in turn and merged: each pass walks its index in the
+/// order the rows were written. A credentials lookup per client took 16 s of a 20 s
+/// start-up at a million clients.
+async fn read_snapshot(
+    conn: &mut PgConnection,
+    raw: mpsc::Sender<Vec<RawItem>>,
+) -> StoreResult<()> {
+    let gone = || StoreError::Internal("the snapshot's decoder stopped".into());
+    let mut clients = SnapshotCursor::declare(
+        conn,
+        "snapshot_clients",
+        "SELECT seq, doc, sealed_secret FROM clients ORDER BY seq",
+    )
+    .await?;
+    let mut credentials = SnapshotCursor::declare(
+        conn,
+        "snapshot_credentials",
+        "SELECT client_seq, doc FROM credentials ORDER BY client_seq, seq",
+    )
+    .await?;
+    let mut batch = Vec::with_capacity(SNAPSHOT_BATCH);
+    // The first credential not yet given to a client, with its client's seq.
+    let mut next_credential: Option<(i64, PgRow)> = None;
+    let orphan = |client_seq: i64| {
+        StoreError::Internal(format!(
+            "a stored credential names client position {client_seq}, which no client has"
+        ))
+    };
+    while let Some(row) = clients.next(conn).await? {
+        let seq: i64 = row.try_get(0).map_err(map_err)?;
+        let mut own = Vec::new();
+        loop {
+            if next_credential.is_none() {
+                next_credential = match credentials.next(conn).await? {
+                    Some(row) => Some((row.try_get(0).map_err(map_err)?, row)),
+                    None => None,
+                };
+            }
+            match next_credential.take() {
+                Some((client_seq, row)) if client_seq == seq => own.push(row),
+                Some((client_seq, _)) if client_seq < seq => return Err(orphan(client_seq)),
+                rest => {
+                    next_credential = rest;
+                    break;
+                }
+            }
+        }
+        batch.push(RawItem::Client(row, own));
+        if batch.len() >= SNAPSHOT_BATCH {
+            raw.send(std::mem::take(&mut batch))
+                .await
+                .map_err(|_| gone())?;
+        }
+    }
+    if let Some((client_seq, _)) = next_credential {
+        return Err(orphan(client_seq));
+    }
+    use futures_util::StreamExt as _;
     let mut rows = sqlx::query("SELECT doc FROM client_grants ORDER BY seq").fetch(&mut *conn);
     while let Some(row) = rows.next().await {
-        let row = row.map_err(map_err)?;
-        let grant = decode(row.try_get(0).map_err(map_err)?, "doc")?;
-        if let Some(full) = SnapshotSink::fill(&mut batch, SnapshotItem::Grant(grant)) {
-            sink.send(full).await?;
+        batch.push(RawItem::Grant(row.map_err(map_err)?));
+        if batch.len() >= SNAPSHOT_BATCH {
+            raw.send(std::mem::take(&mut batch))
+                .await
+                .map_err(|_| gone())?;
         }
     }
-    sink.send(batch).await
+    raw.send(batch).await.map_err(|_| gone())
 }
 
 /// PostgreSQL-backed [`Store`].
@@ -618,10 +761,17 @@ impl PostgresStore {
             .connect_with(connect.clone())
             .await
             .map_err(map_err)?;
+        // On a connection of its own without the statement timeout: a migration rewrites
+        // whole tables (0010 at a million clients: about a minute), one time.
+        let mut migrating =
+            sqlx::ConnectOptions::connect(&connect.clone().options([("statement_timeout", "0")]))
+                .await
+                .map_err(map_err)?;
         super::migrator(MIGRATIONS)
-            .run(&pool)
+            .run(&mut migrating)
             .await
             .map_err(|e| StoreError::Internal(format!("migration failed: {e}")))?;
+        sqlx::Connection::close(migrating).await.map_err(map_err)?;
         let (closing, _) = watch::channel(false);
         Ok(Self {
             pool,
@@ -633,6 +783,42 @@ impl PostgresStore {
             closing: Arc::new(closing),
             listener: Arc::default(),
         })
+    }
+
+    /// [`Store::snapshot_into`]'s reader, in one repeatable-read transaction (rerun from
+    /// the start, after [`SnapshotItem::Restart`], when it fails to serialize).
+    async fn stream_snapshot_into(&self, sink: &SnapshotSink) -> StoreResult<Snapshot> {
+        let deadline = self.op_timeout.max(SNAPSHOT_DEADLINE);
+        retrying!(
+            self,
+            async {
+                let mut conn = PgTx::consistent_read(&self.pool).await?;
+                let out = async {
+                    // The grants' statement lasts as long as the caller takes to build from its
+                    // rows (seconds at a million), and the transaction waits between cursor
+                    // fetches while the decoder and the caller catch up: bounded by the
+                    // snapshot's deadline, not by the limits of one request. JIT compiling
+                    // the cursors' plans costs more than it saves on index scans.
+                    let ms = deadline.as_millis();
+                    for set in [
+                        format!("SET LOCAL statement_timeout = {ms}"),
+                        format!("SET LOCAL idle_in_transaction_session_timeout = {ms}"),
+                        "SET LOCAL jit = off".to_owned(),
+                    ] {
+                        sqlx::query(sqlx::AssertSqlSafe(set))
+                            .execute(conn.conn())
+                            .await
+                            .map_err(map_err)?;
+                    }
+                    sink.send(vec![SnapshotItem::Restart]).await?;
+                    stream_snapshot(conn.conn(), sink).await?;
+                    ops::snapshot(&mut conn, Vec::new(), Some(Vec::new())).await
+                }
+                .await;
+                conn.finish(out).await
+            },
+            deadline
+        )
     }
 
     /// Bounds a single-statement operation by the deadline.
@@ -754,30 +940,15 @@ PostgresStore;
     }
 
     async fn snapshot_into(&self, sink: SnapshotSink) -> StoreResult<Snapshot> {
-        // As `snapshot`, but each client is handed over as its row arrives (rows stream from
-        // the server; the caller builds from one batch while the next is decoded), so start-up
-        // holds a few batches rather than every row and every document at once.
-        let deadline = self.op_timeout.max(SNAPSHOT_DEADLINE);
-        retrying!(self, async {
-            let mut conn = PgTx::consistent_read(&self.pool).await?;
-            let out = async {
-                // The clients' statement lasts as long as the caller takes to build from
-                // its rows (seconds at a million): bounded by the snapshot's deadline, not
-                // by the server's statement_timeout of one request.
-                sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "SET LOCAL statement_timeout = {}",
-                    deadline.as_millis()
-                )))
-                .execute(conn.conn())
-                .await
-                .map_err(map_err)?;
-                sink.send(vec![SnapshotItem::Restart]).await?;
-                stream_snapshot(conn.conn(), &sink).await?;
-                ops::snapshot(&mut conn, Vec::new(), Some(Vec::new())).await
-            }
-            .await;
-            conn.finish(out).await
-        }, deadline)
+        // As `snapshot`, but each client is handed over as its rows arrive, so start-up holds
+        // a few batches rather than every row and every document at once. Read on a task of
+        // its own and decoded on a thread of its own (`stream_snapshot`), so that the caller
+        // builds from one batch while the next ones are decoded and fetched (in the caller's
+        // task, reading, decoding and building took turns on one core).
+        let store = self.clone();
+        tokio::spawn(async move { store.stream_snapshot_into(&sink).await })
+            .await
+            .map_err(|e| StoreError::Internal(format!("the snapshot's reader failed: {e}")))?
     }
 
     async fn client(&self, client_id: &str) -> StoreResult<Option<ClientAggregate>> {

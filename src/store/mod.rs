@@ -602,6 +602,97 @@ impl SnapshotSink {
     }
 }
 
+/// Rows of a snapshot, read but not yet decoded: what a backend's reader hands to
+/// [`decoding_stage`]: the backend's rows (PostgreSQL's) or their owned columns (SQLite's).
+pub(crate) enum RawItem<C, G> {
+    /// See [`SnapshotItem::Restart`].
+    Restart,
+    /// A client's row with its credentials' rows (or their JSON array), in stored order.
+    Client(C),
+    /// A grant's row.
+    Grant(G),
+}
+
+/// Where a snapshot's reader sends batches of [`RawItem`]s.
+pub(crate) type RawSender<C, G> = tokio::sync::mpsc::Sender<Vec<RawItem<C, G>>>;
+
+/// The decoding stage of a snapshot: a thread of the blocking pool that turns the raw items
+/// sent to the returned sender into [`SnapshotItem`]s for `sink`, in order, while the reader
+/// fetches the next rows. Decoding (JSON, 3 GB at a million clients) was most of a start-up's
+/// work; on the reader's thread, reading and decoding took turns. The reader drops the
+/// sender when it is done and then awaits the handle: a decoder that failed has closed its
+/// channel (the reader's send fails), and its error is the one to report.
+pub(crate) fn decoding_stage<C: Send + 'static, G: Send + 'static>(
+    sink: &SnapshotSink,
+    decode_client: fn(C) -> StoreResult<ClientAggregate>,
+    decode_grant: fn(G) -> StoreResult<ClientGrant>,
+) -> (RawSender<C, G>, tokio::task::JoinHandle<StoreResult<()>>) {
+    let (raw, mut raws) = tokio::sync::mpsc::channel::<Vec<RawItem<C, G>>>(SNAPSHOT_BACKLOG);
+    let sink = sink.clone();
+    let decoder = tokio::task::spawn_blocking(move || {
+        let mut batch = Vec::with_capacity(SNAPSHOT_BATCH);
+        while let Some(items) = raws.blocking_recv() {
+            for item in items {
+                let item = match item {
+                    RawItem::Restart => SnapshotItem::Restart,
+                    RawItem::Client(row) => SnapshotItem::Client(Box::new(decode_client(row)?)),
+                    RawItem::Grant(row) => SnapshotItem::Grant(decode_grant(row)?),
+                };
+                if let Some(full) = SnapshotSink::fill(&mut batch, item) {
+                    sink.blocking_send(full)?;
+                }
+            }
+        }
+        sink.blocking_send(batch)
+    });
+    (raw, decoder)
+}
+
+/// Awaits a [`decoding_stage`] after its reader finished with `read`: the decoder's error
+/// first (it is why a read's send failed), then the read's.
+pub(crate) async fn finish_decoding<T>(
+    decoder: tokio::task::JoinHandle<StoreResult<()>>,
+    read: StoreResult<T>,
+) -> StoreResult<T> {
+    decoder
+        .await
+        .map_err(|e| StoreError::Internal(format!("the snapshot's decoder failed: {e}")))??;
+    read
+}
+
+/// Adds `item` to `batch`; hands the batch to `raw` once it is full.
+pub(crate) async fn send_raw<C, G>(
+    raw: &RawSender<C, G>,
+    batch: &mut Vec<RawItem<C, G>>,
+    item: RawItem<C, G>,
+) -> StoreResult<()> {
+    batch.push(item);
+    if batch.len() >= SNAPSHOT_BATCH {
+        raw.send(std::mem::take(batch))
+            .await
+            .map_err(|_| decoder_gone())?;
+    }
+    Ok(())
+}
+
+/// [`send_raw`] for a reader on a thread of its own.
+pub(crate) fn blocking_send_raw<C, G>(
+    raw: &RawSender<C, G>,
+    batch: &mut Vec<RawItem<C, G>>,
+    item: RawItem<C, G>,
+) -> StoreResult<()> {
+    batch.push(item);
+    if batch.len() >= SNAPSHOT_BATCH {
+        raw.blocking_send(std::mem::take(batch))
+            .map_err(|_| decoder_gone())?;
+    }
+    Ok(())
+}
+
+pub(crate) fn decoder_gone() -> StoreError {
+    StoreError::Internal("the snapshot's decoder stopped".into())
+}
+
 /// One schema migration, embedded in the binary: `(version, description, SQL)` as sqlx's
 /// `migrate!` would read them from `migrations/<backend>/<version>_<description with
 /// underscores>.sql`. A test checks each backend's list against its directory.

@@ -40,8 +40,8 @@ use super::sql::{Lock, Query, Row, Stmt, Tx, Value, decode, encode};
 use super::{
     Bootstrap, Change, ClientFilter, ClientRow, Delivery, ExpiryNotice, GrantFilter, JtiRecord,
     LogRow, LogSearch, LogStreamRecord, Mutation, NewLog, OrganizationFilter, OrganizationRecord,
-    Page, PageRequest, SNAPSHOT_BATCH, SigningKeyRecord, Snapshot, SnapshotItem, SnapshotSink,
-    SqlDialect, StoreError, StoreResult,
+    Page, PageRequest, RawItem, RawSender, SigningKeyRecord, Snapshot, SnapshotItem, SnapshotSink,
+    SqlDialect, StoreError, StoreResult, decoder_gone, decoding_stage, finish_decoding, send_raw,
 };
 use crate::domain::client::ClientAggregate;
 use crate::domain::client_grant::ClientGrant;
@@ -215,60 +215,31 @@ impl SnapshotCursor {
     }
 }
 
-/// Rows of a snapshot as they came, merged: what its reader hands to its decoder.
-enum RawItem {
-    /// A client's row (`seq`, `doc`, `sealed_secret`) with its credentials' rows
-    /// (`client_seq`, `doc`), in stored order.
-    Client(PgRow, Vec<PgRow>),
-    /// A grant's row (`doc`).
-    Grant(PgRow),
+/// A client's row (`seq`, `doc`, `sealed_secret`) with its credentials' rows (`client_seq`,
+/// `doc`), in stored order.
+fn decode_client_rows((row, credentials): (PgRow, Vec<PgRow>)) -> StoreResult<ClientAggregate> {
+    let credentials = credentials
+        .iter()
+        .map(|row| decode(row.try_get(1).map_err(map_err)?, "doc"))
+        .collect::<StoreResult<Vec<Credential>>>()?;
+    ops::snapshot_client(
+        row.try_get(1).map_err(map_err)?,
+        row.try_get(2).map_err(map_err)?,
+        credentials,
+    )
 }
 
-impl RawItem {
-    fn decode(self) -> StoreResult<SnapshotItem> {
-        Ok(match self {
-            RawItem::Client(row, credentials) => {
-                let credentials = credentials
-                    .iter()
-                    .map(|row| decode(row.try_get(1).map_err(map_err)?, "doc"))
-                    .collect::<StoreResult<Vec<Credential>>>()?;
-                SnapshotItem::Client(Box::new(ops::snapshot_client(
-                    row.try_get(1).map_err(map_err)?,
-                    row.try_get(2).map_err(map_err)?,
-                    credentials,
-                )?))
-            }
-            RawItem::Grant(row) => {
-                SnapshotItem::Grant(decode(row.try_get(0).map_err(map_err)?, "doc")?)
-            }
-        })
-    }
+/// A grant's row (`doc`).
+fn decode_grant_row(row: PgRow) -> StoreResult<ClientGrant> {
+    decode(row.try_get(0).map_err(map_err)?, "doc")
 }
 
 /// Every client (with its credentials) and then every grant, in stored order, to `sink` in
-/// batches as the rows arrive. The documents are decoded on a thread of their own while
-/// the next rows are fetched (decoding is most of a start-up's work: JSON, 3 GB of it at a
-/// million clients).
+/// batches as the rows arrive, decoded on a thread of their own ([`decoding_stage`]).
 async fn stream_snapshot(conn: &mut PgConnection, sink: &SnapshotSink) -> StoreResult<()> {
-    let (raw, mut raws) = mpsc::channel::<Vec<RawItem>>(4);
-    let decoded = sink.clone();
-    let decoder = tokio::task::spawn_blocking(move || {
-        let mut batch = Vec::with_capacity(SNAPSHOT_BATCH);
-        while let Some(items) = raws.blocking_recv() {
-            for item in items {
-                if let Some(full) = SnapshotSink::fill(&mut batch, item.decode()?) {
-                    decoded.blocking_send(full)?;
-                }
-            }
-        }
-        decoded.blocking_send(batch)
-    });
+    let (raw, decoder) = decoding_stage(sink, decode_client_rows, decode_grant_row);
     let read = read_snapshot(conn, raw).await;
-    // A decoder that failed closed its channel, which failed the read: its error is the one.
-    decoder
-        .await
-        .map_err(|e| StoreError::Internal(format!("the snapshot's decoder failed: {e}")))??;
-    read
+    finish_decoding(decoder, read).await
 }
 
 /// [`stream_snapshot`]'s reads. The clients and the credentials are two passes in the same
@@ -278,9 +249,8 @@ async fn stream_snapshot(conn: &mut PgConnection, sink: &SnapshotSink) -> StoreR
 /// start-up at a million clients.
 async fn read_snapshot(
     conn: &mut PgConnection,
-    raw: mpsc::Sender<Vec<RawItem>>,
+    raw: RawSender<(PgRow, Vec<PgRow>), PgRow>,
 ) -> StoreResult<()> {
-    let gone = || StoreError::Internal("the snapshot's decoder stopped".into());
     let mut clients = SnapshotCursor::declare(
         conn,
         "snapshot_clients",
@@ -293,7 +263,7 @@ async fn read_snapshot(
         "SELECT client_seq, doc FROM credentials ORDER BY client_seq, seq",
     )
     .await?;
-    let mut batch = Vec::with_capacity(SNAPSHOT_BATCH);
+    let mut batch = Vec::new();
     // The first credential not yet given to a client, with its client's seq.
     let mut next_credential: Option<(i64, PgRow)> = None;
     let orphan = |client_seq: i64| {
@@ -320,12 +290,7 @@ async fn read_snapshot(
                 }
             }
         }
-        batch.push(RawItem::Client(row, own));
-        if batch.len() >= SNAPSHOT_BATCH {
-            raw.send(std::mem::take(&mut batch))
-                .await
-                .map_err(|_| gone())?;
-        }
+        send_raw(&raw, &mut batch, RawItem::Client((row, own))).await?;
     }
     if let Some((client_seq, _)) = next_credential {
         return Err(orphan(client_seq));
@@ -333,14 +298,9 @@ async fn read_snapshot(
     use futures_util::StreamExt as _;
     let mut rows = sqlx::query("SELECT doc FROM client_grants ORDER BY seq").fetch(&mut *conn);
     while let Some(row) = rows.next().await {
-        batch.push(RawItem::Grant(row.map_err(map_err)?));
-        if batch.len() >= SNAPSHOT_BATCH {
-            raw.send(std::mem::take(&mut batch))
-                .await
-                .map_err(|_| gone())?;
-        }
+        send_raw(&raw, &mut batch, RawItem::Grant(row.map_err(map_err)?)).await?;
     }
-    raw.send(batch).await.map_err(|_| gone())
+    raw.send(batch).await.map_err(|_| decoder_gone())
 }
 
 /// PostgreSQL-backed [`Store`].

@@ -34,8 +34,8 @@ use super::wal_sync::WalSync;
 use super::{
     Bootstrap, Change, ClientFilter, ClientRow, Delivery, ExpiryNotice, GrantFilter, JtiRecord,
     LogRow, LogSearch, LogStreamRecord, Mutation, NewLog, OrganizationFilter, OrganizationRecord,
-    Page, PageRequest, SigningKeyRecord, Snapshot, SnapshotItem, SnapshotSink, SqlDialect,
-    StoreError, StoreResult,
+    Page, PageRequest, RawItem, SigningKeyRecord, Snapshot, SnapshotSink, SqlDialect, StoreError,
+    StoreResult, blocking_send_raw, decoder_gone, decoding_stage, finish_decoding,
 };
 use crate::domain::client::ClientAggregate;
 use crate::domain::client_grant::ClientGrant;
@@ -128,17 +128,32 @@ fn text<'r>(row: &'r rusqlite::Row<'_>, column: usize) -> StoreResult<&'r str> {
         .map_err(|e| StoreError::Internal(format!("column {column}: {e}")))
 }
 
+/// A client's columns as read: its document, its sealed secret, and its credentials'
+/// documents as one JSON array.
+type ClientColumns = (String, Option<Vec<u8>>, String);
+
+fn decode_client_columns(
+    (doc, sealed, credentials): ClientColumns,
+) -> StoreResult<ClientAggregate> {
+    ops::snapshot_client(&doc, sealed, decode(&credentials, "credentials")?)
+}
+
+fn decode_grant_column(doc: String) -> StoreResult<ClientGrant> {
+    decode(&doc, "doc")
+}
+
 /// Every client (with its credentials), then every grant, in creation order, each handed
-/// to `emit` as soon as it is decoded; inside the caller's read transaction.
-fn stream_snapshot(
+/// to `emit` as read (not decoded: see [`decoding_stage`]); inside the caller's read
+/// transaction.
+fn read_snapshot(
     conn: &rusqlite::Connection,
-    emit: &mut dyn FnMut(SnapshotItem) -> StoreResult<()>,
+    emit: &mut dyn FnMut(RawItem<ClientColumns, String>) -> StoreResult<()>,
 ) -> StoreResult<()> {
     // One row per client with its credentials as a JSON array spliced from the stored
     // documents (this store wrote them: valid JSON, not parsed again here;
     // json_group_array(json()) would parse and print each one again, ~8 % of start-up at
     // 100k clients). In process, the lookup per client is cheap: PostgreSQL merges two
-    // ordered passes instead (see its `stream_snapshot`).
+    // ordered passes instead (see its `read_snapshot`).
     let mut stmt = conn.prepare(
         "SELECT c.doc, c.sealed_secret,
                 '[' || coalesce((SELECT group_concat(cr.doc, ',' ORDER BY cr.seq)
@@ -147,16 +162,16 @@ fn stream_snapshot(
     )?;
     let mut rows = stmt.query([])?;
     while let Some(row) = rows.next()? {
-        emit(SnapshotItem::Client(Box::new(ops::snapshot_client(
-            text(row, 0)?,
+        emit(RawItem::Client((
+            text(row, 0)?.to_owned(),
             row.get(1)?,
-            decode(text(row, 2)?, "credentials")?,
-        )?)))?;
+            text(row, 2)?.to_owned(),
+        )))?;
     }
     let mut stmt = conn.prepare("SELECT doc FROM client_grants ORDER BY seq")?;
     let mut rows = stmt.query([])?;
     while let Some(row) = rows.next()? {
-        emit(SnapshotItem::Grant(decode(text(row, 0)?, "doc")?))?;
+        emit(RawItem::Grant(text(row, 0)?.to_owned()))?;
     }
     Ok(())
 }
@@ -390,11 +405,11 @@ SqliteStore;
             .read(|conn| {
                 InlineReader::snapshot(conn, |conn| {
                     let (mut clients, mut grants) = (Vec::new(), Vec::new());
-                    stream_snapshot(conn, &mut |item| {
+                    read_snapshot(conn, &mut |item| {
                         match item {
-                            SnapshotItem::Client(c) => clients.push(*c),
-                            SnapshotItem::Grant(g) => grants.push(g),
-                            SnapshotItem::Restart => {}
+                            RawItem::Client(c) => clients.push(decode_client_columns(c)?),
+                            RawItem::Grant(g) => grants.push(decode_grant_column(g)?),
+                            RawItem::Restart => {}
                         }
                         Ok(())
                     })?;
@@ -405,24 +420,22 @@ SqliteStore;
     }
 
     async fn snapshot_into(&self, sink: SnapshotSink) -> StoreResult<Snapshot> {
-        // Read and decoded on a thread of the blocking pool while the caller builds from
-        // what arrives: the two halves of start-up run on two cores, and only the items in
-        // the channel are held at once.
-        self.reader
+        // Read on a thread of the blocking pool, decoded on another (`decoding_stage`), while
+        // the caller builds from what arrives: the three parts of a start-up run side by
+        // side, and only the items in the channels are held at once.
+        let (raw, decoder) = decoding_stage(&sink, decode_client_columns, decode_grant_column);
+        let read = self
+            .reader
             .read_blocking(move |conn| {
                 InlineReader::snapshot(conn, |conn| {
-                    let mut batch = vec![SnapshotItem::Restart];
-                    stream_snapshot(conn, &mut |item| {
-                        match SnapshotSink::fill(&mut batch, item) {
-                            Some(full) => sink.blocking_send(full),
-                            None => Ok(()),
-                        }
-                    })?;
-                    sink.blocking_send(batch)?;
+                    let mut batch = vec![RawItem::Restart];
+                    read_snapshot(conn, &mut |item| blocking_send_raw(&raw, &mut batch, item))?;
+                    raw.blocking_send(batch).map_err(|_| decoder_gone())?;
                     now(ops::snapshot(&mut SqliteTx(conn), Vec::new(), Some(Vec::new())))
                 })
             })
-            .await
+            .await;
+        finish_decoding(decoder, read).await
     }
 
     async fn client(&self, client_id: &str) -> StoreResult<Option<ClientAggregate>> {

@@ -586,11 +586,9 @@ impl SnapshotSink {
         self.0.send(items).await.map_err(|_| Self::gone())
     }
 
-    /// Adds `item` to `batch`; returns the batch to hand over once it is full.
-    pub(crate) fn fill(
-        batch: &mut Vec<SnapshotItem>,
-        item: SnapshotItem,
-    ) -> Option<Vec<SnapshotItem>> {
+    /// Adds `item` to `batch`; returns the batch to hand over once it is full (batches of
+    /// [`SnapshotItem`]s, and of the [`RawItem`]s before them).
+    pub(crate) fn fill<T>(batch: &mut Vec<T>, item: T) -> Option<Vec<T>> {
         batch.push(item);
         (batch.len() >= SNAPSHOT_BATCH)
             .then(|| std::mem::replace(batch, Vec::with_capacity(SNAPSHOT_BATCH)))
@@ -660,35 +658,7 @@ pub(crate) async fn finish_decoding<T>(
     read
 }
 
-/// Adds `item` to `batch`; hands the batch to `raw` once it is full.
-pub(crate) async fn send_raw<C, G>(
-    raw: &RawSender<C, G>,
-    batch: &mut Vec<RawItem<C, G>>,
-    item: RawItem<C, G>,
-) -> StoreResult<()> {
-    batch.push(item);
-    if batch.len() >= SNAPSHOT_BATCH {
-        raw.send(std::mem::take(batch))
-            .await
-            .map_err(|_| decoder_gone())?;
-    }
-    Ok(())
-}
-
-/// [`send_raw`] for a reader on a thread of its own.
-pub(crate) fn blocking_send_raw<C, G>(
-    raw: &RawSender<C, G>,
-    batch: &mut Vec<RawItem<C, G>>,
-    item: RawItem<C, G>,
-) -> StoreResult<()> {
-    batch.push(item);
-    if batch.len() >= SNAPSHOT_BATCH {
-        raw.blocking_send(std::mem::take(batch))
-            .map_err(|_| decoder_gone())?;
-    }
-    Ok(())
-}
-
+/// What a reader reports when its [`decoding_stage`] has stopped.
 pub(crate) fn decoder_gone() -> StoreError {
     StoreError::Internal("the snapshot's decoder stopped".into())
 }

@@ -41,7 +41,7 @@ use super::{
     Bootstrap, Change, ClientFilter, ClientRow, Delivery, ExpiryNotice, GrantFilter, JtiRecord,
     LogRow, LogSearch, LogStreamRecord, Mutation, NewLog, OrganizationFilter, OrganizationRecord,
     Page, PageRequest, RawItem, RawSender, SigningKeyRecord, Snapshot, SnapshotItem, SnapshotSink,
-    SqlDialect, StoreError, StoreResult, decoder_gone, decoding_stage, finish_decoding, send_raw,
+    SqlDialect, StoreError, StoreResult, decoder_gone, decoding_stage, finish_decoding,
 };
 use crate::domain::client::ClientAggregate;
 use crate::domain::client_grant::ClientGrant;
@@ -290,7 +290,9 @@ async fn read_snapshot(
                 }
             }
         }
-        send_raw(&raw, &mut batch, RawItem::Client((row, own))).await?;
+        if let Some(full) = SnapshotSink::fill(&mut batch, RawItem::Client((row, own))) {
+            raw.send(full).await.map_err(|_| decoder_gone())?;
+        }
     }
     if let Some((client_seq, _)) = next_credential {
         return Err(orphan(client_seq));
@@ -298,7 +300,9 @@ async fn read_snapshot(
     use futures_util::StreamExt as _;
     let mut rows = sqlx::query("SELECT doc FROM client_grants ORDER BY seq").fetch(&mut *conn);
     while let Some(row) = rows.next().await {
-        send_raw(&raw, &mut batch, RawItem::Grant(row.map_err(map_err)?)).await?;
+        if let Some(full) = SnapshotSink::fill(&mut batch, RawItem::Grant(row.map_err(map_err)?)) {
+            raw.send(full).await.map_err(|_| decoder_gone())?;
+        }
     }
     raw.send(batch).await.map_err(|_| decoder_gone())
 }

@@ -35,7 +35,7 @@ use super::{
     Bootstrap, Change, ClientFilter, ClientRow, Delivery, ExpiryNotice, GrantFilter, JtiRecord,
     LogRow, LogSearch, LogStreamRecord, Mutation, NewLog, OrganizationFilter, OrganizationRecord,
     Page, PageRequest, RawItem, SigningKeyRecord, Snapshot, SnapshotSink, SqlDialect, StoreError,
-    StoreResult, blocking_send_raw, decoder_gone, decoding_stage, finish_decoding,
+    StoreResult, decoder_gone, decoding_stage, finish_decoding,
 };
 use crate::domain::client::ClientAggregate;
 use crate::domain::client_grant::ClientGrant;
@@ -429,7 +429,10 @@ SqliteStore;
             .read_blocking(move |conn| {
                 InlineReader::snapshot(conn, |conn| {
                     let mut batch = vec![RawItem::Restart];
-                    read_snapshot(conn, &mut |item| blocking_send_raw(&raw, &mut batch, item))?;
+                    read_snapshot(conn, &mut |item| match SnapshotSink::fill(&mut batch, item) {
+                        Some(full) => raw.blocking_send(full).map_err(|_| decoder_gone()),
+                        None => Ok(()),
+                    })?;
                     raw.blocking_send(batch).map_err(|_| decoder_gone())?;
                     now(ops::snapshot(&mut SqliteTx(conn), Vec::new(), Some(Vec::new())))
                 })

@@ -118,6 +118,7 @@ store_suite!(
     bootstrap_happens_once,
     client_round_trips_and_conflicts,
     clients_page_by_offset_and_checkpoint,
+    clients_page_by_offset_from_any_position,
     failed_mutation_writes_nothing,
     deleting_a_client_cascades,
     a_streamed_snapshot_hands_over_what_a_snapshot_holds,
@@ -430,7 +431,7 @@ async fn clients_page_by_offset_and_checkpoint(f: Fixture) {
     assert_eq!(page.total, Some(4));
     let names: Vec<_> = page.items.iter().map(|r| r.client.name.clone()).collect();
     assert_eq!(names, ["c4", "c5"]);
-    // Pages in the second half (SQLite finds them from the end), the last one partial.
+    // Pages in the second half, the last one partial.
     for (page, per_page, expected) in [
         (3, 1, &["c5"][..]),
         (1, 3, &["c5"][..]),
@@ -464,6 +465,121 @@ async fn clients_page_by_offset_and_checkpoint(f: Fixture) {
     let names: Vec<_> = got.items.iter().map(|r| r.client.name.clone()).collect();
     assert_eq!(names, ["c6", "c7"]);
     assert_eq!(got.total, Some(7));
+}
+
+/// The names of the clients of `per_page`-sized page `page`, with the page's total.
+async fn names_of_page(store: &dyn Store, page: u64, per_page: u64) -> (Vec<String>, u64) {
+    let got = store
+        .list_clients(&ClientFilter::default(), offset(page, per_page))
+        .await
+        .unwrap();
+    let names = got.items.into_iter().map(|r| r.client.name).collect();
+    (names, got.total.unwrap())
+}
+
+/// Every page of 50 of `names` (the clients in creation order), and pages of one and of 7
+/// around every 1,024th position (where SQLite samples positions) and the end.
+async fn pages_match(store: &dyn Store, names: &[String]) {
+    let len = names.len() as u64;
+    let expect = |page: u64, per_page: u64| {
+        let from = (page * per_page).min(len) as usize;
+        let to = ((page + 1) * per_page).min(len) as usize;
+        names[from..to].to_vec()
+    };
+    for page in 0..=len / 50 {
+        assert_eq!(
+            names_of_page(store, page, 50).await,
+            (expect(page, 50), len),
+            "page {page} of 50"
+        );
+    }
+    let near = (0..=len / 1024).flat_map(|k| (k * 1024).saturating_sub(3)..k * 1024 + 3);
+    for position in near.chain(len.saturating_sub(2)..len + 2) {
+        for per_page in [1, 7] {
+            let page = position / per_page;
+            assert_eq!(
+                names_of_page(store, page, per_page).await,
+                (expect(page, per_page), len),
+                "page {page} of {per_page}"
+            );
+        }
+    }
+}
+
+/// On SQLite, its samples of client positions (migration 0012) against the positions they
+/// stand for: each names a client and holds that client's exact position, the first client
+/// is sampled, and no gap between samples is longer than 1,024. Nothing on PostgreSQL.
+fn sqlite_position_samples_are_exact(f: &Fixture) {
+    if f.backend != Backend::Sqlite {
+        return;
+    }
+    let conn = rusqlite::Connection::open(f.url.trim_start_matches("sqlite://")).unwrap();
+    let mut read = conn
+        .prepare(
+            "SELECT p.pos, (SELECT COUNT(*) FROM clients c WHERE c.seq < p.seq),
+                    EXISTS (SELECT 1 FROM clients c WHERE c.seq = p.seq)
+               FROM client_positions p ORDER BY p.seq",
+        )
+        .unwrap();
+    let samples: Vec<(i64, i64, bool)> = read
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let clients: i64 = conn
+        .query_row("SELECT COUNT(*) FROM clients", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(samples.first().map(|s| s.0), (clients > 0).then_some(0));
+    for (pos, actual, exists) in &samples {
+        assert!(exists, "a sample of a deleted client at {pos}");
+        assert_eq!(pos, actual, "a sample out of place");
+    }
+    let mut ends: Vec<i64> = samples.iter().map(|s| s.0).collect();
+    ends.push(clients);
+    let widest = ends.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0);
+    assert!(widest <= 1024, "a gap of {widest} between samples");
+}
+
+async fn clients_page_by_offset_from_any_position(f: Fixture) {
+    let store = f.store.as_ref();
+    let batch = |from: usize, to: usize| -> Vec<ClientAggregate> {
+        (from..to).map(|i| client(&format!("p{i}"))).collect()
+    };
+    let first = batch(0, 2600);
+    store.bulk_insert(&first, &[]).await.unwrap();
+    let mut clients: Vec<(String, String)> = first
+        .iter()
+        .map(|c| (c.client.client_id.clone(), c.client.name.clone()))
+        .collect();
+    sqlite_position_samples_are_exact(&f);
+
+    // Sampled clients (the first; the 1,024th, then the one that took its sample; the
+    // 2,048th), the one before a sample, one between samples, and the last.
+    for i in [0, 1024, 1025, 2048, 2047, 500, 2599] {
+        let id = &first[i].client.client_id;
+        store.delete_client(id).await.unwrap();
+        clients.retain(|(kept, _)| kept != id);
+        sqlite_position_samples_are_exact(&f);
+    }
+    let names: Vec<String> = clients.iter().map(|c| c.1.clone()).collect();
+    pages_match(store, &names).await;
+
+    // Appends open new samples; a delete near the start moves every one after it.
+    let more = batch(2600, 3900);
+    store.bulk_insert(&more, &[]).await.unwrap();
+    clients.extend(
+        more.iter()
+            .map(|c| (c.client.client_id.clone(), c.client.name.clone())),
+    );
+    for _ in 0..2 {
+        let (id, _) = clients.remove(1);
+        store.delete_client(&id).await.unwrap();
+    }
+    store.insert_client(&client("last")).await.unwrap();
+    clients.push((String::new(), "last".into()));
+    sqlite_position_samples_are_exact(&f);
+    let names: Vec<String> = clients.iter().map(|c| c.1.clone()).collect();
+    pages_match(store, &names).await;
 }
 
 async fn failed_mutation_writes_nothing(f: Fixture) {
@@ -2269,4 +2385,38 @@ async fn postgres_migration_0010_places_existing_credentials_with_their_client()
         .unwrap();
     let (_, clients, _) = streamed(upgraded.as_ref()).await;
     assert_eq!(clients[1], b);
+}
+
+/// SQLite's migration 0012 on a database written before it: the samples it takes of the
+/// existing clients' positions are exact, and pages read from them are right.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_migration_0012_samples_existing_clients() {
+    let f = Fixture::new(Backend::Sqlite).await;
+    let store = f.store.as_ref();
+    let clients: Vec<ClientAggregate> = (0..2100).map(|i| client(&format!("p{i}"))).collect();
+    store.bulk_insert(&clients, &[]).await.unwrap();
+    store
+        .delete_client(&clients[7].client.client_id)
+        .await
+        .unwrap();
+    // Back to the schema before 0012: 0011's counting triggers, no samples.
+    let before = include_str!("../migrations/sqlite/0011_client_lists.sql");
+    let triggers = &before[before.find("CREATE TRIGGER").unwrap()..];
+    let conn = rusqlite::Connection::open(f.url.trim_start_matches("sqlite://")).unwrap();
+    conn.execute_batch(&format!(
+        "DROP TRIGGER clients_counted_in; DROP TRIGGER clients_counted_out;
+         DROP TABLE client_positions; {triggers}
+         DELETE FROM _sqlx_migrations WHERE version = 12;"
+    ))
+    .unwrap();
+    drop(conn);
+
+    let upgraded = f.node().await;
+    sqlite_position_samples_are_exact(&f);
+    let names: Vec<String> = clients
+        .iter()
+        .filter(|c| c.client.name != "p7")
+        .map(|c| c.client.name.clone())
+        .collect();
+    pages_match(upgraded.as_ref(), &names).await;
 }

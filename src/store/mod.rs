@@ -334,6 +334,13 @@ pub(crate) trait SqlDialect {
         let _ = table;
         None
     }
+    /// A query of the nearest position sample at or before the offset bound as the first
+    /// value, as `(position, seq)` in creation order, when the schema keeps samples of
+    /// `table`'s positions (else an offset page walks every position before it).
+    fn position_sample(table: &str) -> Option<&'static str> {
+        let _ = table;
+        None
+    }
 }
 
 /// Conditions (each starting with ` AND `) and the text values they bind, in order.

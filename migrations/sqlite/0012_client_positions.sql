@@ -10,7 +10,7 @@
 -- hands its sample to the client after it. Gaps between samples only shrink under deletes;
 -- appends (every insert Clavis makes: `seq` only grows) take their position from the count
 -- and open a new sample once the last gap reaches 1,024. The 1,024 is written here three
--- times; `client_positions_stay_exact` (tests/store.rs) fails if the samples drift from it.
+-- times; `sqlite_position_samples_are_exact` (tests/store.rs) fails if they disagree.
 CREATE TABLE client_positions (
     seq INTEGER PRIMARY KEY,
     pos INTEGER NOT NULL

@@ -192,18 +192,16 @@ async fn list<T: Tx, V>(
     // from the nearest sample at or before its offset: its walk is shorter than the samples'
     // stride wherever it lies. (Like the total, read by its own statement: writes between
     // the two shift the page as they would between two pages.)
-    let sample = <T::Dialect as SqlDialect>::position_sample(table)
-        .filter(|_| conditions.is_empty() && order.is_none() && offset > 0);
+    let sample = match <T::Dialect as SqlDialect>::position_sample(table)
+        .filter(|_| conditions.is_empty() && order.is_none() && offset > 0)
+    {
+        Some(sql) => first(tx.rows(query(sql, vec![Value::from(offset)])).await?),
+        None => None,
+    };
     let (after, offset) = match sample {
-        Some(sql) => {
-            let found = tx.rows(query(sql, vec![Value::from(offset)])).await?;
-            match first(found) {
-                Some(mut r) => {
-                    let (pos, seq) = (r.int(0)?, r.int(1)?);
-                    (seq.saturating_sub(1), offset.saturating_sub(pos))
-                }
-                None => (after, offset),
-            }
+        Some(mut r) => {
+            let (pos, seq) = (r.int(0)?, r.int(1)?);
+            (seq.saturating_sub(1), offset.saturating_sub(pos))
         }
         None => (after, offset),
     };

@@ -75,6 +75,9 @@ pub struct Plan {
     pub server_pid: Option<u32>,
     /// The server's separate store process (PostgreSQL's postmaster), reported apart.
     pub store_pid: Option<u32>,
+    /// The server's `/metrics` (plain HTTP): its replay-batch commits over the measured
+    /// window are reported.
+    pub metrics_url: Option<String>,
 }
 
 /// The outcome of a run.
@@ -112,6 +115,8 @@ pub struct Report {
     pub server_cpu: Option<crate::machine::ServerCpu>,
     /// The same for the store's processes (with a store pid).
     pub store_cpu: Option<crate::machine::ServerCpu>,
+    /// The server's replay-batch commits over the measured window (with a metrics URL).
+    pub jti_batches: Option<crate::commits::Batches>,
 }
 
 struct Shared {
@@ -251,6 +256,8 @@ pub fn run(plan: Plan, threads: usize) -> Result<Report> {
             let pids = [shared.plan.server_pid, shared.plan.store_pid];
             let first = CpuTimes::now();
             let firsts = pids.map(|pid| pid.and_then(process_cpu_seconds));
+            let metrics = shared.plan.metrics_url.as_deref();
+            let first_batches = metrics.and_then(scrape_batches);
             while Instant::now() < end && !shared.stop.load(Ordering::Relaxed) {
                 let left = end.saturating_duration_since(Instant::now());
                 std::thread::sleep(left.min(Duration::from_millis(20)));
@@ -260,7 +267,11 @@ pub fn run(plan: Plan, threads: usize) -> Result<Report> {
                     .zip(firsts[i])
                     .and_then(|(pid, first)| Some((pid, process_cpu_seconds(pid)? - first)))
             });
-            (CpuTimes::shares_since(first), server, store)
+            let cpu = CpuTimes::shares_since(first);
+            let batches = first_batches
+                .zip(metrics.and_then(scrape_batches))
+                .map(|(first, last)| first.until(&last));
+            (cpu, server, store, batches)
         })
     };
     let mut all = ConnStats::default();
@@ -272,7 +283,7 @@ pub fn run(plan: Plan, threads: usize) -> Result<Report> {
     if let Some(pacer) = pacer {
         let _ = pacer.join();
     }
-    let (cpu, server, store) = sampler.join().unwrap_or((None, None, None));
+    let (cpu, server, store, jti_batches) = sampler.join().unwrap_or((None, None, None, None));
     let requests = all.ok + all.errors;
     let per_request = |(pid, cpu_seconds): (u32, f64)| ServerCpu {
         pid,
@@ -319,7 +330,16 @@ pub fn run(plan: Plan, threads: usize) -> Result<Report> {
         cpu,
         server_cpu: server.map(per_request),
         store_cpu: store.map(per_request),
+        jti_batches,
     })
+}
+
+/// A reading of the server's replay-batch histogram; a failed scrape is said on stderr and
+/// leaves the figure out of the report.
+fn scrape_batches(url: &str) -> Option<crate::commits::Reading> {
+    crate::commits::Reading::scrape(url)
+        .map_err(|e| eprintln!("metrics scrape failed: {e:#}"))
+        .ok()
 }
 
 /// Open loop: releases request `k` at `start + k / rate` until `end` (or until the run
@@ -680,6 +700,7 @@ mod tests {
             rate: None,
             server_pid: None,
             store_pid: None,
+            metrics_url: None,
         };
         let req = Req {
             path: "/oauth/token".into(),

@@ -5,6 +5,7 @@
 
 mod assertions;
 mod ceiling;
+mod commits;
 mod fsync;
 mod hook;
 mod load;
@@ -80,6 +81,10 @@ struct LoadArgs {
     /// children): its CPU time over the window is reported apart, as `store_cpu`.
     #[arg(long)]
     store_pid: Option<u32>,
+    /// The server's `/metrics` (plain HTTP, `clavis serve --metrics-listen`): the replay
+    /// guard's batch commits over the measured window are reported as `jti_batches`.
+    #[arg(long)]
+    metrics_url: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -264,6 +269,7 @@ fn plan(
         rate: args.rate,
         server_pid: args.server_pid,
         store_pid: args.store_pid,
+        metrics_url: args.metrics_url.clone(),
     })
 }
 

@@ -281,7 +281,7 @@ if pgpk or pghalf or pgpatch:
           f"errors {pghalf['errors']}; server {srv(pghalf)} µs/token, store {srv(pghalf, 'store_cpu')} µs/token; "
           f"steal / idle {cpu(pghalf)}.")
         w("")
-    split = [(label, r["jti_batches"]) for label, r in
+    split = [(label, r, r["jti_batches"]) for label, r in
              [("private_key_jwt, 64 connections", pgpk), ("at half of that rate", pghalf)]
              if r and r.get("jti_batches")]
     if split:
@@ -292,14 +292,13 @@ if pgpk or pghalf or pgpatch:
         w("")
         # From 1 ms up to the first bound no batch exceeded.
         bounds = []
-        for x in (b["ms"] for b in split[0][1]["slower_than"] if b["ms"] >= 1):
+        for x in (b["ms"] for b in split[0][2]["slower_than"] if b["ms"] >= 1):
             bounds.append(x)
-            if not any(y["ms"] == x and y["batches"] for _, b in split for y in b["slower_than"]):
+            if not any(y["ms"] == x and y["batches"] for _, _, b in split for y in b["slower_than"]):
                 break
         w("| phase | batches | tokens per batch | " + " | ".join(f"over {b:g} ms" for b in bounds) + " |")
         w("|---|---:|---:|" + "---:|" * len(bounds))
-        for label, b in split:
-            r = pgpk if label.startswith("private") else pghalf
+        for label, r, b in split:
             answered = r["ok"] + r["errors"]
             per = f"{answered / b['batches']:.1f}" if b["batches"] else "–"
             slow = {x["ms"]: x["batches"] for x in b["slower_than"]}

@@ -14,7 +14,7 @@ const METRIC: &str = "clavis_jti_write_duration_seconds";
 
 /// One reading of the histogram: each bucket's upper bound (seconds) and cumulative count,
 /// in the order served (`+Inf` last).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug)]
 pub struct Reading(Vec<(f64, f64)>);
 
 /// The batches committed between two readings.

@@ -2387,6 +2387,119 @@ async fn postgres_migration_0010_places_existing_credentials_with_their_client()
     assert_eq!(clients[1], b);
 }
 
+/// PostgreSQL: a write the service runs (inside `commit_order::run`) commits without waiting
+/// for the disk, and `durable` then flushes the WAL past it; a write outside one is durable
+/// when its commit returns. Also: the service may run several writes at once there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: scripts/test-postgres"]
+async fn postgres_service_writes_are_flushed_before_they_are_acknowledged() {
+    use clavis::store::commit_order;
+    use sqlx::Connection as _;
+    let f = Fixture::new(Backend::Postgres).await;
+    let store = f.store.as_ref();
+    assert_eq!(
+        store.concurrent_writes(),
+        5,
+        "half of the default pool of 10"
+    );
+    let mut conn = sqlx::PgConnection::connect(&f.url).await.unwrap();
+    // The WAL position after the last commit, and how far it is flushed.
+    async fn wal(conn: &mut sqlx::PgConnection) -> (i64, i64) {
+        sqlx::query_as(
+            "SELECT (pg_current_wal_insert_lsn() - '0/0')::bigint, \
+             (pg_current_wal_flush_lsn() - '0/0')::bigint",
+        )
+        .fetch_one(conn)
+        .await
+        .unwrap()
+    }
+    async fn flushes(conn: &mut sqlx::PgConnection) -> bool {
+        sqlx::query_scalar("SELECT is_called FROM durability_mark")
+            .fetch_one(conn)
+            .await
+            .unwrap()
+    }
+    // Outside a service write: durable at commit, no flush of ours needed.
+    store.put_setting("outside", "1").await.unwrap();
+    store.durable().await.unwrap();
+    assert!(!flushes(&mut conn).await, "nothing needed a flush");
+
+    for round in 0..5 {
+        let c = client(&format!("durable{round}"));
+        commit_order::run(Default::default(), store.insert_client(&c))
+            .await
+            .unwrap();
+        // At least the end of its commit record (other databases on the cluster write too).
+        let (committed, _) = wal(&mut conn).await;
+        store.durable().await.unwrap();
+        assert!(flushes(&mut conn).await, "durable flushed");
+        let (_, flushed) = wal(&mut conn).await;
+        assert!(
+            flushed >= committed,
+            "round {round}: {flushed} < {committed}"
+        );
+        assert!(store.client(&c.client.client_id).await.unwrap().is_some());
+    }
+    conn.close().await.unwrap();
+}
+
+/// PostgreSQL: two service writes of one client, the second blocked on the first's row lock.
+/// The second commits as soon as the first has, but must not reach the read model before the
+/// first has finished applying itself: the first holds the commit turn from its commit to the
+/// end of its write (`commit_order`), so the model applies them in commit order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs PostgreSQL: scripts/test-postgres"]
+async fn postgres_writes_of_one_row_reach_the_model_in_commit_order() {
+    use clavis::store::commit_order;
+    let f = Fixture::new(Backend::Postgres).await;
+    let store = f.store.clone();
+    let c = client("ordered");
+    store.insert_client(&c).await.unwrap();
+    let id = c.client.client_id.clone();
+    let turn = Arc::new(tokio::sync::Mutex::new(()));
+    let applied = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (locked, first_locked) = tokio::sync::oneshot::channel();
+    let first = tokio::spawn({
+        let (store, turn, applied, id) = (store.clone(), turn.clone(), applied.clone(), id.clone());
+        let mut locked = Some(locked);
+        commit_order::run(turn, async move {
+            store
+                .update_client(&id, &mut |a| {
+                    a.client.name = "first".into();
+                    // The row is locked (SELECT ... FOR UPDATE) until this transaction ends.
+                    if let Some(locked) = locked.take() {
+                        let _ = locked.send(());
+                    }
+                    Ok(())
+                })
+                .await
+                .unwrap();
+            // A slow read-model update.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            applied.lock().unwrap().push("first");
+        })
+    });
+    first_locked.await.unwrap();
+    let second = tokio::spawn({
+        let (store, turn, applied, id) = (store.clone(), turn.clone(), applied.clone(), id.clone());
+        commit_order::run(turn, async move {
+            store
+                .update_client(&id, &mut |a| {
+                    a.client.name = "second".into();
+                    Ok(())
+                })
+                .await
+                .unwrap();
+            applied.lock().unwrap().push("second");
+        })
+    });
+    first.await.unwrap();
+    second.await.unwrap();
+    assert_eq!(*applied.lock().unwrap(), vec!["first", "second"]);
+    let kept = store.client(&id).await.unwrap().unwrap();
+    assert_eq!(kept.client.name, "second");
+}
+
 /// SQLite's migration 0012 on a database written before it: the samples it takes of the
 /// existing clients' positions are exact, and pages read from them are right.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

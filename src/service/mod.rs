@@ -12,6 +12,7 @@ pub mod replay;
 pub mod signing_keys;
 pub mod sync;
 pub mod token;
+mod write_order;
 
 pub use error::{ServiceError, ServiceResult, not_found};
 
@@ -19,7 +20,6 @@ use std::sync::Arc;
 
 use clavis_crypto::sealed::MasterKey;
 use clavis_crypto::secret::generate_client_secret;
-use tokio::sync::Mutex;
 
 use crate::domain::DomainError;
 use crate::domain::client::{ClientAggregate, ClientUpdate, CredentialLimits, NewClient};
@@ -100,7 +100,7 @@ pub struct Clavis {
     pub quotas: crate::quota::QuotaCounter,
     /// The token hook, when one is configured.
     pub token_hook: Option<crate::token_hook::TokenHook>,
-    write_lock: Mutex<()>,
+    writes: write_order::WriteOrder,
 }
 
 impl std::fmt::Debug for Clavis {
@@ -125,6 +125,7 @@ impl Clavis {
             .ok()
             .and_then(|u| u.host_str().map(str::to_string))
             .unwrap_or_default();
+        let writes = write_order::WriteOrder::new(store.concurrent_writes());
         Self {
             replay: replay::ReplayGuard::start(store.clone(), metrics.jti_write.clone()),
             metrics,
@@ -139,19 +140,17 @@ impl Clavis {
             mtls: crate::mtls::MtlsSettings::default(),
             expiry: crate::expiry::ExpiryWatch::default(),
             token_hook: None,
-            write_lock: Mutex::new(()),
+            writes,
         }
     }
 
-    /// Runs one write (the store call and the read-model update after it) under the node's
-    /// write lock, so the model changes in commit order; then, with the lock released so
-    /// that the next writes can commit meanwhile, waits until the store has made it durable
+    /// Runs one write (the store call and the read-model update after it) in its turn, so
+    /// the model changes in commit order (`write_order`: one write at a time on SQLite; on
+    /// PostgreSQL several, taking turns from their commits on); then, its turn over so that
+    /// the next writes can commit meanwhile, waits until the store has made it durable
     /// (group commit). Every write goes through here: nothing is answered before it is on disk.
     async fn write<T>(&self, f: impl AsyncFnOnce() -> ServiceResult<T>) -> ServiceResult<T> {
-        let out = {
-            let _guard = self.write_lock.lock().await;
-            f().await?
-        };
+        let out = self.writes.write(f).await?;
         self.store.durable().await?;
         Ok(out)
     }

@@ -2,12 +2,12 @@
 //! store (PostgreSQL).
 //!
 //! The store announces every committed write as a [`Change`]. For each one this task takes
-//! the node's write lock — the lock local writes hold while they commit and update the
-//! model — re-reads the entity from the store and puts it into the model (or removes it).
-//! The read happens after the remote commit and under the lock, so the model never applies
-//! an older version of a row after a newer one. [`Change::Resync`] (announcements were
-//! missed while the listener was disconnected) reloads everything, and so does a periodic
-//! resynchronisation, the safety net for anything else. A re-read that fails (the database
+//! the node's commit turn — the one local writes hold from their commit until the model has
+//! them (`write_order`) — re-reads the entity from the store and puts it into the model (or
+//! removes it). The read happens after the remote commit and in that turn, so the model never
+//! applies an older version of a row after a newer one. [`Change::Resync`] (announcements were
+//! missed while the listener was disconnected) reloads everything, with no local write
+//! running, and so does a periodic resynchronisation, the safety net for anything else. A re-read that fails (the database
 //! is down) is made good by a full resynchronisation, retried until it succeeds.
 
 use std::sync::{Arc, Weak};
@@ -22,6 +22,10 @@ use crate::store::{Change, StoreError, StoreResult};
 
 /// Most announcements handled in one round (duplicates within a round are read once).
 const MAX_BATCH: usize = 256;
+
+/// Least time from the start of one round of re-reads to the next: a change that arrives
+/// sooner waits for the rest of it (a lone change is read at once).
+const PACE: Duration = Duration::from_millis(2);
 
 /// Wait before retrying a failed resynchronisation.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
@@ -42,6 +46,7 @@ async fn run(clavis: Weak<Clavis>, mut changes: mpsc::Receiver<Change>, resync_e
     periodic.tick().await; // the first tick is immediate; the model was just loaded
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut resync_pending = false;
+    let mut last_round: Option<Instant> = None;
     loop {
         let retry = async {
             if resync_pending {
@@ -54,6 +59,19 @@ async fn run(clavis: Weak<Clavis>, mut changes: mpsc::Receiver<Change>, resync_e
             n = changes.recv_many(&mut batch, MAX_BATCH) => {
                 if n == 0 {
                     return;
+                }
+                // Rounds come at most every PACE: each one takes the commit turn that local
+                // writes wait for, so while changes keep coming they are read in groups.
+                if let Some(last) = last_round
+                    && last.elapsed() < PACE
+                {
+                    tokio::time::sleep_until((last + PACE).into()).await;
+                    while batch.len() < MAX_BATCH {
+                        match changes.try_recv() {
+                            Ok(change) => batch.push(change),
+                            Err(_) => break,
+                        }
+                    }
                 }
                 let mut round: Vec<Change> = Vec::with_capacity(batch.len());
                 for change in batch.drain(..) {
@@ -70,6 +88,7 @@ async fn run(clavis: Weak<Clavis>, mut changes: mpsc::Receiver<Change>, resync_e
             return;
         };
         let started = Instant::now();
+        last_round = Some(started);
         let result = if work.contains(&Change::Resync) {
             clavis.resync().await
         } else {
@@ -93,7 +112,7 @@ async fn run(clavis: Weak<Clavis>, mut changes: mpsc::Receiver<Change>, resync_e
 impl Clavis {
     /// Reloads the whole read model from the store.
     pub async fn resync(&self) -> StoreResult<()> {
-        let _guard = self.write_lock.lock().await;
+        let _turn = self.writes.exclusive().await?;
         self.model
             .reload_from(self.store.as_ref(), &self.master_key)
             .await
@@ -101,7 +120,7 @@ impl Clavis {
 
     /// Re-reads the entities named by `changes` and updates the read model.
     pub async fn apply_changes(&self, changes: &[Change]) -> StoreResult<()> {
-        let _guard = self.write_lock.lock().await;
+        let _turn = self.writes.apply().await?;
         for change in changes {
             self.apply_locked(change).await?;
         }

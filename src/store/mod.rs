@@ -16,6 +16,7 @@
 //! - A store shared by several nodes announces every committed write as a [`Change`]
 //!   ([`Store::subscribe`]); each node re-reads the entity into its read model.
 
+pub mod commit_order;
 mod inline;
 pub mod logs;
 mod ops;
@@ -819,6 +820,14 @@ pub trait Store: Send + Sync + 'static {
     /// this returns. The one a backend implements; `durable` waits on it.
     fn when_durable(&self, then: WhenDurable) {
         then(Ok(()));
+    }
+
+    /// How many writes the service may run at once. Above one, the store commits every write
+    /// transaction through [`commit_order::commit`], so that the read model still follows
+    /// the commit order. One (the default): writes run one after another, store call and
+    /// read-model update together.
+    fn concurrent_writes(&self) -> u32 {
+        1
     }
 
     /// The state of the store's connections, for `/metrics` (PostgreSQL; `None` elsewhere).

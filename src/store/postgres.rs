@@ -34,6 +34,9 @@ use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions, PgRow,
 use sqlx::{Column as _, PgConnection, Postgres, Row as _, Transaction, TypeInfo as _};
 use tokio::sync::{mpsc, watch};
 
+mod flush;
+
+use self::flush::Flusher;
 use super::logs::LOG_COLUMNS;
 use super::ops;
 use super::sql::{Lock, Query, Row, Stmt, Tx, Value, decode, encode};
@@ -135,6 +138,11 @@ pub(super) const MIGRATIONS: &[super::MigrationFile] = &[
         10,
         "credential client seq",
         include_str!("../../migrations/postgres/0010_credential_client_seq.sql"),
+    ),
+    (
+        11,
+        "durability mark",
+        include_str!("../../migrations/postgres/0011_durability_mark.sql"),
     ),
 ];
 
@@ -315,6 +323,10 @@ pub struct PostgresStore {
     acquire_timeout: Duration,
     /// Deadline of one whole operation (all its statements and the commit).
     op_timeout: Duration,
+    /// Writes the service may run at once ([`Store::concurrent_writes`]).
+    writers: u32,
+    /// Makes the service's writes durable ([`Store::when_durable`]).
+    flusher: Arc<Flusher>,
     /// Set to `true` by `close()`: stops the change listener.
     closing: Arc<watch::Sender<bool>>,
     /// The change listener's state, once one runs (for `/metrics`).
@@ -435,13 +447,28 @@ enum PgConn {
 struct PgTx {
     conn: PgConn,
     retry: Option<sqlx::Error>,
+    /// A write of the service's ([`super::commit_order::in_write`]): it commits without
+    /// waiting for the disk, in the read model's order, and counts on the flusher to make it
+    /// durable before it is acknowledged.
+    flusher: Option<Arc<Flusher>>,
 }
 
 impl PgTx {
-    async fn begin(pool: &PgPool) -> TxResult<Self> {
+    /// A write transaction on `store`'s pool.
+    async fn begin(store: &PostgresStore) -> TxResult<Self> {
+        let in_write = super::commit_order::in_write();
+        let tx = if in_write {
+            store
+                .pool
+                .begin_with("BEGIN; SET LOCAL synchronous_commit = off")
+                .await
+        } else {
+            store.pool.begin().await
+        };
         Ok(Self {
-            conn: PgConn::Tx(pool.begin().await.map_err(db)?),
+            conn: PgConn::Tx(tx.map_err(db)?),
             retry: None,
+            flusher: in_write.then(|| store.flusher.clone()),
         })
     }
 
@@ -455,13 +482,16 @@ impl PgTx {
                     .map_err(db)?,
             ),
             retry: None,
+            flusher: None,
         })
     }
 
-    async fn acquire(pool: &PgPool) -> TxResult<Self> {
+    /// A pooled connection of `store`'s for reads.
+    async fn acquire(store: &PostgresStore) -> TxResult<Self> {
         Ok(Self {
-            conn: PgConn::Pooled(pool.acquire().await.map_err(db)?),
+            conn: PgConn::Pooled(store.pool.acquire().await.map_err(db)?),
             retry: None,
+            flusher: None,
         })
     }
 
@@ -487,7 +517,13 @@ impl PgTx {
         match (out, self.retry) {
             (Ok(value), _) => {
                 if let PgConn::Tx(tx) = self.conn {
-                    tx.commit().await.map_err(db)?;
+                    match self.flusher {
+                        Some(flusher) => {
+                            super::commit_order::commit(tx.commit()).await.map_err(db)?;
+                            flusher.committed();
+                        }
+                        None => tx.commit().await.map_err(db)?,
+                    }
                 }
                 Ok(value)
             }
@@ -628,7 +664,7 @@ impl Tx for PgTx {
 macro_rules! run_tx {
     ($self:ident, $open:ident, |$tx:ident| $op:expr) => {
         retrying!($self, async {
-            let mut conn = PgTx::$open(&$self.pool).await?;
+            let mut conn = PgTx::$open($self).await?;
             let out = {
                 let $tx = &mut conn;
                 $op.await
@@ -696,6 +732,17 @@ macro_rules! retrying {
     }};
 }
 
+/// Writes a node runs at once with a pool of `pool_size` connections: half of them. A write
+/// waiting for its turn to commit holds its connection, and the turn may belong to the change
+/// listener's re-read, which needs a connection of the pool: the writes never hold them all,
+/// and replay records and reads keep the rest.
+fn concurrent_writes(pool_size: u32) -> u32 {
+    pool_size
+        .div_ceil(2)
+        .min(pool_size.saturating_sub(1))
+        .max(1)
+}
+
 /// A few milliseconds of jitter so that two retrying nodes do not collide again.
 fn rand_jitter() -> u8 {
     clavis_crypto::random::bytes::<1>()[0] % 10
@@ -744,6 +791,8 @@ impl PostgresStore {
             op_timeout: options.acquire_timeout
                 + options.statement_timeout
                 + Duration::from_secs(1),
+            writers: concurrent_writes(options.pool_size),
+            flusher: Arc::default(),
             closing: Arc::new(closing),
             listener: Arc::default(),
         })
@@ -862,6 +911,14 @@ impl PostgresStore {
 super::ops::impl_store! {
 PostgresStore;
 
+
+    fn concurrent_writes(&self) -> u32 {
+        self.writers
+    }
+
+    fn when_durable(&self, then: super::WhenDurable) {
+        self.flusher.when_durable(&self.pool, self.op_timeout, then);
+    }
 
     async fn ping(&self) -> StoreResult<()> {
         self.bounded(async {
@@ -1181,6 +1238,13 @@ async fn forward_changes(
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn writes_never_hold_every_pooled_connection() {
+        for (pool, writes) in [(1, 1), (2, 1), (3, 2), (4, 2), (10, 5), (11, 6)] {
+            assert_eq!(concurrent_writes(pool), writes, "pool of {pool}");
+        }
+    }
 
     #[test]
     fn change_payloads_round_trip() {

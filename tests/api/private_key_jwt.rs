@@ -451,6 +451,52 @@ async fn seed_patch_end_to_end_expired_then_restored() {
     assert_issued(token_with_assertion(&app, &sign(), None).await).await;
 }
 
+/// Concurrent PATCHes of one credential, on either backend: every one is answered, and the
+/// token endpoint then enforces the expiry the store kept, whichever PATCH committed last.
+/// (On PostgreSQL several writes run at once; that the read model applies them in commit
+/// order is shown deterministically by the store suite's
+/// `postgres_writes_of_one_row_reach_the_model_in_commit_order`.)
+#[tokio::test]
+async fn concurrent_patches_leave_the_token_endpoint_with_the_last_committed_expiry() {
+    let (app, c) = app_with_key_client().await;
+    let app = std::sync::Arc::new(app);
+    let path = format!(
+        "/api/v2/clients/{}/credentials/{}",
+        c.client_id, c.credential_id
+    );
+    for round in 0..6 {
+        let patches = (0..16).map(|i| {
+            let (app, path) = (app.clone(), path.clone());
+            // Past, future and none, interleaved.
+            let expires_at = match (i + round) % 3 {
+                0 => json!("2020-01-01T00:00:00.000Z"),
+                1 => json!("2099-01-01T00:00:00.000Z"),
+                _ => Value::Null,
+            };
+            tokio::spawn(async move {
+                let r = app
+                    .admin(
+                        Method::PATCH,
+                        &path,
+                        Some(json!({"expires_at": expires_at})),
+                    )
+                    .await;
+                assert_eq!(r.status(), StatusCode::OK);
+            })
+        });
+        for patch in patches.collect::<Vec<_>>() {
+            patch.await.unwrap();
+        }
+        let kept = app.get_ok(&path).await;
+        let r = try_token(&app, &c.key, &c.client_id).await;
+        if kept["expires_at"] == "2020-01-01T00:00:00.000Z" {
+            assert_refused(r).await;
+        } else {
+            assert_issued(r).await;
+        }
+    }
+}
+
 #[tokio::test]
 async fn expiry_is_enforced_when_the_instant_passes() {
     let (app, c) = app_with_key_client().await;

@@ -100,7 +100,8 @@ async fn patch_expiry(app: &TestApp, client_id: &str, cred_id: &str, expires_at:
 #[tokio::test]
 async fn a_key_is_warned_once_per_threshold_then_expired_then_re_armed_by_a_renewal() {
     let app = TestApp::spawn().await;
-    let expires_at = in_days(2.0);
+    // Less an hour: `days_left` is 1 however soon the scan runs.
+    let expires_at = in_days(2.0 - 1.0 / 24.0);
     let (client_id, cred_id) = key_client(&app, "expiring client", &expires_at).await;
 
     // Within 30 and 7 days: both warnings, once each, however often the scan runs.
@@ -172,8 +173,10 @@ async fn a_key_is_warned_once_per_threshold_then_expired_then_re_armed_by_a_rene
         })
     );
 
-    // Renewed to 20 days from now: the 30-day warning again, for the new date; not the others.
-    let renewed = in_days(20.0);
+    // Renewed to 20 days from now (less an hour, so that `days_left` is 19 even when the
+    // scan runs within the millisecond this date was taken): the 30-day warning again, for
+    // the new date; not the others.
+    let renewed = in_days(20.0 - 1.0 / 24.0);
     patch_expiry(&app, &client_id, &cred_id, &renewed).await;
     app.clavis.scan_credential_expiry().await;
     app.clavis.scan_credential_expiry().await;

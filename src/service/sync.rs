@@ -7,7 +7,8 @@
 //! removes it). The read happens after the remote commit and in that turn, so the model never
 //! applies an older version of a row after a newer one. [`Change::Resync`] (announcements were
 //! missed while the listener was disconnected) reloads everything, with no local write
-//! running, and so does a periodic resynchronisation, the safety net for anything else. A re-read that fails (the database
+//! running, and so does a periodic resynchronisation, the safety net for anything else (at
+//! the configured period, or 20 times the last reload's duration when that is longer). A re-read that fails (the database
 //! is down) is made good by a full resynchronisation, retried until it succeeds.
 
 use std::sync::{Arc, Weak};
@@ -27,6 +28,13 @@ const MAX_BATCH: usize = 256;
 /// sooner waits for the rest of it (a lone change is read at once).
 const PACE: Duration = Duration::from_millis(2);
 
+/// The periodic full reload waits at least this many times as long as the last reload
+/// took: it holds every write back while it runs (`write_order`), and at a million clients
+/// it takes as long as a start-up (about 15 s on 2 cores), which every 30 s would stall the
+/// node's writes half of the time. A reload of a small store takes milliseconds: the
+/// configured period rules.
+const RELOAD_SPACING: u32 = 20;
+
 /// Wait before retrying a failed resynchronisation.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
 
@@ -41,9 +49,9 @@ pub fn start(
 }
 
 async fn run(clavis: Weak<Clavis>, mut changes: mpsc::Receiver<Change>, resync_every: Duration) {
-    let mut periodic = tokio::time::interval(resync_every.max(Duration::from_secs(1)));
-    periodic.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    periodic.tick().await; // the first tick is immediate; the model was just loaded
+    let every = resync_every.max(Duration::from_secs(1));
+    // The model was just loaded.
+    let mut next_reload = Instant::now() + every;
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut resync_pending = false;
     let mut last_round: Option<Instant> = None;
@@ -81,7 +89,7 @@ async fn run(clavis: Weak<Clavis>, mut changes: mpsc::Receiver<Change>, resync_e
                 }
                 round
             }
-            _ = periodic.tick() => vec![Change::Resync],
+            () = tokio::time::sleep_until(next_reload.into()) => vec![Change::Resync],
             () = retry => vec![Change::Resync],
         };
         let Some(clavis) = clavis.upgrade() else {
@@ -89,7 +97,8 @@ async fn run(clavis: Weak<Clavis>, mut changes: mpsc::Receiver<Change>, resync_e
         };
         let started = Instant::now();
         last_round = Some(started);
-        let result = if work.contains(&Change::Resync) {
+        let reload = work.contains(&Change::Resync);
+        let result = if reload {
             clavis.resync().await
         } else {
             clavis.apply_changes(&work).await
@@ -97,6 +106,9 @@ async fn run(clavis: Weak<Clavis>, mut changes: mpsc::Receiver<Change>, resync_e
         match result {
             Ok(()) => {
                 resync_pending = false;
+                if reload {
+                    next_reload = Instant::now() + every.max(started.elapsed() * RELOAD_SPACING);
+                }
                 tracing::debug!(changes = work.len(), elapsed = ?started.elapsed(), "read model synchronised");
             }
             Err(e) => {

@@ -2429,6 +2429,19 @@ async fn postgres_service_writes_are_flushed_before_they_are_acknowledged() {
         commit_order::run(Default::default(), store.insert_client(&c))
             .await
             .unwrap();
+        // Assertion ids are durable at their commit: they wait for no flush of this write.
+        let called = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        store.when_jtis_durable(Box::new({
+            let called = called.clone();
+            move |result| {
+                result.unwrap();
+                called.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+        }));
+        assert!(called.load(std::sync::atomic::Ordering::SeqCst));
+        if round == 0 {
+            assert!(!flushes(&mut conn).await, "no flush for the ids");
+        }
         // At least the end of its commit record (other databases on the cluster write too).
         let (committed, _) = wal(&mut conn).await;
         store.durable().await.unwrap();

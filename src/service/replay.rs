@@ -4,7 +4,7 @@
 //! This is the only write on the token hot path. Requests hand their `jti` to one writer
 //! task, which commits whatever has queued up in a single transaction (group commit). The
 //! commit decides which ids are fresh, and the writer answers at once; each answer carries a
-//! [`Durable`] that resolves when the batch's fsync has finished ([`Store::when_durable`]). The
+//! [`Durable`] that resolves when the batch's fsync has finished ([`Store::when_jtis_durable`]). The
 //! token endpoint signs its token while that fsync runs and sends it only once the record is
 //! durable, so no token leaves before its assertion's id is on stable storage, and the
 //! fsync's latency overlaps the signing instead of adding to it. A replay is known at
@@ -201,7 +201,7 @@ async fn commit(store: &dyn Store, batch: Vec<Pending>, latency: &AtomicHistogra
             let (done, outcome) = watch::channel(None);
             if fresh.contains(&true) {
                 let latency = latency.clone();
-                store.when_durable(Box::new(move |result| {
+                store.when_jtis_durable(Box::new(move |result| {
                     latency.observe(started.elapsed());
                     if let Err(e) = &result {
                         tracing::warn!(error = %e, "making assertion ids durable failed");

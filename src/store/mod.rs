@@ -822,6 +822,14 @@ pub trait Store: Send + Sync + 'static {
         then(Ok(()));
     }
 
+    /// [`Store::when_durable`] for the assertion ids [`Store::record_jtis`] has just returned:
+    /// `then` once they are durable. The default waits for every write committed before the
+    /// call; a backend whose `record_jtis` returns only once its records are durable calls
+    /// `then` at once, so that a token does not wait for other writes' durability.
+    fn when_jtis_durable(&self, then: WhenDurable) {
+        self.when_durable(then);
+    }
+
     /// How many writes the service may run at once. Above one, the store commits every write
     /// transaction through [`commit_order::commit`], so that the read model still follows
     /// the commit order. One (the default): writes run one after another, store call and

@@ -8,8 +8,9 @@
 //! applies an older version of a row after a newer one. [`Change::Resync`] (announcements were
 //! missed while the listener was disconnected) reloads everything, with no local write
 //! running, and so does a periodic resynchronisation, the safety net for anything else (at
-//! the configured period, or 20 times the last reload's duration when that is longer). A re-read that fails (the database
-//! is down) is made good by a full resynchronisation, retried until it succeeds.
+//! the configured period, or 20 times the last reload's duration when that is longer). A
+//! re-read that fails (the database is down) is made good by a full resynchronisation,
+//! retried until it succeeds.
 
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};

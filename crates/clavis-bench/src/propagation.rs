@@ -61,6 +61,16 @@ pub struct Report {
     /// Probe interval.
     pub probe_every_ms: f64,
     pub seconds: f64,
+    /// Each measured round: when the PATCH's answer arrived (Unix milliseconds, to line up
+    /// with the nodes' logs) and the time from it to the first refusal.
+    pub detail: Vec<Round>,
+}
+
+/// One measured round.
+#[derive(Debug, Serialize)]
+pub struct Round {
+    pub answered_unix_ms: f64,
+    pub ms: f64,
 }
 
 /// Probe assertions made up front per round: 150 ms of probing plus the restore's few polls.
@@ -152,6 +162,7 @@ pub async fn run(manifest: &Manifest, probe: &KeyClient, o: Options) -> Result<R
     let mut patch_times = Vec::with_capacity(o.rounds);
     let mut timeouts = 0;
     let mut probes = 0;
+    let mut detail = Vec::with_capacity(o.rounds);
     for round in 0..o.rounds {
         if started.elapsed() > o.budget {
             break;
@@ -213,7 +224,18 @@ pub async fn run(manifest: &Manifest, probe: &KeyClient, o: Options) -> Result<R
         };
         patch_times.push(answered.duration_since(sent));
         match first_refusal {
-            Some(at) => latencies.push(at.saturating_duration_since(answered)),
+            Some(at) => {
+                let latency = at.saturating_duration_since(answered);
+                latencies.push(latency);
+                let unix = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap_or_default()
+                    .saturating_sub(answered.elapsed());
+                detail.push(Round {
+                    answered_unix_ms: unix.as_secs_f64() * 1000.0,
+                    ms: latency.as_secs_f64() * 1000.0,
+                });
+            }
             None => {
                 timeouts += 1;
                 eprintln!(
@@ -250,6 +272,7 @@ pub async fn run(manifest: &Manifest, probe: &KeyClient, o: Options) -> Result<R
         probes,
         probe_every_ms: ms(o.probe_every),
         seconds,
+        detail,
     })
 }
 

@@ -46,7 +46,14 @@ use crate::domain::resource_server::ResourceServer;
 use crate::domain::tenant_settings::TenantSettings;
 
 /// Expired assertion ids deleted per transaction by [`super::Store::purge_jtis`].
-const PURGE_CHUNK: i64 = 2_000;
+const PURGE_CHUNK: i64 = 250;
+
+/// After each full chunk the purge leaves the writer to the token path for this many times
+/// as long as the chunk took. The ids of a busy minute expire together, and a purge of
+/// 300,000 of them deleted back to back (2,000 per chunk, 1.2 s) raised the p99 of tokens
+/// answered meanwhile at half load from about 4 ms to 88 ms; paced, it takes five times as
+/// long and holds the writer a fifth of that time.
+const PURGE_PACE: u32 = 4;
 
 /// The schema, `migrations/sqlite/` (see [`super::migrator`]).
 pub(super) const MIGRATIONS: &[super::MigrationFile] = &[
@@ -521,11 +528,12 @@ SqliteStore;
     }
 
     async fn purge_jtis(&self, now: i64) -> StoreResult<u64> {
-        // In chunks, each its own transaction: a minute of records at full load is hundreds
-        // of thousands of rows, and the token path's commits must not wait behind one long
-        // delete holding the write lock.
+        // In chunks, each its own transaction, paced: a minute of records at full load is
+        // hundreds of thousands of rows, and the token path's commits must not wait behind
+        // one long delete holding the write lock, nor behind a run of short ones.
         let mut total = 0;
         loop {
+            let started = std::time::Instant::now();
             let deleted = self
                 .writer
                 .write(|tx| {
@@ -543,6 +551,7 @@ SqliteStore;
             if (deleted as i64) < PURGE_CHUNK {
                 return Ok(total);
             }
+            tokio::time::sleep(started.elapsed() * PURGE_PACE).await;
         }
     }
     async fn insert_logs(&self, logs: &[NewLog]) -> StoreResult<()> {

@@ -272,19 +272,10 @@ async fn write(store: &dyn Store, batch: &[NewLog]) {
     }
 }
 
-/// Deletes the events dated before `before_ms`, in chunks of [`PURGE_CHUNK`] (each its own
-/// transaction); returns how many.
+/// Deletes the events dated before `before_ms`, in paced chunks of [`PURGE_CHUNK`] (each
+/// its own transaction, see [`crate::store::purge_in_chunks`]); returns how many.
 pub async fn purge(store: &dyn Store, before_ms: i64) -> Result<u64, StoreError> {
-    let mut total = 0;
-    loop {
-        let deleted = store.purge_logs(before_ms, PURGE_CHUNK).await?;
-        total += deleted;
-        if deleted < PURGE_CHUNK {
-            return Ok(total);
-        }
-        // Lets the token path's writes in between chunks.
-        tokio::task::yield_now().await;
-    }
+    crate::store::purge_in_chunks(PURGE_CHUNK, || store.purge_logs(before_ms, PURGE_CHUNK)).await
 }
 
 /// Purges events older than `retention` a minute after the start and then every hour,

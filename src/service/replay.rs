@@ -4,11 +4,11 @@
 //! This is the only write on the token hot path. Requests hand their `jti` to one writer
 //! task, which commits whatever has queued up in a single transaction (group commit). The
 //! commit decides which ids are fresh, and the writer answers at once; each answer carries a
-//! [`Durable`] that resolves when the batch's fsync has finished ([`Store::when_jtis_durable`]). The
-//! token endpoint signs its token while that fsync runs and sends it only once the record is
-//! durable, so no token leaves before its assertion's id is on stable storage, and the
-//! fsync's latency overlaps the signing instead of adding to it. A replay is known at
-//! commit time and is refused without signing anything.
+//! [`Durable`] that resolves when the batch's fsync has finished
+//! ([`Store::when_jtis_durable`]). The token endpoint signs its token while that fsync runs
+//! and sends it only once the record is durable, so no token leaves before its assertion's
+//! id is on stable storage, and the fsync's latency overlaps the signing instead of adding
+//! to it. A replay is known at commit time and is refused without signing anything.
 //!
 //! Before committing, the writer lets the requests already under way join the batch (see
 //! [`gather`]); while one batch commits and waits for its fsync the writer gathers and commits

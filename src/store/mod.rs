@@ -101,6 +101,33 @@ impl StoreError {
 /// Told once a store's writes are durable, or why they could not be made so.
 pub type WhenDurable = Box<dyn FnOnce(StoreResult<()>) + Send>;
 
+/// A background delete's pause after each full chunk, as a multiple of the time the chunk
+/// took: it leaves the writer (SQLite's one connection) to the token path in between. A purge
+/// of 300,000 assertion ids deleted back to back (2,000 per chunk, 1.2 s) raised the p99 of
+/// tokens answered meanwhile at half load from about 4 ms to 88 ms; paced, it took five times
+/// as long and the p99 was 6 ms.
+const PURGE_PACE: u32 = 4;
+
+/// Runs `chunk_once` (which deletes at most `chunk` rows in one transaction and returns how
+/// many) until a chunk comes back short, pausing [`PURGE_PACE`] times as long as each full
+/// chunk took; returns the total.
+pub async fn purge_in_chunks<F, Fut>(chunk: u64, mut chunk_once: F) -> StoreResult<u64>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = StoreResult<u64>>,
+{
+    let mut total = 0;
+    loop {
+        let started = std::time::Instant::now();
+        let deleted = chunk_once().await?;
+        total += deleted;
+        if deleted < chunk {
+            return Ok(total);
+        }
+        tokio::time::sleep(started.elapsed() * PURGE_PACE).await;
+    }
+}
+
 /// A change to one aggregate, run inside the write transaction.
 pub type Mutation<'a, T> = &'a mut (dyn FnMut(&mut T) -> Result<(), DomainError> + Send);
 

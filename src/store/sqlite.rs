@@ -48,13 +48,6 @@ use crate::domain::tenant_settings::TenantSettings;
 /// Expired assertion ids deleted per transaction by [`super::Store::purge_jtis`].
 const PURGE_CHUNK: i64 = 250;
 
-/// After each full chunk the purge leaves the writer to the token path for this many times
-/// as long as the chunk took. The ids of a busy minute expire together, and a purge of
-/// 300,000 of them deleted back to back (2,000 per chunk, 1.2 s) raised the p99 of tokens
-/// answered meanwhile at half load from about 4 ms to 88 ms; paced, it takes five times as
-/// long and holds the writer a fifth of that time.
-const PURGE_PACE: u32 = 4;
-
 /// The schema, `migrations/sqlite/` (see [`super::migrator`]).
 pub(super) const MIGRATIONS: &[super::MigrationFile] = &[
     (
@@ -528,12 +521,10 @@ SqliteStore;
     }
 
     async fn purge_jtis(&self, now: i64) -> StoreResult<u64> {
-        // In chunks, each its own transaction, paced: a minute of records at full load is
+        // In paced chunks, each its own transaction: a minute of records at full load is
         // hundreds of thousands of rows, and the token path's commits must not wait behind
         // one long delete holding the write lock, nor behind a run of short ones.
-        let mut total = 0;
-        loop {
-            let started = std::time::Instant::now();
+        super::purge_in_chunks(PURGE_CHUNK as u64, || async {
             let deleted = self
                 .writer
                 .write(|tx| {
@@ -547,12 +538,9 @@ SqliteStore;
                     Ok(deleted)
                 })
                 .await?;
-            total += deleted as u64;
-            if (deleted as i64) < PURGE_CHUNK {
-                return Ok(total);
-            }
-            tokio::time::sleep(started.elapsed() * PURGE_PACE).await;
-        }
+            Ok(deleted as u64)
+        })
+        .await
     }
     async fn insert_logs(&self, logs: &[NewLog]) -> StoreResult<()> {
         if logs.is_empty() {

@@ -129,6 +129,7 @@ store_suite!(
     client_grants_filter_and_page,
     jti_records_are_single_use,
     purge_forgets_many_expired_records_and_keeps_the_rest,
+    written_jtis_come_back_in_order_until_purged,
     signing_keys_change_as_a_set,
     credential_cap_holds_across_nodes,
     attach_and_delete_race_leaves_no_deleted_credential_attached,
@@ -1156,9 +1157,30 @@ fn jti(client: &str, jti: &str, expires_at: i64) -> JtiRecord {
     }
 }
 
+/// Keeps fresh assertion ids the way the store's replay guard does: decided at commit on a
+/// shared store, written behind on one that a single process uses.
+async fn keep_jtis(store: &dyn Store, records: &[JtiRecord], now: i64) {
+    if store.single_process() {
+        store.write_jtis(records).await.unwrap();
+    } else {
+        let fresh = store.record_jtis(records, now).await.unwrap();
+        assert!(fresh.iter().all(|&fresh| fresh), "{fresh:?}");
+    }
+}
+
+/// A shared store decides assertion ids at commit.
 async fn jti_records_are_single_use(f: Fixture) {
     let store = f.store.as_ref();
     let now = 1_000_000;
+    if store.single_process() {
+        // Decided in memory by the one process (`service::replay::local`), never here.
+        let refused = store.record_jtis(&[jti("c", "1", now + 60)], now).await;
+        assert!(
+            matches!(refused, Err(StoreError::Internal(_))),
+            "{refused:?}"
+        );
+        return;
+    }
     assert_eq!(
         store
             .record_jtis(&[jti("c", "1", now + 60), jti("c", "2", now + 60)], now)
@@ -1247,21 +1269,19 @@ async fn purge_forgets_many_expired_records_and_keeps_the_rest(f: Fixture) {
         .map(|i| jti(&client, &format!("old-{i}"), now + 10))
         .collect();
     for chunk in expired.chunks(500) {
-        assert!(
-            store
-                .record_jtis(chunk, now)
-                .await
-                .unwrap()
-                .iter()
-                .all(|&fresh| fresh)
-        );
+        keep_jtis(store, chunk, now).await;
     }
     let live = [jti(&client, "live", now + 1_000)];
-    assert_eq!(store.record_jtis(&live, now).await.unwrap(), [true]);
+    keep_jtis(store, &live, now).await;
 
     let later = now + 11;
     assert_eq!(store.purge_jtis(later).await.unwrap(), 4_500);
     assert_eq!(store.purge_jtis(later).await.unwrap(), 0);
+    if store.single_process() {
+        let kept = store.live_jtis(now, 0, 10_000).await.unwrap();
+        assert_eq!(kept.into_iter().map(|(_, r)| r).collect::<Vec<_>>(), live);
+        return;
+    }
     // The unexpired record still guards; a purged id is new again.
     assert_eq!(store.record_jtis(&live, later).await.unwrap(), [false]);
     assert_eq!(
@@ -1271,6 +1291,74 @@ async fn purge_forgets_many_expired_records_and_keeps_the_rest(f: Fixture) {
             .unwrap(),
         [true]
     );
+}
+
+/// A store one process uses keeps the ids its replay guard decided in the order written,
+/// gives back the live ones in that order, and forgets expired ones from the front.
+async fn written_jtis_come_back_in_order_until_purged(f: Fixture) {
+    let store = f.store.as_ref();
+    let now = 1_000_000;
+    if !store.single_process() {
+        let refused = store.write_jtis(&[jti("c", "1", now + 60)]).await;
+        assert!(
+            matches!(refused, Err(StoreError::Internal(_))),
+            "{refused:?}"
+        );
+        let refused = store.live_jtis(now, 0, 10).await;
+        assert!(
+            matches!(refused, Err(StoreError::Internal(_))),
+            "{refused:?}"
+        );
+        return;
+    }
+    let live = |now: i64, after: i64, limit: u32| async move {
+        store.live_jtis(now, after, limit).await.unwrap()
+    };
+    let ids = |rows: &[(i64, JtiRecord)]| -> Vec<(String, String)> {
+        rows.iter()
+            .map(|(_, r)| (r.client_id.clone(), r.jti.clone()))
+            .collect()
+    };
+    let id = |c: &str, j: &str| (c.to_owned(), j.to_owned());
+    store.write_jtis(&[]).await.unwrap();
+    store
+        .write_jtis(&[
+            jti("c", "1", now + 60),
+            jti("d", "1", now + 60),
+            jti("c", "2", now + 1_000),
+        ])
+        .await
+        .unwrap();
+    // Any string is a jti, NUL and all; an id used again once expired is written again.
+    let odd = ["a\0b", "quote\"d", "back\\slash", "ünï", "a,b", "[1]"];
+    let odd: Vec<JtiRecord> = odd.iter().map(|j| jti("e", j, now + 60)).collect();
+    store.write_jtis(&odd).await.unwrap();
+    store.write_jtis(&[jti("c", "1", now + 120)]).await.unwrap();
+
+    let all = live(now, 0, 100).await;
+    let mut expected = vec![id("c", "1"), id("d", "1"), id("c", "2")];
+    expected.extend(odd.iter().map(|r| id(&r.client_id, &r.jti)));
+    expected.push(id("c", "1"));
+    assert_eq!(ids(&all), expected);
+    assert!(all.windows(2).all(|w| w[0].0 < w[1].0), "{all:?}");
+    assert_eq!(all.last().map(|(_, r)| r.expires_at), Some(now + 120));
+    // Paged by position.
+    assert_eq!(ids(&live(now, all[1].0, 2).await), expected[2..4]);
+    // Expired records are not given back.
+    let later = now + 60;
+    assert_eq!(
+        ids(&live(later, 0, 100).await),
+        [id("c", "2"), id("c", "1")]
+    );
+    // The purge stops at the first live record: the expired ones after it wait for it.
+    assert_eq!(store.purge_jtis(later).await.unwrap(), 2);
+    assert_eq!(store.purge_jtis(later).await.unwrap(), 0);
+    assert_eq!(ids(&live(now, 0, 100).await), expected[2..]);
+    assert_eq!(store.purge_jtis(now + 1_000).await.unwrap(), 8);
+    assert!(live(0, 0, 100).await.is_empty());
+    // Writing goes on after everything was purged.
+    store.write_jtis(&[jti("f", "1", now + 60)]).await.unwrap();
+    assert_eq!(ids(&live(now, 0, 100).await), [id("f", "1")]);
 }
 
 async fn signing_keys_change_as_a_set(f: Fixture) {
@@ -1507,6 +1595,10 @@ async fn expiry_notices_are_claimed_once_re_armed_later_and_go_with_their_creden
 }
 
 async fn concurrent_jti_records_across_nodes_accept_once(f: Fixture) {
+    if f.store.single_process() {
+        // No two nodes: the one process decides ids in memory.
+        return;
+    }
     let a = f.store.clone();
     let b = f.node().await;
     let now = Timestamp::now().unix_seconds();
@@ -1517,19 +1609,7 @@ async fn concurrent_jti_records_across_nodes_accept_once(f: Fixture) {
             .collect();
         let reversed: Vec<JtiRecord> = batch.iter().rev().cloned().collect();
         let (ra, rb) = tokio::join!(a.record_jtis(&batch, now), b.record_jtis(&reversed, now));
-        let (ra, rb) = match (ra, rb) {
-            (Ok(ra), Ok(rb)) => (ra, rb),
-            (ra, rb) => {
-                // SQLite's single writer may make the other "node" give up; nothing else.
-                assert_eq!(f.backend, Backend::Sqlite, "{ra:?} / {rb:?}");
-                for r in [&ra, &rb] {
-                    if let Err(e) = r {
-                        assert!(matches!(e, StoreError::Unavailable(_)), "{e:?}");
-                    }
-                }
-                continue;
-            }
-        };
+        let (ra, rb) = (ra.unwrap(), rb.unwrap());
         for i in 0..20 {
             assert!(
                 ra[i] ^ rb[19 - i],

@@ -1021,9 +1021,28 @@ pub trait Store: Send + Sync + 'static {
 
     /// Records assertion ids as used, in one transaction. For each record, in order: `true`
     /// if it was new (or only an expired record existed), `false` if it is a replay. A
-    /// duplicate within the batch is a replay of the earlier one.
-    async fn record_jtis(&self, records: &[JtiRecord], now: i64) -> StoreResult<Vec<bool>>;
-    /// Forgets assertion ids whose records expired before `now`; returns how many.
+    /// duplicate within the batch is a replay of the earlier one. How a shared store decides
+    /// ids (at commit, so that nodes tell them apart); a store one process uses has them
+    /// decided in memory and written behind ([`Store::write_jtis`]) instead.
+    async fn record_jtis(&self, records: &[JtiRecord], now: i64) -> StoreResult<Vec<bool>> {
+        let _ = (records, now);
+        Err(StoreError::Internal(
+            "assertion ids are decided in memory on this store".into(),
+        ))
+    }
+    /// Writes assertion ids that this process's replay guard has decided, in one transaction,
+    /// after those written before (the order [`Store::live_jtis`] gives them back in). Only
+    /// on a store one process uses ([`Store::single_process`]).
+    async fn write_jtis(&self, records: &[JtiRecord]) -> StoreResult<()> {
+        let _ = records;
+        Err(StoreError::Internal(
+            "assertion ids are decided at commit on this store".into(),
+        ))
+    }
+    /// Forgets assertion ids whose records expired before `now`; returns how many. A store
+    /// that keeps them in the order written ([`Store::write_jtis`]) forgets them from the
+    /// front: a record written after one still live waits for it (at most the longest
+    /// assertion lifetime and the clock skew).
     async fn purge_jtis(&self, now: i64) -> StoreResult<u64>;
     /// Whether this process is the store's only user (SQLite: the data directory's lock),
     /// so that assertion ids can be decided in memory and written behind
@@ -1033,14 +1052,15 @@ pub trait Store: Send + Sync + 'static {
     fn single_process(&self) -> bool {
         false
     }
-    /// Up to `limit` unexpired assertion-id records (`expires_at > now`) after `after`
-    /// (client id, jti), in that order: the records a local replay guard loads at start.
+    /// Up to `limit` unexpired assertion-id records (`expires_at > now`) written
+    /// ([`Store::write_jtis`]) after position `after` (0: from the first), in the order
+    /// written, each with its position: the records a local replay guard loads at start.
     async fn live_jtis(
         &self,
         now: i64,
-        after: (&str, &str),
+        after: i64,
         limit: u32,
-    ) -> StoreResult<Vec<JtiRecord>> {
+    ) -> StoreResult<Vec<(i64, JtiRecord)>> {
         let _ = (now, after, limit);
         Err(StoreError::Internal(
             "assertion ids are decided at commit on this store".into(),
@@ -1150,20 +1170,29 @@ pub trait Store: Send + Sync + 'static {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use sqlx::Connection;
+
+    /// A SQLite database with the first `applied` migrations only: its directory, URL and a
+    /// connection to it.
+    async fn older_sqlite_store(
+        applied: usize,
+    ) -> (tempfile::TempDir, String, sqlx::SqliteConnection) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("old.db").display());
+        let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        migrator(&sqlite::MIGRATIONS[..applied])
+            .run(&mut conn)
+            .await
+            .unwrap();
+        (dir, url, conn)
+    }
 
     /// A store created before the Management API took Auth0's name has it renamed when it
     /// opens (`migrations/sqlite/0005_management_api_name.sql`); other resource servers keep
     /// theirs.
     #[tokio::test]
     async fn opening_an_older_sqlite_store_renames_the_management_api() {
-        use sqlx::Connection;
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}?mode=rwc", dir.path().join("old.db").display());
-        let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
-        migrator(&sqlite::MIGRATIONS[..2])
-            .run(&mut conn)
-            .await
-            .unwrap();
+        let (_dir, url, mut conn) = older_sqlite_store(2).await;
         let now = crate::domain::time::Timestamp::now();
         let rs = |id: &str, name: &str, identifier: &str, is_system: bool| ResourceServer {
             id: id.into(),
@@ -1213,6 +1242,46 @@ mod tests {
         );
         let kept = store.resource_server(&other.id).await.unwrap().unwrap();
         assert_eq!(kept, other);
+    }
+
+    /// A store whose assertion ids were kept by (client id, jti) has them in the acceptance-
+    /// ordered log once it opens (`migrations/sqlite/0013_assertion_log.sql`), oldest expiry
+    /// first, so that a purge from the front takes the expired ones; nothing is lost.
+    #[tokio::test]
+    async fn opening_an_older_sqlite_store_keeps_its_assertion_ids() {
+        let (_dir, url, mut conn) = older_sqlite_store(12).await;
+        for (client, jti, expires_at) in [("b", "1", 300), ("a", "2", 100), ("a", "1", 200)] {
+            sqlx::query(
+                "INSERT INTO assertion_replay (client_id, jti, expires_at) VALUES (?1, ?2, ?3)",
+            )
+            .bind(client)
+            .bind(jti)
+            .bind(expires_at)
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        }
+        conn.close().await.unwrap();
+        let store = sqlite::SqliteStore::connect(&url).await.unwrap();
+        let live = |now| {
+            let store = &store;
+            async move {
+                store
+                    .live_jtis(now, 0, 10)
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .map(|(_, r)| (r.client_id, r.jti, r.expires_at))
+                    .collect::<Vec<_>>()
+            }
+        };
+        let id = |c: &str, j: &str, e| (c.to_owned(), j.to_owned(), e);
+        assert_eq!(
+            live(0).await,
+            [id("a", "2", 100), id("a", "1", 200), id("b", "1", 300)]
+        );
+        assert_eq!(store.purge_jtis(200).await.unwrap(), 2);
+        assert_eq!(live(0).await, [id("b", "1", 300)]);
     }
 
     /// Every file of `migrations/<backend>/` is in the backend's list, under the version and

@@ -110,6 +110,11 @@ pub(super) const MIGRATIONS: &[super::MigrationFile] = &[
         "client positions",
         include_str!("../../migrations/sqlite/0012_client_positions.sql"),
     ),
+    (
+        13,
+        "assertion log",
+        include_str!("../../migrations/sqlite/0013_assertion_log.sql"),
+    ),
 ];
 
 /// SQLite-backed [`Store`].
@@ -465,27 +470,20 @@ SqliteStore;
             .await
     }
 
-    async fn record_jtis(&self, records: &[JtiRecord], now: i64) -> StoreResult<Vec<bool>> {
+    async fn write_jtis(&self, records: &[JtiRecord]) -> StoreResult<()> {
         if records.is_empty() {
-            return Ok(Vec::new());
+            return Ok(());
         }
-        // In order, one prepared statement per record: a new id is inserted, or takes over
-        // an expired record, and either comes back from RETURNING. An unexpired record
-        // stays (the upsert's WHERE fails) and nothing is returned: a replay — including a
-        // duplicate later in the same batch, which conflicts with the copy inserted just
-        // before it.
+        // Appended: `seq` takes the next number, so the rows fill the table's last pages.
         self.writer
             .write(|tx| {
                 let mut stmt = tx.prepare_cached(
-                    "INSERT INTO assertion_replay (client_id, jti, expires_at) VALUES (?1, ?2, ?3)
-                     ON CONFLICT (client_id, jti) DO UPDATE SET expires_at = excluded.expires_at
-                     WHERE assertion_replay.expires_at <= ?4
-                     RETURNING 1",
+                    "INSERT INTO assertion_log (client_id, jti, expires_at) VALUES (?1, ?2, ?3)",
                 )?;
-                records
-                    .iter()
-                    .map(|r| Ok(stmt.exists(params![r.client_id, r.jti, r.expires_at, now])?))
-                    .collect()
+                for r in records {
+                    stmt.execute(params![r.client_id, r.jti, r.expires_at])?;
+                }
+                Ok(())
             })
             .await
     }
@@ -497,23 +495,24 @@ SqliteStore;
     async fn live_jtis(
         &self,
         now: i64,
-        after: (&str, &str),
+        after: i64,
         limit: u32,
-    ) -> StoreResult<Vec<JtiRecord>> {
-        let (client_id, jti) = (after.0.to_owned(), after.1.to_owned());
+    ) -> StoreResult<Vec<(i64, JtiRecord)>> {
         self.reader
             .read(move |conn| {
                 let mut stmt = conn.prepare_cached(
-                    "SELECT client_id, jti, expires_at FROM assertion_replay
-                     WHERE expires_at > ?1 AND (client_id, jti) > (?2, ?3)
-                     ORDER BY client_id, jti LIMIT ?4",
+                    "SELECT seq, client_id, jti, expires_at FROM assertion_log
+                     WHERE seq > ?2 AND expires_at > ?1 ORDER BY seq LIMIT ?3",
                 )?;
-                let rows = stmt.query_map(params![now, client_id, jti, limit], |r| {
-                    Ok(JtiRecord {
-                        client_id: r.get(0)?,
-                        jti: r.get(1)?,
-                        expires_at: r.get(2)?,
-                    })
+                let rows = stmt.query_map(params![now, after, limit], |r| {
+                    Ok((
+                        r.get(0)?,
+                        JtiRecord {
+                            client_id: r.get(1)?,
+                            jti: r.get(2)?,
+                            expires_at: r.get(3)?,
+                        },
+                    ))
                 })?;
                 Ok(rows.collect::<Result<Vec<_>, _>>()?)
             })
@@ -521,20 +520,36 @@ SqliteStore;
     }
 
     async fn purge_jtis(&self, now: i64) -> StoreResult<u64> {
+        // From the front, up to the first record still live. Only this purge deletes, so the
+        // rows before that one stay expired while it runs; rows appended meanwhile come after.
+        let live_from: i64 = self
+            .reader
+            .read(move |conn| {
+                Ok(conn
+                    .prepare_cached(
+                        "SELECT COALESCE(
+                             (SELECT seq FROM assertion_log WHERE expires_at > ?1
+                              ORDER BY seq LIMIT 1),
+                             (SELECT MAX(seq) + 1 FROM assertion_log),
+                             0)",
+                    )?
+                    .query_row(params![now], |r| r.get(0))?)
+            })
+            .await?;
         // In paced chunks, each its own transaction: a minute of records at full load is
-        // hundreds of thousands of rows, and the token path's commits must not wait behind
-        // one long delete holding the write lock, nor behind a run of short ones.
+        // hundreds of thousands of rows, and the token path's writes must not wait behind one
+        // long delete holding the write lock, nor behind a run of short ones.
         super::purge_in_chunks(PURGE_CHUNK as u64, || async {
             let deleted = self
                 .writer
                 .write(|tx| {
                     let deleted = tx
                         .prepare_cached(
-                            "DELETE FROM assertion_replay WHERE (client_id, jti) IN (
-                                 SELECT client_id, jti FROM assertion_replay
-                                 WHERE expires_at <= ?1 LIMIT ?2)",
+                            "DELETE FROM assertion_log WHERE seq IN (
+                                 SELECT seq FROM assertion_log WHERE seq < ?1
+                                 ORDER BY seq LIMIT ?2)",
                         )?
-                        .execute(params![now, PURGE_CHUNK])?;
+                        .execute(params![live_from, PURGE_CHUNK])?;
                     Ok(deleted)
                 })
                 .await?;

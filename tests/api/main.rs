@@ -19,7 +19,6 @@ mod mtls;
 mod organizations;
 mod private_key_jwt;
 mod quotas;
-mod replay_store;
 mod resource_servers;
 mod responses;
 mod restart;

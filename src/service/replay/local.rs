@@ -240,22 +240,19 @@ impl LocalGuard {
             floor = NO_FLOOR;
         }
         self.iat_floor.store(floor, Ordering::Release);
-        let mut after = (String::new(), String::new());
+        let mut after = 0;
         loop {
-            let page = self
-                .store
-                .live_jtis(now, (&after.0, &after.1), LOAD_PAGE)
-                .await?;
-            for r in &page {
+            let page = self.store.live_jtis(now, after, LOAD_PAGE).await?;
+            for (_, r) in &page {
                 let key = key(&r.client_id, &r.jti);
                 if let Ok(mut shard) = self.shard(key).lock() {
-                    shard.insert(key, r.expires_at);
+                    // An id used again once its record expired is in the log twice.
+                    let expires_at = shard.entry(key).or_insert(r.expires_at);
+                    *expires_at = (*expires_at).max(r.expires_at);
                 }
             }
             match page.last() {
-                Some(last) if page.len() == LOAD_PAGE as usize => {
-                    after = (last.client_id.clone(), last.jti.clone());
-                }
+                Some((position, _)) if page.len() == LOAD_PAGE as usize => after = *position,
                 _ => break,
             }
         }
@@ -390,9 +387,8 @@ async fn writer(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Message>, latency:
             }
         }
         let started = std::time::Instant::now();
-        let now = Timestamp::now().unix_seconds();
-        let written = match store.record_jtis(&pending, now).await {
-            Ok(_) => {
+        let written = match store.write_jtis(&pending).await {
+            Ok(()) => {
                 latency.observe(started.elapsed());
                 pending.clear();
                 pause = Duration::from_millis(100);

@@ -521,7 +521,10 @@ SqliteStore;
 
     async fn purge_jtis(&self, now: i64) -> StoreResult<u64> {
         // From the front, up to the first record still live. Only this purge deletes, so the
-        // rows before that one stay expired while it runs; rows appended meanwhile come after.
+        // rows before that one stay expired while it runs, and rows appended meanwhile come
+        // after it — except into a table this purge has just emptied, where `seq` starts
+        // again at 1: hence the expiry test in the delete too (an appended record is live,
+        // since it was accepted after `now`), so that no live record is ever deleted.
         let live_from: i64 = self
             .reader
             .read(move |conn| {
@@ -546,10 +549,11 @@ SqliteStore;
                     let deleted = tx
                         .prepare_cached(
                             "DELETE FROM assertion_log WHERE seq IN (
-                                 SELECT seq FROM assertion_log WHERE seq < ?1
+                                 SELECT seq FROM assertion_log
+                                 WHERE seq < ?1 AND expires_at <= ?3
                                  ORDER BY seq LIMIT ?2)",
                         )?
-                        .execute(params![live_from, PURGE_CHUNK])?;
+                        .execute(params![live_from, PURGE_CHUNK, now])?;
                     Ok(deleted)
                 })
                 .await?;

@@ -102,10 +102,10 @@ impl StoreError {
 pub type WhenDurable = Box<dyn FnOnce(StoreResult<()>) + Send>;
 
 /// A background delete's pause after each full chunk, as a multiple of the time the chunk
-/// took: it leaves the writer (SQLite's one connection) to the token path in between. A purge
-/// of 300,000 assertion ids deleted back to back (2,000 per chunk, 1.2 s) raised the p99 of
-/// tokens answered meanwhile at half load from about 4 ms to 88 ms; paced, it took five times
-/// as long and the p99 was 6 ms.
+/// took: it leaves the writer (SQLite's one connection) and the cores to the other writes and
+/// the token path in between. A purge of 300,000 assertion ids deleted back to back (2,000
+/// per chunk, 1.2 s) raised the p99 of tokens answered meanwhile at half load from about 4 ms
+/// to 88 ms; paced, it took five times as long and the p99 was 6 ms.
 const PURGE_PACE: u32 = 4;
 
 /// Runs `chunk_once` (which deletes at most `chunk` rows in one transaction and returns how

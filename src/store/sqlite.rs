@@ -540,8 +540,9 @@ SqliteStore;
             })
             .await?;
         // In paced chunks, each its own transaction: a minute of records at full load is
-        // hundreds of thousands of rows, and the token path's writes must not wait behind one
-        // long delete holding the write lock, nor behind a run of short ones.
+        // hundreds of thousands of rows, and the other writes (Management, the audit trail,
+        // the replay guard's own records and horizon) must not wait behind one long delete
+        // holding the write lock, nor behind a run of short ones.
         super::purge_in_chunks(PURGE_CHUNK as u64, || async {
             let deleted = self
                 .writer

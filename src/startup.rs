@@ -136,15 +136,14 @@ impl Application {
             .await
             .context("cannot make the first-start state durable")?;
         // Other nodes' writes: listening starts before the snapshot so none is missed.
-        let changes = store
-            .subscribe()
+        let listening = crate::service::sync::listen(&store, config.db.resync_interval)
             .await
             .context("cannot listen for changes")?;
         let started = std::time::Instant::now();
         let mut model = ReadModel::load_from(store.as_ref(), &master_key)
             .await
             .context("cannot load the read model from the store")?;
-        if changes.is_none() {
+        if listening.is_none() {
             // No other process writes this store.
             model = model.with_credential_cache();
         }
@@ -177,8 +176,8 @@ impl Application {
             core = core.without_audit_trail();
         }
         let clavis = Arc::new(core);
-        if let Some(changes) = changes {
-            crate::service::sync::start(&clavis, changes, config.db.resync_interval);
+        if let Some(listening) = listening {
+            listening.start(&clavis);
         }
         crate::audit::start_retention(&clavis.store, config.log_retention);
         // Credential-expiry notices are audit events: claimed only where they are recorded.

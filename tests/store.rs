@@ -1621,7 +1621,7 @@ async fn concurrent_jti_records_across_nodes_accept_once(f: Fixture) {
 
 async fn writes_are_announced_to_other_nodes(f: Fixture) {
     let other = f.node().await;
-    let Some(mut changes) = other.subscribe().await.unwrap() else {
+    let Some(mut changes) = other.subscribe().await.unwrap().map(|s| s.changes) else {
         // A store only one node uses announces nothing.
         assert_eq!(f.backend, Backend::Sqlite);
         return;
@@ -1961,7 +1961,7 @@ fn organization(name: &str) -> Organization {
 /// cascades from either side), the snapshot, odd keys, and announcements to other nodes.
 async fn organizations_and_their_grants(f: Fixture) {
     let other = f.node().await;
-    let changes = other.subscribe().await.unwrap();
+    let changes = other.subscribe().await.unwrap().map(|s| s.changes);
     let store = f.store.as_ref();
     let acme = organization("acme");
     store.insert_organization(&acme).await.unwrap();
@@ -2378,7 +2378,7 @@ async fn token_quota_reservations_never_exceed_the_quota(f: Fixture) {
 async fn tenant_settings_are_one_document_announced_to_other_nodes(f: Fixture) {
     use clavis::domain::tenant_settings::TenantSettings;
     let other = f.node().await;
-    let mut changes = other.subscribe().await.unwrap();
+    let mut changes = other.subscribe().await.unwrap().map(|s| s.changes);
     let store = f.store.as_ref();
     assert_eq!(
         store.tenant_settings().await.unwrap(),

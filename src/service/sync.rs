@@ -11,16 +11,23 @@
 //! the configured period, or 20 times the last reload's duration when that is longer). A
 //! re-read that fails (the database is down) is made good by a full resynchronisation,
 //! retried until it succeeds.
+//!
+//! The listener and the re-reads run on a thread and runtime of their own, through
+//! connections of their own ([`Subscription`]): on a node busy serving tokens, a change
+//! announced by another node would otherwise wait behind the token requests three times —
+//! for the notification to be noticed, for a pooled connection and for the re-read's answer
+//! to be noticed — before the model refuses what it revoked. The operating system schedules
+//! the woken thread at once. Full reloads run there too, through the same connection.
 
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
-use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
+use tokio::runtime::Handle;
+use tokio::sync::oneshot;
 
 use super::Clavis;
 use crate::model::KeyRing;
-use crate::store::{Change, StoreError, StoreResult};
+use crate::store::{Change, Store, StoreError, StoreResult, Subscription};
 
 /// Most announcements handled in one round (duplicates within a round are read once).
 const MAX_BATCH: usize = 256;
@@ -39,17 +46,95 @@ const RELOAD_SPACING: u32 = 20;
 /// Wait before retrying a failed resynchronisation.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
 
-/// Starts the task. It ends when the store closes (the stream ends) or the service is
-/// dropped.
-pub fn start(
-    clavis: &Arc<Clavis>,
-    changes: mpsc::Receiver<Change>,
-    resync_every: Duration,
-) -> JoinHandle<()> {
-    tokio::spawn(run(Arc::downgrade(clavis), changes, resync_every))
+/// A node listening for other nodes' changes, before its read model exists.
+pub struct Listening {
+    start: oneshot::Sender<Weak<Clavis>>,
 }
 
-async fn run(clavis: Weak<Clavis>, mut changes: mpsc::Receiver<Change>, resync_every: Duration) {
+impl Listening {
+    /// Starts keeping `clavis`'s read model in step with what was announced since
+    /// [`listen`] returned. Dropping the `Listening` instead stops listening.
+    pub fn start(self, clavis: &Arc<Clavis>) {
+        // The thread is gone only if its runtime could not run; nothing then to start.
+        let _ = self.start.send(Arc::downgrade(clavis));
+    }
+}
+
+/// Subscribes to `store`'s announcements on the sync thread, which it starts; `None` for a
+/// store only this process uses (no thread is left running). A change committed after this
+/// returns is delivered. The thread ends when the store closes (the stream ends), when the
+/// service is dropped, or with the runtime this is called on.
+pub async fn listen(
+    store: &Arc<dyn Store>,
+    resync_every: Duration,
+) -> StoreResult<Option<Listening>> {
+    let (subscribed, is_subscribed) = oneshot::channel::<StoreResult<bool>>();
+    let (start, started) = oneshot::channel::<Weak<Clavis>>();
+    let (runtime_alive, runtime_gone) = oneshot::channel::<()>();
+    let node = Handle::current();
+    let store = store.clone();
+    let body = move || {
+        let runtime = match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(runtime) => runtime,
+            Err(e) => {
+                let _ = subscribed.send(Err(StoreError::Internal(format!(
+                    "cannot start the change listener's runtime: {e}"
+                ))));
+                return;
+            }
+        };
+        runtime.block_on(async move {
+            let subscription = match store.subscribe().await {
+                Ok(Some(subscription)) => subscription,
+                other => {
+                    let _ = subscribed.send(other.map(|_| false));
+                    return;
+                }
+            };
+            drop(store);
+            if subscribed.send(Ok(true)).is_err() {
+                return;
+            }
+            tokio::select! {
+                _ = runtime_gone => {}
+                () = async {
+                    if let Ok(clavis) = started.await {
+                        run(clavis, subscription, resync_every).await;
+                    }
+                } => {}
+            }
+        });
+    };
+    std::thread::Builder::new()
+        .name("clavis-sync".into())
+        .spawn(body)
+        .map_err(|e| StoreError::Internal(format!("cannot start the change listener: {e}")))?;
+    match is_subscribed.await {
+        Ok(Ok(true)) => {
+            // Dropped with the node's runtime (a runtime drops its tasks when it shuts
+            // down), which ends the thread.
+            node.spawn(async move {
+                let _alive = runtime_alive;
+                std::future::pending::<()>().await;
+            });
+            Ok(Some(Listening { start }))
+        }
+        Ok(Ok(false)) => Ok(None),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err(StoreError::Internal(
+            "the change listener's thread ended before subscribing".into(),
+        )),
+    }
+}
+
+async fn run(clavis: Weak<Clavis>, subscription: Subscription, resync_every: Duration) {
+    let Subscription {
+        mut changes,
+        reader,
+    } = subscription;
     let every = resync_every.max(Duration::from_secs(1));
     // The model was just loaded.
     let mut next_reload = Instant::now() + every;
@@ -100,9 +185,9 @@ async fn run(clavis: Weak<Clavis>, mut changes: mpsc::Receiver<Change>, resync_e
         last_round = Some(started);
         let reload = work.contains(&Change::Resync);
         let result = if reload {
-            clavis.resync().await
+            clavis.resync(reader.as_ref()).await
         } else {
-            clavis.apply_changes(&work).await
+            clavis.apply_changes(reader.as_ref(), &work).await
         };
         match result {
             Ok(()) => {
@@ -123,32 +208,30 @@ async fn run(clavis: Weak<Clavis>, mut changes: mpsc::Receiver<Change>, resync_e
 }
 
 impl Clavis {
-    /// Reloads the whole read model from the store.
-    pub async fn resync(&self) -> StoreResult<()> {
+    /// Reloads the whole read model from `store`.
+    pub async fn resync(&self, store: &dyn Store) -> StoreResult<()> {
         let _turn = self.writes.exclusive().await?;
-        self.model
-            .reload_from(self.store.as_ref(), &self.master_key)
-            .await
+        self.model.reload_from(store, &self.master_key).await
     }
 
-    /// Re-reads the entities named by `changes` and updates the read model.
-    pub async fn apply_changes(&self, changes: &[Change]) -> StoreResult<()> {
+    /// Re-reads the entities named by `changes` from `store` and updates the read model.
+    pub async fn apply_changes(&self, store: &dyn Store, changes: &[Change]) -> StoreResult<()> {
         let _turn = self.writes.apply().await?;
         for change in changes {
-            self.apply_locked(change).await?;
+            self.apply_locked(store, change).await?;
         }
         Ok(())
     }
 
-    async fn apply_locked(&self, change: &Change) -> StoreResult<()> {
+    async fn apply_locked(&self, store: &dyn Store, change: &Change) -> StoreResult<()> {
         match change {
-            Change::Client(client_id) => match self.store.client(client_id).await? {
+            Change::Client(client_id) => match store.client(client_id).await? {
                 Some(aggregate) => self.model.put_client(&aggregate, &self.master_key),
                 // Its grants were announced one by one.
                 None => self.model.remove_client(client_id, &[]),
             },
             Change::ResourceServer { id, identifier } => {
-                let mut current = self.store.resource_server(id).await?;
+                let mut current = store.resource_server(id).await?;
                 if current.is_none() {
                     // Deleted; another may hold the identifier by now.
                     current = self
@@ -162,27 +245,25 @@ impl Clavis {
                     None => self.model.remove_api(identifier, &[]),
                 }
             }
-            Change::ClientGrant(id) => match self.store.client_grant(id).await? {
+            Change::ClientGrant(id) => match store.client_grant(id).await? {
                 Some(grant) => self.model.put_grant(&grant),
                 None => self.model.remove_grant(id),
             },
-            Change::Organization(id) => match self.store.organization(id).await? {
+            Change::Organization(id) => match store.organization(id).await? {
                 Some(record) => self.model.put_organization(&record),
                 None => self.model.remove_organization(id),
             },
             Change::TenantSettings => {
-                let settings = self.store.tenant_settings().await?;
+                let settings = store.tenant_settings().await?;
                 self.model.put_tenant_settings(&settings);
             }
             Change::SigningKeys => {
-                let keys = self.store.signing_keys().await?;
+                let keys = store.signing_keys().await?;
                 let ring = KeyRing::build(&keys, &self.master_key).map_err(StoreError::Internal)?;
                 self.model.put_keys(ring);
             }
             Change::Resync => {
-                self.model
-                    .reload_from(self.store.as_ref(), &self.master_key)
-                    .await?;
+                self.model.reload_from(store, &self.master_key).await?;
             }
         }
         Ok(())

@@ -1160,10 +1160,21 @@ pub trait Store: Send + Sync + 'static {
     /// The changes committed from now on by any node (this one included), for a store that
     /// several nodes share; `None` for a store only this process uses. Announcements lost
     /// while disconnected are followed by [`Change::Resync`]. The stream ends when the store
-    /// closes.
-    async fn subscribe(&self) -> StoreResult<Option<tokio::sync::mpsc::Receiver<Change>>> {
+    /// closes. The listener's connection is served by the runtime that calls this, the
+    /// reader's by the runtime that first reads through it.
+    async fn subscribe(&self) -> StoreResult<Option<Subscription>> {
         Ok(None)
     }
+}
+
+/// What [`Store::subscribe`] gives a node that shares its store.
+pub struct Subscription {
+    /// The announced changes, in commit order.
+    pub changes: tokio::sync::mpsc::Receiver<Change>,
+    /// The same store through a connection of its own, for re-reading what was announced:
+    /// those reads neither wait for a connection behind the node's requests nor for the
+    /// requests' runtime to notice their answers (`crate::service::sync`).
+    pub reader: std::sync::Arc<dyn Store>,
 }
 
 #[cfg(test)]

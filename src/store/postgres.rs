@@ -44,7 +44,8 @@ use super::{
     Bootstrap, Change, ClientFilter, ClientRow, Delivery, ExpiryNotice, GrantFilter, JtiRecord,
     LogRow, LogSearch, LogStreamRecord, Mutation, NewLog, OrganizationFilter, OrganizationRecord,
     Page, PageRequest, RawItem, RawSender, SigningKeyRecord, Snapshot, SnapshotItem, SnapshotSink,
-    SqlDialect, StoreError, StoreResult, decoder_gone, decoding_stage, finish_decoding,
+    SqlDialect, StoreError, StoreResult, Subscription, decoder_gone, decoding_stage,
+    finish_decoding,
 };
 use crate::domain::client::ClientAggregate;
 use crate::domain::client_grant::ClientGrant;
@@ -733,9 +734,9 @@ macro_rules! retrying {
 }
 
 /// Writes a node runs at once with a pool of `pool_size` connections: half of them. A write
-/// waiting for its turn to commit holds its connection, and the turn may belong to the change
-/// listener's re-read, which needs a connection of the pool: the writes never hold them all,
-/// and replay records and reads keep the rest.
+/// waiting for its turn to commit holds its connection: the writes never hold them all, and
+/// replay records and reads keep the rest. (The change listener re-reads through a
+/// connection of its own, [`Subscription::reader`], while it holds the turn.)
 fn concurrent_writes(pool_size: u32) -> u32 {
     pool_size
         .div_ceil(2)
@@ -1094,7 +1095,7 @@ PostgresStore;
         .await
     }
 
-    async fn subscribe(&self) -> StoreResult<Option<mpsc::Receiver<Change>>> {
+    async fn subscribe(&self) -> StoreResult<Option<Subscription>> {
         // The listener has a connection of its own, outside the pool that requests use.
         let pool = PgPoolOptions::new()
             .max_connections(1)
@@ -1128,9 +1129,26 @@ PostgresStore;
             self.closing.subscribe(),
             state,
         ));
-        Ok(Some(rx))
+        // Opened when first used, by the runtime that uses it; never idled out or aged out,
+        // so the pool spawns no maintenance task on this runtime either.
+        let reader = PgPoolOptions::new()
+            .max_connections(READER_CONNECTIONS)
+            .acquire_timeout(self.acquire_timeout)
+            .max_lifetime(None)
+            .idle_timeout(None)
+            .connect_lazy_with(self.connect.clone());
+        Ok(Some(Subscription {
+            changes: rx,
+            reader: Arc::new(Self {
+                pool: reader,
+                ..self.clone()
+            }),
+        }))
     }
 }
+
+/// Connections of a subscription's reader: the change listener reads one entity at a time.
+const READER_CONNECTIONS: u32 = 1;
 
 async fn listen(pool: &PgPool, channel: &str) -> Result<PgListener, sqlx::Error> {
     let mut listener = PgListener::connect_with(pool).await?;

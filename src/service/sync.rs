@@ -234,8 +234,7 @@ impl Clavis {
                 let mut current = store.resource_server(id).await?;
                 if current.is_none() {
                     // Deleted; another may hold the identifier by now.
-                    current = self
-                        .store
+                    current = store
                         .resource_server(identifier)
                         .await?
                         .filter(|rs| rs.identifier == *identifier);

@@ -799,6 +799,18 @@ impl PostgresStore {
         })
     }
 
+    /// A pool of one connection outside the requests' pool, opened when first used, by the
+    /// runtime that uses it, and kept: never idled out or aged out, so the pool spawns no
+    /// maintenance task either (the change listener's `LISTEN` and its reader).
+    fn own_connection(&self) -> PgPool {
+        PgPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(self.acquire_timeout)
+            .max_lifetime(None)
+            .idle_timeout(None)
+            .connect_lazy_with(self.connect.clone())
+    }
+
     /// [`Store::snapshot_into`]'s reader, in one repeatable-read transaction (rerun from
     /// the start, after [`SnapshotItem::Restart`], when it fails to serialize).
     async fn stream_snapshot_into(&self, sink: &SnapshotSink) -> StoreResult<Snapshot> {
@@ -1097,12 +1109,7 @@ PostgresStore;
 
     async fn subscribe(&self) -> StoreResult<Option<Subscription>> {
         // The listener has a connection of its own, outside the pool that requests use.
-        let pool = PgPoolOptions::new()
-            .max_connections(1)
-            .acquire_timeout(self.acquire_timeout)
-            .max_lifetime(None)
-            .idle_timeout(None)
-            .connect_lazy_with(self.connect.clone());
+        let pool = self.own_connection();
         let channel: String = self
             .bounded(async {
                 let row = sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -1129,26 +1136,16 @@ PostgresStore;
             self.closing.subscribe(),
             state,
         ));
-        // Opened when first used, by the runtime that uses it; never idled out or aged out,
-        // so the pool spawns no maintenance task on this runtime either.
-        let reader = PgPoolOptions::new()
-            .max_connections(READER_CONNECTIONS)
-            .acquire_timeout(self.acquire_timeout)
-            .max_lifetime(None)
-            .idle_timeout(None)
-            .connect_lazy_with(self.connect.clone());
+        // The change listener reads one entity at a time.
         Ok(Some(Subscription {
             changes: rx,
             reader: Arc::new(Self {
-                pool: reader,
+                pool: self.own_connection(),
                 ..self.clone()
             }),
         }))
     }
 }
-
-/// Connections of a subscription's reader: the change listener reads one entity at a time.
-const READER_CONNECTIONS: u32 = 1;
 
 async fn listen(pool: &PgPool, channel: &str) -> Result<PgListener, sqlx::Error> {
     let mut listener = PgListener::connect_with(pool).await?;

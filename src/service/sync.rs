@@ -184,11 +184,7 @@ async fn run(clavis: Weak<Clavis>, subscription: Subscription, resync_every: Dur
         let started = Instant::now();
         last_round = Some(started);
         let reload = work.contains(&Change::Resync);
-        let result = if reload {
-            clavis.resync(reader.as_ref()).await
-        } else {
-            clavis.apply_changes(reader.as_ref(), &work).await
-        };
+        let result = clavis.apply_changes(reader.as_ref(), &work).await;
         match result {
             Ok(()) => {
                 resync_pending = false;
@@ -214,8 +210,13 @@ impl Clavis {
         self.model.reload_from(store, &self.master_key).await
     }
 
-    /// Re-reads the entities named by `changes` from `store` and updates the read model.
+    /// Re-reads the entities named by `changes` from `store` and updates the read model; a
+    /// [`Change::Resync`] among them reloads it all instead ([`Clavis::resync`]).
     pub async fn apply_changes(&self, store: &dyn Store, changes: &[Change]) -> StoreResult<()> {
+        if changes.contains(&Change::Resync) {
+            // Under the exclusive turn: no local write may interleave with a reload.
+            return self.resync(store).await;
+        }
         let _turn = self.writes.apply().await?;
         for change in changes {
             self.apply_locked(store, change).await?;
@@ -261,8 +262,12 @@ impl Clavis {
                 let ring = KeyRing::build(&keys, &self.master_key).map_err(StoreError::Internal)?;
                 self.model.put_keys(ring);
             }
+            // `apply_changes` reloads under the exclusive turn instead of the apply turn held
+            // here.
             Change::Resync => {
-                self.model.reload_from(store, &self.master_key).await?;
+                return Err(StoreError::Internal(
+                    "a reload is not applied as a re-read".into(),
+                ));
             }
         }
         Ok(())

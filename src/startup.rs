@@ -140,9 +140,11 @@ impl Application {
             .await
             .context("cannot listen for changes")?;
         let started = std::time::Instant::now();
+        let small_pages = SmallPages::start();
         let mut model = ReadModel::load_from(store.as_ref(), &master_key)
             .await
             .context("cannot load the read model from the store")?;
+        drop(small_pages);
         if listening.is_none() {
             // No other process writes this store.
             model = model.with_credential_cache();
@@ -413,5 +415,56 @@ async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {},
         () = terminate => {},
+    }
+}
+
+/// Transparent huge pages off for the process while the read model loads, back on when this
+/// is dropped (unless they were off already). A load allocates and frees gigabytes at a
+/// million clients, and the allocator asks for huge pages: on the bench machine the kernel
+/// zeroing them took a quarter of the load's CPU, and the load ran 9.4–10.3 s against
+/// 13.4–17.2 s with them, with the same peak memory. Requests keep them: without them a
+/// token cost 4–15 % more CPU.
+struct SmallPages {
+    paused: bool,
+}
+
+impl SmallPages {
+    fn start() -> Self {
+        #[cfg(target_os = "linux")]
+        let paused = matches!(
+            rustix::thread::transparent_huge_pages_are_disabled(),
+            Ok(false)
+        ) && rustix::thread::disable_transparent_huge_pages(true).is_ok();
+        #[cfg(not(target_os = "linux"))]
+        let paused = false;
+        Self { paused }
+    }
+}
+
+impl Drop for SmallPages {
+    fn drop(&mut self) {
+        #[cfg(target_os = "linux")]
+        if self.paused {
+            let _ = rustix::thread::disable_transparent_huge_pages(false);
+        }
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::SmallPages;
+    use rustix::thread::{disable_transparent_huge_pages, transparent_huge_pages_are_disabled};
+
+    #[test]
+    fn huge_pages_are_off_while_the_model_loads_and_as_they_were_after() {
+        // (Each test is a process of its own under nextest: the flag is this test's.)
+        for off_before in [false, true] {
+            disable_transparent_huge_pages(off_before).unwrap();
+            let paused = SmallPages::start();
+            assert!(transparent_huge_pages_are_disabled().unwrap());
+            drop(paused);
+            assert_eq!(transparent_huge_pages_are_disabled().unwrap(), off_before);
+        }
     }
 }

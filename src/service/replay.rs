@@ -47,10 +47,11 @@ const IN_FLIGHT: usize = 2;
 
 /// Records that start a batch beside one still committing; fewer wait for that commit to end
 /// and go in the next one. Below full load a second commit at once bought no throughput and
-/// cost commits: on PostgreSQL at 2,300 tokens/s (half its full rate, 2 cores) batches held
-/// 1.6 ids with any two at once and 2.8 with one at a time, and the database spent 185–199
-/// µs of CPU per token against 146–155. One at a time cost a tenth of the full rate, which
-/// this keeps (4,197 and 3,908 tokens/s against 4,032 and 3,701 unconditionally, interleaved).
+/// cost commits: on PostgreSQL at 2,300 tokens/s (half its full rate, 2 cores) 15-s rounds
+/// took 19–23k commits with any two at once (once 11.8k) and 11–15k one at a time, and the
+/// database spent 161–192 µs of CPU per token against 146–155. One at a time cost a tenth of
+/// the full rate, which this keeps (interleaved: 4,197 and 3,908 tokens/s against 4,032 and
+/// 3,701 unconditionally; 4,080, 4,033 and 4,598 against 4,187, 4,037 and 4,091).
 const SECOND_BATCH: usize = 4;
 
 /// The writer's answer: `Some` when the id was unused, `None` for a replay.

@@ -423,7 +423,8 @@ async fn shutdown_signal() {
 /// million clients, and the allocator asks for huge pages: on the bench machine the kernel
 /// zeroing them took a quarter of the load's CPU, and the load ran 9.4–10.3 s against
 /// 13.4–17.2 s with them, with the same peak memory. Requests keep them: without them a
-/// token cost 4–15 % more CPU.
+/// token cost 4–15 % more CPU. The flag is the process's: nodes started together in one
+/// process (the cluster tests) may end one another's pause early, never leave it on.
 struct SmallPages {
     paused: bool,
 }

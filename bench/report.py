@@ -217,8 +217,18 @@ if scale_load:
       f"{scale_load['grants']:,} grants through `Store::bulk_insert` in {scale_load['seconds']:.1f} s "
       "(half the clients use private_key_jwt with both credentials attached, half a sealed secret).")
     w("")
+def window(d):
+    """Where a start-up's time went (bench/window.py), when the run recorded it."""
+    if "node_cpu_seconds" not in d:
+        return ""
+    store = f", the database server {d['store_cpu_seconds']:.1f} s" if "store_cpu_seconds" in d else ""
+    return (f" (CPU: the node {d['node_cpu_seconds']:.1f} s{store}; the machine's steal / iowait / idle "
+            f"{d['steal_pct']:.0f} % / {d['iowait_pct']:.0f} % / {d['idle_pct']:.0f} %)")
+
+
 if startup:
-    w(f"- start-up (process start → `/healthz` answers): **{startup['startup_seconds']:.2f} s**")
+    w(f"- start-up (process start → `/healthz` answers): **{startup['startup_seconds']:.2f} s**"
+      + window(startup))
 if mem:
     w(f"- resident memory: {mem['rss_idle_kb'] / 1024:,.0f} MB after start-up, "
       f"{mem['rss_after_load_kb'] / 1024:,.0f} MB after the token load, peak (VmHWM) **{mem['vm_hwm_kb'] / 1024:,.0f} MB**")
@@ -345,8 +355,8 @@ if pgstart:
     loaded = (f"{pgscale['clients']:,} clients, {pgscale['credentials']:,} credentials and {pgscale['grants']:,} grants "
               f"loaded through `Store::bulk_insert` in {pgscale['seconds']:.1f} s" if pgscale else "the scale phase's clients loaded")
     w(f"The first node started again on the same database with {loaded} (as the SQLite scale phase "
-      f"below): process start → `/healthz` answers in **{pgstart['startup_seconds']:.2f} s**, "
-      f"peak resident memory {pgstart['vm_hwm_kb'] * 1024 / 1e9:.2f} GB.")
+      f"below): process start → `/healthz` answers in **{pgstart['startup_seconds']:.2f} s**"
+      f"{window(pgstart)}, peak resident memory {pgstart['vm_hwm_kb'] * 1024 / 1e9:.2f} GB.")
     w("")
 
 flames = sorted(f for f in os.listdir(out_dir) if f.startswith(f"{date}-flame-") and f.endswith(".svg"))

@@ -122,6 +122,7 @@ store_suite!(
     failed_mutation_writes_nothing,
     deleting_a_client_cascades,
     a_streamed_snapshot_hands_over_what_a_snapshot_holds,
+    a_streamed_snapshot_is_one_moment_while_writes_land,
     resource_servers_round_trip_and_conflict,
     resource_server_signing_secrets_round_trip,
     deleting_a_resource_server_cascades_and_respects_its_guard,
@@ -751,6 +752,52 @@ async fn a_streamed_snapshot_hands_over_what_a_snapshot_holds(f: Fixture) {
     let (sink, items) = SnapshotSink::channel();
     drop(items);
     assert!(store.snapshot_into(sink).await.is_err());
+}
+
+/// The clients and their credentials come from one moment of the store even while other
+/// writes commit during the read: PostgreSQL reads them as two passes on two connections,
+/// the second importing the first's snapshot. A second pass that saw a later moment would
+/// meet credentials of a client the first pass never listed (and the read would fail).
+async fn a_streamed_snapshot_is_one_moment_while_writes_land(f: Fixture) {
+    let store = f.store.clone();
+    let before = (0..300)
+        .map(|n| {
+            let mut c = client(&format!("m{n}"));
+            c.credentials.push(credential(&c.client.client_id));
+            c
+        })
+        .collect::<Vec<_>>();
+    store.bulk_insert(&before, &[]).await.unwrap();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (store, stop) = (store.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut written = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                client_with_credentials(store.as_ref(), 2).await;
+                written += 1;
+            }
+            written
+        })
+    };
+    let mut sizes = Vec::new();
+    for _ in 0..30 {
+        let (_, clients, _) = streamed(store.as_ref()).await;
+        for c in &clients {
+            let expected = if c.client.name.starts_with('m') { 1 } else { 2 };
+            assert_eq!(c.credentials.len(), expected, "{}", c.client.name);
+            assert!(
+                c.credentials
+                    .iter()
+                    .all(|cr| cr.client_id == c.client.client_id)
+            );
+        }
+        sizes.push(clients.len());
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let written = writer.await.unwrap();
+    // The writes did land between the reads.
+    assert!(written > 0 && sizes.first() < sizes.last(), "{sizes:?}");
 }
 
 async fn resource_servers_round_trip_and_conflict(f: Fixture) {

@@ -700,8 +700,8 @@ async fn a_streamed_snapshot_hands_over_what_a_snapshot_holds(f: Fixture) {
             store.insert_client_grant(&g).await.unwrap();
         }
     }
-    // More than a batch of items, and more rows than a socket's buffers hold, so that
-    // PostgreSQL's two passes wait on the reader and on each other.
+    // More than a batch of items (the sink's batches hold 256), so that the passes are
+    // merged across batches.
     let bulk = (0..2_100)
         .map(|n| {
             let mut c = client(&format!("s{n}"));

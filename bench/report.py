@@ -222,7 +222,8 @@ def window(d):
     if "node_cpu_seconds" not in d:
         return ""
     store = f", the database server {d['store_cpu_seconds']:.1f} s" if "store_cpu_seconds" in d else ""
-    return (f" (CPU: the node {d['node_cpu_seconds']:.1f} s{store}; the machine's steal / iowait / idle "
+    kernel = f", {d['node_system_seconds']:.1f} s of it in the kernel" if "node_system_seconds" in d else ""
+    return (f" (CPU: the node {d['node_cpu_seconds']:.1f} s{kernel}{store}; the machine's steal / iowait / idle "
             f"{d['steal_pct']:.0f} % / {d['iowait_pct']:.0f} % / {d['idle_pct']:.0f} %)")
 
 

@@ -6,9 +6,9 @@ window from `begin` to `end`.
   window.py begin [STORE_PID]            prints the window's opening state (one JSON line)
   window.py end STATE NODE_PID [STORE_PID]   prints the window's figures as JSON
 
-The node is a process started inside the window: all its CPU time counts. The database
-server's is the postmaster's (with the children it has reaped) plus its live children's,
-taken at both ends. Times are in clock ticks (`/proc/<pid>/stat`), reported in seconds.
+The node is a process started inside the window: all its CPU time counts (and, apart, the
+part of it spent in the kernel). The database server's is the postmaster's (with the
+children it has reaped) plus its live children's, taken at both ends. Times are in clock ticks (`/proc/<pid>/stat`), reported in seconds.
 """
 import json
 import os
@@ -25,16 +25,27 @@ def machine():
     return [int(x) for x in fields]
 
 
-def ticks(pid, reaped=False):
-    """A process's user + system ticks (and its reaped children's, when asked); 0 once gone."""
+def user_system(pid):
+    """A process's user and system ticks; (0, 0) once gone."""
     try:
         with open(f"/proc/{pid}/stat") as f:
             # The command name may hold spaces: fields count from after its closing ')'.
             rest = f.read().rsplit(")", 1)[1].split()
     except (FileNotFoundError, ProcessLookupError):
+        return 0, 0
+    return int(rest[11]), int(rest[12])
+
+
+def ticks(pid, reaped=False):
+    """A process's user + system ticks (and its reaped children's, when asked); 0 once gone."""
+    if not reaped:
+        return sum(user_system(pid))
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            rest = f.read().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
         return 0
-    own = int(rest[11]) + int(rest[12])
-    return own + (int(rest[13]) + int(rest[14]) if reaped else 0)
+    return sum(int(x) for x in rest[11:15])
 
 
 def server(pid):
@@ -68,6 +79,8 @@ def main():
     out = {
         "window_seconds": round(time.monotonic() - state["t"], 3),
         "node_cpu_seconds": round(ticks(node) / TICK, 2),
+        # Of which in the kernel (page faults, reads, memory reclaim).
+        "node_system_seconds": round(user_system(node)[1] / TICK, 2),
         "steal_pct": round(100 * stat[7] / total, 1),
         "iowait_pct": round(100 * stat[4] / total, 1),
         "idle_pct": round(100 * stat[3] / total, 1),

@@ -3,17 +3,20 @@
 node and of the database server, and the machine's steal, iowait and idle shares, over the
 window from `begin` to `end`.
 
-  window.py begin [STORE_PID]            prints the window's opening state (one JSON line)
-  window.py end STATE NODE_PID [STORE_PID]   prints the window's figures as JSON
+  window.py begin [STORE_PID]      prints the window's opening state (one JSON line)
+  window.py end STATE T0 T1 NODE_PID [STORE_PID]
+                                   prints the start-up's figures as JSON: its seconds (from
+                                   T0, the node's start, to T1, its first answer; `date
+                                   +%s.%N`), the node's peak memory and the window's CPU
 
 The node is a process started inside the window: all its CPU time counts (and, apart, the
 part of it spent in the kernel). The database server's is the postmaster's (with the
-children it has reaped) plus its live children's, taken at both ends. Times are in clock ticks (`/proc/<pid>/stat`), reported in seconds.
+children it has reaped) plus its live children's, taken at both ends. CPU times are clock
+ticks in `/proc/<pid>/stat`, reported in seconds.
 """
 import json
 import os
 import sys
-import time
 
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -25,62 +28,51 @@ def machine():
     return [int(x) for x in fields]
 
 
-def user_system(pid):
-    """A process's user and system ticks; (0, 0) once gone."""
+def fields(pid):
+    """The fields of /proc/<pid>/stat after the command name (which may hold spaces), or
+    None once the process is gone. utime, stime, cutime, cstime are [11:15]; ppid is [1]."""
     try:
         with open(f"/proc/{pid}/stat") as f:
-            # The command name may hold spaces: fields count from after its closing ')'.
-            rest = f.read().rsplit(")", 1)[1].split()
+            return f.read().rsplit(")", 1)[1].split()
     except (FileNotFoundError, ProcessLookupError):
-        return 0, 0
-    return int(rest[11]), int(rest[12])
-
-
-def ticks(pid, reaped=False):
-    """A process's user + system ticks (and its reaped children's, when asked); 0 once gone."""
-    if not reaped:
-        return sum(user_system(pid))
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            rest = f.read().rsplit(")", 1)[1].split()
-    except (FileNotFoundError, ProcessLookupError):
-        return 0
-    return sum(int(x) for x in rest[11:15])
+        return None
 
 
 def server(pid):
     """The database server's ticks: the postmaster, its reaped children and its live ones."""
     if not pid:
         return 0
-    total = ticks(pid, reaped=True)
+    total = sum(int(x) for x in (fields(pid) or [0] * 15)[11:15])
     for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                rest = f.read().rsplit(")", 1)[1].split()
-        except (FileNotFoundError, ProcessLookupError):
-            continue
-        if rest[1] == str(pid):
+        rest = fields(entry) if entry.isdigit() else None
+        if rest and rest[1] == str(pid):
             total += int(rest[11]) + int(rest[12])
     return total
+
+
+def peak_kb(pid):
+    """The process's peak resident memory (VmHWM), kB."""
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
 
 
 def main():
     if sys.argv[1] == "begin":
         store = sys.argv[2] if len(sys.argv) > 2 else None
-        print(json.dumps({"t": time.monotonic(), "stat": machine(), "store": server(store)}))
+        print(json.dumps({"stat": machine(), "store": server(store)}))
         return
     state = json.loads(open(sys.argv[2]).read())
-    node = sys.argv[3]
-    store = sys.argv[4] if len(sys.argv) > 4 else None
+    started, ready, node = float(sys.argv[3]), float(sys.argv[4]), sys.argv[5]
+    store = sys.argv[6] if len(sys.argv) > 6 else None
     stat = [b - a for a, b in zip(state["stat"], machine())]
     total = sum(stat) or 1
+    user, system = (int(x) for x in (fields(node) or [0] * 15)[11:13])
     out = {
-        "window_seconds": round(time.monotonic() - state["t"], 3),
-        "node_cpu_seconds": round(ticks(node) / TICK, 2),
+        "startup_seconds": round(ready - started, 3),
+        "vm_hwm_kb": peak_kb(node),
+        "node_cpu_seconds": round((user + system) / TICK, 2),
         # Of which in the kernel (page faults, reads, memory reclaim).
-        "node_system_seconds": round(user_system(node)[1] / TICK, 2),
+        "node_system_seconds": round(system / TICK, 2),
         "steal_pct": round(100 * stat[7] / total, 1),
         "iowait_pct": round(100 * stat[4] / total, 1),
         "idle_pct": round(100 * stat[3] / total, 1),

@@ -166,18 +166,21 @@ pub struct ClientEntry {
 static ENTRY_VERSIONS: AtomicU64 = AtomicU64::new(1);
 
 fn attached(aggregate: &ClientAggregate, kind: AuthMethodKind) -> Vec<&Credential> {
-    aggregate
+    if aggregate
         .client
         .client_authentication_methods
         .as_ref()
-        .filter(|m| m.kind == kind)
-        .map(|m| {
-            m.credential_ids
-                .iter()
-                .filter_map(|id| aggregate.credential(id))
-                .collect()
-        })
-        .unwrap_or_default()
+        .map(|m| m.kind)
+        != Some(kind)
+    {
+        return Vec::new();
+    }
+    aggregate
+        .client
+        .attached_credential_ids()
+        .iter()
+        .filter_map(|id| aggregate.credential(id))
+        .collect()
 }
 
 impl ClientEntry {

@@ -266,6 +266,40 @@ async fn client_with_credentials(store: &dyn Store, n: usize) -> ClientAggregate
     aggregate
 }
 
+/// Makes `aggregate`'s first `n` credentials the ones its `private_key_jwt` method uses.
+fn attach_first(aggregate: &mut ClientAggregate, n: usize) {
+    aggregate.client.token_endpoint_auth_method = None;
+    aggregate.client.client_authentication_methods = Some(AuthMethods {
+        kind: AuthMethodKind::PrivateKeyJwt,
+        credential_ids: aggregate
+            .credentials
+            .iter()
+            .take(n)
+            .map(|c| c.id.clone())
+            .collect(),
+    });
+}
+
+/// `aggregate` as a streamed snapshot hands it over: with only the credentials its method
+/// names (in stored order).
+fn with_attached_only(aggregate: &ClientAggregate) -> ClientAggregate {
+    let named = aggregate
+        .client
+        .client_authentication_methods
+        .as_ref()
+        .map(|m| m.credential_ids.clone())
+        .unwrap_or_default();
+    ClientAggregate {
+        credentials: aggregate
+            .credentials
+            .iter()
+            .filter(|c| named.contains(&c.id))
+            .cloned()
+            .collect(),
+        ..aggregate.clone()
+    }
+}
+
 fn json_of<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_string(value).unwrap()
 }
@@ -701,12 +735,16 @@ async fn a_streamed_snapshot_hands_over_what_a_snapshot_holds(f: Fixture) {
         }
     }
     // More than a batch of items (the sink's batches hold 256), so that the passes are
-    // merged across batches.
+    // merged across batches. Clients with one or two credentials use the first (every
+    // other one of them) or none: the others are not handed over.
     let bulk = (0..2_100)
         .map(|n| {
             let mut c = client(&format!("s{n}"));
             for _ in 0..n % 3 {
                 c.credentials.push(credential(&c.client.client_id));
+            }
+            if n % 2 == 0 {
+                attach_first(&mut c, 1);
             }
             c
         })
@@ -720,6 +758,8 @@ async fn a_streamed_snapshot_hands_over_what_a_snapshot_holds(f: Fixture) {
         let changed = store
             .update_client(id, &mut |a| {
                 a.credentials.push(credential(&a.client.client_id));
+                let n = a.credentials.len();
+                attach_first(a, n);
                 Ok(())
             })
             .await
@@ -740,9 +780,25 @@ async fn a_streamed_snapshot_hands_over_what_a_snapshot_holds(f: Fixture) {
 
     let (rest, clients, grants) = streamed(store).await;
     // Everything else comes back as from `snapshot`, the clients and grants only through
-    // the sink, in the same order.
+    // the sink, in the same order; each client with the credentials its method uses.
     assert!(rest.clients.is_empty() && rest.client_grants.is_empty());
-    assert_eq!(clients, whole.clients);
+    let expected = whole
+        .clients
+        .iter()
+        .map(with_attached_only)
+        .collect::<Vec<_>>();
+    assert_eq!(clients, expected);
+    let count =
+        |clients: &[ClientAggregate]| clients.iter().map(|c| c.credentials.len()).sum::<usize>();
+    // Both kinds are there: credentials handed over, and credentials left out.
+    assert!(0 < count(&clients) && count(&clients) < count(&whole.clients));
+    for changed in &added {
+        let held = clients
+            .iter()
+            .find(|c| c.client.client_id == changed.client.client_id)
+            .unwrap();
+        assert_eq!(held, changed);
+    }
     assert_eq!(grants, whole.client_grants);
     assert_eq!(rest.resource_servers, whole.resource_servers);
     assert_eq!(rest.signing_keys, whole.signing_keys);
@@ -760,10 +816,12 @@ async fn a_streamed_snapshot_hands_over_what_a_snapshot_holds(f: Fixture) {
 /// meet credentials of a client the first pass never listed (and the read would fail).
 async fn a_streamed_snapshot_is_one_moment_while_writes_land(f: Fixture) {
     let store = f.store.clone();
+    // Every credential attached, so that each comes back with its client.
     let before = (0..300)
         .map(|n| {
             let mut c = client(&format!("m{n}"));
             c.credentials.push(credential(&c.client.client_id));
+            attach_first(&mut c, 1);
             c
         })
         .collect::<Vec<_>>();
@@ -774,7 +832,12 @@ async fn a_streamed_snapshot_is_one_moment_while_writes_land(f: Fixture) {
         tokio::spawn(async move {
             let mut written = 0;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                client_with_credentials(store.as_ref(), 2).await;
+                let mut c = client("w");
+                for _ in 0..2 {
+                    c.credentials.push(credential(&c.client.client_id));
+                }
+                attach_first(&mut c, 2);
+                store.insert_client(&c).await.unwrap();
                 written += 1;
             }
             written
@@ -2476,14 +2539,26 @@ async fn postgres_migration_0010_places_existing_credentials_with_their_client()
     use sqlx::Connection as _;
     let f = Fixture::new(Backend::Postgres).await;
     let store = f.store.as_ref();
-    let a = client_with_credentials(store, 2).await;
-    let b = client_with_credentials(store, 1).await;
-    let empty = client_with_credentials(store, 0).await;
+    // Every credential attached: a streamed snapshot hands over only those.
+    let with_attached = |n| {
+        let mut c = client("attached");
+        for _ in 0..n {
+            c.credentials.push(credential(&c.client.client_id));
+        }
+        attach_first(&mut c, n);
+        c
+    };
+    let (a, b, empty) = (with_attached(2), with_attached(1), client("none"));
+    for c in [&a, &b, &empty] {
+        store.insert_client(c).await.unwrap();
+    }
+    let attach_one_more = |c: &mut ClientAggregate| {
+        c.credentials.push(credential(&c.client.client_id));
+        attach_first(c, c.credentials.len());
+        Ok(())
+    };
     let a = store
-        .update_client(&a.client.client_id, &mut |a| {
-            a.credentials.push(credential(&a.client.client_id));
-            Ok(())
-        })
+        .update_client(&a.client.client_id, &mut attach_one_more.clone())
         .await
         .unwrap();
     // Back to the schema before 0010, the rows as they were written.
@@ -2504,10 +2579,7 @@ async fn postgres_migration_0010_places_existing_credentials_with_their_client()
     assert_eq!(clients, upgraded.snapshot().await.unwrap().clients);
     // And a credential written after the upgrade joins its client too.
     let b = upgraded
-        .update_client(&clients[1].client.client_id, &mut |b| {
-            b.credentials.push(credential(&b.client.client_id));
-            Ok(())
-        })
+        .update_client(&clients[1].client.client_id, &mut attach_one_more.clone())
         .await
         .unwrap();
     let (_, clients, _) = streamed(upgraded.as_ref()).await;

@@ -202,6 +202,15 @@ impl Client {
             )
     }
 
+    /// The ids of the credentials its authentication method uses, in the order given
+    /// (none for a client that authenticates with its secret). A credential not named
+    /// here authenticates nothing.
+    pub fn attached_credential_ids(&self) -> &[String] {
+        self.client_authentication_methods
+            .as_ref()
+            .map_or(&[], |m| m.credential_ids.as_slice())
+    }
+
     /// Whether `client_credentials` is among the grant types.
     pub fn allows_client_credentials(&self) -> bool {
         self.grant_types.iter().any(|g| g == "client_credentials")

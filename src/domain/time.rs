@@ -86,8 +86,19 @@ impl Serialize for Timestamp {
 
 impl<'de> Deserialize<'de> for Timestamp {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(deserializer)?;
-        Self::parse(&s).ok_or_else(|| serde::de::Error::custom("invalid timestamp"))
+        // Parsed from the text where the deserializer holds it, not from a copy: a stored
+        // client and its credentials carry eight timestamps, read at every start-up.
+        struct Text;
+        impl serde::de::Visitor<'_> for Text {
+            type Value = Timestamp;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an RFC 3339 timestamp")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Timestamp, E> {
+                Timestamp::parse(s).ok_or_else(|| E::custom("invalid timestamp"))
+            }
+        }
+        deserializer.deserialize_str(Text)
     }
 }
 

@@ -587,7 +587,10 @@ pub struct Snapshot {
 pub enum SnapshotItem {
     /// Forget what came before: the read starts over (a retried read transaction).
     Restart,
-    /// A client with its credentials (boxed: the channel moves a pointer, not 500 bytes).
+    /// A client with the credentials its authentication method uses, in stored order
+    /// (boxed: the channel moves a pointer, not 500 bytes). The others are left out: they
+    /// authenticate nothing, and what is read from here is the read model, which holds
+    /// only what the token endpoint decides with.
     Client(Box<ClientAggregate>),
     /// A client grant (after every client).
     Grant(ClientGrant),
@@ -895,7 +898,11 @@ pub trait Store: Send + Sync + 'static {
         let clients = std::mem::take(&mut snapshot.clients).into_iter();
         let grants = std::mem::take(&mut snapshot.client_grants).into_iter();
         let mut items = std::iter::once(SnapshotItem::Restart)
-            .chain(clients.map(|c| SnapshotItem::Client(Box::new(c))))
+            .chain(clients.map(|mut c| {
+                let attached = c.client.attached_credential_ids();
+                c.credentials.retain(|k| attached.contains(&k.id));
+                SnapshotItem::Client(Box::new(c))
+            }))
             .chain(grants.map(SnapshotItem::Grant))
             .peekable();
         while items.peek().is_some() {

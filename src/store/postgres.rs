@@ -182,16 +182,18 @@ impl Default for PostgresOptions {
 }
 
 /// A client's row (`seq`, `doc`, `sealed_secret`) with its credentials' rows (`client_seq`,
-/// `doc`), in stored order.
+/// `id`, `doc`), in stored order.
 fn decode_client_rows((row, credentials): (PgRow, Vec<PgRow>)) -> StoreResult<ClientAggregate> {
-    let credentials = credentials
-        .iter()
-        .map(|row| decode(row.try_get(1).map_err(map_err)?, "doc"))
-        .collect::<StoreResult<Vec<Credential>>>()?;
     ops::snapshot_client(
         row.try_get(1).map_err(map_err)?,
         row.try_get(2).map_err(map_err)?,
-        credentials,
+        credentials.iter().map(|row| {
+            Ok((
+                row.try_get(1).map_err(map_err)?,
+                row.try_get(2).map_err(map_err)?,
+            ))
+        }),
+        ops::Keep::Attached,
     )
 }
 
@@ -234,7 +236,7 @@ async fn read_snapshot(
         let mut clients = sqlx::query("SELECT seq, doc, sealed_secret FROM clients ORDER BY seq")
             .fetch(&mut *conn);
         let mut credentials =
-            sqlx::query("SELECT client_seq, doc FROM credentials ORDER BY client_seq, seq")
+            sqlx::query("SELECT client_seq, id, doc FROM credentials ORDER BY client_seq, seq")
                 .fetch(&mut *second);
         // The first credential not yet given to a client, with its client's seq.
         let mut next_credential: Option<(i64, PgRow)> = None;

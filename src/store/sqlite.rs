@@ -138,14 +138,28 @@ fn text<'r>(row: &'r rusqlite::Row<'_>, column: usize) -> StoreResult<&'r str> {
         .map_err(|e| StoreError::Internal(format!("column {column}: {e}")))
 }
 
-/// A client's columns as read: its document, its sealed secret, and its credentials'
-/// documents as one JSON array.
+/// A client's columns as read: its document, its sealed secret, and its credentials as
+/// one text, a line per credential: its id, a tab, its document.
 type ClientColumns = (String, Option<Vec<u8>>, String);
 
 fn decode_client_columns(
     (doc, sealed, credentials): ClientColumns,
+    keep: ops::Keep,
 ) -> StoreResult<ClientAggregate> {
-    ops::snapshot_client(&doc, sealed, decode(&credentials, "credentials")?)
+    ops::snapshot_client(
+        &doc,
+        sealed,
+        credentials.split_terminator('\n').map(|line| {
+            line.split_once('\t')
+                .ok_or_else(|| StoreError::Internal("a stored credential could not be read".into()))
+        }),
+        keep,
+    )
+}
+
+/// [`decode_client_columns`] for [`Store::snapshot_into`].
+fn decode_attached(columns: ClientColumns) -> StoreResult<ClientAggregate> {
+    decode_client_columns(columns, ops::Keep::Attached)
 }
 
 fn decode_grant_column(doc: String) -> StoreResult<ClientGrant> {
@@ -159,15 +173,18 @@ fn read_snapshot(
     conn: &rusqlite::Connection,
     emit: &mut dyn FnMut(RawItem<ClientColumns, String>) -> StoreResult<()>,
 ) -> StoreResult<()> {
-    // One row per client with its credentials as a JSON array spliced from the stored
-    // documents (this store wrote them: valid JSON, not parsed again here;
-    // json_group_array(json()) would parse and print each one again, ~8 % of start-up at
-    // 100k clients). In process, the lookup per client is cheap: PostgreSQL merges two
-    // ordered passes instead (see its `read_snapshot`).
+    // One row per client with its credentials spliced into one text, a line each: the id,
+    // a tab, the stored document as written (compact JSON from this store, which holds no
+    // raw tab or line break; not parsed here: json_group_array(json()) would parse and print
+    // each one again, ~8 % of start-up at 100k clients). The decoder reads only the
+    // documents of the credentials the client's method uses (`ops::snapshot_client`). In
+    // process, the lookup per client is cheap: PostgreSQL merges two ordered passes instead
+    // (see its `read_snapshot`).
     let mut stmt = conn.prepare(
         "SELECT c.doc, c.sealed_secret,
-                '[' || coalesce((SELECT group_concat(cr.doc, ',' ORDER BY cr.seq)
-                   FROM credentials cr WHERE cr.client_id = c.client_id), '') || ']'
+                coalesce((SELECT group_concat(cr.id || char(9) || cr.doc || char(10), ''
+                                              ORDER BY cr.seq)
+                   FROM credentials cr WHERE cr.client_id = c.client_id), '')
            FROM clients c ORDER BY c.seq",
     )?;
     let mut rows = stmt.query([])?;
@@ -425,7 +442,9 @@ SqliteStore;
                     let (mut clients, mut grants) = (Vec::new(), Vec::new());
                     read_snapshot(conn, &mut |item| {
                         match item {
-                            RawItem::Client(c) => clients.push(decode_client_columns(c)?),
+                            RawItem::Client(c) => {
+                                clients.push(decode_client_columns(c, ops::Keep::Every)?)
+                            }
                             RawItem::Grant(g) => grants.push(decode_grant_column(g)?),
                             RawItem::Restart => {}
                         }
@@ -441,7 +460,7 @@ SqliteStore;
         // Read on a thread of the blocking pool, decoded on another (`decoding_stage`), while
         // the caller builds from what arrives: the three parts of a start-up run side by
         // side, and only the items in the channels are held at once.
-        let (raw, decoder) = decoding_stage(&sink, decode_client_columns, decode_grant_column);
+        let (raw, decoder) = decoding_stage(&sink, decode_attached, decode_grant_column);
         let read = self
             .reader
             .read_blocking(move |conn| {

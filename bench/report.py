@@ -223,6 +223,9 @@ def window(d):
         return ""
     store = f", the database server {d['store_cpu_seconds']:.1f} s" if "store_cpu_seconds" in d else ""
     kernel = f", {d['node_system_seconds']:.1f} s of it in the kernel" if "node_system_seconds" in d else ""
+    if "node_minor_faults" in d:
+        kernel += (f" with {d['node_minor_faults'] / 1000:,.0f}k page faults and "
+                   f"{d['node_context_switches'] / 1000:,.0f}k context switches")
     return (f" (CPU: the node {d['node_cpu_seconds']:.1f} s{kernel}{store}; the machine's steal / iowait / idle "
             f"{d['steal_pct']:.0f} % / {d['iowait_pct']:.0f} % / {d['idle_pct']:.0f} %)")
 

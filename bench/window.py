@@ -10,9 +10,10 @@ window from `begin` to `end`.
                                    +%s.%N`), the node's peak memory and the window's CPU
 
 The node is a process started inside the window: all its CPU time counts (and, apart, the
-part of it spent in the kernel). The database server's is the postmaster's (with the
-children it has reaped) plus its live children's, taken at both ends. CPU times are clock
-ticks in `/proc/<pid>/stat`, reported in seconds.
+part of it spent in the kernel, with its page faults and its threads' context switches).
+The database server's is the postmaster's (with the children it has reaped) plus its live
+children's, taken at both ends. CPU times are clock ticks in `/proc/<pid>/stat`, reported
+in seconds.
 """
 import json
 import os
@@ -50,6 +51,19 @@ def server(pid):
     return total
 
 
+def switches(pid):
+    """Context switches of the process's threads alive now (voluntary + involuntary): how
+    often its threads stopped to wait or were put aside."""
+    total = 0
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{task}/status") as f:
+                total += sum(int(line.split()[1]) for line in f if "ctxt_switches:" in line)
+        except (FileNotFoundError, ProcessLookupError):
+            pass
+    return total
+
+
 def peak_kb(pid):
     """The process's peak resident memory (VmHWM), kB."""
     with open(f"/proc/{pid}/status") as f:
@@ -66,13 +80,18 @@ def main():
     store = sys.argv[6] if len(sys.argv) > 6 else None
     stat = [b - a for a, b in zip(state["stat"], machine())]
     total = sum(stat) or 1
-    user, system = (int(x) for x in (fields(node) or [0] * 15)[11:13])
+    node_fields = fields(node) or [0] * 15
+    user, system = (int(x) for x in node_fields[11:13])
     out = {
         "startup_seconds": round(ready - started, 3),
         "vm_hwm_kb": peak_kb(node),
         "node_cpu_seconds": round((user + system) / TICK, 2),
         # Of which in the kernel (page faults, reads, memory reclaim).
         "node_system_seconds": round(system / TICK, 2),
+        # What the kernel time went to: pages first touched (minor faults), and threads
+        # that stopped to wait or were put aside (context switches).
+        "node_minor_faults": int(node_fields[7]),
+        "node_context_switches": switches(node),
         "steal_pct": round(100 * stat[7] / total, 1),
         "iowait_pct": round(100 * stat[4] / total, 1),
         "idle_pct": round(100 * stat[3] / total, 1),

@@ -165,16 +165,9 @@ pub struct ClientEntry {
 /// Source of [`ClientEntry`] versions.
 static ENTRY_VERSIONS: AtomicU64 = AtomicU64::new(1);
 
-fn attached(aggregate: &ClientAggregate, kind: AuthMethodKind) -> Vec<&Credential> {
-    if aggregate
-        .client
-        .client_authentication_methods
-        .as_ref()
-        .map(|m| m.kind)
-        != Some(kind)
-    {
-        return Vec::new();
-    }
+/// The credentials the client's method uses, in the order it names them. (`build` matches
+/// on that method's kind, so there is no other kind to check here.)
+fn attached(aggregate: &ClientAggregate) -> Vec<&Credential> {
     aggregate
         .client
         .attached_credential_ids()
@@ -189,8 +182,8 @@ impl ClientEntry {
     pub fn build(aggregate: &ClientAggregate, master_key: &MasterKey) -> Self {
         let client = &aggregate.client;
         let auth = match client.client_authentication_methods.as_ref().map(|m| m.kind) {
-            Some(kind @ AuthMethodKind::PrivateKeyJwt) => ClientAuth::PrivateKeyJwt(
-                attached(aggregate, kind)
+            Some(AuthMethodKind::PrivateKeyJwt) => ClientAuth::PrivateKeyJwt(
+                attached(aggregate)
                     .into_iter()
                     .filter_map(|c| match (&c.pem, c.alg, &c.kid) {
                         (Some(pem), Some(alg), Some(kid)) => Some(AttachedKey::new(
@@ -207,8 +200,8 @@ impl ClientEntry {
                     })
                     .collect(),
             ),
-            Some(kind @ AuthMethodKind::TlsClientAuth) => ClientAuth::TlsClientAuth(
-                attached(aggregate, kind)
+            Some(AuthMethodKind::TlsClientAuth) => ClientAuth::TlsClientAuth(
+                attached(aggregate)
                     .into_iter()
                     .filter_map(|c| {
                         match DistinguishedName::parse(c.subject_dn.as_deref().unwrap_or_default()) {
@@ -225,9 +218,9 @@ impl ClientEntry {
                     })
                     .collect(),
             ),
-            Some(kind @ AuthMethodKind::SelfSignedTlsClientAuth) => {
+            Some(AuthMethodKind::SelfSignedTlsClientAuth) => {
                 ClientAuth::SelfSignedTlsClientAuth(
-                    attached(aggregate, kind)
+                    attached(aggregate)
                         .into_iter()
                         .filter_map(|c| {
                             Some(AttachedCert {

@@ -211,6 +211,11 @@ impl Client {
             .map_or(&[], |m| m.credential_ids.as_slice())
     }
 
+    /// Whether its authentication method uses the credential `id`.
+    pub fn uses_credential(&self, id: &str) -> bool {
+        self.attached_credential_ids().iter().any(|a| a == id)
+    }
+
     /// Whether `client_credentials` is among the grant types.
     pub fn allows_client_credentials(&self) -> bool {
         self.grant_types.iter().any(|g| g == "client_credentials")

@@ -899,8 +899,8 @@ pub trait Store: Send + Sync + 'static {
         let grants = std::mem::take(&mut snapshot.client_grants).into_iter();
         let mut items = std::iter::once(SnapshotItem::Restart)
             .chain(clients.map(|mut c| {
-                let attached = c.client.attached_credential_ids();
-                c.credentials.retain(|k| attached.contains(&k.id));
+                let client = &c.client;
+                c.credentials.retain(|k| client.uses_credential(&k.id));
                 SnapshotItem::Client(Box::new(c))
             }))
             .chain(grants.map(SnapshotItem::Grant))

@@ -307,11 +307,10 @@ pub(crate) fn snapshot_client<'a>(
     keep: Keep,
 ) -> StoreResult<ClientAggregate> {
     let client: crate::domain::client::Client = super::sql::decode(doc, "doc")?;
-    let attached = client.attached_credential_ids();
-    let mut kept = Vec::with_capacity(attached.len());
+    let mut kept = Vec::with_capacity(client.attached_credential_ids().len());
     for credential in credentials {
         let (id, doc) = credential?;
-        if matches!(keep, Keep::Every) || attached.iter().any(|a| a == id) {
+        if matches!(keep, Keep::Every) || client.uses_credential(id) {
             kept.push(super::sql::decode::<Credential>(doc, "doc")?);
         }
     }

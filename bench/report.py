@@ -87,7 +87,8 @@ w(f"One `bench/run` invocation (profile `{profile}`{', QUICK smoke mode: short p
   "All load on 127.0.0.1 over HTTPS keep-alive (HTTP/1.1, TLS 1.3); the load generator "
   "(`clavis-bench`) runs on the same cores and pre-computes every client assertion before "
   "the timed phase. Latency is from request send (closed loop) or from the moment a request "
-  "was due (open loop).")
+  "was due (open loop); in open loop the generator's threads run at nice 10, below the "
+  "server, and their own lateness counts in the latency.")
 w("")
 w("## Probes")
 w("")

@@ -7,6 +7,7 @@
 //! in the same critical section that commits the write (see `service`), so a credential that
 //! is expired, detached or deleted stops authenticating with the very next request.
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -895,21 +896,9 @@ impl ReadModel {
     /// Replaces one client's entry after a committed write.
     pub fn put_client(&self, aggregate: &ClientAggregate, master_key: &MasterKey) {
         let entry = Arc::new(ClientEntry::build(aggregate, master_key));
+        let id: Arc<str> = aggregate.client.client_id.as_str().into();
         let m = &mut *self.write();
-        // The key stays the one the grants share.
-        match m.clients.get_key_value(aggregate.client.client_id.as_str()) {
-            Some((id, old)) => {
-                let id = id.clone();
-                m.expiring.remove(&id, old);
-                m.expiring.add(&id, &entry);
-                m.clients.insert(id, entry);
-            }
-            None => {
-                let id: Arc<str> = aggregate.client.client_id.as_str().into();
-                m.expiring.add(&id, &entry);
-                m.clients.insert(id, entry);
-            }
-        }
+        put_entry(&mut m.clients, &mut m.expiring, id, entry);
     }
 
     /// Removes a client and its grants after a committed delete.
@@ -1054,9 +1043,28 @@ fn add_client(
     master_key: &MasterKey,
 ) {
     let entry = Arc::new(ClientEntry::build(&aggregate, master_key));
-    let id: Arc<str> = aggregate.client.client_id.into();
-    expiring.add(&id, &entry);
-    clients.insert(id, entry);
+    put_entry(clients, expiring, aggregate.client.client_id.into(), entry);
+}
+
+/// Puts a client's entry into the map and the expiry index, in place of the one it
+/// replaces, if any (whose key, shared with the grants, stays).
+fn put_entry(
+    clients: &mut Map<Arc<str>, Arc<ClientEntry>>,
+    expiring: &mut Expiring,
+    id: Arc<str>,
+    entry: Arc<ClientEntry>,
+) {
+    match clients.entry(id) {
+        Entry::Occupied(mut slot) => {
+            expiring.remove(slot.key(), slot.get());
+            expiring.add(slot.key(), &entry);
+            slot.insert(entry);
+        }
+        Entry::Vacant(slot) => {
+            expiring.add(slot.key(), &entry);
+            slot.insert(entry);
+        }
+    }
 }
 
 /// The model from its clients and grants and the rest of a snapshot.

@@ -443,6 +443,13 @@ pub fn registry(clavis: &Arc<Clavis>) -> Registry {
     r
 }
 
+/// Most clients with a `clavis_client_credential_expires_in_seconds` series, the soonest to
+/// expire: a scrape stays bounded however many clients have an expiring credential (at a
+/// million it was a million series), and no client left out expires sooner than one in it,
+/// so the soonest expiry (`min`) is still exact. How many there are in all is
+/// `clavis_clients_with_expiring_credentials`.
+pub const EXPIRY_SERIES_MAX: usize = 1000;
+
 /// What is computed when scraped.
 #[derive(Debug)]
 struct ScrapeTime {
@@ -466,11 +473,21 @@ impl Collector for ScrapeTime {
             return Ok(());
         };
         let now = Timestamp::now().unix_seconds();
-        let soonest = clavis.model.soonest_credential_expiries();
+        let (expiring, soonest) = clavis.model.soonest_credential_expiries(EXPIRY_SERIES_MAX);
+        gauge(
+            &mut encoder,
+            "clavis_clients_with_expiring_credentials",
+            "Clients with an expiring credential among those they authenticate with",
+            None,
+            i64::try_from(expiring).unwrap_or(i64::MAX),
+        )?;
         if !soonest.is_empty() {
+            let help = format!(
+                "Seconds until the soonest expiry among the credentials a client authenticates with (negative once expired); only the {EXPIRY_SERIES_MAX} clients whose credentials expire soonest have a series"
+            );
             let mut family = encoder.encode_descriptor(
                 "clavis_client_credential_expires_in",
-                "Seconds until the soonest expiry among the credentials a client authenticates with (negative once expired); clients with no expiring credential have no series",
+                &help,
                 Some(&Unit::Seconds),
                 MetricType::Gauge,
             )?;
@@ -665,6 +682,32 @@ pub fn encode(registry: &Registry) -> Result<String, std::fmt::Error> {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    /// The README's table of series states the expiry gauge's cap as the code has it, and
+    /// has a row for the count beside it.
+    #[test]
+    fn the_readme_states_the_expiry_series_cap() {
+        let readme = include_str!("../README.md");
+        let row = |name: &str| {
+            let found = readme
+                .lines()
+                .find(|l| l.starts_with(&format!("| `{name}`")));
+            assert!(found.is_some(), "no README row for {name}");
+            found.unwrap()
+        };
+        let gauge = row("clavis_client_credential_expires_in_seconds");
+        let cap = EXPIRY_SERIES_MAX.to_string();
+        let with_comma = format!(
+            "{},{:03}",
+            EXPIRY_SERIES_MAX / 1000,
+            EXPIRY_SERIES_MAX % 1000
+        );
+        assert!(
+            gauge.contains(&format!(" {cap} ")) || gauge.contains(&format!(" {with_comma} ")),
+            "the README row does not state the cap {cap}: {gauge}"
+        );
+        row("clavis_clients_with_expiring_credentials");
+    }
 
     #[test]
     fn outcomes_map_to_their_series() {

@@ -848,16 +848,18 @@ impl ReadModel {
         self.read().keys.clone()
     }
 
-    /// For each client with an expiring credential among those it authenticates with, the
-    /// soonest expiry (for `/metrics`, computed when scraped), soonest first.
-    pub fn soonest_credential_expiries(&self) -> Vec<(String, Timestamp)> {
+    /// The clients with an expiring credential among those they authenticate with: how many
+    /// there are, and the first `limit` of them by their soonest expiry, with it, soonest
+    /// first (for `/metrics`, computed when scraped).
+    pub fn soonest_credential_expiries(&self, limit: usize) -> (usize, Vec<(String, Timestamp)>) {
         let model = self.read();
-        model
-            .expiring
-            .by_soonest
+        let soonest = &model.expiring.by_soonest;
+        let first = soonest
             .iter()
+            .take(limit)
             .map(|(at, id)| (id.to_string(), *at))
-            .collect()
+            .collect();
+        (soonest.len(), first)
     }
 
     /// Every credential a client authenticates with whose effective expiry is before
@@ -1215,7 +1217,15 @@ mod tests {
                 .map(|c| (c.expires_at.to_string(), c.credential_id))
                 .collect();
             assert_eq!(listed, credentials, "before {before:?}");
-            assert_eq!(model.soonest_credential_expiries(), soonest);
+            assert_eq!(
+                model.soonest_credential_expiries(usize::MAX),
+                (soonest.len(), soonest.clone())
+            );
+            let (count, first) = model.soonest_credential_expiries(1);
+            assert_eq!(
+                (count, &first[..]),
+                (soonest.len(), &soonest[..soonest.len().min(1)])
+            );
         }
     }
 
@@ -1264,7 +1274,8 @@ mod tests {
         model.remove_client("a", &[]);
         assert_index_agrees(&model);
         let soonest: Vec<String> = model
-            .soonest_credential_expiries()
+            .soonest_credential_expiries(usize::MAX)
+            .1
             .into_iter()
             .map(|(id, _)| id)
             .collect();

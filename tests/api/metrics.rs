@@ -313,6 +313,11 @@ async fn every_series_counts_what_the_requests_did() {
     assert!(!after.samples.iter().any(|s| s.metric
         == "clavis_client_credential_expires_in_seconds"
         && s.labels.get("client_id") == Some(client_id.as_str())));
+    // The key client is the only one with an expiring credential.
+    assert_eq!(
+        value(&after, "clavis_clients_with_expiring_credentials", &[]),
+        1.0
+    );
     // Process basics (Linux); no database pool on SQLite.
     assert!(value(&after, "process_resident_memory_bytes", &[]) > 0.0);
     assert!(value(&after, "process_open_fds", &[]) > 0.0);

@@ -448,7 +448,7 @@ pub fn registry(clavis: &Arc<Clavis>) -> Registry {
 /// million it was a million series), and no client left out expires sooner than one in it,
 /// so the soonest expiry (`min`) is still exact. How many there are in all is
 /// `clavis_clients_with_expiring_credentials`.
-pub const EXPIRY_SERIES_MAX: usize = 1000;
+const EXPIRY_SERIES_MAX: usize = 1000;
 
 /// What is computed when scraped.
 #[derive(Debug)]

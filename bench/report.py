@@ -407,15 +407,17 @@ if pk64 is not None and peer64:
                     f"({pk64 / best_peer:.2f}× its best, {best_peer:,.0f}/s)", pk64 / peer64 >= 1.8))
 
 
-def pkjwt_reach(secret_name):
-    """The highest share of the ceiling private_key_jwt can show on this machine as the run
-    measured it, from client_secret_post's phase of the same kind: a secret token costs the
-    machine (the server, the load generator, the kernel) 1 / its share of the ceiling, in
-    units of the probe's work (one signature and one verification); a private_key_jwt token
-    does all of that but the secret check (a digest, ~1 µs) and verifies the assertion too,
-    which the secret token's signing-only crypto did not. So even if parsing the assertion,
-    recording its `jti` and checking its claims cost nothing, it costs at least that plus
-    one verification: the share is at most 1 / (1 / secret share + verification's part)."""
+def pkjwt_expected(secret_name):
+    """The share of the ceiling to expect of private_key_jwt in this run if everything it does
+    beyond client_secret_post's work were free but the verification, from the secret phase of
+    the same kind: a secret token costs the machine (the server, the load generator, the
+    kernel) 1 / its share of the ceiling, in units of the probe's work (one signature and one
+    verification); a private_key_jwt token does all of that but the secret check (a digest,
+    ~1 µs) and also verifies the assertion, which the secret token did not. So it costs at
+    least that plus one verification: 1 / (1 / secret share + the verification's part). An
+    estimate, not a bound on the measured share: each phase is taken against its own ceiling
+    probes, which drift with the host's speed (over 26 reports on 2026-12-05..07 the measured
+    share was 6 points from this estimate on average, either way)."""
     r = load(secret_name)
     if r is None:
         return None, None
@@ -428,10 +430,10 @@ def pkjwt_reach(secret_name):
 
 if pk64 is not None:
     measured, ratio_ = of_ceiling("clavis-pkjwt-c64")
-    reach, secret_share = pkjwt_reach("clavis-secret-c64")
-    if reach is not None:
-        measured += (f"; at most {reach:.0%} can be reached here: client_secret_post's "
-                     f"{secret_share:.0%} plus one verification")
+    expected, secret_share = pkjwt_expected("clavis-secret-c64")
+    if expected is not None:
+        measured += (f"; about {expected:.0%} to expect here at best: client_secret_post's "
+                     f"{secret_share:.0%} plus one verification (an estimate)")
     targets.append(("tokens via private_key_jwt, 64 connections (issue 25)", "≥ 85 % of the ceiling",
                     measured, ratio_ >= 0.85))
 if pk64 is not None and peer64:

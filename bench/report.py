@@ -408,23 +408,15 @@ if pk64 is not None and peer64:
 
 
 def pkjwt_expected(secret_name):
-    """The share of the ceiling to expect of private_key_jwt in this run if everything it does
-    beyond client_secret_post's work were free but the verification, from the secret phase of
-    the same kind: a secret token costs the machine (the server, the load generator, the
-    kernel) 1 / its share of the ceiling, in units of the probe's work (one signature and one
-    verification); a private_key_jwt token does all of that but the secret check (a digest,
-    ~1 µs) and also verifies the assertion, which the secret token did not. So it costs at
-    least that plus one verification: 1 / (1 / secret share + the verification's part). An
-    estimate, not a bound on the measured share: each phase is taken against its own ceiling
-    probes, which drift with the host's speed (over 26 reports on 2026-12-05..07 the measured
-    share was 6 points from this estimate on average, either way)."""
-    r = load(secret_name)
-    if r is None:
+    """The share of the ceiling to expect of private_key_jwt in this run at best, from the
+    secret phase of the same kind (its share, as `of_ceiling` takes it) plus one verification:
+    1 / (1 / secret share + the verification's part of the probe's work). An estimate, not a
+    bound; why, and how far measured shares have fallen from it: bench/README.md."""
+    if load(secret_name) is None:
         return None, None
-    around = local(r) or C
+    _, share = of_ceiling(secret_name)
     sign = 1 / ceiling["sign_per_sec_one_thread"]
     verify = 1 / ceiling["verify_per_sec_one_thread"]
-    share = r["rps"] / around
     return 1 / (1 / share + verify / (sign + verify)), share
 
 
